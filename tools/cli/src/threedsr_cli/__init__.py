@@ -1,0 +1,1 @@
+"""threedsr-cli."""
