@@ -1,1 +1,83 @@
-"""pcprep."""
+"""pcprep: organized point clouds and depth files to clean anomaly-detection inputs.
+
+Readers for MVTec 3D-AD, Eyecandies and own scans, a robust background-plane removal, the 3DSR
+reference preprocessing (spec §4) as small pure numba-backed steps, and a cached parallel
+dataset preprocessor. numpy / numba / scipy only; no torch.
+"""
+
+from pcprep.cache import cache_key, load_prepared, save_prepared
+from pcprep.dataset import preprocess_dataset, preprocess_refs
+from pcprep.errors import PcprepError
+from pcprep.fileio import parse_simple_yaml, read_mask, read_rgb, read_simple_yaml, read_xyz
+from pcprep.index import DatasetIndex, SampleRef, detect_layout, index_dataset, list_categories
+from pcprep.pipeline import check_sample, preprocess
+from pcprep.plane import (
+    border_points,
+    fit_plane_corners,
+    fit_plane_lstsq,
+    fit_plane_robust,
+    foreground_mask,
+    plane_distance,
+)
+from pcprep.readers import (
+    EYECANDIES_FOCAL_PX,
+    depth_to_xyz,
+    eyecandies_depth_metres,
+    eyecandies_label,
+    read_eyecandies,
+    read_mvtec3d,
+    read_pair,
+)
+from pcprep.records import Prepared, Sample
+from pcprep.steps import (
+    close_mask,
+    fill_holes,
+    normalize_depth,
+    resize_mask,
+    resize_rgb,
+    resize_xyz,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EYECANDIES_FOCAL_PX",
+    "DatasetIndex",
+    "PcprepError",
+    "Prepared",
+    "Sample",
+    "SampleRef",
+    "border_points",
+    "cache_key",
+    "check_sample",
+    "close_mask",
+    "depth_to_xyz",
+    "detect_layout",
+    "eyecandies_depth_metres",
+    "eyecandies_label",
+    "fill_holes",
+    "fit_plane_corners",
+    "fit_plane_lstsq",
+    "fit_plane_robust",
+    "foreground_mask",
+    "index_dataset",
+    "list_categories",
+    "load_prepared",
+    "normalize_depth",
+    "parse_simple_yaml",
+    "plane_distance",
+    "preprocess",
+    "preprocess_dataset",
+    "preprocess_refs",
+    "read_eyecandies",
+    "read_mask",
+    "read_mvtec3d",
+    "read_pair",
+    "read_rgb",
+    "read_simple_yaml",
+    "read_xyz",
+    "resize_mask",
+    "resize_rgb",
+    "resize_xyz",
+    "save_prepared",
+]

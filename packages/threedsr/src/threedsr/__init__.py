@@ -1,1 +1,64 @@
-"""threedsr."""
+"""threedsr: the 3DSR detector (Zavrtanik et al., WACV 2024): stage-2 training, inference and
+evaluation on top of a frozen ``vqcore`` backbone, for the ``rgbd``, ``depth`` and ``rgb`` setups.
+"""
+
+from threedsr.checkpoint import KIND, read_checkpoint
+from threedsr.config import DetectorConfig, ModelConfig
+from threedsr.data import TrainData, load_split, model_input, train_data_from_prepared
+from threedsr.errors import ThreedsrError
+from threedsr.evaluate import PAPER_RESULTS, evaluate, format_markdown, write_metrics
+from threedsr.generator import FeatureAnomalyGenerator, patch_shuffle, sample_codes
+from threedsr.inference import (
+    Detector,
+    Prediction,
+    SamplePrediction,
+    choose_threshold,
+    predict_samples,
+    upsample_map,
+)
+from threedsr.losses import focal_loss, stage2_losses
+from threedsr.model import ThreeDSR, ThreeDSROutput
+from threedsr.modules import AnomalyUNet, ObjectDecoder, SubspaceRestriction
+from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
+from threedsr.train import TrainEvent, TrainResult, train_detector
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KIND",
+    "PAPER_RESULTS",
+    "AnomalyUNet",
+    "Detector",
+    "DetectorConfig",
+    "FeatureAnomalyGenerator",
+    "ModelConfig",
+    "ObjectDecoder",
+    "Prediction",
+    "SamplePrediction",
+    "SubspaceRestriction",
+    "ThreeDSR",
+    "ThreeDSROutput",
+    "ThreedsrError",
+    "TrainData",
+    "TrainEvent",
+    "TrainResult",
+    "__version__",
+    "box_filter",
+    "choose_threshold",
+    "evaluate",
+    "focal_loss",
+    "format_markdown",
+    "gaussian_filter",
+    "load_split",
+    "model_input",
+    "patch_shuffle",
+    "predict_samples",
+    "read_checkpoint",
+    "sample_codes",
+    "smooth_maps",
+    "stage2_losses",
+    "train_data_from_prepared",
+    "train_detector",
+    "upsample_map",
+    "write_metrics",
+]

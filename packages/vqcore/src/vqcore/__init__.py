@@ -1,1 +1,91 @@
-"""vqcore."""
+"""vqcore: grouped-conv VQ codebooks, the depth-aware discrete autoencoder (DADA) and stage 1.
+
+Example:
+    >>> import torch, vqcore
+    >>> model = vqcore.build_backbone(vqcore.BackboneConfig.cpu("rgbd"))
+    >>> recon, vq_loss, enc = model(torch.rand(1, 4, 32, 32))
+    >>> recon.shape
+    torch.Size([1, 4, 32, 32])
+"""
+
+from .blocks import ResidualBlock, ResidualStack
+from .checkpoint import (
+    CHECKPOINT_KIND,
+    CHECKPOINT_NAME,
+    FORMAT_VERSION,
+    load_backbone,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .config import SETUPS, BackboneConfig, Setup
+from .data import ImageFolderSource, ProceduralRGBSource, StageOneBatches
+from .device import resolve_device
+from .distributed import DistContext, init_distributed
+from .errors import VqcoreError
+from .models import (
+    DADA,
+    RGBVQVAE,
+    DepthVQVAE,
+    DiscreteAutoencoder,
+    Encoding,
+    build_backbone,
+    count_parameters,
+    init_conv_weights,
+)
+from .ops import code_usage, interleave_groups, split_groups
+from .quantizer import (
+    VectorQuantizer,
+    VectorQuantizerEMA,
+    VQOutput,
+    nearest_codes,
+    squared_distances,
+)
+from .train import StageOneResult, TrainCallback, TrainEvent, reconstruction_loss, train_dada
+from .train_config import PRESETS, StageOneConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CHECKPOINT_KIND",
+    "CHECKPOINT_NAME",
+    "DADA",
+    "FORMAT_VERSION",
+    "PRESETS",
+    "RGBVQVAE",
+    "SETUPS",
+    "BackboneConfig",
+    "DepthVQVAE",
+    "DiscreteAutoencoder",
+    "DistContext",
+    "Encoding",
+    "ImageFolderSource",
+    "ProceduralRGBSource",
+    "ResidualBlock",
+    "ResidualStack",
+    "Setup",
+    "StageOneBatches",
+    "StageOneConfig",
+    "StageOneResult",
+    "TrainCallback",
+    "TrainEvent",
+    "VQOutput",
+    "VectorQuantizer",
+    "VectorQuantizerEMA",
+    "VqcoreError",
+    "__version__",
+    "build_backbone",
+    "code_usage",
+    "count_parameters",
+    "init_conv_weights",
+    "init_distributed",
+    "interleave_groups",
+    "load_backbone",
+    "nearest_codes",
+    "read_checkpoint",
+    "reconstruction_loss",
+    "resolve_device",
+    "save_checkpoint",
+    "split_groups",
+    "squared_distances",
+    "train_dada",
+]

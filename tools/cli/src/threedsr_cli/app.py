@@ -1,2 +1,360 @@
+"""The ``threedsr-cli`` Typer application.
+
+Module import stays light (typer, rich): torch and the threedsr libraries are imported inside the
+commands, so ``threedsr-cli --help`` starts in well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from threedsr_cli import __version__
+from threedsr_cli.errors import guard
+from threedsr_cli.options import (
+    Device,
+    DeviceOpt,
+    OverwriteOpt,
+    Preset,
+    QuietOpt,
+    ResumeOpt,
+    SeedOpt,
+    Setup,
+    VerboseOpt,
+)
+from threedsr_cli.ui import UI
+
+app = typer.Typer(
+    name="threedsr-cli",
+    help=(
+        "3DSR (depth-aware discrete feature modelling) anomaly detection on RGB + depth scans.\n\n"
+        "Start with [bold]threedsr-cli demo[/bold]: it generates a synthetic dataset, trains and "
+        "evaluates RGB+D and RGB-only detectors on the CPU and writes a report (< 10 min)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"threedsr-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """3DSR anomaly detection on RGB + depth scans."""
+
+
+@app.command(
+    "demo",
+    epilog=(
+        "Examples:\n\n"
+        "  threedsr-cli demo                      # full demo into ./demo-run (< 10 min, 2 cores)\n\n"
+        "  threedsr-cli demo --fast --out /tmp/d  # sub-minute smoke run\n\n"
+        "  threedsr-cli demo --resume             # continue an interrupted demo"
+    ),
+)
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("demo-run"),
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Tiny sizes and iterations (< 1 min).")
+    ] = False,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = Device.auto,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Generate a synthetic dataset, train RGB+D and RGB-only 3DSR detectors, evaluate, report.
+
+    Nothing is downloaded. The run folder gets metrics.json, report.md, report.html, ROC and PRO
+    curves and overlays of anomaly maps on RGB and depth for every defect type.
+    """
+    from threedsr_cli.commands.demo import demo_command
+
+    with guard(verbose):
+        demo_command(
+            out=out,
+            fast=fast,
+            resume=resume,
+            overwrite=overwrite,
+            device=_value(device),
+            seed=seed,
+            ui=UI(quiet, verbose),
+        )
+
+
+def _value(option: object) -> str:
+    return str(getattr(option, "value", option))
+
+
+@app.command(
+    "train-dada",
+    epilog=(
+        "Examples:\n\n"
+        "  threedsr-cli train-dada --preset cpu --out runs/dada\n\n"
+        "  threedsr-cli train-dada --preset paper --rgb-dir ~/imagenet/train --out runs/dada "
+        "--device cuda\n\n"
+        "  threedsr-cli train-dada --preset cpu --setup rgb --out runs/rgb-backbone\n\n"
+        "  threedsr-cli train-dada --preset cpu --out runs/dada --resume   # after Ctrl-C"
+    ),
+)
+def train_dada(
+    out: Annotated[Path, typer.Option("--out", help="Run folder (gets backbone.pt).")],
+    preset: Annotated[
+        Preset, typer.Option("--preset", help="paper (GPU, 100k it) or cpu (minutes).")
+    ] = Preset.cpu,
+    setup: Annotated[
+        Setup, typer.Option("--setup", help="rgbd = DADA; depth / rgb = single-modality VQ-VAE.")
+    ] = Setup.rgbd,
+    rgb_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--rgb-dir",
+            help="Folder tree of RGB images (ImageNet style); default: procedural textures.",
+        ),
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", min=1, help="Override the preset.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Override the preset.")
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=8, help="Override the preset (multiple of 8).")
+    ] = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = Device.auto,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Stage 1: train the depth-aware discrete autoencoder (DADA) on RGB images and simulated depth.
+
+    Progress shows loss, codebook perplexity (top/bottom), it/s and ETA. Ctrl-C saves a
+    checkpoint; --resume continues exactly.
+    """
+    from threedsr_cli.commands.train_dada import train_dada_command
+
+    with guard(verbose):
+        train_dada_command(
+            preset=_value(preset),
+            setup=_value(setup),
+            rgb_dir=rgb_dir,
+            out=out,
+            resume=resume,
+            overwrite=overwrite,
+            iterations=iterations,
+            batch_size=batch_size,
+            image_size=image_size,
+            device=_value(device),
+            seed=seed,
+            ui=UI(quiet, verbose),
+        )
+
+
+@app.command(
+    "train",
+    epilog=(
+        "Examples:\n\n"
+        "  threedsr-cli train --data mvtec3d --category bagel --dada runs/dada --out runs/bagel\n\n"
+        "  threedsr-cli train --data mvtec3d --category bagel --setup depth --preset paper "
+        "--dada runs/dada-depth/backbone.pt --out runs/bagel-depth --device cuda\n\n"
+        "  threedsr-cli train ... --out runs/bagel --resume   # after Ctrl-C"
+    ),
+)
+def train(
+    data: Annotated[
+        Path, typer.Option("--data", help="Dataset root (MVTec 3D-AD, Eyecandies or own scans).")
+    ],
+    category: Annotated[str, typer.Option("--category", help="Object class to train on.")],
+    dada: Annotated[
+        Path, typer.Option("--dada", help="Stage-1 folder or backbone.pt written by train-dada.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (gets detector.pt).")],
+    setup: Annotated[
+        Setup, typer.Option("--setup", help="rgbd, depth or rgb; must match --dada.")
+    ] = Setup.rgbd,
+    preset: Annotated[
+        Preset, typer.Option("--preset", help="paper (30k it, 384 px) or cpu (minutes).")
+    ] = Preset.cpu,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", min=1, help="Override the preset.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="Override the preset.")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option("--size", min=32, help="Model input side (multiple of 32).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset).")
+    ] = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    device: DeviceOpt = Device.auto,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Stage 2: train the 3DSR detector of one class on its good training samples."""
+    from threedsr_cli.commands.train import train_command
+
+    with guard(verbose):
+        train_command(
+            data=data,
+            category=category,
+            setup=_value(setup),
+            preset=_value(preset),
+            dada=dada,
+            out=out,
+            resume=resume,
+            overwrite=overwrite,
+            iterations=iterations,
+            batch_size=batch_size,
+            size=size,
+            cache_dir=cache_dir,
+            device=_value(device),
+            seed=seed,
+            ui=UI(quiet, verbose),
+        )
+
+
+@app.command(
+    "eval",
+    epilog=(
+        "Examples:\n\n"
+        "  threedsr-cli eval --run runs/bagel --data mvtec3d\n\n"
+        "  threedsr-cli eval --run runs/bagel/detector.pt --data mvtec3d --category bagel "
+        "--out results/bagel"
+    ),
+)
+def evaluate(
+    run: Annotated[
+        Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
+    category: Annotated[
+        str | None, typer.Option("--category", help="Class to test on (default: the detector's).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where metrics.json goes (default: the run folder)."),
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Preprocessing cache.")
+    ] = None,
+    device: DeviceOpt = Device.auto,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Evaluate on <data>/<category>/test: I-AUROC, P-AUROC, AUPRO@0.3 and per-defect-type I-AUROC.
+
+    Prints the table and writes metrics.json and metrics.md.
+    """
+    from threedsr_cli.commands.evaluate import eval_command
+
+    with guard(verbose):
+        eval_command(
+            run=run,
+            data=data,
+            category=category,
+            out=out,
+            cache_dir=cache_dir,
+            device=_value(device),
+            seed=seed,
+            ui=UI(quiet, verbose),
+        )
+
+
+@app.command(
+    "predict",
+    epilog=(
+        "Examples:\n\n"
+        "  threedsr-cli predict --run runs/bagel mvtec3d/bagel/test/crack\n\n"
+        "  threedsr-cli predict --run runs/bagel scan1.tiff scan1.png scan2.tiff scan2.png\n\n"
+        "  threedsr-cli predict --run runs/bagel my_scans/ --threshold auto --data mvtec3d\n\n"
+        "  threedsr-cli predict --run runs/bagel part.tiff part.png --threshold 0.42 --out preds"
+    ),
+)
+def predict(
+    run: Annotated[
+        Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
+    ],
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Sample folders (xyz/ + rgb/), XYZ RGB file pairs, or directories.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: <run>/predictions).")
+    ] = None,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--threshold",
+            help="Image-score threshold, or 'auto' (max over good validation samples).",
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Dataset root for --threshold auto (default: the training data)."
+        ),
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option("--category", help="Class for --threshold auto (default: the detector's)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Images per forward pass.")
+    ] = 8,
+    device: DeviceOpt = Device.auto,
+    seed: SeedOpt = 0,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Anomaly maps for new scans: PNG overlays on RGB and depth, maps, and scores.json."""
+    from threedsr_cli.commands.predict import predict_command
+
+    with guard(verbose):
+        predict_command(
+            run=run,
+            inputs=list(inputs or []),
+            out=out,
+            threshold=threshold,
+            data=data,
+            category=category,
+            batch_size=batch_size,
+            device=_value(device),
+            seed=seed,
+            ui=UI(quiet, verbose),
+        )
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

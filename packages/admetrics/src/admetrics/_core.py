@@ -1,0 +1,233 @@
+"""Functional core shared by the one-shot functions and the streaming :class:`AnomalyMetrics`.
+
+State is a multiset of scores split by ground truth:
+
+* exact: normal-pixel scores (``neg``), anomalous-pixel scores (``pos``) and, per anomalous pixel,
+  the area of the 8-connected ground-truth region it belongs to (``area``, uint32);
+* binned (see ``_binned``): three fixed-size histograms.
+
+Regions never span images, so a region's area is final when its image is added: PRO(t) is
+``sum(1 / area over anomalous pixels >= t) / n_regions`` and no per-region state is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _ranks as R
+from ._inputs import check_finite, iter_batches
+from ._scan import scan_regions
+from .errors import AdmetricsError
+
+NegSource = np.ndarray | tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class BatchSplit:
+    neg: NegSource  # normal scores, or (flat mask, flat maps) with normal where mask is False
+    n_neg: int
+    pos: np.ndarray
+    area: np.ndarray  # uint32 area of the region of each anomalous pixel
+    n_regions: int
+    labels: np.ndarray  # (n,) bool: image has an anomalous pixel
+    max_scores: np.ndarray  # (n,) float64: per-image maximum score
+    lo: float
+    hi: float
+
+
+def split_batch(masks: np.ndarray, maps: np.ndarray, *, copy_normal: bool) -> BatchSplit:
+    """Split one (n, H, W) batch into normal/anomalous scores and region areas.
+
+    ``copy_normal=False`` keeps references to the batch instead of copying its normal scores
+    (one-shot use, where the caller's arrays outlive the computation).
+    """
+    lo, hi = check_finite(maps, "maps")
+    anomalous = np.ascontiguousarray(masks > 0)
+    maps = np.ascontiguousarray(maps)
+    n = anomalous.shape[0]
+    n_pos = int(np.count_nonzero(anomalous))
+    pos, region, n_regions = scan_regions(anomalous, maps, n_pos)
+    areas = np.bincount(region, minlength=n_regions).astype(np.uint32)
+    labels = anomalous.reshape(n, -1).any(axis=1)
+    max_scores = maps.reshape(n, -1).max(axis=1).astype(np.float64)
+    if copy_normal:
+        neg: NegSource = maps[~anomalous]
+    else:
+        neg = (anomalous.reshape(-1), maps.reshape(-1))
+    return BatchSplit(
+        neg, anomalous.size - n_pos, pos, areas[region], int(n_regions), labels, max_scores, lo, hi
+    )
+
+
+@dataclass
+class ExactPixelState:
+    """All pixel scores, kept exactly (score bytes per pixel, + 4 per anomalous pixel)."""
+
+    neg_sources: list[NegSource] = field(default_factory=list)
+    pos_chunks: list[np.ndarray] = field(default_factory=list)
+    area_chunks: list[np.ndarray] = field(default_factory=list)
+    n_neg: int = 0
+    n_regions: int = 0
+    lo: float = np.inf
+    hi: float = -np.inf
+
+    def add(self, split: BatchSplit) -> None:
+        self.neg_sources.append(split.neg)
+        self.pos_chunks.append(split.pos)
+        self.area_chunks.append(split.area)
+        self.n_neg += split.n_neg
+        self.n_regions += split.n_regions
+        self.lo = min(self.lo, split.lo)
+        self.hi = max(self.hi, split.hi)
+
+    @property
+    def nbytes(self) -> int:
+        held = [s for s in self.neg_sources if not isinstance(s, tuple)]
+        return sum(a.nbytes for a in (*held, *self.pos_chunks, *self.area_chunks))
+
+    @property
+    def n_pos(self) -> int:
+        return sum(c.shape[0] for c in self.pos_chunks)
+
+    def dtype(self) -> np.dtype:
+        values = [s[1] if isinstance(s, tuple) else s for s in self.neg_sources]
+        return np.result_type(*values, *self.pos_chunks, np.float32)
+
+    def pos_and_weight(self) -> tuple[np.ndarray, np.ndarray]:
+        dtype = self.dtype()
+        pos = np.concatenate(self.pos_chunks).astype(dtype, copy=False)
+        area = np.concatenate(self.area_chunks)
+        return pos, 1.0 / area.astype(np.float64)
+
+    def neg_all(self) -> np.ndarray:
+        """A fresh array of every normal score."""
+        dtype = self.dtype()
+        parts = [s[1][~s[0]] if isinstance(s, tuple) else s for s in self.neg_sources]
+        return np.concatenate(parts).astype(dtype, copy=False)
+
+    def ranks(self, *, weighted: bool) -> tuple[R.PosGroups, np.ndarray, np.ndarray, int]:
+        """Distinct anomalous scores and the exact normal-score counts below each."""
+        pos, weight = self.pos_and_weight()
+        groups = R.pos_groups(pos, weight if weighted else None)
+        dtype = self.dtype()
+        sources = [
+            (s[0], s[1].astype(dtype, copy=False))
+            if isinstance(s, tuple)
+            else s.astype(dtype, copy=False)
+            for s in self.neg_sources
+        ]
+        less, less_eq = R.neg_ranks(sources, self.n_neg, groups.u.astype(dtype), self.lo, self.hi)
+        return groups, less, less_eq, self.n_neg
+
+
+def require_pixels(n_neg: int, n_pos: int, what: str) -> None:
+    if n_pos == 0:
+        raise AdmetricsError(f"{what} is undefined: no anomalous pixel (every mask is empty)")
+    if n_neg == 0:
+        raise AdmetricsError(f"{what} is undefined: no normal pixel (every mask is full)")
+
+
+def auroc_from_ranks(
+    groups: R.PosGroups, less: np.ndarray, less_eq: np.ndarray, n_neg: int
+) -> float:
+    n_pos = int(groups.count.sum())
+    return float(R.auroc_numerator(groups, less, less_eq)) / (2.0 * n_pos * n_neg)
+
+
+def check_fpr_limit(fpr_limit: float) -> float:
+    limit = float(fpr_limit)
+    if not (0.0 < limit <= 1.0):
+        raise AdmetricsError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
+    return limit
+
+
+def check_num_thresholds(num_thresholds: int | None) -> int | None:
+    if num_thresholds is None:
+        return None
+    if (
+        isinstance(num_thresholds, bool)
+        or int(num_thresholds) != num_thresholds
+        or num_thresholds < 2
+    ):
+        raise AdmetricsError(
+            f"num_thresholds must be None (exact) or an int >= 2, got {num_thresholds!r}"
+        )
+    return int(num_thresholds)
+
+
+def trapezoid_to_limit(x: np.ndarray, y: np.ndarray, limit: float) -> float:
+    """Trapezoid area under (x, y) for x <= limit, interpolating y at ``limit``.
+
+    Same rule as the MVTec evaluation code's ``trapezoid(x, y, x_max)``: when ``limit`` is one
+    of the x values, no interpolation; otherwise the segment that crosses it is cut there.
+    ``x`` must be non-decreasing, start at or below ``limit`` and end at or above it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    correction = 0.0
+    if not np.any(x == limit):
+        ins = int(np.searchsorted(x, limit, side="right"))
+        if not 0 < ins < len(x):
+            raise AdmetricsError(f"fpr_limit={limit} lies outside the curve's FPR range")
+        y_interp = y[ins - 1] + (y[ins] - y[ins - 1]) * (limit - x[ins - 1]) / (x[ins] - x[ins - 1])
+        correction = 0.5 * (y_interp + y[ins - 1]) * (limit - x[ins - 1])
+    keep = x <= limit
+    x = x[keep]
+    y = y[keep]
+    return float(np.sum(0.5 * (y[1:] + y[:-1]) * (x[1:] - x[:-1])) + correction)
+
+
+def cut_curve(x: np.ndarray, y: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """The curve up to ``limit``, with an interpolated end point when no point sits there."""
+    keep = x <= limit
+    if np.any(x == limit):
+        return x[keep], y[keep]
+    ins = int(np.searchsorted(x, limit, side="right"))
+    y_at = y[ins - 1] + (y[ins] - y[ins - 1]) * (limit - x[ins - 1]) / (x[ins] - x[ins - 1])
+    return np.append(x[keep], limit), np.append(y[keep], y_at)
+
+
+def quantile_pro_curve(
+    neg: np.ndarray, groups: R.PosGroups, n_regions: int, num_thresholds: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """PRO curve at the reference MVTec 3D-AD code's thresholds.
+
+    Thresholds are the normal-pixel scores at ``linspace(0, n_normal - 1, num_thresholds)``
+    (integer positions, truncated) of their ascending order; at position ``p`` the FPR is taken as
+    ``1 - (p + 1) / n_normal`` (ties ignored) and a region pixel counts as detected when its score
+    is strictly above the threshold. (1, 1) is added; the curve runs from low to high FPR.
+    ``neg`` is partitioned in place.
+    """
+    assert groups.weight is not None
+    n = neg.shape[0]
+    positions = np.linspace(0, n - 1, num=num_thresholds, dtype=int)
+    neg.partition(np.unique(positions))
+    thresholds = neg[positions]
+    fpr = 1.0 - (positions + 1) / n
+    suffix = np.zeros(groups.u.shape[0] + 1, dtype=np.float64)
+    suffix[:-1] = np.cumsum(groups.weight[::-1])[::-1]
+    detected = suffix[np.searchsorted(groups.u, thresholds, side="right")] / n_regions
+    fprs = np.concatenate(([1.0], fpr))[::-1].copy()
+    pros = np.concatenate(([1.0], detected))[::-1].copy()
+    return fprs, pros
+
+
+def aupro_from_state(state: ExactPixelState, fpr_limit: float, num_thresholds: int | None) -> float:
+    require_pixels(state.n_neg, state.n_pos, "AUPRO")
+    if num_thresholds is None:
+        groups, less, less_eq, n_neg = state.ranks(weighted=True)
+        x, y = R.pro_polyline(groups, less, less_eq, n_neg, state.n_regions)
+        return trapezoid_to_limit(x, y, fpr_limit) / fpr_limit
+    pos, weight = state.pos_and_weight()
+    groups = R.pos_groups(pos, weight)
+    fprs, pros = quantile_pro_curve(state.neg_all(), groups, state.n_regions, num_thresholds)
+    return trapezoid_to_limit(fprs, pros, fpr_limit) / fpr_limit
+
+
+def exact_state_from(masks: object, maps: object) -> ExactPixelState:
+    state = ExactPixelState()
+    for m, s in iter_batches(masks, maps):
+        state.add(split_batch(m, s, copy_normal=False))
+    return state

@@ -1,0 +1,278 @@
+"""Dataset layouts: MVTec 3D-AD, Eyecandies and a generic folder of rgb + xyz/depth pairs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pcprep.errors import PcprepError
+from pcprep.pairs import generic_pairs, has_generic_pairs
+from pcprep.readers import eyecandies_label, read_eyecandies, read_mvtec3d, read_pair
+from pcprep.records import Sample
+
+__all__ = [
+    "LAYOUTS",
+    "DatasetIndex",
+    "SampleRef",
+    "detect_layout",
+    "index_dataset",
+    "list_categories",
+]
+
+LAYOUTS = ("mvtec3d", "eyecandies", "generic")
+_SPLITS_MVTEC = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+_SPLITS_EYE = {
+    "train": "train",
+    "validation": "val",
+    "val": "val",
+    "test": "test_public",
+    "test_public": "test_public",
+    "test_private": "test_private",
+}
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    """A lazily loaded sample: where its files are and how to read them.
+
+    Attributes:
+        layout: ``"mvtec3d"``, ``"eyecandies"`` or ``"generic"``.
+        path: the geometry file (xyz TIFF, Eyecandies depth PNG, or own depth/xyz file).
+        rgb_path: the colour image.
+        gt_path: the mask, if any.
+        category, split, defect_type, label: what the folder layout says.
+        files: every file `load` reads (used for content hashing by the cache).
+    """
+
+    layout: str
+    path: Path
+    rgb_path: Path
+    gt_path: Path | None
+    category: str
+    split: str
+    defect_type: str
+    label: int
+    files: tuple[Path, ...] = field(default=())
+    options: tuple[tuple[str, object], ...] = field(default=())
+
+    def load(self) -> Sample:
+        """Read the sample (raises `PcprepError` naming the file on any problem)."""
+        opts = dict(self.options)
+        if self.layout == "mvtec3d":
+            return read_mvtec3d(self.path)
+        if self.layout == "eyecandies":
+            prefix = self.path.with_name(self.path.name[: -len("_depth.png")])
+            return read_eyecandies(prefix, **opts)  # type: ignore[arg-type]
+        sample = read_pair(self.path, self.rgb_path, gt_path=self.gt_path, **opts)  # type: ignore[arg-type]
+        if self.gt_path is None and self.defect_type != "unlabeled":
+            sample.defect_type, sample.label = self.defect_type, self.label
+        return sample
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def detect_layout(root: str | os.PathLike[str]) -> str:
+    """Which layout ``root`` holds: ``"mvtec3d"``, ``"eyecandies"`` or ``"generic"``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PcprepError.at(root, "dataset root is not a folder")
+    for cls in _subdirs(root):
+        if any((cls / s / "data").is_dir() for s in ("train", "val", "test_public")):
+            return "eyecandies"
+        if any(
+            (t / "xyz").is_dir() for s in ("train", "validation", "test") for t in _subdirs(cls / s)
+        ):
+            return "mvtec3d"
+    return "generic"
+
+
+class DatasetIndex:
+    """Index of a dataset root (layout auto-detected unless given).
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     DatasetIndex(d).layout
+        'generic'
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, layout: str | None = None, **read_options: object
+    ):
+        self.root = Path(root)
+        self.layout = detect_layout(self.root) if layout is None else layout
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.read_options = tuple(sorted(read_options.items()))
+
+    def categories(self) -> list[str]:
+        """Category (class) names, sorted."""
+        if self.layout == "eyecandies":
+            return [
+                c.name
+                for c in _subdirs(self.root)
+                if any((c / s / "data").is_dir() for s in ("train", "val", "test_public"))
+            ]
+        if self.layout == "mvtec3d":
+            return [
+                c.name
+                for c in _subdirs(self.root)
+                if any((c / s).is_dir() for s in ("train", "validation", "test"))
+            ]
+        if has_generic_pairs(self.root):
+            return [self.root.name]
+        return [
+            c.name
+            for c in _subdirs(self.root)
+            if has_generic_pairs(c) or any(has_generic_pairs(s) for s in _subdirs(c))
+        ]
+
+    def refs(self, category: str | None, split: str) -> list[SampleRef]:
+        """Sample references of ``category`` / ``split`` (``train``, ``validation``, ``test``)."""
+        builder: Callable[[str | None, str], Iterator[SampleRef]] = {
+            "mvtec3d": self._mvtec,
+            "eyecandies": self._eyecandies,
+            "generic": self._generic,
+        }[self.layout]
+        refs = list(builder(category, split))
+        if not refs:
+            where = self.root if category is None else self.root / category
+            expected = {
+                "mvtec3d": "<split>/<type>/xyz/*.tiff with rgb/ siblings",
+                "eyecandies": "<split>/data/NN_depth.png",
+                "generic": "rgb/ + xyz/ or depth/ folders, or NAME_rgb.* + NAME_xyz.*/NAME_depth.*",
+            }[self.layout]
+            raise PcprepError.at(
+                where, f"no samples for split {split!r} ({self.layout} layout: expected {expected})"
+            )
+        return refs
+
+    def _category_dir(self, category: str | None) -> Path:
+        if category is None:
+            raise PcprepError.at(self.root, f"a category is needed ({self.layout} layout)")
+        folder = self.root / category
+        if not folder.is_dir():
+            known = ", ".join(self.categories()) or "none"
+            raise PcprepError.at(folder, f"unknown category {category!r} (known: {known})")
+        return folder
+
+    def _mvtec(self, category: str | None, split: str) -> Iterator[SampleRef]:
+        split_dir = self._category_dir(category) / _split(split, _SPLITS_MVTEC, self.root)
+        for type_dir in _subdirs(split_dir):
+            xyz_dir = type_dir / "xyz"
+            if not xyz_dir.is_dir():
+                continue
+            for xyz in sorted(xyz_dir.glob("*.tif*")):
+                rgb = next(
+                    (
+                        type_dir / "rgb" / f"{xyz.stem}{e}"
+                        for e in (".png", ".jpg")
+                        if (type_dir / "rgb" / f"{xyz.stem}{e}").is_file()
+                    ),
+                    None,
+                )
+                if rgb is None:
+                    raise PcprepError.at(
+                        xyz, f"no colour image {xyz.stem}.png in {type_dir / 'rgb'}"
+                    )
+                gt = type_dir / "gt" / f"{xyz.stem}.png"
+                gt_path = gt if gt.is_file() else None
+                files = (xyz, rgb) if gt_path is None else (xyz, rgb, gt_path)
+                yield SampleRef(
+                    "mvtec3d",
+                    xyz,
+                    rgb,
+                    gt_path,
+                    str(category),
+                    split,
+                    type_dir.name,
+                    int(type_dir.name != "good"),
+                    files,
+                )
+
+    def _eyecandies(self, category: str | None, split: str) -> Iterator[SampleRef]:
+        data = self._category_dir(category) / _split(split, _SPLITS_EYE, self.root) / "data"
+        image_index = dict(self.read_options).get("image_index", 5)
+        for depth in sorted(data.glob("*_depth.png")):
+            stem = depth.name[: -len("_depth.png")]
+            rgb = data / f"{stem}_image_{image_index}.png"
+            if not rgb.is_file():
+                raise PcprepError.at(depth, f"no colour image {rgb.name} next to it")
+            gt = data / f"{stem}_mask.png"
+            extra = [data / f"{stem}_{n}" for n in ("info_depth.yaml", "metadata.yaml", "pose.txt")]
+            gt_path = gt if gt.is_file() else None
+            files = tuple(p for p in (depth, rgb, gt_path, *extra) if p is not None and p.is_file())
+            label, defect = eyecandies_label(data / stem)
+            yield SampleRef(
+                "eyecandies",
+                depth,
+                rgb,
+                gt_path,
+                str(category),
+                split,
+                defect,
+                label,
+                files,
+                self.read_options,
+            )
+
+    def _generic(self, category: str | None, split: str) -> Iterator[SampleRef]:
+        if category is None or (category == self.root.name and not (self.root / category).is_dir()):
+            base = self.root
+        else:
+            base = self._category_dir(category)
+        folders = [base / split] if (base / split).is_dir() else [base]
+        if _subdirs(folders[0]) and not has_generic_pairs(folders[0]):
+            folders = _subdirs(folders[0])  # one sub-folder per defect type
+        for folder in folders:
+            defect = folder.name if folder != base and folder.name != split else "unlabeled"
+            for geo, rgb, gt in generic_pairs(folder):
+                label = int(defect not in ("good", "unlabeled"))
+                files = (geo, rgb) if gt is None else (geo, rgb, gt)
+                yield SampleRef(
+                    "generic",
+                    geo,
+                    rgb,
+                    gt,
+                    category or self.root.name,
+                    split,
+                    defect,
+                    label,
+                    files,
+                    self.read_options,
+                )
+
+
+def _split(split: str, table: dict[str, str], root: Path) -> str:
+    if split not in table:
+        raise PcprepError.at(root, f"unknown split {split!r} (use one of {sorted(set(table))})")
+    return table[split]
+
+
+def index_dataset(
+    root: str | os.PathLike[str], category: str | None, split: str, **read_options: object
+) -> list[SampleRef]:
+    """`SampleRef`s of one category and split; the layout is auto-detected.
+
+    Layouts: MVTec 3D-AD (``<root>/<class>/{train,validation,test}/<type>/{xyz,rgb,gt}/``),
+    Eyecandies (``<root>/<Class>/{train,val,test_public}/data/NN_*``; ``validation`` and ``test``
+    map to ``val`` and ``test_public``), or a generic folder of pairs (``rgb/`` + ``xyz/`` or
+    ``depth/`` subfolders, or flat ``<stem>_rgb.png`` + ``<stem>_xyz.tiff``/``<stem>_depth.png``;
+    optionally under ``<category>/[<split>/][<type>/]``).
+
+    Raises:
+        PcprepError: unknown category or split, an empty folder, or an xyz without its rgb.
+    """
+    return DatasetIndex(root, **read_options).refs(category, split)
+
+
+def list_categories(root: str | os.PathLike[str]) -> list[str]:
+    """Category names found under ``root`` (any layout)."""
+    return DatasetIndex(root).categories()

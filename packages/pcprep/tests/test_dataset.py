@@ -1,0 +1,200 @@
+"""Dataset indexing (three layouts) and the cached parallel `preprocess_dataset`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from pcprep import (
+    DatasetIndex,
+    PcprepError,
+    index_dataset,
+    list_categories,
+    preprocess,
+    preprocess_dataset,
+)
+from pcprep.synthetic import synthetic_scan
+from PIL import Image
+
+
+def write_mvtec(root: Path, category: str, split: str, kind: str, n: int, seed: int = 0) -> None:
+    base = root / category / split / kind
+    for sub in ("xyz", "rgb", "gt"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        scan = synthetic_scan((40, 40), tilt=(0.1 * i, 0.05), noise=0.0002, rng=seed + i)
+        tifffile.imwrite(base / "xyz" / f"{i:03d}.tiff", scan.sample.xyz, photometric="minisblack")
+        Image.fromarray(scan.sample.rgb).save(base / "rgb" / f"{i:03d}.png")
+        if split == "test":
+            gt = np.zeros((40, 40), np.uint8)
+            if kind != "good":
+                gt[15:20, 15:20] = 255
+            Image.fromarray(gt).save(base / "gt" / f"{i:03d}.png")
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def mvtec_root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    write_mvtec(root, "box", "train", "good", 3)
+    write_mvtec(root, "box", "test", "good", 2)
+    write_mvtec(root, "box", "test", "dent", 2, seed=10)
+    write_mvtec(root, "cup", "train", "good", 1)
+    return root
+
+
+def test_real_layouts(real_data):
+    assert list_categories(real_data / "mvtec3d_ad") == ["cable_gland", "tire"]
+    refs = index_dataset(real_data / "mvtec3d_ad", "cable_gland", "test")
+    assert len(refs) == 11 and {r.defect_type for r in refs} == {
+        "good",
+        "bent",
+        "cut",
+        "hole",
+        "thread",
+    }
+    assert all(r.gt_path is not None for r in refs) and refs[0].load().label == 1
+    assert list_categories(real_data / "eyecandies") == ["CandyCane"]
+    eye = index_dataset(real_data / "eyecandies", "CandyCane", "test")
+    assert [r.label for r in eye] == [0, 0, 1, 1, 1, 1, 1]
+    assert len(index_dataset(real_data / "eyecandies", "CandyCane", "validation")) == 1
+    sample = eye[2].load()
+    assert sample.defect_type == "bumps" and sample.xyz.shape == (512, 512, 3)
+
+
+def test_mvtec_layout_and_errors(mvtec_root):
+    idx = DatasetIndex(mvtec_root)
+    assert idx.layout == "mvtec3d" and idx.categories() == ["box", "cup"]
+    refs = index_dataset(mvtec_root, "box", "test")
+    assert [(r.defect_type, r.label) for r in refs] == [
+        ("dent", 1),
+        ("dent", 1),
+        ("good", 0),
+        ("good", 0),
+    ]
+    with pytest.raises(PcprepError, match=r"unknown category 'bag' \(known: box, cup\)"):
+        index_dataset(mvtec_root, "bag", "test")
+    with pytest.raises(PcprepError, match=r"unknown split 'tests'"):
+        index_dataset(mvtec_root, "box", "tests")
+    with pytest.raises(PcprepError, match=r"cup: no samples for split 'test'"):
+        index_dataset(mvtec_root, "cup", "test")
+    (mvtec_root / "box/test/dent/rgb/001.png").unlink()
+    with pytest.raises(PcprepError, match=r"dent/xyz/001\.tiff: no colour image 001\.png"):
+        index_dataset(mvtec_root, "box", "test")
+
+
+def test_empty_and_missing_root(tmp_path):
+    with pytest.raises(PcprepError, match="no samples"):
+        index_dataset(tmp_path, None, "test")
+    with pytest.raises(PcprepError, match="dataset root is not a folder"):
+        index_dataset(tmp_path / "nope", "x", "test")
+
+
+def test_generic_layouts(tmp_path):
+    scan = synthetic_scan((32, 32), rng=0).sample
+    sub = tmp_path / "own" / "part" / "test"
+    (sub / "rgb").mkdir(parents=True)
+    (sub / "depth").mkdir()
+    np.save(sub / "depth" / "s1.npy", scan.xyz[..., 2])
+    Image.fromarray(scan.rgb).save(sub / "rgb" / "s1.png")
+    assert DatasetIndex(tmp_path / "own").layout == "generic"
+    assert list_categories(tmp_path / "own") == ["part"]
+    refs = index_dataset(tmp_path / "own", "part", "test")
+    assert len(refs) == 1 and refs[0].load().xyz.shape == (32, 32, 3)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    tifffile.imwrite(flat / "a_xyz.tiff", scan.xyz, photometric="minisblack")
+    Image.fromarray(scan.rgb).save(flat / "a_rgb.png")
+    tifffile.imwrite(flat / "b_xyz.tiff", scan.xyz, photometric="minisblack")
+    assert list_categories(flat) == ["flat"]
+    with pytest.raises(PcprepError, match=r"b_xyz\.tiff: no colour image b_rgb\.\* next to it"):
+        index_dataset(flat, None, "test")
+    Image.fromarray(scan.rgb[:20]).save(flat / "b_rgb.png")
+    refs = index_dataset(flat, None, "test")
+    assert [r.path.name for r in refs] == ["a_xyz.tiff", "b_xyz.tiff"]
+    with pytest.raises(PcprepError, match=r"b_rgb\.png: size 20x32 does not match b_xyz\.tiff"):
+        refs[1].load()
+
+
+def test_preprocess_dataset_cache_and_progress(mvtec_root, tmp_path):
+    before = tree_digest(mvtec_root)
+    cache = tmp_path / "cache"
+    calls: list[tuple[int, int]] = []
+    first = preprocess_dataset(
+        mvtec_root,
+        cache,
+        category="box",
+        split="test",
+        size=24,
+        workers=2,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4) and len(calls) == 5
+    files = sorted(cache.rglob("*.npz"))
+    assert len(files) == 4 and not list(cache.rglob("*.tmp"))
+    # identical to preprocessing directly, and in index order
+    refs = index_dataset(mvtec_root, "box", "test")
+    for ref, got in zip(refs, first, strict=True):
+        direct = preprocess(ref.load(), size=24)
+        np.testing.assert_array_equal(direct.depth, got.depth)
+        assert got.defect_type == ref.defect_type and got.path == ref.path
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    again = preprocess_dataset(mvtec_root, cache, category="box", split="test", size=24, workers=1)
+    assert [f.stat().st_mtime_ns for f in sorted(cache.rglob("*.npz"))] == mtimes  # all hits
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.depth, b.depth)
+        np.testing.assert_array_equal(a.gt, b.gt)
+        assert a.native_shape == b.native_shape and a.label == b.label
+    # a parameter change is a miss
+    preprocess_dataset(mvtec_root, cache, category="box", split="test", size=24, fg_threshold=0.004)
+    assert len(list(cache.rglob("*.npz"))) == 8
+    # editing a file's content is a miss for that file only
+    rgb = mvtec_root / "box/test/good/rgb/000.png"
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(rgb)
+    before[str(rgb.relative_to(mvtec_root))] = hashlib.sha256(rgb.read_bytes()).hexdigest()
+    preprocess_dataset(mvtec_root, cache, category="box", split="test", size=24)
+    assert len(list(cache.rglob("*.npz"))) == 9
+    assert tree_digest(mvtec_root) == before  # the dataset was never written to
+
+
+def test_corrupt_cache_entry_is_recomputed(mvtec_root, tmp_path):
+    cache = tmp_path / "cache"
+    preprocess_dataset(mvtec_root, cache, category="cup", split="train", size=16)
+    (entry,) = cache.rglob("*.npz")
+    entry.write_bytes(b"garbage")
+    out = preprocess_dataset(mvtec_root, cache, category="cup", split="train", size=16)
+    assert out[0].depth.shape == (16, 16) and entry.stat().st_size > 100
+
+
+def test_cache_inside_dataset_is_refused(mvtec_root):
+    with pytest.raises(PcprepError, match="cache folder must be outside the dataset"):
+        preprocess_dataset(mvtec_root, mvtec_root / "cache", category="box", split="train")
+
+
+def test_preprocess_dataset_error_names_file(mvtec_root, tmp_path):
+    bad = mvtec_root / "box/train/good/xyz/001.tiff"
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(PcprepError, match=r"001\.tiff: cannot read TIFF"):
+        preprocess_dataset(mvtec_root, tmp_path / "c", category="box", split="train", workers=2)
+
+
+def test_preprocess_dataset_rejects_unknown_parameter(mvtec_root, tmp_path):
+    with pytest.raises(TypeError, match="invalid preprocess parameter"):
+        preprocess_dataset(mvtec_root, tmp_path / "c", category="box", split="train", sise=32)
+
+
+def test_explicit_default_shares_cache_entries(mvtec_root, tmp_path):
+    cache = tmp_path / "c"
+    preprocess_dataset(mvtec_root, cache, category="cup", split="train", size=16)
+    preprocess_dataset(mvtec_root, cache, category="cup", split="train", size=16, plane="robust")
+    assert len(list(cache.rglob("*.npz"))) == 1

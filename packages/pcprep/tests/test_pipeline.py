@@ -1,0 +1,130 @@
+"""`preprocess` on degenerate inputs: a clear error naming the file, never NaN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pcprep import PcprepError, Sample, preprocess
+from pcprep.synthetic import synthetic_scan
+
+PATH = Path("scans/xyz/007.tiff")
+
+
+def scan_sample(**kw) -> Sample:
+    s = synthetic_scan((48, 64), rng=1, **kw).sample
+    s.path = PATH
+    return s
+
+
+def expect(sample: Sample, message: str, **kw) -> None:
+    with pytest.raises(PcprepError, match=r"^scans/xyz/007\.tiff: " + message):
+        preprocess(sample, size=32, **kw)
+
+
+def test_all_invalid():
+    s = scan_sample()
+    s.xyz[:] = 0
+    expect(s, "all points are invalid")
+
+
+def test_all_non_finite_is_all_invalid():
+    s = scan_sample()
+    s.xyz[..., 0] = np.nan
+    s.xyz[:5, :, 2] = np.inf
+    expect(s, "all points are invalid")
+
+
+def test_partial_nan_and_inf_are_invalid_points_not_nan_outputs():
+    s = scan_sample()
+    s.xyz[::3, ::2, 2] = np.nan
+    s.xyz[1::5, 1::3, 0] = -np.inf
+    out = preprocess(s, size=(48, 64))
+    bad = ~np.isfinite(s.xyz).all(-1)
+    assert not out.valid[bad].any()
+    for arr in (out.depth, out.rgb, out.plane):
+        assert np.isfinite(arr).all()
+    assert out.foreground.any() and out.depth.max() <= 0.9
+
+
+def test_no_valid_border_points():
+    s = scan_sample()
+    s.xyz[:8] = s.xyz[-8:] = 0
+    s.xyz[:, :8] = s.xyz[:, -8:] = 0
+    expect(s, "only 0 valid points in the image border band")
+    out = preprocess(s, size=(48, 64), plane="robust", border_band=0.25)
+    assert out.foreground.any()
+
+
+def test_collinear_border_points():
+    s = scan_sample()
+    s.xyz[:] = 0
+    s.xyz[20, :, 2] = 0.5  # one valid row: a line, no plane
+    s.xyz[20, :, 0] = np.linspace(0, 0.1, 64)
+    with pytest.raises(PcprepError, match=r"^scans/xyz/007\.tiff: background points are collinear"):
+        preprocess(s, size=(48, 64), border_band=0.5)
+
+
+def test_empty_foreground():
+    expect(scan_sample(bump_height=0.0), r"empty foreground: no valid point is more than 0\.005")
+    expect(scan_sample(bump_height=0.003), "empty foreground")  # below the threshold
+    out = preprocess(scan_sample(bump_height=0.003), size=32, fg_threshold=0.001)
+    assert out.foreground.any()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("xyz", np.zeros((8, 8, 3), np.int32), "xyz must be float"),
+        ("xyz", np.zeros((8, 8, 4), np.float32), r"xyz must be \(H, W, 3\), got shape \(8, 8, 4\)"),
+        ("xyz", np.zeros((8, 8), np.float32), r"xyz must be \(H, W, 3\)"),
+        ("xyz", np.zeros((1, 8, 3), np.float32), "point cloud too small"),
+        ("rgb", np.zeros((48, 64, 3), np.float32), "rgb must be uint8"),
+        ("rgb", np.zeros((48, 64), np.uint8), r"rgb must be \(H, W, 3\)"),
+        (
+            "rgb",
+            np.zeros((40, 64, 3), np.uint8),
+            r"rgb size \(40, 64\) does not match xyz size \(48, 64\)",
+        ),
+        ("gt", np.zeros((40, 64), bool), "gt size"),
+    ],
+)
+def test_malformed_arrays(field, value, message):
+    s = scan_sample()
+    if field == "xyz" and value.ndim == 3 and value.shape[-1] == 3 and value.shape[0] > 1:
+        s.rgb = np.zeros((*value.shape[:2], 3), np.uint8)
+    setattr(s, field, value)
+    expect(s, message)
+
+
+def test_bad_parameters_are_value_errors():
+    s = scan_sample()
+    with pytest.raises(ValueError, match="plane"):
+        preprocess(s, plane="ransac")
+    with pytest.raises(ValueError, match="fg_threshold"):
+        preprocess(s, fg_threshold=float("nan"))
+
+
+def test_output_contract_non_square():
+    s = scan_sample(noise=0.0005, dropout=0.05)
+    s.gt = np.zeros(s.shape, bool)
+    s.gt[10:20, 30:40] = True
+    out = preprocess(s, size=(40, 56))
+    assert out.depth.shape == (40, 56) and out.depth.dtype == np.float32
+    assert out.rgb.shape == (40, 56, 3) and out.rgb.dtype == np.float32
+    assert out.valid.dtype == bool and out.foreground.dtype == bool
+    assert out.gt.dtype == np.float32 and set(np.unique(out.gt)) == {0.0, 1.0}
+    assert out.native_shape == (48, 64) and out.path == PATH
+    assert out.rgbd().shape == (4, 40, 56)
+    nz = out.depth[out.depth > 0]
+    assert nz.min() >= 0.1 - 1e-6 and nz.max() <= 0.9 + 1e-6
+
+
+def test_hole_filling_only_fills_zeros():
+    s = scan_sample(dropout=0.2)
+    raw = preprocess(s, size=(48, 64), fill_iterations=0)
+    filled = preprocess(s, size=(48, 64), fill_iterations=2)
+    keep = raw.depth != 0
+    np.testing.assert_array_equal(filled.depth[keep], raw.depth[keep])
+    assert (filled.depth > 0).sum() > keep.sum()

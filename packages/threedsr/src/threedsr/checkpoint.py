@@ -1,0 +1,141 @@
+"""The self-describing ``detector.pt`` and the resumable ``train_state.pt`` (atomic writes)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import vqcore
+
+from threedsr.config import DetectorConfig
+from threedsr.errors import ThreedsrError
+from threedsr.model import ThreeDSR
+
+__all__ = [
+    "DETECTOR_FILE",
+    "FORMAT_VERSION",
+    "KIND",
+    "TRAIN_STATE_FILE",
+    "atomic_save",
+    "build_from_checkpoint",
+    "detector_payload",
+    "package_versions",
+    "read_checkpoint",
+    "resolve_detector_file",
+]
+
+KIND = "threedsr.detector"
+TRAIN_STATE_KIND = "threedsr.train_state"
+FORMAT_VERSION = 1
+DETECTOR_FILE = "detector.pt"
+TRAIN_STATE_FILE = "train_state.pt"
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in ("threedsr", "vqcore", "pcprep", "depthsim", "admetrics", "torch", "numpy"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_detector_file(path: str | os.PathLike[str]) -> Path:
+    """A run folder -> its ``detector.pt``; a file is returned as is."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / DETECTOR_FILE
+    if not p.is_file():
+        raise ThreedsrError(f"{p}: no such detector checkpoint")
+    return p
+
+
+def detector_payload(
+    model: ThreeDSR,
+    config: DetectorConfig,
+    *,
+    step: int,
+    finished: bool,
+    preprocess: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Everything ``Detector.load`` needs, as primitives and tensors only."""
+    bb = model.backbone
+    return {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "setup": model.setup,
+        "category": config.category,
+        "step": int(step),
+        "total": int(config.iterations),
+        "finished": bool(finished),
+        "backbone_config": bb.config.to_dict(),
+        "backbone_state": {k: v.detach().cpu() for k, v in bb.state_dict().items()},
+        "detector_config": config.to_dict(),
+        "heads_state": {
+            name: {k: v.detach().cpu() for k, v in sd.items()}
+            for name, sd in model.heads_state_dict().items()
+        },
+        "preprocess": dict(preprocess),
+        "versions": package_versions(),
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+    }
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[str, Any]:
+    """Load with ``weights_only=True`` and validate the kind and format version."""
+    p = Path(path)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ThreedsrError(f"{p}: no such file") from None
+    except Exception as exc:  # truncated, corrupt or not a torch file at all
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ThreedsrError(f"{p}: unreadable or truncated checkpoint ({msg[:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
+        found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ThreedsrError(f"{p}: not a {kind} checkpoint (found kind {found!r})")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise ThreedsrError(
+            f"{p}: unsupported format version {ckpt.get('format_version')!r} (expected {FORMAT_VERSION})"
+        )
+    return ckpt
+
+
+def build_from_checkpoint(
+    ckpt: dict[str, Any], *, device: torch.device | str = "cpu", source: str = "checkpoint"
+) -> tuple[ThreeDSR, DetectorConfig]:
+    """Rebuild the frozen backbone and the heads from a validated detector checkpoint."""
+    try:
+        config = DetectorConfig.from_dict(ckpt["detector_config"])
+        bb_cfg = vqcore.BackboneConfig.from_dict(ckpt["backbone_config"])
+        backbone = vqcore.build_backbone(bb_cfg)
+        backbone.load_state_dict(ckpt["backbone_state"])
+        model = ThreeDSR(backbone, config.model)
+        model.load_heads_state_dict(ckpt["heads_state"])
+    except (KeyError, RuntimeError, TypeError, ValueError, vqcore.VqcoreError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ThreedsrError(f"{source}: inconsistent detector checkpoint ({msg[:160]})") from None
+    return model.to(device).eval(), config

@@ -1,0 +1,271 @@
+"""Detector configuration: model widths (`ModelConfig`) and stage-2 training (`DetectorConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from threedsr.errors import ThreedsrError
+
+__all__ = ["SETUPS", "DetectorConfig", "ModelConfig", "default_smoothing_size"]
+
+SETUPS: tuple[str, ...] = ("rgbd", "depth", "rgb")
+Setup = Literal["rgbd", "depth", "rgb"]
+
+
+def default_smoothing_size(setup: str) -> int:
+    """Box-filter size of the reference test scripts: 21 for depth-only, 11 otherwise.
+
+    Example:
+        >>> default_smoothing_size("depth"), default_smoothing_size("rgbd")
+        (21, 11)
+    """
+    return 21 if setup == "depth" else 11
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Widths of the four trainable stage-2 modules. ``None`` means "derived from the backbone"
+    the way the reference derives it (SRM base = D/2, object decoder width = 2D, decoder hidden and
+    residual widths = the backbone's).
+
+    Example:
+        >>> ModelConfig.paper().unet_base, ModelConfig.cpu().srm_base
+        (32, 16)
+    """
+
+    srm_base: int | None = None
+    objdec_width: int | None = None
+    objdec_bottleneck: int = 64
+    objdec_hidden: int | None = None
+    objdec_res_hidden: int | None = None
+    objdec_res_layers: int = 2
+    unet_base: int = 32
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> ModelConfig:
+        """Spec widths (≈55 M trainable parameters with the paper backbone)."""
+        return cls(**overrides)
+
+    @classmethod
+    def cpu(cls, **overrides: Any) -> ModelConfig:
+        """Much narrower modules that train a class in minutes on 2 CPU cores."""
+        base: dict[str, Any] = dict(
+            srm_base=16,
+            objdec_width=16,
+            objdec_bottleneck=16,
+            objdec_hidden=32,
+            objdec_res_hidden=16,
+            objdec_res_layers=1,
+            unet_base=8,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return cls(**_known(cls, data, "ModelConfig"))
+
+
+def _known(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ThreedsrError(f"{what}: unknown fields {unknown}")
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Everything stage 2 needs. Defaults are the reference code's choices (what produced the
+    paper's numbers); the paper's own wording is available through the documented options.
+
+    Args:
+        setup: ``rgbd`` | ``depth`` | ``rgb``; must match the stage-1 backbone.
+        data_root: dataset root (MVTec 3D-AD layout, Eyecandies or generic; see pcprep).
+        category: object class to train on (one detector per class).
+        backbone: stage-1 run folder or ``backbone.pt`` written by ``vqcore.train_dada``.
+        out: run folder; ``<out>/detector.pt`` is written atomically.
+        model: module widths (:class:`ModelConfig`).
+        size: model input side (384 in the paper); a multiple of 32.
+        batch_size, iterations, lr, milestones, gamma: Adam 2e-4, MultiStepLR x0.1 at 80 %.
+        strength_range: U(lo, hi) anomaly strength per sample and level (0.1, 1.0).
+        exclude_nearest: fraction of nearest codes never used as replacement (0.05).
+        shuffle_prob: per-batch probability of patch-shuffle replacement (0.5).
+        mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).
+        zero_mask_prob: probability that a sample gets no anomaly (0.5).
+        rotation_deg: ±angle of the rotation augmentation (15).
+        rotate_mask_with_image: rotate the anomaly mask with the image (True); False = reference
+            parity (mask built in the unrotated frame, image rotated afterwards).
+        restrict_to_foreground: anomalies only on foreground ∩ valid (True, as the reference).
+        feature_loss: ``mse`` (code) or ``l1`` (paper).
+        mask_l1: add the L1 term on the softmax mask (True, code).
+        image_loss_weight: weight of the object-decoder MSE (10, code).
+        focal_gamma: focal loss gamma (2).
+        smoothing: ``box`` (code) or ``gaussian`` (paper) for maps and scores.
+        smoothing_size: kernel side; None = 11 (rgbd/rgb) / 21 (depth).
+        gaussian_sigma: sigma of the Gaussian option (4, as DRAEM/DSR's evaluation).
+        plane, fg_threshold, fill_iterations: pcprep preprocessing parameters.
+        device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
+        seed: seeds every random draw (data, anomalies, init).
+        checkpoint_every: write ``detector.pt`` every N steps (and at the end / on Ctrl-C).
+        resume: continue from ``<out>/detector.pt`` + ``train_state.pt`` when present.
+        cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
+        log_every: callback period in steps.
+        compile: ``torch.compile`` the trainable modules (CUDA only pays).
+
+    Example:
+        >>> cfg = DetectorConfig.preset("cpu", setup="depth", iterations=10, unet_base=4)
+        >>> cfg.iterations, cfg.model.unet_base, cfg.milestones
+        (10, 4, (8,))
+    """
+
+    setup: Setup = "rgbd"
+    data_root: str | None = None
+    category: str | None = None
+    backbone: str | None = None
+    out: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    size: int = 384
+    batch_size: int = 16
+    iterations: int = 30_000
+    lr: float = 2e-4
+    milestones: tuple[int, ...] = (24_000,)
+    gamma: float = 0.1
+    strength_range: tuple[float, float] = (0.1, 1.0)
+    exclude_nearest: float = 0.05
+    shuffle_prob: float = 0.5
+    mask_threshold: tuple[float, float] = (0.4, 0.8)
+    zero_mask_prob: float = 0.5
+    rotation_deg: float = 15.0
+    rotate_mask_with_image: bool = True
+    restrict_to_foreground: bool = True
+    feature_loss: Literal["mse", "l1"] = "mse"
+    mask_l1: bool = True
+    image_loss_weight: float = 10.0
+    focal_gamma: float = 2.0
+    smoothing: Literal["box", "gaussian"] = "box"
+    smoothing_size: int | None = None
+    gaussian_sigma: float = 4.0
+    plane: str = "robust"
+    fg_threshold: float = 0.005
+    fill_iterations: int = 2
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    resume: bool = True
+    cache_dir: str | None = None
+    log_every: int = 10
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.setup not in SETUPS:
+            raise ThreedsrError(
+                f"DetectorConfig: setup must be one of {SETUPS}, got {self.setup!r}"
+            )
+        if self.size % 32:
+            raise ThreedsrError(f"DetectorConfig: size must be a multiple of 32, got {self.size}")
+        if self.batch_size < 1 or self.iterations < 1:
+            raise ThreedsrError("DetectorConfig: batch_size and iterations must be positive")
+        lo, hi = self.strength_range
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ThreedsrError(
+                f"DetectorConfig: strength_range must lie in [0, 1], got {self.strength_range}"
+            )
+        if not 0.0 <= self.exclude_nearest < 1.0:
+            raise ThreedsrError(
+                f"DetectorConfig: exclude_nearest must be in [0, 1), got {self.exclude_nearest}"
+            )
+        if self.feature_loss not in ("mse", "l1"):
+            raise ThreedsrError(
+                f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
+            )
+        if self.smoothing not in ("box", "gaussian"):
+            raise ThreedsrError(
+                f"DetectorConfig: smoothing must be 'box' or 'gaussian', got {self.smoothing!r}"
+            )
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, "strength_range", tuple(float(v) for v in self.strength_range))
+        object.__setattr__(self, "mask_threshold", tuple(float(v) for v in self.mask_threshold))
+
+    @property
+    def filter_size(self) -> int:
+        """The smoothing kernel side actually used."""
+        return self.smoothing_size or default_smoothing_size(self.setup)
+
+    @property
+    def in_channels(self) -> int:
+        return {"rgbd": 4, "depth": 1, "rgb": 3}[self.setup]
+
+    @classmethod
+    def paper(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
+        """The reference schedule: batch 16, 30k iterations, x0.1 at 24k, 384², spec widths."""
+        return cls._build(dict(setup=setup, model=ModelConfig.paper()), overrides)
+
+    @classmethod
+    def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
+        """A small CPU run: 128², batch 8, 400 iterations (x0.1 at 80 %), narrow modules."""
+        base: dict[str, Any] = dict(
+            setup=setup,
+            model=ModelConfig.cpu(),
+            size=128,
+            batch_size=8,
+            iterations=400,
+            lr=1e-3,
+            checkpoint_every=200,
+        )
+        return cls._build(base, overrides)
+
+    @classmethod
+    def preset(cls, name: str, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
+        """``paper`` or ``cpu`` by name. Keys of :class:`ModelConfig` are accepted as overrides
+        too; ``None`` overrides are ignored (so unset CLI flags keep the preset's value); when
+        ``iterations`` is overridden and ``milestones`` is not, the milestone moves to 80 % of the
+        new length (the reference's ``int(0.8 * epochs)``)."""
+        if name not in ("paper", "cpu"):
+            raise ThreedsrError(f"unknown detector preset {name!r} (expected 'paper' or 'cpu')")
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return getattr(cls, name)(setup, **clean)
+
+    @classmethod
+    def _build(cls, base: dict[str, Any], overrides: dict[str, Any]) -> DetectorConfig:
+        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        model_over = {k: overrides.pop(k) for k in list(overrides) if k in model_fields}
+        base.update(overrides)
+        if model_over:
+            base["model"] = dataclasses.replace(base["model"], **model_over)
+        if "iterations" in overrides and "milestones" not in overrides:
+            base["milestones"] = (int(0.8 * int(base["iterations"])),)
+        _known(cls, base, "DetectorConfig")
+        return cls(**base)
+
+    def replace(self, **changes: Any) -> DetectorConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of primitives (safe for ``torch.load(weights_only=True)`` and JSON)."""
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        d["strength_range"] = list(self.strength_range)
+        d["mask_threshold"] = list(self.mask_threshold)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
+        d = _known(cls, data, "DetectorConfig")
+        if isinstance(d.get("model"), dict):
+            d["model"] = ModelConfig.from_dict(d["model"])
+        for key in ("milestones", "strength_range", "mask_threshold"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def out_dir(self) -> Path:
+        if self.out is None:
+            raise ThreedsrError("DetectorConfig: 'out' (the run folder) is required for training")
+        return Path(self.out)

@@ -1,0 +1,88 @@
+"""From pcprep's `Prepared` records to model tensors, and the per-class training set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pcprep
+import torch
+from torch import Tensor
+
+from threedsr.errors import ThreedsrError
+
+__all__ = [
+    "TrainData",
+    "foreground_of",
+    "load_split",
+    "model_input",
+    "stack_inputs",
+    "train_data_from_prepared",
+]
+
+
+def model_input(prepared: Any, setup: str) -> np.ndarray:
+    """``(C, S_h, S_w)`` float32 in the backbone's channel order: [D, R, G, B] / [D] / [R, G, B]."""
+    depth = np.asarray(prepared.depth, dtype=np.float32)[None]
+    rgb = np.moveaxis(np.asarray(prepared.rgb, dtype=np.float32), -1, 0)
+    if setup == "rgbd":
+        return np.concatenate([depth, rgb], axis=0)
+    if setup == "depth":
+        return depth
+    if setup == "rgb":
+        return np.ascontiguousarray(rgb)
+    raise ThreedsrError(f"unknown setup {setup!r}")
+
+
+def foreground_of(prepared: Any) -> np.ndarray:
+    """Cells where feature anomalies may go: pcprep's foreground AND valid."""
+    return np.asarray(prepared.foreground, dtype=bool) & np.asarray(prepared.valid, dtype=bool)
+
+
+def stack_inputs(prepared: Sequence[Any], setup: str) -> Tensor:
+    """Stack model inputs of same-size records into (N, C, S_h, S_w)."""
+    if not prepared:
+        raise ThreedsrError("no samples to stack")
+    return torch.from_numpy(np.stack([model_input(p, setup) for p in prepared]))
+
+
+@dataclass
+class TrainData:
+    """Clean training inputs and their foreground masks (kept on the CPU, batches moved)."""
+
+    x: Tensor  # (N, C, S, S) float32
+    foreground: Tensor  # (N, 1, S, S) float32 in {0, 1}
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def train_data_from_prepared(prepared: Sequence[Any], setup: str) -> TrainData:
+    """Build :class:`TrainData` from `Prepared` records (one class's train/good samples)."""
+    x = stack_inputs(prepared, setup)
+    fg = torch.from_numpy(np.stack([foreground_of(p) for p in prepared]).astype(np.float32))[
+        :, None
+    ]
+    return TrainData(x, fg)
+
+
+def load_split(
+    data_root: str,
+    category: str,
+    split: str,
+    params: dict[str, Any],
+    *,
+    cache_dir: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """Preprocess every sample of ``<root>/<category>/<split>`` with ``params`` (pcprep keywords).
+
+    Work is parallel (pcprep threads); with ``cache_dir`` results are cached outside the dataset
+    (keyed by file content and parameters). pcprep's ``PcprepError`` (naming the file) propagates.
+    """
+    refs = list(pcprep.index_dataset(data_root, category, split))
+    if not refs:
+        raise ThreedsrError(f"{data_root}: no samples for category {category!r}, split {split!r}")
+    return list(pcprep.preprocess_refs(refs, cache_dir, progress=progress, **params))

@@ -1,0 +1,298 @@
+"""Inference: ``Detector`` (load a run, predict batches), native-resolution maps, thresholds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pcprep
+import torch
+import torch.nn.functional as F
+import vqcore
+from torch import Tensor
+
+from threedsr.checkpoint import build_from_checkpoint, read_checkpoint, resolve_detector_file
+from threedsr.config import DetectorConfig, default_smoothing_size
+from threedsr.data import model_input
+from threedsr.errors import ThreedsrError
+from threedsr.model import ThreeDSR
+from threedsr.smoothing import smooth_maps
+
+__all__ = [
+    "Detector",
+    "Prediction",
+    "SamplePrediction",
+    "choose_threshold",
+    "predict_samples",
+    "upsample_map",
+]
+
+
+class Prediction(NamedTuple):
+    """Batched detector output at model resolution.
+
+    Attributes:
+        maps: (B, H, W) float32 smoothed anomaly maps (the pixel scores of the reference).
+        scores: (B,) float32 image scores = max of each smoothed map.
+        raw_maps: (B, H, W) float32 unsmoothed softmax anomaly probability.
+    """
+
+    maps: Tensor
+    scores: Tensor
+    raw_maps: Tensor
+
+
+@dataclass
+class SamplePrediction:
+    """One sample's result: model-resolution and native-resolution maps (numpy, float32)."""
+
+    score: float
+    map: np.ndarray
+    native_map: np.ndarray
+    path: Path | None = None
+    label: int = 0
+    defect_type: str = "good"
+
+
+class Detector:
+    """A trained 3DSR detector ready for inference.
+
+    Args:
+        model: the :class:`ThreeDSR` (moved to ``device``, eval mode).
+        config: its training configuration (setup, smoothing, preprocessing parameters).
+        device: where to run.
+        smoothing: ``box`` | ``gaussian`` | ``none``; None = the config's (box).
+        filter_size: box size; None = the config's (11 rgbd/rgb, 21 depth).
+        batch_size: images per forward pass.
+        channels_last: None = on for CUDA and CPU (measured faster; see docs/bench/threedsr.md).
+        bf16: bf16 autocast on CUDA (default True there; ignored on CPU).
+
+    Example:
+        >>> import vqcore
+        >>> bb = vqcore.build_backbone(vqcore.BackboneConfig.cpu("depth", hidden=16, res_hidden=8,
+        ...                            num_embeddings=16, embedding_dim=8))
+        >>> cfg = DetectorConfig.preset("cpu", setup="depth", unet_base=4)
+        >>> det = Detector(ThreeDSR(bb, cfg.model), cfg)
+        >>> pred = det.predict(torch.rand(2, 1, 64, 64))
+        >>> pred.maps.shape, pred.scores.shape
+        (torch.Size([2, 64, 64]), torch.Size([2]))
+    """
+
+    def __init__(
+        self,
+        model: ThreeDSR,
+        config: DetectorConfig,
+        *,
+        device: torch.device | str = "cpu",
+        smoothing: str | None = None,
+        filter_size: int | None = None,
+        batch_size: int = 8,
+        channels_last: bool | None = None,
+        bf16: bool | None = None,
+        path: Path | None = None,
+        category: str | None = None,
+        preprocess: dict[str, Any] | None = None,
+    ) -> None:
+        self.device = vqcore.resolve_device(device)
+        self.config = config
+        self.model = model.to(self.device).eval()
+        self.smoothing = smoothing or config.smoothing
+        self.filter_size = (
+            filter_size or config.smoothing_size or default_smoothing_size(model.setup)
+        )
+        self.batch_size = int(batch_size)
+        self.channels_last = True if channels_last is None else channels_last
+        self.bf16 = (
+            (self.device.type == "cuda") if bf16 is None else bf16 and self.device.type == "cuda"
+        )
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.path = path
+        self.category = category if category is not None else config.category
+        self.preprocess = (
+            dict(preprocess)
+            if preprocess is not None
+            else {
+                "size": config.size,
+                "plane": config.plane,
+                "fg_threshold": config.fg_threshold,
+                "fill_iterations": config.fill_iterations,
+            }
+        )
+
+    @property
+    def setup(self) -> str:
+        return self.model.setup
+
+    @property
+    def size(self) -> int:
+        return int(self.preprocess["size"])
+
+    @classmethod
+    def load(
+        cls, run: str | os.PathLike[str], *, device: torch.device | str = "auto", **kwargs: Any
+    ) -> Detector:
+        """Load ``<run>/detector.pt`` (or the file itself); nothing else is needed.
+
+        Raises:
+            ThreedsrError: missing, truncated or wrong-kind file (one line naming it).
+        """
+        path = resolve_detector_file(run)
+        ckpt = read_checkpoint(path)
+        dev = vqcore.resolve_device(device)
+        model, config = build_from_checkpoint(ckpt, device=dev, source=str(path))
+        return cls(
+            model,
+            config,
+            device=dev,
+            path=path,
+            category=ckpt.get("category"),
+            preprocess=ckpt.get("preprocess"),
+            **kwargs,
+        )
+
+    def _as_tensor(self, batch: Any) -> Tensor:
+        if isinstance(batch, Tensor):
+            x = batch
+        elif isinstance(batch, np.ndarray):
+            x = torch.from_numpy(batch)
+        else:
+            items = list(batch)
+            if not items:
+                raise ThreedsrError("predict: empty batch")
+            x = torch.from_numpy(np.stack([model_input(p, self.setup) for p in items]))
+        if x.ndim == 3:
+            x = x[None]
+        c = self.model.in_channels
+        if x.ndim != 4 or x.shape[1] != c:
+            raise ThreedsrError(
+                f"predict: expected (B, {c}, H, W) for setup {self.setup!r}, got {tuple(x.shape)}"
+            )
+        if x.shape[2] % 32 or x.shape[3] % 32:
+            raise ThreedsrError(
+                f"predict: H and W must be multiples of 32, got {tuple(x.shape[2:])}"
+            )
+        return x.float()
+
+    def predict(self, batch: Tensor | np.ndarray | Sequence[Any]) -> Prediction:
+        """Anomaly maps and image scores for (B, C, H, W) inputs or `Prepared` records.
+
+        Runs under ``torch.inference_mode`` in chunks of ``batch_size``; returns CPU tensors.
+        """
+        x = self._as_tensor(batch)
+        maps, raws = [], []
+        amp = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        )
+        with torch.inference_mode():
+            for start in range(0, x.shape[0], self.batch_size):
+                xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
+                if self.channels_last:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
+                with amp:
+                    raw = self.model(xb).anomaly_map.float()
+                sm = smooth_maps(raw, self.smoothing, self.filter_size, self.config.gaussian_sigma)
+                maps.append(sm.cpu())
+                raws.append(raw.cpu())
+        m = torch.cat(maps)
+        return Prediction(m, m.flatten(1).amax(dim=1), torch.cat(raws))
+
+    def prepare(self, sample: Any) -> Any:
+        """pcprep-preprocess a raw `Sample` with the parameters the detector was trained with."""
+        return pcprep.preprocess(sample, **self.preprocess)
+
+
+def upsample_map(m: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of one (H, W) map to ``shape`` (align_corners=False).
+
+    Example:
+        >>> upsample_map(np.ones((4, 4), np.float32), (6, 8)).shape
+        (6, 8)
+    """
+    t = torch.as_tensor(np.asarray(m, dtype=np.float32))[None, None]
+    if tuple(t.shape[2:]) == tuple(shape):
+        return t[0, 0].numpy().copy()
+    return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def _prepared_iter(detector: Detector, samples: Iterable[Any]) -> Iterable[Any]:
+    for s in samples:
+        yield s if hasattr(s, "depth") and hasattr(s, "foreground") else detector.prepare(s)
+
+
+def predict_samples(
+    detector: Detector, samples: Iterable[Any], *, batch_size: int | None = None
+) -> list[SamplePrediction]:
+    """Predict raw `Sample`s (preprocessed with the detector's parameters) or `Prepared` records,
+    returning maps at model resolution and at each sample's native resolution (bilinear)."""
+    bs = batch_size or detector.batch_size
+    out: list[SamplePrediction] = []
+    buf: list[Any] = []
+
+    def flush() -> None:
+        pred = detector.predict(buf)
+        for p, m, s in zip(buf, pred.maps.numpy(), pred.scores.numpy(), strict=True):
+            native = tuple(getattr(p, "native_shape", m.shape))
+            out.append(
+                SamplePrediction(
+                    float(s),
+                    m,
+                    upsample_map(m, native),
+                    getattr(p, "path", None),
+                    int(getattr(p, "label", 0)),
+                    str(getattr(p, "defect_type", "good")),
+                )
+            )
+        buf.clear()
+
+    for p in _prepared_iter(detector, samples):
+        buf.append(p)
+        if len(buf) == bs:
+            flush()
+    if buf:
+        flush()
+    return out
+
+
+def choose_threshold(
+    detector: Detector | None = None,
+    samples: Iterable[Any] | None = None,
+    *,
+    scores: Sequence[float] | np.ndarray | None = None,
+    method: str = "max",
+    quantile: float = 0.99,
+    margin: float = 0.0,
+) -> float:
+    """An image-score threshold from anomaly-free validation samples.
+
+    ``method="max"``: the largest validation score (no validation sample flagged) plus ``margin``;
+    ``method="quantile"``: the ``quantile`` of validation scores (accepts that fraction as normal).
+    Pass either ``detector`` + ``samples`` or precomputed ``scores``.
+
+    Example:
+        >>> choose_threshold(scores=[0.1, 0.3, 0.2])
+        0.3
+        >>> round(choose_threshold(scores=np.linspace(0, 1, 101), method="quantile", quantile=0.9), 6)
+        0.9
+    """
+    if scores is None:
+        if detector is None or samples is None:
+            raise ThreedsrError("choose_threshold: pass detector and samples, or scores")
+        scores = [p.score for p in predict_samples(detector, samples)]
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.size == 0:
+        raise ThreedsrError("choose_threshold: no validation scores")
+    if not np.isfinite(arr).all():
+        raise ThreedsrError("choose_threshold: validation scores contain NaN or inf")
+    if method == "max":
+        return float(arr.max() + margin)
+    if method == "quantile":
+        if not 0.0 <= quantile <= 1.0:
+            raise ThreedsrError(f"choose_threshold: quantile must be in [0, 1], got {quantile}")
+        return float(np.quantile(arr, quantile) + margin)
+    raise ThreedsrError(f"choose_threshold: unknown method {method!r} (max or quantile)")

@@ -1,0 +1,139 @@
+"""The 3DSR detector: a frozen discrete backbone plus the four trainable stage-2 modules."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from threedsr.config import ModelConfig
+from threedsr.modules import AnomalyUNet, ObjectDecoder, SubspaceRestriction
+
+__all__ = ["ThreeDSR", "ThreeDSROutput"]
+
+
+class ThreeDSROutput(NamedTuple):
+    """Everything one forward pass produces.
+
+    Attributes:
+        logits: (B, 2, H, W) anomaly-module logits.
+        anomaly_map: (B, H, W) softmax probability of the anomaly class (unsmoothed).
+        object_recon: (B, C, H, W) object-specific reconstruction.
+        general_recon: (B, C, H, W) general (backbone) reconstruction.
+        srm_top, srm_bot: continuous subspace-restriction outputs (before re-quantisation).
+    """
+
+    logits: Tensor
+    anomaly_map: Tensor
+    object_recon: Tensor
+    general_recon: Tensor
+    srm_top: Tensor
+    srm_bot: Tensor
+
+
+class ThreeDSR(nn.Module):
+    """Frozen backbone (eval mode, no gradients to its weights) + SRM lo/hi, object decoder, UNet.
+
+    The setup (``rgbd`` | ``depth`` | ``rgb``) is the backbone's: DADA, the depth-only or the
+    RGB-only VQ-VAE from ``vqcore``.
+
+    Args:
+        backbone: a ``vqcore.DiscreteAutoencoder`` (stage 1).
+        config: module widths.
+
+    Shape:
+        - Input: (B, C, H, W) with C = 4 [D, R, G, B] / 1 / 3, H and W multiples of 32, at least 64.
+        - Output: :class:`ThreeDSROutput`.
+
+    Example:
+        >>> import vqcore
+        >>> bb = vqcore.build_backbone(vqcore.BackboneConfig.cpu("rgbd", hidden=32, res_hidden=8,
+        ...                            num_embeddings=16, embedding_dim=8))
+        >>> model = ThreeDSR(bb, ModelConfig.cpu(unet_base=4)).eval()
+        >>> model(torch.rand(1, 4, 64, 64)).anomaly_map.shape
+        torch.Size([1, 64, 64])
+    """
+
+    def __init__(self, backbone: nn.Module, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        config = config or ModelConfig.paper()
+        self.config = config
+        bb_cfg = backbone.config
+        self.setup: str = bb_cfg.setup
+        dim = bb_cfg.embedding_dim
+        out_ch = backbone.out_channels
+        factory = _factory_of(backbone)
+        self.backbone = backbone
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        self.srm_top = SubspaceRestriction(dim, config.srm_base, **factory)
+        self.srm_bot = SubspaceRestriction(dim, config.srm_base, **factory)
+        self.object_decoder = ObjectDecoder(
+            2 * dim,
+            out_ch,
+            width=config.objdec_width,
+            bottleneck=config.objdec_bottleneck,
+            hidden=config.objdec_hidden or bb_cfg.hidden,
+            res_hidden=config.objdec_res_hidden or bb_cfg.res_hidden,
+            num_res_layers=config.objdec_res_layers,
+            **factory,
+        )
+        self.anomaly_unet = AnomalyUNet(2 * out_ch, config.unet_base, **factory)
+        self.backbone.eval()
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.backbone.in_channels)
+
+    def train(self, mode: bool = True) -> ThreeDSR:
+        """Train the heads; the backbone stays in eval mode (no EMA codebook updates)."""
+        super().train(mode)
+        self.backbone.eval()
+        return self
+
+    def trainable_modules(self) -> dict[str, nn.Module]:
+        return {
+            "srm_top": self.srm_top,
+            "srm_bot": self.srm_bot,
+            "object_decoder": self.object_decoder,
+            "anomaly_unet": self.anomaly_unet,
+        }
+
+    def heads_state_dict(self) -> dict[str, dict[str, Tensor]]:
+        return {k: m.state_dict() for k, m in self.trainable_modules().items()}
+
+    def load_heads_state_dict(self, state: dict[str, dict[str, Tensor]]) -> None:
+        for k, m in self.trainable_modules().items():
+            m.load_state_dict(state[k])
+
+    def forward(
+        self,
+        x: Tensor | None = None,
+        *,
+        q_top: Tensor | None = None,
+        q_bot: Tensor | None = None,
+    ) -> ThreeDSROutput:
+        """Detect anomalies in ``x``, or (training) run the heads on given codes ``q_top, q_bot``."""
+        bb = self.backbone
+        if q_top is None or q_bot is None:
+            if x is None:
+                raise ValueError("ThreeDSR.forward needs x or both q_top and q_bot")
+            with torch.no_grad():
+                enc = bb.encode(x)
+            q_top, q_bot = enc.q_top, enc.q_bot
+        with torch.no_grad():
+            general = bb.decode(q_top, q_bot)
+        srm_top = self.srm_top(q_top)
+        srm_bot = self.srm_bot(q_bot)
+        qs_top = bb.vq_top(srm_top).quantized
+        qs_bot = bb.vq_bot(srm_bot).quantized
+        obj = self.object_decoder(torch.cat((bb.upsample_t(qs_top), qs_bot), dim=1))
+        logits = self.anomaly_unet(torch.cat((obj, general), dim=1))
+        amap = torch.softmax(logits.float(), dim=1)[:, 1]
+        return ThreeDSROutput(logits, amap, obj, general, srm_top, srm_bot)
+
+
+def _factory_of(module: nn.Module) -> dict[str, object]:
+    p = next(module.parameters(), None)
+    return {"device": p.device, "dtype": p.dtype} if p is not None else {}

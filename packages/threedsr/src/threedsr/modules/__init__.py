@@ -1,0 +1,7 @@
+"""The four trainable stage-2 modules."""
+
+from threedsr.modules.object_decoder import ObjectDecoder
+from threedsr.modules.subspace import SubspaceRestriction
+from threedsr.modules.unet import AnomalyUNet
+
+__all__ = ["AnomalyUNet", "ObjectDecoder", "SubspaceRestriction"]

@@ -1,0 +1,379 @@
+"""Stage 2: train the 3DSR heads for one object class (``train_detector``, an explicit function)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import vqcore
+from torch import nn
+
+from threedsr.augment import anomaly_masks, rotate
+from threedsr.checkpoint import (
+    DETECTOR_FILE,
+    FORMAT_VERSION,
+    TRAIN_STATE_FILE,
+    TRAIN_STATE_KIND,
+    atomic_save,
+    detector_payload,
+    read_checkpoint,
+)
+from threedsr.config import DetectorConfig
+from threedsr.data import TrainData, load_split, train_data_from_prepared
+from threedsr.distributed import DistInfo, init_distributed
+from threedsr.errors import ThreedsrError
+from threedsr.generator import FeatureAnomalyGenerator
+from threedsr.losses import stage2_losses
+from threedsr.model import ThreeDSR
+
+__all__ = ["TrainEvent", "TrainResult", "preprocess_params", "train_detector"]
+
+
+class TrainEvent(NamedTuple):
+    """Progress report: ``step`` of ``total`` done, latest ``metrics`` (losses, lr, it/s)."""
+
+    step: int
+    total: int
+    metrics: dict[str, float]
+    stage: str = "detector"
+
+
+class TrainResult(NamedTuple):
+    """What ``train_detector`` returns."""
+
+    path: Path  # <out>/detector.pt
+    step: int
+    metrics: dict[str, float]
+    seconds: float
+    history: list[dict[str, float]]
+
+
+Callback = Callable[[TrainEvent], Any]
+
+
+def preprocess_params(config: DetectorConfig) -> dict[str, Any]:
+    """pcprep keywords the detector was trained with (stored in the checkpoint)."""
+    return {
+        "size": config.size,
+        "plane": config.plane,
+        "fg_threshold": config.fg_threshold,
+        "fill_iterations": config.fill_iterations,
+    }
+
+
+def _callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
+    if callbacks is None:
+        return []
+    if callable(callbacks):
+        return [callbacks]
+    return list(callbacks)
+
+
+def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, int]:
+    # Randomness is a pure function of (seed, rank, step): resuming needs no RNG state.
+    ss = np.random.SeedSequence([seed, rank, step])
+    return np.random.default_rng(ss), int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def _load_backbone(config: DetectorConfig) -> nn.Module:
+    if config.backbone is None:
+        raise ThreedsrError("DetectorConfig.backbone (the stage-1 run folder or file) is required")
+    try:
+        # vqcore 0.1.0 records torch.__version__ (a TorchVersion, a str subclass) in its
+        # checkpoints, which weights_only=True refuses: allow exactly that class.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            return vqcore.load_backbone(config.backbone, map_location="cpu")
+    except vqcore.VqcoreError as exc:
+        raise ThreedsrError(str(exc)) from None
+
+
+def _load_train_data(config: DetectorConfig) -> TrainData:
+    if config.data_root is None or config.category is None:
+        raise ThreedsrError(
+            "DetectorConfig.data_root and .category are required to load training data"
+        )
+    prepared = load_split(
+        config.data_root,
+        config.category,
+        "train",
+        preprocess_params(config),
+        cache_dir=config.cache_dir,
+    )
+    good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
+    if not good:
+        raise ThreedsrError(f"{config.data_root}: no good training samples for {config.category!r}")
+    return train_data_from_prepared(good, config.setup)
+
+
+def make_batch(
+    data: TrainData,
+    config: DetectorConfig,
+    batch_size: int,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented batch: rotated inputs and the anomaly mask (foreground-restricted)."""
+    idx = torch.as_tensor(rng.integers(len(data), size=batch_size))
+    x = data.x[idx].to(device, non_blocking=True)
+    fg = data.foreground[idx].to(device, non_blocking=True)
+    h, w = x.shape[2:]
+    perlin = anomaly_masks(
+        batch_size,
+        (h, w),
+        rng=rng,
+        threshold=config.mask_threshold,
+        zero_prob=config.zero_mask_prob,
+    )
+    mask = torch.from_numpy(perlin[:, None]).to(device)
+    if config.restrict_to_foreground:
+        mask = mask * fg
+    angles = rng.uniform(-config.rotation_deg, config.rotation_deg, batch_size)
+    if config.rotation_deg > 0:
+        x = rotate(x, angles)
+        if config.rotate_mask_with_image:
+            mask = rotate(mask, angles, mode="nearest")
+    return x, mask
+
+
+def _save_all(
+    out: Path,
+    model: ThreeDSR,
+    config: DetectorConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    step: int,
+    finished: bool,
+    metrics: dict[str, float],
+) -> Path:
+    state = {
+        "kind": TRAIN_STATE_KIND,
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "detector_config": config.to_dict(),
+    }
+    # train_state first: a crash in between leaves a detector.pt older than or equal to it, which
+    # resume detects through the step numbers.
+    atomic_save(state, out / TRAIN_STATE_FILE)
+    payload = detector_payload(
+        model,
+        config,
+        step=step,
+        finished=finished,
+        preprocess=preprocess_params(config),
+        metrics=metrics,
+    )
+    return atomic_save(payload, out / DETECTOR_FILE)
+
+
+_RESUME_FREE = {
+    "iterations",
+    "milestones",
+    "checkpoint_every",
+    "log_every",
+    "device",
+    "resume",
+    "out",
+    "cache_dir",
+    "compile",
+    "data_root",
+}
+
+
+def _try_resume(
+    out: Path, model: ThreeDSR, config: DetectorConfig, optimizer: Any, scheduler: Any
+) -> int:
+    det, st = out / DETECTOR_FILE, out / TRAIN_STATE_FILE
+    if not det.exists():
+        return 0
+    ckpt = read_checkpoint(det)
+    if not st.exists():
+        raise ThreedsrError(f"{st}: missing, cannot resume the run in {out} (use a new --out)")
+    state = read_checkpoint(st, kind=TRAIN_STATE_KIND)
+    if state["step"] != ckpt["step"]:
+        raise ThreedsrError(f"{st}: step {state['step']} does not match {det} step {ckpt['step']}")
+    old = DetectorConfig.from_dict(ckpt["detector_config"])
+    diffs = [
+        f.name
+        for f in dataclasses.fields(DetectorConfig)
+        if f.name not in _RESUME_FREE and getattr(old, f.name) != getattr(config, f.name)
+    ]
+    if diffs:
+        raise ThreedsrError(
+            f"{det}: holds a different run (differs in {', '.join(diffs)}); use a new --out"
+        )
+    if ckpt["backbone_config"] != model.backbone.config.to_dict():
+        raise ThreedsrError(f"{det}: was trained on a different backbone; use a new --out")
+    model.load_heads_state_dict(ckpt["heads_state"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.milestones = type(scheduler.milestones)(config.milestones)
+    return int(ckpt["step"])
+
+
+def train_detector(
+    config: DetectorConfig,
+    callbacks: Callback | Iterable[Callback] | None = None,
+    *,
+    backbone: nn.Module | None = None,
+    data: TrainData | Sequence[Any] | None = None,
+) -> TrainResult:
+    """Train the four stage-2 modules on one class's good samples (spec §3.3-§3.7).
+
+    Each step: a batch drawn uniformly with replacement, rotated by U(±rotation_deg), a Perlin
+    anomaly mask ∩ foreground ∩ valid (zeroed for half the samples), feature-space anomalies from
+    :class:`FeatureAnomalyGenerator`, then ``focal + L1(mask) + MSE(SRM, Q) x 2 + 10 MSE(image)``
+    and an Adam step on all four modules (MultiStepLR). CUDA: bf16 autocast and channels_last.
+    Under ``torchrun`` the heads are wrapped in DDP and each rank draws ``batch_size / world``.
+
+    Args:
+        config: see :class:`DetectorConfig`; ``out`` is required.
+        callbacks: callable(s) receiving :class:`TrainEvent` every ``log_every`` steps and at the end.
+        backbone: a stage-1 model to use instead of loading ``config.backbone``.
+        data: :class:`TrainData` or `Prepared` records instead of reading ``config.data_root``.
+
+    Returns:
+        :class:`TrainResult`; ``<out>/detector.pt`` is written atomically (also every
+        ``checkpoint_every`` steps and on Ctrl-C, which then re-raises).
+    """
+    cbs = _callbacks(callbacks)
+    out = config.out_dir()
+    device = vqcore.resolve_device(config.device)
+    info, device = init_distributed(device)
+    try:
+        return _train(config, cbs, backbone, data, out, device, info)
+    finally:
+        info.close()
+
+
+def _train(
+    config: DetectorConfig,
+    cbs: list[Callback],
+    backbone: nn.Module | None,
+    data: TrainData | Sequence[Any] | None,
+    out: Path,
+    device: torch.device,
+    info: DistInfo,
+) -> TrainResult:
+    t_start = time.perf_counter()
+    if backbone is None:
+        backbone = _load_backbone(config)
+    setup = backbone.config.setup
+    if setup != config.setup:
+        raise ThreedsrError(
+            f"{config.backbone or 'backbone'}: is a {setup!r} backbone but the detector setup is "
+            f"{config.setup!r}"
+        )
+    if data is None:
+        data = _load_train_data(config)
+    elif not isinstance(data, TrainData):
+        data = train_data_from_prepared(list(data), config.setup)
+    if data.x.shape[2] != config.size or data.x.shape[3] != config.size:
+        raise ThreedsrError(
+            f"training data is {tuple(data.x.shape[2:])}, config.size is {config.size}"
+        )
+    if config.batch_size % info.world:
+        raise ThreedsrError(
+            f"batch_size {config.batch_size} is not divisible by {info.world} processes"
+        )
+    local_batch = config.batch_size // info.world
+
+    torch.manual_seed(config.seed)  # identical head init on every rank
+    model = ThreeDSR(backbone.to(device), config.model).to(device)
+    cuda = device.type == "cuda"
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    heads = [p for m in model.trainable_modules().values() for p in m.parameters()]
+    optimizer = torch.optim.Adam(heads, lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, list(config.milestones), config.gamma
+    )
+    start = _try_resume(out, model, config, optimizer, scheduler) if config.resume else 0
+    if not config.resume and (out / DETECTOR_FILE).exists():
+        raise ThreedsrError(f"{out / DETECTOR_FILE}: exists and resume is off; use a new --out")
+
+    runner: nn.Module = model
+    if info.enabled:
+        runner = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if cuda else None, find_unused_parameters=False
+        )
+    if config.compile:
+        runner = torch.compile(runner)  # type: ignore[assignment]
+    generator = FeatureAnomalyGenerator(
+        config.strength_range, config.exclude_nearest, config.shuffle_prob
+    )
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    model.train()
+    history: list[dict[str, float]] = []
+    metrics: dict[str, float] = {}
+    step = start
+    t_log, step_log = time.perf_counter(), start
+
+    def save(finished: bool) -> Path:
+        if info.is_main:
+            return _save_all(out, model, config, optimizer, scheduler, step, finished, metrics)
+        return out / DETECTOR_FILE
+
+    try:
+        while step < config.iterations:
+            rng, tseed = _step_seeds(config.seed, info.rank, step)
+            tgen = torch.Generator(device=device).manual_seed(tseed)
+            x, mask = make_batch(data, config, local_batch, rng, device)
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            gen = generator(model.backbone, x, mask, rng=rng, generator=tgen)
+            with autocast:
+                o = runner(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom)
+            losses = stage2_losses(
+                o.logits,
+                gen.gt,
+                o.srm_top,
+                o.srm_bot,
+                gen.q_top,
+                gen.q_bot,
+                o.object_recon,
+                x,
+                gamma=config.focal_gamma,
+                mask_l1=config.mask_l1,
+                feature_loss=config.feature_loss,
+                image_weight=config.image_loss_weight,
+            )
+            if not torch.isfinite(losses.total):
+                raise ThreedsrError(f"stage-2 loss became {losses.total.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if step % config.log_every == 0 or step == config.iterations:
+                now = time.perf_counter()
+                metrics = {k: float(v.detach()) for k, v in losses._asdict().items()}
+                metrics["lr"] = float(optimizer.param_groups[0]["lr"])
+                metrics["it_per_s"] = (step - step_log) / max(now - t_log, 1e-9)
+                t_log, step_log = now, step
+                history.append({"step": float(step), **metrics})
+                for cb in cbs:
+                    cb(TrainEvent(step, config.iterations, dict(metrics)))
+            if step % config.checkpoint_every == 0 and step < config.iterations:
+                save(False)
+    except KeyboardInterrupt:
+        save(False)
+        raise
+    path = save(True)
+    if info.is_main:
+        _write_json(out / "train_history.json", history)
+    return TrainResult(path, step, metrics, time.perf_counter() - t_start, history)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)

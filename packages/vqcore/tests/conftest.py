@@ -1,0 +1,38 @@
+"""Shared tiny configurations so the suite stays fast on 2 shared cores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vqcore import BackboneConfig, StageOneConfig
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(previous, 2))
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_backbone(setup: str = "rgbd", **overrides) -> BackboneConfig:
+    base = dict(hidden=16, res_hidden=8, num_res_layers=1, num_embeddings=32, embedding_dim=8)
+    base.update(overrides)
+    return BackboneConfig.cpu(setup, **base)
+
+
+def tiny_stage_one(setup: str, out_dir, **overrides) -> StageOneConfig:
+    base = dict(
+        backbone=tiny_backbone(setup),
+        out_dir=out_dir,
+        image_size=16,
+        batch_size=4,
+        iterations=6,
+        lr_milestones=(4,),
+        device="cpu",
+        log_every=2,
+        checkpoint_every=3,
+    )
+    base.update(overrides)
+    return StageOneConfig.cpu(setup, **base)

@@ -1,0 +1,270 @@
+"""Benchmark admetrics against scikit-learn, anomalib and adeval (wall time, peak memory, values).
+
+Baselines are benchmark-only dependencies, never package dependencies:
+
+    uv run --with adeval --with anomalib python tools/bench/bench_admetrics.py
+
+Prints one Markdown table per workload (200 maps of 256^2 and 100 maps of 800^2 with blob masks).
+Every method runs in this process on the same arrays; peak memory is the rise of the process's
+resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs) above the resident
+size before the call, so it counts numpy, torch and OpenCV allocations alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+import admetrics as am
+
+WORKLOADS = {"256": (200, 256), "800": (100, 800)}
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def make_workload(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Blob masks (uint8, 1/3 of the images normal, 0.5-6 % anomalous area in the others) and
+    float32 maps in [0, 1] that respond to the defects plus smooth and pixel noise."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, size, size), dtype=np.uint8)
+    maps = np.empty((n, size, size), dtype=np.float32)
+    low = max(size // 8, 8)
+    zoom = size / low
+    for i in range(n):
+        field = ndimage.zoom(rng.standard_normal((low, low)), zoom, order=1)[:size, :size]
+        field = ndimage.gaussian_filter(field, sigma=size / 64)
+        if i % 3:
+            masks[i] = field > np.quantile(field, 1.0 - rng.uniform(0.005, 0.06))
+        noise = ndimage.zoom(rng.standard_normal((low, low)), zoom, order=1)[:size, :size]
+        response = ndimage.uniform_filter(masks[i].astype(np.float32), size=max(size // 32, 3))
+        raw = 0.55 * response + 0.15 * noise + 0.08 * rng.standard_normal((size, size))
+        maps[i] = raw
+    maps -= maps.min()
+    maps /= maps.max()
+    return masks, maps
+
+
+# --- measurement --------------------------------------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Result:
+    name: str
+    metric: str
+    seconds: float
+    peak_mib: float | None
+    value: float | None
+    note: str = ""
+
+
+def measure(name: str, metric: str, fn: Callable[[], float], repeats: int) -> Result:
+    times = []
+    peak = None
+    value = None
+    for _ in range(repeats):
+        gc.collect()
+        can_reset = _reset_peak()
+        before = _status_kib("VmRSS")
+        t0 = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - t0)
+        if can_reset:
+            extra = (_status_kib("VmHWM") - before) / 1024
+            peak = extra if peak is None else max(peak, extra)
+    return Result(name, metric, min(times), peak, None if value is None else float(value))
+
+
+# --- methods ------------------------------------------------------------------------------------
+
+
+def admetrics_methods(masks, maps) -> list[tuple[str, str, Callable[[], float]]]:
+    def streaming_exact() -> float:
+        metrics = am.AnomalyMetrics()
+        for i in range(0, len(masks), 25):
+            metrics.update(masks[i : i + 25], maps[i : i + 25])
+        return metrics.compute()["aupro"]
+
+    def streaming_binned() -> float:
+        metrics = am.AnomalyMetrics(bins=4096, score_range=(0.0, 1.0))
+        for i in range(0, len(masks), 25):
+            metrics.update(masks[i : i + 25], maps[i : i + 25])
+        return metrics.compute()["aupro"]
+
+    return [
+        ("admetrics.pixel_auroc", "P-AUROC", lambda: am.pixel_auroc(masks, maps)),
+        ("admetrics.aupro (exact)", "AUPRO", lambda: am.aupro(masks, maps)),
+        ("admetrics.aupro (num_thresholds=100)", "AUPRO", lambda: am.aupro(masks, maps, num_thresholds=100)),
+        ("admetrics.AnomalyMetrics exact (all 5 metrics)", "AUPRO", streaming_exact),
+        ("admetrics.AnomalyMetrics bins=4096 (all 5)", "AUPRO", streaming_binned),
+    ]
+
+
+def sklearn_methods(masks, maps):
+    try:
+        from sklearn.metrics import roc_auc_score
+    except ImportError as exc:
+        return [], f"scikit-learn unavailable: {exc}"
+    return [
+        ("sklearn roc_auc_score", "P-AUROC", lambda: roc_auc_score(masks.ravel() > 0, maps.ravel()))
+    ], ""
+
+
+def anomalib_methods(masks, maps):
+    try:
+        import torch
+        from anomalib.metrics.aupro import _AUPRO
+    except Exception as exc:  # noqa: BLE001 - report any install/import failure verbatim
+        return [], f"anomalib unavailable: {type(exc).__name__}: {exc}"
+
+    def run() -> float:
+        metric = _AUPRO(fpr_limit=0.3)
+        t_maps = torch.from_numpy(maps)
+        t_masks = torch.from_numpy(masks)
+        for i in range(0, len(masks), 25):
+            metric.update(t_maps[i : i + 25], t_masks[i : i + 25])
+        return float(metric.compute())
+
+    return [("anomalib _AUPRO (torchmetrics, CPU)", "AUPRO", run)], ""
+
+
+def adeval_methods(masks, maps):
+    try:
+        if not hasattr(np, "trapz"):  # adeval 1.1 calls np.trapz, removed in NumPy 2.4
+            np.trapz = np.trapezoid  # type: ignore[attr-defined]
+        import adeval
+    except Exception as exc:  # noqa: BLE001
+        return [], f"adeval unavailable: {type(exc).__name__}: {exc}"
+
+    def one_shot() -> float:
+        _, _, pro = adeval.auroc_aupr_aupro(maps, masks)
+        return pro
+
+    def one_shot_auroc() -> float:
+        return adeval.auroc(maps, masks)
+
+    def accumulator() -> float:
+        acc = adeval.EvalAccumulator(0.0, 1.0, 0.0, 1.0)
+        for i in range(0, len(masks), 25):
+            acc.add_anomap_batch(maps[i : i + 25], masks[i : i + 25])
+        return acc.summary()["p_aupro"]
+
+    note = "" if adeval.HAS_CUDA else "no CUDA here: EvalAccumulatorCuda cannot run, CPU paths used"
+    return [
+        ("adeval.auroc (CPU, 1000 bins)", "P-AUROC", one_shot_auroc),
+        ("adeval.auroc_aupr_aupro (CPU, 1000 bins)", "AUPRO", one_shot),
+        ("adeval.EvalAccumulator (CPU, 1000 bins)", "AUPRO", accumulator),
+    ], note
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def run_workload(key: str, args: argparse.Namespace) -> str:
+    n, size = WORKLOADS[key]
+    t0 = time.perf_counter()
+    masks, maps = make_workload(n, size, seed=args.seed)
+    gen = time.perf_counter() - t0
+    exact_aupro = am.aupro(masks, maps)
+    exact_auroc = am.pixel_auroc(masks, maps)
+    # warm-up on a tiny problem first: numba compilation, torch/OpenCV first-call costs
+    small_masks, small_maps = make_workload(3, 64, seed=1)
+    notes: list[str] = []
+    methods = admetrics_methods(masks, maps)
+    for _, _, fn in admetrics_methods(small_masks, small_maps):
+        fn()
+    for enabled, factory in (
+        ("sklearn", sklearn_methods),
+        ("anomalib", anomalib_methods),
+        ("adeval", adeval_methods),
+    ):
+        if enabled in args.skip:
+            continue
+        found, note = factory(masks, maps)
+        methods += found
+        if note:
+            notes.append(note)
+        warm, _ = factory(small_masks, small_maps)
+        for _, _, fn in warm:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001, S112 - a failing baseline is reported when timed
+                continue
+
+    results = []
+    for name, metric, fn in methods:
+        repeats = args.repeats if name.startswith("admetrics") else args.baseline_repeats
+        try:
+            results.append(measure(name, metric, fn, repeats))
+        except Exception as exc:  # noqa: BLE001
+            results.append(Result(name, metric, float("nan"), None, None, f"failed: {type(exc).__name__}: {exc}"))
+        print(f"  {name}: {results[-1].seconds:.3f} s", flush=True)
+
+    best = {}
+    for r in results:
+        if not r.name.startswith("admetrics") and np.isfinite(r.seconds):
+            best[r.metric] = min(best.get(r.metric, np.inf), r.seconds)
+    exact = {"AUPRO": exact_aupro, "P-AUROC": exact_auroc}
+    anomalous = int((masks > 0).sum())
+    lines = [
+        f"### {n} maps of {size}x{size} ({n * size * size / 1e6:.1f} M pixels, "
+        f"{anomalous / masks.size:.2%} anomalous, {int((masks.reshape(n, -1).any(1)).sum())} anomalous images; "
+        f"data generated in {gen:.1f} s)",
+        "",
+        "| method | metric | wall s | peak MiB | value | value - exact | fastest baseline / this |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ratio = best.get(r.metric, np.nan) / r.seconds if np.isfinite(r.seconds) else np.nan
+        value = "—" if r.value is None else f"{r.value:.6f}"
+        diff = "—" if r.value is None else f"{r.value - exact[r.metric]:+.2e}"
+        peak = "—" if r.peak_mib is None else f"{r.peak_mib:.0f}"
+        ratio_s = "—" if not np.isfinite(ratio) else f"{ratio:.2f}x"
+        lines.append(
+            f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.metric} | {r.seconds:.3f} | {peak} | {value} | {diff} | {ratio_s} |"
+        )
+    for note in notes:
+        lines.append(f"\nNote: {note}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default="256,800", help="comma list of: " + ",".join(WORKLOADS))
+    parser.add_argument("--repeats", type=int, default=3, help="repeats for admetrics (best kept)")
+    parser.add_argument("--baseline-repeats", type=int, default=1, help="repeats for baselines")
+    parser.add_argument("--skip", default="", help="comma list of baselines to skip: sklearn,anomalib,adeval")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.skip = {s for s in args.skip.split(",") if s}
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, numpy {np.__version__}")
+    for key in args.workloads.split(","):
+        print(run_workload(key, args))
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,445 @@
+"""``threedsr-cli demo``: the whole method on a synthetic dataset, on the CPU, in minutes.
+
+Stages: generate a ``depthsim.scenes`` dataset (MVTec 3D-AD layout) -> stage 1 for a DADA (rgbd)
+and an RGB-only backbone -> stage 2 for an ``rgbd`` and an ``rgb`` detector -> evaluation ->
+report (metrics.json, report.md/html, ROC / PRO curves, overlays). Every stage is skipped when its
+output is already complete, so ``--resume`` continues an interrupted demo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from threedsr_cli.commands.train import run_stage_two
+from threedsr_cli.commands.train_dada import run_stage_one
+from threedsr_cli.runs import atomic_write_json, claim_run
+from threedsr_cli.ui import UI
+
+__all__ = ["DemoProfile", "demo_command"]
+
+SETUPS = ("rgbd", "rgb")
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """Sizes and iteration counts of the demo (the CPU presets, shortened where it pays)."""
+
+    category: str = "puck"
+    image_size: int = 128
+    n_train: int = 40
+    n_validation: int = 8
+    n_test_per_type: int = 6
+    dada_iterations: int = 300
+    dada_image_size: int = 64
+    dada_batch: int = 8
+    backbone: tuple[tuple[str, Any], ...] = ()
+    detector_iterations: int = 400
+    detector_size: int = 128
+    detector_batch: int = 8
+    detector_model: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def fast(cls) -> DemoProfile:
+        """A sub-minute smoke version: tiny images, models and iteration counts."""
+        return cls(
+            image_size=64,
+            n_train=6,
+            n_validation=2,
+            n_test_per_type=2,
+            dada_iterations=8,
+            dada_image_size=32,
+            dada_batch=4,
+            backbone=(
+                ("hidden", 16),
+                ("res_hidden", 8),
+                ("num_embeddings", 32),
+                ("embedding_dim", 8),
+            ),
+            detector_iterations=8,
+            detector_size=64,
+            detector_batch=4,
+            detector_model=(
+                ("srm_base", 8),
+                ("objdec_width", 8),
+                ("objdec_bottleneck", 8),
+                ("objdec_hidden", 8),
+                ("objdec_res_hidden", 8),
+                ("unet_base", 4),
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["backbone"] = dict(self.backbone)
+        d["detector_model"] = dict(self.detector_model)
+        return d
+
+
+def _generate(ui: UI, profile: DemoProfile, root: Path, seed: int) -> dict[str, Any]:
+    import json
+
+    from depthsim import scenes
+
+    meta = root / "scenes.json"
+    if not meta.is_file():
+        with ui.stage("generate dataset") as progress:
+            scenes.generate_dataset(
+                root,
+                classes=[profile.category],
+                size=profile.image_size,
+                n_train=profile.n_train,
+                n_validation=profile.n_validation,
+                n_test_per_type=profile.n_test_per_type,
+                seed=seed,
+                progress=progress,
+            )
+    return json.loads(meta.read_text())
+
+
+def _stage_one(ui: UI, profile: DemoProfile, setup: str, out: Path, device: str, seed: int) -> Path:
+    import vqcore
+
+    backbone = vqcore.BackboneConfig.cpu(setup, **dict(profile.backbone))
+    config = vqcore.StageOneConfig.cpu(
+        setup,
+        backbone=backbone,
+        out_dir=out,
+        iterations=profile.dada_iterations,
+        image_size=profile.dada_image_size,
+        batch_size=profile.dada_batch,
+        seed=seed,
+        device=device,
+        resume=True,
+        checkpoint_every=max(1, profile.dada_iterations // 3),
+    )
+    name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
+    run_stage_one(ui, config, f"stage 1: {name}")
+    return config.checkpoint_path
+
+
+def _detector_config(
+    profile: DemoProfile, setup: str, data: Path, backbone: Path, out: Path, device: str, seed: int
+) -> Any:
+    import threedsr
+
+    return threedsr.DetectorConfig.preset(
+        "cpu",
+        setup=setup,
+        data_root=str(data),
+        category=profile.category,
+        backbone=str(backbone),
+        out=str(out),
+        iterations=profile.detector_iterations,
+        size=profile.detector_size,
+        batch_size=profile.detector_batch,
+        checkpoint_every=max(1, profile.detector_iterations // 4),
+        device=device,
+        seed=seed,
+        resume=True,
+        **dict(profile.detector_model),
+    )
+
+
+def _finished(out: Path) -> bool:
+    import threedsr
+
+    path = out / "detector.pt"
+    if not path.is_file():
+        return False
+    try:
+        return bool(threedsr.read_checkpoint(path).get("finished"))
+    except threedsr.ThreedsrError:
+        return False
+
+
+def _test_pass(ui: UI, detectors: dict[str, Any], data: Path, category: str) -> dict[str, Any]:
+    """Preprocess the test split once and run every detector on it (for curves and overlays)."""
+    import pcprep
+
+    refs = list(pcprep.index_dataset(data, category, "test"))
+    first = next(iter(detectors.values()))
+    with ui.stage("preprocess test split", len(refs)) as progress:
+        prepared = pcprep.preprocess_refs(refs, None, progress=progress, **first.preprocess)
+    out: dict[str, Any] = {
+        "prepared": prepared,
+        "labels": np.asarray([int(r.label) for r in refs]),
+        "types": [str(r.defect_type) for r in refs],
+        "gts": np.stack(
+            [
+                np.zeros(p.depth.shape, bool) if p.gt is None else np.asarray(p.gt) >= 1.0
+                for p in prepared
+            ]
+        ),
+        "maps": {},
+        "scores": {},
+    }
+    for setup, det in detectors.items():
+        with ui.stage(f"predict test split ({setup})", len(prepared)) as progress:
+            pred = det.predict(prepared)
+            progress(len(prepared), len(prepared))
+        out["maps"][setup] = pred.maps.numpy()
+        out["scores"][setup] = pred.scores.numpy()
+    return out
+
+
+def _report(
+    ui: UI,
+    out: Path,
+    profile: DemoProfile,
+    meta: dict[str, Any],
+    metrics: dict[str, dict[str, Any]],
+    test: dict[str, Any],
+) -> list[tuple[str, Path]]:
+    from threedsr_cli import report as rp
+
+    cat = profile.category
+    modality: dict[str, str] = dict(meta.get("defect_types", {}))
+    files: dict[str, Path] = {}
+    overlays: list[tuple[str, Path]] = []
+    with ui.stage("write figures", 3 + len(set(test["types"]))) as progress:
+        files["roc"] = rp.plot_roc(
+            {s: (test["labels"], test["scores"][s]) for s in SETUPS},
+            out / "roc.png",
+            title=f"Image ROC ({cat})",
+        )
+        progress(1)
+        files["pro"] = rp.plot_pro(
+            {s: (test["gts"], test["maps"][s]) for s in SETUPS},
+            out / "pro.png",
+            title=f"PRO curve ({cat})",
+        )
+        progress(2)
+        per_type = {s: metrics[s][cat]["per_defect_type"] for s in SETUPS}
+        files["per_type"] = rp.plot_per_defect_type(per_type, modality, out / "per_defect_type.png")
+        progress(3)
+        vrange = {s: (float(test["maps"][s].min()), float(test["maps"][s].max())) for s in SETUPS}
+        types = ["good", *sorted(t for t in set(test["types"]) if t != "good")]
+        for k, t in enumerate(types, 4):
+            for i in [j for j, tt in enumerate(test["types"]) if tt == t][:2]:
+                p = test["prepared"][i]
+                path = rp.overlay_figure(
+                    p.rgb,
+                    p.depth,
+                    {s: test["maps"][s][i] for s in SETUPS},
+                    out / "overlays" / f"{t}_{i:03d}.png",
+                    gt=test["gts"][i],
+                    title=f"{t} ({modality.get(t, 'normal')})",
+                    scores={s: float(test["scores"][s][i]) for s in SETUPS},
+                    vrange=vrange,
+                )
+                overlays.append((t, path))
+            progress(k)
+    return overlays
+
+
+def _verdict(metrics: dict[str, dict[str, Any]], modality: dict[str, str], cat: str) -> str:
+    depth_only = sorted(t for t, m in modality.items() if m == "depth")
+    parts = []
+    for t in depth_only:
+        a = metrics["rgbd"][cat]["per_defect_type"].get(t)
+        b = metrics["rgb"][cat]["per_defect_type"].get(t)
+        if a is not None and b is not None:
+            parts.append(f"{t}: rgbd {100 * a:.1f} vs rgb {100 * b:.1f}")
+    return "; ".join(parts)
+
+
+def _report_text(
+    profile: DemoProfile,
+    meta: dict[str, Any],
+    metrics: dict[str, dict[str, Any]],
+    overlays: list[tuple[str, Path]],
+    timing: dict[str, float],
+    out: Path,
+) -> tuple[str, str]:
+    from threedsr_cli import report as rp
+
+    cat = profile.category
+    modality = dict(meta.get("defect_types", {}))
+    overall = rp.metrics_table({s: metrics[s][cat] for s in SETUPS})
+    per_type = rp.defect_type_table(
+        {s: metrics[s][cat]["per_defect_type"] for s in SETUPS}, modality
+    )
+    verdict = _verdict(metrics, modality, cat)
+    intro = (
+        f"Synthetic `depthsim.scenes` class `{cat}` ({profile.image_size} px; {profile.n_train} "
+        f"good training scans, {profile.n_test_per_type} test scans per type). Stage 1: DADA "
+        f"(rgbd) and an RGB-only VQ-VAE, {profile.dada_iterations} iterations each; stage 2: "
+        f"3DSR detectors, {profile.detector_iterations} iterations each, at "
+        f"{profile.detector_size} px. All numbers in %. Dents and bumps change only the geometry "
+        "(invisible in RGB), stains only the colour, cracks both."
+    )
+    timing_rows = [["stage", "seconds"]] + [[k, f"{v:.1f}"] for k, v in timing.items()]
+    rel = [(t, p.relative_to(out).as_posix()) for t, p in overlays]
+    md = (
+        "\n\n".join(
+            [
+                "# threedsr demo report",
+                intro,
+                "## Metrics (test split)",
+                rp.markdown_table(overall),
+                "## Image AUROC per defect type",
+                rp.markdown_table(per_type),
+                f"Depth-only defects: {verdict}.",
+                "![per defect type](per_defect_type.png)",
+                "## Curves",
+                "![ROC](roc.png) ![PRO](pro.png)",
+                "## Anomaly maps (rgbd and rgb detectors, on RGB and on depth)",
+                "\n\n".join(f"### {t}\n\n![{t}]({r})" for t, r in rel),
+                "## Timing",
+                rp.markdown_table(timing_rows),
+            ]
+        )
+        + "\n"
+    )
+    import html
+
+    page = rp.render_html(
+        "threedsr demo report",
+        [
+            ("Setup", f"<p>{html.escape(intro)}</p>"),
+            ("Metrics (test split)", rp.html_table(overall)),
+            (
+                "Image AUROC per defect type",
+                rp.html_table(per_type)
+                + f"<p>Depth-only defects: {html.escape(verdict)}.</p>"
+                + "<img src='per_defect_type.png' alt='per defect type'>",
+            ),
+            ("Curves", "<img src='roc.png' alt='ROC'> <img src='pro.png' alt='PRO'>"),
+            (
+                "Anomaly maps (rgbd and rgb detectors, on RGB and on depth)",
+                "\n".join(
+                    f"<h3>{html.escape(t)}</h3><img src='{html.escape(r)}' alt='{html.escape(t)}'>"
+                    for t, r in rel
+                ),
+            ),
+            ("Timing", rp.html_table(timing_rows)),
+        ],
+    )
+    return md, page
+
+
+def _summary(
+    ui: UI,
+    metrics: dict[str, dict[str, Any]],
+    modality: dict[str, str],
+    cat: str,
+    out: Path,
+    total_s: float,
+) -> None:
+    from rich.table import Table
+
+    from threedsr_cli.report import fmt_metric
+
+    table = Table(title=f"threedsr demo: {cat} (synthetic), {total_s / 60:.1f} min")
+    table.add_column("")
+    table.add_column("visible in")
+    for s in SETUPS:
+        table.add_column(f"{s} I-AUROC", justify="right")
+    for key, label in (("image_auroc", "all defects"),):
+        table.add_row(label, "", *(fmt_metric(metrics[s][cat].get(key)) for s in SETUPS))
+    types = sorted(metrics["rgbd"][cat]["per_defect_type"])
+    for t in types:
+        table.add_row(
+            t,
+            modality.get(t, "?"),
+            *(fmt_metric(metrics[s][cat]["per_defect_type"].get(t)) for s in SETUPS),
+        )
+    table.add_row("P-AUROC", "", *(fmt_metric(metrics[s][cat].get("pixel_auroc")) for s in SETUPS))
+    table.add_row("AUPRO@0.3", "", *(fmt_metric(metrics[s][cat].get("aupro")) for s in SETUPS))
+    ui.out.print(table)
+    ui.out.print(f"report: {out / 'report.html'}  (also report.md, metrics.json)")
+
+
+def demo_command(
+    *, out: Path, fast: bool, resume: bool, overwrite: bool, device: str, seed: int, ui: UI
+) -> dict[str, Any]:
+    from threedsr_cli.commands.evaluate import metrics_summary
+    from threedsr_cli.libs import resolve_device, seed_everything
+
+    t_start = time.perf_counter()
+    profile = DemoProfile.fast() if fast else DemoProfile()
+    dev = str(resolve_device(device))
+    run = claim_run(
+        out,
+        "demo",
+        {"fast": fast, "seed": seed, "profile": profile.to_dict()},
+        resume=resume,
+        overwrite=overwrite,
+    )
+    seed_everything(seed)
+    timing: dict[str, float] = {}
+
+    def lap(name: str, t0: float) -> None:
+        timing[name] = round(time.perf_counter() - t0, 2)
+
+    ui.info(f"threedsr demo -> {out} ({'fast' if fast else 'full'}, {dev})")
+    t0 = time.perf_counter()
+    data = out / "data"
+    meta = _generate(ui, profile, data, seed)
+    lap("generate dataset", t0)
+
+    backbones = {}
+    for setup in SETUPS:
+        t0 = time.perf_counter()
+        folder = out / ("dada-rgbd" if setup == "rgbd" else f"backbone-{setup}")
+        backbones[setup] = _stage_one(ui, profile, setup, folder, dev, seed)
+        lap(f"stage 1 ({setup})", t0)
+
+    import threedsr
+
+    from threedsr_cli.commands.train import prepare_train_data
+
+    train_data = None
+    for setup in SETUPS:
+        t0 = time.perf_counter()
+        folder = out / f"detector-{setup}"
+        config = _detector_config(profile, setup, data, backbones[setup], folder, dev, seed)
+        if not _finished(folder):
+            if train_data is None:
+                train_data = prepare_train_data(ui, config)
+            # Both setups share one preprocessing; pick this setup's channels from [D, R, G, B].
+            x = train_data.x if setup == "rgbd" else train_data.x[:, 1:]
+            data_for_setup = threedsr.TrainData(x.contiguous(), train_data.foreground)
+            run_stage_two(ui, config, data_for_setup, f"stage 2: {setup} detector")
+        lap(f"stage 2 ({setup})", t0)
+
+    t0 = time.perf_counter()
+    detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}
+    metrics: dict[str, dict[str, Any]] = {}
+    for setup, det in detectors.items():
+        with ui.stage(f"evaluate {setup}") as progress:
+            res = threedsr.evaluate(det, data, profile.category, progress=progress)
+        metrics[setup] = metrics_summary(res)
+    test = _test_pass(ui, detectors, data, profile.category)
+    lap("evaluate", t0)
+
+    t0 = time.perf_counter()
+    modality = dict(meta.get("defect_types", {}))
+    overlays = _report(ui, out, profile, meta, metrics, test)
+    lap("report", t0)
+    total = time.perf_counter() - t_start
+    timing["total"] = round(total, 2)
+    summary = {
+        **metrics,
+        "category": profile.category,
+        "defect_modality": modality,
+        "depth_only_verdict": _verdict(metrics, modality, profile.category),
+        "profile": profile.to_dict(),
+        "seed": seed,
+        "device": dev,
+        "timing_s": timing,
+    }
+    atomic_write_json(out / "metrics.json", summary)
+    from threedsr_cli import report as rp
+
+    md, page = _report_text(profile, meta, metrics, overlays, timing, out)
+    rp.write_text_files(out, md, page)
+    run.finish(total_s=total)
+    _summary(ui, metrics, modality, profile.category, out, total)
+    return summary

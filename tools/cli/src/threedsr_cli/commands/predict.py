@@ -1,0 +1,186 @@
+"""``threedsr-cli predict``: anomaly maps, overlays and scores for new scans."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from threedsr_cli.errors import CLIError
+from threedsr_cli.inputs import InputItem, resolve_inputs
+from threedsr_cli.runs import atomic_write_json
+from threedsr_cli.ui import UI
+
+__all__ = ["auto_threshold", "parse_threshold", "predict_command"]
+
+
+def parse_threshold(value: str | None) -> float | str | None:
+    """``None``, ``"auto"`` or a finite float.
+
+    Example:
+        >>> parse_threshold("0.5"), parse_threshold("auto"), parse_threshold(None)
+        (0.5, 'auto', None)
+    """
+    if value is None or value == "auto":
+        return value
+    try:
+        t = float(value)
+    except ValueError:
+        raise CLIError(f"--threshold: expected a number or 'auto', got {value!r}") from None
+    if not math.isfinite(t):
+        raise CLIError(f"--threshold: must be finite, got {value!r}")
+    return t
+
+
+def auto_threshold(
+    ui: UI, detector: Any, run: Path, data: Path | None, category: str | None
+) -> tuple[float, str]:
+    """The largest image score over the good validation samples (none of them flagged)."""
+    import pcprep
+    import threedsr
+
+    root = data if data is not None else detector.config.data_root
+    cat = category or detector.category
+    if root is None or cat is None:
+        raise CLIError(f"{run}: --threshold auto needs validation data; pass --data ROOT")
+    root = Path(root)
+    if not (root / cat).is_dir():
+        raise CLIError(
+            f"{root / cat}: validation data for --threshold auto not found; pass --data ROOT"
+        )
+    refs = [r for r in pcprep.index_dataset(root, cat, "validation") if int(r.label) == 0]
+    if not refs:
+        raise CLIError(f"{root / cat}: no good validation samples for --threshold auto")
+    with ui.stage("validation scores", len(refs)) as progress:
+        prepared = pcprep.preprocess_refs(refs, None, progress=progress, **detector.preprocess)
+        scores = detector.predict(prepared).scores.numpy()
+    threshold = threedsr.choose_threshold(scores=scores, method="max")
+    return threshold, f"max score of {len(refs)} good validation samples of {root / cat}"
+
+
+def _save(
+    item: InputItem,
+    prepared: Any,
+    m: np.ndarray,
+    score: float,
+    out: Path,
+    threshold: float | None,
+    vrange: tuple[float, float],
+) -> dict[str, Any]:
+    from threedsr.inference import upsample_map
+
+    from threedsr_cli.report import overlay_figure, save_map_png
+
+    overlay = out / f"{item.name}_overlay.png"
+    native = upsample_map(m, tuple(prepared.native_shape))
+    title = f"{item.name}: score {score:.4f}"
+    if threshold is not None:
+        title += " ANOMALOUS" if score > threshold else " normal"
+    overlay_figure(
+        prepared.rgb,
+        prepared.depth,
+        {"anomaly map": m},
+        overlay,
+        title=title,
+        vrange={"anomaly map": vrange},
+    )
+    map_png = save_map_png(native, out / f"{item.name}_map.png", *vrange)
+    record: dict[str, Any] = {
+        "name": item.name,
+        "xyz": str(item.geometry),
+        "rgb": str(item.rgb) if item.rgb is not None else None,
+        "score": float(score),
+        "overlay": overlay.name,
+        "map": map_png.name,
+        "native_shape": list(prepared.native_shape),
+    }
+    if threshold is not None:
+        record["anomalous"] = bool(score > threshold)
+    return record
+
+
+def predict_command(
+    *,
+    run: Path,
+    inputs: list[Path],
+    out: Path | None,
+    threshold: str | None,
+    data: Path | None,
+    category: str | None,
+    batch_size: int,
+    device: str,
+    seed: int,
+    ui: UI,
+) -> dict[str, Any]:
+    from threedsr_cli.libs import load_detector, seed_everything
+
+    seed_everything(seed)
+    if not inputs:
+        raise CLIError(
+            "predict: give at least one INPUT (a sample folder, XYZ RGB pair or directory)"
+        )
+    thr = parse_threshold(threshold)
+    items = resolve_inputs(inputs)
+    detector = load_detector(run, device)
+    out = (
+        Path(out)
+        if out is not None
+        else (Path(run) if Path(run).is_dir() else Path(run).parent) / "predictions"
+    )
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: exists and is not a folder")
+    source = None
+    if thr == "auto":
+        thr, source = auto_threshold(ui, detector, Path(run), data, category)
+    elif thr is not None:
+        source = "given"
+    records: list[dict[str, Any]] = []
+    pending: list[tuple[InputItem, Any]] = []
+    results: list[tuple[InputItem, Any, np.ndarray, float]] = []
+    with ui.stage("predict", len(items)) as progress:
+        for k, item in enumerate(items, 1):
+            pending.append((item, detector.prepare(item.load())))
+            if len(pending) == batch_size or k == len(items):
+                pred = detector.predict([p for _, p in pending])
+                for (it, p), m, s in zip(
+                    pending, pred.maps.numpy(), pred.scores.numpy(), strict=True
+                ):
+                    results.append((it, p, m, float(s)))
+                pending.clear()
+            progress(k, len(items))
+    lo = min(float(m.min()) for _, _, m, _ in results)
+    hi = max(float(m.max()) for _, _, m, _ in results)
+    if thr is not None:
+        hi = max(hi, float(thr))
+    out.mkdir(parents=True, exist_ok=True)
+    with ui.stage("write overlays", len(results)) as progress:
+        for k, (it, p, m, s) in enumerate(results, 1):
+            records.append(_save(it, p, m, s, out, thr if thr is None else float(thr), (lo, hi)))
+            progress(k, len(results))
+    summary = {
+        "run": str(run),
+        "setup": detector.setup,
+        "category": detector.category,
+        "threshold": None if thr is None else float(thr),
+        "threshold_source": source,
+        "map_scale": [lo, hi],
+        "samples": records,
+    }
+    path = atomic_write_json(out / "scores.json", summary)
+    from rich.table import Table
+
+    table = Table(title=f"{detector.setup} detector: {len(records)} samples")
+    table.add_column("sample")
+    table.add_column("score", justify="right")
+    if thr is not None:
+        table.add_column(f"> {float(thr):.4f}")
+    for r in records:
+        row = [r["name"], f"{r['score']:.4f}"]
+        if thr is not None:
+            row.append("anomalous" if r["anomalous"] else "normal")
+        table.add_row(*row)
+    ui.out.print(table)
+    ui.info(f"wrote {path} and {len(records)} overlays to {out}")
+    return summary

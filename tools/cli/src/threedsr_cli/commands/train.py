@@ -1,0 +1,118 @@
+"""``threedsr-cli train``: stage 2 (the 3DSR detector of one class)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from threedsr_cli.errors import CLIError, Interrupted
+from threedsr_cli.runs import claim_run
+from threedsr_cli.ui import UI
+
+__all__ = ["prepare_train_data", "run_stage_two", "train_command"]
+
+
+def prepare_train_data(ui: UI, config: Any) -> Any:
+    """Preprocess ``<root>/<category>/train`` (good samples) with a progress bar."""
+    import threedsr
+    from threedsr.train import preprocess_params
+
+    with ui.stage(f"preprocess {config.category}/train") as progress:
+        prepared = threedsr.load_split(
+            str(config.data_root),
+            str(config.category),
+            "train",
+            preprocess_params(config),
+            cache_dir=config.cache_dir,
+            progress=progress,
+        )
+    good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
+    if not good:
+        raise CLIError(f"{config.data_root}: no good training samples for {config.category!r}")
+    return threedsr.train_data_from_prepared(good, config.setup)
+
+
+def run_stage_two(ui: UI, config: Any, data: Any, description: str) -> Any:
+    """Train the detector with a progress bar; Ctrl-C -> :class:`Interrupted`."""
+    import threedsr
+
+    try:
+        with ui.training(description, config.iterations) as on_event:
+            return threedsr.train_detector(config, on_event, data=data)
+    except KeyboardInterrupt:
+        ckpt = Path(config.out) / "detector.pt"
+        raise Interrupted(ckpt if ckpt.exists() else None) from None
+
+
+def train_command(
+    *,
+    data: Path,
+    category: str,
+    setup: str,
+    preset: str,
+    dada: Path,
+    out: Path,
+    resume: bool,
+    overwrite: bool,
+    iterations: int | None,
+    batch_size: int | None,
+    size: int | None,
+    cache_dir: Path | None,
+    device: str,
+    seed: int,
+    ui: UI,
+) -> None:
+    import threedsr
+
+    from threedsr_cli.libs import check_backbone, check_category, resolve_device
+
+    check_category(data, category)
+    backbone = check_backbone(dada, setup)
+    dev = resolve_device(device)
+    config = threedsr.DetectorConfig.preset(
+        preset,
+        setup=setup,
+        data_root=str(data),
+        category=category,
+        backbone=str(backbone),
+        out=str(out),
+        iterations=iterations,
+        batch_size=batch_size,
+        size=size,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        device=str(dev),
+        seed=seed,
+        resume=True,
+    )
+    settings = {
+        "data": str(Path(data).resolve()),
+        "category": category,
+        "setup": setup,
+        "preset": preset,
+        "dada": str(backbone.resolve()),
+        "iterations": config.iterations,
+        "batch_size": config.batch_size,
+        "size": config.size,
+        "seed": seed,
+    }
+    run = claim_run(out, "train", settings, resume=resume, overwrite=overwrite)
+    ui.info(
+        f"stage 2: {setup} detector for {category!r}, preset {preset}, {config.iterations} "
+        f"iterations, batch {config.batch_size}, {config.size}px, on {dev}"
+    )
+    start = time.perf_counter()
+    train_data = prepare_train_data(ui, config)
+    result = run_stage_two(ui, config, train_data, f"stage 2 ({setup}, {category})")
+    run.finish(checkpoint=str(result.path), steps=result.step, metrics=result.metrics)
+    from rich.table import Table
+
+    table = Table(title="stage 2 done", show_header=False)
+    table.add_row("checkpoint", str(result.path))
+    table.add_row("steps", str(result.step))
+    for key, value in result.metrics.items():
+        if key in ("total", "focal", "image"):
+            table.add_row(key, f"{value:.4g}")
+    table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
+    table.add_row("next", f"threedsr-cli eval --run {out} --data {data}")
+    ui.out.print(table)

@@ -1,0 +1,129 @@
+"""One place that turns exceptions into exit codes and one-line messages.
+
+Bad input (the libraries' own error classes, ``FileNotFoundError``/``ValueError`` raised while
+validating, and :class:`CLIError`) -> one line on stderr naming the file and the problem, exit 2.
+Ctrl-C during training -> where the checkpoint is and how to continue, exit 130. Anything else is
+a bug: one line and exit 1. ``--verbose`` adds the traceback in every case.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "CLIError",
+    "Interrupted",
+    "guard",
+    "is_bad_input",
+    "one_line",
+]
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+# (module, class) of every library exception that means "the user's input is bad". Looked up in
+# sys.modules, never imported here: a module that was never imported cannot have raised.
+_LIBRARY_ERRORS = (
+    ("pcprep", "PcprepError"),
+    ("vqcore", "VqcoreError"),
+    ("threedsr", "ThreedsrError"),
+    ("admetrics", "AdmetricsError"),
+    ("depthsim", "DepthsimError"),
+)
+
+
+class CLIError(Exception):
+    """A bad-input error found by the CLI itself; the message names the file and the problem.
+
+    Example:
+        >>> str(CLIError("data/: dataset root is empty"))
+        'data/: dataset root is empty'
+    """
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a stage that saved a checkpoint at ``checkpoint``."""
+
+    def __init__(self, checkpoint: Path | None) -> None:
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
+
+
+def _library_error_types() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = []
+    for module, name in _LIBRARY_ERRORS:
+        mod = sys.modules.get(module)
+        cls = getattr(mod, name, None) if mod is not None else None
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def is_bad_input(exc: BaseException) -> bool:
+    """True for the exceptions that mean bad input (exit 2) rather than a bug.
+
+    Example:
+        >>> is_bad_input(CLIError("x")), is_bad_input(FileNotFoundError("x")), is_bad_input(KeyError())
+        (True, True, False)
+    """
+    bad = (CLIError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+    bad += (ValueError, *_library_error_types())
+    return isinstance(exc, bad)
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception as one line, naming the file for ``OSError``s that carry one.
+
+    Example:
+        >>> one_line(FileNotFoundError(2, "No such file or directory", "data/x.tiff"))
+        'data/x.tiff: No such file or directory'
+        >>> one_line(ValueError("bad\\n  value"))
+        'bad value'
+    """
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _print_error(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+@contextmanager
+def guard(verbose: bool = False) -> Iterator[None]:
+    """Run a command body, mapping exceptions to exit codes (raises ``SystemExit``)."""
+    try:
+        yield
+    except SystemExit:
+        raise
+    except Interrupted as exc:
+        if verbose:
+            traceback.print_exc()
+        where = f"checkpoint saved to {exc.checkpoint}" if exc.checkpoint else "nothing saved yet"
+        _print_error(f"interrupted, {where}; rerun with --resume")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:
+        if verbose:
+            traceback.print_exc()
+        _print_error("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        if is_bad_input(exc):
+            _print_error(one_line(exc))
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        hint = "" if verbose else " (rerun with --verbose for the traceback)"
+        _print_error(f"internal error: {type(exc).__name__}: {one_line(exc)}{hint}")
+        raise SystemExit(EXIT_INTERNAL) from None

@@ -1,0 +1,86 @@
+"""Lazy bridges to the libraries: device, categories, checkpoints (imported inside commands)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from threedsr_cli.errors import CLIError
+from threedsr_cli.options import check_data_root
+
+__all__ = [
+    "check_backbone",
+    "check_category",
+    "load_detector",
+    "resolve_device",
+    "seed_everything",
+]
+
+
+def resolve_device(name: str) -> Any:
+    """``auto``/``cpu``/``cuda`` -> ``torch.device`` (a missing CUDA is bad input)."""
+    import vqcore
+
+    return vqcore.resolve_device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    # The libraries draw from Generators built from explicit seeds; these cover stray global use.
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_category(root: Path, category: str) -> str:
+    """``category`` must be one of the dataset's classes (the message lists the known ones)."""
+    import pcprep
+
+    check_data_root(root)
+    known = list(pcprep.list_categories(root))
+    if not known:
+        raise CLIError(f"{root}: holds no dataset (no class folders with train/test samples)")
+    if category not in known:
+        raise CLIError(f"{root}: unknown category {category!r} (known: {', '.join(known)})")
+    return category
+
+
+def check_backbone(path: Path, setup: str) -> Path:
+    """The stage-1 checkpoint (file or the folder ``train-dada`` wrote) exists, is readable and
+    has the requested setup; returns the file."""
+    import vqcore
+
+    path = Path(path)
+    file = path / vqcore.CHECKPOINT_NAME if path.is_dir() else path
+    if not file.exists():
+        where = (
+            f"{path}: holds no {vqcore.CHECKPOINT_NAME}" if path.is_dir() else f"{path}: not found"
+        )
+        raise CLIError(f"{where} (train one with: threedsr-cli train-dada --setup {setup})")
+    data = vqcore.read_checkpoint(file)
+    stored = dict(data.get("config", {})).get("setup")
+    if stored != setup:
+        raise CLIError(
+            f"{file}: is a {stored!r} backbone, but --setup {setup} needs a {setup!r} one "
+            f"(train it with: threedsr-cli train-dada --setup {setup})"
+        )
+    if not data.get("complete", True):
+        step, total = data.get("step"), data.get("total")
+        raise CLIError(
+            f"{file}: stage 1 is unfinished (step {step} of {total}); finish it with "
+            "threedsr-cli train-dada --resume"
+        )
+    return file
+
+
+def load_detector(run: Path, device: str) -> Any:
+    """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message."""
+    import threedsr
+
+    run = Path(run)
+    if not run.exists():
+        raise CLIError(f"{run}: run not found")
+    if run.is_dir() and not (run / "detector.pt").is_file():
+        raise CLIError(f"{run}: holds no detector.pt (train one with: threedsr-cli train)")
+    return threedsr.Detector.load(run, device=resolve_device(device))

@@ -1,0 +1,91 @@
+"""Options every command shares, and the small validations that need no library."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from threedsr_cli.errors import CLIError
+
+__all__ = [
+    "Device",
+    "DeviceOpt",
+    "Preset",
+    "QuietOpt",
+    "SeedOpt",
+    "Setup",
+    "VerboseOpt",
+    "check_data_root",
+    "check_image_folder",
+]
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Setup(StrEnum):
+    rgbd = "rgbd"
+    depth = "depth"
+    rgb = "rgb"
+
+
+class Preset(StrEnum):
+    paper = "paper"
+    cpu = "cpu"
+
+
+DeviceOpt = Annotated[
+    Device, typer.Option("--device", help="Where to run: auto (CUDA when present), cpu or cuda.")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw (reproducible).")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or info lines; results only.")
+]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="More detail, and the traceback on errors.")
+]
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue the unfinished run in --out (same settings).")
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace the run already in --out (a run this tool wrote)."),
+]
+
+_IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def check_data_root(root: Path) -> Path:
+    """The dataset root must be an existing, non-empty folder.
+
+    Example:
+        >>> check_data_root(Path("/nonexistent/data"))
+        Traceback (most recent call last):
+        ...
+        threedsr_cli.errors.CLIError: /nonexistent/data: data root not found
+    """
+    root = Path(root)
+    if not root.exists():
+        raise CLIError(f"{root}: data root not found")
+    if not root.is_dir():
+        raise CLIError(f"{root}: data root is not a folder")
+    if not any(p for p in root.iterdir() if not p.name.startswith(".")):
+        raise CLIError(f"{root}: data root is empty")
+    return root
+
+
+def check_image_folder(folder: Path) -> Path:
+    """A folder tree that holds at least one image (stage-1 RGB source)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CLIError(f"{folder}: image folder not found")
+    for p in folder.rglob("*"):
+        if p.suffix.lower() in _IMAGE_EXT and p.is_file():
+            return folder
+    raise CLIError(f"{folder}: holds no images (.png, .jpg, ...)")

@@ -1,0 +1,131 @@
+"""Terminal output: Rich consoles, progress bars for stages and training, quiet/verbose modes.
+
+Progress goes to stderr (so ``stdout`` stays the tables and paths a script may parse); the
+libraries report through plain callbacks, which :class:`UI` turns into Rich progress updates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["UI", "format_train_stats"]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(float(value)):
+        return "-"
+    return f"{float(value):.{digits}g}"
+
+
+def format_train_stats(metrics: dict[str, float]) -> str:
+    """One short line of training metrics for the progress bar.
+
+    Example:
+        >>> format_train_stats({"loss": 0.123456, "perplexity_top": 12.5, "perplexity_bot": 40.0,
+        ...                     "it_s": 3.21})
+        'loss 0.1235  ppl 12.5/40  3.21 it/s'
+        >>> format_train_stats({"total": 1.5, "it_per_s": 2.0})
+        'loss 1.5  2 it/s'
+    """
+    parts = []
+    loss = metrics.get("loss", metrics.get("total"))
+    if loss is not None:
+        parts.append(f"loss {_fmt(loss)}")
+    if "perplexity_top" in metrics or "perplexity_bot" in metrics:
+        top = _fmt(metrics.get("perplexity_top"), 3)
+        bot = _fmt(metrics.get("perplexity_bot"), 3)
+        parts.append(f"ppl {top}/{bot}")
+    rate = metrics.get("it_s", metrics.get("it_per_s"))
+    if rate is not None:
+        parts.append(f"{_fmt(rate, 3)} it/s")
+    return "  ".join(parts)
+
+
+@dataclass
+class UI:
+    """Consoles and progress for one command.
+
+    Args:
+        quiet: no progress bars and no informational lines (errors and results still print).
+        verbose: extra detail, and tracebacks on errors (see :mod:`threedsr_cli.errors`).
+    """
+
+    quiet: bool = False
+    verbose: bool = False
+    out: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(message)
+
+    def debug(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            self.err.print(f"[dim]{message}[/dim]")
+
+    def _progress(self) -> Progress:
+        return Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=28),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.err,
+            disable=self.quiet,
+            transient=False,
+        )
+
+    @contextmanager
+    def stage(self, description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+        """A progress bar for a counted stage; yields ``progress(done, total)``.
+
+        The callback has the shape of the libraries' ``progress(done, total)`` hooks.
+        """
+        with self._progress() as progress:
+            task = progress.add_task(description, total=total, stats="")
+
+            def update(done: int, total_: int | None = None, **_: Any) -> None:
+                progress.update(task, completed=done, total=total_ or total)
+
+            yield update
+            t = progress.tasks[0]
+            if t.total is not None:
+                progress.update(task, completed=t.total)
+
+    @contextmanager
+    def training(self, description: str, total: int) -> Iterator[Callable[[Any], None]]:
+        """A progress bar fed by library ``TrainEvent``s (step, total, metrics)."""
+        with self._progress() as progress:
+            task: TaskID = progress.add_task(description, total=total, stats="")
+            last: dict[str, Any] = {}
+
+            def on_event(event: Any) -> None:
+                metrics = dict(getattr(event, "metrics", {}) or {})
+                last.update(metrics)
+                progress.update(
+                    task,
+                    completed=int(event.step),
+                    total=int(event.total),
+                    stats=format_train_stats(metrics),
+                )
+
+            yield on_event
