@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -56,20 +57,36 @@ def inputs() -> list[tuple[str, pcprep.Sample]]:
 def timeit_many(fns: dict[str, object], repeat: int) -> dict[str, tuple[float, float, float]]:
     """(min wall, median wall, median process CPU) seconds per function.
 
-    The functions run interleaved round-robin so that load from other processes on a shared
-    machine hits all of them alike; process CPU time does not count time spent descheduled.
+    The functions run interleaved, in a shuffled order each round, so that load from other
+    processes on a shared machine and cache state hit all of them alike; process CPU time does not
+    count time spent descheduled.
     """
     for fn in fns.values():
         fn()  # warm-up (numba compilation, caches)
     wall: dict[str, list[float]] = {k: [] for k in fns}
     cpu: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns)
+    shuffler = random.Random(0)
     for _ in range(repeat):
-        for name, fn in fns.items():
+        shuffler.shuffle(order)  # no method always runs right after the cache-heavy baseline
+        for name in order:
+            fn = fns[name]
             c0, t0 = time.process_time(), time.perf_counter()
             fn()
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
     return {k: (min(wall[k]), statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def cpu_block(fn, repeat: int) -> float:
+    """Median process CPU seconds of ``repeat`` consecutive calls after a warm-up."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        c0 = time.process_time()
+        fn()
+        times.append(time.process_time() - c0)
+    return statistics.median(times)
 
 
 def open3d_plane(xyz: np.ndarray, iterations: int) -> np.ndarray:
@@ -103,9 +120,10 @@ def main() -> None:
     )
     print()
     print(
-        "| input | method | min ms | median ms | speed-up (min / median) | agreement with baseline |"
+        "| input | method | wall min ms | wall median ms | CPU median ms "
+        "| speed-up (wall min / wall median / CPU) | agreement with baseline |"
     )
-    print("|---|---|---:|---:|---:|---|")
+    print("|---|---|---:|---:|---:|---:|---|")
     for name, s in inputs():
         ref_depth, _, ref_fg, _, _ = baseline.preprocess_reference(s.xyz, s.rgb, s.gt, size)
         fns = {
@@ -141,6 +159,23 @@ def main() -> None:
                 f"| {name} | {label} | {tmin * 1e3:.2f} | {tmed * 1e3:.2f} | {tcpu * 1e3:.2f} | "
                 f"{bmin / tmin:.1f}x / {bmed / tmed:.1f}x / {bcpu / tcpu:.1f}x | {agree[label]} |"
             )
+
+    # each method in a block of consecutive calls: no cache pollution from the others
+    name, s = inputs()[0]
+    alone = {
+        "numpy/scipy baseline": lambda: baseline.preprocess_reference(s.xyz, s.rgb, s.gt, size),
+        "pcprep.preprocess(plane='corners')": lambda: pcprep.preprocess(
+            s, size=size, plane="corners"
+        ),
+        "pcprep.preprocess(plane='robust')": lambda: pcprep.preprocess(s, size=size),
+    }
+    cpu_alone = {k: cpu_block(fn, args.repeat * 2) for k, fn in alone.items()}
+    ref = cpu_alone["numpy/scipy baseline"]
+    print()
+    print(f"| {name}, each method alone | CPU median ms | speed-up |")
+    print("|---|---:|---:|")
+    for label, t in cpu_alone.items():
+        print(f"| {label} | {t * 1e3:.2f} | {ref / t:.1f}x |")
 
     # plane fit alone on the border band of the first input
     name, s = inputs()[0]
@@ -189,7 +224,7 @@ def end_to_end(repeat: int, size: int) -> None:
         ),
     }
     res = timeit_many(fns, max(3, repeat // 4))
-    bmin, bmed, bcpu = res["read_mvtec3d + numpy/scipy baseline, serial"]
+    bmin, bmed, _ = res["read_mvtec3d + numpy/scipy baseline, serial"]
     n = len(refs)
     print()
     print(

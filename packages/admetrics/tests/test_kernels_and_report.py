@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import admetrics as am
 import numpy as np
 import pytest
 from admetrics import _kernels as K
+from admetrics import _ranks as Rk
+from admetrics._scan import scan_regions
+from scipy import ndimage
 
 
 def _sorted_pair(seed: int, dtype=np.float64):
@@ -19,10 +24,6 @@ def _sorted_pair(seed: int, dtype=np.float64):
 @pytest.mark.parametrize("seed", range(3))
 def test_kernels_match_python_bodies(seed: int) -> None:
     neg, pos, w = _sorted_pair(seed)
-    assert K.auc_ap_sweep(neg, pos) == pytest.approx(K.auc_ap_sweep.py_func(neg, pos), abs=1e-12)
-    assert K.pro_sweep(neg, pos, w, 7, 0.3) == pytest.approx(
-        K.pro_sweep.py_func(neg, pos, w, 7, 0.3), abs=1e-12
-    )
     for a, b in zip(
         K.pro_points(neg, pos, w, 7), K.pro_points.py_func(neg, pos, w, 7), strict=True
     ):
@@ -45,21 +46,79 @@ def test_kernels_match_python_bodies(seed: int) -> None:
     np.testing.assert_allclose(f1, f2, atol=1e-12)
 
 
-def test_python_sweep_gives_exact_auroc_numerator() -> None:
+@pytest.mark.parametrize("seed", range(3))
+def test_rank_kernels_match_python_bodies(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.random(400), 2)
+    mask = rng.random(400) < 0.2
+    np.testing.assert_array_equal(
+        Rk.bin_index(values, 0.0, 50.0, 50), Rk.bin_index.py_func(values, 0.0, 50.0, 50)
+    )
+    for fn, args in (
+        (Rk.split_marked, (values, np.zeros(0, bool))),
+        (Rk.split_marked, (values, mask)),
+    ):
+        results = []
+        for impl in (fn, fn.py_func):
+            counts = np.zeros(50, np.int64)
+            counts[::3] = -1
+            out = np.empty(400)
+            end = impl(*args, 0.0, 50.0, counts, out, 0)
+            results.append((counts, out[:end]))
+        np.testing.assert_array_equal(results[0][0], results[1][0])
+        np.testing.assert_array_equal(results[0][1], results[1][1])
+        source = values[~args[1]] if args[1].size else values
+        bins = Rk.bin_index(source, 0.0, 50.0, 50)
+        np.testing.assert_array_equal(results[0][1], source[bins % 3 == 0])
+        expected_counts = np.bincount(bins, minlength=50)
+        expected_counts[::3] = -1
+        np.testing.assert_array_equal(results[0][0], expected_counts)
+
+
+def test_rank_statistics_small_example() -> None:
     neg = np.array([0.1, 0.5, 0.5, 0.9])
-    pos = np.array([0.5, 0.9])
-    twice, ap = K.auc_ap_sweep.py_func(neg, pos)
-    # pairs: (0.5 vs .1 .5 .5 .9) -> 1 + .5 + .5 + 0 ; (0.9 vs ...) -> 1 + 1 + 1 + .5 = 5.5
-    assert twice == 11
-    assert ap == pytest.approx(0.5 + 2 / 5)
+    groups = Rk.pos_groups(np.array([0.5, 0.9]))
+    less, less_eq = Rk.neg_ranks([neg], 4, groups.u, 0.1, 0.9)
+    assert less.tolist() == [1, 3] and less_eq.tolist() == [3, 4]
+    # pairs: 0.5 beats 0.1 and ties two 0.5s -> 2 ; 0.9 beats three and ties one -> 3.5
+    assert Rk.auroc_numerator(groups, less, less_eq) == 11
+    assert Rk.average_precision(groups, less, 4) == pytest.approx((0.5 + 2 / 5) / 2)
 
 
-def test_pro_sweep_interpolates_at_limit() -> None:
-    neg = np.array([0.0, 1.0])  # FPR jumps 0 -> 0.5 -> 1
-    pos = np.array([1.0])
-    # curve: (0,0) -> (0.5, 1) [tie at 1.0] -> (1, 1); limit 0.25 cuts the first segment at y=0.5
-    assert K.pro_sweep.py_func(neg, pos, np.array([1.0]), 1, 0.25) == pytest.approx(0.25)
-    assert K.pro_sweep(neg, pos, np.array([1.0]), 1, 0.25) == pytest.approx(0.25)
+def _blob_batch(seed: int, n: int = 4, h: int = 23, w: int = 31) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.standard_normal((n, h, w)), sigma=(0, 1, 1))
+    return field > rng.uniform(0.0, 0.6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scan_regions_matches_ndimage_label(seed: int) -> None:
+    mask = _blob_batch(seed)
+    if seed == 0:
+        mask[:] = np.random.default_rng(0).random(mask.shape) < 0.5  # speckle: many diagonals
+    maps = np.random.default_rng(seed).random(mask.shape).astype(np.float32)
+    n_pos = int(mask.sum())
+    structure = np.ones((3, 3), int)
+    expected = np.concatenate(
+        [ndimage.label(m, structure=structure)[0][m] + 1000 * i for i, m in enumerate(mask)]
+    )
+    expected_n = sum(ndimage.label(m, structure=structure)[1] for m in mask)
+    for impl in (scan_regions, scan_regions.py_func):
+        pos, region, n_regions = impl(mask, maps, n_pos)
+        np.testing.assert_array_equal(pos, maps[mask])
+        assert n_regions == expected_n
+        # same partition of the anomalous pixels: the id pairs form a bijection
+        pairs = set(zip(region.tolist(), expected.tolist(), strict=True))
+        assert len(pairs) == n_regions == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+
+
+def test_scan_regions_handles_empty_and_full_masks() -> None:
+    empty = np.zeros((2, 5, 6), bool)
+    pos, region, n = scan_regions(empty, np.ones((2, 5, 6)), 0)
+    assert pos.size == 0 and region.size == 0 and n == 0
+    full = np.ones((2, 5, 6), bool)
+    pos, region, n = scan_regions(full, np.ones((2, 5, 6)), full.size)
+    assert n == 2 and np.array_equal(np.bincount(region), [30, 30])
 
 
 def test_format_report_with_reference_and_missing_values() -> None:
@@ -81,3 +140,10 @@ def test_format_report_with_reference_and_missing_values() -> None:
 def test_format_report_rejects_empty() -> None:
     with pytest.raises(am.AdmetricsError, match="empty"):
         am.format_report({})
+
+
+def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    assert "| **mean** |" in capsys.readouterr().out

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import math
+import os
 
 import depthsim
 import numba
 import numpy as np
 import pytest
+from depthsim import _drivers as D
 from depthsim import _kernels as K
 from depthsim.noise import random_gradients
 from hypothesis import given, settings
@@ -94,7 +96,7 @@ def test_batch_equals_serial_draws_and_thread_count():
         many = depthsim.simulate_depth_batch(8, (128, 128), rng=5)
     finally:
         numba.set_num_threads(before)
-    assert K.use_parallel(one) and np.array_equal(one, many)
+    assert D.use_parallel(one) and np.array_equal(one, many)
 
 
 def test_serial_and_parallel_drivers_agree():
@@ -104,8 +106,8 @@ def test_serial_and_parallel_drivers_agree():
     rx = np.array([8, 4, 2, 1, 8], np.int64)
     a = np.zeros((5, 30, 20), np.float32)
     b = np.zeros((5, 30, 20), np.float32)
-    K.perlin_batch_kernel(a, gcos, gsin, ry, rx, 1.0, False)
-    K.perlin_batch_serial(b, gcos, gsin, ry, rx, 1.0, False)
+    D.perlin_batch_kernel(a, gcos, gsin, ry, rx, 1.0, False)
+    D.perlin_batch_serial(b, gcos, gsin, ry, rx, 1.0, False)
     assert np.array_equal(a, b)
     p = depthsim.sample_depth_params(5, rng=1)
     args = (
@@ -115,12 +117,12 @@ def test_serial_and_parallel_drivers_agree():
         p.noise.res[:, 1].copy(),
         p.noise.angle,
     )
-    K.simulate_depth_kernel(a, *args, p.alpha, p.beta, True)
-    K.simulate_depth_serial(b, *args, p.alpha, p.beta, True)
+    D.simulate_depth_kernel(a, *args, p.alpha, p.beta, True)
+    D.simulate_depth_serial(b, *args, p.alpha, p.beta, True)
     assert np.array_equal(a, b)
     t = np.full(5, 0.3)
-    K.anomaly_mask_kernel(a, *args, t)
-    K.anomaly_mask_serial(b, *args, t)
+    D.anomaly_mask_kernel(a, *args, t)
+    D.anomaly_mask_serial(b, *args, t)
     assert np.array_equal(a, b)
 
 
@@ -178,6 +180,36 @@ def test_batch_kernel_py_func_agrees():
     rx = np.array([4, 2, 1], np.int64)
     a = np.zeros((3, 12, 10), np.float32)
     b = np.zeros((3, 12, 10), np.float32)
-    K.perlin_batch_kernel(a, gcos, gsin, ry, rx, 0.5, True)
-    K.perlin_batch_kernel.py_func(b, gcos, gsin, ry, rx, 0.5, True)
+    D.perlin_batch_kernel(a, gcos, gsin, ry, rx, 0.5, True)
+    D.perlin_batch_kernel.py_func(b, gcos, gsin, ry, rx, 0.5, True)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_concurrent_calls_from_threads_match_sequential():
+    """Several Python threads may call the batch functions at once (the workqueue layer would
+    abort on concurrent parallel launches); results equal the sequential ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seeds = list(range(6))
+    expected = [depthsim.simulate_depth_batch(8, (128, 128), rng=s) for s in seeds]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda s: depthsim.simulate_depth_batch(8, (128, 128), rng=s), seeds))
+    for e, g in zip(expected, got, strict=True):
+        assert np.array_equal(e, g)
+
+
+def _child_batch(seed: int) -> np.ndarray:
+    return depthsim.simulate_depth_batch(8, (128, 128), rng=seed)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_workers_after_parallel_use():
+    """DataLoader-style fork after the thread pool started: children fall back to the serial
+    drivers instead of being terminated by OpenMP, with identical results."""
+    import multiprocessing as mp
+
+    expected = [depthsim.simulate_depth_batch(8, (128, 128), rng=s) for s in (0, 1)]
+    with mp.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_child_batch, [0, 1]).get(timeout=120)
+    for e, g in zip(expected, got, strict=True):
+        assert np.array_equal(e, g)

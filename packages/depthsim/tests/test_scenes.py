@@ -52,6 +52,12 @@ def test_scene_arrays_and_invariants(cls):
     assert 0.008 < top < 0.045
 
 
+def test_non_square_scene():
+    s = render_scene("puck", size=(80, 120), defect="bump", rng=2)
+    assert s.xyz.shape == (80, 120, 3) and s.rgb.shape == (80, 120, 3) and s.gt.shape == (80, 120)
+    assert (s.gt > 0).any()
+
+
 def test_determinism_and_pose_variation():
     a = render_scene("bar", size=64, defect="crack", rng=3)
     b = render_scene("bar", size=64, defect="crack", rng=3)
@@ -93,6 +99,8 @@ def test_bad_arguments():
         render_scene("teapot", rng=0)
     with pytest.raises(depthsim.DepthsimError, match="defect"):
         render_scene("puck", defect="scratch", rng=0)
+    with pytest.raises(depthsim.DepthsimError, match="size"):
+        render_scene("puck", size=(4, 64), rng=0)
     with pytest.raises(depthsim.DepthsimError, match="classes"):
         generate_dataset("/nonexistent-never-written", classes=["teapot"])
 

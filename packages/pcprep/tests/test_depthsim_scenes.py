@@ -9,9 +9,7 @@ import pytest
 
 def test_depthsim_scenes_preprocess(tmp_path):
     scenes = pytest.importorskip("depthsim.scenes")
-    root = scenes.generate_dataset(
-        tmp_path / "ds", size=96, n_train=3, n_validation=1, n_test_per_type=1, seed=0
-    )
+    root = scenes.generate_dataset(tmp_path / "ds", size=96, n_train=3, n_test_per_type=1, seed=0)
     categories = pcprep.list_categories(root)
     assert categories
     for category in categories:

@@ -203,3 +203,24 @@ def test_preprocess_property_random_scans(seed, tx, ty, noise, dropout, height):
     union = (out.foreground | truth).sum()
     assert inter / union > 0.97
     assert angle_deg(out.plane, scan.plane) < 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**20),
+    scales=st.tuples(st.floats(1e-6, 10.0), st.floats(1e-6, 10.0), st.floats(0.0, 10.0)),
+)
+def test_smallest_eigvec3_matches_numpy(seed, scales):
+    from pcprep.kernels import smallest_eigvec3
+
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    vals = np.array(sorted(scales, reverse=True))
+    if vals[1] - vals[2] < 1e-3 * max(vals[0], 1e-9):
+        vals[2] = vals[1] * 0.5  # keep the smallest eigenvalue distinct
+    a = q @ np.diag(vals) @ q.T
+    ref = np.linalg.eigh(a)[1][:, 0]
+    for fn in (smallest_eigvec3, smallest_eigvec3.py_func):
+        v = fn(a)
+        assert np.isclose(np.linalg.norm(v), 1.0)
+        assert abs(abs(v @ ref) - 1.0) < 1e-6

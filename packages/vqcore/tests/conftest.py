@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from vqcore import BackboneConfig, StageOneConfig
 
 
@@ -16,15 +15,15 @@ def _few_threads():
     torch.set_num_threads(previous)
 
 
-def tiny_backbone(setup: str = "rgbd", **overrides) -> BackboneConfig:
+def make_tiny_backbone(setup: str = "rgbd", **overrides) -> BackboneConfig:
     base = dict(hidden=16, res_hidden=8, num_res_layers=1, num_embeddings=32, embedding_dim=8)
     base.update(overrides)
     return BackboneConfig.cpu(setup, **base)
 
 
-def tiny_stage_one(setup: str, out_dir, **overrides) -> StageOneConfig:
+def make_tiny_stage_one(setup: str, out_dir, **overrides) -> StageOneConfig:
     base = dict(
-        backbone=tiny_backbone(setup),
+        backbone=make_tiny_backbone(setup),
         out_dir=out_dir,
         image_size=16,
         batch_size=4,
@@ -36,3 +35,15 @@ def tiny_stage_one(setup: str, out_dir, **overrides) -> StageOneConfig:
     )
     base.update(overrides)
     return StageOneConfig.cpu(setup, **base)
+
+
+@pytest.fixture
+def tiny_backbone():
+    """Factory ``(setup, **overrides) -> BackboneConfig`` of a very small model."""
+    return make_tiny_backbone
+
+
+@pytest.fixture
+def tiny_stage_one():
+    """Factory ``(setup, out_dir, **overrides) -> StageOneConfig`` for a few 16 px steps."""
+    return make_tiny_stage_one

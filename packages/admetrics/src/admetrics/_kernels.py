@@ -49,7 +49,8 @@ def pro_points(
             wsum = tk
             j -= 1
         fpr[k] = fp / n_neg
-        pro[k] = min(wsum / n_regions, 1.0)
+        # once every anomalous pixel is in, PRO is exactly 1 whatever the rounding
+        pro[k] = 1.0 if j < 0 else min(wsum / n_regions, 1.0)
         thr[k] = v
         k += 1
     return fpr[:k], pro[:k], thr[:k]

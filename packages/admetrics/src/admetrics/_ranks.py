@@ -42,16 +42,26 @@ def bin_index(values: np.ndarray, lo: float, scale: float, n_bins: int) -> np.nd
 
 @njit(cache=True, nogil=True)
 def split_marked(
-    values: np.ndarray, lo: float, scale: float, counts: np.ndarray, out: np.ndarray, start: int
+    values: np.ndarray,
+    mask: np.ndarray,
+    lo: float,
+    scale: float,
+    counts: np.ndarray,
+    out: np.ndarray,
+    start: int,
 ) -> int:
     """One pass: values whose bin is marked (``counts[bin] < 0``) go to ``out[start:]``; the
     others are counted in ``counts[bin]``. Returns the new end of ``out``.
 
+    ``mask`` (same length as ``values``, or empty for none) skips the values where it is True.
     Marking through the count array keeps one random memory access per value.
     """
     n_bins = counts.shape[0]
+    has_mask = mask.shape[0] > 0
     k = start
     for i in range(values.shape[0]):
+        if has_mask and mask[i]:
+            continue
         v = values[i]
         b = _bin(v, lo, scale, n_bins)
         c = counts[b]
@@ -64,30 +74,21 @@ def split_marked(
 
 
 @njit(cache=True, nogil=True)
-def split_marked_masked(
-    mask: np.ndarray,
-    values: np.ndarray,
-    lo: float,
-    scale: float,
-    counts: np.ndarray,
-    out: np.ndarray,
-    start: int,
-) -> int:
-    """:func:`split_marked` over the normal pixels (``mask == False``) of flat ``values``."""
-    n_bins = counts.shape[0]
-    k = start
-    for i in range(values.shape[0]):
-        if mask[i]:
-            continue
-        v = values[i]
-        b = _bin(v, lo, scale, n_bins)
-        c = counts[b]
-        if c < 0:
-            out[k] = v
-            k += 1
-        else:
-            counts[b] = c + 1
-    return k
+def merge_ranks(sorted_values: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For ascending ``u``: counts of ``sorted_values`` below and at-or-below each (a merge)."""
+    less = np.empty(u.shape[0], np.int64)
+    less_eq = np.empty(u.shape[0], np.int64)
+    n = sorted_values.shape[0]
+    j = 0
+    for k in range(u.shape[0]):
+        target = u[k]
+        while j < n and sorted_values[j] < target:
+            j += 1
+        less[k] = j
+        while j < n and sorted_values[j] == target:
+            j += 1
+        less_eq[k] = j
+    return less, less_eq
 
 
 class PosGroups:
@@ -148,20 +149,20 @@ def neg_ranks(
     # capacity for the worst case; untouched pages of np.empty cost no memory
     gathered = np.empty(n_neg, dtype)
     end = 0
+    no_mask = np.zeros(0, np.bool_)
     for source in neg_sources:
         if isinstance(source, tuple):
-            end = split_marked_masked(source[0], source[1], lo, scale, counts, gathered, end)
+            end = split_marked(source[1], source[0], lo, scale, counts, gathered, end)
         else:
-            end = split_marked(source, lo, scale, counts, gathered, end)
+            end = split_marked(source, no_mask, lo, scale, counts, gathered, end)
     gathered = gathered[:end]
     gathered.sort()
     counts[u_bins] = 0
     below = np.zeros(n_bins + 1, np.int64)
     np.cumsum(counts, out=below[1:])
     base = below[u_bins]
-    less = base + np.searchsorted(gathered, u, side="left")
-    less_eq = base + np.searchsorted(gathered, u, side="right")
-    return less, less_eq
+    less_g, less_eq_g = merge_ranks(gathered, u)
+    return base + less_g, base + less_eq_g
 
 
 def auroc_numerator(groups: PosGroups, less: np.ndarray, less_eq: np.ndarray) -> int:
@@ -184,6 +185,7 @@ def pro_polyline(
     low) the horizontal run's end and the tie's diagonal step, then (1, 1)."""
     assert groups.weight is not None
     pro_after = np.minimum(np.cumsum(groups.weight[::-1]) / n_regions, 1.0)
+    pro_after[-1] = 1.0  # every region pixel is detected: exactly 1, whatever the rounding
     pro_before = np.concatenate(([0.0], pro_after[:-1]))
     fpr_before = (n_neg - less_eq[::-1]) / n_neg
     fpr_after = (n_neg - less[::-1]) / n_neg

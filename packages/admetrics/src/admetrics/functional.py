@@ -142,7 +142,7 @@ def pixel_auroc(masks: Any, maps: Any) -> float:
         >>> pixel_auroc(gt, gt * 0.9 + 0.05)
         1.0
     """
-    state = exact_state_from(masks, maps)
+    state = exact_state_from(masks, maps, regions=False)
     require_pixels(state.n_neg, state.n_pos, "pixel AUROC")
     return auroc_from_ranks(*state.ranks(weighted=False))
 
@@ -156,7 +156,7 @@ def pixel_average_precision(masks: Any, maps: Any) -> float:
         >>> pixel_average_precision(gt, gt * 0.9 + 0.05)
         1.0
     """
-    state = exact_state_from(masks, maps)
+    state = exact_state_from(masks, maps, regions=False)
     if state.n_pos == 0:
         raise AdmetricsError("pixel AP is undefined: no anomalous pixel (every mask is empty)")
     groups, less, _, n_neg = state.ranks(weighted=False)

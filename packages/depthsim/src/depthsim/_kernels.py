@@ -1,7 +1,6 @@
-"""numba kernels: gradient-noise evaluation, bilinear rotation, and the per-item batch drivers.
+"""Per-item numba kernels: gradient noise, bilinear rotation, normalisation, thresholding.
 
-Every batch kernel loops with ``prange`` over items whose random parameters were drawn up front
-by the caller, so each item is computed by exactly the same arithmetic whatever the thread count.
+The batch drivers that run them over many items live in :mod:`depthsim._drivers`.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -154,71 +153,10 @@ def minmax_affine_into(img: np.ndarray, alpha: float, beta: float, affine: bool)
             img[i, j] = min(max(p, 0.0), 1.0)
 
 
-def _perlin_batch_kernel(
-    out: np.ndarray,
-    gcos: np.ndarray,
-    gsin: np.ndarray,
-    ry: np.ndarray,
-    rx: np.ndarray,
-    scale: float,
-    add: bool,
-) -> None:
-    """``out[k]`` (+)= scale * noise(gradients k, lattice ry[k] x rx[k]) for every item, in parallel."""
-    for k in prange(out.shape[0]):
-        perlin_into(out[k], gcos[k], gsin[k], ry[k], rx[k], scale, add)
-
-
-def _simulate_depth_kernel(
-    out: np.ndarray,
-    gcos: np.ndarray,
-    gsin: np.ndarray,
-    ry: np.ndarray,
-    rx: np.ndarray,
-    angle: np.ndarray,
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    affine: bool,
-) -> None:
-    """Spec 2.2 per item: noise, rotation, min-max to P, optional affine D = alpha P + beta."""
-    for k in prange(out.shape[0]):
-        noise_item_into(out[k], gcos[k], gsin[k], ry[k], rx[k], angle[k])
-        minmax_affine_into(out[k], alpha[k], beta[k], affine)
-
-
-def _anomaly_mask_kernel(
-    out: np.ndarray,
-    gcos: np.ndarray,
-    gsin: np.ndarray,
-    ry: np.ndarray,
-    rx: np.ndarray,
-    angle: np.ndarray,
-    threshold: np.ndarray,
-) -> None:
-    """Spec 3.3 per item: noise, rotation, then 1 where |noise| > threshold[k] else 0."""
-    for k in prange(out.shape[0]):
-        noise_item_into(out[k], gcos[k], gsin[k], ry[k], rx[k], angle[k])
-        img = out[k]
-        t = threshold[k]
-        h, w = img.shape
-        for i in range(h):
-            for j in range(w):
-                img[i, j] = 1.0 if abs(img[i, j]) > t else 0.0
-
-
-# Each batch driver is compiled twice from the same source: a parallel version for large batches
-# and a serial one for small work, where a thread-pool launch costs more than it saves (badly so
-# when the cores are shared). Both run the same per-item arithmetic, so results are identical.
-perlin_batch_kernel = njit(cache=True, parallel=True)(_perlin_batch_kernel)
-perlin_batch_serial = njit(cache=True)(_perlin_batch_kernel)
-simulate_depth_kernel = njit(cache=True, parallel=True)(_simulate_depth_kernel)
-simulate_depth_serial = njit(cache=True)(_simulate_depth_kernel)
-anomaly_mask_kernel = njit(cache=True, parallel=True)(_anomaly_mask_kernel)
-anomaly_mask_serial = njit(cache=True)(_anomaly_mask_kernel)
-
-PARALLEL_MIN_PIXELS = 1 << 17
-"""Below this many output pixels (or for a single item) the serial driver is used."""
-
-
-def use_parallel(out: np.ndarray) -> bool:
-    """Whether a batch ``out`` (n, H, W) is worth a parallel launch."""
-    return out.shape[0] > 1 and out.size >= PARALLEL_MIN_PIXELS
+@njit(cache=True, nogil=True)
+def threshold_abs_into(img: np.ndarray, t: float) -> None:
+    """In place: 1 where |img| > t, else 0."""
+    h, w = img.shape
+    for i in range(h):
+        for j in range(w):
+            img[i, j] = 1.0 if abs(img[i, j]) > t else 0.0

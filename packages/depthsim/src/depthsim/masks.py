@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from depthsim._kernels import anomaly_mask_kernel, anomaly_mask_serial, use_parallel
+from depthsim._drivers import anomaly_mask_kernel, anomaly_mask_serial, run_batch
 from depthsim._rng import DepthsimError, RngLike, as_generator, check_count, check_shape
 from depthsim.simulate import _sample
 
@@ -52,7 +52,9 @@ def anomaly_mask_batch(
     params, u = _sample(n, gen, 5, 90.0, 1)
     t = lo + (hi - lo) * u[:, 0]
     out = np.empty((n, h, w), np.float32)
-    (anomaly_mask_kernel if use_parallel(out) else anomaly_mask_serial)(
+    run_batch(
+        anomaly_mask_kernel,
+        anomaly_mask_serial,
         out,
         params.gcos,
         params.gsin,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from depthsim._kernels import perlin_batch_kernel, perlin_batch_serial, use_parallel
+from depthsim._drivers import perlin_batch_kernel, perlin_batch_serial, run_batch
 from depthsim._rng import DepthsimError, RngLike, as_generator, check_count, check_res, check_shape
 
 
@@ -67,8 +67,16 @@ def perlin_batch(
         gcos, gsin = random_gradients(gen, n, ky, kx)
         rys = np.full(n, ky, np.int64)
         rxs = np.full(n, kx, np.int64)
-        (perlin_batch_kernel if use_parallel(out) else perlin_batch_serial)(
-            out, gcos, gsin, rys, rxs, persistence**o / total, o > 0
+        run_batch(
+            perlin_batch_kernel,
+            perlin_batch_serial,
+            out,
+            gcos,
+            gsin,
+            rys,
+            rxs,
+            persistence**o / total,
+            o > 0,
         )
     return out
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depthsim._kernels import simulate_depth_kernel, simulate_depth_serial, use_parallel
+from depthsim._drivers import run_batch, simulate_depth_kernel, simulate_depth_serial
 from depthsim._rng import DepthsimError, RngLike, as_generator, check_count, check_shape
 
 
@@ -113,7 +113,9 @@ def render_depth(
     h, w = check_shape(shape)
     nz = params.noise
     out = np.empty((len(params), h, w), np.float32)
-    (simulate_depth_kernel if use_parallel(out) else simulate_depth_serial)(
+    run_batch(
+        simulate_depth_kernel,
+        simulate_depth_serial,
         out,
         nz.gcos,
         nz.gsin,

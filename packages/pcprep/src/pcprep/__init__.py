@@ -30,7 +30,9 @@ from pcprep.readers import (
 )
 from pcprep.records import Prepared, Sample
 from pcprep.steps import (
+    area_coverage,
     close_mask,
+    drop_border_components,
     fill_holes,
     normalize_depth,
     resize_mask,
@@ -47,12 +49,14 @@ __all__ = [
     "Prepared",
     "Sample",
     "SampleRef",
+    "area_coverage",
     "border_points",
     "cache_key",
     "check_sample",
     "close_mask",
     "depth_to_xyz",
     "detect_layout",
+    "drop_border_components",
     "eyecandies_depth_metres",
     "eyecandies_label",
     "fill_holes",

@@ -10,6 +10,7 @@ from pcprep.kernels_plane import (
     foreground_kernel,
     inlier_moments,
     ransac_scores,
+    smallest_eigvec3,
 )
 from pcprep.kernels_resize import (
     area_mask_kernel,
@@ -28,4 +29,5 @@ __all__ = [
     "ransac_scores",
     "resize_bilinear_kernel",
     "resize_nearest_xyz_kernel",
+    "smallest_eigvec3",
 ]

@@ -13,16 +13,17 @@ _JIT = {"nopython": True, "nogil": True, "cache": True}
 
 @numba.jit(**_JIT)
 def _window_any(mask, radius, axis, outside_true):  # pragma: no cover
-    """1-D sliding-window OR (``outside_true=False``) or AND (True) of width ``2 radius + 1``."""
+    """1-D sliding-window OR (``outside_true=False``) or AND (True) of width ``2 radius + 1``
+    along ``axis``; pixels outside the image are ignored."""
     h, w = mask.shape
     out = np.empty((h, w), dtype=np.bool_)
     n_lines = h if axis == 1 else w
     length = w if axis == 1 else h
     target = not outside_true  # dilation looks for a True, erosion for a False
+    near = np.empty(length, dtype=np.int64)
     for line in range(n_lines):
-        # distance to the nearest `target` pixel, forward then backward sweep
+        # distance to the nearest `target` pixel: a forward then a backward sweep
         last = -(1 << 30)
-        near = np.empty(length, dtype=np.int64)
         for k in range(length):
             v = mask[line, k] if axis == 1 else mask[k, line]
             if v == target:
@@ -92,22 +93,19 @@ def normalize_kernel(z, keep, low, high):  # pragma: no cover
             v = z[i, j]
             if keep[i, j] and v != 0.0:
                 count += 1
-                if v < zmin:
-                    zmin = v
-                if v > zmax:
-                    zmax = v
+                zmin = min(zmin, v)
+                zmax = max(zmax, v)
     out = np.zeros((h, w), dtype=np.float32)
     if count == 0:
         return out, count
     span = zmax - zmin
+    scale = (high - low) / span if span > 0.0 else 0.0
+    base = low if span > 0.0 else 0.5 * (low + high)
     for i in range(h):
         for j in range(w):
             v = z[i, j]
             if keep[i, j] and v != 0.0:
-                if span > 0.0:
-                    out[i, j] = low + (high - low) * ((v - zmin) / span)
-                else:
-                    out[i, j] = 0.5 * (low + high)
+                out[i, j] = base + scale * (v - zmin)
     return out, count
 
 
@@ -128,42 +126,34 @@ def fill_holes_kernel(depth, iterations):  # pragma: no cover
                 r1 = max(r1, i)
                 c0 = min(c0, j)
                 c1 = max(c1, j)
-    if r1 < 0:
+    if r1 < 0 or iterations <= 0:
         return cur
-    hsum = np.zeros((h, w), dtype=np.float32)
-    hcnt = np.zeros((h, w), dtype=np.int32)
+    nxt = cur.copy()
+    zero = np.float32(0.0)
     for _ in range(iterations):
         r0 = max(r0 - 1, 0)
         r1 = min(r1 + 1, h - 1)
         c0 = max(c0 - 1, 0)
         c1 = min(c1 + 1, w - 1)
-        # horizontal 3-sums of values and non-zero counts, then vertical
-        for i in range(max(r0 - 1, 0), min(r1 + 2, h)):
-            for j in range(c0, c1 + 1):
-                t = np.float32(0.0)
-                c = 0
-                for jj in range(max(j - 1, 0), min(j + 2, w)):
-                    v = cur[i, jj]
-                    if v != 0.0:
-                        t += v
-                        c += 1
-                hsum[i, j] = t
-                hcnt[i, j] = c
-        nxt = cur.copy()
         changed = False
         for i in range(r0, r1 + 1):
+            lo = max(i - 1, 0)
+            hi = min(i + 2, h)
             for j in range(c0, c1 + 1):
                 if cur[i, j] != 0.0:
+                    nxt[i, j] = cur[i, j]
                     continue
-                t = np.float32(0.0)
-                c = 0
-                for ii in range(max(i - 1, 0), min(i + 2, h)):
-                    t += hsum[ii, j]
-                    c += hcnt[ii, j]
-                if c > 0:
-                    nxt[i, j] = t / c
-                    changed = True
-        cur = nxt
+                total = zero
+                count = 0
+                for ii in range(lo, hi):
+                    for jj in range(max(j - 1, 0), min(j + 2, w)):
+                        v = cur[ii, jj]
+                        total += v  # zeros add nothing
+                        count += v != 0.0
+                nxt[i, j] = total / count if count > 0 else zero
+                changed |= count > 0
+        # swap buffers: both hold the same values outside the current window
+        cur, nxt = nxt, cur
         if not changed:
             break
     return cur

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["border_points_kernel", "foreground_kernel", "inlier_moments", "ransac_scores"]
+__all__ = [
+    "border_points_kernel",
+    "foreground_kernel",
+    "inlier_moments",
+    "ransac_scores",
+    "smallest_eigvec3",
+]
 
 # serial and GIL-free: parallelism is across files; every kernel also runs through .py_func
 _JIT = {"nopython": True, "nogil": True, "cache": True}
@@ -117,11 +123,56 @@ def ransac_scores(points, triples, threshold, confidence):  # pragma: no cover
 def foreground_kernel(xyz, valid, plane, threshold):  # pragma: no cover
     """``valid & |plane . (x, y, z, 1)| > threshold`` per pixel (plane has a unit normal)."""
     h, w = valid.shape
-    fg = np.zeros((h, w), dtype=np.bool_)
+    fg = np.empty((h, w), dtype=np.bool_)
     a, b, c, d = plane[0], plane[1], plane[2], plane[3]
     for i in range(h):
         for j in range(w):
-            if valid[i, j]:
-                dist = abs(a * xyz[i, j, 0] + b * xyz[i, j, 1] + c * xyz[i, j, 2] + d)
-                fg[i, j] = dist > threshold
+            # branch-free; a NaN distance (never produced by the resize) compares False
+            dist = abs(a * xyz[i, j, 0] + b * xyz[i, j, 1] + c * xyz[i, j, 2] + d)
+            fg[i, j] = valid[i, j] & (dist > threshold)
     return fg
+
+
+@numba.jit(**_JIT)
+def smallest_eigvec3(a):  # pragma: no cover
+    """Unit eigenvector of the smallest eigenvalue of a symmetric 3x3 matrix (cyclic Jacobi).
+
+    Done here rather than with ``numpy.linalg.eigh`` so that the tiny plane solve never wakes a
+    multithreaded BLAS/LAPACK pool (whose spinning threads cost more CPU than the solve).
+    """
+    m = a.copy()
+    v = np.eye(3)
+    for _ in range(64):
+        off = m[0, 1] * m[0, 1] + m[0, 2] * m[0, 2] + m[1, 2] * m[1, 2]
+        scale = m[0, 0] * m[0, 0] + m[1, 1] * m[1, 1] + m[2, 2] * m[2, 2]
+        if off <= 1e-30 * scale or off == 0.0:
+            break
+        for p in range(2):
+            for q in range(p + 1, 3):
+                if m[p, q] == 0.0:
+                    continue
+                theta = (m[q, q] - m[p, p]) / (2.0 * m[p, q])
+                t = (1.0 if theta >= 0 else -1.0) / (abs(theta) + np.sqrt(theta * theta + 1.0))
+                c = 1.0 / np.sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(3):  # m <- m J
+                    mkp = m[k, p]
+                    mkq = m[k, q]
+                    m[k, p] = c * mkp - s * mkq
+                    m[k, q] = s * mkp + c * mkq
+                for k in range(3):  # m <- J^T m
+                    mpk = m[p, k]
+                    mqk = m[q, k]
+                    m[p, k] = c * mpk - s * mqk
+                    m[q, k] = s * mpk + c * mqk
+                for k in range(3):
+                    vkp = v[k, p]
+                    vkq = v[k, q]
+                    v[k, p] = c * vkp - s * vkq
+                    v[k, q] = s * vkp + c * vkq
+    best = 0
+    for k in range(1, 3):
+        if m[k, k] < m[best, best]:
+            best = k
+    out = v[:, best].copy()
+    return out / np.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2])

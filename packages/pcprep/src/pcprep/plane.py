@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pcprep.kernels import border_points_kernel, foreground_kernel, inlier_moments, ransac_scores
+from pcprep.kernels_plane import smallest_eigvec3
 
 __all__ = [
     "PlaneFitError",
@@ -49,10 +50,9 @@ def fit_plane_lstsq(points: np.ndarray) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if points.shape[0] < 3:
         raise PlaneFitError(f"need at least 3 points for a plane, got {points.shape[0]}")
-    centre = points.mean(axis=0)
-    centred = points - centre
-    # 3x3 scatter instead of an N x 3 SVD: same axis, O(N) and cheap for large N
-    return _plane_from_moments(centre, centred.T @ centred)
+    # 3x3 scatter instead of an N x 3 SVD: same axis, O(N); an infinite threshold keeps all points
+    _, centre, scatter = inlier_moments(points, np.zeros(4), np.inf)
+    return _plane_from_moments(centre, scatter)
 
 
 def plane_distance(xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
@@ -77,7 +77,7 @@ def fit_plane_robust(
         points: ``(N, 3)`` candidate background points (e.g. `border_points`).
         threshold: inlier distance, in the points' units.
         iterations: at most this many random 3-point hypotheses.
-        max_points: RANSAC scores hypotheses on at most this many points (an evenly spaced
+        max_points: RANSAC scores hypotheses on about this many points at most (an evenly spaced
             subset); the refits use all points.
         refits: least-squares refits, each on the inliers of the previous plane.
         confidence: adaptive stop: no more hypotheses once an all-inlier triple has been drawn
@@ -96,9 +96,8 @@ def fit_plane_robust(
         raise PlaneFitError(f"need at least 3 valid background points, got {n}")
     gen = np.random.default_rng(rng)
     # an evenly spaced subset keeps every part of the border represented
-    subset = (
-        points if n <= max_points else points[np.linspace(0, n - 1, max_points).astype(np.int64)]
-    )
+    # (a strided view: no copy)
+    subset = points if n <= max_points else points[:: -(-n // max_points)]
     m = subset.shape[0]
     # triples with a repeated index are degenerate and simply score -1 in the kernel
     triples = gen.integers(0, m, size=(max(1, iterations), 3), dtype=np.int64)
@@ -121,8 +120,7 @@ def fit_plane_robust(
 
 
 def _plane_from_moments(mean: np.ndarray, scatter: np.ndarray) -> np.ndarray:
-    _, vecs = np.linalg.eigh(scatter)
-    normal = vecs[:, 0]
+    normal = smallest_eigvec3(np.ascontiguousarray(scatter, dtype=np.float64))
     if normal[2] < 0:  # orient towards +z so results are reproducible
         normal = -normal
     return np.append(normal, -normal @ mean)

@@ -165,8 +165,11 @@ def normalize_depth(
         >>> d.round(2).tolist(), n
         ([[0.1, 0.5], [0.9, 0.0]], 3)
     """
-    z = np.ascontiguousarray(z, dtype=np.float64)
-    depth, count = normalize_kernel(z, np.ascontiguousarray(foreground, dtype=bool), low, high)
+    z = np.asarray(z)
+    if z.dtype not in (np.float32, np.float64):
+        z = z.astype(np.float64)
+    # a strided view such as xyz[..., 2] is read in place (no copy)
+    depth, count = normalize_kernel(z, np.asarray(foreground, dtype=bool), float(low), float(high))
     return depth, int(count)
 
 

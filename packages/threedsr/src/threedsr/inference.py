@@ -135,15 +135,30 @@ class Detector:
 
     @classmethod
     def load(
-        cls, run: str | os.PathLike[str], *, device: torch.device | str = "auto", **kwargs: Any
+        cls,
+        run: str | os.PathLike[str],
+        *,
+        device: torch.device | str = "auto",
+        setup: str | None = None,
+        **kwargs: Any,
     ) -> Detector:
         """Load ``<run>/detector.pt`` (or the file itself); nothing else is needed.
 
+        Args:
+            run: run folder or checkpoint file.
+            device: ``auto`` | ``cpu`` | ``cuda``.
+            setup: when given, the checkpoint's setup must be this one.
+            **kwargs: :class:`Detector` options (smoothing, filter_size, batch_size, ...).
+
         Raises:
-            ThreedsrError: missing, truncated or wrong-kind file (one line naming it).
+            ThreedsrError: missing, truncated, wrong-kind or wrong-setup file (one line naming it).
         """
         path = resolve_detector_file(run)
         ckpt = read_checkpoint(path)
+        if setup is not None and ckpt.get("setup") != setup:
+            raise ThreedsrError(
+                f"{path}: is a {ckpt.get('setup')!r} detector, but a {setup!r} one is required"
+            )
         dev = vqcore.resolve_device(device)
         model, config = build_from_checkpoint(ckpt, device=dev, source=str(path))
         return cls(

@@ -71,15 +71,13 @@ def read_checkpoint(
         raise VqcoreError(f"{path}: checkpoint not found")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except (
-        RuntimeError,
-        EOFError,
-        OSError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        ValueError,
-    ) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except pickle.UnpicklingError as exc:
+        raise VqcoreError(
+            f"{path}: holds objects that safe (weights_only) loading refuses; not a vqcore "
+            "checkpoint or not from a trusted source"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise VqcoreError(
             f"{path}: not a readable checkpoint (truncated or corrupt: {first})"
         ) from exc

@@ -253,7 +253,7 @@ class _Trainer:
             "train_config": self.config.to_dict(),
             "rng": _rng_state(),
             "metrics": dict(self.history[-1]) if self.history else {},
-            "versions": {"vqcore": _version(), "torch": torch.__version__},
+            "versions": {"vqcore": _version(), "torch": str(torch.__version__)},
         }
 
     def save(self) -> Path:

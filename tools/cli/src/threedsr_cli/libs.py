@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,23 @@ from threedsr_cli.errors import CLIError
 from threedsr_cli.options import check_data_root
 
 __all__ = [
+    "allow_torch_version",
     "check_backbone",
     "check_category",
     "load_detector",
     "resolve_device",
     "seed_everything",
 ]
+
+
+@contextmanager
+def allow_torch_version() -> Iterator[None]:
+    """Let ``torch.load(weights_only=True)`` read the ``TorchVersion`` (a ``str`` subclass) that
+    vqcore 0.1.0 stores in ``backbone.pt``; without it its own checkpoints fail to load."""
+    import torch
+
+    with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        yield
 
 
 def resolve_device(name: str) -> Any:
@@ -58,7 +71,15 @@ def check_backbone(path: Path, setup: str) -> Path:
             f"{path}: holds no {vqcore.CHECKPOINT_NAME}" if path.is_dir() else f"{path}: not found"
         )
         raise CLIError(f"{where} (train one with: threedsr-cli train-dada --setup {setup})")
-    data = vqcore.read_checkpoint(file)
+    try:
+        with allow_torch_version():
+            data = vqcore.read_checkpoint(file)
+    except vqcore.VqcoreError:
+        raise
+    except Exception as exc:  # vqcore 0.1.0 lets e.g. torch's KeyError on a non-torch file out
+        raise CLIError(
+            f"{file}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     stored = dict(data.get("config", {})).get("setup")
     if stored != setup:
         raise CLIError(

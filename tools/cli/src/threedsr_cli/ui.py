@@ -1,6 +1,7 @@
 """Terminal output: Rich consoles, progress bars for stages and training, quiet/verbose modes.
 
-Progress goes to stderr (so ``stdout`` stays the tables and paths a script may parse); the
+Progress bars go to stderr, informational lines and result tables to stdout, so on bad input
+stderr holds exactly the one error line; the
 libraries report through plain callbacks, which :class:`UI` turns into Rich progress updates.
 """
 
@@ -72,8 +73,9 @@ class UI:
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
 
     def info(self, message: str) -> None:
+        # stdout: stderr carries only progress bars (removed on failure) and the one error line.
         if not self.quiet:
-            self.err.print(message)
+            self.out.print(message)
 
     def debug(self, message: str) -> None:
         if self.verbose and not self.quiet:
@@ -83,7 +85,7 @@ class UI:
         return Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=28),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(),
@@ -95,12 +97,25 @@ class UI:
         )
 
     @contextmanager
+    def _live(self) -> Iterator[Progress]:
+        """A running Progress that vanishes when the stage fails, so bad input leaves exactly the
+        one error line on stderr (a finished stage's bar stays on screen)."""
+        with self._progress() as progress:
+            try:
+                yield progress
+            except BaseException:
+                for task in list(progress.task_ids):
+                    progress.remove_task(task)
+                progress.live.transient = True
+                raise
+
+    @contextmanager
     def stage(self, description: str, total: int | None = None) -> Iterator[Callable[..., None]]:
         """A progress bar for a counted stage; yields ``progress(done, total)``.
 
         The callback has the shape of the libraries' ``progress(done, total)`` hooks.
         """
-        with self._progress() as progress:
+        with self._live() as progress:
             task = progress.add_task(description, total=total, stats="")
 
             def update(done: int, total_: int | None = None, **_: Any) -> None:
@@ -114,7 +129,7 @@ class UI:
     @contextmanager
     def training(self, description: str, total: int) -> Iterator[Callable[[Any], None]]:
         """A progress bar fed by library ``TrainEvent``s (step, total, metrics)."""
-        with self._progress() as progress:
+        with self._live() as progress:
             task: TaskID = progress.add_task(description, total=total, stats="")
             last: dict[str, Any] = {}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from depthsim._rng import DepthsimError, RngLike, as_generator
+from depthsim._rng import DepthsimError, RngLike, as_generator, check_shape
 from depthsim.noise import perlin_batch
 from depthsim.scenes._defects import DEFECT_MODALITY, GT_IDS, make_defect
 from depthsim.scenes._objects import OBJECT_CLASSES
@@ -103,7 +103,7 @@ def render_scene(
         raise DepthsimError(
             f"defect: unknown type {defect!r}; expected one of {sorted(DEFECT_MODALITY)}"
         )
-    h_px, w_px = (size, size) if isinstance(size, int | np.integer) else tuple(size)
+    h_px, w_px = check_shape(size, "size")
     if min(h_px, w_px) < 8:
         raise DepthsimError(f"size: images must be at least 8 px per side, got {(h_px, w_px)}")
     key = int(as_generator(rng).integers(2**63))

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+from threedsr import (
+    Detector,
+    ThreeDSR,
+    ThreedsrError,
+    box_filter,
+    choose_threshold,
+    gaussian_filter,
+    predict_samples,
+)
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    cfg = tiny_config("rgbd")
+    torch.manual_seed(3)
+    return Detector(ThreeDSR(tiny_backbone("rgbd"), cfg.model), cfg, batch_size=2)
+
+
+def test_predict_equals_plain_eager_fp32_batch1(detector: Detector) -> None:
+    x = synthetic_class("rgbd", n=5, seed=4).x
+    pred = detector.predict(x)
+    ref_maps = []
+    model = detector.model
+    with torch.no_grad():
+        for i in range(5):
+            raw = model(x[i : i + 1].contiguous()).anomaly_map
+            ref_maps.append(F.avg_pool2d(raw[:, None], 11, 1, 5, count_include_pad=True)[:, 0])
+    ref = torch.cat(ref_maps)
+    torch.testing.assert_close(pred.maps, ref, rtol=0, atol=1e-4)
+    torch.testing.assert_close(pred.scores, ref.flatten(1).amax(1), rtol=0, atol=1e-4)
+    assert pred.raw_maps.shape == (5, 64, 64)
+
+
+def test_box_filter_counts_zero_padding() -> None:
+    m = torch.rand(2, 9, 7)
+    out = box_filter(m, 3)
+    padded = F.pad(m, (1, 1, 1, 1))
+    manual = sum(padded[:, i : i + 9, j : j + 7] for i in range(3) for j in range(3)) / 9
+    torch.testing.assert_close(out, manual)
+
+
+def test_gaussian_filter_matches_scipy_constant_mode() -> None:
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    m = torch.rand(1, 40, 30, dtype=torch.float64)
+    ours = gaussian_filter(m, 2.0)[0].numpy()
+    ref = scipy_ndimage.gaussian_filter(m[0].numpy(), 2.0, mode="constant", cval=0.0, truncate=4.0)
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+def test_depth_default_filter_is_21_and_gaussian_option() -> None:
+    cfg = tiny_config("depth")
+    det = Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg)
+    assert det.filter_size == 21
+    g = Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg, smoothing="gaussian")
+    p = g.predict(torch.rand(1, 1, 64, 64))
+    assert p.scores.item() == pytest.approx(p.maps.max().item())
+
+
+def test_predict_input_errors(detector: Detector) -> None:
+    with pytest.raises(ThreedsrError, match=r"expected \(B, 4, H, W\) for setup 'rgbd'"):
+        detector.predict(torch.rand(1, 1, 64, 64))
+    with pytest.raises(ThreedsrError, match="multiples of 32"):
+        detector.predict(torch.rand(1, 4, 48, 64))
+
+
+class _Prep:
+    def __init__(self, x: torch.Tensor, shape: tuple[int, int], label: int) -> None:
+        self.depth = x[0].numpy()
+        self.rgb = np.moveaxis(x[1:].numpy(), 0, -1)
+        self.foreground = self.valid = np.ones(x.shape[1:], bool)
+        self.native_shape = shape
+        self.label, self.defect_type, self.path = label, "good" if label == 0 else "dent", None
+
+
+def test_predict_samples_native_resolution_and_threshold(detector: Detector) -> None:
+    x = synthetic_class("rgbd", n=3, seed=5).x
+    preps = [_Prep(x[0], (64, 64), 0), _Prep(x[1], (100, 80), 1), _Prep(x[2], (30, 50), 0)]
+    res = predict_samples(detector, preps, batch_size=2)
+    assert [r.native_map.shape for r in res] == [(64, 64), (100, 80), (30, 50)]
+    direct = detector.predict(x)
+    np.testing.assert_allclose([r.score for r in res], direct.scores.numpy(), atol=1e-6)
+    np.testing.assert_allclose(res[0].native_map, direct.maps[0].numpy(), atol=1e-6)
+    up = F.interpolate(direct.maps[1][None, None], size=(100, 80), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(res[1].native_map, up[0, 0].numpy(), atol=1e-6)
+    assert res[1].label == 1 and res[1].defect_type == "dent"
+    thr = choose_threshold(detector, [preps[0], preps[2]])
+    assert thr == pytest.approx(max(res[0].score, res[2].score))
+    with pytest.raises(ThreedsrError, match="NaN"):
+        choose_threshold(scores=[0.1, float("nan")])

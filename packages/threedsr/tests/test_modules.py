@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from threedsr_testutil import tiny_backbone
+from threedsr import AnomalyUNet, ModelConfig, ObjectDecoder, SubspaceRestriction, ThreeDSR
+
+SETUP_CH = {"rgbd": 4, "depth": 1, "rgb": 3}
+
+
+def _n(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_paper_widths_match_spec_parameter_counts() -> None:
+    # spec §3.2: SRM ≈8.1 M each, object decoder ≈37 M, UNet ≈1.4 M (RGB+D)
+    assert _n(SubspaceRestriction(256)) == pytest.approx(8.1e6, rel=0.01)
+    assert _n(ObjectDecoder(512, 4, hidden=256, res_hidden=128)) == pytest.approx(37e6, rel=0.01)
+    assert _n(AnomalyUNet(8, 32)) == pytest.approx(1.4e6, rel=0.01)
+
+
+def test_srm_has_no_affine_norm_and_default_init() -> None:
+    srm = SubspaceRestriction(16, base=8)
+    norms = [m for m in srm.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    assert norms and all(not n.affine and not n.track_running_stats for n in norms)
+    # PyTorch default (kaiming-uniform) init has a much larger spread than N(0, 0.02) for 3x3x16
+    assert srm.enc1[0].weight.std() > 0.04
+    assert ObjectDecoder(16, 4, width=8, bottleneck=8, hidden=8, res_hidden=4).encoder[0].weight.std() < 0.03
+
+
+@pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])
+def test_three_dsr_shapes(setup: str) -> None:
+    bb = tiny_backbone(setup)
+    model = ThreeDSR(bb, ModelConfig.cpu(srm_base=4, objdec_width=4, unet_base=4)).eval()
+    c = SETUP_CH[setup]
+    assert model.anomaly_unet.in_channels == 2 * c
+    assert model.object_decoder.out_channels == c
+    x = torch.rand(2, c, 64, 96)
+    out = model(x)
+    assert out.logits.shape == (2, 2, 64, 96)
+    assert out.anomaly_map.shape == (2, 64, 96)
+    assert out.object_recon.shape == out.general_recon.shape == (2, c, 64, 96)
+    assert out.srm_top.shape == (2, 8, 8, 12) and out.srm_bot.shape == (2, 8, 16, 24)
+    assert ((out.anomaly_map >= 0) & (out.anomaly_map <= 1)).all()
+
+
+def test_backbone_frozen_and_stays_in_eval() -> None:
+    model = ThreeDSR(tiny_backbone("depth"), ModelConfig.cpu(unet_base=4)).train()
+    assert not model.backbone.training
+    assert all(not p.requires_grad for p in model.backbone.parameters())
+    assert all(p.requires_grad for m in model.trainable_modules().values() for p in m.parameters())
+
+
+def test_gradients_reach_srm_through_straight_through_quantizer() -> None:
+    bb = tiny_backbone("rgbd")
+    model = ThreeDSR(bb, ModelConfig.cpu(srm_base=4, objdec_width=4, unet_base=4)).train()
+    with torch.no_grad():
+        enc = bb.encode(torch.rand(1, 4, 64, 64))
+    out = model(q_top=enc.q_top, q_bot=enc.q_bot)
+    out.logits.sum().backward()
+    assert model.srm_top.enc1[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in bb.parameters())
+
+
+def test_shape_errors_name_the_dims() -> None:
+    with pytest.raises(ValueError, match=r"expected input \(B, 16, H, W\)"):
+        SubspaceRestriction(16)(torch.rand(1, 8, 8, 8))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        AnomalyUNet(2, 4)(torch.rand(1, 2, 12, 16))

@@ -1,0 +1,42 @@
+"""Tiny backbones, configs and synthetic data shared by the unit tests."""
+
+from __future__ import annotations
+
+import torch
+
+import vqcore
+from threedsr import DetectorConfig, TrainData
+
+TINY = dict(hidden=16, res_hidden=8, num_res_layers=1, num_embeddings=32, embedding_dim=8)
+
+
+def tiny_backbone(setup: str = "rgbd", seed: int = 0) -> vqcore.DiscreteAutoencoder:
+    torch.manual_seed(seed)
+    return vqcore.build_backbone(vqcore.BackboneConfig.cpu(setup, **TINY)).eval()
+
+
+def tiny_config(setup: str = "rgbd", out: str | None = None, **over: object) -> DetectorConfig:
+    base = dict(
+        size=64, batch_size=4, iterations=6, log_every=1, checkpoint_every=3,
+        srm_base=4, objdec_width=4, objdec_bottleneck=4, objdec_hidden=8, objdec_res_hidden=4,
+        unet_base=4, out=out, device="cpu",
+    )
+    base.update(over)
+    return DetectorConfig.preset("cpu", setup=setup, **base)
+
+
+def synthetic_class(setup: str = "rgbd", n: int = 6, size: int = 64, seed: int = 0) -> TrainData:
+    """A disc on a plane: depth bump + coloured object, foreground = the disc."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    xs, fgs = [], []
+    for _ in range(n):
+        cx, cy = (torch.rand(2, generator=g) - 0.5) * 0.3
+        r = ((xx - cx) ** 2 + (yy - cy) ** 2).sqrt()
+        fg = (r < 0.6).float()
+        depth = fg * (0.1 + 0.8 * (1 - r / 0.6).clamp(0, 1))
+        rgb = torch.stack([0.2 + 0.6 * fg, 0.3 + 0.2 * fg * torch.cos(6 * xx), 0.5 - 0.3 * fg])
+        full = torch.cat([depth[None], rgb])
+        xs.append({"rgbd": full, "depth": full[:1], "rgb": full[1:]}[setup])
+        fgs.append(fg[None])
+    return TrainData(torch.stack(xs), torch.stack(fgs))

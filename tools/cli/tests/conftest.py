@@ -1,0 +1,134 @@
+"""Session fixtures: one tiny synthetic dataset, stage-1 backbones and a stage-2 run, all made
+through the CLI itself and reused by the train / eval / predict tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from threedsr_cli.app import app
+from typer.testing import CliRunner
+
+CATEGORY = "puck"
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+
+def invoke(*args: object) -> Result:
+    """Run the CLI in-process; exceptions other than SystemExit propagate (a test failure)."""
+    res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return Result(res.exit_code, res.stdout, res.stderr)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., Result]:
+    return invoke
+
+
+def assert_bad_input(res: Result, *fragments: str) -> str:
+    """Exit 2, exactly one line on stderr starting with 'error:', naming every fragment."""
+    assert res.exit_code == 2, (res.exit_code, res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in res.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def bad_input() -> Callable[..., str]:
+    return assert_bad_input
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from depthsim import scenes
+
+    root = tmp_path_factory.mktemp("data")
+    scenes.generate_dataset(
+        root, classes=[CATEGORY], size=64, n_train=4, n_validation=2, n_test_per_type=1, seed=3
+    )
+    return root
+
+
+def _train_dada(out: Path, setup: str) -> Path:
+    res = invoke(
+        "train-dada",
+        "--preset",
+        "cpu",
+        "--setup",
+        setup,
+        "--out",
+        out,
+        "--iterations",
+        2,
+        "--batch-size",
+        2,
+        "--image-size",
+        32,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert res.exit_code == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def dada_rgbd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train_dada(tmp_path_factory.mktemp("dada") / "rgbd", "rgbd")
+
+
+@pytest.fixture(scope="session")
+def dada_rgb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train_dada(tmp_path_factory.mktemp("dada") / "rgb", "rgb")
+
+
+@pytest.fixture(scope="session")
+def run_rgbd(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, dada_rgbd: Path) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "rgbd"
+    res = invoke(
+        "train",
+        "--data",
+        tiny_data,
+        "--category",
+        CATEGORY,
+        "--setup",
+        "rgbd",
+        "--preset",
+        "cpu",
+        "--dada",
+        dada_rgbd,
+        "--out",
+        out,
+        "--iterations",
+        2,
+        "--batch-size",
+        2,
+        "--size",
+        64,
+        "--device",
+        "cpu",
+        "--quiet",
+    )
+    assert res.exit_code == 0, res.stderr
+    return out
+
+
+@pytest.fixture()
+def data_copy(tmp_path: Path, tiny_data: Path) -> Path:
+    """A private copy of the dataset a test may corrupt (the session copy stays intact)."""
+    dst = tmp_path / "data"
+    shutil.copytree(tiny_data, dst)
+    return dst

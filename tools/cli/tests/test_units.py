@@ -1,0 +1,196 @@
+"""Units: error mapping, run folders, predict inputs, report figures from arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threedsr_cli.errors import CLIError, Interrupted, guard, is_bad_input, one_line
+from threedsr_cli.inputs import resolve_inputs
+from threedsr_cli.runs import MARKER, claim_run
+from threedsr_cli.ui import format_train_stats
+
+
+def _exit_code(exc: BaseException, verbose: bool = False) -> int:
+    with pytest.raises(SystemExit) as info, guard(verbose):
+        raise exc
+    return int(info.value.code)
+
+
+def test_guard_maps_library_and_validation_errors_to_2(capsys):
+    import admetrics
+    import pcprep
+    import threedsr
+    import vqcore
+
+    for exc in (
+        CLIError("a.tiff: bad"),
+        FileNotFoundError(2, "No such file or directory", "a.tiff"),
+        ValueError("a.tiff: bad value"),
+        pcprep.PcprepError("a.tiff: bad"),
+        vqcore.VqcoreError("a.pt: bad"),
+        threedsr.ThreedsrError("a.pt: bad"),
+        admetrics.AdmetricsError("bad"),
+    ):
+        assert _exit_code(exc) == 2, exc
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 7
+    assert err[1] == "error: a.tiff: No such file or directory"
+    assert all(line.startswith("error: ") for line in err)
+
+
+def test_guard_internal_error_is_exit_1_one_line(capsys):
+    assert _exit_code(KeyError("boom")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: KeyError" in err and "--verbose" in err
+
+
+def test_guard_verbose_prints_traceback(capsys):
+    assert _exit_code(CLIError("x.png: corrupt"), verbose=True) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("error: x.png: corrupt")
+
+
+def test_guard_interrupted(capsys, tmp_path):
+    assert _exit_code(Interrupted(tmp_path / "backbone.pt")) == 130
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: interrupted, checkpoint saved to {tmp_path / 'backbone.pt'}; rerun with --resume\n"
+    )
+    assert _exit_code(KeyboardInterrupt()) == 130
+
+
+def test_is_bad_input_and_one_line():
+    assert not is_bad_input(RuntimeError("x"))
+    assert one_line(ValueError("a\nb")) == "a b"
+
+
+def test_claim_run_rules(tmp_path):
+    out = tmp_path / "run"
+    run = claim_run(out, "train", {"a": 1}, resume=False, overwrite=False)
+    assert json.loads((out / MARKER).read_text())["finished"] is False
+    with pytest.raises(CLIError, match="unfinished run; pass --resume"):
+        claim_run(out, "train", {"a": 1}, resume=False, overwrite=False)
+    assert claim_run(out, "train", {"a": 1}, resume=True, overwrite=False).resumed
+    run.finish()
+    with pytest.raises(CLIError, match="finished run"):
+        claim_run(out, "train", {"a": 1}, resume=False, overwrite=False)
+    with pytest.raises(CLIError, match=r"different run \(a 1 -> 2\)"):
+        claim_run(out, "train", {"a": 2}, resume=True, overwrite=False)
+    with pytest.raises(CLIError, match="'train' run, not a 'demo' one"):
+        claim_run(out, "demo", {"a": 1}, resume=False, overwrite=False)
+    (out / "detector.pt").write_text("old")
+    claim_run(out, "train", {"a": 2}, resume=False, overwrite=True)
+    assert not (out / "detector.pt").exists()
+    with pytest.raises(CLIError, match="exclude each other"):
+        claim_run(out, "train", {"a": 2}, resume=True, overwrite=True)
+
+
+def test_claim_run_never_touches_unrelated_folders(tmp_path):
+    (tmp_path / "mine.txt").write_text("user data")
+    for overwrite in (False, True):
+        with pytest.raises(CLIError, match="holds no threedsr-cli run"):
+            claim_run(tmp_path, "train", {}, resume=False, overwrite=overwrite)
+    assert (tmp_path / "mine.txt").read_text() == "user data"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CLIError, match="not a folder"):
+        claim_run(tmp_path / "file", "train", {}, resume=False, overwrite=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / MARKER).write_text("{not json")
+    with pytest.raises(CLIError, match="unreadable run marker"):
+        claim_run(tmp_path / "bad", "train", {}, resume=False, overwrite=False)
+
+
+def _touch(p: Path) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"")
+    return p
+
+
+def test_resolve_inputs_forms(tmp_path):
+    sample = tmp_path / "test" / "dent"
+    _touch(sample / "xyz" / "000.tiff")
+    _touch(sample / "rgb" / "000.png")
+    _touch(sample / "xyz" / "001.tiff")
+    _touch(sample / "rgb" / "001.png")
+    pair_xyz, pair_rgb = _touch(tmp_path / "scan.tiff"), _touch(tmp_path / "scan.png")
+    flat = tmp_path / "flat"
+    _touch(flat / "a_xyz.tiff")
+    _touch(flat / "a_rgb.png")
+    items = resolve_inputs([sample, pair_xyz, pair_rgb, sample / "xyz" / "000.tiff", flat])
+    assert [i.name for i in items] == ["dent_000", "dent_001", "scan", "dent_000-1", "a"]
+    assert items[2].rgb == pair_rgb and items[0].rgb is None and items[4].rgb == flat / "a_rgb.png"
+    assert len(resolve_inputs([tmp_path / "test"])) == 2  # searched recursively
+
+
+@pytest.mark.parametrize(
+    ("setup_files", "arg", "message"),
+    [
+        (["lonely.tiff"], "lonely.tiff", "xyz without its rgb"),
+        (["only.png"], "only.png", "rgb image without its xyz"),
+        (["s/xyz/000.tiff"], "s", "xyz without its rgb"),
+        (["f/b_xyz.tiff"], "f", "xyz without its rgb"),
+        (["e/readme.txt"], "e", "no samples found"),
+        ([], "missing.tiff", "not found"),
+        (["notes.txt"], "notes.txt", "not a point cloud"),
+    ],
+)
+def test_resolve_inputs_errors(tmp_path, setup_files, arg, message):
+    for f in setup_files:
+        _touch(tmp_path / f)
+    with pytest.raises(CLIError, match=message) as info:
+        resolve_inputs([tmp_path / arg])
+    assert str(tmp_path) in str(info.value)
+
+
+def test_format_train_stats_handles_missing_and_nan():
+    assert format_train_stats({}) == ""
+    assert format_train_stats({"loss": float("nan")}) == "loss -"
+
+
+def test_report_figures_from_arrays(tmp_path):
+    from threedsr_cli import report
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 10 + [1] * 10)
+    scores = {"good": rng.random(20) + labels, "random": rng.random(20)}
+    roc = report.plot_roc({k: (labels, v) for k, v in scores.items()}, tmp_path / "roc.png")
+    masks = np.zeros((4, 16, 16), bool)
+    masks[2:, 4:8, 4:8] = True
+    maps = rng.random((4, 16, 16)) + masks
+    pro = report.plot_pro({"m": (masks, maps)}, tmp_path / "pro.png")
+    bars = report.plot_per_defect_type(
+        {"rgbd": {"dent": 0.9, "stain": None}, "rgb": {"dent": 0.5, "stain": 0.8}},
+        {"dent": "depth", "stain": "rgb"},
+        tmp_path / "bars.png",
+    )
+    ov = report.overlay_figure(
+        rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+        rng.random((16, 16)),
+        {"rgbd": maps[2]},
+        tmp_path / "o.png",
+        gt=masks[2],
+        title="dent",
+        scores={"rgbd": 1.2},
+    )
+    gray = report.save_map_png(maps[2], tmp_path / "m.png", 0.0, 2.0)
+    from PIL import Image
+
+    for p in (roc, pro, bars, ov, gray):
+        with Image.open(p) as im:
+            assert im.size[0] > 0
+    with Image.open(gray) as im:
+        assert im.mode == "L" and im.size == (16, 16)
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_report_tables():
+    from threedsr_cli import report
+
+    rows = report.defect_type_table({"rgbd": {"dent": 0.95, "stain": None}}, {"dent": "depth"})
+    assert rows[1] == ["dent", "depth", "95.0"] and rows[2] == ["stain", "?", "-"]
+    html = report.render_html("t <x>", [("h", report.html_table(rows))])
+    assert "<td>95.0</td>" in html and "t &lt;x&gt;" in html
