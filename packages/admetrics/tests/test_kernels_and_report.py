@@ -47,38 +47,21 @@ def test_kernels_match_python_bodies(seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_rank_kernels_match_python_bodies(seed: int) -> None:
+def test_merge_ranks_matches_searchsorted_and_python_body(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    values = np.round(rng.random(400), 2)
-    mask = rng.random(400) < 0.2
-    np.testing.assert_array_equal(
-        Rk.bin_index(values, 0.0, 50.0, 50), Rk.bin_index.py_func(values, 0.0, 50.0, 50)
-    )
-    for fn, args in (
-        (Rk.split_marked, (values, np.zeros(0, bool))),
-        (Rk.split_marked, (values, mask)),
-    ):
-        results = []
-        for impl in (fn, fn.py_func):
-            counts = np.zeros(50, np.int64)
-            counts[::3] = -1
-            out = np.empty(400)
-            end = impl(*args, 0.0, 50.0, counts, out, 0)
-            results.append((counts, out[:end]))
-        np.testing.assert_array_equal(results[0][0], results[1][0])
-        np.testing.assert_array_equal(results[0][1], results[1][1])
-        source = values[~args[1]] if args[1].size else values
-        bins = Rk.bin_index(source, 0.0, 50.0, 50)
-        np.testing.assert_array_equal(results[0][1], source[bins % 3 == 0])
-        expected_counts = np.bincount(bins, minlength=50)
-        expected_counts[::3] = -1
-        np.testing.assert_array_equal(results[0][0], expected_counts)
+    values = np.sort(np.round(rng.random(400), 2))
+    u = np.unique(np.round(rng.random(50), 2))
+    for impl in (Rk.merge_ranks, Rk.merge_ranks.py_func):
+        less, less_eq = impl(values, u)
+        np.testing.assert_array_equal(less, np.searchsorted(values, u, side="left"))
+        np.testing.assert_array_equal(less_eq, np.searchsorted(values, u, side="right"))
 
 
 def test_rank_statistics_small_example() -> None:
     neg = np.array([0.1, 0.5, 0.5, 0.9])
     groups = Rk.pos_groups(np.array([0.5, 0.9]))
-    less, less_eq = Rk.neg_ranks([neg], 4, groups.u, 0.1, 0.9)
+    less, less_eq, n_neg = Rk.neg_ranks(neg, groups.u)
+    assert n_neg == 4
     assert less.tolist() == [1, 3] and less_eq.tolist() == [3, 4]
     # pairs: 0.5 beats 0.1 and ties two 0.5s -> 2 ; 0.9 beats three and ties one -> 3.5
     assert Rk.auroc_numerator(groups, less, less_eq) == 11
@@ -147,3 +130,14 @@ def test_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     code = readme.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(code, "README.md", "exec"), {})
     assert "| **mean** |" in capsys.readouterr().out
+
+
+def test_gather_unmasked_matches_boolean_indexing() -> None:
+    rng = np.random.default_rng(4)
+    values = rng.random(300).astype(np.float32)
+    mask = rng.random(300) < 0.3
+    for impl in (Rk.gather_unmasked, Rk.gather_unmasked.py_func):
+        out = np.full(400, -1.0, np.float32)
+        end = impl(mask, values, out, 5)
+        assert end == 5 + int((~mask).sum())
+        np.testing.assert_array_equal(out[5:end], values[~mask])

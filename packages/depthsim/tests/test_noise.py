@@ -91,9 +91,9 @@ def test_batch_equals_serial_draws_and_thread_count():
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = depthsim.simulate_depth_batch(8, (128, 128), rng=5)
+        one = depthsim.simulate_depth_batch(8, (256, 256), rng=5)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = depthsim.simulate_depth_batch(8, (128, 128), rng=5)
+        many = depthsim.simulate_depth_batch(8, (256, 256), rng=5)
     finally:
         numba.set_num_threads(before)
     assert D.use_parallel(one) and np.array_equal(one, many)
@@ -191,15 +191,15 @@ def test_concurrent_calls_from_threads_match_sequential():
     from concurrent.futures import ThreadPoolExecutor
 
     seeds = list(range(6))
-    expected = [depthsim.simulate_depth_batch(8, (128, 128), rng=s) for s in seeds]
+    expected = [depthsim.simulate_depth_batch(8, (256, 256), rng=s) for s in seeds]
     with ThreadPoolExecutor(max_workers=3) as pool:
-        got = list(pool.map(lambda s: depthsim.simulate_depth_batch(8, (128, 128), rng=s), seeds))
+        got = list(pool.map(lambda s: depthsim.simulate_depth_batch(8, (256, 256), rng=s), seeds))
     for e, g in zip(expected, got, strict=True):
         assert np.array_equal(e, g)
 
 
 def _child_batch(seed: int) -> np.ndarray:
-    return depthsim.simulate_depth_batch(8, (128, 128), rng=seed)
+    return depthsim.simulate_depth_batch(8, (256, 256), rng=seed)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -208,7 +208,7 @@ def test_forked_workers_after_parallel_use():
     drivers instead of being terminated by OpenMP, with identical results."""
     import multiprocessing as mp
 
-    expected = [depthsim.simulate_depth_batch(8, (128, 128), rng=s) for s in (0, 1)]
+    expected = [depthsim.simulate_depth_batch(8, (256, 256), rng=s) for s in (0, 1)]
     with mp.get_context("fork").Pool(2) as pool:
         got = pool.map_async(_child_batch, [0, 1]).get(timeout=120)
     for e, g in zip(expected, got, strict=True):

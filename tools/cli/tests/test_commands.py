@@ -329,7 +329,7 @@ def test_predict_sample_folder_pairs_and_auto_threshold(
     scores = json.loads((tmp_path / "p" / "scores.json").read_text())
     assert scores["threshold_source"].startswith("max score of 2 good validation samples")
     names = [s["name"] for s in scores["samples"]]
-    assert names == ["dent_000", "000"]
+    assert names == ["dent_000", "good_000"]
     for s in scores["samples"]:
         assert (tmp_path / "p" / s["overlay"]).is_file() and (tmp_path / "p" / s["map"]).is_file()
         assert s["anomalous"] == (s["score"] > scores["threshold"])

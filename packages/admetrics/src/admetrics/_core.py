@@ -82,8 +82,10 @@ class ExactPixelState:
     n_regions: int = 0
     lo: float = np.inf
     hi: float = -np.inf
+    _neg_sorted: bool = False
 
     def add(self, split: BatchSplit) -> None:
+        self._neg_sorted = False
         self.neg_sources.append(split.neg)
         self.pos_chunks.append(split.pos)
         self.area_chunks.append(split.area)
@@ -111,25 +113,39 @@ class ExactPixelState:
         area = np.concatenate(self.area_chunks)
         return pos, 1.0 / area.astype(np.float64)
 
-    def neg_all(self) -> np.ndarray:
-        """A fresh array of every normal score."""
+    def sorted_neg(self) -> np.ndarray:
+        """Every normal score, ascending; consolidated in place so later calls reuse it.
+
+        The state is a multiset, so replacing its chunks by one sorted array changes nothing
+        but the cost of the next ``compute``.
+        """
+        if self._neg_sorted and len(self.neg_sources) == 1:
+            return self.neg_sources[0]  # type: ignore[return-value]
         dtype = self.dtype()
-        parts = [s[1][~s[0]] if isinstance(s, tuple) else s for s in self.neg_sources]
-        return np.concatenate(parts).astype(dtype, copy=False)
+        if len(self.neg_sources) == 1 and not isinstance(self.neg_sources[0], tuple):
+            merged = self.neg_sources[0].astype(dtype, copy=False)
+        else:
+            merged = np.empty(self.n_neg, dtype)
+            end = 0
+            for source in self.neg_sources:
+                if isinstance(source, tuple):
+                    end = R.gather_unmasked(
+                        source[0], source[1].astype(dtype, copy=False), merged, end
+                    )
+                else:
+                    merged[end : end + source.shape[0]] = source
+                    end += source.shape[0]
+        self.neg_sources = [merged]
+        merged.sort()  # numpy's SIMD sort, in place
+        self._neg_sorted = True
+        return merged
 
     def ranks(self, *, weighted: bool) -> tuple[R.PosGroups, np.ndarray, np.ndarray, int]:
         """Distinct anomalous scores and the exact normal-score counts below each."""
         pos, weight = self.pos_and_weight()
         groups = R.pos_groups(pos, weight if weighted else None)
-        dtype = self.dtype()
-        sources = [
-            (s[0], s[1].astype(dtype, copy=False))
-            if isinstance(s, tuple)
-            else s.astype(dtype, copy=False)
-            for s in self.neg_sources
-        ]
-        less, less_eq = R.neg_ranks(sources, self.n_neg, groups.u.astype(dtype), self.lo, self.hi)
-        return groups, less, less_eq, self.n_neg
+        less, less_eq, n_neg = R.neg_ranks(self.sorted_neg(), groups.u)
+        return groups, less, less_eq, n_neg
 
 
 def require_pixels(n_neg: int, n_pos: int, what: str) -> None:
@@ -208,12 +224,11 @@ def quantile_pro_curve(
     (integer positions, truncated) of their ascending order; at position ``p`` the FPR is taken as
     ``1 - (p + 1) / n_normal`` (ties ignored) and a region pixel counts as detected when its score
     is strictly above the threshold. (1, 1) is added; the curve runs from low to high FPR.
-    ``neg`` is sorted in place.
+    ``neg`` must be sorted ascending.
     """
     assert groups.weight is not None
     n = neg.shape[0]
     positions = np.linspace(0, n - 1, num=num_thresholds, dtype=int)
-    neg.sort()  # faster than np.partition with ~100 kth positions
     thresholds = neg[positions]
     fpr = 1.0 - (positions + 1) / n
     suffix = np.zeros(groups.u.shape[0] + 1, dtype=np.float64)
@@ -232,7 +247,7 @@ def aupro_from_state(state: ExactPixelState, fpr_limit: float, num_thresholds: i
         return trapezoid_to_limit(x, y, fpr_limit) / fpr_limit
     pos, weight = state.pos_and_weight()
     groups = R.pos_groups(pos, weight)
-    fprs, pros = quantile_pro_curve(state.neg_all(), groups, state.n_regions, num_thresholds)
+    fprs, pros = quantile_pro_curve(state.sorted_neg(), groups, state.n_regions, num_thresholds)
     return trapezoid_to_limit(fprs, pros, fpr_limit) / fpr_limit
 
 

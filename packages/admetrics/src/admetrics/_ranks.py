@@ -1,76 +1,22 @@
-"""Exact ROC/PR/PRO statistics without sorting the normal scores.
+"""Exact ROC/PR/PRO statistics from the distinct anomalous scores.
 
 Every metric here only needs, for each *distinct anomalous score* ``u``, how many normal scores
 are below it (``less``) and at most it (``less_eq``): between two consecutive anomalous scores
 the ROC and PRO curves move horizontally (only normal pixels change side), so their areas follow
 exactly from the curve points at the anomalous scores.
 
-Those counts come from a bucketed rank: ``B`` equal-width bins over the score range (a monotone
-map of the value, so bins are value intervals) are marked when they hold an anomalous score. One
-linear pass counts the normal scores of unmarked bins per bin and gathers those of marked bins,
-which alone are sorted. Anomalous pixels are a small fraction of all pixels in anomaly detection,
-so this replaces a sort of every normal score by one pass plus a sort of a small subset.
+Those counts come from one sort of the normal scores (numpy's SIMD sort) and a linear merge
+with the distinct anomalous scores, so every metric costs one sort of the normal pixels, one
+sort of the (few) anomalous pixels with their region weights, and linear passes; no argsort of
+all pixels, no per-threshold loop, and integer pair counts for AUROC.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
 
 __all__ = ["PosGroups", "neg_ranks", "pos_groups"]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _bin(v: float, lo: float, scale: float, n_bins: int) -> int:
-    b = int((v - lo) * scale)
-    if b < 0:
-        return 0
-    if b >= n_bins:
-        return n_bins - 1
-    return b
-
-
-@njit(cache=True, nogil=True)
-def bin_index(values: np.ndarray, lo: float, scale: float, n_bins: int) -> np.ndarray:
-    out = np.empty(values.shape[0], np.int64)
-    for k in range(values.shape[0]):
-        out[k] = _bin(values[k], lo, scale, n_bins)
-    return out
-
-
-@njit(cache=True, nogil=True)
-def split_marked(
-    values: np.ndarray,
-    mask: np.ndarray,
-    lo: float,
-    scale: float,
-    counts: np.ndarray,
-    out: np.ndarray,
-    start: int,
-) -> int:
-    """One pass: values whose bin is marked (``counts[bin] < 0``) go to ``out[start:]``; the
-    others are counted in ``counts[bin]``. Returns the new end of ``out``.
-
-    ``mask`` (same length as ``values``, or empty for none) skips the values where it is True.
-    Marking through the count array keeps one random memory access per value.
-    """
-    n_bins = counts.shape[0]
-    has_mask = mask.shape[0] > 0
-    k = start
-    for i in range(values.shape[0]):
-        if has_mask and mask[i]:
-            continue
-        v = values[i]
-        b = _bin(v, lo, scale, n_bins)
-        c = counts[b]
-        if c < 0:
-            out[k] = v
-            k += 1
-        else:
-            counts[b] = c + 1
-    return k
 
 
 @njit(cache=True, nogil=True)
@@ -119,50 +65,21 @@ def pos_groups(pos: np.ndarray, weight: np.ndarray | None = None) -> PosGroups:
     return PosGroups(s[starts], count, wsum)
 
 
-def _n_bins(n_neg: int) -> int:
-    # ~8 normal scores per bin: bins holding an anomalous score stay small to sort, while the
-    # count array (8 bytes per bin) stays at 1 byte per normal score.
-    return int(min(max(n_neg // 8, 1), 1 << 24))
+@njit(cache=True, nogil=True)
+def gather_unmasked(mask: np.ndarray, values: np.ndarray, out: np.ndarray, start: int) -> int:
+    """Copy ``values[~mask]`` (flat arrays) into ``out[start:]``; return the new end."""
+    k = start
+    for i in range(values.shape[0]):
+        if not mask[i]:
+            out[k] = values[i]
+            k += 1
+    return k
 
 
-def neg_ranks(
-    neg_sources: Sequence[np.ndarray | tuple[np.ndarray, np.ndarray]],
-    n_neg: int,
-    u: np.ndarray,
-    lo: float,
-    hi: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """For ascending distinct ``u``: (#normal < u, #normal <= u), exactly.
-
-    ``neg_sources`` holds 1-D arrays of normal scores, or ``(mask, maps)`` pairs of flat arrays
-    whose normal scores are those where ``mask`` is False; ``n_neg`` is their total count.
-    ``lo``/``hi`` must bound every normal score and every ``u``.
-    """
-    if u.size == 0 or n_neg == 0:
-        return np.zeros(u.size, np.int64), np.zeros(u.size, np.int64)
-    n_bins = _n_bins(n_neg) if hi > lo else 1
-    scale = n_bins / (hi - lo) if hi > lo else 0.0
-    u_bins = bin_index(u, lo, scale, n_bins)
-    counts = np.zeros(n_bins, np.int32 if n_neg < 2**31 else np.int64)
-    counts[u_bins] = -1  # marked: their normal scores are gathered, not counted
-    dtype = u.dtype
-    # capacity for the worst case; untouched pages of np.empty cost no memory
-    gathered = np.empty(n_neg, dtype)
-    end = 0
-    no_mask = np.zeros(0, np.bool_)
-    for source in neg_sources:
-        if isinstance(source, tuple):
-            end = split_marked(source[1], source[0], lo, scale, counts, gathered, end)
-        else:
-            end = split_marked(source, no_mask, lo, scale, counts, gathered, end)
-    gathered = gathered[:end]
-    gathered.sort()
-    counts[u_bins] = 0
-    below = np.zeros(n_bins + 1, np.int64)
-    np.cumsum(counts, out=below[1:])
-    base = below[u_bins]
-    less_g, less_eq_g = merge_ranks(gathered, u)
-    return base + less_g, base + less_eq_g
+def neg_ranks(sorted_neg: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """For ascending distinct ``u``: (#normal < u, #normal <= u, #normal), exactly."""
+    less, less_eq = merge_ranks(sorted_neg, u.astype(sorted_neg.dtype, copy=False))
+    return less, less_eq, sorted_neg.shape[0]
 
 
 def auroc_numerator(groups: PosGroups, less: np.ndarray, less_eq: np.ndarray) -> int:

@@ -40,8 +40,8 @@ def _image_ranks(labels: Any, scores: Any):
     lab, sc = image_arrays(labels, scores)
     neg, pos = sc[~lab], sc[lab]
     groups = R.pos_groups(pos)
-    less, less_eq = R.neg_ranks([neg], neg.size, groups.u, float(sc.min()), float(sc.max()))
-    return groups, less, less_eq, neg.size
+    less, less_eq, n_neg = R.neg_ranks(np.sort(neg), groups.u)
+    return groups, less, less_eq, n_neg
 
 
 def _split_sorted(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -199,11 +199,10 @@ def pro_curve(
     pos, weight = state.pos_and_weight()
     if num_thresholds is None:
         order = np.argsort(pos)
-        neg = np.sort(state.neg_all())
-        fpr, pro, _ = K.pro_points(neg, pos[order], weight[order], state.n_regions)
+        fpr, pro, _ = K.pro_points(state.sorted_neg(), pos[order], weight[order], state.n_regions)
     else:
         groups = R.pos_groups(pos, weight)
-        fpr, pro = quantile_pro_curve(state.neg_all(), groups, state.n_regions, num_thresholds)
+        fpr, pro = quantile_pro_curve(state.sorted_neg(), groups, state.n_regions, num_thresholds)
     if fpr_limit is not None:
         return cut_curve(fpr, pro, check_fpr_limit(fpr_limit))
     return fpr, pro

@@ -31,11 +31,11 @@ class AnomalyMetrics:
     Exact mode (default) keeps every pixel score: per normal pixel its score (4 bytes for
     float32 maps, 8 for float64), per anomalous pixel its score plus the uint32 area of its
     ground-truth region (8 or 12 bytes), per image a label and a score (9 bytes). ``compute``
-    needs, transiently, about 24 bytes per anomalous pixel (sort order and weights), 0.5 byte per
-    normal pixel (bin counts) and a copy of the normal scores that share a bin with an anomalous
-    score; it never sorts all normal scores, and gives results identical to the one-shot
-    functions. Binned mode (``bins=B``) keeps three length-``B`` histograms (24 * B bytes) whatever
-    the number of pixels, with a stated error bound (see ``compute``).
+    merges the normal scores into one array sorted in place and kept (a transient second copy
+    while merging), needs ~24 bytes per anomalous pixel for their sort, and gives results
+    identical to the one-shot functions. Binned mode (``bins=B``) keeps three length-``B``
+    histograms (24 * B bytes) whatever the number of pixels, with a stated error bound (see
+    ``compute``).
 
     Args:
         fpr_limit: AUPRO integration limit in (0, 1].

@@ -120,7 +120,7 @@ def anomaly_mask_serial(
         threshold_abs_into(out[k], threshold[k])
 
 
-PARALLEL_MIN_PIXELS = 1 << 17
+PARALLEL_MIN_PIXELS = 1 << 19
 """Below this many output pixels (or for a single item) the serial driver is used."""
 
 

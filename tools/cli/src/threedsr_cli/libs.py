@@ -77,9 +77,7 @@ def check_backbone(path: Path, setup: str) -> Path:
     except vqcore.VqcoreError:
         raise
     except Exception as exc:  # vqcore 0.1.0 lets e.g. torch's KeyError on a non-torch file out
-        raise CLIError(
-            f"{file}: not a readable checkpoint ({type(exc).__name__}: {exc})"
-        ) from None
+        raise CLIError(f"{file}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     stored = dict(data.get("config", {})).get("setup")
     if stored != setup:
         raise CLIError(

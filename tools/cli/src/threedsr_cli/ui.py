@@ -79,7 +79,7 @@ class UI:
 
     def debug(self, message: str) -> None:
         if self.verbose and not self.quiet:
-            self.err.print(f"[dim]{message}[/dim]")
+            self.out.print(f"[dim]{message}[/dim]")
 
     def _progress(self) -> Progress:
         return Progress(

@@ -357,13 +357,22 @@ def _summary(
 
 
 def demo_command(
-    *, out: Path, fast: bool, resume: bool, overwrite: bool, device: str, seed: int, ui: UI
+    *,
+    out: Path,
+    fast: bool,
+    resume: bool,
+    overwrite: bool,
+    device: str,
+    seed: int,
+    ui: UI,
+    profile: DemoProfile | None = None,
 ) -> dict[str, Any]:
     from threedsr_cli.commands.evaluate import metrics_summary
     from threedsr_cli.libs import resolve_device, seed_everything
 
     t_start = time.perf_counter()
-    profile = DemoProfile.fast() if fast else DemoProfile()
+    if profile is None:
+        profile = DemoProfile.fast() if fast else DemoProfile()
     dev = str(resolve_device(device))
     run = claim_run(
         out,
