@@ -19,7 +19,6 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 import vqcore
 from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData
 from threedsr.generator import FeatureAnomalyGenerator
@@ -36,7 +35,9 @@ def build(setup: str, preset: str, seed: int = 0) -> tuple[ThreeDSR, DetectorCon
     return ThreeDSR(bb, cfg.model).eval(), cfg
 
 
-def reference_forward(model: ThreeDSR, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def reference_forward(
+    model: ThreeDSR, x: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference test loop: one image at a time, eager fp32 NCHW under no_grad."""
     maps = []
     with torch.no_grad():
@@ -64,8 +65,9 @@ def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> 
     t_ours = (time.perf_counter() - t) / (repeats * n)
     err = float((pred.maps - ref_maps).abs().max())
     serr = float((pred.scores - ref_scores).abs().max())
-    det_nchw = Detector(model.to(memory_format=torch.contiguous_format), cfg, batch_size=batch,
-                        channels_last=False)
+    det_nchw = Detector(
+        model.to(memory_format=torch.contiguous_format), cfg, batch_size=batch, channels_last=False
+    )
     t = time.perf_counter()
     det_nchw.predict(x)
     t_nchw = (time.perf_counter() - t) / n
@@ -89,7 +91,9 @@ def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> f
         x, mask = make_batch(data, cfg, batch, rng, torch.device("cpu"))
         a = gen(model.backbone, x, mask, rng=rng)
         o = model(q_top=a.q_top_anom, q_bot=a.q_bot_anom)
-        loss = stage2_losses(o.logits, a.gt, o.srm_top, o.srm_bot, a.q_top, a.q_bot, o.object_recon, x)
+        loss = stage2_losses(
+            o.logits, a.gt, o.srm_top, o.srm_bot, a.q_top, a.q_bot, o.object_recon, x
+        )
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
         opt.step()
@@ -102,7 +106,9 @@ def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> f
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--setups", nargs="+", default=["rgbd", "depth", "rgb"])
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--images", type=int, default=4, help="images per timed pass")
@@ -115,11 +121,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
     print()
-    print(f"Inference at {args.size}², paper widths, random weights ({args.images} images, batch {args.batch})")
+    print(
+        f"Inference at {args.size}², paper widths, random weights ({args.images} images, batch {args.batch})"
+    )
     print()
-    print("| setup | reference s/img | reference img/s | threedsr img/s | speed-up | NCHW batched img/s | max abs diff |")
+    print(
+        "| setup | reference s/img | reference img/s | threedsr img/s | speed-up | NCHW batched img/s | max abs diff |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for s in args.setups:
         r = bench_inference(s, args.size, args.images, args.batch, args.repeats)
@@ -138,7 +150,10 @@ def main() -> None:
     for s in args.setups:
         for preset, size in (("cpu", 128), ("paper", 384)):
             ips = bench_train(s, preset, size, args.train_batch, args.train_steps)
-            print(f"| {s} | {preset} | {size} | {ips:.3f} | {ips * args.train_batch:.2f} |", flush=True)
+            print(
+                f"| {s} | {preset} | {size} | {ips:.3f} | {ips * args.train_batch:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -212,14 +212,35 @@ def test_exact_aupro_matches_slow_reference(seed: int, limit: float, decimals: i
     )
 
 
-def test_exact_pro_curve_matches_slow_points() -> None:
-    rng = np.random.default_rng(11)
+def _on_segment(p, a, b, tol=1e-12) -> bool:
+    cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+    inside = min(a[0], b[0]) - tol <= p[0] <= max(a[0], b[0]) + tol
+    return abs(cross) <= tol and inside and min(a[1], b[1]) - tol <= p[1] <= max(a[1], b[1]) + tol
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_exact_pro_curve_is_the_slow_curve(seed: int) -> None:
+    rng = np.random.default_rng(seed)
     masks = blob_masks(rng, 4, 20, 20)
     maps = noisy_maps(rng, masks, decimals=2)
     fpr, pro = am.pro_curve(masks, maps)
-    expected = np.array(slow_pro_points(masks, maps))
-    np.testing.assert_allclose(fpr, expected[:, 0], atol=1e-12)
-    np.testing.assert_allclose(pro, expected[:, 1], atol=1e-12)
+    corners = list(zip(fpr.tolist(), pro.tolist(), strict=True))
+    slow = slow_pro_points(masks, maps)
+    assert corners[0] == (0.0, 0.0) and corners[-1] == (1.0, 1.0)
+    assert slow[-1] == pytest.approx((1.0, 1.0))
+    # every corner is a point of the slow curve, in the same order ...
+    k = 0
+    for c in corners:
+        while k < len(slow) and not np.allclose(slow[k], c, atol=1e-12):
+            k += 1
+        assert k < len(slow), c
+    # ... and every slow point lies on the polyline through the corners, in order
+    seg = 0
+    for p in slow:
+        while not _on_segment(p, corners[seg], corners[min(seg + 1, len(corners) - 1)]):
+            seg += 1
+            assert seg < len(corners), p
+    assert len(corners) <= 2 * len(np.unique(maps[masks])) + 2
     cut_fpr, cut_pro = am.pro_curve(masks, maps, fpr_limit=0.3)
     assert cut_fpr[-1] == 0.3
     assert np.trapezoid(cut_pro, cut_fpr) / 0.3 == pytest.approx(am.aupro(masks, maps), abs=1e-12)

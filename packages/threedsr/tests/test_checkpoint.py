@@ -4,10 +4,9 @@ import json
 
 import pytest
 import torch
-
-from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 from threedsr import Detector, DetectorConfig, ThreedsrError, read_checkpoint, train_detector
 from threedsr.checkpoint import KIND, atomic_save
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,12 @@ def test_checkpoint_is_self_describing(tiny_run) -> None:
     ck = read_checkpoint(res.path)
     assert ck["kind"] == KIND and ck["setup"] == "rgbd" and ck["category"] == "synthetic"
     assert ck["step"] == 6 and ck["finished"] is True
-    assert ck["preprocess"] == {"size": 64, "plane": "robust", "fg_threshold": 0.005, "fill_iterations": 2}
+    assert ck["preprocess"] == {
+        "size": 64,
+        "plane": "robust",
+        "fg_threshold": 0.005,
+        "fill_iterations": 2,
+    }
     assert set(ck["versions"]) >= {"threedsr", "vqcore", "torch"}
     assert DetectorConfig.from_dict(ck["detector_config"]).model.unet_base == 4
     # plain torch.load with weights_only=True works: only primitives and tensors inside
@@ -64,10 +68,15 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
     data = synthetic_class("depth")
     full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
     train_detector(full, backbone=tiny_backbone("depth"), data=data)
-    half = tiny_config("depth", out=str(tmp_path / "half"), iterations=3, milestones=full.milestones)
+    half = tiny_config(
+        "depth", out=str(tmp_path / "half"), iterations=3, milestones=full.milestones
+    )
     train_detector(half, backbone=tiny_backbone("depth"), data=data)
-    resumed = train_detector(half.replace(iterations=6, milestones=full.milestones),
-                             backbone=tiny_backbone("depth"), data=data)
+    resumed = train_detector(
+        half.replace(iterations=6, milestones=full.milestones),
+        backbone=tiny_backbone("depth"),
+        data=data,
+    )
     assert resumed.step == 6
     a = read_checkpoint(tmp_path / "full" / "detector.pt")["heads_state"]
     b = read_checkpoint(tmp_path / "half" / "detector.pt")["heads_state"]
@@ -87,9 +96,14 @@ def test_resume_refuses_a_different_run(tiny_run) -> None:
 
 
 def test_setup_mismatch_with_backbone(tmp_path) -> None:
-    with pytest.raises(ThreedsrError, match="is a 'depth' backbone but the detector setup is 'rgbd'"):
-        train_detector(tiny_config("rgbd", out=str(tmp_path)), backbone=tiny_backbone("depth"),
-                       data=synthetic_class("rgbd"))
+    with pytest.raises(
+        ThreedsrError, match="is a 'depth' backbone but the detector setup is 'rgbd'"
+    ):
+        train_detector(
+            tiny_config("rgbd", out=str(tmp_path)),
+            backbone=tiny_backbone("depth"),
+            data=synthetic_class("rgbd"),
+        )
 
 
 def test_keyboard_interrupt_saves_then_reraises(tmp_path) -> None:
@@ -100,7 +114,9 @@ def test_keyboard_interrupt_saves_then_reraises(tmp_path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_detector(cfg, interrupt, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
+        train_detector(
+            cfg, interrupt, backbone=tiny_backbone("depth"), data=synthetic_class("depth")
+        )
     ck = read_checkpoint(tmp_path / "detector.pt")
     assert ck["step"] == 2 and ck["finished"] is False
     res = train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))

@@ -5,8 +5,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from threedsr_testutil import tiny_backbone
 from threedsr.generator import (
     MODE_BOTH,
     MODE_HI,
@@ -17,6 +15,7 @@ from threedsr.generator import (
     patch_shuffle,
     sample_codes,
 )
+from threedsr_testutil import tiny_backbone
 
 
 @settings(max_examples=25, deadline=None)
@@ -39,13 +38,17 @@ def _ranks(features: torch.Tensor, codebook: torch.Tensor, idx: torch.Tensor) ->
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), s=st.floats(0.1, 1.0), block=st.sampled_from([64, 1 << 22]))
-def test_sampled_codes_respect_strength_rank_bounds_and_mask(seed: int, s: float, block: int) -> None:
+def test_sampled_codes_respect_strength_rank_bounds_and_mask(
+    seed: int, s: float, block: int
+) -> None:
     g = torch.Generator().manual_seed(seed)
     k = 200
     codebook = torch.randn(k, 6, generator=g)
     feats = torch.randn(2, 6, 5, 7, generator=g)
     mask = torch.rand(2, 5, 7, generator=g) < 0.5
-    codes, idx = sample_codes(feats, codebook, mask, np.array([s, 1.0]), generator=g, block_elements=block)
+    codes, idx = sample_codes(
+        feats, codebook, mask, np.array([s, 1.0]), generator=g, block_elements=block
+    )
     assert ((idx >= 0) == mask).all()
     assert (codes[~mask[:, None].expand_as(codes)] == 0).all()
     ranks = _ranks(feats, codebook, idx.clamp_min(0))
@@ -58,17 +61,28 @@ def test_sampled_codes_respect_strength_rank_bounds_and_mask(seed: int, s: float
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 1000), patch=st.sampled_from([1, 2, 4]), gh=st.integers(1, 3), gw=st.integers(1, 3))
+@given(
+    seed=st.integers(0, 1000),
+    patch=st.sampled_from([1, 2, 4]),
+    gh=st.integers(1, 3),
+    gw=st.integers(1, 3),
+)
 def test_patch_shuffle_is_a_permutation_of_tiles(seed: int, patch: int, gh: int, gw: int) -> None:
     h, w = gh * patch, gw * patch
     x = torch.arange(2 * 3 * h * w, dtype=torch.float32).view(2, 3, h, w)
     y = patch_shuffle(x, patch, np.random.default_rng(seed))
     assert torch.equal(y.flatten().sort().values, x.flatten().sort().values)
     for b in range(2):
-        tiles_x = {tuple(x[b, :, i:i + patch, j:j + patch].flatten().tolist())
-                   for i in range(0, h, patch) for j in range(0, w, patch)}
-        tiles_y = {tuple(y[b, :, i:i + patch, j:j + patch].flatten().tolist())
-                   for i in range(0, h, patch) for j in range(0, w, patch)}
+        tiles_x = {
+            tuple(x[b, :, i : i + patch, j : j + patch].flatten().tolist())
+            for i in range(0, h, patch)
+            for j in range(0, w, patch)
+        }
+        tiles_y = {
+            tuple(y[b, :, i : i + patch, j : j + patch].flatten().tolist())
+            for i in range(0, h, patch)
+            for j in range(0, w, patch)
+        }
         assert tiles_x == tiles_y  # whole tiles move, channels stay together
 
 
@@ -106,8 +120,10 @@ def test_generator_touches_only_masked_cells(setup: str) -> None:
         if mode[i] == MODE_LO:
             assert not bot_changed.any()  # fine level stays the clean Q2
         gt_ratio = 4 if mode[i] == MODE_HI else 8
-        assert torch.equal(out.gt[i:i + 1], blocky_mask(mask[i:i + 1], gt_ratio))
-    assert torch.equal(out.q_top_anom[3], enc.q_top[3]) and torch.equal(out.q_bot_anom[3], enc.q_bot[3])
+        assert torch.equal(out.gt[i : i + 1], blocky_mask(mask[i : i + 1], gt_ratio))
+    assert torch.equal(out.q_top_anom[3], enc.q_top[3]) and torch.equal(
+        out.q_bot_anom[3], enc.q_bot[3]
+    )
     assert out.gt[3].sum() == 0
 
 

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 from threedsr import (
     Detector,
     ThreeDSR,
@@ -15,6 +13,7 @@ from threedsr import (
     gaussian_filter,
     predict_samples,
 )
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +87,9 @@ def test_predict_samples_native_resolution_and_threshold(detector: Detector) -> 
     direct = detector.predict(x)
     np.testing.assert_allclose([r.score for r in res], direct.scores.numpy(), atol=1e-6)
     np.testing.assert_allclose(res[0].native_map, direct.maps[0].numpy(), atol=1e-6)
-    up = F.interpolate(direct.maps[1][None, None], size=(100, 80), mode="bilinear", align_corners=False)
+    up = F.interpolate(
+        direct.maps[1][None, None], size=(100, 80), mode="bilinear", align_corners=False
+    )
     np.testing.assert_allclose(res[1].native_map, up[0, 0].numpy(), atol=1e-6)
     assert res[1].label == 1 and res[1].defect_type == "dent"
     thr = choose_threshold(detector, [preps[0], preps[2]])

@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 from threedsr import focal_loss, stage2_losses, train_detector
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
-def _focal_reference(probs: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, smooth: float = 1e-5) -> float:
+def _focal_reference(
+    probs: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, smooth: float = 1e-5
+) -> float:
     # direct per-pixel transcription of the reference FocalLoss (alpha = 1, 2 classes)
     total, n = 0.0, 0
     p = probs.permute(0, 2, 3, 1).reshape(-1, 2).double().tolist()
@@ -28,7 +29,9 @@ def test_focal_matches_reference_transcription() -> None:
     g = torch.Generator().manual_seed(0)
     probs = torch.softmax(torch.randn(2, 2, 5, 6, generator=g), dim=1)
     target = (torch.rand(2, 1, 5, 6, generator=g) > 0.6).float()
-    assert focal_loss(probs, target).item() == pytest.approx(_focal_reference(probs, target), rel=1e-5)
+    assert focal_loss(probs, target).item() == pytest.approx(
+        _focal_reference(probs, target), rel=1e-5
+    )
 
 
 def test_stage2_loss_composition() -> None:
@@ -41,7 +44,10 @@ def test_stage2_loss_composition() -> None:
     probs = torch.softmax(logits, 1)
     l1 = (probs - torch.cat([1 - gt, gt], 1)).abs().mean()
     expected = (
-        focal_loss(probs, gt) + l1 + ((a - c) ** 2).mean() + ((b - d) ** 2).mean()
+        focal_loss(probs, gt)
+        + l1
+        + ((a - c) ** 2).mean()
+        + ((b - d) ** 2).mean()
         + 10 * ((rec - img) ** 2).mean()
     )
     assert out.total.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from threedsr_testutil import tiny_backbone
 from threedsr import AnomalyUNet, ModelConfig, ObjectDecoder, SubspaceRestriction, ThreeDSR
+from threedsr_testutil import tiny_backbone
 
 SETUP_CH = {"rgbd": 4, "depth": 1, "rgb": 3}
 
@@ -26,7 +25,10 @@ def test_srm_has_no_affine_norm_and_default_init() -> None:
     assert norms and all(not n.affine and not n.track_running_stats for n in norms)
     # PyTorch default (kaiming-uniform) init has a much larger spread than N(0, 0.02) for 3x3x16
     assert srm.enc1[0].weight.std() > 0.04
-    assert ObjectDecoder(16, 4, width=8, bottleneck=8, hidden=8, res_hidden=4).encoder[0].weight.std() < 0.03
+    assert (
+        ObjectDecoder(16, 4, width=8, bottleneck=8, hidden=8, res_hidden=4).encoder[0].weight.std()
+        < 0.03
+    )
 
 
 @pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 import vqcore
 from threedsr import DetectorConfig, TrainData
 
@@ -17,9 +16,19 @@ def tiny_backbone(setup: str = "rgbd", seed: int = 0) -> vqcore.DiscreteAutoenco
 
 def tiny_config(setup: str = "rgbd", out: str | None = None, **over: object) -> DetectorConfig:
     base = dict(
-        size=64, batch_size=4, iterations=6, log_every=1, checkpoint_every=3,
-        srm_base=4, objdec_width=4, objdec_bottleneck=4, objdec_hidden=8, objdec_res_hidden=4,
-        unet_base=4, out=out, device="cpu",
+        size=64,
+        batch_size=4,
+        iterations=6,
+        log_every=1,
+        checkpoint_every=3,
+        srm_base=4,
+        objdec_width=4,
+        objdec_bottleneck=4,
+        objdec_hidden=8,
+        objdec_res_hidden=4,
+        unet_base=4,
+        out=out,
+        device="cpu",
     )
     base.update(over)
     return DetectorConfig.preset("cpu", setup=setup, **base)
@@ -40,3 +49,21 @@ def synthetic_class(setup: str = "rgbd", n: int = 6, size: int = 64, seed: int =
         xs.append({"rgbd": full, "depth": full[:1], "rgb": full[1:]}[setup])
         fgs.append(fg[None])
     return TrainData(torch.stack(xs), torch.stack(fgs))
+
+
+def ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One ``torchrun``-like process (env rendezvous, gloo) training a tiny detector."""
+    import os
+
+    from threedsr import train_detector
+
+    torch.set_num_threads(1)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+    )
+    cfg = tiny_config("depth", out=out, iterations=3, batch_size=4)
+    train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))

@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 import torch
-
 from vqcore import StageOneConfig, read_checkpoint, train_dada
 
 WORKER = textwrap.dedent(

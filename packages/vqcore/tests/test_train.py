@@ -262,6 +262,7 @@ def test_configs_and_presets():
     assert paper.image_size == 256 and paper.loss == "l1" and paper.lr_gamma == 0.1
     assert paper.backbone == BackboneConfig.paper("rgbd")
     assert StageOneConfig.paper("depth").loss == "l2"  # the depth script's MSE
+    assert StageOneConfig.preset("paper", "rgbd", iterations=1000).lr_milestones == (800, 900)
     cpu = StageOneConfig.preset("cpu", "rgb", iterations=None, batch_size=4)
     assert cpu.iterations == 300 and cpu.batch_size == 4 and cpu.backbone.hidden == 64
     assert cpu.lr_milestones == (240, 270)

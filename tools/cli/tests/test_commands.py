@@ -412,3 +412,35 @@ def test_predict_argument_errors(bad_input, cli, run_rgbd, tiny_data, tmp_path):
         str(tmp_path / "small.png"),
         "does not match",
     )
+
+
+def test_train_ctrl_c_saves_and_resume_continues(
+    bad_input, cli, tmp_path, tiny_data, dada_rgbd, monkeypatch
+):
+    import threedsr
+
+    real = threedsr.train_detector
+
+    def interrupted(config, callbacks=None, **kwargs):
+        def stop(event):
+            raise KeyboardInterrupt
+
+        return real(config, [callbacks, stop], **kwargs)
+
+    monkeypatch.setattr(threedsr, "train_detector", interrupted)
+    out = tmp_path / "run"
+    args = _train_args(tiny_data, dada_rgbd, out)
+    args[args.index("--iterations") + 1] = 12
+    res = cli(*args)
+    assert res.exit_code == 130, res.stderr
+    ckpt = out / "detector.pt"
+    assert (
+        res.stderr.strip() == f"error: interrupted, checkpoint saved to {ckpt}; rerun with --resume"
+    )
+    assert threedsr.read_checkpoint(ckpt)["step"] == 10  # the first progress event
+    monkeypatch.setattr(threedsr, "train_detector", real)
+    bad_input(cli(*args), "unfinished run", "--resume")
+    res = cli(*args, "--resume")
+    assert res.exit_code == 0, res.stderr
+    ck = threedsr.read_checkpoint(ckpt)
+    assert ck["step"] == 12 and ck["finished"]

@@ -1,6 +1,6 @@
-"""numba kernels for full curves (plotting) and for the binned state's histograms.
+"""numba kernels for the ROC curve (plotting) and for the binned state's histograms.
 
-The curve kernels walk two ascending arrays, ``neg`` (normal) and ``pos`` (anomalous), from their
+The curve kernel walks two ascending arrays, ``neg`` (normal) and ``pos`` (anomalous), from their
 high end down, one *distinct* score at a time: all samples tied at a score enter the positive
 set together, so ties form a single threshold (one diagonal step of the curve).
 """
@@ -10,50 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["histogram_count", "histogram_update", "pro_points", "roc_points"]
-
-
-@njit(cache=True, nogil=True)
-def pro_points(
-    neg: np.ndarray, pos: np.ndarray, pos_weight: np.ndarray, n_regions: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All points of the exact PRO curve: ``(fpr, pro, thresholds)``, starting at (0, 0, +inf)."""
-    n_neg = neg.shape[0]
-    cap = n_neg + pos.shape[0] + 1
-    fpr = np.empty(cap, np.float64)
-    pro = np.empty(cap, np.float64)
-    thr = np.empty(cap, np.float64)
-    fpr[0] = 0.0
-    pro[0] = 0.0
-    thr[0] = np.inf
-    k = 1
-    i = n_neg - 1
-    j = pos.shape[0] - 1
-    fp = 0
-    wsum = 0.0
-    comp = 0.0
-    while i >= 0 or j >= 0:
-        if i < 0:
-            v = pos[j]
-        elif j < 0:
-            v = neg[i]
-        else:
-            v = max(neg[i], pos[j])
-        while i >= 0 and neg[i] == v:
-            fp += 1
-            i -= 1
-        while j >= 0 and pos[j] == v:
-            yk = pos_weight[j] - comp
-            tk = wsum + yk
-            comp = (tk - wsum) - yk
-            wsum = tk
-            j -= 1
-        fpr[k] = fp / n_neg
-        # once every anomalous pixel is in, PRO is exactly 1 whatever the rounding
-        pro[k] = 1.0 if j < 0 else min(wsum / n_regions, 1.0)
-        thr[k] = v
-        k += 1
-    return fpr[:k], pro[:k], thr[:k]
+__all__ = ["histogram_count", "histogram_update", "roc_points"]
 
 
 @njit(cache=True, nogil=True)

@@ -179,12 +179,17 @@ def pro_curve(
     Args:
         masks: as in :func:`pixel_auroc`.
         maps: as in :func:`pixel_auroc`.
-        num_thresholds: ``None`` for the exact curve (every distinct score, starting at (0, 0));
-            an int for the reference MVTec 3D-AD quantile thresholds (see :func:`aupro`).
+        num_thresholds: ``None`` for the exact curve; an int for the reference MVTec 3D-AD
+            quantile thresholds (see :func:`aupro`).
         fpr_limit: if given, cut the curve at this FPR, with an interpolated end point.
 
     Returns:
-        ``(fpr, pro)`` float64 arrays, FPR non-decreasing.
+        ``(fpr, pro)`` float64 arrays, FPR non-decreasing. The exact curve is given by its
+        corners, from (0, 0) to (1, 1): the points at each distinct anomalous-pixel score (a tie
+        with normal pixels is one diagonal step) and the ends of the horizontal runs between them,
+        where only normal pixels change side. Drawing straight lines between the returned points
+        reproduces the curve through every distinct score exactly, with at most
+        2 x (distinct anomalous scores) + 2 points instead of one per distinct score.
 
     Example:
         >>> import numpy as np
@@ -196,11 +201,14 @@ def pro_curve(
     num_thresholds = check_num_thresholds(num_thresholds)
     state = exact_state_from(masks, maps)
     require_pixels(state.n_neg, state.n_pos, "PRO curve")
-    pos, weight = state.pos_and_weight()
     if num_thresholds is None:
-        order = np.argsort(pos)
-        fpr, pro, _ = K.pro_points(state.sorted_neg(), pos[order], weight[order], state.n_regions)
+        groups, less, less_eq, n_neg = state.ranks(weighted=True)
+        fpr, pro = R.pro_polyline(groups, less, less_eq, n_neg, state.n_regions)
+        repeated = np.zeros(fpr.shape[0], bool)
+        repeated[1:] = (fpr[1:] == fpr[:-1]) & (pro[1:] == pro[:-1])
+        fpr, pro = fpr[~repeated], pro[~repeated]
     else:
+        pos, weight = state.pos_and_weight()
         groups = R.pos_groups(pos, weight)
         fpr, pro = quantile_pro_curve(state.sorted_neg(), groups, state.n_regions, num_thresholds)
     if fpr_limit is not None:

@@ -120,15 +120,19 @@ class StageOneConfig:
     @classmethod
     def paper(cls, setup: Setup = "rgbd", **overrides: Any) -> StageOneConfig:
         """The reference recipe: batch 64, Adam 2e-4, 100k steps, ×0.1 at 80k/90k, 256², paper
-        widths; L1 over all channels (RGB+D script) or MSE (depth-only script)."""
+        widths; L1 over all channels (RGB+D script) or MSE (depth-only script).
+
+        Milestones are 80 % / 90 % of ``iterations`` (80k / 90k at the default 100k).
+        """
+        iterations = int(overrides.get("iterations") or 100_000)
         base: dict[str, Any] = dict(
             setup=setup,
             backbone=BackboneConfig.paper(setup),
             image_size=256,
             batch_size=64,
-            iterations=100_000,
+            iterations=iterations,
             lr=2e-4,
-            lr_milestones=(80_000, 90_000),
+            lr_milestones=(int(0.8 * iterations), int(0.9 * iterations)),
             loss="l2" if setup == "depth" else "l1",
             num_workers=4,
             log_every=50,
@@ -143,7 +147,7 @@ class StageOneConfig:
 
         Milestones default to 80 % / 90 % of ``iterations`` (after overrides).
         """
-        iterations = int(overrides.get("iterations", 300))
+        iterations = int(overrides.get("iterations") or 300)
         base: dict[str, Any] = dict(
             setup=setup,
             backbone=BackboneConfig.cpu(setup),

@@ -38,6 +38,9 @@ class DemoProfile:
     dada_iterations: int = 300
     dada_image_size: int = 64
     dada_batch: int = 8
+    #: stage-1 loss weights of the rgbd DADA (None, None = the reference's mean over 4 channels)
+    dada_lambda_depth: float | None = None
+    dada_lambda_rgb: float | None = None
     backbone: tuple[tuple[str, Any], ...] = ()
     detector_iterations: int = 400
     detector_size: int = 128
@@ -106,6 +109,9 @@ def _stage_one(ui: UI, profile: DemoProfile, setup: str, out: Path, device: str,
     import vqcore
 
     backbone = vqcore.BackboneConfig.cpu(setup, **dict(profile.backbone))
+    weights: dict[str, Any] = {}
+    if setup == "rgbd" and profile.dada_lambda_depth is not None:
+        weights = {"lambda_depth": profile.dada_lambda_depth, "lambda_rgb": profile.dada_lambda_rgb}
     config = vqcore.StageOneConfig.cpu(
         setup,
         backbone=backbone,
@@ -117,6 +123,7 @@ def _stage_one(ui: UI, profile: DemoProfile, setup: str, out: Path, device: str,
         device=device,
         resume=True,
         checkpoint_every=max(1, profile.dada_iterations // 3),
+        **weights,
     )
     name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
     run_stage_one(ui, config, f"stage 1: {name}")

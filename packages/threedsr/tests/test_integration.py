@@ -1,0 +1,106 @@
+"""End to end on a synthetic ``depthsim.scenes`` class: stage 1 (short) -> stage 2 -> eval/predict.
+
+The trained artefacts are shared by a session-scoped fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import depthsim.scenes
+import numpy as np
+import pcprep
+import pytest
+import torch
+import vqcore
+from threedsr import (
+    Detector,
+    DetectorConfig,
+    choose_threshold,
+    evaluate,
+    predict_samples,
+    train_detector,
+)
+
+CLASS = "puck"
+STAGE1_ITERS = int(os.environ.get("THREEDSR_IT_STAGE1", "300"))
+STAGE2_ITERS = int(os.environ.get("THREEDSR_IT_STAGE2", "300"))
+SIZE = int(os.environ.get("THREEDSR_IT_SIZE", "64"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("THREEDSR_TEST_THREADS", "1")))
+    try:
+        root = tmp_path_factory.mktemp("threedsr_it")
+        data = depthsim.scenes.generate_dataset(
+            root / "data",
+            classes=[CLASS],
+            size=128,
+            n_train=40,
+            n_validation=8,
+            n_test_per_type=8,
+            seed=0,
+        )
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            vqcore.train_dada(
+                vqcore.StageOneConfig.cpu(
+                    "rgbd", iterations=STAGE1_ITERS, out_dir=root / "dada", log_every=100
+                )
+            )
+        cfg = DetectorConfig.preset(
+            "cpu",
+            setup="rgbd",
+            data_root=str(data),
+            category=CLASS,
+            backbone=str(root / "dada"),
+            out=str(root / "run"),
+            iterations=STAGE2_ITERS,
+            size=SIZE,
+            log_every=50,
+        )
+        events = []
+        result = train_detector(cfg, events.append)
+        yield {"root": root, "data": data, "run": root / "run", "result": result, "events": events}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_training_wrote_a_finished_run(trained) -> None:
+    res = trained["result"]
+    assert res.path.is_file() and res.step == STAGE2_ITERS
+    ev = trained["events"]
+    assert ev[-1].step == STAGE2_ITERS and np.isfinite(ev[-1].metrics["total"])
+    assert ev[-1].metrics["total"] < ev[0].metrics["total"]
+
+
+def test_evaluate_separates_good_from_defective(trained) -> None:
+    det = Detector.load(trained["run"], device="cpu")
+    metrics = evaluate(det, trained["data"], out=trained["run"])
+    m = metrics[CLASS]
+    saved = json.loads((trained["run"] / "metrics.json").read_text())
+    assert set(saved[CLASS]) >= {"image_auroc", "pixel_auroc", "aupro", "per_defect_type"}
+    assert (trained["run"] / "metrics.md").read_text().startswith("| class |")
+    assert set(m["per_defect_type"]) == set(depthsim.scenes.DEFECT_MODALITY)
+    assert m["n_good"] == 8 and m["n_defective"] == 32
+    assert m["native"]["pixel_auroc"] is not None
+    print(json.dumps({k: m[k] for k in ("image_auroc", "pixel_auroc", "aupro", "per_defect_type")}))
+    assert m["image_auroc"] > IMAGE_AUROC_MIN
+    assert m["pixel_auroc"] > PIXEL_AUROC_MIN
+    depth_only = [t for t, mod in depthsim.scenes.DEFECT_MODALITY.items() if mod == "depth"]
+    assert max(m["per_defect_type"][t] for t in depth_only) > DEPTH_AUROC_MIN
+
+
+def test_predict_samples_and_threshold_from_validation(trained) -> None:
+    det = Detector.load(trained["run"], device="cpu")
+    val = [r.load() for r in pcprep.index_dataset(trained["data"], CLASS, "validation")]
+    thr = choose_threshold(det, val)
+    test_refs = pcprep.index_dataset(trained["data"], CLASS, "test")[:6]
+    preds = predict_samples(det, [r.load() for r in test_refs], batch_size=4)
+    assert len(preds) == 6
+    for p, r in zip(preds, test_refs, strict=True):
+        assert p.native_map.shape == (128, 128) and p.map.shape == (SIZE, SIZE)
+        assert p.defect_type == r.defect_type and np.isfinite(p.score)
+    assert np.isfinite(thr)
