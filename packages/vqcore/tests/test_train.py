@@ -289,3 +289,14 @@ def test_resolve_device_without_cuda():
 
 def test_environment_is_clean():
     assert int(os.environ.get("WORLD_SIZE", "1")) == 1
+
+
+def test_dataloader_workers_do_not_change_the_result(tmp_path, tiny_stage_one):
+    states = [
+        _state(
+            train_dada(tiny_stage_one("rgbd", tmp_path / str(w), iterations=2, num_workers=w)).model
+        )
+        for w in (0, 1)
+    ]
+    for key, value in states[0].items():
+        assert torch.equal(states[1][key], value), key

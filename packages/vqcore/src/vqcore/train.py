@@ -139,6 +139,9 @@ def _batches(
         num_workers=config.num_workers,
         pin_memory=pin,
         prefetch_factor=4,
+        # Its own generator: the loader must not draw from the global torch RNG, which the
+        # codebook restart uses (a run with workers equals one without).
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
