@@ -49,29 +49,42 @@ def reference_forward(
 
 
 def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> dict[str, float]:
+    """Alternate reference / threedsr / NCHW-batched passes ``repeats`` times and keep each one's
+    best time (the machine is shared: the minimum is the least disturbed measurement)."""
     model, cfg = build(setup, "paper")
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
     reference_forward(model, x[:1], k)  # warm-up (oneDNN primitive creation)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        ref_maps, ref_scores = reference_forward(model, x, k)
-    t_ref = (time.perf_counter() - t) / (repeats * n)
     det = Detector(model, cfg, device="cpu", batch_size=batch)
     det.predict(x[:batch])
-    t = time.perf_counter()
+    model_nchw = model.to(memory_format=torch.contiguous_format)
+    best = {"ref": float("inf"), "ours": float("inf"), "nchw": float("inf")}
     for _ in range(repeats):
+        model.to(memory_format=torch.contiguous_format)
+        t = time.perf_counter()
+        ref_maps, ref_scores = reference_forward(model, x, k)
+        best["ref"] = min(best["ref"], (time.perf_counter() - t) / n)
+        det.model = model.to(memory_format=torch.channels_last)
+        t = time.perf_counter()
         pred = det.predict(x)
-    t_ours = (time.perf_counter() - t) / (repeats * n)
-    err = float((pred.maps - ref_maps).abs().max())
-    serr = float((pred.scores - ref_scores).abs().max())
-    det_nchw = Detector(
-        model.to(memory_format=torch.contiguous_format), cfg, batch_size=batch, channels_last=False
-    )
-    t = time.perf_counter()
-    det_nchw.predict(x)
-    t_nchw = (time.perf_counter() - t) / n
-    return {"ref_s": t_ref, "ours_s": t_ours, "nchw_batched_s": t_nchw, "max_err": max(err, serr)}
+        best["ours"] = min(best["ours"], (time.perf_counter() - t) / n)
+        nchw = Detector(
+            model_nchw.to(memory_format=torch.contiguous_format),
+            cfg,
+            batch_size=batch,
+            channels_last=False,
+        )
+        t = time.perf_counter()
+        nchw.predict(x)
+        best["nchw"] = min(best["nchw"], (time.perf_counter() - t) / n)
+    diff = (pred.maps - ref_maps).abs()
+    return {
+        "ref_s": best["ref"],
+        "ours_s": best["ours"],
+        "nchw_batched_s": best["nchw"],
+        "max_err": max(float(diff.max()), float((pred.scores - ref_scores).abs().max())),
+        "frac_over": float((diff > 1e-4).float().mean()),
+    }
 
 
 def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> float:
@@ -113,7 +126,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--images", type=int, default=4, help="images per timed pass")
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--train-steps", type=int, default=3)
@@ -137,7 +150,8 @@ def main() -> None:
         r = bench_inference(s, args.size, args.images, args.batch, args.repeats)
         print(
             f"| {s} | {r['ref_s']:.2f} | {1 / r['ref_s']:.2f} | {1 / r['ours_s']:.2f} | "
-            f"{r['ref_s'] / r['ours_s']:.2f}x | {1 / r['nchw_batched_s']:.2f} | {r['max_err']:.1e} |",
+            f"{r['ref_s'] / r['ours_s']:.2f}x | {1 / r['nchw_batched_s']:.2f} | {r['max_err']:.1e} | "
+            f"{100 * r['frac_over']:.3f} % |",
             flush=True,
         )
     if args.no_train:
