@@ -34,16 +34,16 @@ class DemoProfile:
     image_size: int = 128
     n_train: int = 40
     n_validation: int = 8
-    n_test_per_type: int = 6
-    dada_iterations: int = 300
+    n_test_per_type: int = 10
+    dada_iterations: int = 600
     dada_image_size: int = 64
     dada_batch: int = 8
     #: stage-1 loss weights of the rgbd DADA (None, None = the reference's mean over 4 channels)
     dada_lambda_depth: float | None = None
     dada_lambda_rgb: float | None = None
     backbone: tuple[tuple[str, Any], ...] = ()
-    detector_iterations: int = 400
-    detector_size: int = 128
+    detector_iterations: int = 500
+    detector_size: int = 96
     detector_batch: int = 8
     detector_model: tuple[tuple[str, Any], ...] = ()
 
