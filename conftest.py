@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Torch's OpenMP workers busy-wait by default; on a small shared machine that slowed convolutions
+# ~10x. Set before any test module imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 
 _REPO_ROOT = Path(__file__).resolve().parent
