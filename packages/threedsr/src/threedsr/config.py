@@ -43,6 +43,11 @@ class ModelConfig:
     objdec_res_hidden: int | None = None
     objdec_res_layers: int = 2
     unet_base: int = 32
+    # Reference init: N(0, 0.02) conv weights in the object decoder and UNet. At the narrow cpu
+    # widths that std makes the object decoder's output input-independent at init (|dy|/|y| ~ 5e-5
+    # vs 2e-2 with PyTorch's fan-in init), so in a few hundred steps it only learns the mean image
+    # and depth-only defects are missed. None = PyTorch's default (fan-in scaled) init.
+    init_std: float | None = 0.02
 
     @classmethod
     def paper(cls, **overrides: Any) -> ModelConfig:
@@ -60,6 +65,7 @@ class ModelConfig:
             objdec_res_hidden=16,
             objdec_res_layers=1,
             unet_base=8,
+            init_std=None,
         )
         base.update(overrides)
         return cls(**base)

@@ -77,9 +77,12 @@ class ThreeDSR(nn.Module):
             hidden=config.objdec_hidden or bb_cfg.hidden,
             res_hidden=config.objdec_res_hidden or bb_cfg.res_hidden,
             num_res_layers=config.objdec_res_layers,
+            init_std=config.init_std,
             **factory,
         )
-        self.anomaly_unet = AnomalyUNet(2 * out_ch, config.unet_base, **factory)
+        self.anomaly_unet = AnomalyUNet(
+            2 * out_ch, config.unet_base, init_std=config.init_std, **factory
+        )
         self.backbone.eval()
 
     @property

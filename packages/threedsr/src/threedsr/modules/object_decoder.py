@@ -24,6 +24,7 @@ class ObjectDecoder(nn.Module):
         hidden: decoder width (the backbone's hidden width, 256).
         res_hidden: residual hidden width (128).
         num_res_layers: residual blocks (2).
+        init_std: N(0, std) conv weights (reference 0.02); None keeps PyTorch's default init.
 
     Shape:
         - Input: (B, in_channels, h, w), h and w multiples of 4.
@@ -45,6 +46,7 @@ class ObjectDecoder(nn.Module):
         hidden: int = 256,
         res_hidden: int = 128,
         num_res_layers: int = 2,
+        init_std: float | None = 0.02,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -73,7 +75,8 @@ class ObjectDecoder(nn.Module):
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(hidden // 2, out_channels, 4, 2, 1, **factory),  # type: ignore[arg-type]
         )
-        init_normal_(self)
+        if init_std is not None:
+            init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, "ObjectDecoder", multiple=4)

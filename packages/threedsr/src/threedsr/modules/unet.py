@@ -18,6 +18,7 @@ class AnomalyUNet(nn.Module):
         in_channels: 2 x the backbone's output channels (8 rgbd, 2 depth, 6 rgb).
         base: base width (32 in 3DSR).
         out_channels: logits (2).
+        init_std: N(0, std) conv weights (reference 0.02); None keeps PyTorch's default init.
 
     Shape:
         - Input: (B, in_channels, H, W), H and W multiples of 8.
@@ -35,6 +36,7 @@ class AnomalyUNet(nn.Module):
         base: int = 32,
         out_channels: int = 2,
         *,
+        init_std: float | None = 0.02,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -53,7 +55,8 @@ class AnomalyUNet(nn.Module):
         self.up3 = nn.Sequential(upsample2(), *conv_in_relu(2 * b, b, **factory))
         self.dec3 = double_conv(2 * b, b, **factory)
         self.out = nn.Conv2d(b, out_channels, 3, padding=1, **factory)  # type: ignore[arg-type]
-        init_normal_(self)
+        if init_std is not None:
+            init_normal_(self, init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, "AnomalyUNet", multiple=8)
