@@ -70,3 +70,36 @@ def test_shape_errors_name_the_dims() -> None:
         SubspaceRestriction(16)(torch.rand(1, 8, 8, 8))
     with pytest.raises(ValueError, match="multiples of 8"):
         AnomalyUNet(2, 4)(torch.rand(1, 2, 12, 16))
+
+
+def _input_dependence(init_std: float | None) -> float:
+    torch.manual_seed(0)
+    cfg = ModelConfig.cpu()
+    dec = ObjectDecoder(
+        128,
+        4,
+        width=cfg.objdec_width,
+        bottleneck=cfg.objdec_bottleneck,
+        hidden=cfg.objdec_hidden,
+        res_hidden=cfg.objdec_res_hidden,
+        num_res_layers=cfg.objdec_res_layers,
+        init_std=init_std,
+    )
+    x1, x2 = torch.randn(2, 1, 128, 12, 12)
+    with torch.no_grad():
+        y1, y2 = dec(x1), dec(x2)
+    return float((y1 - y2).abs().mean() / y1.abs().mean())
+
+
+def test_cpu_preset_init_keeps_object_decoder_input_dependent() -> None:
+    # N(0, 0.02) at the cpu widths makes the output (almost) a constant image at init: the decoder
+    # then only learns the mean object in a short run. The cpu preset keeps PyTorch's init.
+    assert ModelConfig.cpu().init_std is None and ModelConfig.paper().init_std == 0.02
+    assert _input_dependence(0.02) < 1e-3
+    assert _input_dependence(None) > 10 * _input_dependence(0.02)
+    unet = AnomalyUNet(8, 4, init_std=0.02)
+    assert all(
+        abs(float(m.weight.std()) - 0.02) < 0.01
+        for m in unet.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.weight.numel() > 500
+    )

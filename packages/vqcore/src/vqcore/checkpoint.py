@@ -36,18 +36,17 @@ def resolve_checkpoint_path(path_or_dir: str | Path) -> Path:
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
-def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
-    """Write ``payload`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
 
-    The payload gets ``kind`` and ``format_version`` added.
+    A crash or Ctrl-C mid-write leaves the previous file intact (never a truncated one).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"kind": CHECKPOINT_KIND, "format_version": FORMAT_VERSION, **payload}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(data, fh)
+            torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -55,6 +54,12 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` atomically (see `atomic_torch_save`), adding ``kind`` and ``format_version``."""
+    data = {"kind": CHECKPOINT_KIND, "format_version": FORMAT_VERSION, **payload}
+    return atomic_torch_save(data, path)
 
 
 def read_checkpoint(
