@@ -92,14 +92,14 @@ def _input_dependence(init_std: float | None) -> float:
 
 
 def test_cpu_preset_init_keeps_object_decoder_input_dependent() -> None:
-    # N(0, 0.02) at the cpu widths makes the output (almost) a constant image at init: the decoder
-    # then only learns the mean object in a short run. The cpu preset keeps PyTorch's init.
+    # N(0, 0.02) at the cpu widths makes the output (almost) independent of the input at init, so
+    # the cpu preset keeps PyTorch's init (a 500-iteration run measured no AUROC change either way).
     assert ModelConfig.cpu().init_std is None and ModelConfig.paper().init_std == 0.02
     assert _input_dependence(0.02) < 1e-3
     assert _input_dependence(None) > 10 * _input_dependence(0.02)
     unet = AnomalyUNet(8, 4, init_std=0.02)
     assert all(
-        abs(float(m.weight.std()) - 0.02) < 0.01
+        abs(float(m.weight.detach().std()) - 0.02) < 0.01
         for m in unet.modules()
         if isinstance(m, torch.nn.Conv2d) and m.weight.numel() > 500
     )
