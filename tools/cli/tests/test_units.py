@@ -194,3 +194,28 @@ def test_report_tables():
     assert rows[1] == ["dent", "depth", "95.0"] and rows[2] == ["stain", "?", "-"]
     html = report.render_html("t <x>", [("h", report.html_table(rows))])
     assert "<td>95.0</td>" in html and "t &lt;x&gt;" in html
+
+
+def test_claim_run_under_torchrun_only_rank_zero_owns_the_folder(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setenv("RANK", "0")
+    owner = claim_run(out, "train-dada", {"a": 1}, resume=False, overwrite=False)
+    # Rank 1 starts after rank 0 wrote its unfinished marker: it must not refuse the folder,
+    # and must not write the marker itself.
+    monkeypatch.setenv("RANK", "1")
+    follower = claim_run(out, "train-dada", {"a": 1}, resume=False, overwrite=False)
+    follower.finish(steps=1)
+    assert json.loads((out / MARKER).read_text())["finished"] is False
+    owner.finish(steps=1)
+    assert json.loads((out / MARKER).read_text())["finished"] is True
+
+
+def test_ui_is_silent_on_nonzero_ranks(monkeypatch):
+    from threedsr_cli.ui import UI
+
+    monkeypatch.setenv("RANK", "1")
+    ui = UI()
+    ui.info("hello")
+    assert ui.quiet and ui.out.file.getvalue() == ""
+    monkeypatch.setenv("RANK", "0")
+    assert not UI().quiet

@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_with",
     "claim_run",
+    "distributed_rank",
     "read_marker",
 ]
 
@@ -93,12 +94,23 @@ class RunFolder:
     kind: str
     settings: dict[str, Any]
     resumed: bool
+    writer: bool = True
 
     def finish(self, **extra: Any) -> None:
+        if not self.writer:
+            return
         atomic_write_json(
             self.path / MARKER,
             {"kind": self.kind, "settings": self.settings, "finished": True, **extra},
         )
+
+
+def distributed_rank() -> int:
+    """This process's global rank under torchrun (0 when not distributed)."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 def _describe_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -131,6 +143,10 @@ def claim_run(
     out = Path(out)
     if resume and overwrite:
         raise CLIError("--resume and --overwrite exclude each other")
+    if distributed_rank() != 0:
+        # Under torchrun every rank runs the command; only rank 0 owns the folder (the libraries
+        # write checkpoints from rank 0 too). Checking here would see rank 0's fresh marker.
+        return RunFolder(out, kind, settings, resumed=resume, writer=False)
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder")
     marker = read_marker(out) if out.is_dir() else None

@@ -7,6 +7,7 @@ libraries report through plain callbacks, which :class:`UI` turns into Rich prog
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from threedsr_cli.runs import distributed_rank
 
 __all__ = ["UI", "format_train_stats"]
 
@@ -71,6 +74,12 @@ class UI:
     verbose: bool = False
     out: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    def __post_init__(self) -> None:
+        if distributed_rank() != 0:
+            # Under torchrun every rank runs the command: only rank 0 talks; errors still print.
+            self.quiet = True
+            self.out = Console(file=io.StringIO(), highlight=False)
 
     def info(self, message: str) -> None:
         # stdout: stderr carries only progress bars (removed on failure) and the one error line.
