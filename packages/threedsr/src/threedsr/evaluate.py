@@ -175,13 +175,14 @@ def _evaluate_one(
             progress(min(start + chunk, len(refs)), len(refs))
     lab = np.asarray(labels)
     sc = np.asarray(scores)
+    gt_stack, map_stack = np.stack(gts), np.stack(maps)
     res: dict[str, Any] = {
         "image_auroc": _safe(admetrics.image_auroc, lab, sc),
-        "pixel_auroc": _safe(admetrics.pixel_auroc, np.stack(gts), np.stack(maps)),
+        "pixel_auroc": _safe(admetrics.pixel_auroc, gt_stack, map_stack),
         "aupro": _safe(
             admetrics.aupro,
-            np.stack(gts),
-            np.stack(maps),
+            gt_stack,
+            map_stack,
             fpr_limit=fpr_limit,
             num_thresholds=thresholds,
         ),
