@@ -126,9 +126,39 @@ def test_resolve_inputs_forms(tmp_path):
     assert len(resolve_inputs([tmp_path / "test"])) == 2  # searched recursively
 
 
+def _eyecandies(data: Path, sid: str, *, rgb: bool = True, info: bool = True) -> None:
+    names = ["depth.png", "image_0.png", "mask.png", "pose.txt", "metadata.yaml"]
+    names += ["image_5.png"] * rgb + ["info_depth.yaml"] * info
+    for n in names:
+        _touch(data / f"{sid}_{n}")
+
+
+def test_resolve_inputs_eyecandies_forms(tmp_path):
+    data = tmp_path / "eye" / "Candy" / "test_public" / "data"
+    for sid in ("00", "01", "02"):
+        _eyecandies(data, sid)
+    args = [data / "01_image_0.png", data / "00", data / "01_depth.png", data / "00_pose.txt"]
+    items = resolve_inputs([*args, data / "02_depth.png"])
+    assert [i.name for i in items] == ["Candy_01", "Candy_00", "Candy_02"]  # each sample once
+    assert all(i.layout == "eyecandies" for i in items)
+    assert items[0].geometry == data / "01_depth.png" and items[0].rgb == data / "01_image_5.png"
+    for folder in (data, tmp_path / "eye", tmp_path / "eye" / "Candy" / "test_public"):
+        assert [i.name for i in resolve_inputs([folder])] == ["Candy_00", "Candy_01", "Candy_02"]
+    # own depth maps keep working: DEPTH RGB on the command line, NAME_depth + NAME_rgb in folders
+    own = tmp_path / "own"
+    depth, rgb = _touch(own / "scan_depth.png"), _touch(own / "scan_rgb.png")
+    (pair,) = resolve_inputs([depth, rgb])
+    assert (pair.layout, pair.rgb) == ("pair", rgb)
+    assert [(i.name, i.layout) for i in resolve_inputs([own])] == [("scan", "pair")]
+
+
 @pytest.mark.parametrize(
     ("setup_files", "arg", "message"),
     [
+        (["d/00_depth.png", "d/00_image_5.png"], "d", "without its 00_info_depth.yaml"),
+        (["d/00_depth.png", "d/00_image_5.png"], "d/00_image_5.png", "00_info_depth.yaml"),
+        (["d/00_depth.png", "d/00_info_depth.yaml"], "d/00", "expected 00_image_5.png"),
+        (["d/00_depth.png"], "d/00_depth.png", "pass 'DEPTH RGB'"),
         (["lonely.tiff"], "lonely.tiff", "xyz without its rgb"),
         (["only.png"], "only.png", "rgb image without its xyz"),
         (["s/xyz/000.tiff"], "s", "xyz without its rgb"),

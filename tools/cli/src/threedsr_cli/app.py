@@ -291,6 +291,7 @@ def evaluate(
         "  threedsr-cli predict --run runs/bagel mvtec3d/bagel/test/crack\n\n"
         "  threedsr-cli predict --run runs/bagel scan1.tiff scan1.png scan2.tiff scan2.png\n\n"
         "  threedsr-cli predict --run runs/bagel my_scans/ --threshold auto --data mvtec3d\n\n"
+        "  threedsr-cli predict --run runs/candy eyecandies/CandyCane/test_public/data/25_depth.png\n\n"
         "  threedsr-cli predict --run runs/bagel part.tiff part.png --threshold 0.42 --out preds"
     ),
 )
@@ -301,7 +302,10 @@ def predict(
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Sample folders (xyz/ + rgb/), XYZ RGB file pairs, or directories.",
+            help=(
+                "Sample folders (xyz/ + rgb/), XYZ RGB file pairs, Eyecandies samples "
+                "(ID_depth.png, ID_image_K.png or the .../data/ID prefix), or directories."
+            ),
             show_default=False,
         ),
     ] = None,

@@ -1,34 +1,99 @@
-"""What ``predict`` accepts: MVTec sample folders, ``XYZ RGB`` pairs, and directories."""
+"""What ``predict`` accepts: MVTec sample folders, ``XYZ RGB`` pairs, Eyecandies samples and
+directories of any of them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from threedsr_cli.errors import CLIError
 
-__all__ = ["InputItem", "resolve_inputs"]
+__all__ = ["EYECANDIES_RGB_INDEX", "InputItem", "eyecandies_prefix", "resolve_inputs"]
 
 GEOMETRY_EXT = {".tif", ".tiff", ".npy"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
+#: The Eyecandies light that train/eval read (pcprep's default: 5, all lights on); predict reads
+#: the same one whichever ``<id>_image_<k>.png`` names the sample, so its inputs match training.
+EYECANDIES_RGB_INDEX = 5
+_EYE_IMAGE = re.compile(r"^(?P<id>.+)_image_\d+$")
 
 
 @dataclass(frozen=True)
 class InputItem:
-    """One sample to predict: a display name and how to read it (a pcprep ``Sample``)."""
+    """One sample to predict: a display name and how to read it (a pcprep ``Sample``).
+
+    ``layout`` is ``"mvtec3d"`` (``rgb`` found by the reader), ``"pair"`` (own xyz/depth + rgb) or
+    ``"eyecandies"`` (``geometry`` is ``<id>_depth.png``, ``rgb`` its ``<id>_image_5.png``).
+    """
 
     name: str
     geometry: Path
     rgb: Path | None
+    layout: str = "pair"
 
     def load(self) -> Any:
         import pcprep
 
+        if self.layout == "eyecandies":
+            # The call pcprep.SampleRef.load makes for eval's Eyecandies refs (default read
+            # options): the same metres, back-projection and RGB, hence the same model inputs.
+            return pcprep.read_eyecandies(eyecandies_prefix(self.geometry))
         if self.rgb is None:
             return pcprep.read_mvtec3d(self.geometry)
         return pcprep.read_pair(self.geometry, self.rgb)
+
+
+def eyecandies_prefix(path: Path) -> Path | None:
+    """The sample prefix (``.../data/25``) that an Eyecandies path names, else ``None``.
+
+    ``<id>_depth.png``, an ``<id>_image_<k>.png`` next to ``<id>_depth.png``, any ``<id>_*`` file
+    next to ``<id>_info_depth.yaml``, or the prefix itself when ``<prefix>_depth.png`` exists.
+
+    Example:
+        >>> eyecandies_prefix(Path("CandyCane/test_public/data/25_depth.png")).name
+        '25'
+        >>> eyecandies_prefix(Path("scan.tiff")) is None
+        True
+    """
+    name = path.name
+    if name.endswith("_depth.png"):
+        return path.with_name(name[: -len("_depth.png")])
+    if not path.exists() and path.with_name(f"{name}_depth.png").is_file():
+        return path
+    if not path.is_file():
+        return None
+    m = _EYE_IMAGE.match(path.stem)
+    if m and path.suffix.lower() == ".png" and path.with_name(f"{m['id']}_depth.png").is_file():
+        return path.with_name(m["id"])
+    for k in (i for i, c in enumerate(name) if c == "_"):
+        if path.with_name(f"{name[:k]}_info_depth.yaml").is_file():
+            return path.with_name(name[:k])
+    return None
+
+
+def _eyecandies_item(prefix: Path) -> InputItem:
+    """Check that the files `pcprep.read_eyecandies` needs are there (their contents are read
+    later, naming the file on any problem)."""
+    depth = prefix.with_name(f"{prefix.name}_depth.png")
+    if not depth.is_file():
+        raise CLIError(f"{depth}: not found (the depth of Eyecandies sample {prefix.name})")
+    info = prefix.with_name(f"{prefix.name}_info_depth.yaml")
+    if not info.is_file():
+        raise CLIError(
+            f"{depth}: Eyecandies depth without its {info.name} (needed for metres; "
+            "for an own depth map pass 'DEPTH RGB')"
+        )
+    rgb = prefix.with_name(f"{prefix.name}_image_{EYECANDIES_RGB_INDEX}.png")
+    if not rgb.is_file():
+        raise CLIError(
+            f"{depth}: Eyecandies depth without its rgb (expected {rgb.name} next to it)"
+        )
+    data = prefix.parent
+    name = f"{data.parent.parent.name}_{prefix.name}" if data.name == "data" else prefix.name
+    return InputItem(name, depth, rgb, "eyecandies")
 
 
 def _mvtec_rgb(xyz: Path) -> Path | None:
@@ -58,11 +123,13 @@ def _from_xyz_folder(xyz_dir: Path) -> list[InputItem]:
             raise CLIError(
                 f"{geo}: xyz without its rgb (expected {xyz_dir.parent / 'rgb'}/{geo.stem}.png)"
             )
-        items.append(InputItem(_name(geo), geo, None))
+        items.append(InputItem(_name(geo), geo, None, "mvtec3d"))
     return items
 
 
 def _flat_pairs(folder: Path) -> list[InputItem]:
+    """``NAME_xyz``/``NAME_depth`` + ``NAME_rgb`` pairs, and Eyecandies samples: a
+    ``<id>_depth.png`` without ``<id>_rgb`` (one item per sample, whatever else lies next to it)."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
     rgbs = {p.stem[: -len("_rgb")]: p for p in files if p.stem.endswith("_rgb")}
     items = []
@@ -70,11 +137,14 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
         for tag in ("_xyz", "_depth"):
             if geo.stem.endswith(tag) and geo.suffix.lower() in GEOMETRY_EXT | {".png"}:
                 stem = geo.stem[: -len(tag)]
-                if stem not in rgbs:
+                if stem in rgbs:
+                    items.append(InputItem(stem, geo, rgbs[stem]))
+                elif geo.name.endswith("_depth.png"):
+                    items.append(_eyecandies_item(geo.with_name(stem)))
+                else:
                     raise CLIError(
                         f"{geo}: xyz without its rgb (expected {stem}_rgb.png next to it)"
                     )
-                items.append(InputItem(stem, geo, rgbs[stem]))
     return items
 
 
@@ -85,23 +155,62 @@ def _from_directory(folder: Path) -> list[InputItem]:
     for xyz_dir in sorted(p for p in folder.rglob("xyz") if p.is_dir()):
         items += _from_xyz_folder(xyz_dir)
     items += _flat_pairs(folder)
+    # Eyecandies keeps every sample of a split flat in <Class>/<split>/data/
+    for data_dir in sorted(p for p in folder.rglob("data") if p.is_dir() and p != folder):
+        items += _flat_pairs(data_dir)
     if not items:
         raise CLIError(
-            f"{folder}: no samples found (expected xyz/NNN.tiff + rgb/NNN.png folders or "
-            "NAME_xyz.tiff + NAME_rgb.png pairs)"
+            f"{folder}: no samples found (expected xyz/NNN.tiff + rgb/NNN.png folders, "
+            "NAME_xyz.tiff + NAME_rgb.png pairs or Eyecandies ID_depth.png files)"
         )
     return items
+
+
+def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
+    """The sample that argument ``p`` (and perhaps the next one, its rgb) names; how many
+    arguments it used."""
+    suffix = p.suffix.lower()
+    prefix = eyecandies_prefix(p)
+    own_rgb = (
+        nxt is not None
+        and nxt.suffix.lower() in IMAGE_EXT
+        and not nxt.stem.endswith(("_xyz", "_depth"))
+        and eyecandies_prefix(nxt) is None
+    )
+    if prefix is not None and not (p.name.endswith("_depth.png") and own_rgb):
+        # an Eyecandies file; a "_depth.png" followed by an own rgb image stays a DEPTH RGB pair
+        return _eyecandies_item(prefix), 1
+    if not p.exists():
+        raise CLIError(f"{p}: not found")
+    if suffix in GEOMETRY_EXT or p.stem.endswith(("_xyz", "_depth")):
+        if own_rgb and nxt is not None:
+            if not nxt.is_file():
+                raise CLIError(f"{nxt}: not found (the rgb image of {p})")
+            return InputItem(_name(p), p, nxt), 2
+        if p.parent.name == "xyz" and _mvtec_rgb(p) is not None:
+            return InputItem(_name(p), p, None, "mvtec3d"), 1
+        raise CLIError(
+            f"{p}: xyz without its rgb (pass it as 'XYZ RGB', or keep the MVTec "
+            "layout xyz/NNN.tiff + rgb/NNN.png)"
+        )
+    if suffix in IMAGE_EXT:
+        raise CLIError(f"{p}: an rgb image without its xyz (pass 'XYZ RGB' pairs)")
+    raise CLIError(f"{p}: not a point cloud (.tiff/.npy), image or folder")
 
 
 def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
     """Turn ``predict``'s INPUT arguments into samples, in order, with unique names.
 
     An MVTec sample folder (``.../test/dent`` holding ``xyz/`` and ``rgb/``) or any directory
-    (searched recursively for ``xyz/`` folders and ``NAME_xyz`` + ``NAME_rgb`` files); an xyz file
-    followed by its rgb image (``XYZ RGB`` pairs); or an xyz file inside the MVTec layout alone.
+    (searched recursively for ``xyz/`` folders, ``NAME_xyz`` + ``NAME_rgb`` files and Eyecandies
+    ``data/`` folders); an xyz file followed by its rgb image (``XYZ RGB`` pairs); an xyz file
+    inside the MVTec layout alone; an Eyecandies sample named by its ``<id>_depth.png``, any
+    ``<id>_image_<k>.png`` (the model still reads image 5, as in training) or its prefix
+    ``.../data/<id>``. An Eyecandies sample named several times is predicted once.
 
     Raises:
-        CLIError: a missing path, an xyz without its rgb, an rgb without its xyz, or an empty folder.
+        CLIError: a missing path, an xyz without its rgb, an rgb without its xyz, an Eyecandies
+            depth without its ``info_depth.yaml`` or rgb, or an empty folder.
 
     Example:
         >>> resolve_inputs([Path("/nonexistent.tiff")])
@@ -114,40 +223,23 @@ def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
     i = 0
     while i < len(args):
         p = args[i]
-        if not p.exists():
-            raise CLIError(f"{p}: not found")
         if p.is_dir():
             items += _from_directory(p)
             i += 1
             continue
-        suffix = p.suffix.lower()
-        nxt = args[i + 1] if i + 1 < len(args) else None
-        if suffix in GEOMETRY_EXT or p.stem.endswith(("_xyz", "_depth")):
-            if (
-                nxt is not None
-                and nxt.suffix.lower() in IMAGE_EXT
-                and not nxt.stem.endswith(("_xyz", "_depth"))
-            ):
-                if not nxt.is_file():
-                    raise CLIError(f"{nxt}: not found (the rgb image of {p})")
-                items.append(InputItem(_name(p), p, nxt))
-                i += 2
-                continue
-            if p.parent.name == "xyz" and _mvtec_rgb(p) is not None:
-                items.append(InputItem(_name(p), p, None))
-                i += 1
-                continue
-            raise CLIError(
-                f"{p}: xyz without its rgb (pass it as 'XYZ RGB', or keep the MVTec "
-                "layout xyz/NNN.tiff + rgb/NNN.png)"
-            )
-        if suffix in IMAGE_EXT:
-            raise CLIError(f"{p}: an rgb image without its xyz (pass 'XYZ RGB' pairs)")
-        raise CLIError(f"{p}: not a point cloud (.tiff/.npy), image or folder")
+        item, used = _from_file(p, args[i + 1] if i + 1 < len(args) else None)
+        items.append(item)
+        i += used
+    seen_eye: set[Path] = set()
     seen: dict[str, int] = {}
     unique = []
     for it in items:
+        if it.layout == "eyecandies":
+            key = it.geometry.resolve()
+            if key in seen_eye:
+                continue
+            seen_eye.add(key)
         n = seen.get(it.name, 0)
         seen[it.name] = n + 1
-        unique.append(it if n == 0 else InputItem(f"{it.name}-{n}", it.geometry, it.rgb))
+        unique.append(it if n == 0 else replace(it, name=f"{it.name}-{n}"))
     return unique

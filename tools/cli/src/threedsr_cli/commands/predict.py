@@ -91,6 +91,7 @@ def _save(
         "name": item.name,
         "xyz": str(item.geometry),
         "rgb": str(item.rgb) if item.rgb is not None else None,
+        "layout": item.layout,
         "score": float(score),
         "overlay": overlay.name,
         "map": map_png.name,
@@ -119,7 +120,8 @@ def predict_command(
     seed_everything(seed)
     if not inputs:
         raise CLIError(
-            "predict: give at least one INPUT (a sample folder, XYZ RGB pair or directory)"
+            "predict: give at least one INPUT (a sample folder, XYZ RGB pair, "
+            "Eyecandies sample or directory)"
         )
     thr = parse_threshold(threshold)
     items = resolve_inputs(inputs)
