@@ -4,6 +4,10 @@ Baselines are benchmark-only dependencies, never package dependencies:
 
     uv run --with adeval --with anomalib python tools/bench/bench_admetrics.py
 
+``--baseline-src DIR`` also times an older admetrics copied into ``DIR/admetrics_old`` (for
+instance ``git show <commit>:packages/admetrics/src/admetrics/<file>`` for every file), in the
+same process, to measure a change against the code it replaces.
+
 Prints one Markdown table per workload (200 maps of 256^2 and 100 maps of 800^2 with blob masks).
 Every method runs in this process on the same arrays; peak memory is the rise of the process's
 resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs) above the resident
@@ -18,6 +22,7 @@ import ctypes
 import gc
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,24 +96,47 @@ class Result:
     note: str = ""
 
 
-def measure(name: str, metric: str, fn: Callable[[], float], repeats: int) -> Result:
-    times = []
-    peak = None
-    value = None
+def measure_once(fn: Callable[[], float]) -> tuple[float, float | None, float]:
+    """(seconds, peak MiB or None, value) of one call."""
+    gc.collect()
+    _trim_heap()
+    can_reset = _reset_peak()
+    before = _status_kib("VmRSS")
+    t0 = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - t0
+    peak = (_status_kib("VmHWM") - before) / 1024 if can_reset else None
+    return seconds, peak, float(value)
+
+
+def measure_rounds(
+    methods: list[tuple[str, str, Callable[[], float]]], repeats: int
+) -> list[Result]:
+    """Best of ``repeats`` rounds, each round calling every method once in turn, so that a
+    change of machine load over the run hits every method alike (methods over 5 s run once)."""
+    times: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+    peaks: dict[str, float | None] = {}
+    values: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for attempt in range(repeats):
-        if attempt and times[0] > 5.0:  # slow baselines: one run is enough to rank them
-            break
-        gc.collect()
-        _trim_heap()
-        can_reset = _reset_peak()
-        before = _status_kib("VmRSS")
-        t0 = time.perf_counter()
-        value = fn()
-        times.append(time.perf_counter() - t0)
-        if can_reset:
-            extra = (_status_kib("VmHWM") - before) / 1024
-            peak = extra if peak is None else max(peak, extra)
-    return Result(name, metric, min(times), peak, None if value is None else float(value))
+        for name, _, fn in methods:
+            if name in failed or (attempt and times[name][0] > 5.0):
+                continue
+            try:
+                seconds, peak, values[name] = measure_once(fn)
+            except Exception as exc:
+                failed[name] = f"failed: {type(exc).__name__}: {exc}"
+                continue
+            times[name].append(seconds)
+            old = peaks.get(name)
+            peaks[name] = peak if old is None or peak is None else max(old, peak)
+            print(f"  round {attempt}: {name}: {seconds:.4f} s", flush=True)
+    return [
+        Result(name, metric, float("nan"), None, None, failed[name])
+        if name in failed
+        else Result(name, metric, min(times[name]), peaks.get(name), values[name])
+        for name, metric, _ in methods
+    ]
 
 
 # --- methods ------------------------------------------------------------------------------------
@@ -138,6 +166,20 @@ def admetrics_methods(masks, maps) -> list[tuple[str, str, Callable[[], float]]]
         ("admetrics.AnomalyMetrics exact (all 5 metrics)", "AUPRO", streaming_exact),
         ("admetrics.AnomalyMetrics bins=4096 (all 5)", "AUPRO", streaming_binned),
     ]
+
+
+def previous_methods(masks, maps):
+    """The older admetrics copy given by --baseline-src (imported as ``admetrics_old``)."""
+    import admetrics_old as old
+
+    return [
+        (
+            "admetrics (previous: sort all).pixel_auroc",
+            "P-AUROC",
+            lambda: old.pixel_auroc(masks, maps),
+        ),
+        ("admetrics (previous: sort all).aupro", "AUPRO", lambda: old.aupro(masks, maps)),
+    ], ""
 
 
 def sklearn_methods(masks, maps):
@@ -213,8 +255,11 @@ def run_workload(key: str, args: argparse.Namespace) -> str:
     methods = admetrics_methods(masks, maps)
     for _, _, fn in admetrics_methods(small_masks, small_maps):
         fn()
+    factories = [("sklearn", sklearn_methods)]
+    if args.baseline_src:
+        factories.insert(0, ("previous", previous_methods))
     for enabled, factory in (
-        ("sklearn", sklearn_methods),
+        *factories,
         ("anomalib", anomalib_methods),
         ("adeval", adeval_methods),
     ):
@@ -231,18 +276,7 @@ def run_workload(key: str, args: argparse.Namespace) -> str:
             except Exception:
                 continue
 
-    results = []
-    for name, metric, fn in methods:
-        repeats = args.repeats
-        try:
-            results.append(measure(name, metric, fn, repeats))
-        except Exception as exc:
-            results.append(
-                Result(
-                    name, metric, float("nan"), None, None, f"failed: {type(exc).__name__}: {exc}"
-                )
-            )
-        print(f"  {name}: {results[-1].seconds:.4f} s", flush=True)
+    results = measure_rounds(methods, args.repeats)
 
     best = {}
     for r in results:
@@ -255,8 +289,9 @@ def run_workload(key: str, args: argparse.Namespace) -> str:
         f"{anomalous / masks.size:.2%} anomalous, {int((masks.reshape(n, -1).any(1)).sum())} anomalous images; "
         f"data generated in {gen:.1f} s)",
         "",
-        "| method | metric | wall s | peak MiB | value | value - exact | fastest baseline / this |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| method | metric | wall s | peak MiB | value | value - exact | fastest baseline / this "
+        "| each baseline / this |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         ratio = best.get(r.metric, np.nan) / r.seconds if np.isfinite(r.seconds) else np.nan
@@ -264,8 +299,21 @@ def run_workload(key: str, args: argparse.Namespace) -> str:
         diff = "—" if r.value is None else f"{r.value - exact[r.metric]:+.2e}"
         peak = "—" if r.peak_mib is None else f"{r.peak_mib:.0f}"
         ratio_s = "—" if not np.isfinite(ratio) else f"{ratio:.2f}x"
+        each = "—"
+        if r.name.startswith("admetrics") and np.isfinite(r.seconds):
+            each = (
+                ", ".join(
+                    f"{b.name.split(' ')[0]} {b.seconds / r.seconds:.2f}x"
+                    for b in results
+                    if b.metric == r.metric
+                    and not b.name.startswith("admetrics")
+                    and np.isfinite(b.seconds)
+                )
+                or "—"
+            )
         lines.append(
-            f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.metric} | {r.seconds:.3f} | {peak} | {value} | {diff} | {ratio_s} |"
+            f"| {r.name}{' (' + r.note + ')' if r.note else ''} | {r.metric} | {r.seconds:.3f} "
+            f"| {peak} | {value} | {diff} | {ratio_s} | {each} |"
         )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines.append(f"\nLoad average at the end (1/5/15 min): {load} on {os.cpu_count()} cores.")
@@ -280,14 +328,22 @@ def main() -> None:
         "--workloads", default="256,800", help="comma list of: " + ",".join(WORKLOADS)
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="runs per method, best kept (one if over 5 s)"
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds (each method once per round), best kept; methods over 5 s run once",
     )
     parser.add_argument(
         "--skip", default="", help="comma list of baselines to skip: sklearn,anomalib,adeval"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--baseline-src", default="", help="folder holding an older copy as admetrics_old/"
+    )
     args = parser.parse_args()
     args.skip = {s for s in args.skip.split(",") if s}
+    if args.baseline_src:
+        sys.path.insert(0, args.baseline_src)
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, numpy {np.__version__}")
     for key in args.workloads.split(","):
         print(run_workload(key, args))

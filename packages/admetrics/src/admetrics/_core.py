@@ -18,7 +18,8 @@ import numpy as np
 
 from . import _ranks as R
 from ._inputs import check_finite, iter_batches
-from ._scan import scan_regions
+from ._negranks import CHUNK, neg_ranks_chunked
+from ._scan import count_positive, gather_positive, scan_regions
 from .errors import AdmetricsError
 
 NegSource = np.ndarray | tuple[np.ndarray, np.ndarray]
@@ -44,30 +45,32 @@ def split_batch(
 
     ``copy_normal=False`` keeps references to the batch instead of copying its normal scores
     (one-shot use, where the caller's arrays outlive the computation). ``regions=False`` skips
-    the labelling (every area is then 1; only for metrics that ignore regions).
+    the labelling (every area is then 1; only for metrics that ignore regions). The mask is read
+    in its own dtype (anomalous where ``> 0``): no boolean copy of it is made.
     """
     lo, hi = check_finite(maps, "maps")
-    anomalous = np.ascontiguousarray(masks > 0)
+    masks = np.ascontiguousarray(masks)
     maps = np.ascontiguousarray(maps)
-    n = anomalous.shape[0]
+    n = masks.shape[0]
+    per_image = count_positive(masks)
+    n_pos = int(per_image.sum())
+    flat_mask = masks.reshape(-1)
+    flat_maps = maps.reshape(-1)
     if regions:
-        n_pos = int(np.count_nonzero(anomalous))
-        pos, region, n_regions = scan_regions(anomalous, maps, n_pos)
-        areas = np.bincount(region, minlength=n_regions).astype(np.uint32)
+        pos, region, n_regions = scan_regions(masks, maps, n_pos)
+        areas = np.bincount(region, minlength=n_regions).astype(np.uint32)[region]
     else:
-        pos = maps[anomalous]
-        n_pos = pos.shape[0]
-        region = np.zeros(n_pos, np.intp)
+        pos = gather_positive(flat_mask, flat_maps, n_pos)
         n_regions = 0
-        areas = np.ones(1, np.uint32)
-    labels = anomalous.reshape(n, -1).any(axis=1)
-    max_scores = maps.reshape(n, -1).max(axis=1).astype(np.float64)
+        areas = np.ones(n_pos, np.uint32)
     if copy_normal:
-        neg: NegSource = maps[~anomalous]
+        neg: NegSource = flat_maps[~(flat_mask > 0)]
+        max_scores = maps.reshape(n, -1).max(axis=1).astype(np.float64)
     else:
-        neg = (anomalous.reshape(-1), maps.reshape(-1))
+        neg = (flat_mask, flat_maps)
+        max_scores = np.full(n, np.nan)  # one-shot pixel metrics never read image scores
     return BatchSplit(
-        neg, anomalous.size - n_pos, pos, areas[region], int(n_regions), labels, max_scores, lo, hi
+        neg, masks.size - n_pos, pos, areas, int(n_regions), per_image > 0, max_scores, lo, hi
     )
 
 
@@ -140,12 +143,37 @@ class ExactPixelState:
         self._neg_sorted = True
         return merged
 
-    def ranks(self, *, weighted: bool) -> tuple[R.PosGroups, np.ndarray, np.ndarray, int]:
-        """Distinct anomalous scores and the exact normal-score counts below each."""
+    def ranks(
+        self, *, weighted: bool, floor: float = -np.inf, keep: float = 1.0
+    ) -> tuple[R.PosGroups, np.ndarray, np.ndarray, int, int]:
+        """Distinct anomalous scores and the exact normal-score counts below each.
+
+        With a finite ``floor`` only the anomalous scores ``>= floor`` are returned (with
+        their counts), and normal scores below it are counted, never sorted. Returns
+        ``(groups, less, less_eq, n_neg, n_below_floor)``. ``keep``: the expected fraction of
+        normal scores at or above the floor; chunks are read ``1 / keep`` times longer so that
+        each sorts about ``CHUNK`` scores.
+        """
         pos, weight = self.pos_and_weight()
+        if np.isfinite(floor):  # the groups above the floor do not depend on those below it
+            top = pos >= np.float64(floor)  # a float64 scalar: compared exactly, not in float32
+            pos, weight = pos[top], weight[top]
         groups = R.pos_groups(pos, weight if weighted else None)
-        less, less_eq, n_neg = R.neg_ranks(self.sorted_neg(), groups.u)
-        return groups, less, less_eq, n_neg
+        if not np.isfinite(floor) and groups.u.size:
+            floor = float(groups.u[0])  # normal scores below every anomalous one: count only
+        less, less_eq, n_neg, below = neg_ranks_chunked(
+            self.neg_sources, groups.u, floor=floor, chunk=int(CHUNK / keep)
+        )
+        return groups, less, less_eq, n_neg, below
+
+    def sample_quantile(self, q: float, size: int = 1 << 18) -> float:
+        """The ``q`` quantile of an evenly strided sample of every stored score (normal and
+        anomalous), to guess a cut that keeps about ``1 - q`` of the normal scores."""
+        arrays = [s[1] if isinstance(s, tuple) else s for s in self.neg_sources]
+        total = sum(a.shape[0] for a in arrays)
+        stride = max(1, total // size)
+        sample = np.concatenate([a[::stride] for a in arrays])
+        return float(np.quantile(sample, q, method="lower"))
 
 
 def require_pixels(n_neg: int, n_pos: int, what: str) -> None:
@@ -239,11 +267,35 @@ def quantile_pro_curve(
     return fprs, pros
 
 
+def exact_pro_polyline(state: ExactPixelState, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact PRO polyline, complete up to FPR ``limit`` (see ``R.pro_polyline``).
+
+    Only thresholds with FPR up to ``limit`` shape the area, so the normal scores below a cut
+    ``floor`` whose FPR is still ``>= limit`` are merely counted, not sorted (about ``1 - limit``
+    of them). The polyline then ends with the horizontal run from the lowest anomalous score
+    above the floor to ``(FPR(floor), PRO there)``: the exact curve continues that run at least
+    that far (the next corner belongs to an anomalous score below the floor, so its FPR is
+    ``>= FPR(floor) >= limit``), so the area up to ``limit`` is the same. The floor is guessed
+    from a strided sample and checked exactly; when the check fails, every score is sorted.
+    """
+    if limit < 1.0:
+        keep = min(1.0, limit + 0.05)  # a margin: the sample includes anomalous pixels
+        floor = state.sample_quantile(1.0 - keep)
+        groups, less, less_eq, n_neg, below = state.ranks(weighted=True, floor=floor, keep=keep)
+        fpr_floor = (n_neg - below) / n_neg
+        if below > 0 and groups.u.size > 0 and fpr_floor >= limit:
+            # every anomalous score above the floor: the counts are all exact, the curve complete
+            complete = int(groups.count.sum()) == state.n_pos
+            end = None if complete else fpr_floor
+            return R.pro_polyline(groups, less, less_eq, n_neg, state.n_regions, end_fpr=end)
+    groups, less, less_eq, n_neg, _ = state.ranks(weighted=True)
+    return R.pro_polyline(groups, less, less_eq, n_neg, state.n_regions)
+
+
 def aupro_from_state(state: ExactPixelState, fpr_limit: float, num_thresholds: int | None) -> float:
     require_pixels(state.n_neg, state.n_pos, "AUPRO")
     if num_thresholds is None:
-        groups, less, less_eq, n_neg = state.ranks(weighted=True)
-        x, y = R.pro_polyline(groups, less, less_eq, n_neg, state.n_regions)
+        x, y = exact_pro_polyline(state, fpr_limit)
         return trapezoid_to_limit(x, y, fpr_limit) / fpr_limit
     pos, weight = state.pos_and_weight()
     groups = R.pos_groups(pos, weight)

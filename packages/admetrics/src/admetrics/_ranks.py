@@ -67,10 +67,11 @@ def pos_groups(pos: np.ndarray, weight: np.ndarray | None = None) -> PosGroups:
 
 @njit(cache=True, nogil=True)
 def gather_unmasked(mask: np.ndarray, values: np.ndarray, out: np.ndarray, start: int) -> int:
-    """Copy ``values[~mask]`` (flat arrays) into ``out[start:]``; return the new end."""
+    """Copy the normal ``values`` (``mask > 0`` False; flat arrays, mask of any numeric dtype)
+    into ``out[start:]``; return the new end."""
     k = start
     for i in range(values.shape[0]):
-        if not mask[i]:
+        if not mask[i] > 0:
             out[k] = values[i]
             k += 1
     return k
@@ -96,13 +97,24 @@ def average_precision(groups: PosGroups, less: np.ndarray, n_neg: int) -> float:
 
 
 def pro_polyline(
-    groups: PosGroups, less: np.ndarray, less_eq: np.ndarray, n_neg: int, n_regions: int
+    groups: PosGroups,
+    less: np.ndarray,
+    less_eq: np.ndarray,
+    n_neg: int,
+    n_regions: int,
+    *,
+    end_fpr: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact PRO curve reduced to its corners: (0, 0), then per distinct anomalous score (high to
-    low) the horizontal run's end and the tie's diagonal step, then (1, 1)."""
+    low) the horizontal run's end and the tie's diagonal step, then (1, 1).
+
+    ``end_fpr``: ``groups`` holds only the highest distinct anomalous scores (a top part, with
+    their exact counts); the last run then ends at ``(end_fpr, PRO)`` instead of (1, 1).
+    """
     assert groups.weight is not None
     pro_after = np.minimum(np.cumsum(groups.weight[::-1]) / n_regions, 1.0)
-    pro_after[-1] = 1.0  # every region pixel is detected: exactly 1, whatever the rounding
+    if end_fpr is None:
+        pro_after[-1] = 1.0  # every region pixel is detected: exactly 1, whatever the rounding
     pro_before = np.concatenate(([0.0], pro_after[:-1]))
     fpr_before = (n_neg - less_eq[::-1]) / n_neg
     fpr_after = (n_neg - less[::-1]) / n_neg
@@ -114,6 +126,6 @@ def pro_polyline(
     y[1:-1:2] = pro_before
     x[2:-1:2] = fpr_after
     y[2:-1:2] = pro_after
-    x[-1] = 1.0
+    x[-1] = 1.0 if end_fpr is None else end_fpr
     y[-1] = pro_after[-1]
     return x, y

@@ -1,7 +1,8 @@
 """Label the 8-connected ground-truth regions of a batch and collect the anomalous scores.
 
 Replaces ``scipy.ndimage.label`` plus boolean indexing with one numba pass over the mask in
-raster order: each run of anomalous pixels in a row gets a provisional label and is joined
+raster order (the mask is read in its own dtype, anomalous where ``> 0``, so no boolean copy of
+it is made): each run of anomalous pixels in a row gets a provisional label and is joined
 (union-find) to the runs of the previous row that touch it, diagonals included. The pass restarts
 at every image, so regions never cross images. Only anomalous pixels read their score.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["scan_regions"]
+__all__ = ["count_positive", "gather_positive", "scan_regions"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -23,13 +24,55 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(cache=True, nogil=True)
+def count_positive(mask: np.ndarray) -> np.ndarray:
+    """Per-image number of anomalous pixels (``mask > 0``) of a (n, H, W) batch.
+
+    Args:
+        mask: (n, H, W) ground truth of any numeric dtype.
+
+    Returns:
+        (n,) int64 counts.
+    """
+    n = mask.shape[0]
+    flat = mask.reshape(n, -1)
+    counts = np.zeros(n, np.int64)
+    for i in range(n):
+        c = 0
+        for j in range(flat.shape[1]):
+            c += flat[i, j] > 0
+        counts[i] = c
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def gather_positive(mask: np.ndarray, maps: np.ndarray, n_pos: int) -> np.ndarray:
+    """The scores of the anomalous pixels (``mask > 0``), flat arrays, in order.
+
+    Args:
+        mask: (N,) ground truth of any numeric dtype.
+        maps: (N,) scores.
+        n_pos: number of anomalous pixels.
+
+    Returns:
+        (n_pos,) scores, dtype of ``maps``.
+    """
+    out = np.empty(n_pos, maps.dtype)
+    k = 0
+    for i in range(mask.shape[0]):
+        if mask[i] > 0:
+            out[k] = maps[i]
+            k += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
 def scan_regions(mask: np.ndarray, maps: np.ndarray, n_pos: int):
     """Anomalous scores and region ids of a (n, H, W) batch.
 
     Args:
-        mask: (n, H, W) bool, True = anomalous; C-contiguous.
+        mask: (n, H, W) of any numeric dtype, anomalous where ``> 0``; C-contiguous.
         maps: (n, H, W) scores; C-contiguous.
-        n_pos: number of True pixels in ``mask``.
+        n_pos: number of anomalous pixels in ``mask``.
 
     Returns:
         ``(pos, region, n_regions)``: the anomalous scores in raster order, the region id
@@ -54,14 +97,14 @@ def scan_regions(mask: np.ndarray, maps: np.ndarray, n_pos: int):
             k0 = 0
             x = 0
             while x < w:
-                if not mask[img, y, x]:
+                if not mask[img, y, x] > 0:
                     x += 1
                     continue
                 x0 = x
                 lab = n_runs
                 parent[lab] = lab
                 n_runs += 1
-                while x < w and mask[img, y, x]:
+                while x < w and mask[img, y, x] > 0:
                     pos[i_pos] = maps[img, y, x]
                     region[i_pos] = lab
                     i_pos += 1

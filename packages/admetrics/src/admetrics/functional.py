@@ -144,7 +144,7 @@ def pixel_auroc(masks: Any, maps: Any) -> float:
     """
     state = exact_state_from(masks, maps, regions=False)
     require_pixels(state.n_neg, state.n_pos, "pixel AUROC")
-    return auroc_from_ranks(*state.ranks(weighted=False))
+    return auroc_from_ranks(*state.ranks(weighted=False)[:4])
 
 
 def pixel_average_precision(masks: Any, maps: Any) -> float:
@@ -159,7 +159,7 @@ def pixel_average_precision(masks: Any, maps: Any) -> float:
     state = exact_state_from(masks, maps, regions=False)
     if state.n_pos == 0:
         raise AdmetricsError("pixel AP is undefined: no anomalous pixel (every mask is empty)")
-    groups, less, _, n_neg = state.ranks(weighted=False)
+    groups, less, _, n_neg, _ = state.ranks(weighted=False)
     return R.average_precision(groups, less, n_neg)
 
 
@@ -202,7 +202,7 @@ def pro_curve(
     state = exact_state_from(masks, maps)
     require_pixels(state.n_neg, state.n_pos, "PRO curve")
     if num_thresholds is None:
-        groups, less, less_eq, n_neg = state.ranks(weighted=True)
+        groups, less, less_eq, n_neg, _ = state.ranks(weighted=True)
         fpr, pro = R.pro_polyline(groups, less, less_eq, n_neg, state.n_regions)
         repeated = np.zeros(fpr.shape[0], bool)
         repeated[1:] = (fpr[1:] == fpr[:-1]) & (pro[1:] == pro[:-1])

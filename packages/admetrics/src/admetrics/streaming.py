@@ -31,9 +31,9 @@ class AnomalyMetrics:
     Exact mode (default) keeps every pixel score: per normal pixel its score (4 bytes for
     float32 maps, 8 for float64), per anomalous pixel its score plus the uint32 area of its
     ground-truth region (8 or 12 bytes), per image a label and a score (9 bytes). ``compute``
-    merges the normal scores into one array sorted in place and kept (a transient second copy
-    while merging), needs ~24 bytes per anomalous pixel for their sort, and gives results
-    identical to the one-shot functions. Binned mode (``bins=B``) keeps three length-``B``
+    sorts the normal scores chunk by chunk in one 8 M-score buffer per worker thread (the
+    ``num_thresholds`` mode instead merges them into one sorted array, kept), needs ~24 bytes
+    per anomalous pixel for their sort, and gives results identical to the one-shot functions. Binned mode (``bins=B``) keeps three length-``B``
     histograms (24 * B bytes) whatever the number of pixels, with a stated error bound (see
     ``compute``).
 
@@ -166,7 +166,7 @@ class AnomalyMetrics:
             )
             return out
         require_pixels(pixels.n_neg, pixels.n_pos, "pixel AUROC")
-        groups, less, less_eq, n_neg = pixels.ranks(weighted=True)
+        groups, less, less_eq, n_neg, _ = pixels.ranks(weighted=True)
         out["pixel_auroc"] = auroc_from_ranks(groups, less, less_eq, n_neg)
         out["pixel_ap"] = R.average_precision(groups, less, n_neg)
         if self.num_thresholds is None:
