@@ -1,18 +1,22 @@
 """Benchmark of the threedsr package: inference images/s and stage-2 training it/s.
 
 Inference (paper widths, 384², each setup): the reference way (plain eager fp32, NCHW, batch 1,
-``torch.no_grad``, box filter + max) against ``threedsr.Detector`` (``inference_mode``,
-channels_last, batched), in the same process, on the same random-weight model; the maps must
-agree to 1e-4. Training: stage-2 steps/s (generator + forward + backward + Adam) for the cpu and
+``torch.no_grad``, box filter + max) against ``threedsr.Detector`` with its CPU defaults
+(``inference_mode``, NCHW, ``--batch`` images per forward, fp32 Winograd F(4x4, 3x3) for the
+object decoder's wide 3x3 convs) and against the same Detector with ``fast_conv=False``, in the
+same process, on the same random weights; the maps must agree to 1e-4. ``--layers`` adds a per-layer table (oneDNN conv vs Winograd). Training: stage-2 steps/s (generator + forward + backward + Adam) for the cpu and
 paper widths at a small batch.
 
     uv run python tools/bench/bench_threedsr.py                 # everything (several minutes)
     uv run python tools/bench/bench_threedsr.py --setups rgbd --no-train
+    uv run python tools/bench/bench_threedsr.py --layers --no-inference --no-train
+    uv run python tools/bench/bench_threedsr.py --alternatives --compile --setups rgbd --no-inference --no-train
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import time
 
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 import vqcore
 from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData
+from threedsr.fastconv import pack_weight, winograd_conv2d, winograd_weight
 from threedsr.generator import FeatureAnomalyGenerator
 from threedsr.losses import stage2_losses
 from threedsr.train import make_batch
@@ -49,42 +54,162 @@ def reference_forward(
 
 
 def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> dict[str, float]:
-    """Alternate reference / threedsr / NCHW-batched passes ``repeats`` times and keep each one's
-    best time (the machine is shared: the minimum is the least disturbed measurement)."""
+    """Alternate the reference loop, threedsr's default CPU Detector (Winograd fast conv) and
+    the exact-conv Detector (``fast_conv=False``) ``repeats`` times and
+    keep each one's best time (the machine is shared: the minimum is the least disturbed
+    measurement). Each path has its own copy of the same weights, so no path pays for another's
+    memory-format change or weight re-transform."""
     model, cfg = build(setup, "paper")
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
-    reference_forward(model, x[:1], k)  # warm-up (oneDNN primitive creation)
-    det = Detector(model, cfg, device="cpu", batch_size=batch)
-    det.predict(x[:batch])
-    model_nchw = model.to(memory_format=torch.contiguous_format)
-    best = {"ref": float("inf"), "ours": float("inf"), "nchw": float("inf")}
+    ours = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=batch)
+    exact = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=batch, fast_conv=False)
+    # warm-up: oneDNN primitive creation, Winograd weight transform and packing
+    reference_forward(model, x[:1], k)
+    ours.predict(x[:batch])
+    exact.predict(x[:batch])
+    best = {"ref": float("inf"), "ours": float("inf"), "exact": float("inf")}
     for _ in range(repeats):
-        model.to(memory_format=torch.contiguous_format)
         t = time.perf_counter()
         ref_maps, ref_scores = reference_forward(model, x, k)
         best["ref"] = min(best["ref"], (time.perf_counter() - t) / n)
-        det.model = model.to(memory_format=torch.channels_last)
         t = time.perf_counter()
-        pred = det.predict(x)
+        pred = ours.predict(x)
         best["ours"] = min(best["ours"], (time.perf_counter() - t) / n)
-        nchw = Detector(
-            model_nchw.to(memory_format=torch.contiguous_format),
-            cfg,
-            batch_size=batch,
-            channels_last=False,
-        )
         t = time.perf_counter()
-        nchw.predict(x)
-        best["nchw"] = min(best["nchw"], (time.perf_counter() - t) / n)
+        pred_exact = exact.predict(x)
+        best["exact"] = min(best["exact"], (time.perf_counter() - t) / n)
     diff = (pred.maps - ref_maps).abs()
     return {
         "ref_s": best["ref"],
         "ours_s": best["ours"],
-        "nchw_batched_s": best["nchw"],
+        "exact_s": best["exact"],
         "max_err": max(float(diff.max()), float((pred.scores - ref_scores).abs().max())),
         "frac_over": float((diff > 1e-4).float().mean()),
+        "exact_err": float((pred_exact.maps - ref_maps).abs().max()),
     }
+
+
+def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bool) -> None:
+    """Speed-up over the reference loop (and max abs map diff) of the CPU variants considered:
+    Detector layouts and batch sizes with and without Winograd, ``torch.jit.freeze`` +
+    ``optimize_for_inference`` and (``compile_``) ``torch.compile`` with inductor freezing,
+    alternated in one process, best of ``repeats``."""
+    model, cfg = build(setup, "paper")
+    x = torch.rand(n, CH[setup], size, size)
+    k = cfg.filter_size
+
+    def det(**kw: object) -> object:
+        d = Detector(copy.deepcopy(model), cfg, device="cpu", **kw)  # type: ignore[arg-type]
+        return lambda xx: d.predict(xx).maps
+
+    def per_image(fn: object) -> object:
+        def run(xx: torch.Tensor) -> torch.Tensor:
+            out = []
+            with torch.no_grad():
+                for i in range(xx.shape[0]):
+                    raw = fn(xx[i : i + 1])  # type: ignore[operator]
+                    out.append(F.avg_pool2d(raw[:, None], k, 1, k // 2, count_include_pad=True))
+            return torch.cat(out)[:, 0]
+
+        return run
+
+    class Maps(torch.nn.Module):
+        def __init__(self, m: ThreeDSR) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, xx: torch.Tensor) -> torch.Tensor:
+            return self.m(xx).anomaly_map
+
+    variants = {
+        "threedsr default (Winograd, NCHW, batch 1)": det(),
+        "Winograd, channels_last, batch 1": det(channels_last=True),
+        f"Winograd, NCHW, batch {n}": det(batch_size=n),
+        "exact, NCHW, batch 1 (inference_mode only)": det(fast_conv=False),
+        "exact, channels_last, batch 1": det(fast_conv=False, channels_last=True),
+        f"exact, channels_last, batch {n}": det(fast_conv=False, channels_last=True, batch_size=n),
+    }
+    with torch.no_grad():
+        traced = torch.jit.trace(Maps(copy.deepcopy(model)).eval(), x[:1], check_trace=False)
+        variants["torch.jit.freeze + optimize_for_inference, batch 1"] = per_image(
+            torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        )
+    if compile_:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        variants["torch.compile (inductor, freezing), batch 1"] = per_image(
+            torch.compile(Maps(copy.deepcopy(model)).eval())
+        )
+    ref_fn = lambda xx: reference_forward(model, xx, k)[0]  # noqa: E731
+    for fn in (ref_fn, *variants.values()):
+        fn(x[:1])  # warm-up (compilation, packing)
+    best = dict.fromkeys(["ref", *variants], float("inf"))
+    diffs: dict[str, float] = {}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ref = ref_fn(x)
+        best["ref"] = min(best["ref"], (time.perf_counter() - t) / n)
+        for name, fn in variants.items():
+            t = time.perf_counter()
+            maps = fn(x)
+            best[name] = min(best[name], (time.perf_counter() - t) / n)
+            diffs[name] = float((maps - ref).abs().max())
+    print(f"reference: {best['ref']:.2f} s/img")
+    print()
+    print(f"| variant ({setup}) | s/img | speed-up | max abs diff |")
+    print("|---|---:|---:|---:|")
+    for name in variants:
+        print(
+            f"| {name} | {best[name]:.2f} | {best['ref'] / best[name]:.2f}x | {diffs[name]:.1e} |"
+        )
+
+
+# The eligible 3x3 convs of the paper model at a 384² input: (C_in, C_out, H) of the object
+# decoder (512/1024 at 96², 1024/2048 at 48²) and smaller ones from the SRMs and the UNet.
+LAYERS = [
+    (512, 512, 96),
+    (512, 1024, 96),
+    (1024, 1024, 48),
+    (1024, 2048, 48),
+    (256, 256, 96),
+    (128, 256, 96),
+    (64, 128, 192),
+]
+
+
+def bench_layers(batch: int, repeats: int) -> None:
+    """Per-layer time of one 3x3 conv: oneDNN (channels_last) vs Winograd F(4x4) / F(2x2)."""
+    print("| C_in -> C_out @ H | oneDNN ms | F(4x4) ms | speed-up | F(4x4) rel err | F(2x2) ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for c, kk, h in LAYERS:
+        x = torch.randn(batch, c, h, h).contiguous(memory_format=torch.channels_last)
+        w, b = torch.randn(kk, c, 3, 3) * 0.02, torch.randn(kk)
+        with torch.inference_mode():
+            ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
+            tiles = batch * (h // 4) ** 2
+            u4 = pack_weight(winograd_weight(w, 4), tiles) or winograd_weight(w, 4)
+            u2 = pack_weight(winograd_weight(w, 2), batch * (h // 2) ** 2) or winograd_weight(w, 2)
+            err = float((winograd_conv2d(x, u4, b) - ref).abs().max() / ref.abs().max())
+            fns = {
+                "direct": lambda x=x, w=w, b=b: F.conv2d(x, w, b, padding=1),
+                "f4": lambda x=x, u=u4, b=b: winograd_conv2d(x, u, b, tile=4),
+                "f2": lambda x=x, u=u2, b=b: winograd_conv2d(x, u, b, tile=2),
+            }
+            best = dict.fromkeys(fns, float("inf"))
+            for f in fns.values():
+                f()
+            for _ in range(repeats):
+                for name, f in fns.items():
+                    t = time.perf_counter()
+                    f()
+                    best[name] = min(best[name], time.perf_counter() - t)
+        print(
+            f"| {c} -> {kk} @ {h}² | {1e3 * best['direct']:.0f} | {1e3 * best['f4']:.0f} | "
+            f"{best['direct'] / best['f4']:.2f}x | {err:.1e} | {1e3 * best['f2']:.0f} |",
+            flush=True,
+        )
 
 
 def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> float:
@@ -125,10 +250,14 @@ def main() -> None:
     ap.add_argument("--setups", nargs="+", default=["rgbd", "depth", "rgb"])
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--images", type=int, default=4, help="images per timed pass")
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=1, help="Detector batch_size (CPU default 1)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-train", action="store_true")
+    ap.add_argument("--no-inference", action="store_true")
+    ap.add_argument("--layers", action="store_true", help="per-layer conv table")
+    ap.add_argument("--alternatives", action="store_true", help="CPU variants table (1st setup)")
+    ap.add_argument("--compile", action="store_true", help="add torch.compile to --alternatives")
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--train-batch", type=int, default=2)
     args = ap.parse_args()
@@ -138,22 +267,37 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
     print()
-    print(
-        f"Inference at {args.size}², paper widths, random weights ({args.images} images, batch {args.batch})"
-    )
-    print()
-    print(
-        "| setup | reference s/img | reference img/s | threedsr img/s | speed-up | NCHW batched img/s | max abs diff |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for s in args.setups:
-        r = bench_inference(s, args.size, args.images, args.batch, args.repeats)
+    if args.layers:
+        print(f"Per-layer 3x3 conv, batch {args.batch}, best of {args.repeats}")
+        print()
+        bench_layers(args.batch, args.repeats)
+        print()
+    if args.alternatives:
         print(
-            f"| {s} | {r['ref_s']:.2f} | {1 / r['ref_s']:.2f} | {1 / r['ours_s']:.2f} | "
-            f"{r['ref_s'] / r['ours_s']:.2f}x | {1 / r['nchw_batched_s']:.2f} | {r['max_err']:.1e} | "
-            f"{100 * r['frac_over']:.3f} % |",
-            flush=True,
+            f"CPU inference variants at {args.size}², {args.images} images, best of {args.repeats}"
         )
+        print()
+        bench_alternatives(args.setups[0], args.size, args.images, args.repeats, args.compile)
+        print()
+    if not args.no_inference:
+        print(
+            f"Inference at {args.size}², paper widths, random weights "
+            f"({args.images} images, batch {args.batch}, best of {args.repeats})"
+        )
+        print()
+        print(
+            "| setup | reference s/img | threedsr s/img | speed-up | exact-conv s/img | "
+            "exact speed-up | max abs diff | pixels > 1e-4 | exact max abs diff |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for s in args.setups:
+            r = bench_inference(s, args.size, args.images, args.batch, args.repeats)
+            print(
+                f"| {s} | {r['ref_s']:.2f} | {r['ours_s']:.2f} | {r['ref_s'] / r['ours_s']:.2f}x | "
+                f"{r['exact_s']:.2f} | {r['ref_s'] / r['exact_s']:.2f}x | {r['max_err']:.1e} | "
+                f"{100 * r['frac_over']:.3f} % | {r['exact_err']:.1e} |",
+                flush=True,
+            )
     if args.no_train:
         return
     print()

@@ -20,6 +20,7 @@ from threedsr.checkpoint import build_from_checkpoint, read_checkpoint, resolve_
 from threedsr.config import DetectorConfig, default_smoothing_size
 from threedsr.data import model_input
 from threedsr.errors import ThreedsrError
+from threedsr.fastconv import FastConvPlan
 from threedsr.model import ThreeDSR
 from threedsr.smoothing import smooth_maps
 
@@ -68,9 +69,17 @@ class Detector:
         device: where to run.
         smoothing: ``box`` | ``gaussian`` | ``none``; None = the config's (box).
         filter_size: box size; None = the config's (11 rgbd/rgb, 21 depth).
-        batch_size: images per forward pass.
-        channels_last: None = on for CUDA and CPU (measured faster; see docs/bench/threedsr.md).
+        batch_size: images per forward pass; None = 8 on CUDA, 1 on CPU (on CPU batching
+            measured slower than one image at a time, see docs/bench/threedsr.md).
+        channels_last: None = on for CUDA, off on CPU (on CPU it measured no faster at batch 1,
+            and NCHW keeps every layer before the last re-quantisation bit-identical to the
+            plain fp32 run, so no near-tie VQ code can flip; see docs/bench/threedsr.md).
         bf16: bf16 autocast on CUDA (default True there; ignored on CPU).
+        fast_conv: fp32 Winograd F(4x4, 3x3) for the object decoder's wide 3x3 convs on CPU
+            (:class:`threedsr.fastconv.FastConvPlan`); None = on for CPU (fewer multiplies;
+            maps equal the plain fp32 run to ~1e-5, see docs/bench/threedsr.md), False = the
+            exact oneDNN convolutions. Ignored on CUDA.
+        fast_conv_min_product: smallest ``C_in * C_out`` routed through Winograd.
 
     Example:
         >>> import vqcore
@@ -91,9 +100,11 @@ class Detector:
         device: torch.device | str = "cpu",
         smoothing: str | None = None,
         filter_size: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = None,
         channels_last: bool | None = None,
         bf16: bool | None = None,
+        fast_conv: bool | None = None,
+        fast_conv_min_product: int = 512 * 512,
         path: Path | None = None,
         category: str | None = None,
         preprocess: dict[str, Any] | None = None,
@@ -105,13 +116,24 @@ class Detector:
         self.filter_size = (
             filter_size or config.smoothing_size or default_smoothing_size(model.setup)
         )
-        self.batch_size = int(batch_size)
-        self.channels_last = True if channels_last is None else channels_last
+        self.batch_size = int(batch_size or (8 if self.device.type == "cuda" else 1))
+        self.channels_last = (
+            self.device.type == "cuda" if channels_last is None else bool(channels_last)
+        )
         self.bf16 = (
             (self.device.type == "cuda") if bf16 is None else bf16 and self.device.type == "cuda"
         )
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        on_cpu = self.device.type == "cpu"
+        self.fast_conv = on_cpu if fast_conv is None else bool(fast_conv) and on_cpu
+        # Only the object decoder (after the last re-quantisation): upstream of a VQ, any
+        # rounding change can flip a near-tie code, which changes the map far beyond 1e-4.
+        self._fast_plan = (
+            FastConvPlan(self.model.object_decoder, min_channel_product=fast_conv_min_product)
+            if self.fast_conv
+            else None
+        )
         self.path = path
         self.category = category if category is not None else config.category
         self.preprocess = (
@@ -204,7 +226,9 @@ class Detector:
         amp = (
             torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
         )
-        with torch.inference_mode():
+        plan = self._fast_plan
+        fast = plan.active() if plan is not None else contextlib.nullcontext()
+        with torch.inference_mode(), fast:
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self.channels_last:

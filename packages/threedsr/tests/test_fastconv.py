@@ -1,0 +1,207 @@
+"""Winograd fast conv (threedsr.fastconv) against F.conv2d, and the Detector's fast path.
+
+Tolerance: the error is measured against a float64 ``F.conv2d`` and stated relative to the
+largest output magnitude: <= 5e-5 for F(4x4, 3x3) and <= 5e-6 for F(2x2, 3x3) (measured: ~1e-5
+and ~4e-7 at 512-2048 channels, a few 1e-6 and 1e-7 at the sizes below; fp32 direct conv is
+~2e-6).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from threedsr import Detector, ThreeDSR
+from threedsr.fastconv import (
+    FastConvPlan,
+    check_supported,
+    pack_weight,
+    winograd_conv2d,
+    winograd_weight,
+)
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+from torch import nn
+
+RTOL = {4: 5e-5, 2: 5e-6}
+
+
+def _rel_err(y: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> float:
+    ref = F.conv2d(x.double(), w.double(), None if b is None else b.double(), padding=1)
+    assert y.shape == ref.shape
+    if ref.numel() == 0:
+        return 0.0
+    return float((y.double() - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
+@pytest.mark.parametrize("tile", [4, 2])
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize(
+    ("n", "c", "k", "h", "w"),
+    [
+        (1, 3, 5, 8, 8),  # multiple of 4
+        (2, 16, 24, 7, 5),  # odd, not multiples of 4 (or 2)
+        (3, 32, 8, 10, 14),  # even, not multiples of 4
+        (1, 64, 64, 1, 1),  # a single pixel
+        (0, 8, 8, 6, 6),  # empty batch
+        (1, 8, 4, 13, 2),
+    ],
+)
+def test_winograd_matches_conv2d(
+    tile: int, packed: bool, n: int, c: int, k: int, h: int, w: int
+) -> None:
+    g = torch.Generator().manual_seed(n * 1000 + c * 10 + k)
+    x = torch.randn(n, c, h, w, generator=g)
+    wt = torch.randn(k, c, 3, 3, generator=g)
+    b = torch.randn(k, generator=g)
+    u = winograd_weight(wt, tile)
+    pk = pack_weight(u, max(1, n * -(-h // tile) * -(-w // tile))) if packed else None
+    with torch.inference_mode():
+        y = winograd_conv2d(x, pk if pk is not None else u, b, tile=tile)
+        direct = F.conv2d(x, wt, b, padding=1)
+    assert y.shape == (n, k, h, w)
+    assert y.is_contiguous()  # NCHW in, NCHW out (as F.conv2d)
+    assert _rel_err(y, x, wt, b) <= RTOL[tile]
+    assert _rel_err(direct, x, wt, b) <= RTOL[tile]  # the fp32 direct conv as a sanity bound
+
+
+@pytest.mark.parametrize("tile", [4, 2])
+def test_channels_last_and_strided_inputs_give_the_same_result(tile: int) -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 12, 11, 9, generator=g)
+    wt = torch.randn(6, 12, 3, 3, generator=g)
+    u = winograd_weight(wt, tile)
+    y = winograd_conv2d(x, u, tile=tile)
+    y_cl = winograd_conv2d(x.contiguous(memory_format=torch.channels_last), u, tile=tile)
+    big = torch.randn(2, 24, 11, 9, generator=g)
+    big[:, ::2] = x  # a non-contiguous view with the same values
+    y_view = winograd_conv2d(big[:, ::2], u, tile=tile)
+    torch.testing.assert_close(y_cl, y, rtol=0, atol=0)
+    assert y_cl.is_contiguous(memory_format=torch.channels_last)  # channels_last in and out
+    torch.testing.assert_close(y_view, y, rtol=0, atol=0)
+    assert _rel_err(y, x, wt, None) <= RTOL[tile]
+
+
+def test_pack_made_for_another_tile_count_is_still_correct() -> None:
+    g = torch.Generator().manual_seed(2)
+    x, wt = torch.randn(1, 16, 12, 12, generator=g), torch.randn(8, 16, 3, 3, generator=g)
+    pk = pack_weight(winograd_weight(wt), 1)
+    if pk is None:
+        pytest.skip("oneDNN not available")
+    with torch.inference_mode():
+        assert _rel_err(winograd_conv2d(x, pk), x, wt, None) <= RTOL[4]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(0, 2),
+    c=st.integers(1, 12),
+    k=st.integers(1, 12),
+    h=st.integers(1, 11),
+    w=st.integers(1, 11),
+    tile=st.sampled_from([2, 4]),
+    seed=st.integers(0, 2**16),
+)
+def test_winograd_property(n: int, c: int, k: int, h: int, w: int, tile: int, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g)
+    wt = torch.randn(k, c, 3, 3, generator=g)
+    b = torch.randn(k, generator=g)
+    y = winograd_conv2d(x, winograd_weight(wt, tile), b, tile=tile)
+    assert _rel_err(y, x, wt, b) <= RTOL[tile]
+
+
+@pytest.mark.parametrize(
+    ("conv", "message"),
+    [
+        (nn.Conv2d(4, 4, 3, stride=2, padding=1), "stride must be (1, 1), got (2, 2)"),
+        (nn.Conv2d(4, 4, 3, padding=0), "padding must be (1, 1), got (0, 0)"),
+        (nn.Conv2d(4, 4, 3, padding=2, dilation=2), "padding must be (1, 1), got (2, 2)"),
+        (nn.Conv2d(4, 4, 3, padding=1, dilation=2), "dilation must be (1, 1), got (2, 2)"),
+        (nn.Conv2d(4, 4, 3, padding=1, groups=2), "groups must be 1, got 2"),
+        (nn.Conv2d(4, 4, 5, padding=1), "kernel_size must be (3, 3), got (5, 5)"),
+        (nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), "padding_mode must be 'zeros'"),
+        (nn.ConvTranspose2d(4, 4, 3, padding=1), "needs an nn.Conv2d, got ConvTranspose2d"),
+    ],
+)
+def test_unsupported_convs_are_named(conv: nn.Module, message: str) -> None:
+    with pytest.raises(
+        ValueError, match="winograd conv: " + message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        check_supported(conv)
+
+
+def test_same_padding_is_supported_and_bad_arguments_raise() -> None:
+    check_supported(nn.Conv2d(4, 4, 3, padding="same"))
+    w = torch.randn(4, 3, 3, 3)
+    with pytest.raises(ValueError, match="tile must be 2 or 4, got 6"):
+        winograd_weight(w, 6)
+    with pytest.raises(ValueError, match="tile must be 2 or 4, got 3"):
+        winograd_conv2d(torch.randn(1, 3, 4, 4), winograd_weight(w), tile=3)
+    with pytest.raises(ValueError, match=r"weight must be \(K, C, 3, 3\), got \(4, 3, 5, 5\)"):
+        winograd_weight(torch.randn(4, 3, 5, 5))
+    with pytest.raises(ValueError, match="does not fit transformed weight"):
+        winograd_conv2d(torch.randn(1, 5, 4, 4), winograd_weight(w))
+    with pytest.raises(ValueError, match="does not fit transformed weight"):
+        winograd_conv2d(torch.randn(1, 3, 4, 4), winograd_weight(w, 2), tile=4)
+    with pytest.raises(ValueError, match="tile must be 2 or 4"):
+        FastConvPlan(nn.Conv2d(3, 3, 3, padding=1), tile=8)
+
+
+def test_plan_selects_routes_restores_and_tracks_weight_updates() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(16, 32, 3, padding=1),  # selected
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, stride=2, padding=1),  # unsupported: skipped
+        nn.Conv2d(32, 2, 3, padding=1),  # too narrow (64 < 256): skipped
+    )
+    plan = FastConvPlan(net, min_channel_product=256)
+    assert plan.convs == [net[0]]
+    x = torch.randn(2, 16, 9, 10)
+    with torch.no_grad():
+        ref = net(x)
+        with plan.active():
+            assert "forward" in net[0].__dict__
+            y = net(x)
+        assert "forward" not in net[0].__dict__  # restored
+        assert _rel_err(net[0](x), x, net[0].weight, net[0].bias) < 1e-6  # exact again
+        torch.testing.assert_close(y, ref, rtol=0, atol=1e-4)
+        net[0].weight.mul_(2.0)  # in-place update: the cached transform must be rebuilt
+        with plan.active():
+            y2 = net(x)
+        torch.testing.assert_close(y2, net(x), rtol=0, atol=2e-4)
+    plan.clear()
+    with plan.active(), pytest.raises(RuntimeError, match="inference-only"):
+        net(x)
+
+
+@pytest.fixture(scope="module")
+def wide_model() -> tuple[ThreeDSR, object]:
+    # Object decoder wide enough (16 -> 32 channels) that its 3x3 convs are selected.
+    cfg = tiny_config(
+        "rgbd",
+        object_decoder="reference",
+        objdec_width=16,
+        objdec_hidden=16,
+        objdec_res_hidden=8,
+    )
+    torch.manual_seed(5)
+    return ThreeDSR(tiny_backbone("rgbd"), cfg.model).eval(), cfg
+
+
+def test_detector_fast_conv_equals_plain_eager(wide_model: tuple[ThreeDSR, object]) -> None:
+    model, cfg = wide_model
+    x = synthetic_class("rgbd", n=3, seed=6).x
+    with torch.no_grad():
+        ref = torch.cat([model(x[i : i + 1]).anomaly_map for i in range(3)])
+    fast = Detector(model, cfg, batch_size=2, smoothing="none", fast_conv_min_product=256)
+    assert fast.fast_conv and fast._fast_plan is not None and len(fast._fast_plan) == 4
+    exact = Detector(model, cfg, batch_size=2, smoothing="none", fast_conv=False)
+    assert not exact.fast_conv and exact._fast_plan is None
+    got, got_exact = fast.predict(x), exact.predict(x)
+    torch.testing.assert_close(got.maps, ref, rtol=0, atol=1e-4)
+    torch.testing.assert_close(got_exact.maps, ref, rtol=0, atol=1e-4)
+    assert not torch.equal(got.raw_maps, got_exact.raw_maps)  # the fast path really ran
+    assert all("forward" not in c.__dict__ for c in fast._fast_plan.convs)
