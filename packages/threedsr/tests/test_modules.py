@@ -32,9 +32,11 @@ def test_srm_has_no_affine_norm_and_default_init() -> None:
 
 
 @pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])
-def test_three_dsr_shapes(setup: str) -> None:
+@pytest.mark.parametrize("decoder", ["reference", "general_copy"])
+def test_three_dsr_shapes(setup: str, decoder: str) -> None:
     bb = tiny_backbone(setup)
-    model = ThreeDSR(bb, ModelConfig.cpu(srm_base=4, objdec_width=4, unet_base=4)).eval()
+    cfg = ModelConfig.cpu(srm_base=4, objdec_width=4, unet_base=4, object_decoder=decoder)
+    model = ThreeDSR(bb, cfg).eval()
     c = SETUP_CH[setup]
     assert model.anomaly_unet.in_channels == 2 * c
     assert model.object_decoder.out_channels == c

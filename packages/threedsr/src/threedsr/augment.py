@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["anomaly_masks", "rotate"]
+__all__ = ["anomaly_masks", "deform_depth", "rotate"]
 
 
 def rotate(x: Tensor, angles_deg: Tensor | np.ndarray, *, mode: str = "bilinear") -> Tensor:
@@ -63,4 +63,38 @@ def anomaly_masks(
         out[keep] = depthsim.anomaly_mask_batch(
             int(keep.sum()), shape, rng=rng, threshold=threshold
         )
+    return out
+
+
+def deform_depth(
+    x: Tensor, mask: Tensor, amplitudes: Tensor | np.ndarray, *, blur: int = 5
+) -> Tensor:
+    """Push the depth channel (channel 0) in or out under a softened ``mask``: a dent or a bump.
+
+    The profile is ``mask`` box-blurred twice with a ``blur`` kernel (smooth flanks, as a real
+    dent or bump has) and scaled by each sample's amplitude (depth units of ``x``; negative =
+    towards the support plane). Other channels are returned unchanged.
+
+    Args:
+        x: (B, C, H, W) inputs, depth first.
+        mask: (B, 1, H, W) {0, 1} region (already restricted to the foreground).
+        amplitudes: (B,) signed amplitude per sample.
+        blur: box kernel side (odd).
+
+    Returns:
+        A new tensor; ``x`` is not modified.
+
+    Example:
+        >>> x = torch.zeros(1, 2, 16, 16); m = torch.zeros(1, 1, 16, 16); m[..., 4:12, 4:12] = 1
+        >>> y = deform_depth(x, m, np.array([-0.2]))
+        >>> round(float(y[0, 0].min()), 3), float(y[0, 1].abs().max())
+        (-0.2, 0.0)
+    """
+    amp = torch.as_tensor(np.asarray(amplitudes, dtype=np.float32), device=x.device)
+    soft = mask.float()
+    for _ in range(2):
+        soft = F.avg_pool2d(soft, blur, 1, blur // 2, count_include_pad=False)
+    soft = soft * mask  # no change outside the region, so the ground truth stays exact
+    out = x.clone()
+    out[:, :1] = x[:, :1] + amp.view(-1, 1, 1, 1).to(x.dtype) * soft
     return out

@@ -48,6 +48,21 @@ class ModelConfig:
     # vs 2e-2 with PyTorch's fan-in init), so in a few hundred steps it only learns the mean image
     # and depth-only defects are missed. None = PyTorch's default (fan-in scaled) init.
     init_std: float | None = 0.02
+    # "reference": the reference's ImageReconstructionNetwork trained from scratch (the objdec_*
+    # widths apply). "general_copy": a trainable copy of the backbone's general decoder, weights
+    # included (see GeneralDecoderCopy); the objdec_* widths are then unused.
+    object_decoder: Literal["reference", "general_copy"] = "reference"
+    # True: subspace restriction as identity + learned correction (see SubspaceRestriction).
+    srm_residual: bool = False
+    # Pooling levels of the subspace restriction (2 = the reference; see SubspaceRestriction).
+    srm_levels: int = 2
+
+    def __post_init__(self) -> None:
+        if self.object_decoder not in ("reference", "general_copy"):
+            raise ThreedsrError(
+                "ModelConfig: object_decoder must be 'reference' or 'general_copy', got "
+                f"{self.object_decoder!r}"
+            )
 
     @classmethod
     def paper(cls, **overrides: Any) -> ModelConfig:
@@ -56,7 +71,8 @@ class ModelConfig:
 
     @classmethod
     def cpu(cls, **overrides: Any) -> ModelConfig:
-        """Much narrower modules that train a class in minutes on 2 CPU cores."""
+        """Narrow modules, a 1-level SRM and a copy of the general decoder as the object decoder:
+        a class trains in minutes on 2 CPU cores."""
         base: dict[str, Any] = dict(
             srm_base=16,
             objdec_width=16,
@@ -66,6 +82,9 @@ class ModelConfig:
             objdec_res_layers=1,
             unet_base=8,
             init_std=None,
+            # Departures measured to matter at CPU budgets (package README, rows 20-21).
+            object_decoder="general_copy",
+            srm_levels=1,
         )
         base.update(overrides)
         return cls(**base)
@@ -103,6 +122,14 @@ class DetectorConfig:
         strength_range: U(lo, hi) anomaly strength per sample and level (0.1, 1.0).
         exclude_nearest: fraction of nearest codes never used as replacement (0.05).
         shuffle_prob: per-batch probability of patch-shuffle replacement (0.5).
+        modality_split_prob: rgbd only: probability that a sample's feature anomaly is confined
+            to the depth or the RGB half of the codes (0 = the reference; see
+            :class:`~threedsr.generator.FeatureAnomalyGenerator`).
+        depth_anomaly_prob: rgbd/depth only: probability that a sample with an anomaly mask gets
+            an image-space depth deformation (a dent or a bump under the mask, through the real
+            encoder) instead of feature-space code replacement (0 = the reference).
+        depth_anomaly_amplitude: U(lo, hi) magnitude of that deformation, in normalised depth
+            units (the foreground spans [0.1, 0.9]); the sign is random.
         mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).
         zero_mask_prob: probability that a sample gets no anomaly (0.5).
         rotation_deg: ±angle of the rotation augmentation (15).
@@ -146,6 +173,9 @@ class DetectorConfig:
     strength_range: tuple[float, float] = (0.1, 1.0)
     exclude_nearest: float = 0.05
     shuffle_prob: float = 0.5
+    modality_split_prob: float = 0.0
+    depth_anomaly_prob: float = 0.0
+    depth_anomaly_amplitude: tuple[float, float] = (0.02, 0.25)
     mask_threshold: tuple[float, float] = (0.4, 0.8)
     zero_mask_prob: float = 0.5
     rotation_deg: float = 15.0
@@ -187,6 +217,15 @@ class DetectorConfig:
             raise ThreedsrError(
                 f"DetectorConfig: exclude_nearest must be in [0, 1), got {self.exclude_nearest}"
             )
+        if not 0.0 <= self.modality_split_prob <= 1.0:
+            raise ThreedsrError(
+                "DetectorConfig: modality_split_prob must be in [0, 1], got "
+                f"{self.modality_split_prob}"
+            )
+        if not 0.0 <= self.depth_anomaly_prob <= 1.0:
+            raise ThreedsrError(
+                f"DetectorConfig: depth_anomaly_prob must be in [0, 1], got {self.depth_anomaly_prob}"
+            )
         if self.feature_loss not in ("mse", "l1"):
             raise ThreedsrError(
                 f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
@@ -198,6 +237,9 @@ class DetectorConfig:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "strength_range", tuple(float(v) for v in self.strength_range))
         object.__setattr__(self, "mask_threshold", tuple(float(v) for v in self.mask_threshold))
+        object.__setattr__(
+            self, "depth_anomaly_amplitude", tuple(float(v) for v in self.depth_anomaly_amplitude)
+        )
 
     @property
     def filter_size(self) -> int:
@@ -215,7 +257,8 @@ class DetectorConfig:
 
     @classmethod
     def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
-        """A small CPU run: 128², batch 8, 400 iterations (x0.1 at 80 %), narrow modules."""
+        """A small CPU run: 128², batch 8, 400 iterations (x0.1 at 80 %), narrow modules, half the
+        anomalies confined to one stream and half of them made as image-space depth dents/bumps."""
         base: dict[str, Any] = dict(
             setup=setup,
             model=ModelConfig.cpu(),
@@ -224,6 +267,9 @@ class DetectorConfig:
             iterations=400,
             lr=1e-3,
             checkpoint_every=200,
+            # Package README rows 18-19: without them a CPU-length run misses depth-only defects.
+            modality_split_prob=0.5,
+            depth_anomaly_prob=0.5,
         )
         return cls._build(base, overrides)
 
@@ -259,6 +305,7 @@ class DetectorConfig:
         d["milestones"] = list(self.milestones)
         d["strength_range"] = list(self.strength_range)
         d["mask_threshold"] = list(self.mask_threshold)
+        d["depth_anomaly_amplitude"] = list(self.depth_anomaly_amplitude)
         return d
 
     @classmethod
@@ -266,7 +313,7 @@ class DetectorConfig:
         d = _known(cls, data, "DetectorConfig")
         if isinstance(d.get("model"), dict):
             d["model"] = ModelConfig.from_dict(d["model"])
-        for key in ("milestones", "strength_range", "mask_threshold"):
+        for key in ("milestones", "strength_range", "mask_threshold", "depth_anomaly_amplitude"):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

@@ -151,6 +151,7 @@ class GeneratedAnomalies(NamedTuple):
         q_top_anom, q_bot_anom: anomalous features fed to the subspace restriction modules.
         gt: (B, 1, H, W) blocky segmentation target in {0, 1}.
         mode: (B,) int: 0 both levels, 1 coarse only, 2 fine only.
+        modality: (B,) int: 0 joint (the reference), 1 depth half only, 2 RGB half only.
     """
 
     q_top: Tensor
@@ -159,9 +160,11 @@ class GeneratedAnomalies(NamedTuple):
     q_bot_anom: Tensor
     gt: Tensor
     mode: Tensor
+    modality: Tensor | None = None
 
 
 MODE_BOTH, MODE_LO, MODE_HI = 0, 1, 2
+JOINT, DEPTH_ONLY, RGB_ONLY = 0, 1, 2
 
 
 @dataclass
@@ -178,6 +181,14 @@ class FeatureAnomalyGenerator:
     Work is skipped where it cannot change the result (samples with an empty mask, cells outside
     the mask); the output distribution is the reference's.
 
+    ``modality_split_prob`` (0 = the reference) applies to two-stream backbones (DADA, whose
+    codes are [depth half | RGB half] and whose general decoder keeps the halves apart): with that
+    probability a sample's anomaly is confined to one stream, depth or RGB with equal odds, by
+    restoring the other half of every replaced code. A depth-only replacement changes the general
+    reconstruction's depth and leaves its RGB identical, as a real dent does. With joint codes
+    only, a short training run learns to flag where the RGB reconstructions disagree and misses
+    depth-only defects. Not in the paper or the reference code; the ``cpu`` preset's choice.
+
     Example:
         >>> import vqcore
         >>> bb = vqcore.build_backbone(vqcore.BackboneConfig.cpu("depth", hidden=16, res_hidden=8,
@@ -191,6 +202,7 @@ class FeatureAnomalyGenerator:
     strength_range: tuple[float, float] = (0.1, 1.0)
     exclude_nearest: float = 0.05
     shuffle_prob: float = 0.5
+    modality_split_prob: float = 0.0
     block_elements: int = 1 << 22
 
     def replace(
@@ -289,8 +301,33 @@ class FeatureAnomalyGenerator:
                 rng,
                 generator,
             )
+        modality = np.full(b, JOINT)
+        if self.modality_split_prob > 0 and int(getattr(backbone, "groups", 1)) == 2:
+            split = rng.random(b) < self.modality_split_prob
+            depth_only = rng.random(b) < 0.5
+            modality = np.where(split, np.where(depth_only, DEPTH_ONLY, RGB_ONLY), JOINT)
+            q_top_a = _keep_stream(q_top_a, enc.q_top, modality)
+            q_bot_a = _keep_stream(q_bot_a, enc.q_bot, modality)
         coarse = torch.as_tensor(mode != MODE_HI, device=x.device)[:, None, None, None]
         gt = torch.where(coarse, blocky_mask(mask.float(), dt), blocky_mask(mask.float(), db))
         return GeneratedAnomalies(
-            enc.q_top, enc.q_bot, q_top_a, q_bot_a, gt, torch.as_tensor(mode, device=x.device)
+            enc.q_top,
+            enc.q_bot,
+            q_top_a,
+            q_bot_a,
+            gt,
+            torch.as_tensor(mode, device=x.device),
+            torch.as_tensor(modality, device=x.device),
         )
+
+
+def _keep_stream(anomalous: Tensor, clean: Tensor, modality: np.ndarray) -> Tensor:
+    """Restore the clean RGB half for depth-only samples and the clean depth half for RGB-only."""
+    half = anomalous.shape[1] // 2
+    out = anomalous.clone()
+    dev = anomalous.device
+    depth_only = torch.as_tensor(np.flatnonzero(modality == DEPTH_ONLY), device=dev)
+    rgb_only = torch.as_tensor(np.flatnonzero(modality == RGB_ONLY), device=dev)
+    out[depth_only, half:] = clean[depth_only, half:]
+    out[rgb_only, :half] = clean[rgb_only, :half]
+    return out

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from threedsr.config import ModelConfig
-from threedsr.modules import AnomalyUNet, ObjectDecoder, SubspaceRestriction
+from threedsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
 
 __all__ = ["ThreeDSR", "ThreeDSROutput"]
 
@@ -67,19 +67,24 @@ class ThreeDSR(nn.Module):
         self.backbone = backbone
         for p in backbone.parameters():
             p.requires_grad_(False)
-        self.srm_top = SubspaceRestriction(dim, config.srm_base, **factory)
-        self.srm_bot = SubspaceRestriction(dim, config.srm_base, **factory)
-        self.object_decoder = ObjectDecoder(
-            2 * dim,
-            out_ch,
-            width=config.objdec_width,
-            bottleneck=config.objdec_bottleneck,
-            hidden=config.objdec_hidden or bb_cfg.hidden,
-            res_hidden=config.objdec_res_hidden or bb_cfg.res_hidden,
-            num_res_layers=config.objdec_res_layers,
-            init_std=config.init_std,
-            **factory,
-        )
+        srm = {"residual": config.srm_residual, "levels": config.srm_levels, **factory}
+        self.srm_top = SubspaceRestriction(dim, config.srm_base, **srm)
+        self.srm_bot = SubspaceRestriction(dim, config.srm_base, **srm)
+        self.object_decoder: nn.Module
+        if config.object_decoder == "general_copy":
+            self.object_decoder = GeneralDecoderCopy(backbone)
+        else:
+            self.object_decoder = ObjectDecoder(
+                2 * dim,
+                out_ch,
+                width=config.objdec_width,
+                bottleneck=config.objdec_bottleneck,
+                hidden=config.objdec_hidden or bb_cfg.hidden,
+                res_hidden=config.objdec_res_hidden or bb_cfg.res_hidden,
+                num_res_layers=config.objdec_res_layers,
+                init_std=config.init_std,
+                **factory,
+            )
         self.anomaly_unet = AnomalyUNet(
             2 * out_ch, config.unet_base, init_std=config.init_std, **factory
         )
@@ -131,7 +136,11 @@ class ThreeDSR(nn.Module):
         srm_bot = self.srm_bot(q_bot)
         qs_top = bb.vq_top(srm_top).quantized
         qs_bot = bb.vq_bot(srm_bot).quantized
-        obj = self.object_decoder(torch.cat((bb.upsample_t(qs_top), qs_bot), dim=1))
+        up_top = bb.upsample_t(qs_top)
+        if isinstance(self.object_decoder, GeneralDecoderCopy):
+            obj = self.object_decoder(up_top, qs_bot)
+        else:
+            obj = self.object_decoder(torch.cat((up_top, qs_bot), dim=1))
         logits = self.anomaly_unet(torch.cat((obj, general), dim=1))
         amap = torch.softmax(logits.float(), dim=1)[:, 1]
         return ThreeDSROutput(logits, amap, obj, general, srm_top, srm_bot)

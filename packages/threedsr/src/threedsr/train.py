@@ -15,7 +15,7 @@ import torch
 import vqcore
 from torch import nn
 
-from threedsr.augment import anomaly_masks, rotate
+from threedsr.augment import anomaly_masks, deform_depth, rotate
 from threedsr.checkpoint import (
     DETECTOR_FILE,
     FORMAT_VERSION,
@@ -29,7 +29,7 @@ from threedsr.config import DetectorConfig
 from threedsr.data import TrainData, load_split, train_data_from_prepared
 from threedsr.distributed import DistInfo, init_distributed
 from threedsr.errors import ThreedsrError
-from threedsr.generator import FeatureAnomalyGenerator
+from threedsr.generator import FeatureAnomalyGenerator, GeneratedAnomalies
 from threedsr.losses import stage2_losses
 from threedsr.model import ThreeDSR
 
@@ -140,6 +140,39 @@ def make_batch(
         if config.rotate_mask_with_image:
             mask = rotate(mask, angles, mode="nearest")
     return x, mask
+
+
+def generate_anomalies(
+    generator: FeatureAnomalyGenerator,
+    backbone: nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    config: DetectorConfig,
+    rng: np.random.Generator,
+    tgen: torch.Generator | None = None,
+) -> GeneratedAnomalies:
+    """Feature-space anomalies (the reference), and with ``config.depth_anomaly_prob`` > 0 some
+    samples' anomalies made in image space instead: their depth is deformed under the mask and
+    encoded by the frozen backbone, so the detector also trains on what a real dent or bump does
+    to the codes. The feature-loss targets stay the clean codes and the ground truth is the
+    pixel mask."""
+    sel = np.zeros(x.shape[0], dtype=bool)
+    if config.depth_anomaly_prob > 0 and config.setup in ("rgbd", "depth"):
+        has = (mask.flatten(1).amax(dim=1) > 0).cpu().numpy()
+        sel = has & (rng.random(x.shape[0]) < config.depth_anomaly_prob)
+    if not sel.any():
+        return generator(backbone, x, mask, rng=rng, generator=tgen)
+    t = torch.as_tensor(np.flatnonzero(sel), device=x.device)
+    feature_mask = mask.clone()
+    feature_mask[t] = 0
+    gen = generator(backbone, x, feature_mask, rng=rng, generator=tgen)
+    lo, hi = config.depth_anomaly_amplitude
+    amp = rng.uniform(lo, hi, t.numel()) * rng.choice((-1.0, 1.0), t.numel())
+    with torch.no_grad():
+        enc = backbone.encode(deform_depth(x[t], mask[t], amp))
+    q_top_a, q_bot_a, gt = gen.q_top_anom.clone(), gen.q_bot_anom.clone(), gen.gt.clone()
+    q_top_a[t], q_bot_a[t], gt[t] = enc.q_top, enc.q_bot, mask[t].to(gt.dtype)
+    return gen._replace(q_top_anom=q_top_a, q_bot_anom=q_bot_a, gt=gt)
 
 
 def _save_all(
@@ -308,7 +341,10 @@ def _train(
     if config.compile:
         runner = torch.compile(runner)  # type: ignore[assignment]
     generator = FeatureAnomalyGenerator(
-        config.strength_range, config.exclude_nearest, config.shuffle_prob
+        config.strength_range,
+        config.exclude_nearest,
+        config.shuffle_prob,
+        modality_split_prob=config.modality_split_prob,
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
     model.train()
@@ -329,7 +365,7 @@ def _train(
             x, mask = make_batch(data, config, local_batch, rng, device)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            gen = generator(model.backbone, x, mask, rng=rng, generator=tgen)
+            gen = generate_anomalies(generator, model.backbone, x, mask, config, rng, tgen)
             with autocast:
                 o = runner(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom)
             losses = stage2_losses(
