@@ -18,7 +18,7 @@ from threedsr.inference import (
 )
 from threedsr.losses import focal_loss, stage2_losses
 from threedsr.model import ThreeDSR, ThreeDSROutput
-from threedsr.modules import AnomalyUNet, ObjectDecoder, SubspaceRestriction
+from threedsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
 from threedsr.train import TrainEvent, TrainResult, train_detector
 
@@ -31,6 +31,7 @@ __all__ = [
     "Detector",
     "DetectorConfig",
     "FeatureAnomalyGenerator",
+    "GeneralDecoderCopy",
     "ModelConfig",
     "ObjectDecoder",
     "Prediction",
