@@ -26,6 +26,10 @@ class DistInfo:
     def enabled(self) -> bool:
         return self.world > 1
 
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()

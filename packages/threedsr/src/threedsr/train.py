@@ -282,7 +282,10 @@ def train_detector(
     device = vqcore.resolve_device(config.device)
     info, device = init_distributed(device)
     try:
-        return _train(config, cbs, backbone, data, out, device, info)
+        result = _train(config, cbs, backbone, data, out, device, info)
+        # Ranks leave together: gloo can abort a process whose peer destroys the group first.
+        info.barrier()
+        return result
     finally:
         info.close()
 
@@ -353,10 +356,15 @@ def _train(
     step = start
     t_log, step_log = time.perf_counter(), start
 
-    def save(finished: bool) -> Path:
+    def save(finished: bool, *, sync: bool = True) -> Path:
+        path = out / DETECTOR_FILE
         if info.is_main:
-            return _save_all(out, model, config, optimizer, scheduler, step, finished, metrics)
-        return out / DETECTOR_FILE
+            path = _save_all(out, model, config, optimizer, scheduler, step, finished, metrics)
+        # Other ranks wait for rank 0's write: a rank that tears down its gloo group while rank 0
+        # is still saving can abort the whole job. Not after Ctrl-C: peers may already be gone.
+        if sync:
+            info.barrier()
+        return path
 
     try:
         while step < config.iterations:
@@ -401,7 +409,7 @@ def _train(
             if step % config.checkpoint_every == 0 and step < config.iterations:
                 save(False)
     except KeyboardInterrupt:
-        save(False)
+        save(False, sync=False)
         raise
     path = save(True)
     if info.is_main:
