@@ -153,3 +153,22 @@ class UI:
                 )
 
             yield on_event
+
+    @contextmanager
+    def trainings(
+        self, bars: list[tuple[str, int]]
+    ) -> Iterator[list[Callable[[int, int, dict[str, Any]], None]]]:
+        """Several training bars in one live display (trainings that run at the same time);
+        yields one ``update(step, total, metrics)`` per bar."""
+        with self._live() as progress:
+            tasks = [progress.add_task(d, total=t, stats="") for d, t in bars]
+
+            def updater(task: TaskID) -> Callable[[int, int, dict[str, Any]], None]:
+                def update(step: int, total: int, metrics: dict[str, Any]) -> None:
+                    progress.update(
+                        task, completed=step, total=total, stats=format_train_stats(metrics)
+                    )
+
+                return update
+
+            yield [updater(t) for t in tasks]

@@ -18,6 +18,7 @@ import numpy as np
 
 from threedsr_cli.commands.train import run_stage_two
 from threedsr_cli.commands.train_dada import run_stage_one
+from threedsr_cli.concurrent import TrainJob, train_concurrently
 from threedsr_cli.runs import atomic_write_json, claim_run
 from threedsr_cli.ui import UI
 
@@ -34,7 +35,7 @@ class DemoProfile:
     image_size: int = 128
     n_train: int = 40
     n_validation: int = 8
-    n_test_per_type: int = 10
+    n_test_per_type: int = 20
     dada_iterations: int = 600
     dada_image_size: int = 64
     dada_batch: int = 8
@@ -42,7 +43,7 @@ class DemoProfile:
     dada_lambda_depth: float | None = None
     dada_lambda_rgb: float | None = None
     backbone: tuple[tuple[str, Any], ...] = ()
-    detector_iterations: int = 500
+    detector_iterations: int = 1000
     detector_size: int = 96
     detector_batch: int = 8
     detector_model: tuple[tuple[str, Any], ...] = ()
@@ -105,14 +106,14 @@ def _generate(ui: UI, profile: DemoProfile, root: Path, seed: int) -> dict[str, 
     return json.loads(meta.read_text())
 
 
-def _stage_one(ui: UI, profile: DemoProfile, setup: str, out: Path, device: str, seed: int) -> Path:
+def _stage_one_config(profile: DemoProfile, setup: str, out: Path, device: str, seed: int) -> Any:
     import vqcore
 
     backbone = vqcore.BackboneConfig.cpu(setup, **dict(profile.backbone))
     weights: dict[str, Any] = {}
     if setup == "rgbd" and profile.dada_lambda_depth is not None:
         weights = {"lambda_depth": profile.dada_lambda_depth, "lambda_rgb": profile.dada_lambda_rgb}
-    config = vqcore.StageOneConfig.cpu(
+    return vqcore.StageOneConfig.cpu(
         setup,
         backbone=backbone,
         out_dir=out,
@@ -125,9 +126,19 @@ def _stage_one(ui: UI, profile: DemoProfile, setup: str, out: Path, device: str,
         checkpoint_every=max(1, profile.dada_iterations // 3),
         **weights,
     )
-    name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
-    run_stage_one(ui, config, f"stage 1: {name}")
-    return config.checkpoint_path
+
+
+def _run_trainings(ui: UI, jobs: list[TrainJob], device: str) -> None:
+    """Side by side in worker processes on the CPU (see :mod:`threedsr_cli.concurrent`); one
+    after the other on a GPU, where each already has the device to itself."""
+    if device == "cpu" and len(jobs) > 1:
+        train_concurrently(ui, jobs)
+        return
+    for job in jobs:
+        if job.kind == "stage1":
+            run_stage_one(ui, job.config, job.description)
+        else:
+            run_stage_two(ui, job.config, job.data, job.description)
 
 
 def _detector_config(
@@ -400,30 +411,46 @@ def demo_command(
     meta = _generate(ui, profile, data, seed)
     lap("generate dataset", t0)
 
-    backbones = {}
+    backbones: dict[str, Path] = {}
+    jobs: list[TrainJob] = []
     for setup in SETUPS:
-        t0 = time.perf_counter()
         folder = out / ("dada-rgbd" if setup == "rgbd" else f"backbone-{setup}")
-        backbones[setup] = _stage_one(ui, profile, setup, folder, dev, seed)
-        lap(f"stage 1 ({setup})", t0)
+        config = _stage_one_config(profile, setup, folder, dev, seed)
+        backbones[setup] = config.checkpoint_path
+        name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
+        jobs.append(TrainJob("stage1", f"stage 1: {name}", config, config.checkpoint_path))
+    t0 = time.perf_counter()
+    _run_trainings(ui, jobs, dev)
+    lap("stage 1 (rgbd + rgb)", t0)
 
     import threedsr
 
     from threedsr_cli.commands.train import prepare_train_data
 
+    t0 = time.perf_counter()
     train_data = None
+    jobs = []
     for setup in SETUPS:
-        t0 = time.perf_counter()
         folder = out / f"detector-{setup}"
         config = _detector_config(profile, setup, data, backbones[setup], folder, dev, seed)
-        if not _finished(folder):
-            if train_data is None:
-                train_data = prepare_train_data(ui, config)
-            # Both setups share one preprocessing; pick this setup's channels from [D, R, G, B].
-            x = train_data.x if setup == "rgbd" else train_data.x[:, 1:]
-            data_for_setup = threedsr.TrainData(x.contiguous(), train_data.foreground)
-            run_stage_two(ui, config, data_for_setup, f"stage 2: {setup} detector")
-        lap(f"stage 2 ({setup})", t0)
+        if _finished(folder):
+            continue
+        if train_data is None:
+            train_data = prepare_train_data(ui, config)
+        # Both setups share one preprocessing; pick this setup's channels from [D, R, G, B].
+        x = train_data.x if setup == "rgbd" else train_data.x[:, 1:]
+        data_for_setup = threedsr.TrainData(x.contiguous(), train_data.foreground)
+        jobs.append(
+            TrainJob(
+                "stage2",
+                f"stage 2: {setup} detector",
+                config,
+                folder / "detector.pt",
+                data_for_setup,
+            )
+        )
+    _run_trainings(ui, jobs, dev)
+    lap("stage 2 (rgbd + rgb)", t0)
 
     t0 = time.perf_counter()
     detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}

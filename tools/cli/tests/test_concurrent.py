@@ -1,0 +1,77 @@
+"""Trainings side by side in worker processes: same weights as in-process, errors come back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from threedsr_cli.concurrent import TrainJob, train_concurrently
+from threedsr_cli.errors import is_bad_input
+from threedsr_cli.ui import UI
+
+CATEGORY = "puck"  # the session dataset of conftest.py
+
+
+def _config(data: Path, backbone: Path, out: Path, setup: str):
+    import threedsr
+
+    return threedsr.DetectorConfig.preset(
+        "cpu",
+        setup=setup,
+        data_root=str(data),
+        category=CATEGORY,
+        backbone=str(backbone),
+        out=str(out),
+        iterations=3,
+        size=64,
+        batch_size=2,
+        checkpoint_every=100,
+        device="cpu",
+        seed=11,
+        resume=True,
+    )
+
+
+def _job(config) -> TrainJob:
+    return TrainJob("stage2", f"stage 2: {config.setup}", config, Path(config.out) / "detector.pt")
+
+
+def test_concurrent_stage_two_matches_in_process_training(tiny_data, dada_rgbd, dada_rgb, tmp_path):
+    import threedsr
+
+    backbones = {"rgbd": dada_rgbd / "backbone.pt", "rgb": dada_rgb / "backbone.pt"}
+    jobs = [_job(_config(tiny_data, backbones[s], tmp_path / "par" / s, s)) for s in backbones]
+    train_concurrently(UI(quiet=True), jobs)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // len(jobs)))  # what each worker had
+    try:
+        for s, b in backbones.items():
+            threedsr.train_detector(_config(tiny_data, b, tmp_path / "seq" / s, s))
+    finally:
+        torch.set_num_threads(threads)
+    for s in backbones:
+        par = threedsr.read_checkpoint(tmp_path / "par" / s / "detector.pt")
+        seq = threedsr.read_checkpoint(tmp_path / "seq" / s / "detector.pt")
+        assert par["finished"] and par["step"] == 3
+        assert par["heads_state"].keys() == seq["heads_state"].keys()
+        for key, value in seq["heads_state"].items():
+            torch.testing.assert_close(par["heads_state"][key], value, msg=f"{s}: {key}")
+
+
+def test_worker_error_is_raised_in_the_parent(tiny_data, dada_rgbd, tmp_path):
+    corrupt = tmp_path / "backbone.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    jobs = [
+        _job(_config(tiny_data, dada_rgbd / "backbone.pt", tmp_path / "ok", "rgbd")),
+        _job(_config(tiny_data, corrupt, tmp_path / "bad", "rgbd")),
+    ]
+    with pytest.raises(Exception) as info:
+        train_concurrently(UI(quiet=True), jobs)
+    assert is_bad_input(info.value), repr(info.value)  # a library error, not "worker died"
+    assert str(corrupt) in str(info.value)
+
+
+def test_no_jobs_is_a_no_op() -> None:
+    train_concurrently(UI(quiet=True), [])
