@@ -11,6 +11,7 @@ paper widths at a small batch.
     uv run python tools/bench/bench_threedsr.py --setups rgbd --no-train
     uv run python tools/bench/bench_threedsr.py --layers --no-inference --no-train
     uv run python tools/bench/bench_threedsr.py --alternatives --compile --setups rgbd --no-inference --no-train
+    uv run python tools/bench/bench_threedsr.py --bf16 --no-inference --no-train
 """
 
 from __future__ import annotations
@@ -87,6 +88,34 @@ def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> 
         "max_err": max(float(diff.max()), float((pred.scores - ref_scores).abs().max())),
         "frac_over": float((diff > 1e-4).float().mean()),
         "exact_err": float((pred_exact.maps - ref_maps).abs().max()),
+    }
+
+
+def bench_bf16(setup: str, size: int, n: int, repeats: int) -> dict[str, float]:
+    """The reference loop against ``Detector(bf16=True)`` on the CPU (bf16 autocast with the VQ
+    searches in fp32, channels_last, batch 1), alternated, best of ``repeats``; the diffs say how
+    far bf16 moves the maps and scores of the fp32 run."""
+    model, cfg = build(setup, "paper")
+    x = torch.rand(n, CH[setup], size, size)
+    k = cfg.filter_size
+    det = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=1, bf16=True)
+    reference_forward(model, x[:1], k)
+    det.predict(x[:1])
+    best = {"ref": float("inf"), "bf16": float("inf")}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        ref_maps, ref_scores = reference_forward(model, x, k)
+        best["ref"] = min(best["ref"], (time.perf_counter() - t) / n)
+        t = time.perf_counter()
+        pred = det.predict(x)
+        best["bf16"] = min(best["bf16"], (time.perf_counter() - t) / n)
+    diff = (pred.maps - ref_maps).abs()
+    return {
+        "ref_s": best["ref"],
+        "bf16_s": best["bf16"],
+        "map_max": float(diff.max()),
+        "map_mean": float(diff.mean()),
+        "score_max": float((pred.scores - ref_scores).abs().max()),
     }
 
 
@@ -258,6 +287,9 @@ def main() -> None:
     ap.add_argument("--layers", action="store_true", help="per-layer conv table")
     ap.add_argument("--alternatives", action="store_true", help="CPU variants table (1st setup)")
     ap.add_argument("--compile", action="store_true", help="add torch.compile to --alternatives")
+    ap.add_argument(
+        "--bf16", action="store_true", help="CPU bf16 autocast table (needs AMX / AVX512-BF16)"
+    )
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--train-batch", type=int, default=2)
     args = ap.parse_args()
@@ -278,6 +310,26 @@ def main() -> None:
         )
         print()
         bench_alternatives(args.setups[0], args.size, args.images, args.repeats, args.compile)
+        print()
+    if args.bf16:
+        bf16_native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        print(
+            f"CPU bf16 inference at {args.size}², paper widths, random weights ({args.images} "
+            f"images, batch 1, best of {args.repeats}; native bf16: {bf16_native})"
+        )
+        print()
+        print(
+            "| setup | reference fp32 s/img | bf16 s/img | speed-up | max abs map diff | "
+            "mean abs map diff | max abs score diff |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for s in args.setups:
+            r = bench_bf16(s, args.size, args.images, args.repeats)
+            print(
+                f"| {s} | {r['ref_s']:.2f} | {r['bf16_s']:.2f} | {r['ref_s'] / r['bf16_s']:.2f}x | "
+                f"{r['map_max']:.1e} | {r['map_mean']:.1e} | {r['score_max']:.1e} |",
+                flush=True,
+            )
         print()
     if not args.no_inference:
         print(

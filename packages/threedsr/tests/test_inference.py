@@ -96,3 +96,25 @@ def test_predict_samples_native_resolution_and_threshold(detector: Detector) -> 
     assert thr == pytest.approx(max(res[0].score, res[2].score))
     with pytest.raises(ThreedsrError, match="NaN"):
         choose_threshold(scores=[0.1, float("nan")])
+
+
+def test_cpu_defaults_are_fp32_winograd_nchw(detector: Detector) -> None:
+    assert not detector.bf16 and detector.fast_conv and not detector.channels_last
+
+
+def test_bf16_on_cpu_is_opt_in_and_close_to_fp32(detector: Detector) -> None:
+    cfg = detector.config
+    fp32 = Detector(detector.model, cfg, batch_size=2, smoothing="none", channels_last=False)
+    bf16 = Detector(detector.model, cfg, batch_size=2, smoothing="none", bf16=True)
+    # bf16 brings channels_last (the fast CPU layout) and drops the fp32-only Winograd path
+    assert bf16.bf16 and bf16.channels_last and not bf16.fast_conv
+    x = synthetic_class("rgbd", n=3, seed=5).x
+    try:
+        a = fp32.predict(x)
+        b = bf16.predict(x)
+    finally:
+        detector.model.to(memory_format=torch.contiguous_format)
+    assert b.maps.dtype == torch.float32 and b.maps.shape == a.maps.shape
+    assert torch.isfinite(b.maps).all()
+    assert not torch.equal(a.raw_maps, b.raw_maps)  # the autocast really ran in bf16
+    assert (a.raw_maps - b.raw_maps).abs().mean() < 0.05

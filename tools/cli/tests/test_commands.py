@@ -271,6 +271,19 @@ def test_eval_writes_metrics(bad_input, cli, run_rgbd, tiny_data, tmp_path):
     assert (tmp_path / "metrics.md").is_file()
 
 
+def test_eval_precision_bf16_on_cpu(cli, run_rgbd, tiny_data, tmp_path):
+    res = cli(
+        "eval", "--run", run_rgbd, "--data", tiny_data, "--device", "cpu", "--out", tmp_path,
+        "--precision", "bf16",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    assert "(bf16)" in res.stdout
+    m = json.loads((tmp_path / "metrics.json").read_text())[CATEGORY]
+    assert 0.0 <= m["pixel_auroc"] <= 1.0
+    res = cli("eval", "--run", run_rgbd, "--data", tiny_data, "--precision", "fp16")
+    assert res.exit_code == 2 and "fp16" in res.stderr
+
+
 def test_eval_errors(bad_input, cli, run_rgbd, tiny_data, tmp_path, dada_rgbd):
     bad_input(
         cli("eval", "--run", tmp_path / "norun", "--data", tiny_data),

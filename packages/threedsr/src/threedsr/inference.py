@@ -71,14 +71,18 @@ class Detector:
         filter_size: box size; None = the config's (11 rgbd/rgb, 21 depth).
         batch_size: images per forward pass; None = 8 on CUDA, 1 on CPU (on CPU batching
             measured slower than one image at a time, see docs/bench/threedsr.md).
-        channels_last: None = on for CUDA, off on CPU (on CPU it measured no faster at batch 1,
-            and NCHW keeps every layer before the last re-quantisation bit-identical to the
-            plain fp32 run, so no near-tie VQ code can flip; see docs/bench/threedsr.md).
-        bf16: bf16 autocast on CUDA (default True there; ignored on CPU).
+        channels_last: None = on for CUDA and for CPU bf16, off for CPU fp32 (there it
+            measured no faster at batch 1, and NCHW keeps every layer before the last
+            re-quantisation bit-identical to the plain fp32 run, so no near-tie VQ code can flip;
+            see docs/bench/threedsr.md).
+        bf16: bf16 autocast (the VQ searches stay fp32). None = on for CUDA, off on CPU. On a CPU
+            with native bf16 (AMX / AVX512-BF16) ``bf16=True`` measured 2.6x the fp32 reference
+            at the paper's widths, but the maps are no longer those of an fp32 run (rounding
+            upstream of a VQ can flip near-tie codes); without native bf16 it is slow.
         fast_conv: fp32 Winograd F(4x4, 3x3) for the object decoder's wide 3x3 convs on CPU
-            (:class:`threedsr.fastconv.FastConvPlan`); None = on for CPU (fewer multiplies;
+            (:class:`threedsr.fastconv.FastConvPlan`); None = on for CPU fp32 (fewer multiplies;
             maps equal the plain fp32 run to ~1e-5, see docs/bench/threedsr.md), False = the
-            exact oneDNN convolutions. Ignored on CUDA.
+            exact oneDNN convolutions. Ignored on CUDA and with bf16.
         fast_conv_min_product: smallest ``C_in * C_out`` routed through Winograd.
 
     Example:
@@ -117,16 +121,16 @@ class Detector:
             filter_size or config.smoothing_size or default_smoothing_size(model.setup)
         )
         self.batch_size = int(batch_size or (8 if self.device.type == "cuda" else 1))
+        self.bf16 = self.device.type == "cuda" if bf16 is None else bool(bf16)
         self.channels_last = (
-            self.device.type == "cuda" if channels_last is None else bool(channels_last)
-        )
-        self.bf16 = (
-            (self.device.type == "cuda") if bf16 is None else bf16 and self.device.type == "cuda"
+            self.device.type == "cuda" or self.bf16
+            if channels_last is None
+            else bool(channels_last)
         )
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        on_cpu = self.device.type == "cpu"
-        self.fast_conv = on_cpu if fast_conv is None else bool(fast_conv) and on_cpu
+        fp32_cpu = self.device.type == "cpu" and not self.bf16
+        self.fast_conv = fp32_cpu if fast_conv is None else bool(fast_conv) and fp32_cpu
         # Only the object decoder (after the last re-quantisation): upstream of a VQ, any
         # rounding change can flip a near-tie code, which changes the map far beyond 1e-4.
         self._fast_plan = (
@@ -224,7 +228,9 @@ class Detector:
         x = self._as_tensor(batch)
         maps, raws = [], []
         amp = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.bf16
+            else contextlib.nullcontext()
         )
         plan = self._fast_plan
         fast = plan.active() if plan is not None else contextlib.nullcontext()

@@ -17,6 +17,8 @@ from threedsr_cli.options import (
     Device,
     DeviceOpt,
     OverwriteOpt,
+    Precision,
+    PrecisionOpt,
     Preset,
     QuietOpt,
     ResumeOpt,
@@ -261,6 +263,7 @@ def evaluate(
         Path | None, typer.Option("--cache-dir", help="Preprocessing cache.")
     ] = None,
     device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -279,6 +282,7 @@ def evaluate(
             out=out,
             cache_dir=cache_dir,
             device=_value(device),
+            precision=_value(precision),
             seed=seed,
             ui=UI(quiet, verbose),
         )
@@ -333,6 +337,7 @@ def predict(
         int, typer.Option("--batch-size", min=1, help="Images per forward pass.")
     ] = 8,
     device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.auto,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -350,6 +355,7 @@ def predict(
             category=category,
             batch_size=batch_size,
             device=_value(device),
+            precision=_value(precision),
             seed=seed,
             ui=UI(quiet, verbose),
         )

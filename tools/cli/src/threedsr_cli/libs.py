@@ -93,8 +93,9 @@ def check_backbone(path: Path, setup: str) -> Path:
     return file
 
 
-def load_detector(run: Path, device: str) -> Any:
-    """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message."""
+def load_detector(run: Path, device: str, precision: str = "auto") -> Any:
+    """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
+    ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only)."""
     import threedsr
 
     run = Path(run)
@@ -102,4 +103,5 @@ def load_detector(run: Path, device: str) -> Any:
         raise CLIError(f"{run}: run not found")
     if run.is_dir() and not (run / "detector.pt").is_file():
         raise CLIError(f"{run}: holds no detector.pt (train one with: threedsr-cli train)")
-    return threedsr.Detector.load(run, device=resolve_device(device))
+    bf16 = None if precision == "auto" else precision == "bf16"
+    return threedsr.Detector.load(run, device=resolve_device(device), bf16=bf16)

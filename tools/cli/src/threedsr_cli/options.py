@@ -29,6 +29,12 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+class Precision(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Setup(StrEnum):
     rgbd = "rgbd"
     depth = "depth"
@@ -42,6 +48,16 @@ class Preset(StrEnum):
 
 DeviceOpt = Annotated[
     Device, typer.Option("--device", help="Where to run: auto (CUDA when present), cpu or cuda.")
+]
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option(
+        "--precision",
+        help=(
+            "Inference arithmetic: auto (bf16 on CUDA, fp32 on the CPU), fp32, or bf16 "
+            "(fast on CPUs with AMX / AVX512-BF16; maps then differ slightly from fp32)."
+        ),
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw (reproducible).")]
 QuietOpt = Annotated[

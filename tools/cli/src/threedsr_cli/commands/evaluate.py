@@ -69,6 +69,7 @@ def eval_command(
     out: Path | None,
     cache_dir: Path | None,
     device: str,
+    precision: str,
     seed: int,
     ui: UI,
 ) -> dict[str, dict[str, Any]]:
@@ -77,14 +78,15 @@ def eval_command(
     from threedsr_cli.libs import check_category, load_detector, seed_everything
 
     seed_everything(seed)
-    detector = load_detector(run, device)
+    detector = load_detector(run, device, precision)
     cat = category or detector.category
     if cat is None:
         from threedsr_cli.errors import CLIError
 
         raise CLIError(f"{run}: the detector names no category; pass --category")
     check_category(data, cat)
-    ui.info(f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test")
+    arith = "bf16" if detector.bf16 else "fp32"
+    ui.info(f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith})")
     with ui.stage(f"evaluate {cat}") as progress:
         results = threedsr.evaluate(
             detector,

@@ -112,6 +112,7 @@ def predict_command(
     category: str | None,
     batch_size: int,
     device: str,
+    precision: str,
     seed: int,
     ui: UI,
 ) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def predict_command(
         )
     thr = parse_threshold(threshold)
     items = resolve_inputs(inputs)
-    detector = load_detector(run, device)
+    detector = load_detector(run, device, precision)
     out = (
         Path(out)
         if out is not None
