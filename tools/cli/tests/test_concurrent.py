@@ -75,3 +75,16 @@ def test_worker_error_is_raised_in_the_parent(tiny_data, dada_rgbd, tmp_path):
 
 def test_no_jobs_is_a_no_op() -> None:
     train_concurrently(UI(quiet=True), [])
+
+
+def test_demo_runs_trainings_one_after_the_other_off_the_cpu(tiny_data, dada_rgbd, tmp_path):
+    """The GPU branch of the demo (sequential, in-process), driven with CPU configs."""
+    import threedsr
+    from threedsr_cli.commands.demo import _run_trainings
+
+    jobs = [_job(_config(tiny_data, dada_rgbd / "backbone.pt", tmp_path / n, "rgbd")) for n in "ab"]
+    _run_trainings(UI(quiet=True), jobs, "cuda")
+    a, b = (threedsr.read_checkpoint(tmp_path / n / "detector.pt") for n in "ab")
+    assert a["finished"] and b["finished"] and a["step"] == b["step"] == 3
+    for key, value in a["heads_state"].items():  # same config and seed: same weights
+        torch.testing.assert_close(b["heads_state"][key], value, rtol=0, atol=0, msg=key)
