@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,83 @@ def test_demo_runs_trainings_one_after_the_other_off_the_cpu(tiny_data, dada_rgb
     assert a["finished"] and b["finished"] and a["step"] == b["step"] == 3
     for key, value in a["heads_state"].items():  # same config and seed: same weights
         torch.testing.assert_close(b["heads_state"][key], value, rtol=0, atol=0, msg=key)
+
+
+_INTERRUPT_SCRIPT = """
+import json, sys
+import dataclasses
+from pathlib import Path
+import threedsr
+from threedsr_cli.concurrent import TrainJob, train_concurrently
+from threedsr_cli.errors import Interrupted
+from threedsr_cli.ui import UI
+
+jobs = [
+    TrainJob("stage2", n, threedsr.DetectorConfig.from_dict(json.loads(c)), Path(o) / "detector.pt")
+    for n, c, o in json.loads(sys.argv[1])
+]
+try:
+    train_concurrently(UI(quiet=True), jobs)
+except Interrupted as exc:
+    print("interrupted", exc.checkpoint)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_saves_both_workers_and_resume_continues(tiny_data, dada_rgbd, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import threedsr
+
+    outs = [tmp_path / n for n in "ab"]
+    configs = [
+        dataclasses.replace(
+            _config(tiny_data, dada_rgbd / "backbone.pt", o, "rgbd"),
+            iterations=100_000,
+            checkpoint_every=5,
+        )
+        for o in outs
+    ]
+    arg = json.dumps(
+        [[o.name, json.dumps(c.to_dict()), str(o)] for o, c in zip(outs, configs, strict=True)]
+    )
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", _INTERRUPT_SCRIPT, arg],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,  # its own process group, as a terminal gives it
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+
+    def steps() -> list[int]:
+        return [threedsr.read_checkpoint(o / "detector.pt")["step"] for o in outs]
+
+    def interrupt_once_both_saved(proc: subprocess.Popen[str], after: list[int]) -> list[int]:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if all((o / "detector.pt").exists() for o in outs) and all(
+                s > a for s, a in zip(steps(), after, strict=True)
+            ):
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the parent and both workers
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert f"interrupted {tmp_path}" in out
+        return steps()
+
+    first = interrupt_once_both_saved(start(), [0, 0])
+    assert all(0 < s < 100_000 for s in first)
+    second = interrupt_once_both_saved(start(), first)  # resume=True: continues, not restarts
+    assert all(s > f for s, f in zip(second, first, strict=True))

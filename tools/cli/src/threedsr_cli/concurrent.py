@@ -16,6 +16,7 @@ import os
 import pickle
 import queue as queue_mod
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ __all__ = ["TrainJob", "train_concurrently"]
 # seconds a worker that exited 0 may take to deliver its last message through the queue
 _FLUSH_GRACE_S = 10.0
 _POLL_S = 0.25
+# seconds an interrupted worker gets to save and exit before it is sent SIGINT itself
+_INTERRUPT_GRACE_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -142,12 +145,16 @@ def train_concurrently(ui: UI, jobs: list[TrainJob]) -> None:
             # Ctrl-C reached the workers too (same process group): they save and exit.
             interrupted = True
         finally:
+            deadline = time.monotonic() + _INTERRUPT_GRACE_S
             for p in procs:
-                if p.is_alive() and p.pid is not None:
-                    if interrupted:  # SIGINT: the trainer saves its checkpoint before it exits
+                if p.is_alive() and interrupted:
+                    # A terminal Ctrl-C reached the worker too and it is saving: a second SIGINT
+                    # could cut that save short, so it is sent only to a worker still training.
+                    p.join(timeout=max(0.0, deadline - time.monotonic()))
+                    if p.is_alive() and p.pid is not None:
                         os.kill(p.pid, signal.SIGINT)
-                    elif failure is not None:
-                        p.terminate()
+                elif p.is_alive() and pending:  # a failure, or an error in this process
+                    p.terminate()
                 p.join()
             messages.close()
     if interrupted:
