@@ -30,6 +30,9 @@ from threedsr_cli.runs import distributed_rank
 
 __all__ = ["UI", "format_train_stats"]
 
+# columns a progress row needs with the training stats (loss, perplexities, it/s) shown
+_WIDE_TERMINAL = 120
+
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if not isinstance(value, int | float) or not math.isfinite(float(value)):
@@ -91,19 +94,19 @@ class UI:
             self.out.print(f"[dim]{message}[/dim]")
 
     def _progress(self) -> Progress:
-        return Progress(
+        # A row wider than the terminal gets cut with an ellipsis, which hides the counts and the
+        # ETA; on narrow terminals the training stats and the elapsed time make room for them.
+        wide = self.err.width >= _WIDE_TERMINAL
+        columns = [
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=20),
+            BarColumn(bar_width=20 if wide else 10),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
+            *([TextColumn("{task.fields[stats]}"), TimeElapsedColumn()] if wide else []),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=self.err,
-            disable=self.quiet,
-            transient=False,
-        )
+        ]
+        return Progress(*columns, console=self.err, disable=self.quiet, transient=False)
 
     @contextmanager
     def _live(self) -> Iterator[Progress]:
