@@ -249,3 +249,22 @@ def test_ui_is_silent_on_nonzero_ranks(monkeypatch):
     assert ui.quiet and ui.out.file.getvalue() == ""
     monkeypatch.setenv("RANK", "0")
     assert not UI().quiet
+
+
+def test_progress_rows_fit_narrow_terminals() -> None:
+    import io
+
+    from rich.console import Console
+    from threedsr_cli.ui import UI
+
+    def row(width: int) -> str:
+        buf = io.StringIO()
+        ui = UI(err=Console(file=buf, width=width, force_terminal=False, highlight=False))
+        with ui.trainings([("stage 1: rgb-only backbone", 600)]) as bars:
+            stats = {"loss": 0.08544, "perplexity_top": 75.2, "perplexity_bot": 193.0, "it_s": 10.7}
+            bars[0](50, 600, stats)
+        return buf.getvalue().strip().splitlines()[-1]
+
+    narrow, wide = row(80), row(140)
+    assert "50/600" in narrow and "ETA -:--:--" in narrow and "…" not in narrow
+    assert "loss 0.08544" in wide and "50/600" in wide and "ETA -:--:--" in wide
