@@ -20,6 +20,8 @@ import argparse
 import copy
 import platform
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +56,21 @@ def reference_forward(
     return m, m.flatten(1).amax(1)
 
 
+def alternate_best(
+    runs: dict[str, Callable[[], Any]], n: int, repeats: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Run each callable in turn, ``repeats`` rounds; the best seconds per image of each (the
+    machine is shared: the minimum is the least disturbed measurement) and its last output."""
+    best = dict.fromkeys(runs, float("inf"))
+    out: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            t = time.perf_counter()
+            out[name] = run()
+            best[name] = min(best[name], (time.perf_counter() - t) / n)
+    return best, out
+
+
 def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> dict[str, float]:
     """Alternate the reference loop, threedsr's default CPU Detector (Winograd fast conv) and
     the exact-conv Detector (``fast_conv=False``) ``repeats`` times and
@@ -69,17 +86,17 @@ def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> 
     reference_forward(model, x[:1], k)
     ours.predict(x[:batch])
     exact.predict(x[:batch])
-    best = {"ref": float("inf"), "ours": float("inf"), "exact": float("inf")}
-    for _ in range(repeats):
-        t = time.perf_counter()
-        ref_maps, ref_scores = reference_forward(model, x, k)
-        best["ref"] = min(best["ref"], (time.perf_counter() - t) / n)
-        t = time.perf_counter()
-        pred = ours.predict(x)
-        best["ours"] = min(best["ours"], (time.perf_counter() - t) / n)
-        t = time.perf_counter()
-        pred_exact = exact.predict(x)
-        best["exact"] = min(best["exact"], (time.perf_counter() - t) / n)
+    best, out = alternate_best(
+        {
+            "ref": lambda: reference_forward(model, x, k),
+            "ours": lambda: ours.predict(x),
+            "exact": lambda: exact.predict(x),
+        },
+        n,
+        repeats,
+    )
+    ref_maps, ref_scores = out["ref"]
+    pred, pred_exact = out["ours"], out["exact"]
     diff = (pred.maps - ref_maps).abs()
     return {
         "ref_s": best["ref"],
@@ -101,14 +118,13 @@ def bench_bf16(setup: str, size: int, n: int, repeats: int) -> dict[str, float]:
     det = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=1, bf16=True)
     reference_forward(model, x[:1], k)
     det.predict(x[:1])
-    best = {"ref": float("inf"), "bf16": float("inf")}
-    for _ in range(repeats):
-        t = time.perf_counter()
-        ref_maps, ref_scores = reference_forward(model, x, k)
-        best["ref"] = min(best["ref"], (time.perf_counter() - t) / n)
-        t = time.perf_counter()
-        pred = det.predict(x)
-        best["bf16"] = min(best["bf16"], (time.perf_counter() - t) / n)
+    best, out = alternate_best(
+        {"ref": lambda: reference_forward(model, x, k), "bf16": lambda: det.predict(x)},
+        n,
+        repeats,
+    )
+    ref_maps, ref_scores = out["ref"]
+    pred = out["bf16"]
     diff = (pred.maps - ref_maps).abs()
     return {
         "ref_s": best["ref"],

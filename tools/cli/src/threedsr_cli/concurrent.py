@@ -84,12 +84,6 @@ def _worker(index: int, job: TrainJob, threads: int, messages: Any) -> None:
         messages.put(("error", index, err))
 
 
-def _total_threads() -> int:
-    import torch
-
-    return max(1, torch.get_num_threads())
-
-
 def train_concurrently(ui: UI, jobs: list[TrainJob]) -> None:
     """Run ``jobs`` at the same time, one spawned process each, with one progress bar each.
 
@@ -101,7 +95,9 @@ def train_concurrently(ui: UI, jobs: list[TrainJob]) -> None:
         return
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
-    threads = max(1, _total_threads() // len(jobs))
+    import torch
+
+    threads = max(1, torch.get_num_threads() // len(jobs))
     procs = [
         ctx.Process(target=_worker, args=(i, job, threads, messages), name=f"train-{i}")
         for i, job in enumerate(jobs)
