@@ -211,37 +211,48 @@ def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bo
         )
 
 
-# The eligible 3x3 convs of the paper model at a 384² input: (C_in, C_out, H) of the object
-# decoder (512/1024 at 96², 1024/2048 at 48²) and smaller ones from the SRMs and the UNet.
+# 3x3 convs of the paper model at a 384² input, (C_in, C_out, H, groups): the object decoder's
+# four wide ones (512/1024 at 96², 1024/2048 at 48²), then narrower ones downstream of the last
+# re-quantisation (object decoder residual stack, general decoder, anomaly UNet) around the
+# Detector's default threshold (per-group C_in * C_out >= 256 * 256).
 LAYERS = [
-    (512, 512, 96),
-    (512, 1024, 96),
-    (1024, 1024, 48),
-    (1024, 2048, 48),
-    (256, 256, 96),
-    (128, 256, 96),
-    (64, 128, 192),
+    (512, 512, 96, 1),
+    (512, 1024, 96, 1),
+    (1024, 1024, 48, 1),
+    (1024, 2048, 48, 1),
+    (256, 256, 96, 1),
+    (256, 128, 96, 1),
+    (512, 256, 96, 2),
+    (128, 128, 96, 1),
+    (256, 128, 96, 2),
+    (64, 32, 384, 1),
 ]
 
 
 def bench_layers(batch: int, repeats: int) -> None:
-    """Per-layer time of one 3x3 conv: oneDNN (channels_last) vs Winograd F(4x4) / F(2x2)."""
-    print("| C_in -> C_out @ H | oneDNN ms | F(4x4) ms | speed-up | F(4x4) rel err | F(2x2) ms |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for c, kk, h in LAYERS:
-        x = torch.randn(batch, c, h, h).contiguous(memory_format=torch.channels_last)
-        w, b = torch.randn(kk, c, 3, 3) * 0.02, torch.randn(kk)
+    """Per-layer time of one 3x3 conv: oneDNN (NCHW) vs Winograd F(4x4) with each GEMM route
+    (one ``torch.bmm`` / oneDNN 1x1 convs on prepacked weights) and F(2x2) (bmm)."""
+    print(
+        "| C_in -> C_out @ H (groups) | oneDNN ms | F(4x4) bmm ms | speed-up | "
+        "F(4x4) oneDNN-GEMM ms | F(4x4) rel err | F(2x2) ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    ws: dict[str, torch.Tensor] = {}
+    for c, kk, h, g in LAYERS:
+        x = torch.randn(batch, c, h, h)
+        w, b = torch.randn(kk, c // g, 3, 3) * 0.02, torch.randn(kk)
+        ref = F.conv2d(x.double(), w.double(), b.double(), padding=1, groups=g)
+        u4, u2 = winograd_weight(w, 4), winograd_weight(w, 2)
+        packed = pack_weight(u4, batch * (h // 4) ** 2) if g == 1 else None
         with torch.inference_mode():
-            ref = F.conv2d(x.double(), w.double(), b.double(), padding=1)
-            tiles = batch * (h // 4) ** 2
-            u4 = pack_weight(winograd_weight(w, 4), tiles) or winograd_weight(w, 4)
-            u2 = pack_weight(winograd_weight(w, 2), batch * (h // 2) ** 2) or winograd_weight(w, 2)
             err = float((winograd_conv2d(x, u4, b) - ref).abs().max() / ref.abs().max())
             fns = {
-                "direct": lambda x=x, w=w, b=b: F.conv2d(x, w, b, padding=1),
-                "f4": lambda x=x, u=u4, b=b: winograd_conv2d(x, u, b, tile=4),
-                "f2": lambda x=x, u=u2, b=b: winograd_conv2d(x, u, b, tile=2),
+                "direct": lambda x=x, w=w, b=b, g=g: F.conv2d(x, w, b, padding=1, groups=g),
+                "f4": lambda x=x, u=u4, b=b: winograd_conv2d(x, u, b, tile=4, workspace=ws),
+                "f2": lambda x=x, u=u2, b=b: winograd_conv2d(x, u, b, tile=2, workspace=ws),
             }
+            if packed is not None:
+                fns["f4dnn"] = lambda x=x, u=packed, b=b: winograd_conv2d(x, u, b, workspace=ws)
             best = dict.fromkeys(fns, float("inf"))
             for f in fns.values():
                 f()
@@ -250,9 +261,10 @@ def bench_layers(batch: int, repeats: int) -> None:
                     t = time.perf_counter()
                     f()
                     best[name] = min(best[name], time.perf_counter() - t)
+        dnn = f"{1e3 * best['f4dnn']:.0f}" if "f4dnn" in best else "-"
         print(
-            f"| {c} -> {kk} @ {h}² | {1e3 * best['direct']:.0f} | {1e3 * best['f4']:.0f} | "
-            f"{best['direct'] / best['f4']:.2f}x | {err:.1e} | {1e3 * best['f2']:.0f} |",
+            f"| {c} -> {kk} @ {h}² ({g}) | {1e3 * best['direct']:.0f} | {1e3 * best['f4']:.0f} | "
+            f"{best['direct'] / best['f4']:.2f}x | {dnn} | {err:.1e} | {1e3 * best['f2']:.0f} |",
             flush=True,
         )
 

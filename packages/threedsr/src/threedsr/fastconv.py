@@ -9,10 +9,13 @@ rounding: the transforms amplify fp32 error. Relative to the largest output, F(4
 ~1e-5 at 512-2048 channels (the fp32 direct conv ~2e-6) and F(2x2) ~4e-7; after the following
 InstanceNorm/UNet/softmax the anomaly maps moved by < 1e-5, inside issue 6's 1e-4 tolerance.
 
-Layout (every step is a large matrix product):
-  tiles ``D`` (T², N·th·tw·C) -> ``V = kron(Bᵀ, Bᵀ) @ D`` -> per-frequency ``M[f] = V[f] @ U[f]``
-  (``U`` transformed once per weight; on CPU the T² products run as oneDNN 1x1 convolutions on
-  prepacked weights, otherwise as one ``torch.bmm``) -> ``Y = kron(Aᵀ, Aᵀ) @ M``.
+Layout: ``x (N, C, H, W) -> V (T², C, P) -> M[f] = U[f] @ V[f] (T², K, P) -> y (N, K, H, W)``
+with P = N·th·tw tiles and ``U`` the weight transformed once. On CPU float32 the two transforms
+are fused numba kernels (:mod:`threedsr._winograd_kernels`: one read and one write each, bias
+and crop included) and the T² GEMMs run either as one ``torch.bmm`` into a reused buffer or as
+oneDNN 1x1 convolutions on prepacked weights, whichever :class:`FastConvPlan` measured faster for
+the shape (MKL's sgemm was the faster one on an Intel Xeon, oneDNN on an AMD EPYC). Elsewhere
+(CUDA, float64) the same algorithm runs as plain torch ops.
 
 :class:`FastConvPlan` picks the eligible convs of a model and, inside ``with plan.active():``,
 routes their ``forward`` through :func:`winograd_conv2d`; the model itself is not modified.
@@ -21,11 +24,15 @@ routes their ``forward`` through :func:`winograd_conv2d`; the model itself is no
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
+import numba
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from threedsr import _winograd_kernels as _kernels
 
 __all__ = [
     "FastConvPlan",
@@ -72,8 +79,8 @@ def _kron(mat: list[list[float]], dtype: torch.dtype, device: torch.device) -> T
 
 def check_supported(conv: nn.Module) -> None:
     """Raise ``ValueError`` (naming the offending attribute) unless ``conv`` is a Winograd-able
-    ``nn.Conv2d``: 3x3 kernel, stride 1, padding 1 (or ``"same"``), dilation 1, groups 1, zero
-    padding mode.
+    ``nn.Conv2d``: 3x3 kernel, stride 1, padding 1 (or ``"same"``), dilation 1, zero padding mode
+    (any group count).
 
     Example:
         >>> check_supported(nn.Conv2d(4, 4, 3, padding=1))
@@ -90,7 +97,6 @@ def check_supported(conv: nn.Module) -> None:
         ("stride", tuple(conv.stride), (1, 1)),
         ("padding", padding, (1, 1)),
         ("dilation", tuple(conv.dilation), (1, 1)),
-        ("groups", conv.groups, 1),
         ("padding_mode", conv.padding_mode, "zeros"),
     ):
         if got != want:
@@ -98,20 +104,21 @@ def check_supported(conv: nn.Module) -> None:
 
 
 def winograd_weight(weight: Tensor, tile: int = 4) -> Tensor:
-    """Pre-transform a (K, C, 3, 3) conv weight into the (T², C, K) Winograd domain, T = tile+2.
+    """Pre-transform a (K, C_g, 3, 3) conv weight into the (T², K, C_g) Winograd domain, T = tile+2.
 
-    Computed in float64 and rounded once to the weight's dtype.
+    Computed in float64 and rounded once to the weight's dtype. ``C_g`` is the conv's input
+    channels per group (the weight's second dimension).
 
     Args:
-        weight: (K, C, 3, 3) conv weight.
+        weight: (K, C_g, 3, 3) conv weight.
         tile: 4 for F(4x4, 3x3) (T² = 36 frequencies) or 2 for F(2x2, 3x3) (16).
 
     Returns:
-        (T², C, K) tensor ``U`` with ``U[f] = (G w G^T)[f]`` laid out for ``V[f] @ U[f]``.
+        (T², K, C_g) tensor ``U`` with ``U[f] = (G w Gᵀ)[f]`` laid out for ``U[f] @ V[f]``.
 
     Example:
         >>> winograd_weight(torch.randn(8, 5, 3, 3)).shape
-        torch.Size([36, 5, 8])
+        torch.Size([36, 8, 5])
     """
     if tile not in _MATS:
         raise ValueError(f"winograd conv: tile must be 2 or 4, got {tile}")
@@ -119,8 +126,8 @@ def winograd_weight(weight: Tensor, tile: int = 4) -> Tensor:
         raise ValueError(f"winograd conv: weight must be (K, C, 3, 3), got {tuple(weight.shape)}")
     gg = _kron(_MATS[tile][1], torch.float64, weight.device)  # (T², 9)
     k, c = weight.shape[:2]
-    u = gg @ weight.detach().double().reshape(k * c, 9).T  # (T², K·C)
-    return u.reshape(-1, k, c).transpose(1, 2).contiguous().to(weight.dtype)
+    u = gg @ weight.detach().double().reshape(k * c, 9).T  # (T², K·C_g)
+    return u.reshape(-1, k, c).contiguous().to(weight.dtype)
 
 
 def _mkldnn_ok() -> bool:
@@ -132,15 +139,14 @@ def _mkldnn_ok() -> bool:
 def pack_weight(u: Tensor, pixels: int = 64) -> list[Tensor] | None:
     """oneDNN-prepacked (K, C, 1, 1) weights of each frequency of a :func:`winograd_weight`.
 
-    The per-frequency GEMMs run as oneDNN 1x1 convolutions on prepacked weights: on the AMD
-    EPYC build machine MKL's sgemm (``torch.bmm``) reaches ~50 GMAC/s while oneDNN reaches
-    ~120 (measured, docs/bench/threedsr.md). Returns None where oneDNN is unavailable (then
-    :func:`winograd_conv2d` falls back to ``torch.bmm``).
+    With them the per-frequency GEMMs run as oneDNN 1x1 convolutions over P "pixels"; on the AMD
+    EPYC build machine oneDNN reached ~120 GMAC/s where MKL's sgemm (``torch.bmm``) reached ~50
+    (measured, docs/bench/threedsr.md). Returns None where oneDNN is unavailable.
 
     Args:
-        u: (T², C, K) float32 CPU :func:`winograd_weight`.
-        pixels: the GEMM row count (N x tiles) the pack is laid out for; any other count still
-            gives correct results, but a mismatched pack measured up to 10x slower.
+        u: (T², K, C) float32 CPU :func:`winograd_weight` of an ungrouped conv.
+        pixels: the GEMM column count P (N x tiles) the pack is laid out for; any other count
+            still gives correct results, but a mismatched pack measured up to 10x slower.
 
     Returns:
         T² oneDNN (mkldnn-layout) tensors of shape (K, C, 1, 1), or None (not a float32 CPU
@@ -153,16 +159,66 @@ def pack_weight(u: Tensor, pixels: int = 64) -> list[Tensor] | None:
     """
     if not _mkldnn_ok() or u.device.type != "cpu" or u.dtype != torch.float32:
         return None
-    c = u.shape[1]
+    c = u.shape[2]
     out = []
     for f in range(u.shape[0]):
-        wf = u[f].T.contiguous()[:, :, None, None].to_mkldnn()
+        wf = u[f].contiguous()[:, :, None, None].to_mkldnn()
         out.append(
             torch._C._nn.mkldnn_reorder_conv2d_weight(
-                wf, [0, 0], [1, 1], [1, 1], 1, [1, c, pixels, 1]
+                wf, [0, 0], [1, 1], [1, 1], 1, [1, c, max(1, pixels), 1]
             )
         )
     return out
+
+
+def _scratch(workspace: dict[str, Tensor] | None, name: str, shape: tuple[int, ...]) -> Tensor:
+    # Reused buffers: fresh 40-90 MB allocations per call cost page faults comparable to the
+    # transforms themselves. Created outside inference mode so that they also serve later
+    # no_grad calls (an inference tensor cannot be written in place outside inference mode).
+    need = 1
+    for d in shape:
+        need *= d
+    if workspace is None:
+        return torch.empty(shape)
+    buf = workspace.get(name)
+    if buf is None or buf.numel() < need:
+        workspace.pop(name, None)
+        with torch.inference_mode(False):
+            buf = torch.empty(need)
+        workspace[name] = buf
+    return buf[:need].view(shape)
+
+
+def _match_numba_threads() -> None:
+    # The kernels run on numba's pool; follow torch's thread count (a worker limited to one
+    # torch thread must not start a second numba thread).
+    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != want:
+        numba.set_num_threads(want)
+
+
+def _gemm(v: Tensor, u: Tensor | list[Tensor], m: Tensor, groups: int) -> None:
+    """``m[f] = u[f] @ v[f]`` for every frequency f (per group), written into ``m``."""
+    t2, k, p = m.shape
+    if isinstance(u, list):
+        for f in range(t2):
+            out = torch.ops.mkldnn._convolution_pointwise(
+                v[f][None, :, :, None], u[f], None, [0, 0], [1, 1], [1, 1], 1, "none", [], ""
+            )
+            m[f].copy_(out.reshape(k, p))
+        return
+    cg = u.shape[2]
+    torch.bmm(
+        u.view(t2 * groups, k // groups, cg),
+        v.view(t2 * groups, cg, p),
+        out=m.view(t2 * groups, k // groups, p),
+    )
+
+
+def _weight_shape(u: Tensor | list[Tensor]) -> tuple[int, ...]:
+    if isinstance(u, list):
+        return (len(u), *u[0].shape[:2]) if u else (0, 0, 0)
+    return tuple(u.shape)
 
 
 def winograd_conv2d(
@@ -171,19 +227,21 @@ def winograd_conv2d(
     bias: Tensor | None = None,
     *,
     tile: int = 4,
+    workspace: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """3x3 convolution, stride 1, zero padding 1, via Winograd F(tile x tile, 3x3).
 
     Args:
         x: (N, C, H, W) input, any memory format, any H, W >= 1.
-        u: :func:`winograd_weight` of the (K, C, 3, 3) weight with the same ``tile``, or its
-            :func:`pack_weight` (faster per-frequency GEMMs on CPU).
+        u: :func:`winograd_weight` of the (K, C/groups, 3, 3) weight with the same ``tile``
+            (the group count is ``C / u.shape[2]``), or its :func:`pack_weight` (ungrouped).
         bias: (K,) or None.
         tile: output tile size, 4 (default, 4x fewer multiplies) or 2 (2.25x, more accurate).
+        workspace: a dict in which the CPU path keeps its scratch buffers between calls.
 
     Returns:
-        (N, K, H, W), NCHW-contiguous for an NCHW-contiguous input, channels_last otherwise; equal to ``F.conv2d(x, w, bias, padding=1)``
-        up to fp32 rounding.
+        (N, K, H, W), NCHW-contiguous for an NCHW-contiguous input, channels_last otherwise;
+        equal to ``F.conv2d(x, w, bias, padding=1, groups=groups)`` up to fp32 rounding.
 
     Example:
         >>> import torch.nn.functional as F
@@ -195,50 +253,79 @@ def winograd_conv2d(
     if tile not in _MATS:
         raise ValueError(f"winograd conv: tile must be 2 or 4, got {tile}")
     t = tile + 2
-    packed = u if isinstance(u, list) else None
-    if packed is not None:
-        shape = (len(packed), *packed[0].shape[1::-1]) if packed else (0, 0, 0)
-    else:
-        shape = tuple(u.shape)  # type: ignore[union-attr]
-    if x.ndim != 4 or len(shape) != 3 or shape[0] != t * t or shape[1] != x.shape[1]:
+    shape = _weight_shape(u)
+    c = x.shape[1] if x.ndim == 4 else -1
+    if (
+        x.ndim != 4
+        or len(shape) != 3
+        or shape[0] != t * t
+        or shape[2] < 1
+        or c % shape[2]
+        or shape[1] % (c // shape[2] or 1)
+    ):
         raise ValueError(
             f"winograd conv: input {tuple(x.shape)} does not fit transformed weight "
             f"{shape} for tile {tile}"
         )
-    n, c, h, w = x.shape
-    k = shape[2]
-    th, tw = -(-h // tile), -(-w // tile)
+    n, _, h, w = x.shape
+    k, groups = shape[1], c // shape[2]
     if n == 0 or h == 0 or w == 0:
         return x.new_zeros((n, k, h, w))
-    # Zero-padded NHWC copy: 1 on top/left, up to the last full tile on bottom/right.
-    hp, wp = th * tile + 2, tw * tile + 2
-    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, wp - w - 1, 1, hp - h - 1)).contiguous()
-    # Overlapping (t x t) tiles with stride ``tile``, frequency-major: (t, t, n, th, tw, c).
-    s = xp.stride()
-    d = xp.as_strided((t, t, n, th, tw, c), (s[1], s[2], s[0], tile * s[1], tile * s[2], s[3]))
-    p = n * th * tw
-    d = d.reshape(t * t, p * c)
-    v = (_kron(_MATS[tile][0], x.dtype, x.device) @ d).view(t * t, p, c)
-    if packed is not None:
-        # M[f] = V[f] @ U[f] as a 1x1 conv over P "pixels" (channels_last (1, C, P, 1) views).
-        ms = [
-            torch.ops.mkldnn._convolution_pointwise(
-                v[f].T[None, :, :, None], packed[f], None, [0, 0], [1, 1], [1, 1], 1, "none", [], ""
-            )
-            for f in range(t * t)
-        ]
-        m = torch.stack([mf.view(k, p).T for mf in ms])
-    else:
-        m = torch.bmm(v, u)  # type: ignore[arg-type]  # (t², P, K): the 36 (or 16) per-frequency GEMMs
-    aa = _kron(_MATS[tile][2], x.dtype, x.device)
-    y = (aa @ m.view(t * t, -1)).view(tile, tile, n, th, tw, k)
-    y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, th * tile, tw * tile, k)
-    if bias is not None:
-        y += bias
-    out = y[:, :h, :w].permute(0, 3, 1, 2)
+    th, tw = -(-h // tile), -(-w // tile)
     # Same layout rule as torch's conv: NCHW in, NCHW out (what a following InstanceNorm wants).
     nchw = x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
-    return out.contiguous(memory_format=torch.contiguous_format if nchw else torch.channels_last)
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        p = n * th * tw
+        _match_numba_threads()
+        v = _scratch(workspace, "v", (t * t, c, p))
+        _kernels.input_transform(x.detach().contiguous().numpy(), v.numpy(), th, tw, tile)
+        m = _scratch(workspace, "m", (t * t, k, p))
+        _gemm(v, u, m, groups)
+        y = torch.empty((n, k, h, w))
+        b = torch.zeros(k) if bias is None else bias.detach().float().contiguous()
+        _kernels.output_transform(m.numpy(), b.numpy(), y.numpy(), th, tw, tile)
+    else:
+        if isinstance(u, list):
+            raise ValueError("winograd conv: packed weights need a float32 CPU input")
+        y = _winograd_torch(x, u, bias, tile, groups)
+    return y if nchw else y.contiguous(memory_format=torch.channels_last)
+
+
+def _winograd_torch(x: Tensor, u: Tensor, bias: Tensor | None, tile: int, groups: int) -> Tensor:
+    """The same algorithm in torch ops (any device and dtype); returns NCHW."""
+    t = tile + 2
+    n, c, h, w = x.shape
+    k = u.shape[1]
+    th, tw = -(-h // tile), -(-w // tile)
+    p = n * th * tw
+    # Zero padding: 1 on top/left, up to the last full tile on bottom/right.
+    xp = F.pad(x, (1, tw * tile + 1 - w, 1, th * tile + 1 - h)).contiguous()
+    s = xp.stride()
+    # Overlapping (t x t) tiles with stride ``tile``, frequency-major: (t, t, C, N, th, tw).
+    d = xp.as_strided((t, t, c, n, th, tw), (s[2], s[3], s[1], s[0], tile * s[2], tile * s[3]))
+    v = (_kron(_MATS[tile][0], x.dtype, x.device) @ d.reshape(t * t, c * p)).view(t * t, c, p)
+    m = torch.empty((t * t, k, p), dtype=x.dtype, device=x.device)
+    _gemm(v, u, m, groups)
+    aa = _kron(_MATS[tile][2], x.dtype, x.device)
+    y = (aa @ m.view(t * t, k * p)).view(tile, tile, k, n, th, tw)
+    y = y.permute(3, 2, 4, 0, 5, 1).reshape(n, k, th * tile, tw * tile)[:, :, :h, :w]
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)
+    return y.contiguous()
+
+
+# GEMM route per (K, C, P) shape, measured once per process: "bmm" or "onednn".
+_GEMM_CHOICE: dict[tuple[int, int, int], str] = {}
+
+
+def _time_gemm(v: Tensor, u: Tensor | list[Tensor], m: Tensor, repeats: int = 2) -> float:
+    _gemm(v, u, m, 1)  # warm-up: a fresh oneDNN pack runs its first call slowly
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _gemm(v, u, m, 1)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 class FastConvPlan:
@@ -246,13 +333,18 @@ class FastConvPlan:
 
     Args:
         model: any module; its eligible ``nn.Conv2d`` (see :func:`check_supported`) with
-            ``in_channels * out_channels >= min_channel_product`` are selected.
+            per-group ``(in_channels / groups) * (out_channels / groups) >= min_channel_product``
+            (the size of each per-frequency GEMM) are selected.
         tile: 4 (default) or 2.
-        min_channel_product: the smallest ``C_in * C_out`` worth the transforms' overhead
-            (measured per layer, see docs/bench/threedsr.md: 512 x 512 and up pay on CPU).
+        min_channel_product: the smallest per-group ``C_in * C_out`` worth the transforms'
+            overhead (measured per layer on CPU, see docs/bench/threedsr.md: 256 x 256 gains
+            1.2-1.4x, 256 x 128 about 1.0x).
 
-    The transformed (and, on CPU, oneDNN-prepacked) weights are cached per conv: 4x the conv's
-    weight memory for F(4x4) (36/9), rebuilt when the weight changes or the number of tiles does.
+    The transformed weights are cached per conv: 4x the conv's weight memory for F(4x4)
+    (36/9), rebuilt when the weight changes. On a float32 CPU input the first call for a GEMM
+    shape times ``torch.bmm`` against oneDNN 1x1 convolutions on prepacked weights (which pack
+    for the tile count, so they are rebuilt when it changes) and keeps the faster for the rest
+    of the process; the two agree to fp32 rounding.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.Conv2d(32, 2, 1))
@@ -280,40 +372,67 @@ class FastConvPlan:
                 check_supported(mod)
             except ValueError:
                 continue
-            if mod.in_channels * mod.out_channels >= min_channel_product:
+            per_group = (mod.in_channels // mod.groups) * (mod.out_channels // mod.groups)
+            if per_group >= min_channel_product:
                 self.convs.append(mod)
         self._cache: dict[int, tuple[tuple[object, ...], Tensor | list[Tensor]]] = {}
+        self._workspace: dict[str, Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.convs)
 
     def _weights(self, conv: nn.Conv2d, x: Tensor) -> Tensor | list[Tensor]:
-        # oneDNN picks the packed layout for the GEMM's row count (a pack made for another
-        # count measured several times slower), so the pack is keyed by the number of tiles;
-        # one entry per conv bounds the memory.
         w = conv.weight
         t = self.tile
         tiles = x.shape[0] * -(-x.shape[2] // t) * -(-x.shape[3] // t)
-        use_pack = x.device.type == "cpu" and x.dtype == torch.float32 and tiles > 0
-        key = (w.data_ptr(), w._version, w.dtype, w.device, tiles if use_pack else None)
+        cpu32 = x.device.type == "cpu" and x.dtype == torch.float32 and tiles > 0
+        route = "bmm"
+        if cpu32 and conv.groups == 1 and _mkldnn_ok():
+            route = _GEMM_CHOICE.get((conv.out_channels, conv.in_channels, tiles), "tune")
+        key = (w.data_ptr(), w._version, w.dtype, w.device, route, tiles if route != "bmm" else 0)
         hit = self._cache.get(id(conv))
         if hit is None or hit[0] != key:
             self._cache.pop(id(conv), None)  # free the old one before building the new one
             with torch.no_grad():
-                u = winograd_weight(w, t)
-                packed = pack_weight(u, tiles) if use_pack else None
-            hit = (key, u if packed is None else packed)
+                u: Tensor | list[Tensor] = winograd_weight(w, t)
+                if route == "tune":
+                    u = self._tune(u, conv, tiles)
+                    route = "bmm" if isinstance(u, Tensor) else "onednn"
+                    key = (*key[:4], route, tiles if route != "bmm" else 0)
+                elif route == "onednn":
+                    u = pack_weight(u, tiles) or u
+            hit = (key, u)
             self._cache[id(conv)] = hit
         return hit[1]
+
+    def _tune(self, u: Tensor, conv: nn.Conv2d, tiles: int) -> Tensor | list[Tensor]:
+        packed = pack_weight(u, tiles)
+        shape = (conv.out_channels, conv.in_channels, tiles)
+        if packed is None:
+            _GEMM_CHOICE[shape] = "bmm"
+            return u
+        t2 = u.shape[0]
+        with torch.inference_mode():
+            v = _scratch(self._workspace, "v", (t2, conv.in_channels, tiles)).normal_()
+            m = _scratch(self._workspace, "m", (t2, conv.out_channels, tiles))
+            # Alternate the two so that a load change hits both alike.
+            bmm_s, dnn_s = _time_gemm(v, u, m, 1), _time_gemm(v, packed, m, 1)
+            bmm_s = min(bmm_s, _time_gemm(v, u, m, 1))
+            dnn_s = min(dnn_s, _time_gemm(v, packed, m, 1))
+        _GEMM_CHOICE[shape] = "bmm" if bmm_s <= dnn_s else "onednn"
+        return u if bmm_s <= dnn_s else packed
 
     def _forward(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
             raise RuntimeError("winograd conv is inference-only: run under torch.no_grad()")
-        return winograd_conv2d(x, self._weights(conv, x), conv.bias, tile=self.tile)
+        return winograd_conv2d(
+            x, self._weights(conv, x), conv.bias, tile=self.tile, workspace=self._workspace
+        )
 
     def clear(self) -> None:
-        """Drop the cached transformed weights (they are rebuilt on the next use)."""
+        """Drop the cached transformed weights and scratch buffers (rebuilt on the next use)."""
         self._cache.clear()
+        self._workspace.clear()
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
