@@ -150,6 +150,14 @@ def test_same_padding_is_supported_and_bad_arguments_raise() -> None:
         winograd_conv2d(torch.randn(1, 3, 4, 4), winograd_weight(w, 2), tile=4)
     with pytest.raises(ValueError, match="tile must be 2 or 4"):
         FastConvPlan(nn.Conv2d(3, 3, 3, padding=1), tile=8)
+    grouped = pack_weight(winograd_weight(torch.randn(4, 2, 3, 3)))
+    if grouped is not None:
+        with pytest.raises(ValueError, match="packed weights are for ungrouped convs"):
+            winograd_conv2d(torch.randn(1, 4, 5, 5), grouped)
+    packed = pack_weight(winograd_weight(w))
+    if packed is not None:
+        with pytest.raises(ValueError, match="packed weights need a float32 CPU input"):
+            winograd_conv2d(torch.randn(1, 3, 5, 5, dtype=torch.float64), packed)
 
 
 def test_plan_selects_routes_restores_and_tracks_weight_updates() -> None:

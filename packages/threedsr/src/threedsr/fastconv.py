@@ -231,6 +231,8 @@ def winograd_conv2d(
 ) -> Tensor:
     """3x3 convolution, stride 1, zero padding 1, via Winograd F(tile x tile, 3x3).
 
+    Inference only: the result carries no autograd graph.
+
     Args:
         x: (N, C, H, W) input, any memory format, any H, W >= 1.
         u: :func:`winograd_weight` of the (K, C/groups, 3, 3) weight with the same ``tile``
@@ -269,6 +271,8 @@ def winograd_conv2d(
         )
     n, _, h, w = x.shape
     k, groups = shape[1], c // shape[2]
+    if isinstance(u, list) and groups != 1:
+        raise ValueError("winograd conv: packed weights are for ungrouped convs; pass the tensor")
     if n == 0 or h == 0 or w == 0:
         return x.new_zeros((n, k, h, w))
     th, tw = -(-h // tile), -(-w // tile)
