@@ -269,6 +269,51 @@ def bench_layers(batch: int, repeats: int) -> None:
         )
 
 
+def bench_modules(setup: str, size: int, repeats: int) -> None:
+    """Where one CPU-default forward spends its time: each top-level module, timed with forward
+    hooks (best of ``repeats``), upstream of the last re-quantisation or after it."""
+    model, cfg = build(setup, "paper")
+    det = Detector(model, cfg, device="cpu")
+    m = det.model
+    parts = {f"backbone.{n}": c for n, c in m.backbone.named_children()}
+    parts.update(m.trainable_modules())
+    downstream = {"object_decoder": "yes", "anomaly_unet": "yes", "backbone.decoder": "yes"}
+    # upsample_t runs three times: in the encoder (upstream) and on both decoding paths.
+    downstream["backbone.upsample_t"] = "2 of its 3 calls"
+    spent: dict[str, float] = dict.fromkeys(parts, 0.0)
+    started: dict[str, float] = {}
+    handles = []
+    for name, mod in parts.items():
+        handles.append(
+            mod.register_forward_pre_hook(
+                lambda *_, n=name: started.__setitem__(n, time.perf_counter())
+            )
+        )
+        handles.append(
+            mod.register_forward_hook(
+                lambda *_, n=name: spent.__setitem__(n, spent[n] + time.perf_counter() - started[n])
+            )
+        )
+    x = torch.rand(1, CH[setup], size, size)
+    det.predict(x)  # warm-up: kernel compilation, GEMM route timing, transformed weights
+    best: dict[str, float] = {}
+    total = float("inf")
+    for _ in range(repeats):
+        spent.update(dict.fromkeys(spent, 0.0))
+        t = time.perf_counter()
+        det.predict(x)
+        total = min(total, time.perf_counter() - t)
+        for n, v in spent.items():
+            best[n] = min(best.get(n, float("inf")), v)
+    for h in handles:
+        h.remove()
+    print(f"| module ({setup}) | s | after the last re-quantisation |")
+    print("|---|---:|---|")
+    for n, v in sorted(best.items(), key=lambda kv: -kv[1]):
+        print(f"| {n} | {v:.3f} | {downstream.get(n, 'no')} |")
+    print(f"| whole predict | {total:.3f} | |")
+
+
 def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> float:
     model, cfg = build(setup, preset)
     model.train()
@@ -313,6 +358,7 @@ def main() -> None:
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--no-inference", action="store_true")
     ap.add_argument("--layers", action="store_true", help="per-layer conv table")
+    ap.add_argument("--modules", action="store_true", help="per-module time of one forward")
     ap.add_argument("--alternatives", action="store_true", help="CPU variants table (1st setup)")
     ap.add_argument("--compile", action="store_true", help="add torch.compile to --alternatives")
     ap.add_argument(
@@ -331,6 +377,11 @@ def main() -> None:
         print(f"Per-layer 3x3 conv, batch {args.batch}, best of {args.repeats}")
         print()
         bench_layers(args.batch, args.repeats)
+        print()
+    if args.modules:
+        print(f"Per-module time, CPU defaults, {args.size}², best of {args.repeats}")
+        print()
+        bench_modules(args.setups[0], args.size, args.repeats)
         print()
     if args.alternatives:
         print(
