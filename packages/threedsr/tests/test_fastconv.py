@@ -8,6 +8,8 @@ and ~4e-7 at 512-2048 channels, a few 1e-6 and 1e-7 at the sizes below; fp32 dir
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import pytest
@@ -321,3 +323,18 @@ def test_plan_measures_the_gemm_route_once_and_both_routes_agree() -> None:
     assert isinstance(plan._cache[id(conv)][1], list) == (other == "onednn")
     torch.testing.assert_close(y2, ref, rtol=0, atol=1e-4)
     fastconv._GEMM_CHOICE.pop(key, None)
+
+
+def test_detector_shared_by_threads_gives_the_sequential_result(
+    wide_model: tuple[ThreeDSR, object],
+) -> None:
+    # Kernel launches and the plan's scratch buffers are shared; concurrent predicts must not
+    # mix them up (nor abort under numba's workqueue layer).
+    model, cfg = wide_model
+    x = synthetic_class("rgbd", n=4, seed=7).x
+    det = Detector(model, cfg, smoothing="none", fast_conv_min_product=256)
+    want = [det.predict(x[i : i + 1]).raw_maps for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda i: det.predict(x[i : i + 1]).raw_maps, [0, 1, 2, 3] * 3))
+    for i, g in enumerate(got):
+        torch.testing.assert_close(g, want[i % 4], rtol=0, atol=1e-5)

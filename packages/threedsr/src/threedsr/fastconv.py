@@ -24,6 +24,7 @@ routes their ``forward`` through :func:`winograd_conv2d`; the model itself is no
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 
@@ -189,6 +190,12 @@ def _scratch(workspace: dict[str, Tensor] | None, name: str, shape: tuple[int, .
     return buf[:need].view(shape)
 
 
+# numba's fallback "workqueue" threading layer (used where neither OpenMP nor TBB is found)
+# aborts the process when two threads launch parallel kernels at once; a Detector shared by a
+# thread pool must not do that, so kernel launches are serialised.
+_KERNEL_LOCK = threading.Lock()
+
+
 def _match_numba_threads() -> None:
     # The kernels run on numba's pool; follow torch's thread count (a worker limited to one
     # torch thread must not start a second numba thread).
@@ -280,14 +287,17 @@ def winograd_conv2d(
     nchw = x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
     if x.device.type == "cpu" and x.dtype == torch.float32:
         p = n * th * tw
-        _match_numba_threads()
-        v = _scratch(workspace, "v", (t * t, c, p))
-        _kernels.input_transform(x.detach().contiguous().numpy(), v.numpy(), th, tw, tile)
-        m = _scratch(workspace, "m", (t * t, k, p))
-        _gemm(v, u, m, groups)
+        xc = x.detach().contiguous()
         y = torch.empty((n, k, h, w))
         b = torch.zeros(k) if bias is None else bias.detach().float().contiguous()
-        _kernels.output_transform(m.numpy(), b.numpy(), y.numpy(), th, tw, tile)
+        # The lock also guards the shared workspace buffers.
+        with _KERNEL_LOCK:
+            _match_numba_threads()
+            v = _scratch(workspace, "v", (t * t, c, p))
+            _kernels.input_transform(xc.numpy(), v.numpy(), th, tw, tile)
+            m = _scratch(workspace, "m", (t * t, k, p))
+            _gemm(v, u, m, groups)
+            _kernels.output_transform(m.numpy(), b.numpy(), y.numpy(), th, tw, tile)
     else:
         if isinstance(u, list):
             raise ValueError("winograd conv: packed weights need a float32 CPU input")
@@ -416,7 +426,7 @@ class FastConvPlan:
             _GEMM_CHOICE[shape] = "bmm"
             return u
         t2 = u.shape[0]
-        with torch.inference_mode():
+        with torch.inference_mode(), _KERNEL_LOCK:
             v = _scratch(self._workspace, "v", (t2, conv.in_channels, tiles)).normal_()
             m = _scratch(self._workspace, "m", (t2, conv.out_channels, tiles))
             # Alternate the two so that a load change hits both alike.
