@@ -301,28 +301,30 @@ def test_numba_threads_follow_torch_threads() -> None:
         torch.set_num_threads(before)
 
 
-def test_plan_measures_the_gemm_route_once_and_both_routes_agree() -> None:
+def test_plan_follows_the_measured_gemm_route_and_both_routes_agree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     torch.manual_seed(4)
     conv = nn.Conv2d(24, 40, 3, padding=1)
     x = torch.randn(1, 24, 13, 11)
-    key = (40, 24, 4 * 3)
-    fastconv._GEMM_CHOICE.pop(key, None)
+    with torch.inference_mode():
+        ref = F.conv2d(x, conv.weight, conv.bias, padding=1)
+    monkeypatch.setattr(fastconv, "_GEMM_ROUTE", None)
     plan = FastConvPlan(conv, min_channel_product=1)
     with torch.inference_mode(), plan.active():
         y = conv(x)
-    with torch.inference_mode():
-        ref = F.conv2d(x, conv.weight, conv.bias, padding=1)
     torch.testing.assert_close(y, ref, rtol=0, atol=1e-4)
+    measured = fastconv._GEMM_ROUTE
+    assert measured == fastconv.gemm_route() in ("bmm", "onednn")  # measured once, then kept
     if not fastconv._mkldnn_ok():
-        pytest.skip("oneDNN not available: bmm is the only route")
-    assert fastconv._GEMM_CHOICE[key] in ("bmm", "onednn")
-    other = "onednn" if fastconv._GEMM_CHOICE[key] == "bmm" else "bmm"
-    fastconv._GEMM_CHOICE[key] = other  # the cached weights follow the route
-    with torch.inference_mode(), plan.active():
-        y2 = conv(x)
-    assert isinstance(plan._cache[id(conv)][1], list) == (other == "onednn")
-    torch.testing.assert_close(y2, ref, rtol=0, atol=1e-4)
-    fastconv._GEMM_CHOICE.pop(key, None)
+        assert measured == "bmm"
+        return
+    for route in ("bmm", "onednn"):  # the cached weights follow the route
+        monkeypatch.setattr(fastconv, "_GEMM_ROUTE", route)
+        with torch.inference_mode(), plan.active():
+            y2 = conv(x)
+        assert isinstance(plan._cache[id(conv)][1], list) == (route == "onednn")
+        torch.testing.assert_close(y2, ref, rtol=0, atol=1e-4)
 
 
 def test_detector_shared_by_threads_gives_the_sequential_result(

@@ -13,8 +13,8 @@ Layout: ``x (N, C, H, W) -> V (T², C, P) -> M[f] = U[f] @ V[f] (T², K, P) -> y
 with P = N·th·tw tiles and ``U`` the weight transformed once. On CPU float32 the two transforms
 are fused numba kernels (:mod:`threedsr._winograd_kernels`: one read and one write each, bias
 and crop included) and the T² GEMMs run either as one ``torch.bmm`` into a reused buffer or as
-oneDNN 1x1 convolutions on prepacked weights, whichever :class:`FastConvPlan` measured faster for
-the shape (MKL's sgemm was the faster one on an Intel Xeon, oneDNN on an AMD EPYC). Elsewhere
+oneDNN 1x1 convolutions on prepacked weights, whichever :func:`gemm_route` measured faster on
+this machine (MKL's sgemm was the faster one on an Intel Xeon, oneDNN on an AMD EPYC). Elsewhere
 (CUDA, float64) the same algorithm runs as plain torch ops.
 
 :class:`FastConvPlan` picks the eligible convs of a model and, inside ``with plan.active():``,
@@ -38,6 +38,7 @@ from threedsr import _winograd_kernels as _kernels
 __all__ = [
     "FastConvPlan",
     "check_supported",
+    "gemm_route",
     "pack_weight",
     "winograd_conv2d",
     "winograd_weight",
@@ -328,8 +329,48 @@ def _winograd_torch(x: Tensor, u: Tensor, bias: Tensor | None, tile: int, groups
     return y.contiguous()
 
 
-# GEMM route per (K, C, P) shape, measured once per process: "bmm" or "onednn".
-_GEMM_CHOICE: dict[tuple[int, int, int], str] = {}
+# The GEMM route, "bmm" or "onednn", measured once per process by :func:`gemm_route`.
+_GEMM_ROUTE: str | None = None
+
+
+def gemm_route() -> str:
+    """The faster GEMM route on this machine for the CPU Winograd path: ``"bmm"`` (one
+    ``torch.bmm``, MKL's sgemm) or ``"onednn"`` (oneDNN 1x1 convs on prepacked weights).
+
+    Measured on the first call (three alternating rounds on a 36 x (512 x 512 @ 512 x 144)
+    probe, ~0.1 s) and kept for the process: MKL was the faster on an Intel Xeon, oneDNN
+    (2.4x) on an AMD EPYC (docs/bench/threedsr.md). Both give the same result to fp32 rounding.
+
+    Example:
+        >>> gemm_route() in ("bmm", "onednn")
+        True
+    """
+    global _GEMM_ROUTE
+    if _GEMM_ROUTE is None:
+        _GEMM_ROUTE = _measure_gemm_route()
+    return _GEMM_ROUTE
+
+
+def _measure_gemm_route(k: int = 512, c: int = 512, p: int = 144) -> str:
+    if not _mkldnn_ok():
+        return "bmm"
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(36, k, c, generator=g)
+    packed = pack_weight(u, p)
+    if packed is None:
+        return "bmm"
+    v, m = torch.randn(36, c, p, generator=g), torch.empty(36, k, p)
+    routes: dict[str, Tensor | list[Tensor]] = {"bmm": u, "onednn": packed}
+    best = dict.fromkeys(routes, float("inf"))
+    with torch.inference_mode():
+        # The first round doubles as the warm-up (a fresh oneDNN pack runs its first call
+        # slowly); alternating shares a load change between the two.
+        for _ in range(3):
+            for name, weights in routes.items():
+                start = time.perf_counter()
+                _gemm(v, weights, m, 1)
+                best[name] = min(best[name], time.perf_counter() - start)
+    return "bmm" if best["bmm"] <= best["onednn"] else "onednn"
 
 
 class FastConvPlan:
@@ -345,10 +386,9 @@ class FastConvPlan:
             1.2-1.4x, 256 x 128 about 1.0x).
 
     The transformed weights are cached per conv: 4x the conv's weight memory for F(4x4)
-    (36/9), rebuilt when the weight changes. On a float32 CPU input the first call for a GEMM
-    shape times ``torch.bmm`` against oneDNN 1x1 convolutions on prepacked weights (which pack
-    for the tile count, so they are rebuilt when it changes) and keeps the faster for the rest
-    of the process; the two agree to fp32 rounding.
+    (36/9), rebuilt when the weight changes. On a float32 CPU input the GEMMs take the
+    :func:`gemm_route` measured for this machine (oneDNN packs are laid out for the tile count,
+    so they are also rebuilt when it changes).
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1), nn.Conv2d(32, 2, 1))
@@ -390,47 +430,18 @@ class FastConvPlan:
         t = self.tile
         tiles = x.shape[0] * -(-x.shape[2] // t) * -(-x.shape[3] // t)
         cpu32 = x.device.type == "cpu" and x.dtype == torch.float32 and tiles > 0
-        route = "bmm"
-        if cpu32 and conv.groups == 1 and _mkldnn_ok():
-            route = _GEMM_CHOICE.get((conv.out_channels, conv.in_channels, tiles), "tune")
-        key = (w.data_ptr(), w._version, w.dtype, w.device, route, tiles if route != "bmm" else 0)
+        route = gemm_route() if cpu32 and conv.groups == 1 else "bmm"
+        # A oneDNN pack is laid out for the tile count (one made for another count measured
+        # several times slower), so it is keyed by it; one entry per conv bounds the memory.
+        key = (w.data_ptr(), w._version, w.dtype, w.device, route, tiles * (route == "onednn"))
         hit = self._cache.get(id(conv))
         if hit is None or hit[0] != key:
             self._cache.pop(id(conv), None)  # free the old one before building the new one
             with torch.no_grad():
-                u: Tensor | list[Tensor] = winograd_weight(w, t)
-                if route == "tune":
-                    u = self._tune(u, conv, tiles)
-                    route = "bmm" if isinstance(u, Tensor) else "onednn"
-                    key = (*key[:4], route, tiles if route != "bmm" else 0)
-                elif route == "onednn":
-                    u = pack_weight(u, tiles) or u
-            hit = (key, u)
+                u = winograd_weight(w, t)
+                hit = (key, (pack_weight(u, tiles) or u) if route == "onednn" else u)
             self._cache[id(conv)] = hit
         return hit[1]
-
-    def _tune(self, u: Tensor, conv: nn.Conv2d, tiles: int) -> Tensor | list[Tensor]:
-        packed = pack_weight(u, tiles)
-        shape = (conv.out_channels, conv.in_channels, tiles)
-        if packed is None:
-            _GEMM_CHOICE[shape] = "bmm"
-            return u
-        t2 = u.shape[0]
-        routes: dict[str, Tensor | list[Tensor]] = {"bmm": u, "onednn": packed}
-        best = dict.fromkeys(routes, float("inf"))
-        with torch.inference_mode(), _KERNEL_LOCK:
-            v = _scratch(self._workspace, "v", (t2, conv.in_channels, tiles)).normal_()
-            m = _scratch(self._workspace, "m", (t2, conv.out_channels, tiles))
-            # Three alternating rounds, best of each: the first doubles as the warm-up (a fresh
-            # oneDNN pack runs its first call slowly), alternation shares a load change.
-            for _ in range(3):
-                for name, weights in routes.items():
-                    start = time.perf_counter()
-                    _gemm(v, weights, m, 1)
-                    best[name] = min(best[name], time.perf_counter() - start)
-        bmm_s, dnn_s = best["bmm"], best["onednn"]
-        _GEMM_CHOICE[shape] = "bmm" if bmm_s <= dnn_s else "onednn"
-        return u if bmm_s <= dnn_s else packed
 
     def _forward(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad):
