@@ -24,6 +24,7 @@ routes their ``forward`` through :func:`winograd_conv2d`; the model itself is no
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -177,9 +178,7 @@ def _scratch(workspace: dict[str, Tensor] | None, name: str, shape: tuple[int, .
     # Reused buffers: fresh 40-90 MB allocations per call cost page faults comparable to the
     # transforms themselves. Created outside inference mode so that they also serve later
     # no_grad calls (an inference tensor cannot be written in place outside inference mode).
-    need = 1
-    for d in shape:
-        need *= d
+    need = math.prod(shape)
     if workspace is None:
         return torch.empty(shape)
     buf = workspace.get(name)
@@ -338,7 +337,7 @@ def gemm_route() -> str:
     ``torch.bmm``, MKL's sgemm) or ``"onednn"`` (oneDNN 1x1 convs on prepacked weights).
 
     Measured on the first call (three alternating rounds on a 36 x (512 x 512 @ 512 x 144)
-    probe, ~0.1 s) and kept for the process: MKL was the faster on an Intel Xeon, oneDNN
+    probe, 0.16 s measured) and kept for the process: MKL was the faster on an Intel Xeon, oneDNN
     (2.4x) on an AMD EPYC (docs/bench/threedsr.md). Both give the same result to fp32 rounding.
 
     Example:
