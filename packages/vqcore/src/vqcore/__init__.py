@@ -34,6 +34,14 @@ from .models import (
     init_conv_weights,
 )
 from .ops import code_usage, interleave_groups, split_groups
+from .pretrained import (
+    PRETRAINED_DIR,
+    load_pretrained,
+    pretrained_manifest,
+    pretrained_path,
+    sha256_of,
+    strip_checkpoint,
+)
 from .quantizer import (
     VectorQuantizer,
     VectorQuantizerEMA,
@@ -52,6 +60,7 @@ __all__ = [
     "DADA",
     "FORMAT_VERSION",
     "PRESETS",
+    "PRETRAINED_DIR",
     "RGBVQVAE",
     "SETUPS",
     "BackboneConfig",
@@ -82,12 +91,17 @@ __all__ = [
     "init_distributed",
     "interleave_groups",
     "load_backbone",
+    "load_pretrained",
     "nearest_codes",
+    "pretrained_manifest",
+    "pretrained_path",
     "read_checkpoint",
     "reconstruction_loss",
     "resolve_device",
     "save_checkpoint",
+    "sha256_of",
     "split_groups",
     "squared_distances",
+    "strip_checkpoint",
     "train_dada",
 ]

@@ -145,6 +145,10 @@ def _batches(
     )
 
 
+#: Metrics kept per logged step in the checkpoint's ``curve`` (the loss curve of the run).
+_CURVE_KEYS = ("loss", "recon", "vq_loss", "perplexity_top", "perplexity_bot", "lr")
+
+
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -177,9 +181,12 @@ class _Trainer:
         # Built on the CPU so the initial weights do not depend on the device.
         model = build_backbone(config.backbone)
         self.step = 0
+        # The loss curve of the whole run, kept in the checkpoint so a resumed run continues it.
+        self.curve: list[dict[str, float]] = []
         if state is not None:
             model.load_state_dict(state["model"])
             self.step = int(state["step"])
+            self.curve = [dict(p) for p in state.get("curve", [])]
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -256,6 +263,7 @@ class _Trainer:
             "train_config": self.config.to_dict(),
             "rng": _rng_state(),
             "metrics": dict(self.history[-1]) if self.history else {},
+            "curve": [dict(p) for p in self.curve],
             "versions": {"vqcore": _version(), "torch": str(torch.__version__)},
         }
 
@@ -329,6 +337,10 @@ class _Trainer:
                     now = time.perf_counter()
                     metrics = self.summarise(values, since, now - tick)
                     self.history.append(metrics)
+                    self.curve.append(
+                        {"step": float(self.step)}
+                        | {k: v for k, v in metrics.items() if k in _CURVE_KEYS}
+                    )
                     if self.ctx.is_main:
                         event = TrainEvent(self.step, cfg.iterations, metrics)
                         for cb in callbacks:
