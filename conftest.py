@@ -2,7 +2,9 @@
 
 The real MVTec 3D-AD / Eyecandies samples live outside the repository (their licences forbid
 copying them in). Tests that use them request the ``real_data`` fixture, which skips cleanly when
-the folder is absent.
+the folder is absent. The development copy of the real cable_gland class (made by
+``../shared/data/get-cable-gland.sh``) is found through ``THREEDSR_CABLE_GLAND`` (the folder that
+holds ``cable_gland/``); tests that need it request ``cable_gland`` and skip without it.
 """
 
 from __future__ import annotations
@@ -30,4 +32,20 @@ def real_data() -> Path:
     root = real_data_dir()
     if not root.is_dir():
         pytest.skip(f"real samples not found at {root}")
+    return root
+
+
+def cable_gland_dir() -> Path | None:
+    """Dataset root holding ``cable_gland/{train,validation,test}`` (``THREEDSR_CABLE_GLAND``)."""
+    env = os.environ.get("THREEDSR_CABLE_GLAND")
+    return Path(env) if env else None
+
+
+@pytest.fixture(scope="session")
+def cable_gland() -> Path:
+    root = cable_gland_dir()
+    if root is None:
+        pytest.skip("THREEDSR_CABLE_GLAND is not set (the real cable_gland development copy)")
+    if not (root / "cable_gland" / "train").is_dir():
+        pytest.skip(f"no cable_gland/train under THREEDSR_CABLE_GLAND={root}")
     return root

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from threedsr import DetectorConfig, ModelConfig, ThreeDSR, ThreedsrError, train_detector
-from threedsr.augment import deform_depth
+from threedsr.augment import deform_depth, paint_rgb
 from threedsr.generator import DEPTH_ONLY, JOINT, RGB_ONLY, FeatureAnomalyGenerator
 from threedsr.modules import GeneralDecoderCopy, SubspaceRestriction
-from threedsr.train import generate_anomalies
+from threedsr.train import generate_anomalies, image_space_anomalies
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
@@ -104,9 +104,10 @@ def test_depth_anomalies_replace_codes_with_encoded_deformation() -> None:
     bb = tiny_backbone("rgbd")
     data = synthetic_class("rgbd", n=4)
     cfg = tiny_config("rgbd", depth_anomaly_prob=1.0, depth_anomaly_amplitude=(0.3, 0.3))
-    gen = generate_anomalies(
+    gen, image = generate_anomalies(
         FeatureAnomalyGenerator(), bb, data.x, data.foreground, cfg, np.random.default_rng(0)
     )
+    assert torch.equal(image[:, 1:], data.x[:, 1:]) and not torch.equal(image, data.x)
     clean = bb.encode(data.x)
     torch.testing.assert_close(gen.q_bot, clean.q_bot)  # the targets stay the clean codes
     torch.testing.assert_close(gen.gt, data.foreground)  # pixel-exact ground truth
@@ -130,3 +131,83 @@ def test_training_with_all_cpu_options_runs_and_resumes(tmp_path) -> None:
     assert res.step == 4 and np.isfinite(res.metrics["total"])
     more = train_detector(cfg.replace(iterations=6), backbone=bb, data=data)
     assert more.step == 6
+
+
+def test_paint_rgb_blends_only_colour_inside_the_mask() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 4, 16, 16, generator=g)
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:12, 4:12] = 1
+    paint = torch.rand(2, 3, 16, 16, generator=g)
+    y = paint_rgb(x, mask, paint, np.array([1.0, 0.25]), first=1)
+    assert torch.equal(y[:, :1], x[:, :1])  # depth untouched
+    inside = mask[:, 0] > 0
+    assert torch.equal(
+        y[:, 1:].permute(1, 0, 2, 3)[:, ~inside], x[:, 1:].permute(1, 0, 2, 3)[:, ~inside]
+    )
+    torch.testing.assert_close(y[0, 1:, 4:12, 4:12], paint[0, :, 4:12, 4:12])
+    expected = x[1, 1:, 4:12, 4:12] + 0.25 * (paint[1, :, 4:12, 4:12] - x[1, 1:, 4:12, 4:12])
+    torch.testing.assert_close(y[1, 1:, 4:12, 4:12], expected)
+
+
+@pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])
+def test_image_space_anomalies_change_the_input_only_under_the_mask(setup: str) -> None:
+    data = synthetic_class(setup, n=6)
+    cfg = tiny_config(
+        setup, image_anomaly_prob=1.0, depth_anomaly_prob=0.0, depth_anomaly_amplitude=(0.3, 0.3)
+    )
+    mask = torch.zeros_like(data.foreground)
+    mask[:, :, 8:20, 8:20] = 1
+    y = image_space_anomalies(data.x, mask, cfg, np.random.default_rng(0))
+    outside = (mask == 0).expand_as(y)
+    assert torch.equal(y[outside], data.x[outside])
+    changed = (y != data.x).flatten(2).any(-1)  # (B, C): which channels moved
+    if setup == "depth":
+        assert bool(changed.all())
+    elif setup == "rgb":
+        assert bool(changed.any(1).all())
+    else:  # depth only, RGB only or both: every sample changed, each kind drawn
+        depth_moved, rgb_moved = changed[:, 0], changed[:, 1:].any(1)
+        assert bool((depth_moved | rgb_moved).all())
+        assert bool((depth_moved & ~rgb_moved).any()) and bool((rgb_moved & ~depth_moved).any())
+
+
+def test_image_anomaly_prob_excludes_depth_anomaly_prob() -> None:
+    with pytest.raises(ThreedsrError, match="not both"):
+        DetectorConfig(image_anomaly_prob=0.5, depth_anomaly_prob=0.5)
+    with pytest.raises(ThreedsrError, match="image_anomaly_prob"):
+        DetectorConfig.preset("cpu", image_anomaly_prob=2.0, depth_anomaly_prob=0.0)
+    with pytest.raises(ThreedsrError, match="unet_input"):
+        ModelConfig(unet_input="both")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("setup", ["rgbd", "rgb"])
+def test_unet_input_sees_the_image_instead_of_the_general_reconstruction(setup: str) -> None:
+    bb = tiny_backbone(setup)
+    torch.manual_seed(0)
+    model = ThreeDSR(bb, ModelConfig.cpu(unet_input="input", unet_base=4)).eval()
+    x = synthetic_class(setup, n=2).x
+    with torch.no_grad():
+        out = model(x)
+        enc = bb.encode(x)
+        same = model(q_top=enc.q_top, q_bot=enc.q_bot, image=x)
+        other = model(q_top=enc.q_top, q_bot=enc.q_bot, image=torch.zeros_like(x))
+        direct = model.anomaly_unet(torch.cat((out.object_recon, x), 1))
+    torch.testing.assert_close(out.logits, direct)
+    torch.testing.assert_close(same.logits, out.logits)
+    assert not torch.allclose(other.logits, out.logits)
+    with pytest.raises(ValueError, match="needs x or image"):
+        model(q_top=enc.q_top, q_bot=enc.q_bot)
+
+
+def test_training_with_image_space_anomalies_and_input_unet(tmp_path) -> None:
+    cfg = tiny_config(
+        "rgbd",
+        out=str(tmp_path / "run"),
+        iterations=3,
+        image_anomaly_prob=1.0,
+        depth_anomaly_prob=0.0,
+        unet_input="input",
+    )
+    res = train_detector(cfg, backbone=tiny_backbone("rgbd"), data=synthetic_class("rgbd"))
+    assert res.step == 3 and np.isfinite(res.metrics["total"])

@@ -24,15 +24,19 @@ from threedsr import (
 )
 
 CLASS = "puck"
-STAGE1_ITERS = int(os.environ.get("THREEDSR_IT_STAGE1", "300"))
-STAGE2_ITERS = int(os.environ.get("THREEDSR_IT_STAGE2", "300"))
-SIZE = int(os.environ.get("THREEDSR_IT_SIZE", "64"))
-# What this budget (300 + 300 CPU iterations, 64 px) reliably gives, measured here: pixel AUROC
-# 0.87-0.89 and AUPRO 0.56-0.65, but image AUROC still near chance (0.47-0.48); the image-level
-# separation needs a longer run (THREEDSR_IT_STAGE1/2, THREEDSR_IT_MIN_IMAGE_AUROC to assert it).
-PIXEL_AUROC_MIN = 0.75
-AUPRO_MIN = 0.4
-IMAGE_AUROC_MIN = float(os.environ.get("THREEDSR_IT_MIN_IMAGE_AUROC", "0"))
+# 0 = the pretrained backbone that ships with vqcore (what `threedsr-cli train` uses by default).
+STAGE1_ITERS = int(os.environ.get("THREEDSR_IT_STAGE1", "0"))
+STAGE2_ITERS = int(os.environ.get("THREEDSR_IT_STAGE2", "400"))
+SIZE = int(os.environ.get("THREEDSR_IT_SIZE", "128"))
+# The `cpu` preset as shipped (pretrained backbone, 400 iterations at 128 px, one thread) on this
+# seeded class, measured here: image AUROC 0.672 (crack 0.98, stain 0.69, bump 0.58, dent 0.44),
+# pixel AUROC 0.932, AUPRO 0.812. Seeds make the one-thread run deterministic, so these floors
+# hold every time. Dent and bump are not reliably above chance at this budget (issue 12 is open
+# on that): THREEDSR_IT_MIN_DEPTH_AUROC asserts them when set.
+PIXEL_AUROC_MIN = 0.85
+AUPRO_MIN = 0.7
+IMAGE_AUROC_MIN = float(os.environ.get("THREEDSR_IT_MIN_IMAGE_AUROC", "0.6"))
+DEPTH_ONLY_MIN = float(os.environ.get("THREEDSR_IT_MIN_DEPTH_AUROC", "0"))
 
 
 @pytest.fixture(scope="session")
@@ -50,18 +54,20 @@ def trained(tmp_path_factory):
             n_test_per_type=8,
             seed=0,
         )
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+        backbone = None
+        if STAGE1_ITERS:
             vqcore.train_dada(
                 vqcore.StageOneConfig.cpu(
                     "rgbd", iterations=STAGE1_ITERS, out_dir=root / "dada", log_every=100
                 )
             )
+            backbone = str(root / "dada")
         cfg = DetectorConfig.preset(
             "cpu",
             setup="rgbd",
             data_root=str(data),
             category=CLASS,
-            backbone=str(root / "dada"),
+            backbone=backbone,
             out=str(root / "run"),
             iterations=STAGE2_ITERS,
             size=SIZE,
@@ -97,9 +103,9 @@ def test_evaluate_separates_good_from_defective(trained) -> None:
     assert m["aupro"] > AUPRO_MIN
     assert 0.0 <= m["image_auroc"] <= 1.0
     assert m["image_auroc"] >= IMAGE_AUROC_MIN
-    if IMAGE_AUROC_MIN > 0:
-        depth_only = [t for t, mod in depthsim.scenes.DEFECT_MODALITY.items() if mod == "depth"]
-        assert max(m["per_defect_type"][t] for t in depth_only) >= IMAGE_AUROC_MIN
+    for t, mod in depthsim.scenes.DEFECT_MODALITY.items():
+        if mod == "depth":  # dent and bump: invisible in RGB
+            assert m["per_defect_type"][t] >= DEPTH_ONLY_MIN, t
 
 
 def test_predict_samples_and_threshold_from_validation(trained) -> None:

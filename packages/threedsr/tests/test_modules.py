@@ -58,13 +58,17 @@ def test_backbone_frozen_and_stays_in_eval() -> None:
 
 def test_gradients_reach_srm_through_straight_through_quantizer() -> None:
     bb = tiny_backbone("rgbd")
-    model = ThreeDSR(bb, ModelConfig.cpu(srm_base=4, objdec_width=4, unet_base=4)).train()
-    with torch.no_grad():
-        enc = bb.encode(torch.rand(1, 4, 64, 64))
-    out = model(q_top=enc.q_top, q_bot=enc.q_bot)
-    out.logits.sum().backward()
-    assert model.srm_top.enc1[0].weight.grad.abs().sum() > 0
-    assert all(p.grad is None for p in bb.parameters())
+    for residual in (False, True):
+        cfg = ModelConfig.cpu(srm_base=4, objdec_width=4, unet_base=4, srm_residual=residual)
+        model = ThreeDSR(bb, cfg).train()
+        with torch.no_grad():
+            enc = bb.encode(torch.rand(1, 4, 64, 64))
+        out = model(q_top=enc.q_top, q_bot=enc.q_bot)
+        out.logits.sum().backward()
+        # The residual SRM's last conv starts at zero: only it receives a gradient at step 0.
+        first = model.srm_top.out if residual else model.srm_top.enc1[0]
+        assert first.weight.grad.abs().sum() > 0
+        assert all(p.grad is None for p in bb.parameters())
 
 
 def test_shape_errors_name_the_dims() -> None:

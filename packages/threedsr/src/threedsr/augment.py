@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["anomaly_masks", "deform_depth", "rotate"]
+__all__ = ["anomaly_masks", "deform_depth", "paint_rgb", "rotate"]
 
 
 def rotate(x: Tensor, angles_deg: Tensor | np.ndarray, *, mode: str = "bilinear") -> Tensor:
@@ -97,4 +97,33 @@ def deform_depth(
     soft = soft * mask  # no change outside the region, so the ground truth stays exact
     out = x.clone()
     out[:, :1] = x[:, :1] + amp.view(-1, 1, 1, 1).to(x.dtype) * soft
+    return out
+
+
+def paint_rgb(
+    x: Tensor, mask: Tensor, paint: Tensor, opacity: Tensor | np.ndarray, *, first: int = 0
+) -> Tensor:
+    """Blend a foreign texture into three colour channels under ``mask``: an image-space colour
+    anomaly (a stain, a scratch of another material).
+
+    Args:
+        x: (B, C, H, W) inputs.
+        mask: (B, 1, H, W) {0, 1} region.
+        paint: (B, 3, H, W) foreign texture in [0, 1].
+        opacity: (B,) blend factor in [0, 1] per sample.
+        first: index of the red channel in ``x`` (1 for [D, R, G, B], 0 for RGB).
+
+    Returns:
+        A new tensor; channels outside ``first:first + 3`` and pixels outside ``mask`` unchanged.
+
+    Example:
+        >>> x = torch.zeros(1, 4, 8, 8); m = torch.zeros(1, 1, 8, 8); m[..., :4, :] = 1
+        >>> y = paint_rgb(x, m, torch.ones(1, 3, 8, 8), np.array([0.5]), first=1)
+        >>> float(y[0, 1, 0, 0]), float(y[0, 1, 7, 0]), float(y[0, 0].abs().max())
+        (0.5, 0.0, 0.0)
+    """
+    a = torch.as_tensor(np.asarray(opacity, dtype=np.float32), device=x.device).view(-1, 1, 1, 1)
+    out = x.clone()
+    rgb = x[:, first : first + 3]
+    out[:, first : first + 3] = rgb + (paint.to(x.dtype) - rgb) * (a * mask.to(x.dtype))
     return out

@@ -67,10 +67,12 @@ def detector_payload(
     finished: bool,
     preprocess: dict[str, Any],
     metrics: dict[str, float] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``Detector.load`` needs, as primitives and tensors only."""
+    """Everything ``Detector.load`` needs, as primitives and tensors only (``memory``: the
+    feature memory's state and calibration, see :mod:`threedsr.memory`; None = heads only)."""
     bb = model.backbone
-    return {
+    payload: dict[str, Any] = {
         "kind": KIND,
         "format_version": FORMAT_VERSION,
         "setup": model.setup,
@@ -89,6 +91,9 @@ def detector_payload(
         "versions": package_versions(),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
     }
+    if memory is not None:
+        payload["memory"] = memory
+    return payload
 
 
 def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[str, Any]:

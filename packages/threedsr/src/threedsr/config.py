@@ -56,8 +56,17 @@ class ModelConfig:
     srm_residual: bool = False
     # Pooling levels of the subspace restriction (2 = the reference; see SubspaceRestriction).
     srm_levels: int = 2
+    # What the anomaly UNet compares the object decoder's output with: "general" = the
+    # backbone's general reconstruction (the reference), "input" = the input image itself. A
+    # narrow CPU backbone reconstructs depth too coarsely (MAE ~0.03 of the [0.1, 0.9] range) for
+    # a small dent to survive in its general reconstruction; the input keeps it.
+    unet_input: Literal["general", "input"] = "general"
 
     def __post_init__(self) -> None:
+        if self.unet_input not in ("general", "input"):
+            raise ThreedsrError(
+                f"ModelConfig: unet_input must be 'general' or 'input', got {self.unet_input!r}"
+            )
         if self.object_decoder not in ("reference", "general_copy"):
             raise ThreedsrError(
                 "ModelConfig: object_decoder must be 'reference' or 'general_copy', got "
@@ -85,6 +94,7 @@ class ModelConfig:
             # Departures measured to matter at CPU budgets (package README, rows 20-21).
             object_decoder="general_copy",
             srm_levels=1,
+            srm_residual=True,
         )
         base.update(overrides)
         return cls(**base)
@@ -114,7 +124,9 @@ class DetectorConfig:
         setup: ``rgbd`` | ``depth`` | ``rgb``; must match the stage-1 backbone.
         data_root: dataset root (MVTec 3D-AD layout, Eyecandies or generic; see pcprep).
         category: object class to train on (one detector per class).
-        backbone: stage-1 run folder or ``backbone.pt`` written by ``vqcore.train_dada``.
+        backbone: stage-1 run folder or ``backbone.pt`` written by ``vqcore.train_dada``;
+            None = the pretrained backbone of ``setup`` that ships with vqcore
+            (:func:`vqcore.load_pretrained`).
         out: run folder; ``<out>/detector.pt`` is written atomically.
         model: module widths (:class:`ModelConfig`).
         size: model input side (384 in the paper); a multiple of 32.
@@ -130,6 +142,16 @@ class DetectorConfig:
             encoder) instead of feature-space code replacement (0 = the reference).
         depth_anomaly_amplitude: U(lo, hi) magnitude of that deformation, in normalised depth
             units (the foreground spans [0.1, 0.9]); the sign is random.
+        image_anomaly_prob: all setups: probability that a sample with an anomaly mask gets its
+            anomaly drawn in image space (depth dent/bump and/or a procedural texture painted
+            into RGB, see :func:`threedsr.train.image_space_anomalies`) instead of feature-space
+            code replacement (0 = the reference). Excludes ``depth_anomaly_prob``.
+        paint_opacity: U(lo, hi) opacity of the painted texture.
+        memory_weight: weight of the feature-memory map (:mod:`threedsr.memory`) fused with the
+            heads' map at inference: 0 = the heads alone (the reference), 1 = the memory alone.
+            When > 0, training ends by storing the good scans' encoder features and both maps'
+            good-scan statistics in ``detector.pt``.
+        memory_size: most feature vectors kept in the memory (a seeded random subset).
         mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).
         zero_mask_prob: probability that a sample gets no anomaly (0.5).
         rotation_deg: ±angle of the rotation augmentation (15).
@@ -176,6 +198,10 @@ class DetectorConfig:
     modality_split_prob: float = 0.0
     depth_anomaly_prob: float = 0.0
     depth_anomaly_amplitude: tuple[float, float] = (0.02, 0.25)
+    image_anomaly_prob: float = 0.0
+    paint_opacity: tuple[float, float] = (0.3, 1.0)
+    memory_weight: float = 0.0
+    memory_size: int = 40_000
     mask_threshold: tuple[float, float] = (0.4, 0.8)
     zero_mask_prob: float = 0.5
     rotation_deg: float = 15.0
@@ -226,6 +252,20 @@ class DetectorConfig:
             raise ThreedsrError(
                 f"DetectorConfig: depth_anomaly_prob must be in [0, 1], got {self.depth_anomaly_prob}"
             )
+        if not 0.0 <= self.image_anomaly_prob <= 1.0:
+            raise ThreedsrError(
+                f"DetectorConfig: image_anomaly_prob must be in [0, 1], got {self.image_anomaly_prob}"
+            )
+        if self.image_anomaly_prob > 0 and self.depth_anomaly_prob > 0:
+            raise ThreedsrError(
+                "DetectorConfig: set image_anomaly_prob or depth_anomaly_prob, not both"
+            )
+        if not 0.0 <= self.memory_weight <= 1.0:
+            raise ThreedsrError(
+                f"DetectorConfig: memory_weight must be in [0, 1], got {self.memory_weight}"
+            )
+        if self.memory_size < 1:
+            raise ThreedsrError(f"DetectorConfig: memory_size must be >= 1, got {self.memory_size}")
         if self.feature_loss not in ("mse", "l1"):
             raise ThreedsrError(
                 f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
@@ -240,6 +280,7 @@ class DetectorConfig:
         object.__setattr__(
             self, "depth_anomaly_amplitude", tuple(float(v) for v in self.depth_anomaly_amplitude)
         )
+        object.__setattr__(self, "paint_opacity", tuple(float(v) for v in self.paint_opacity))
 
     @property
     def filter_size(self) -> int:
@@ -257,8 +298,9 @@ class DetectorConfig:
 
     @classmethod
     def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
-        """A small CPU run: 128², batch 8, 400 iterations (x0.1 at 80 %), narrow modules, half the
-        anomalies confined to one stream and half of them made as image-space depth dents/bumps."""
+        """A small CPU run: 128², batch 8, 400 iterations (x0.1 at 80 %), narrow modules with a
+        residual SRM, every anomaly drawn in image space, and the feature memory fused into the
+        map (weight 0.7). Package README rows 18-24 list each departure with its measured effect."""
         base: dict[str, Any] = dict(
             setup=setup,
             model=ModelConfig.cpu(),
@@ -267,9 +309,9 @@ class DetectorConfig:
             iterations=400,
             lr=1e-3,
             checkpoint_every=200,
-            # Package README rows 18-19: without them a CPU-length run misses depth-only defects.
             modality_split_prob=0.5,
-            depth_anomaly_prob=0.5,
+            image_anomaly_prob=1.0,
+            memory_weight=0.7,
         )
         return cls._build(base, overrides)
 
@@ -288,11 +330,16 @@ class DetectorConfig:
     def _build(cls, base: dict[str, Any], overrides: dict[str, Any]) -> DetectorConfig:
         model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
         model_over = {k: overrides.pop(k) for k in list(overrides) if k in model_fields}
+        if overrides.get("depth_anomaly_prob") and "image_anomaly_prob" not in overrides:
+            # The older depth-only option replaces the preset's image-space anomalies.
+            base["image_anomaly_prob"] = 0.0
         base.update(overrides)
         if model_over:
             base["model"] = dataclasses.replace(base["model"], **model_over)
-        if "iterations" in overrides and "milestones" not in overrides:
-            base["milestones"] = (int(0.8 * int(base["iterations"])),)
+        if "milestones" not in overrides:
+            # Every preset decays x0.1 at 80 % of its own length (the reference's
+            # int(0.8 * epochs)), whether or not the length was overridden.
+            base["milestones"] = (int(0.8 * int(base.get("iterations", cls.iterations))),)
         _known(cls, base, "DetectorConfig")
         return cls(**base)
 
@@ -306,6 +353,7 @@ class DetectorConfig:
         d["strength_range"] = list(self.strength_range)
         d["mask_threshold"] = list(self.mask_threshold)
         d["depth_anomaly_amplitude"] = list(self.depth_anomaly_amplitude)
+        d["paint_opacity"] = list(self.paint_opacity)
         return d
 
     @classmethod
@@ -313,7 +361,13 @@ class DetectorConfig:
         d = _known(cls, data, "DetectorConfig")
         if isinstance(d.get("model"), dict):
             d["model"] = ModelConfig.from_dict(d["model"])
-        for key in ("milestones", "strength_range", "mask_threshold", "depth_anomaly_amplitude"):
+        for key in (
+            "milestones",
+            "strength_range",
+            "mask_threshold",
+            "depth_anomaly_amplitude",
+            "paint_opacity",
+        ):
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)

@@ -21,6 +21,7 @@ from threedsr.config import DetectorConfig, default_smoothing_size
 from threedsr.data import model_input
 from threedsr.errors import ThreedsrError
 from threedsr.fastconv import FastConvPlan
+from threedsr.memory import FeatureMemory, MapCalibration, fuse_maps, memory_map
 from threedsr.model import ThreeDSR
 from threedsr.smoothing import smooth_maps
 
@@ -86,6 +87,9 @@ class Detector:
             exact oneDNN convolutions. Ignored on CUDA and with bf16.
         fast_conv_min_product: smallest per-group ``C_in * C_out`` routed through Winograd
             (measured per layer on CPU: 256 x 256 gains 1.2-1.4x, 256 x 128 about 1.0x).
+        memory: the checkpoint's feature memory and calibration (:mod:`threedsr.memory`); when
+            present, maps are the fused maps of the heads and the memory.
+        memory_weight: override the stored fusion weight (0 = the heads' map alone).
 
     Example:
         >>> import vqcore
@@ -114,6 +118,8 @@ class Detector:
         path: Path | None = None,
         category: str | None = None,
         preprocess: dict[str, Any] | None = None,
+        memory: dict[str, Any] | None = None,
+        memory_weight: float | None = None,
     ) -> None:
         self.device = vqcore.resolve_device(device)
         self.config = config
@@ -145,6 +151,17 @@ class Detector:
         )
         self.path = path
         self.category = category if category is not None else config.category
+        self.memory: FeatureMemory | None = None
+        self.memory_weight = 0.0
+        if memory is not None:
+            self.memory = FeatureMemory.from_state(memory)
+            self._heads_cal = MapCalibration(*memory["heads_calibration"])
+            self._memory_cal = MapCalibration(*memory["memory_calibration"])
+            self.memory_weight = float(memory["weight"] if memory_weight is None else memory_weight)
+        elif memory_weight:
+            raise ThreedsrError(
+                f"{path or 'detector'}: has no feature memory (trained with memory_weight=0)"
+            )
         self.preprocess = (
             dict(preprocess)
             if preprocess is not None
@@ -199,6 +216,7 @@ class Detector:
             path=path,
             category=ckpt.get("category"),
             preprocess=ckpt.get("preprocess"),
+            memory=ckpt.get("memory"),
             **kwargs,
         )
 
@@ -246,6 +264,11 @@ class Detector:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 with amp:
                     raw = self.model(xb).anomaly_map.float()
+                if self.memory is not None and self.memory_weight > 0:
+                    dist = memory_map(self.memory, self.model.backbone, xb.float())
+                    raw = fuse_maps(
+                        raw, dist, self._heads_cal, self._memory_cal, self.memory_weight
+                    )
                 sm = smooth_maps(raw, self.smoothing, self.filter_size, self.config.gaussian_sigma)
                 maps.append(sm.cpu())
                 raws.append(raw.cpu())

@@ -121,8 +121,10 @@ class ThreeDSR(nn.Module):
         *,
         q_top: Tensor | None = None,
         q_bot: Tensor | None = None,
+        image: Tensor | None = None,
     ) -> ThreeDSROutput:
-        """Detect anomalies in ``x``, or (training) run the heads on given codes ``q_top, q_bot``."""
+        """Detect anomalies in ``x``, or (training) run the heads on given codes ``q_top, q_bot``
+        (``image``: the input those codes came from, needed when ``unet_input == "input"``)."""
         bb = self.backbone
         if q_top is None or q_bot is None:
             if x is None:
@@ -141,7 +143,13 @@ class ThreeDSR(nn.Module):
             obj = self.object_decoder(up_top, qs_bot)
         else:
             obj = self.object_decoder(torch.cat((up_top, qs_bot), dim=1))
-        logits = self.anomaly_unet(torch.cat((obj, general), dim=1))
+        if self.config.unet_input == "input":
+            seen = x if image is None else image
+            if seen is None:
+                raise ValueError("ThreeDSR.forward: unet_input='input' needs x or image")
+        else:
+            seen = general
+        logits = self.anomaly_unet(torch.cat((obj, seen.to(obj.dtype)), dim=1))
         amap = torch.softmax(logits.float(), dim=1)[:, 1]
         return ThreeDSROutput(logits, amap, obj, general, srm_top, srm_bot)
 

@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import depthsim
 import numpy as np
 import torch
 import vqcore
 from torch import nn
 
-from threedsr.augment import anomaly_masks, deform_depth, rotate
+from threedsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
 from threedsr.checkpoint import (
     DETECTOR_FILE,
     FORMAT_VERSION,
@@ -31,6 +32,7 @@ from threedsr.distributed import DistInfo, init_distributed
 from threedsr.errors import ThreedsrError
 from threedsr.generator import FeatureAnomalyGenerator, GeneratedAnomalies
 from threedsr.losses import stage2_losses
+from threedsr.memory import fit_memory, memory_map
 from threedsr.model import ThreeDSR
 
 __all__ = ["TrainEvent", "TrainResult", "preprocess_params", "train_detector"]
@@ -83,9 +85,10 @@ def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, i
 
 
 def _load_backbone(config: DetectorConfig) -> nn.Module:
-    if config.backbone is None:
-        raise ThreedsrError("DetectorConfig.backbone (the stage-1 run folder or file) is required")
     try:
+        if config.backbone is None:
+            # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
+            return vqcore.load_pretrained(config.setup, map_location="cpu")
         # vqcore 0.1.0 records torch.__version__ (a TorchVersion, a str subclass) in its
         # checkpoints, which weights_only=True refuses: allow exactly that class.
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
@@ -150,29 +153,75 @@ def generate_anomalies(
     config: DetectorConfig,
     rng: np.random.Generator,
     tgen: torch.Generator | None = None,
-) -> GeneratedAnomalies:
-    """Feature-space anomalies (the reference), and with ``config.depth_anomaly_prob`` > 0 some
-    samples' anomalies made in image space instead: their depth is deformed under the mask and
-    encoded by the frozen backbone, so the detector also trains on what a real dent or bump does
-    to the codes. The feature-loss targets stay the clean codes and the ground truth is the
-    pixel mask."""
+) -> tuple[GeneratedAnomalies, torch.Tensor]:
+    """Feature-space anomalies (the reference), and with ``config.image_anomaly_prob`` (or the
+    older ``depth_anomaly_prob``) > 0 some samples' anomalies made in image space instead: the
+    input is changed under the mask (depth pushed in or out, a foreign texture painted into the
+    colour) and encoded by the frozen backbone, so the detector also trains on what a real defect
+    does to the codes. The feature-loss targets stay the clean codes and the ground truth is the
+    pixel mask.
+
+    Returns:
+        The anomalies and the image the anomalous codes came from: the changed input for
+        image-space samples, ``x`` for the others (the anomaly UNet's image input when
+        ``ModelConfig.unet_input == "input"``).
+    """
     sel = np.zeros(x.shape[0], dtype=bool)
-    if config.depth_anomaly_prob > 0 and config.setup in ("rgbd", "depth"):
-        has = (mask.flatten(1).amax(dim=1) > 0).cpu().numpy()
-        sel = has & (rng.random(x.shape[0]) < config.depth_anomaly_prob)
+    has = (mask.flatten(1).amax(dim=1) > 0).cpu().numpy()
+    prob = config.image_anomaly_prob
+    if prob == 0 and config.setup in ("rgbd", "depth"):
+        prob = config.depth_anomaly_prob
+    if prob > 0:
+        sel = has & (rng.random(x.shape[0]) < prob)
     if not sel.any():
-        return generator(backbone, x, mask, rng=rng, generator=tgen)
+        return generator(backbone, x, mask, rng=rng, generator=tgen), x
     t = torch.as_tensor(np.flatnonzero(sel), device=x.device)
     feature_mask = mask.clone()
     feature_mask[t] = 0
     gen = generator(backbone, x, feature_mask, rng=rng, generator=tgen)
-    lo, hi = config.depth_anomaly_amplitude
-    amp = rng.uniform(lo, hi, t.numel()) * rng.choice((-1.0, 1.0), t.numel())
+    x_anom = x.clone()
+    x_anom[t] = image_space_anomalies(x[t], mask[t], config, rng)
     with torch.no_grad():
-        enc = backbone.encode(deform_depth(x[t], mask[t], amp))
+        enc = backbone.encode(x_anom[t])
     q_top_a, q_bot_a, gt = gen.q_top_anom.clone(), gen.q_bot_anom.clone(), gen.gt.clone()
     q_top_a[t], q_bot_a[t], gt[t] = enc.q_top, enc.q_bot, mask[t].to(gt.dtype)
-    return gen._replace(q_top_anom=q_top_a, q_bot_anom=q_bot_a, gt=gt)
+    return gen._replace(q_top_anom=q_top_a, q_bot_anom=q_bot_a, gt=gt), x_anom
+
+
+def image_space_anomalies(
+    x: torch.Tensor, mask: torch.Tensor, config: DetectorConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """Defects drawn in the input itself under ``mask``: a dent or bump in depth
+    (:func:`deform_depth`, signed amplitude from ``depth_anomaly_amplitude``) and/or a procedural
+    texture blended into RGB (:func:`paint_rgb`, opacity from ``paint_opacity``). rgbd samples get
+    depth only, RGB only or both with equal odds; with ``image_anomaly_prob`` == 0 (the older
+    ``depth_anomaly_prob`` option) only depth is changed."""
+    n = x.shape[0]
+    setup = config.setup
+    if setup == "rgbd" and config.image_anomaly_prob > 0:
+        which = rng.integers(0, 3, n)  # 0 depth, 1 RGB, 2 both
+    else:
+        which = np.full(n, 0 if setup in ("rgbd", "depth") else 1)
+    out = x
+    d = np.flatnonzero(which != 1)
+    if d.size:
+        lo, hi = config.depth_anomaly_amplitude
+        amp = np.zeros(n)
+        amp[d] = rng.uniform(lo, hi, d.size) * rng.choice((-1.0, 1.0), d.size)
+        out = deform_depth(out, mask, amp)
+    c = np.flatnonzero(which != 0)
+    if c.size:
+        h, w = x.shape[2:]
+        paint = torch.zeros(n, 3, h, w, dtype=x.dtype, device=x.device)
+        tex = depthsim.procedural_rgb(c.size, (h, w), rng=rng)
+        paint[torch.as_tensor(c, device=x.device)] = (
+            torch.from_numpy(tex).permute(0, 3, 1, 2).to(x.device, x.dtype)
+        )
+        lo, hi = config.paint_opacity
+        opacity = np.zeros(n)
+        opacity[c] = rng.uniform(lo, hi, c.size)
+        out = paint_rgb(out, mask, paint, opacity, first=1 if setup == "rgbd" else 0)
+    return out
 
 
 def _save_all(
@@ -184,6 +233,7 @@ def _save_all(
     step: int,
     finished: bool,
     metrics: dict[str, float],
+    memory: dict[str, Any] | None = None,
 ) -> Path:
     state = {
         "kind": TRAIN_STATE_KIND,
@@ -203,8 +253,43 @@ def _save_all(
         finished=finished,
         preprocess=preprocess_params(config),
         metrics=metrics,
+        memory=memory,
     )
     return atomic_save(payload, out / DETECTOR_FILE)
+
+
+#: Good training scans whose leave-one-scan-out maps calibrate the fused score.
+CALIBRATION_SCANS = 16
+
+
+@torch.no_grad()
+def build_memory(
+    model: ThreeDSR, data: TrainData, config: DetectorConfig, device: torch.device
+) -> dict[str, Any]:
+    """The feature memory of the class's good training scans and the good-scan statistics of
+    both maps (:mod:`threedsr.memory`), as checkpoint-ready primitives and tensors.
+
+    Calibration uses up to :data:`CALIBRATION_SCANS` training scans, each scored against the
+    memory without its own features (leave one scan out), so the statistics are those of an
+    unseen good scan rather than of a stored one."""
+    was_training = model.training
+    model.eval()
+    x = data.x
+    memory = fit_memory(model.backbone, x.to(device), max_size=config.memory_size, seed=config.seed)
+    pick = torch.linspace(0, x.shape[0] - 1, min(CALIBRATION_SCANS, x.shape[0])).round().long()
+    heads, mem = [], []
+    for chunk in pick.split(4):
+        xb = x[chunk].to(device)
+        heads.append(model(xb).anomaly_map.float().cpu())
+        mem.append(memory_map(memory, model.backbone, xb, exclude=chunk.to(device)).cpu())
+    h, m = torch.cat(heads), torch.cat(mem)
+    model.train(was_training)
+    return {
+        **memory.state(),
+        "heads_calibration": [float(h.mean()), float(h.std())],
+        "memory_calibration": [float(m.mean()), float(m.std())],
+        "weight": float(config.memory_weight),
+    }
 
 
 _RESUME_FREE = {
@@ -218,6 +303,9 @@ _RESUME_FREE = {
     "cache_dir",
     "compile",
     "data_root",
+    # Used only when the finished detector is written; the heads' training does not see them.
+    "memory_weight",
+    "memory_size",
 }
 
 
@@ -350,6 +438,7 @@ def _train(
         modality_split_prob=config.modality_split_prob,
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    fuse = config.memory_weight > 0
     model.train()
     history: list[dict[str, float]] = []
     metrics: dict[str, float] = {}
@@ -359,7 +448,11 @@ def _train(
     def save(finished: bool, *, sync: bool = True) -> Path:
         path = out / DETECTOR_FILE
         if info.is_main:
-            path = _save_all(out, model, config, optimizer, scheduler, step, finished, metrics)
+            # Only the finished detector carries the memory: its calibration needs the final heads.
+            memory = build_memory(model, data, config, device) if finished and fuse else None
+            path = _save_all(
+                out, model, config, optimizer, scheduler, step, finished, metrics, memory
+            )
         # Other ranks wait for rank 0's write: a rank that tears down its gloo group while rank 0
         # is still saving can abort the whole job. Not after Ctrl-C: peers may already be gone.
         if sync:
@@ -373,9 +466,9 @@ def _train(
             x, mask = make_batch(data, config, local_batch, rng, device)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            gen = generate_anomalies(generator, model.backbone, x, mask, config, rng, tgen)
+            gen, x_in = generate_anomalies(generator, model.backbone, x, mask, config, rng, tgen)
             with autocast:
-                o = runner(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom)
+                o = runner(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom, image=x_in)
             losses = stage2_losses(
                 o.logits,
                 gen.gt,
