@@ -457,3 +457,46 @@ def test_train_ctrl_c_saves_and_resume_continues(
     assert res.exit_code == 0, res.stderr
     ck = threedsr.read_checkpoint(ckpt)
     assert ck["step"] == 12 and ck["finished"]
+
+
+def test_train_without_dada_uses_the_shipped_pretrained_backbone(cli, tiny_data, tmp_path):
+    import torch
+    import vqcore
+
+    args = _train_args(tiny_data, "unused", tmp_path / "run", "--setup", "depth")
+    i = args.index("--dada")
+    del args[i : i + 2]
+    res = cli(*args)
+    assert res.exit_code == 0, res.stderr
+    ckpt = torch.load(tmp_path / "run" / "detector.pt", weights_only=True)
+    shipped = vqcore.load_pretrained("depth").state_dict()
+    assert ckpt["backbone_config"] == vqcore.pretrained_manifest()["backbones"]["depth"]["widths"]
+    assert all(torch.equal(ckpt["backbone_state"][k], v) for k, v in shipped.items())
+    marker = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert marker["settings"]["dada"] == "pretrained"
+
+
+def test_train_help_says_the_default_backbone_is_pretrained(cli):
+    res = cli("train", "--help")
+    assert res.exit_code == 0
+    text = " ".join(res.stdout.split())
+    assert "pretrained" in text and "--dada" in text
+
+
+def test_train_with_a_corrupt_shipped_backbone_is_one_line(
+    bad_input, cli, tiny_data, tmp_path, monkeypatch
+):
+    import shutil
+
+    import vqcore
+    import vqcore.pretrained as pre
+
+    copy = tmp_path / "pretrained"
+    shutil.copytree(vqcore.PRETRAINED_DIR, copy)
+    (copy / "rgbd.pt").write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(pre, "PRETRAINED_DIR", copy)
+    args = _train_args(tiny_data, "unused", tmp_path / "run")
+    i = args.index("--dada")
+    del args[i : i + 2]
+    bad_input(cli(*args), str(copy / "rgbd.pt"), "sha256")
+    assert not (tmp_path / "run" / "detector.pt").exists()

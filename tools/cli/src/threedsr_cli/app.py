@@ -75,6 +75,14 @@ def demo(
     fast: Annotated[
         bool, typer.Option("--fast", help="Tiny sizes and iterations (< 1 min).")
     ] = False,
+    stage1: Annotated[
+        bool,
+        typer.Option(
+            "--stage1",
+            help="Also train the stage-1 backbones (default: the pretrained ones that ship "
+            "with threedsr).",
+        ),
+    ] = False,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
@@ -93,6 +101,7 @@ def demo(
         demo_command(
             out=out,
             fast=fast,
+            stage1=stage1,
             resume=resume,
             overwrite=overwrite,
             device=_value(device),
@@ -175,6 +184,8 @@ def train_dada(
     "train",
     epilog=(
         "Examples:\n\n"
+        "  threedsr-cli train --data mvtec3d --category bagel --out runs/bagel   "
+        "# pretrained backbone\n\n"
         "  threedsr-cli train --data mvtec3d --category bagel --dada runs/dada --out runs/bagel\n\n"
         "  threedsr-cli train --data mvtec3d --category bagel --setup depth --preset paper "
         "--dada runs/dada-depth/backbone.pt --out runs/bagel-depth --device cuda\n\n"
@@ -186,10 +197,15 @@ def train(
         Path, typer.Option("--data", help="Dataset root (MVTec 3D-AD, Eyecandies or own scans).")
     ],
     category: Annotated[str, typer.Option("--category", help="Object class to train on.")],
-    dada: Annotated[
-        Path, typer.Option("--dada", help="Stage-1 folder or backbone.pt written by train-dada.")
-    ],
     out: Annotated[Path, typer.Option("--out", help="Run folder (gets detector.pt).")],
+    dada: Annotated[
+        Path | None,
+        typer.Option(
+            "--dada",
+            help="Stage-1 folder or backbone.pt written by train-dada. Default: the pretrained "
+            "backbone of --setup that ships with threedsr (vqcore).",
+        ),
+    ] = None,
     setup: Annotated[
         Setup, typer.Option("--setup", help="rgbd, depth or rgb; must match --dada.")
     ] = Setup.rgbd,

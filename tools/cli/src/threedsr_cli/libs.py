@@ -93,6 +93,13 @@ def check_backbone(path: Path, setup: str) -> Path:
     return file
 
 
+def pretrained_backbone(setup: str) -> Path:
+    """The shipped stage-1 backbone of ``setup``, checksum-verified (vqcore.pretrained)."""
+    import vqcore
+
+    return vqcore.pretrained_path(setup)
+
+
 def load_detector(run: Path, device: str, precision: str = "auto") -> Any:
     """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
     ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only)."""

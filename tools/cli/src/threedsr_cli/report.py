@@ -223,19 +223,36 @@ def overlay_figure(
     defective samples are comparable); by default each map uses its own min/max.
     """
     plt = _pyplot()
-    panels: list[tuple[str, np.ndarray]] = [("RGB", _base(rgb)), ("depth", _base(depth))]
+    # (label, image, colour range of a map panel or None)
+    panels: list[tuple[str, np.ndarray, tuple[float, float] | None]] = [
+        ("RGB", _base(rgb), None),
+        ("depth", _base(depth), None),
+    ]
     if gt is not None:
-        panels.append(("ground truth", _base(np.asarray(gt, np.float64))))
+        panels.append(("ground truth", _base(np.asarray(gt, np.float64)), None))
     for name, m in maps.items():
         lo, hi = (vrange or {}).get(name, (float(np.min(m)), float(np.max(m))))
         score = f" {scores[name]:.3f}" if scores and name in scores else ""
-        panels.append((f"{name}{score} on RGB", blend(rgb, m, lo, hi)))
-        panels.append((f"{name} on depth", blend(depth, m, lo, hi)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels), 2.4))
-    for ax, (label, img) in zip(np.atleast_1d(axes), panels, strict=True):
+        panels.append((f"{name}{score} on RGB", blend(rgb, m, lo, hi), (lo, hi)))
+        panels.append((f"{name} on depth", blend(depth, m, lo, hi), (lo, hi)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels) + 0.6, 2.4))
+    axes = np.atleast_1d(axes)
+    for ax, (label, img, _) in zip(axes, panels, strict=True):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(label, fontsize=7)
         ax.axis("off")
+    ranged = [(ax, r) for ax, (_, _, r) in zip(axes, panels, strict=True) if r is not None]
+    if gt is not None and np.any(gt):
+        # The ground truth's outline on every map panel: where the defect is, whatever the map.
+        for ax, _ in ranged:
+            ax.contour(np.asarray(gt, np.float64), levels=[0.5], colors="white", linewidths=0.7)
+    if ranged:
+        from matplotlib import cm, colors
+
+        lo, hi = ranged[-1][1]
+        mappable = cm.ScalarMappable(norm=colors.Normalize(lo, hi), cmap="jet")
+        bar = fig.colorbar(mappable, ax=list(axes), fraction=0.015, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
     return _save_figure(fig, path)

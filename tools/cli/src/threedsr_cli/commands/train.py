@@ -51,7 +51,7 @@ def train_command(
     category: str,
     setup: str,
     preset: str,
-    dada: Path,
+    dada: Path | None,
     out: Path,
     resume: bool,
     overwrite: bool,
@@ -65,17 +65,27 @@ def train_command(
 ) -> None:
     import threedsr
 
-    from threedsr_cli.libs import check_backbone, check_category, resolve_device
+    from threedsr_cli.libs import (
+        check_backbone,
+        check_category,
+        pretrained_backbone,
+        resolve_device,
+    )
 
     check_category(data, category)
-    backbone = check_backbone(dada, setup)
+    if dada is None:
+        backbone_file = pretrained_backbone(setup)
+        backbone = None
+    else:
+        backbone_file = check_backbone(dada, setup)
+        backbone = str(backbone_file)
     dev = resolve_device(device)
     config = threedsr.DetectorConfig.preset(
         preset,
         setup=setup,
         data_root=str(data),
         category=category,
-        backbone=str(backbone),
+        backbone=backbone,
         out=str(out),
         iterations=iterations,
         batch_size=batch_size,
@@ -90,7 +100,7 @@ def train_command(
         "category": category,
         "setup": setup,
         "preset": preset,
-        "dada": str(backbone.resolve()),
+        "dada": "pretrained" if backbone is None else str(backbone_file.resolve()),
         "iterations": config.iterations,
         "batch_size": config.batch_size,
         "size": config.size,
@@ -98,7 +108,9 @@ def train_command(
     }
     run = claim_run(out, "train", settings, resume=resume, overwrite=overwrite)
     ui.info(
-        f"stage 2: {setup} detector for {category!r}, preset {preset}, {config.iterations} "
+        f"stage 2: {setup} detector for {category!r}, preset {preset}, backbone "
+        f"{'pretrained (' + backbone_file.name + ')' if backbone is None else backbone_file}, "
+        f"{config.iterations} "
         f"iterations, batch {config.batch_size}, {config.size}px, on {dev}"
     )
     start = time.perf_counter()
