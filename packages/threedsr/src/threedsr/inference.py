@@ -263,9 +263,10 @@ class Detector:
                 if self.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 with amp:
-                    raw = self.model(xb).anomaly_map.float()
+                    out = self.model(xb)
+                raw = out.anomaly_map.float()
                 if self.memory is not None and self.memory_weight > 0:
-                    dist = memory_map(self.memory, self.model.backbone, xb.float())
+                    dist = memory_map(self.memory, self.model.backbone, xb, features=out.f1)
                     raw = fuse_maps(
                         raw, dist, self._heads_cal, self._memory_cal, self.memory_weight
                     )

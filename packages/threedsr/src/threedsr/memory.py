@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
 
 __all__ = ["FeatureMemory", "MapCalibration", "fit_memory", "fuse_maps"]
 
@@ -36,7 +37,8 @@ class FeatureMemory:
         bank: (N, C) normal features.
         image_ids: (N,) the training scan each row came from (lets the calibration leave a scan's
             own features out); None when unknown.
-        chunk: query rows per distance block (bounds memory at ``chunk x N`` floats).
+        chunk: query rows per distance block; None = vqcore's block bound
+            (``DEFAULT_BLOCK_ELEMENTS`` distances at once).
 
     Example:
         >>> mem = FeatureMemory(torch.zeros(3, 2))
@@ -44,14 +46,15 @@ class FeatureMemory:
         torch.Size([1, 1, 2])
     """
 
-    def __init__(self, bank: Tensor, image_ids: Tensor | None = None, *, chunk: int = 2048):
+    def __init__(
+        self, bank: Tensor, image_ids: Tensor | None = None, *, chunk: int | None = None
+    ) -> None:
         if bank.ndim != 2 or bank.shape[0] == 0:
             raise ValueError(f"FeatureMemory: bank must be (N>0, C), got {tuple(bank.shape)}")
         self.bank = bank.float()
         self.image_ids = image_ids
-        self.chunk = chunk
-        self._bank_sq = (self.bank * self.bank).sum(1)
-        self._copies: dict[str, tuple[Tensor, Tensor]] = {}
+        self.chunk = chunk or row_chunk(self.bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
+        self._copies: dict[str, Tensor] = {}
 
     @torch.no_grad()
     def distance(self, feats: Tensor, *, exclude: Tensor | None = None) -> Tensor:
@@ -70,31 +73,28 @@ class FeatureMemory:
             raise ValueError(
                 f"FeatureMemory: features have {c} channels, the bank {self.bank.shape[1]}"
             )
-        bank, bank_sq = self._on(feats.device)
+        bank = self._on(feats.device)
+        ids = None if self.image_ids is None else self.image_ids.to(feats.device)
         q = feats.float().permute(0, 2, 3, 1).reshape(b, h * w, c)
         out = torch.empty(b, h * w, device=feats.device)
         for i in range(b):
-            skip = None
-            if exclude is not None and self.image_ids is not None:
-                skip = self.image_ids.to(feats.device) == exclude[i]
+            skip = None if exclude is None or ids is None else ids == exclude[i]
             for s in range(0, h * w, self.chunk):
-                qi = q[i, s : s + self.chunk]
-                # |q|^2 + |b|^2 - 2 q.b: one GEMM per block instead of cdist's pairwise kernel.
-                d2 = (qi * qi).sum(1, keepdim=True) + bank_sq[None] - 2.0 * qi @ bank.T
+                # vqcore's nearest-code search, with the bank as the codebook.
+                d2 = squared_distances(q[i, s : s + self.chunk], bank)
                 if skip is not None:
                     d2[:, skip] = float("inf")
-                out[i, s : s + self.chunk] = d2.amin(1).clamp_min(0).sqrt()
+                out[i, s : s + self.chunk] = d2.amin(1).sqrt()
         return out.view(b, h, w)
 
-    def _on(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        """The bank and its squared norms on ``device``, copied once per device."""
-        if self.bank.device != device:
-            cached = self._copies.get(str(device))
-            if cached is None:
-                cached = (self.bank.to(device), self._bank_sq.to(device))
-                self._copies[str(device)] = cached
-            return cached
-        return self.bank, self._bank_sq
+    def _on(self, device: torch.device) -> Tensor:
+        """The bank on ``device``, copied once per device."""
+        if self.bank.device == device:
+            return self.bank
+        key = str(device)
+        if key not in self._copies:
+            self._copies[key] = self.bank.to(device)
+        return self._copies[key]
 
     def state(self) -> dict[str, Tensor]:
         """Tensors for a ``weights_only`` checkpoint (the bank in fp16 halves the file)."""
@@ -163,11 +163,19 @@ def object_cells(backbone: torch.nn.Module, x: Tensor, cells: tuple[int, int]) -
     return F.adaptive_avg_pool2d((x[:, :1] > 0.05).float(), cells)[:, 0] > 0.5
 
 
-def memory_map(memory: FeatureMemory, backbone: torch.nn.Module, x: Tensor, **kw) -> Tensor:
+def memory_map(
+    memory: FeatureMemory,
+    backbone: torch.nn.Module,
+    x: Tensor,
+    *,
+    features: Tensor | None = None,
+    **kw,
+) -> Tensor:
     """(B, H, W) distance map of inputs ``x``, bilinearly upsampled to the input size. With
     depth, the bank holds object features only and the background's distance is 0: the
-    background is not what the class is inspected for."""
-    f = encoder_features(backbone, x)
+    background is not what the class is inspected for. ``features``: ``x``'s Encoder-1 output
+    when the caller already has it (a detector forward computes it)."""
+    f = encoder_features(backbone, x) if features is None else features
     d = memory.distance(f, **kw)
     on = object_cells(backbone, x, tuple(f.shape[2:]))
     if on is not None:

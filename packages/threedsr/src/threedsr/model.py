@@ -22,6 +22,8 @@ class ThreeDSROutput(NamedTuple):
         object_recon: (B, C, H, W) object-specific reconstruction.
         general_recon: (B, C, H, W) general (backbone) reconstruction.
         srm_top, srm_bot: continuous subspace-restriction outputs (before re-quantisation).
+        f1: (B, hidden, H/4, W/4) the backbone's Encoder-1 features of ``x``; None when the
+            forward started from codes.
     """
 
     logits: Tensor
@@ -30,6 +32,7 @@ class ThreeDSROutput(NamedTuple):
     general_recon: Tensor
     srm_top: Tensor
     srm_bot: Tensor
+    f1: Tensor | None = None
 
 
 class ThreeDSR(nn.Module):
@@ -126,12 +129,13 @@ class ThreeDSR(nn.Module):
         """Detect anomalies in ``x``, or (training) run the heads on given codes ``q_top, q_bot``
         (``image``: the input those codes came from, needed when ``unet_input == "input"``)."""
         bb = self.backbone
+        f1 = None
         if q_top is None or q_bot is None:
             if x is None:
                 raise ValueError("ThreeDSR.forward needs x or both q_top and q_bot")
             with torch.no_grad():
                 enc = bb.encode(x)
-            q_top, q_bot = enc.q_top, enc.q_bot
+            q_top, q_bot, f1 = enc.q_top, enc.q_bot, enc.f1
         with torch.no_grad():
             general = bb.decode(q_top, q_bot)
         srm_top = self.srm_top(q_top)
@@ -151,7 +155,7 @@ class ThreeDSR(nn.Module):
             seen = general
         logits = self.anomaly_unet(torch.cat((obj, seen.to(obj.dtype)), dim=1))
         amap = torch.softmax(logits.float(), dim=1)[:, 1]
-        return ThreeDSROutput(logits, amap, obj, general, srm_top, srm_bot)
+        return ThreeDSROutput(logits, amap, obj, general, srm_top, srm_bot, f1)
 
 
 def _factory_of(module: nn.Module) -> dict[str, object]:
