@@ -28,15 +28,15 @@ CLASS = "puck"
 STAGE1_ITERS = int(os.environ.get("THREEDSR_IT_STAGE1", "0"))
 STAGE2_ITERS = int(os.environ.get("THREEDSR_IT_STAGE2", "400"))
 SIZE = int(os.environ.get("THREEDSR_IT_SIZE", "128"))
-# The `cpu` preset as shipped (pretrained backbone, 400 iterations at 128 px, one thread) on this
-# seeded class, measured here: image AUROC 0.672 (crack 0.98, stain 0.69, bump 0.58, dent 0.44),
-# pixel AUROC 0.932, AUPRO 0.812. Seeds make the one-thread run deterministic, so these floors
-# hold every time. Dent and bump are not reliably above chance at this budget (issue 12 is open
-# on that): THREEDSR_IT_MIN_DEPTH_AUROC asserts them when set.
-PIXEL_AUROC_MIN = 0.85
-AUPRO_MIN = 0.7
-IMAGE_AUROC_MIN = float(os.environ.get("THREEDSR_IT_MIN_IMAGE_AUROC", "0.6"))
-DEPTH_ONLY_MIN = float(os.environ.get("THREEDSR_IT_MIN_DEPTH_AUROC", "0"))
+# The `cpu` preset as shipped (pretrained backbone, descriptor memory, 400 iterations at 128 px
+# here for CI time, one thread) on this seeded class, measured: image AUROC 0.973 (bump 0.984,
+# dent 0.984, crack 0.969, stain 0.953), pixel AUROC 0.991, AUPRO 0.964. The map is the
+# training-free memory's (seeded subset, deterministic), so the floors hold every time; dent and
+# bump are depth-only (their RGB is that of a good scan), the case issue 12 was about.
+PIXEL_AUROC_MIN = 0.9
+AUPRO_MIN = 0.85
+IMAGE_AUROC_MIN = float(os.environ.get("THREEDSR_IT_MIN_IMAGE_AUROC", "0.85"))
+DEPTH_ONLY_MIN = float(os.environ.get("THREEDSR_IT_MIN_DEPTH_AUROC", "0.8"))
 
 
 @pytest.fixture(scope="session")

@@ -284,6 +284,19 @@ def test_eval_precision_bf16_on_cpu(cli, run_rgbd, tiny_data, tmp_path):
     assert res.exit_code == 2 and "fp16" in res.stderr
 
 
+def test_eval_memory_weight_switches_between_memory_and_heads(cli, run_rgbd, tiny_data, tmp_path):
+    pixel = {}
+    for w in ("0", "1"):
+        out = tmp_path / w
+        res = cli("eval", "--run", run_rgbd, "--data", tiny_data, "--device", "cpu", "--out", out,
+                  "--memory-weight", w)  # fmt: skip
+        assert res.exit_code == 0, res.stderr
+        pixel[w] = json.loads((out / "metrics.json").read_text())[CATEGORY]["pixel_auroc"]
+    assert pixel["0"] != pixel["1"]
+    res = cli("eval", "--run", run_rgbd, "--data", tiny_data, "--memory-weight", "1.5")
+    assert res.exit_code == 2 and "--memory-weight" in res.stderr
+
+
 def test_eval_errors(bad_input, cli, run_rgbd, tiny_data, tmp_path, dada_rgbd):
     bad_input(
         cli("eval", "--run", tmp_path / "norun", "--data", tiny_data),

@@ -152,6 +152,10 @@ class DetectorConfig:
             When > 0, training ends by storing the good scans' encoder features and both maps'
             good-scan statistics in ``detector.pt``.
         memory_size: most feature vectors kept in the memory (a seeded random subset).
+        memory_features: what the memory stores: ``encoder`` (the backbone's Encoder-1 features)
+            or ``descriptors`` (hand-made surface-curvature and normalised-colour descriptors,
+            :mod:`threedsr.descriptors`, at ``descriptor_scales`` pixels).
+        descriptor_scales: Gaussian scales (pixels at model resolution) of the descriptors.
         mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).
         zero_mask_prob: probability that a sample gets no anomaly (0.5).
         rotation_deg: ±angle of the rotation augmentation (15).
@@ -202,6 +206,8 @@ class DetectorConfig:
     paint_opacity: tuple[float, float] = (0.3, 1.0)
     memory_weight: float = 0.0
     memory_size: int = 40_000
+    memory_features: Literal["encoder", "descriptors"] = "encoder"
+    descriptor_scales: tuple[float, ...] = (1.0, 2.0, 4.0)
     mask_threshold: tuple[float, float] = (0.4, 0.8)
     zero_mask_prob: float = 0.5
     rotation_deg: float = 15.0
@@ -266,6 +272,15 @@ class DetectorConfig:
             )
         if self.memory_size < 1:
             raise ThreedsrError(f"DetectorConfig: memory_size must be >= 1, got {self.memory_size}")
+        if self.memory_features not in ("encoder", "descriptors"):
+            raise ThreedsrError(
+                "DetectorConfig: memory_features must be 'encoder' or 'descriptors', got "
+                f"{self.memory_features!r}"
+            )
+        if not self.descriptor_scales or min(self.descriptor_scales) <= 0:
+            raise ThreedsrError(
+                f"DetectorConfig: descriptor_scales must be > 0, got {self.descriptor_scales}"
+            )
         if self.feature_loss not in ("mse", "l1"):
             raise ThreedsrError(
                 f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
@@ -281,6 +296,9 @@ class DetectorConfig:
             self, "depth_anomaly_amplitude", tuple(float(v) for v in self.depth_anomaly_amplitude)
         )
         object.__setattr__(self, "paint_opacity", tuple(float(v) for v in self.paint_opacity))
+        object.__setattr__(
+            self, "descriptor_scales", tuple(float(v) for v in self.descriptor_scales)
+        )
 
     @property
     def filter_size(self) -> int:
@@ -298,20 +316,24 @@ class DetectorConfig:
 
     @classmethod
     def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
-        """A small CPU run: 128², batch 8, 400 iterations (x0.1 at 80 %), narrow modules with a
-        residual SRM, every anomaly drawn in image space, and the feature memory fused into the
-        map (weight 0.7). Package README rows 18-24 list each departure with its measured effect."""
+        """A small CPU run: 256², batch 8, 400 iterations (x0.1 at 80 %), narrow modules with a
+        residual SRM, every anomaly drawn in image space, and a memory of hand-made surface and
+        colour descriptors (100k cells) whose map is the detector's (``memory_weight=1``; the
+        heads' map stays available with ``Detector.load(..., memory_weight=0)``). Package README
+        rows 18-26 list each departure with its measured effect."""
         base: dict[str, Any] = dict(
             setup=setup,
             model=ModelConfig.cpu(),
-            size=128,
+            size=256,
             batch_size=8,
             iterations=400,
             lr=1e-3,
             checkpoint_every=200,
             modality_split_prob=0.5,
             image_anomaly_prob=1.0,
-            memory_weight=0.7,
+            memory_weight=1.0,
+            memory_size=100_000,
+            memory_features="descriptors",
         )
         return cls._build(base, overrides)
 
@@ -354,6 +376,7 @@ class DetectorConfig:
         d["mask_threshold"] = list(self.mask_threshold)
         d["depth_anomaly_amplitude"] = list(self.depth_anomaly_amplitude)
         d["paint_opacity"] = list(self.paint_opacity)
+        d["descriptor_scales"] = list(self.descriptor_scales)
         return d
 
     @classmethod
@@ -367,6 +390,7 @@ class DetectorConfig:
             "mask_threshold",
             "depth_anomaly_amplitude",
             "paint_opacity",
+            "descriptor_scales",
         ):
             if key in d:
                 d[key] = tuple(d[key])

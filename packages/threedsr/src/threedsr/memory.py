@@ -1,23 +1,28 @@
-"""Feature memory: the nearest-neighbour distance of the backbone's encoder features to those of
-the class's good training scans, a second, training-free anomaly map next to the 3DSR heads'.
+"""Feature memory: the nearest-neighbour distance of a scan's local features to those of the
+class's good training scans, a second, training-free anomaly map next to the 3DSR heads'.
 
 Not in the paper or the reference code. At CPU budgets the learned heads see only a few thousand
-synthetic anomalies; the memory needs none: it stores what normal looks like through the same
-frozen stage-1 encoder (``Encoder-1`` features, 1/4 resolution) and flags what is far from all of
-it. :func:`fuse_maps` combines it with the heads' map after putting both on the scale of good
-scans (z-scores over their pixels), so neither dominates by units.
+synthetic anomalies; the memory needs none: it stores what normal looks like and flags what is
+far from all of it. Its features are either the frozen stage-1 encoder's (``Encoder-1``, 1/4
+resolution) or hand-made surface and colour descriptors (:mod:`threedsr.descriptors`), which
+see millimetre dents that the CPU-sized backbone's codes do not. :func:`fuse_maps` combines the
+memory with the heads' map after putting both on the scale of good scans (z-scores over their
+pixels), so neither dominates by units.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
 
-__all__ = ["FeatureMemory", "MapCalibration", "fit_memory", "fuse_maps"]
+from threedsr.descriptors import local_descriptors
+
+__all__ = ["FeatureMemory", "MapCalibration", "MemoryFeatures", "fit_memory", "fuse_maps"]
 
 
 class MapCalibration(NamedTuple):
@@ -30,15 +35,72 @@ class MapCalibration(NamedTuple):
         return (m - self.mean) / max(self.std, 1e-8)
 
 
-class FeatureMemory:
-    """A bank of normal encoder features and the distance of new ones to it.
+@dataclass(frozen=True)
+class MemoryFeatures:
+    """What the memory stores per cell.
 
     Args:
-        bank: (N, C) normal features.
+        kind: ``encoder`` = the backbone's Encoder-1 output (1/4 resolution); ``descriptors`` =
+            :func:`threedsr.descriptors.local_descriptors` of the input at Gaussian ``scales``,
+            averaged over ``pool`` x ``pool`` cells.
+        scales: descriptor scales in pixels at model resolution.
+        pool: descriptor cell side in pixels.
+
+    Example:
+        >>> MemoryFeatures.from_state(MemoryFeatures("descriptors").state())
+        MemoryFeatures(kind='descriptors', scales=(1.0, 2.0, 4.0), pool=2)
+    """
+
+    kind: Literal["encoder", "descriptors"] = "encoder"
+    scales: tuple[float, ...] = (1.0, 2.0, 4.0)
+    pool: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("encoder", "descriptors"):
+            raise ValueError(
+                f"MemoryFeatures: kind must be 'encoder' or 'descriptors', got {self.kind!r}"
+            )
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"MemoryFeatures: scales must be > 0, got {self.scales}")
+        if self.pool < 1:
+            raise ValueError(f"MemoryFeatures: pool must be >= 1, got {self.pool}")
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+
+    @torch.no_grad()
+    def extract(
+        self, backbone: torch.nn.Module, x: Tensor, encoder: Tensor | None = None
+    ) -> Tensor:
+        """(B, C, h, w) features of inputs ``x``; ``encoder``: their Encoder-1 output when the
+        caller already has it."""
+        if self.kind == "encoder":
+            return backbone.encoder_bottom(x) if encoder is None else encoder
+        setup = getattr(backbone.config, "setup", "rgbd")
+        d = local_descriptors(x, setup, self.scales)
+        return F.avg_pool2d(d, self.pool) if self.pool > 1 else d
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "scales": list(self.scales), "pool": self.pool}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> MemoryFeatures:
+        """None (checkpoints written before descriptors existed) = encoder features."""
+        if state is None:
+            return cls()
+        return cls(str(state["kind"]), tuple(state["scales"]), int(state["pool"]))  # type: ignore[arg-type]
+
+
+class FeatureMemory:
+    """A bank of normal features and the distance of new ones to it.
+
+    Args:
+        bank: (N, C) normal features, already standardised when ``center``/``scale`` are given.
         image_ids: (N,) the training scan each row came from (lets the calibration leave a scan's
             own features out); None when unknown.
         chunk: query rows per distance block; None = vqcore's block bound
             (``DEFAULT_BLOCK_ELEMENTS`` distances at once).
+        features: what a row is (:class:`MemoryFeatures`).
+        center, scale: (C,) per-channel standardisation applied to queries (descriptors mix
+            units: depth slopes, curvatures, colour ratios); None = none.
 
     Example:
         >>> mem = FeatureMemory(torch.zeros(3, 2))
@@ -47,12 +109,27 @@ class FeatureMemory:
     """
 
     def __init__(
-        self, bank: Tensor, image_ids: Tensor | None = None, *, chunk: int | None = None
+        self,
+        bank: Tensor,
+        image_ids: Tensor | None = None,
+        *,
+        chunk: int | None = None,
+        features: MemoryFeatures | None = None,
+        center: Tensor | None = None,
+        scale: Tensor | None = None,
     ) -> None:
         if bank.ndim != 2 or bank.shape[0] == 0:
             raise ValueError(f"FeatureMemory: bank must be (N>0, C), got {tuple(bank.shape)}")
+        for name, v in (("center", center), ("scale", scale)):
+            if v is not None and tuple(v.shape) != (bank.shape[1],):
+                raise ValueError(
+                    f"FeatureMemory: {name} must be ({bank.shape[1]},), got {tuple(v.shape)}"
+                )
         self.bank = bank.float()
         self.image_ids = image_ids
+        self.features = features or MemoryFeatures()
+        self.center = None if center is None else center.float()
+        self.scale = None if scale is None else scale.float().clamp_min(1e-8)
         self.chunk = chunk or row_chunk(self.bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
         self._copies: dict[str, Tensor] = {}
 
@@ -76,6 +153,10 @@ class FeatureMemory:
         bank = self._on(feats.device)
         ids = None if self.image_ids is None else self.image_ids.to(feats.device)
         q = feats.float().permute(0, 2, 3, 1).reshape(b, h * w, c)
+        if self.center is not None:
+            q = q - self.center.to(q.device)
+        if self.scale is not None:
+            q = q / self.scale.to(q.device)
         out = torch.empty(b, h * w, device=feats.device)
         for i in range(b):
             skip = None if exclude is None or ids is None else ids == exclude[i]
@@ -98,21 +179,25 @@ class FeatureMemory:
 
     def state(self) -> dict[str, Tensor]:
         """Tensors for a ``weights_only`` checkpoint (the bank in fp16 halves the file)."""
-        state = {"bank": self.bank.half()}
+        state: dict[str, Any] = {"bank": self.bank.half(), "features": self.features.state()}
         if self.image_ids is not None:
             state["image_ids"] = self.image_ids.to(torch.int32)
+        if self.center is not None:
+            state["center"] = self.center
+        if self.scale is not None:
+            state["scale"] = self.scale
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, Tensor]) -> FeatureMemory:
+    def from_state(cls, state: dict[str, Any]) -> FeatureMemory:
         ids = state.get("image_ids")
-        return cls(state["bank"].float(), None if ids is None else ids.long())
-
-
-@torch.no_grad()
-def encoder_features(backbone: torch.nn.Module, x: Tensor) -> Tensor:
-    """The features the memory stores: the backbone's Encoder-1 output (1/4 resolution)."""
-    return backbone.encoder_bottom(x)
+        return cls(
+            state["bank"].float(),
+            None if ids is None else ids.long(),
+            features=MemoryFeatures.from_state(state.get("features")),
+            center=state.get("center"),
+            scale=state.get("scale"),
+        )
 
 
 @torch.no_grad()
@@ -120,22 +205,26 @@ def fit_memory(
     backbone: torch.nn.Module,
     x: Tensor,
     *,
+    features: MemoryFeatures | None = None,
     max_size: int = 40_000,
     batch_size: int = 8,
     seed: int = 0,
 ) -> FeatureMemory:
-    """Encode good training scans and keep at most ``max_size`` of their feature vectors (a
+    """Describe good training scans and keep at most ``max_size`` of their feature vectors (a
     seeded random subset when there are more): the object's cells when the input has depth
-    (:func:`object_cells`), every cell for RGB alone.
+    (:func:`object_cells`), every cell for RGB alone. Descriptors are standardised per channel
+    with the statistics of all kept cells before subsampling.
 
     Args:
         backbone: the frozen stage-1 backbone (eval mode).
         x: (N, C, H, W) good training inputs at model resolution.
+        features: what to store (:class:`MemoryFeatures`); None = encoder features.
     """
+    features = features or MemoryFeatures()
     feats, ids = [], []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
-        f = encoder_features(backbone, xb)
+        f = features.extract(backbone, xb)
         b, c, h, w = f.shape
         rows = f.permute(0, 2, 3, 1).reshape(-1, c)
         scan = torch.arange(start, start + b, device=f.device).repeat_interleave(h * w)
@@ -147,11 +236,15 @@ def fit_memory(
     bank, image_ids = torch.cat(feats), torch.cat(ids)
     if bank.shape[0] == 0:
         raise ValueError("fit_memory: the training scans have no foreground")
+    center = scale = None
+    if features.kind == "descriptors":
+        center, scale = bank.mean(0), bank.std(0, correction=0).clamp_min(1e-6)
+        bank = (bank - center) / scale
     if bank.shape[0] > max_size:
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[:max_size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
-    return FeatureMemory(bank, image_ids)
+    return FeatureMemory(bank, image_ids, features=features, center=center, scale=scale)
 
 
 def object_cells(backbone: torch.nn.Module, x: Tensor, cells: tuple[int, int]) -> Tensor | None:
@@ -174,8 +267,8 @@ def memory_map(
     """(B, H, W) distance map of inputs ``x``, bilinearly upsampled to the input size. With
     depth, the bank holds object features only and the background's distance is 0: the
     background is not what the class is inspected for. ``features``: ``x``'s Encoder-1 output
-    when the caller already has it (a detector forward computes it)."""
-    f = encoder_features(backbone, x) if features is None else features
+    when the caller already has it (a detector forward computes it; unused by descriptors)."""
+    f = memory.features.extract(backbone, x, features)
     d = memory.distance(f, **kw)
     on = object_cells(backbone, x, tuple(f.shape[2:]))
     if on is not None:

@@ -32,7 +32,7 @@ from threedsr.distributed import DistInfo, init_distributed
 from threedsr.errors import ThreedsrError
 from threedsr.generator import FeatureAnomalyGenerator, GeneratedAnomalies
 from threedsr.losses import stage2_losses
-from threedsr.memory import fit_memory, memory_map
+from threedsr.memory import MemoryFeatures, fit_memory, memory_map
 from threedsr.model import ThreeDSR
 
 __all__ = ["TrainEvent", "TrainResult", "preprocess_params", "train_detector"]
@@ -275,7 +275,14 @@ def build_memory(
     was_training = model.training
     model.eval()
     x = data.x
-    memory = fit_memory(model.backbone, x.to(device), max_size=config.memory_size, seed=config.seed)
+    features = MemoryFeatures(config.memory_features, config.descriptor_scales)
+    memory = fit_memory(
+        model.backbone,
+        x.to(device),
+        features=features,
+        max_size=config.memory_size,
+        seed=config.seed,
+    )
     pick = torch.linspace(0, x.shape[0] - 1, min(CALIBRATION_SCANS, x.shape[0])).round().long()
     heads, mem = [], []
     for chunk in pick.split(4):
@@ -306,6 +313,8 @@ _RESUME_FREE = {
     # Used only when the finished detector is written; the heads' training does not see them.
     "memory_weight",
     "memory_size",
+    "memory_features",
+    "descriptor_scales",
 }
 
 

@@ -16,6 +16,7 @@ from threedsr_cli.errors import guard
 from threedsr_cli.options import (
     Device,
     DeviceOpt,
+    MemoryWeightOpt,
     OverwriteOpt,
     Precision,
     PrecisionOpt,
@@ -280,6 +281,7 @@ def evaluate(
     ] = None,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
+    memory_weight: MemoryWeightOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -299,6 +301,7 @@ def evaluate(
             cache_dir=cache_dir,
             device=_value(device),
             precision=_value(precision),
+            memory_weight=memory_weight,
             seed=seed,
             ui=UI(quiet, verbose),
         )
@@ -354,6 +357,7 @@ def predict(
     ] = 8,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
+    memory_weight: MemoryWeightOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -372,6 +376,7 @@ def predict(
             batch_size=batch_size,
             device=_value(device),
             precision=_value(precision),
+            memory_weight=memory_weight,
             seed=seed,
             ui=UI(quiet, verbose),
         )

@@ -100,9 +100,12 @@ def pretrained_backbone(setup: str) -> Path:
     return vqcore.pretrained_path(setup)
 
 
-def load_detector(run: Path, device: str, precision: str = "auto") -> Any:
+def load_detector(
+    run: Path, device: str, precision: str = "auto", memory_weight: float | None = None
+) -> Any:
     """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
-    ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only)."""
+    ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only);
+    ``memory_weight`` overrides the stored fusion weight (None = keep it)."""
     import threedsr
 
     run = Path(run)
@@ -111,4 +114,6 @@ def load_detector(run: Path, device: str, precision: str = "auto") -> Any:
     if run.is_dir() and not (run / "detector.pt").is_file():
         raise CLIError(f"{run}: holds no detector.pt (train one with: threedsr-cli train)")
     bf16 = None if precision == "auto" else precision == "bf16"
-    return threedsr.Detector.load(run, device=resolve_device(device), bf16=bf16)
+    return threedsr.Detector.load(
+        run, device=resolve_device(device), bf16=bf16, memory_weight=memory_weight
+    )

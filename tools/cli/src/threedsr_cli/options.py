@@ -59,6 +59,18 @@ PrecisionOpt = Annotated[
         ),
     ),
 ]
+MemoryWeightOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--memory-weight",
+        min=0.0,
+        max=1.0,
+        help=(
+            "Weight of the detector's feature-memory map against the 3DSR heads' map: "
+            "0 = the heads alone, 1 = the memory alone (default: the one stored at training)."
+        ),
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw (reproducible).")]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bars or info lines; results only.")

@@ -70,6 +70,7 @@ def eval_command(
     cache_dir: Path | None,
     device: str,
     precision: str,
+    memory_weight: float | None = None,
     seed: int,
     ui: UI,
 ) -> dict[str, dict[str, Any]]:
@@ -78,7 +79,7 @@ def eval_command(
     from threedsr_cli.libs import check_category, load_detector, seed_everything
 
     seed_everything(seed)
-    detector = load_detector(run, device, precision)
+    detector = load_detector(run, device, precision, memory_weight)
     cat = category or detector.category
     if cat is None:
         from threedsr_cli.errors import CLIError

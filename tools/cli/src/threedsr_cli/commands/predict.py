@@ -113,6 +113,7 @@ def predict_command(
     batch_size: int,
     device: str,
     precision: str,
+    memory_weight: float | None = None,
     seed: int,
     ui: UI,
 ) -> dict[str, Any]:
@@ -126,7 +127,7 @@ def predict_command(
         )
     thr = parse_threshold(threshold)
     items = resolve_inputs(inputs)
-    detector = load_detector(run, device, precision)
+    detector = load_detector(run, device, precision, memory_weight)
     out = (
         Path(out)
         if out is not None

@@ -1,0 +1,109 @@
+"""The feature memory on its own (no stage-2 heads): fit it on a class's good training scans and
+score its test scans, for each feature choice, model size and bank size asked for. Minutes per
+row instead of a full `train`; the map equals a `cpu`-preset detector's at memory weight 1.
+
+    uv run python tools/bench/memory_features.py --data $THREEDSR_CABLE_GLAND \\
+        --category cable_gland --features descriptors encoder --size 128 256
+    # a synthetic class of your own (depthsim.scenes, any seed but the benchmark's):
+    uv run python tools/bench/memory_features.py --data runs/tune-synth --category puck bar \\
+        --features descriptors encoder --scales 1,2,4 1,2,4,8 --bank 40000 100000
+
+Prints one JSON line per row: I-AUROC, per-type I-AUROC, P-AUROC, AUPRO (maps smoothed and
+reduced to image scores exactly as the detector does: box filter, then max).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before torch loads: busy-waiting OpenMP workers slow a shared 2-core machine ~10x.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+from learning_curve import synthetic_benchmark
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--synthetic", type=Path, help="folder of the fixed synthetic benchmark")
+    src.add_argument("--data", type=Path, help="a dataset root (MVTec 3D-AD layout)")
+    ap.add_argument("--category", nargs="+", default=["puck"])
+    ap.add_argument("--setup", default="rgbd", choices=["rgbd", "depth", "rgb"])
+    ap.add_argument("--features", nargs="+", default=["descriptors"])
+    ap.add_argument("--size", type=int, nargs="+", default=[256])
+    ap.add_argument("--scales", nargs="+", default=["1,2,4"], help="descriptor scales, px")
+    ap.add_argument("--bank", type=int, nargs="+", default=[100_000], help="memory rows")
+    ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
+    args = ap.parse_args()
+
+    import admetrics
+    import numpy as np
+    import threedsr
+    import torch
+    import vqcore
+    from threedsr.data import load_split, stack_inputs
+    from threedsr.memory import MemoryFeatures, fit_memory, memory_map
+    from threedsr.smoothing import smooth_maps
+    from threedsr.train import preprocess_params
+
+    torch.set_num_threads(args.threads)
+    data = synthetic_benchmark(args.synthetic) if args.synthetic else args.data
+    backbone = vqcore.load_pretrained(args.setup).eval()
+    config = threedsr.DetectorConfig.cpu(args.setup)
+    rows = itertools.product(args.category, args.size, args.features, args.scales, args.bank)
+    for category, size, kind, scales, bank in rows:
+        start = time.perf_counter()
+        params = {**preprocess_params(config), "size": size}
+        split = {
+            s: load_split(str(data), category, s, params, cache_dir=str(args.cache_dir))
+            for s in ("train", "test")
+        }
+        features = MemoryFeatures(kind, tuple(float(v) for v in scales.split(",")))
+        memory = fit_memory(
+            backbone, stack_inputs(split["train"], args.setup), features=features, max_size=bank
+        )
+        test = split["test"]
+        maps = torch.cat(
+            [
+                memory_map(memory, backbone, stack_inputs(test[i : i + 8], args.setup))
+                for i in range(0, len(test), 8)
+            ]
+        )
+        maps = smooth_maps(maps, config.smoothing, config.filter_size, config.gaussian_sigma)
+        scores = maps.flatten(1).amax(1).numpy()
+        labels = np.array([p.label for p in test])
+        types = np.array([p.defect_type for p in test])
+        gt = np.stack(
+            [np.zeros(maps.shape[1:], bool) if p.gt is None else p.gt > 0.5 for p in test]
+        )
+        per_type = {
+            t: round(admetrics.image_auroc((types[sel] == t).astype(int), scores[sel]), 4)
+            for t in sorted(set(types) - {"good"})
+            for sel in [(types == t) | (types == "good")]
+        }
+        row = {
+            "category": category,
+            "setup": args.setup,
+            "size": size,
+            "features": kind,
+            "scales": scales if kind == "descriptors" else None,
+            "bank": int(memory.bank.shape[0]),
+            "image_auroc": round(admetrics.image_auroc(labels, scores), 4),
+            "per_defect_type": per_type,
+            "pixel_auroc": round(admetrics.pixel_auroc(gt, maps.numpy()), 4),
+            "aupro": round(admetrics.aupro(gt, maps.numpy()), 4),
+            "seconds": round(time.perf_counter() - start, 1),
+            "threads": args.threads,
+        }
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
