@@ -28,16 +28,12 @@ import os
 import time
 from pathlib import Path
 
-from learning_curve import synthetic_benchmark
+from learning_curve import add_data_arguments, data_root
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--synthetic", type=Path, help="folder of the fixed synthetic benchmark")
-    src.add_argument("--data", type=Path, help="a dataset root (MVTec 3D-AD layout)")
-    ap.add_argument("--category", nargs="+", default=["puck"])
-    ap.add_argument("--setup", default="rgbd", choices=["rgbd", "depth", "rgb"])
+    add_data_arguments(ap)
     ap.add_argument("--dada", default=None, help="stage-1 backbone (default: the pretrained one)")
     ap.add_argument("--set", action="append", default=[], help="detector option key=json")
     ap.add_argument("--weights", type=float, nargs="*", default=None,
@@ -51,7 +47,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    data = synthetic_benchmark(args.synthetic) if args.synthetic else args.data
+    data = data_root(args)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     for category in args.category:
         out = args.out / category if len(args.category) > 1 else args.out

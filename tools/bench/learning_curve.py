@@ -36,6 +36,26 @@ from typing import Any
 SYNTHETIC_BENCHMARK = dict(size=256, n_train=60, n_validation=10, n_test_per_type=20, seed=1000)
 
 
+def add_data_arguments(
+    ap: argparse.ArgumentParser, *, required: bool = True, many: bool = True
+) -> None:
+    """``--synthetic FOLDER`` (the fixed benchmark) or ``--data ROOT``, ``--category``, ``--setup``:
+    the data options every bench script here shares."""
+    src = ap.add_mutually_exclusive_group(required=required)
+    src.add_argument("--synthetic", type=Path, help="folder of the fixed synthetic benchmark")
+    src.add_argument("--data", type=Path, help="a dataset root (MVTec 3D-AD layout)")
+    if many:
+        ap.add_argument("--category", nargs="+", default=["puck"])
+    else:
+        ap.add_argument("--category", default="puck")
+    ap.add_argument("--setup", default="rgbd", choices=["rgbd", "depth", "rgb"])
+
+
+def data_root(args: argparse.Namespace) -> Path:
+    """The dataset root the options name (the synthetic benchmark generated on first use)."""
+    return synthetic_benchmark(args.synthetic) if args.synthetic else args.data
+
+
 def synthetic_benchmark(root: Path) -> Path:
     """Generate the benchmark under ``root`` once (same arguments, byte-identical files)."""
     import depthsim.scenes
@@ -50,7 +70,7 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(args.threads)
-    data = synthetic_benchmark(args.synthetic) if args.synthetic else args.data
+    data = data_root(args)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     budgets = sorted(args.budgets)
     cfg = threedsr.DetectorConfig.preset(
@@ -125,11 +145,7 @@ def plot(curves: list[Path], png: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--synthetic", type=Path, help="folder of the fixed synthetic benchmark")
-    src.add_argument("--data", type=Path, help="a dataset root (MVTec 3D-AD layout)")
-    ap.add_argument("--category", default="puck")
-    ap.add_argument("--setup", default="rgbd", choices=["rgbd", "depth", "rgb"])
+    add_data_arguments(ap, required=False, many=False)
     ap.add_argument("--dada", default=None, help="stage-1 backbone (default: the pretrained one)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[200, 400, 800, 1600])
     ap.add_argument("--seed", type=int, default=0)

@@ -25,16 +25,12 @@ import json
 import time
 from pathlib import Path
 
-from learning_curve import synthetic_benchmark
+from learning_curve import add_data_arguments, data_root
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--synthetic", type=Path, help="folder of the fixed synthetic benchmark")
-    src.add_argument("--data", type=Path, help="a dataset root (MVTec 3D-AD layout)")
-    ap.add_argument("--category", nargs="+", default=["puck"])
-    ap.add_argument("--setup", default="rgbd", choices=["rgbd", "depth", "rgb"])
+    add_data_arguments(ap)
     ap.add_argument("--features", nargs="+", default=["descriptors"])
     ap.add_argument("--size", type=int, nargs="+", default=[256])
     ap.add_argument("--scales", nargs="+", default=["1,2,4"], help="descriptor scales, px")
@@ -54,7 +50,7 @@ def main() -> None:
     from threedsr.train import preprocess_params
 
     torch.set_num_threads(args.threads)
-    data = synthetic_benchmark(args.synthetic) if args.synthetic else args.data
+    data = data_root(args)
     backbone = vqcore.load_pretrained(args.setup).eval()
     config = threedsr.DetectorConfig.cpu(args.setup)
     rows = itertools.product(args.category, args.size, args.features, args.scales, args.bank)
