@@ -150,3 +150,22 @@ def test_a_detector_trained_with_descriptors_uses_them(tmp_path) -> None:
     assert det.config.memory_features == "descriptors"
     pred = det.predict(data.x[:2])
     assert pred.maps.shape == (2, *data.x.shape[2:]) and bool(torch.isfinite(pred.maps).all())
+
+
+def test_memory_alone_skips_the_heads_and_equals_the_fused_path(tmp_path, monkeypatch) -> None:
+    cfg = tiny_config(
+        "depth", out=str(tmp_path / "run"), iterations=2, memory_weight=1.0,
+        memory_features="descriptors",
+    )  # fmt: skip
+    bb, data = tiny_backbone("depth"), synthetic_class("depth")
+    train_detector(cfg, backbone=bb, data=data)
+    det = Detector.load(tmp_path / "run", device="cpu")
+    calls = []
+    det.model.register_forward_hook(lambda *a: calls.append(1))
+    got = det.predict(data.x[:2]).raw_maps
+    assert not calls
+    # The general path: heads computed, then fused with weight 0 on them.
+    monkeypatch.setattr(Detector, "_memory_alone", property(lambda self: False))
+    want = det.predict(data.x[:2]).raw_maps
+    assert calls
+    torch.testing.assert_close(got, want, atol=0, rtol=0)

@@ -243,6 +243,15 @@ class Detector:
             )
         return x.float()
 
+    @property
+    def _memory_alone(self) -> bool:
+        """The map is the descriptor memory's alone (the heads would get weight 0)."""
+        return (
+            self.memory is not None
+            and self.memory_weight >= 1.0
+            and self.memory.features.kind == "descriptors"
+        )
+
     def predict(self, batch: Tensor | np.ndarray | Sequence[Any]) -> Prediction:
         """Anomaly maps and image scores for (B, C, H, W) inputs or `Prepared` records.
 
@@ -262,13 +271,22 @@ class Detector:
                 xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                with amp:
-                    out = self.model(xb)
-                raw = out.anomaly_map.float()
-                if self.memory is not None and self.memory_weight > 0:
-                    dist = memory_map(self.memory, self.model.backbone, xb, features=out.f1)
+                dist = None
+                if self._memory_alone:
+                    # Weight 1 on a descriptor memory: the heads' map would be multiplied by 0
+                    # and the descriptors need no encoder features, so the 3DSR forward is skipped.
+                    dist = memory_map(self.memory, self.model.backbone, xb)
+                    heads = torch.zeros_like(dist)
+                else:
+                    with amp:
+                        out = self.model(xb)
+                    heads = out.anomaly_map.float()
+                    if self.memory is not None and self.memory_weight > 0:
+                        dist = memory_map(self.memory, self.model.backbone, xb, features=out.f1)
+                raw = heads
+                if dist is not None:
                     raw = fuse_maps(
-                        raw, dist, self._heads_cal, self._memory_cal, self.memory_weight
+                        heads, dist, self._heads_cal, self._memory_cal, self.memory_weight
                     )
                 sm = smooth_maps(raw, self.smoothing, self.filter_size, self.config.gaussian_sigma)
                 maps.append(sm.cpu())
