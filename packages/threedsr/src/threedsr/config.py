@@ -42,6 +42,11 @@ class ModelConfig:
     objdec_hidden: int | None = None
     objdec_res_hidden: int | None = None
     objdec_res_layers: int = 2
+    # Skip path of the object decoder's residual blocks. "relu": relu(x) + block(x), what the
+    # reference computes (its block opens with nn.ReLU(inplace=True), which overwrites x before
+    # the addition); "identity": x + block(x), the textbook form threedsr used before issue 13
+    # (and the one a detector.pt without this field was trained with, see checkpoint.py).
+    objdec_res_skip: Literal["relu", "identity"] = "relu"
     unet_base: int = 32
     # Reference init: N(0, 0.02) conv weights in the object decoder and UNet. At the narrow cpu
     # widths that std makes the object decoder's output input-independent at init (|dy|/|y| ~ 5e-5
@@ -63,6 +68,11 @@ class ModelConfig:
     unet_input: Literal["general", "input"] = "general"
 
     def __post_init__(self) -> None:
+        if self.objdec_res_skip not in ("relu", "identity"):
+            raise ThreedsrError(
+                "ModelConfig: objdec_res_skip must be 'relu' or 'identity', got "
+                f"{self.objdec_res_skip!r}"
+            )
         if self.unet_input not in ("general", "input"):
             raise ThreedsrError(
                 f"ModelConfig: unet_input must be 'general' or 'input', got {self.unet_input!r}"
@@ -89,6 +99,9 @@ class ModelConfig:
             objdec_hidden=32,
             objdec_res_hidden=16,
             objdec_res_layers=1,
+            # Unchanged from before issue 13 so no measured cpu figure moves (only used when
+            # object_decoder="reference" is chosen over the preset's general_copy).
+            objdec_res_skip="identity",
             unet_base=8,
             init_std=None,
             # Departures measured to matter at CPU budgets (package README, rows 20-21).
