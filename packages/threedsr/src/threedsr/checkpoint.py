@@ -38,6 +38,7 @@ TRAIN_STATE_FILE = "train_state.pt"
 # reference's choice) and an old detector would silently compute something it was not trained
 # for; the format version stays 1 because old files remain readable.
 LEGACY_MODEL_FIELDS: dict[str, Any] = {"objdec_res_skip": "identity"}
+LEGACY_DETECTOR_FIELDS: dict[str, Any] = {"precision": "auto"}
 
 
 def package_versions() -> dict[str, str]:
@@ -129,6 +130,8 @@ def _fill_legacy_fields(ckpt: dict[str, Any]) -> None:
     cfg = ckpt.get("detector_config")
     if not isinstance(cfg, dict):
         return  # build_from_checkpoint reports the inconsistency
+    for key, value in LEGACY_DETECTOR_FIELDS.items():
+        cfg.setdefault(key, value)
     model = cfg.get("model")
     if isinstance(model, dict):
         for key, value in LEGACY_MODEL_FIELDS.items():

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vqcore import PRECISIONS
+
 from threedsr.errors import ThreedsrError
 
 __all__ = ["SETUPS", "DetectorConfig", "ModelConfig", "default_smoothing_size"]
@@ -190,6 +192,10 @@ class DetectorConfig:
         cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
         log_every: callback period in steps.
         compile: ``torch.compile`` the trainable modules (CUDA only pays).
+        precision: arithmetic of the training forward: ``fp32`` (the reference; the ``paper``
+            preset), ``bf16`` (bf16 autocast on any device: a GPU speed option, slow on a CPU
+            without native bf16) or ``auto`` (bf16 on CUDA, fp32 on the CPU: the ``cpu`` preset,
+            and every run before the option existed). The VQ searches stay fp32 either way.
 
     Example:
         >>> cfg = DetectorConfig.preset("cpu", setup="depth", iterations=10, unet_base=4)
@@ -243,6 +249,7 @@ class DetectorConfig:
     cache_dir: str | None = None
     log_every: int = 10
     compile: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         if self.setup not in SETUPS:
@@ -298,6 +305,10 @@ class DetectorConfig:
             raise ThreedsrError(
                 f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
             )
+        if self.precision not in PRECISIONS:
+            raise ThreedsrError(
+                f"DetectorConfig: precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.smoothing not in ("box", "gaussian"):
             raise ThreedsrError(
                 f"DetectorConfig: smoothing must be 'box' or 'gaussian', got {self.smoothing!r}"
@@ -348,6 +359,8 @@ class DetectorConfig:
             memory_weight=1.0,
             memory_size=100_000,
             memory_features="descriptors",
+            # bf16 on CUDA, fp32 on the CPU, as before the precision option existed.
+            precision="auto",
         )
         if setup == "rgb":
             # RGB alone gives no object mask: the colour descriptors then share the bank with the
