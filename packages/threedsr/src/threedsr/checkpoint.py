@@ -33,6 +33,13 @@ FORMAT_VERSION = 1
 DETECTOR_FILE = "detector.pt"
 TRAIN_STATE_FILE = "train_state.pt"
 
+# Config fields added after format 1 was fixed, with the value every detector written before
+# them was trained with. Without this, a missing field would take today's default (the
+# reference's choice) and an old detector would silently compute something it was not trained
+# for; the format version stays 1 because old files remain readable.
+LEGACY_MODEL_FIELDS: dict[str, Any] = {"objdec_res_skip": "identity"}
+LEGACY_DETECTOR_FIELDS: dict[str, Any] = {"precision": "auto"}
+
 
 def package_versions() -> dict[str, str]:
     out = {}
@@ -113,7 +120,22 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
         raise ThreedsrError(
             f"{p}: unsupported format version {ckpt.get('format_version')!r} (expected {FORMAT_VERSION})"
         )
+    if kind == KIND:
+        _fill_legacy_fields(ckpt)
     return ckpt
+
+
+def _fill_legacy_fields(ckpt: dict[str, Any]) -> None:
+    """Give a detector checkpoint written before a config field existed that field's old value."""
+    cfg = ckpt.get("detector_config")
+    if not isinstance(cfg, dict):
+        return  # build_from_checkpoint reports the inconsistency
+    for key, value in LEGACY_DETECTOR_FIELDS.items():
+        cfg.setdefault(key, value)
+    model = cfg.get("model")
+    if isinstance(model, dict):
+        for key, value in LEGACY_MODEL_FIELDS.items():
+            model.setdefault(key, value)
 
 
 def build_from_checkpoint(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vqcore import PRECISIONS
+
 from threedsr.errors import ThreedsrError
 
 __all__ = ["SETUPS", "DetectorConfig", "ModelConfig", "default_smoothing_size"]
@@ -42,6 +44,11 @@ class ModelConfig:
     objdec_hidden: int | None = None
     objdec_res_hidden: int | None = None
     objdec_res_layers: int = 2
+    # Skip path of the object decoder's residual blocks. "relu": relu(x) + block(x), what the
+    # reference computes (its block opens with nn.ReLU(inplace=True), which overwrites x before
+    # the addition); "identity": x + block(x), the textbook form threedsr used before issue 13
+    # (and the one a detector.pt without this field was trained with, see checkpoint.py).
+    objdec_res_skip: Literal["relu", "identity"] = "relu"
     unet_base: int = 32
     # Reference init: N(0, 0.02) conv weights in the object decoder and UNet. At the narrow cpu
     # widths that std makes the object decoder's output input-independent at init (|dy|/|y| ~ 5e-5
@@ -63,6 +70,11 @@ class ModelConfig:
     unet_input: Literal["general", "input"] = "general"
 
     def __post_init__(self) -> None:
+        if self.objdec_res_skip not in ("relu", "identity"):
+            raise ThreedsrError(
+                "ModelConfig: objdec_res_skip must be 'relu' or 'identity', got "
+                f"{self.objdec_res_skip!r}"
+            )
         if self.unet_input not in ("general", "input"):
             raise ThreedsrError(
                 f"ModelConfig: unet_input must be 'general' or 'input', got {self.unet_input!r}"
@@ -89,6 +101,9 @@ class ModelConfig:
             objdec_hidden=32,
             objdec_res_hidden=16,
             objdec_res_layers=1,
+            # Unchanged from before issue 13 so no measured cpu figure moves (only used when
+            # object_decoder="reference" is chosen over the preset's general_copy).
+            objdec_res_skip="identity",
             unet_base=8,
             init_std=None,
             # Departures measured to matter at CPU budgets (package README, rows 20-21).
@@ -177,6 +192,10 @@ class DetectorConfig:
         cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
         log_every: callback period in steps.
         compile: ``torch.compile`` the trainable modules (CUDA only pays).
+        precision: arithmetic of the training forward: ``fp32`` (the reference; the ``paper``
+            preset), ``bf16`` (bf16 autocast on any device: a GPU speed option, slow on a CPU
+            without native bf16) or ``auto`` (bf16 on CUDA, fp32 on the CPU: the ``cpu`` preset,
+            and every run before the option existed). The VQ searches stay fp32 either way.
 
     Example:
         >>> cfg = DetectorConfig.preset("cpu", setup="depth", iterations=10, unet_base=4)
@@ -230,6 +249,7 @@ class DetectorConfig:
     cache_dir: str | None = None
     log_every: int = 10
     compile: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         if self.setup not in SETUPS:
@@ -285,6 +305,10 @@ class DetectorConfig:
             raise ThreedsrError(
                 f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
             )
+        if self.precision not in PRECISIONS:
+            raise ThreedsrError(
+                f"DetectorConfig: precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.smoothing not in ("box", "gaussian"):
             raise ThreedsrError(
                 f"DetectorConfig: smoothing must be 'box' or 'gaussian', got {self.smoothing!r}"
@@ -335,6 +359,8 @@ class DetectorConfig:
             memory_weight=1.0,
             memory_size=100_000,
             memory_features="descriptors",
+            # bf16 on CUDA, fp32 on the CPU, as before the precision option existed.
+            precision="auto",
         )
         if setup == "rgb":
             # RGB alone gives no object mask: the colour descriptors then share the bank with the

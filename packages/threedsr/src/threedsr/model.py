@@ -86,6 +86,7 @@ class ThreeDSR(nn.Module):
                 res_hidden=config.objdec_res_hidden or bb_cfg.res_hidden,
                 num_res_layers=config.objdec_res_layers,
                 init_std=config.init_std,
+                res_skip=config.objdec_res_skip,
                 **factory,
             )
         self.anomaly_unet = AnomalyUNet(

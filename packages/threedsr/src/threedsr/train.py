@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
@@ -309,6 +308,8 @@ _RESUME_FREE = {
     "out",
     "cache_dir",
     "compile",
+    # Arithmetic, like the device: a run may continue in another precision.
+    "precision",
     "data_root",
     # Used only when the finished detector is written; the heads' training does not see them.
     "memory_weight",
@@ -361,7 +362,8 @@ def train_detector(
     Each step: a batch drawn uniformly with replacement, rotated by U(±rotation_deg), a Perlin
     anomaly mask ∩ foreground ∩ valid (zeroed for half the samples), feature-space anomalies from
     :class:`FeatureAnomalyGenerator`, then ``focal + L1(mask) + MSE(SRM, Q) x 2 + 10 MSE(image)``
-    and an Adam step on all four modules (MultiStepLR). CUDA: bf16 autocast and channels_last.
+    and an Adam step on all four modules (MultiStepLR). CUDA: channels_last; bf16 autocast when
+    ``config.precision`` asks for it (``bf16``, or ``auto`` on CUDA; ``fp32`` = the reference).
     Under ``torchrun`` the heads are wrapped in DDP and each rank draws ``batch_size / world``.
 
     Args:
@@ -446,7 +448,7 @@ def _train(
         config.shuffle_prob,
         modality_split_prob=config.modality_split_prob,
     )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
+    autocast = vqcore.training_autocast(config.precision, device)
     fuse = config.memory_weight > 0
     model.train()
     history: list[dict[str, float]] = []

@@ -20,7 +20,7 @@ from .checkpoint import (
 )
 from .config import SETUPS, BackboneConfig, Setup
 from .data import ImageFolderSource, ProceduralRGBSource, StageOneBatches
-from .device import resolve_device
+from .device import PRECISIONS, resolve_device, training_autocast, uses_bf16
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import (
@@ -59,6 +59,7 @@ __all__ = [
     "CHECKPOINT_NAME",
     "DADA",
     "FORMAT_VERSION",
+    "PRECISIONS",
     "PRESETS",
     "PRETRAINED_DIR",
     "RGBVQVAE",
@@ -104,4 +105,6 @@ __all__ = [
     "squared_distances",
     "strip_checkpoint",
     "train_dada",
+    "training_autocast",
+    "uses_bf16",
 ]

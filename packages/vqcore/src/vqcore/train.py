@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import ImageFolderSource, ProceduralRGBSource, RGBSource, StageOneBatches
+from .device import uses_bf16
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import DiscreteAutoencoder, build_backbone
@@ -173,7 +174,7 @@ class _Trainer:
         self.ctx = ctx
         self.device = ctx.device
         self.cuda = self.device.type == "cuda"
-        self.amp = self.cuda and config.amp
+        self.amp = uses_bf16(config.precision, self.device, auto=config.amp)
         self.channels_last = self.cuda and config.channels_last
         assert config.backbone is not None
         state = self._existing_state()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import SETUPS, BackboneConfig, Setup
+from .device import check_precision
 from .errors import VqcoreError
 
 __all__ = ["PRESETS", "StageOneConfig"]
@@ -44,7 +45,11 @@ class StageOneConfig:
         checkpoint_every: steps between checkpoints (one is always written at the end).
         resume: continue from ``<out_dir>/backbone.pt`` when it exists.
         overwrite: allow replacing an existing checkpoint when not resuming.
-        amp: bf16 autocast on CUDA (ignored on CPU).
+        precision: ``fp32`` (the reference trains in fp32; the ``paper`` preset), ``bf16``
+            (bf16 autocast on any device: a GPU speed option, slow on a CPU without native bf16)
+            or ``auto`` (bf16 on CUDA when ``amp``, fp32 on the CPU: the ``cpu`` preset, and
+            what every run did before the option existed).
+        amp: bf16 autocast on CUDA under ``precision="auto"`` (ignored otherwise and on CPU).
         channels_last: channels_last memory format on CUDA (ignored on CPU).
 
     Example:
@@ -75,6 +80,7 @@ class StageOneConfig:
     checkpoint_every: int = 1000
     resume: bool = False
     overwrite: bool = False
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     amp: bool = True
     channels_last: bool = True
 
@@ -112,6 +118,7 @@ class StageOneConfig:
             fail(f"depth_source must be 'perlin' or 'grayscale', got {self.depth_source!r}")
         if not self.lr > 0:
             fail(f"lr must be positive, got {self.lr}")
+        check_precision(self.precision, "StageOneConfig")
 
     @property
     def checkpoint_path(self) -> Path:
@@ -137,6 +144,7 @@ class StageOneConfig:
             num_workers=4,
             log_every=50,
             checkpoint_every=1000,
+            precision="fp32",  # the reference trains in fp32; bf16 is a speed option
         )
         base.update(overrides)
         return cls(**base)
@@ -160,6 +168,8 @@ class StageOneConfig:
             num_workers=0,
             log_every=10,
             checkpoint_every=100,
+            # bf16 on CUDA, fp32 on the CPU, as before the precision option existed.
+            precision="auto",
         )
         base.update(overrides)
         return cls(**base)

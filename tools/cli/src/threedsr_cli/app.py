@@ -25,6 +25,7 @@ from threedsr_cli.options import (
     ResumeOpt,
     SeedOpt,
     Setup,
+    TrainPrecisionOpt,
     VerboseOpt,
 )
 from threedsr_cli.ui import UI
@@ -150,6 +151,7 @@ def train_dada(
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=8, help="Override the preset (multiple of 8).")
     ] = None,
+    precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
@@ -175,6 +177,7 @@ def train_dada(
             iterations=iterations,
             batch_size=batch_size,
             image_size=image_size,
+            precision=None if precision is None else _value(precision),
             device=_value(device),
             seed=seed,
             ui=UI(quiet, verbose),
@@ -225,6 +228,7 @@ def train(
     cache_dir: Annotated[
         Path | None, typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset).")
     ] = None,
+    precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
@@ -249,6 +253,7 @@ def train(
             batch_size=batch_size,
             size=size,
             cache_dir=cache_dir,
+            precision=None if precision is None else _value(precision),
             device=_value(device),
             seed=seed,
             ui=UI(quiet, verbose),

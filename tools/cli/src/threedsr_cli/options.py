@@ -17,6 +17,7 @@ __all__ = [
     "QuietOpt",
     "SeedOpt",
     "Setup",
+    "TrainPrecisionOpt",
     "VerboseOpt",
     "check_data_root",
     "check_image_folder",
@@ -56,6 +57,17 @@ PrecisionOpt = Annotated[
         help=(
             "Inference arithmetic: auto (bf16 on CUDA, fp32 on the CPU), fp32, or bf16 "
             "(fast on CPUs with AMX / AVX512-BF16; maps then differ slightly from fp32)."
+        ),
+    ),
+]
+TrainPrecisionOpt = Annotated[
+    Precision | None,
+    typer.Option(
+        "--precision",
+        help=(
+            "Training arithmetic: fp32 (the reference; default of --preset paper), bf16 "
+            "(bf16 autocast, a GPU speed option; slow on CPUs without native bf16) or auto "
+            "(bf16 on CUDA, fp32 on the CPU; default of --preset cpu)."
         ),
     ),
 ]

@@ -27,11 +27,37 @@ def upsample2() -> nn.Upsample:
     return nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
 
 
-class ResidualBlock(nn.Module):
-    """``x + conv1x1(relu(conv3x3(relu(x))))``, bias-free (VQ-VAE-2 style)."""
+SKIPS: tuple[str, ...] = ("relu", "identity")
 
-    def __init__(self, channels: int, hidden: int, **factory: object) -> None:
+
+class ResidualBlock(nn.Module):
+    """``skip(x) + conv1x1(relu(conv3x3(relu(x))))``, bias-free (VQ-VAE-2 style).
+
+    The reference object decoder (``dsr_model.Residual``) opens its block with
+    ``nn.ReLU(inplace=True)``, which overwrites ``x`` before the skip addition, so it computes
+    ``relu(x) + block(x)``: ``skip="relu"``. ``skip="identity"`` is the textbook ``x + block(x)``
+    (what DADA's blocks compute, and what threedsr computed before issue 13). Both are written
+    out-of-place, so autograd and the fast-conv plan see the same graph either way.
+
+    Args:
+        channels: input/output channels.
+        hidden: hidden channels of the 3x3 conv.
+        skip: ``relu`` (the reference object decoder) or ``identity``.
+
+    Example:
+        >>> block = ResidualBlock(2, 2, skip="relu")
+        >>> _ = torch.nn.init.zeros_(block.block[3].weight)
+        >>> block(torch.tensor([-1.0, 2.0]).view(1, 2, 1, 1)).flatten().tolist()
+        [0.0, 2.0]
+    """
+
+    def __init__(
+        self, channels: int, hidden: int, *, skip: str = "identity", **factory: object
+    ) -> None:
         super().__init__()
+        if skip not in SKIPS:
+            raise ValueError(f"ResidualBlock: skip must be one of {SKIPS}, got {skip!r}")
+        self.skip = skip
         self.block = nn.Sequential(
             nn.ReLU(inplace=False),
             nn.Conv2d(channels, hidden, 3, padding=1, bias=False, **factory),  # type: ignore[arg-type]
@@ -40,16 +66,28 @@ class ResidualBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
+        y = self.block(x)
+        return (torch.relu(x) if self.skip == "relu" else x) + y
+
+    def extra_repr(self) -> str:
+        return f"skip={self.skip}"
 
 
 class ResidualStack(nn.Module):
-    """``num_layers`` residual blocks followed by a ReLU."""
+    """``num_layers`` residual blocks (``skip`` as :class:`ResidualBlock`) followed by a ReLU."""
 
-    def __init__(self, channels: int, hidden: int, num_layers: int, **factory: object) -> None:
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        num_layers: int,
+        *,
+        skip: str = "identity",
+        **factory: object,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            ResidualBlock(channels, hidden, **factory) for _ in range(num_layers)
+            ResidualBlock(channels, hidden, skip=skip, **factory) for _ in range(num_layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

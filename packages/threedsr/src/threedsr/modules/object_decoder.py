@@ -25,6 +25,9 @@ class ObjectDecoder(nn.Module):
         res_hidden: residual hidden width (128).
         num_res_layers: residual blocks (2).
         init_std: N(0, std) conv weights (reference 0.02); None keeps PyTorch's default init.
+        res_skip: skip path of the residual blocks: ``relu`` computes the reference's
+            ``relu(x) + block(x)`` (its in-place ReLU), ``identity`` the textbook
+            ``x + block(x)`` (see :class:`~threedsr.modules.blocks.ResidualBlock`).
 
     Shape:
         - Input: (B, in_channels, h, w), h and w multiples of 4.
@@ -47,6 +50,7 @@ class ObjectDecoder(nn.Module):
         res_hidden: int = 128,
         num_res_layers: int = 2,
         init_std: float | None = 0.02,
+        res_skip: str = "relu",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -70,7 +74,7 @@ class ObjectDecoder(nn.Module):
             nn.ConvTranspose2d(bottleneck, bottleneck, 4, 2, 1, **factory),  # type: ignore[arg-type]
             nn.ReLU(inplace=True),
             nn.Conv2d(bottleneck, hidden, 3, padding=1, **factory),  # type: ignore[arg-type]
-            ResidualStack(hidden, res_hidden, num_res_layers, **factory),
+            ResidualStack(hidden, res_hidden, num_res_layers, skip=res_skip, **factory),
             nn.ConvTranspose2d(hidden, hidden // 2, 4, 2, 1, **factory),  # type: ignore[arg-type]
             nn.ReLU(inplace=True),
             nn.ConvTranspose2d(hidden // 2, out_channels, 4, 2, 1, **factory),  # type: ignore[arg-type]

@@ -60,6 +60,7 @@ def train_command(
     size: int | None,
     cache_dir: Path | None,
     device: str,
+    precision: str | None = None,
     seed: int,
     ui: UI,
 ) -> None:
@@ -91,6 +92,7 @@ def train_command(
         batch_size=batch_size,
         size=size,
         cache_dir=None if cache_dir is None else str(cache_dir),
+        precision=precision,
         device=str(dev),
         seed=seed,
         resume=True,
@@ -111,7 +113,7 @@ def train_command(
         f"stage 2: {setup} detector for {category!r}, preset {preset}, backbone "
         f"{'pretrained (' + backbone_file.name + ')' if backbone is None else backbone_file}, "
         f"{config.iterations} "
-        f"iterations, batch {config.batch_size}, {config.size}px, on {dev}"
+        f"iterations, batch {config.batch_size}, {config.size}px, on {dev} ({config.precision})"
     )
     start = time.perf_counter()
     train_data = prepare_train_data(ui, config)

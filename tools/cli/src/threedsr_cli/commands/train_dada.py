@@ -44,6 +44,7 @@ def train_dada_command(
     batch_size: int | None,
     image_size: int | None,
     device: str,
+    precision: str | None = None,
     seed: int,
     ui: UI,
 ) -> None:
@@ -62,6 +63,7 @@ def train_dada_command(
         iterations=iterations,
         batch_size=batch_size,
         image_size=image_size,
+        precision=precision,
         seed=seed,
         device=str(dev),
         resume=True,
@@ -81,7 +83,7 @@ def train_dada_command(
         raise CLIError(f"{config.checkpoint_path}: exists; pass --resume or --overwrite")
     ui.info(
         f"stage 1: {setup} backbone, preset {preset}, {config.iterations} iterations, "
-        f"batch {config.batch_size}, {config.image_size}px, on {dev}"
+        f"batch {config.batch_size}, {config.image_size}px, on {dev} ({config.precision})"
         + (f", RGB from {rgb_dir}" if rgb_dir else ", procedural RGB")
     )
     start = time.perf_counter()

@@ -1,0 +1,63 @@
+"""Stage-1 training precision (issue 13): ``paper`` trains in fp32 like the reference, ``cpu``
+keeps the old ``auto`` (bf16 on CUDA only), ``bf16`` autocasts on any device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from vqcore import StageOneConfig, VqcoreError, train_dada, training_autocast, uses_bf16
+
+
+def test_preset_defaults_and_validation() -> None:
+    assert StageOneConfig.paper("rgbd").precision == "fp32"
+    assert StageOneConfig.paper("depth", precision="bf16").precision == "bf16"
+    assert StageOneConfig.cpu("rgbd").precision == "auto"
+    assert StageOneConfig.preset("paper", "rgbd", precision=None).precision == "fp32"
+    with pytest.raises(VqcoreError, match="precision must be one of"):
+        StageOneConfig.cpu("rgbd", precision="fp16")
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "amp", "expected"),
+    [
+        ("auto", "cpu", True, False),
+        ("auto", "cuda", True, True),
+        ("auto", "cuda", False, False),
+        ("fp32", "cuda", True, False),
+        ("bf16", "cpu", False, True),
+        ("bf16", "cuda", False, True),
+    ],
+)
+def test_uses_bf16_table(precision: str, device: str, amp: bool, expected: bool) -> None:
+    assert uses_bf16(precision, device, auto=amp) is expected
+
+
+def test_training_autocast_context() -> None:
+    with training_autocast("bf16", "cpu"):
+        assert torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with training_autocast("fp32", "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize(("precision", "bf16"), [("fp32", False), ("bf16", True)])
+def test_stage_one_step_runs_under_the_chosen_precision(
+    tmp_path, tiny_stage_one, precision: str, bf16: bool
+) -> None:
+    cfg = tiny_stage_one("depth", tmp_path, iterations=2, precision=precision)
+    seen: list[tuple[bool, torch.dtype]] = []
+
+    def spy(module: torch.nn.Module, args: tuple, out: object) -> None:
+        seen.append((torch.is_autocast_enabled("cpu"), out.dtype))  # type: ignore[attr-defined]
+
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, a, o: spy(m, a, o) if isinstance(m, torch.nn.Conv2d) else None
+    )
+    try:
+        result = train_dada(cfg)
+    finally:
+        handle.remove()
+    assert result.steps == 2 and seen
+    assert all(enabled is bf16 for enabled, _ in seen)
+    assert {dtype for _, dtype in seen} == {torch.bfloat16 if bf16 else torch.float32}
+    assert torch.isfinite(torch.tensor(result.metrics["loss"]))

@@ -1,0 +1,358 @@
+"""The measurements of ``tools/gpu_check.sh``, written as one markdown report.
+
+Sections (paper widths at 384² on the GPU; ``--dry-run``: tiny widths and sizes on the CPU, every
+code path still taken, for the CPU test that keeps this script working):
+
+1. CUDA tests: the pytest summary the shell script hands over (``--pytest-log``, ``--pytest-rc``).
+2. Inference img/s of ``threedsr.Detector`` for the three setups, batch 1 and 8, fp32 and bf16,
+   against the reference loop (``bench_threedsr.reference_forward``: one image at a time, eager
+   fp32, no_grad), on the same random weights, with the max map difference to the reference.
+3. bf16 vs fp32 anomaly maps and scores of the same Detector weights and inputs.
+4. Stage-1 (``vqcore.train_dada``) and stage-2 (``threedsr.train_detector``) it/s and peak GPU
+   memory at the ``paper`` presets' widths and batches, fp32 and bf16.
+
+Weights are random, so map differences say how far the arithmetic moves a map, not how a trained
+detector's metrics move.
+
+    uv run python tools/bench/gpu_check.py --out /tmp/gpu            # on a GPU machine
+    uv run python tools/bench/gpu_check.py --out /tmp/gpu --dry-run  # CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import vqcore
+from bench_threedsr import CH, alternate_best, reference_forward
+from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData, train_detector
+
+SETUPS = ("rgbd", "depth", "rgb")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Everything the dry run shrinks."""
+
+    device: str
+    size: int  # inference side
+    images: int  # images per timed pass
+    batches: tuple[int, ...]
+    repeats: int
+    stage1_steps: int
+    stage2_steps: int
+    stage1_size: int
+    stage1_batch: int
+    stage2_size: int
+    stage2_batch: int
+    tiny: bool
+
+
+REAL = Sizes("cuda", 384, 16, (1, 8), 3, 30, 30, 256, 64, 384, 16, tiny=False)
+DRY = Sizes("cpu", 64, 2, (1, 2), 1, 2, 2, 16, 2, 64, 2, tiny=True)
+
+# Dry-run widths: the paper architecture (reference object decoder, relu skip) at toy widths.
+TINY_BACKBONE = dict(hidden=16, res_hidden=8, num_res_layers=1, num_embeddings=32, embedding_dim=8)
+TINY_HEADS = dict(
+    srm_base=4, objdec_width=4, objdec_bottleneck=4, objdec_hidden=8, objdec_res_hidden=4
+)
+
+
+def backbone_config(setup: str, sz: Sizes) -> vqcore.BackboneConfig:
+    if sz.tiny:
+        return vqcore.BackboneConfig.cpu(setup, **TINY_BACKBONE)
+    return vqcore.BackboneConfig.paper(setup)
+
+
+def detector_config(setup: str, sz: Sizes, **over: Any) -> DetectorConfig:
+    return DetectorConfig.preset("paper", setup=setup, **(TINY_HEADS if sz.tiny else {}), **over)
+
+
+def build_model(setup: str, sz: Sizes, seed: int = 0) -> tuple[ThreeDSR, DetectorConfig]:
+    """Random paper-preset weights (the same for every path of one setup)."""
+    torch.manual_seed(seed)
+    cfg = detector_config(setup, sz)
+    bb = vqcore.build_backbone(backbone_config(setup, sz)).eval()
+    return ThreeDSR(bb, cfg.model).eval(), cfg
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_inference(setup: str, sz: Sizes) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Reference loop vs Detector at each batch and precision (alternated, best of repeats);
+    then the bf16-vs-fp32 map differences at the largest batch."""
+    dev = torch.device(sz.device)
+    model, cfg = build_model(setup, sz)
+    k = cfg.filter_size
+    x = torch.rand(
+        sz.images, CH[setup], sz.size, sz.size, generator=torch.Generator().manual_seed(1)
+    )
+    ref_model = copy.deepcopy(model).to(dev)
+    x_dev = x.to(dev)
+
+    def ref() -> tuple[torch.Tensor, torch.Tensor]:
+        maps, scores = reference_forward(ref_model, x_dev, k)
+        return maps.cpu(), scores.cpu()
+
+    runs: dict[str, Callable[[], Any]] = {"ref": ref}
+    for b in sz.batches:
+        for p in PRECISIONS:
+            det = Detector(copy.deepcopy(model), cfg, device=dev, batch_size=b, bf16=p == "bf16")
+            runs[f"{b}/{p}"] = lambda det=det: det.predict(x)
+    for run in runs.values():  # warm-up: cuDNN autotune, kernels, weight transforms
+        run()
+    _sync(dev)
+    best, out = alternate_best(runs, sz.images, sz.repeats)
+    ref_maps, _ = out["ref"]
+    rows = []
+    for b in sz.batches:
+        for p in PRECISIONS:
+            pred = out[f"{b}/{p}"]
+            rows.append(
+                {
+                    "setup": setup,
+                    "batch": b,
+                    "precision": p,
+                    "ref_ips": 1.0 / best["ref"],
+                    "ips": 1.0 / best[f"{b}/{p}"],
+                    "max_diff": float((pred.maps - ref_maps).abs().max()),
+                }
+            )
+    b = sz.batches[-1]
+    p32, p16 = out[f"{b}/fp32"], out[f"{b}/bf16"]
+    diff = (p16.maps - p32.maps).abs()
+    raw = (p16.raw_maps - p32.raw_maps).abs()
+    bf16 = {
+        "setup": setup,
+        "map_max": float(diff.max()),
+        "map_mean": float(diff.mean()),
+        "raw_max": float(raw.max()),
+        "frac_over_1e2": float((raw > 1e-2).float().mean()),
+        "score_max": float((p16.scores - p32.scores).abs().max()),
+    }
+    return rows, bf16
+
+
+def _peak_reset(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def _peak_gib(dev: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
+
+
+def _rate(history: list[dict[str, float]], key: str) -> float:
+    # The last logged window excludes the first steps (cuDNN autotune, allocator warm-up).
+    return float(history[-1][key]) if history else float("nan")
+
+
+def bench_stage1(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, Any]:
+    dev = torch.device(sz.device)
+    n = sz.stage1_steps
+    cfg = vqcore.StageOneConfig.paper(
+        setup,
+        backbone=backbone_config(setup, sz),
+        out_dir=tmp / f"s1-{setup}-{precision}",
+        image_size=sz.stage1_size,
+        batch_size=sz.stage1_batch,
+        iterations=n,
+        log_every=max(1, n // 3),
+        checkpoint_every=10 * n,
+        num_workers=0 if sz.tiny else 4,
+        device=str(dev),
+        precision=precision,
+    )
+    _peak_reset(dev)
+    res = vqcore.train_dada(cfg)
+    return {
+        "stage": "1",
+        "setup": setup,
+        "precision": precision,
+        "batch": sz.stage1_batch,
+        "size": sz.stage1_size,
+        "its": _rate(res.history, "it_s"),
+        "peak": _peak_gib(dev),
+    }
+
+
+def bench_stage2(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, Any]:
+    dev = torch.device(sz.device)
+    n = sz.stage2_steps
+    s = sz.stage2_size
+    g = torch.Generator().manual_seed(0)
+    fg = torch.zeros(8, 1, s, s)
+    fg[:, :, s // 4 : 3 * s // 4, s // 4 : 3 * s // 4] = 1
+    data = TrainData(torch.rand(8, CH[setup], s, s, generator=g), fg)
+    torch.manual_seed(0)
+    backbone = vqcore.build_backbone(backbone_config(setup, sz)).eval()
+    cfg = detector_config(
+        setup,
+        sz,
+        out=str(tmp / f"s2-{setup}-{precision}"),
+        size=s,
+        batch_size=sz.stage2_batch,
+        iterations=n,
+        log_every=max(1, n // 3),
+        checkpoint_every=10 * n,
+        device=str(dev),
+        precision=precision,
+    )
+    _peak_reset(dev)
+    res = train_detector(cfg, backbone=backbone, data=data)
+    return {
+        "stage": "2",
+        "setup": setup,
+        "precision": precision,
+        "batch": sz.stage2_batch,
+        "size": s,
+        "its": _rate(res.history, "it_per_s"),
+        "peak": _peak_gib(dev),
+    }
+
+
+def _fmt_peak(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def write_report(
+    out: Path,
+    sz: Sizes,
+    pytest_summary: str,
+    inference: list[dict[str, Any]],
+    bf16: list[dict[str, float]],
+    training: list[dict[str, Any]],
+    seconds: float,
+) -> Path:
+    dev = torch.device(sz.device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "CPU"
+    lines = [
+        "# GPU check"
+        + (" (DRY RUN on the CPU: tiny sizes, figures mean nothing)" if sz.tiny else ""),
+        "",
+        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
+        f"- device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}",
+        f"- widths: {'tiny (dry run)' if sz.tiny else 'paper'}; random weights",
+        f"- measurements took {seconds:.0f} s",
+        "",
+        "## CUDA tests",
+        "",
+        pytest_summary.strip() or "(no pytest output)",
+        "",
+        f"## Inference at {sz.size}², {sz.images} images, best of {sz.repeats}",
+        "",
+        "Reference: the authors' test loop (one image at a time, eager fp32, no_grad). max diff: "
+        "largest |map - reference map| over all pixels.",
+        "",
+        "| setup | batch | precision | reference img/s | threedsr img/s | speed-up | max diff |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in inference:
+        lines.append(
+            f"| {r['setup']} | {r['batch']} | {r['precision']} | {r['ref_ips']:.1f} | "
+            f"{r['ips']:.1f} | {r['ips'] / r['ref_ips']:.2f}x | {r['max_diff']:.1e} |"
+        )
+    lines += [
+        "",
+        f"## bf16 vs fp32 maps (same weights and inputs, batch {sz.batches[-1]})",
+        "",
+        "| setup | max smoothed-map diff | mean | max raw-map diff | raw pixels > 1e-2 | "
+        "max score diff |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in bf16:
+        lines.append(
+            f"| {r['setup']} | {r['map_max']:.1e} | {r['map_mean']:.1e} | {r['raw_max']:.1e} | "
+            f"{100 * r['frac_over_1e2']:.2f} % | {r['score_max']:.1e} |"
+        )
+    lines += [
+        "",
+        "## Training it/s and peak memory (paper presets' widths and batches)",
+        "",
+        "it/s: the last logged window (warm-up excluded); peak: torch.cuda.max_memory_allocated.",
+        "",
+        "| stage | setup | precision | batch | size | it/s | peak GiB |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in training:
+        lines.append(
+            f"| {r['stage']} | {r['setup']} | {r['precision']} | {r['batch']} | {r['size']} | "
+            f"{r['its']:.2f} | {_fmt_peak(r['peak'])} |"
+        )
+    path = out / "gpu-report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _pytest_summary(log: Path | None, rc: int | None) -> str:
+    if log is None:
+        return "not run"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    tail = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(empty log)"]
+    return f"exit code {rc}: `{tail[0].strip('= ')}`"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--out", type=Path, required=True, help="folder for gpu-report.md")
+    ap.add_argument("--dry-run", action="store_true", help="tiny CPU run of every code path")
+    ap.add_argument("--pytest-log", type=Path, default=None)
+    ap.add_argument("--pytest-rc", type=int, default=None)
+    args = ap.parse_args()
+    sz = DRY if args.dry_run else REAL
+    if sz.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: no CUDA device; use --dry-run on a CPU")
+    if sz.device == "cuda":
+        torch.backends.cudnn.benchmark = True
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    summary = _pytest_summary(args.pytest_log, args.pytest_rc)
+    inference: list[dict[str, Any]] = []
+    bf16: list[dict[str, float]] = []
+    training: list[dict[str, Any]] = []
+
+    def report() -> Path:
+        # Rewritten after every measurement: a run cut short by the time limit keeps its figures.
+        return write_report(
+            args.out, sz, summary, inference, bf16, training, time.perf_counter() - t0
+        )
+
+    for setup in SETUPS:
+        rows, diff = bench_inference(setup, sz)
+        inference += rows
+        bf16.append(diff)
+        report()
+        print(f"inference {setup}: done", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for setup in ("rgbd", "depth"):
+            for p in PRECISIONS:
+                training.append(bench_stage1(setup, p, sz, Path(tmp)))
+                report()
+                print(f"stage 1 {setup} {p}: {training[-1]['its']:.2f} it/s", flush=True)
+        for setup in SETUPS:
+            for p in PRECISIONS:
+                training.append(bench_stage2(setup, p, sz, Path(tmp)))
+                report()
+                print(f"stage 2 {setup} {p}: {training[-1]['its']:.2f} it/s", flush=True)
+    path = report()
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

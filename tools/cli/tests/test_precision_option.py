@@ -1,0 +1,59 @@
+"""``--precision`` of train-dada and train (issue 13) reaches the training config; unset keeps the
+preset's value (paper: fp32, cpu: auto)."""
+
+from __future__ import annotations
+
+import pytest
+
+CATEGORY = "puck"  # the class the conftest fixtures generate
+
+
+def _capture(monkeypatch, module, name: str) -> list:
+    """Replace ``module.name`` by a stub that records the config and stops like Ctrl-C would."""
+    seen: list = []
+
+    def stop(config, *args, **kwargs):
+        seen.append(config)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, name, stop)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("preset", "flag", "expected"),
+    [
+        ("cpu", None, "auto"),
+        ("paper", None, "fp32"),
+        ("paper", "bf16", "bf16"),
+        ("cpu", "fp32", "fp32"),
+    ],
+)
+def test_train_dada_precision(cli, tmp_path, monkeypatch, preset, flag, expected) -> None:
+    import vqcore
+
+    seen = _capture(monkeypatch, vqcore, "train_dada")
+    args = ["train-dada", "--out", tmp_path / "d", "--preset", preset, "--setup", "depth"]
+    args += ["--iterations", 1, "--device", "cpu", "-q"]
+    res = cli(*args, *(["--precision", flag] if flag else []))
+    assert res.exit_code == 130, res.stderr
+    assert [c.precision for c in seen] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("preset", "flag", "expected"), [("cpu", None, "auto"), ("paper", "bf16", "bf16")]
+)
+def test_train_precision(cli, tmp_path, tiny_data, monkeypatch, preset, flag, expected) -> None:
+    import threedsr
+
+    seen = _capture(monkeypatch, threedsr, "train_detector")
+    args = ["train", "--data", tiny_data, "--category", CATEGORY, "--out", tmp_path / "r"]
+    args += ["--preset", preset, "--setup", "depth", "--size", 64, "--device", "cpu", "-q"]
+    res = cli(*args, *(["--precision", flag] if flag else []))
+    assert res.exit_code == 130, res.stderr
+    assert [c.precision for c in seen] == [expected]
+
+
+def test_bad_precision_is_a_usage_error(cli, tmp_path) -> None:
+    res = cli("train-dada", "--out", tmp_path / "d", "--precision", "fp16")
+    assert res.exit_code == 2
