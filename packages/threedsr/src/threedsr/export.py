@@ -66,6 +66,16 @@ def _hypot(g: Any, a: Any, b: Any) -> Any:
     return g.op("Sqrt", g.op("Add", g.op("Mul", a, a), g.op("Mul", b, b)))
 
 
+def _check_onnx(path: Path) -> None:
+    """The ONNX checker's verdict when the ``onnx`` package is there (the export needs only
+    torch; ``threedsr[onnx]`` brings the checker)."""
+    try:
+        import onnx
+    except ImportError:
+        return
+    onnx.checker.check_model(str(path))
+
+
 def _atomic_target(out: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
@@ -138,6 +148,8 @@ def export_detector(
     try:
         try:
             _write_graph(graph, fmt, example, tmp, dynamic_batch)
+            if fmt == "onnx":
+                _check_onnx(tmp)
         except Exception as exc:  # the exporter's own message, as one line
             msg = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise ThreedsrError(f"{out}: cannot export this detector to {fmt} ({msg})") from None
