@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,27 @@ def test_export_and_backend_errors(bad_input, cli, run_copy, tiny_data, tmp_path
         "re-export",
     )  # fmt: skip
     assert not (tmp_path / "p" / "scores.json").exists()
+
+
+def test_readme_deploy_example_runs_without_torch(cli, run_copy, tiny_data, tmp_path):
+    """The README's export-then-deploy snippet, verbatim, on an export of the session run: it
+    imports no torch and prints the score ``predict`` gives."""
+    pytest.importorskip("onnxruntime")
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    snippet = readme.split("<!-- deploy-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert cli("export", "--run", run_copy, "--out", tmp_path / "bagel.onnx", "--threshold",
+               "0.5", "-q").exit_code == 0  # fmt: skip
+    good = tiny_data / CATEGORY / "test" / "good"
+    shutil.copy(good / "xyz" / "000.tiff", tmp_path / "scan.tiff")
+    shutil.copy(good / "rgb" / "000.png", tmp_path / "scan.png")
+    code = snippet + "\nimport sys\nassert 'torch' not in sys.modules, 'imported torch'\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    res = cli("predict", "--run", run_copy, tmp_path / "scan.tiff", tmp_path / "scan.png",
+              "--out", tmp_path / "p", "--device", "cpu", "-q")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    score = json.loads((tmp_path / "p" / "scores.json").read_text())["samples"][0]["score"]
+    printed = float(done.stdout.split()[1])
+    assert abs(printed - score) < 1e-4 and done.stdout.split()[2] in ("normal", "ANOMALOUS")
