@@ -99,7 +99,9 @@ class InferenceGraph(nn.Module):
             self.scales = tuple(feats.scales)
             self.pool = int(feats.pool)
             bank = memory.bank.float()
-            self.register_buffer("bank_t", bank.t().contiguous())
+            # -2 folded into the bank (exact: a power of 2), so one Gemm with the ||e||^2 bias
+            # gives ||e||^2 - 2 x.e; onnxruntime then makes one pass over each distance block.
+            self.register_buffer("bank_t", (bank.t() * -2.0).contiguous())
             self.register_buffer("bank_sq", (bank * bank).sum(dim=1))
             c = bank.shape[1]
             center = memory.center if memory.center is not None else torch.zeros(c)
@@ -171,11 +173,13 @@ class InferenceGraph(nn.Module):
             q = q / self.scale
         blocks = []
         for s in range(0, h * w, self.rows):
-            qb = q[:, s : s + self.rows]
-            x_sq = (qb * qb).sum(dim=2, keepdim=True)
-            d2 = (torch.matmul(qb, self.bank_t) * -2.0 + self.bank_sq).add(x_sq).clamp_min(0)
-            blocks.append(d2.amin(dim=2))
-        d = torch.cat(blocks, dim=1).sqrt().reshape(-1, h, w)
+            rows = min(self.rows, h * w - s)
+            qb = q[:, s : s + rows].reshape(-1, c)
+            blocks.append(torch.addmm(self.bank_sq, qb, self.bank_t).amin(dim=1).reshape(-1, rows))
+        # Adding ||x||^2 and clamping at 0 are monotone, so they commute with the min: applied
+        # after it, the result is the eager code's min(clamp(||e||^2 - 2 x.e + ||x||^2)) exactly.
+        d2 = (torch.cat(blocks, dim=1) + (q * q).sum(dim=2)).clamp_min(0)
+        d = d2.sqrt().reshape(-1, h, w)
         if self.setup != "rgb":
             # memory.object_cells: the share of object pixels per cell (an exact average pool).
             k = x.shape[2] // h
