@@ -5,6 +5,7 @@ at batch 1 and N; the sidecar; one-line errors for bad files."""
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 
 import numpy as np
@@ -189,3 +190,11 @@ def test_export_argument_errors(tmp_path) -> None:
     with pytest.raises(ThreedsrError, match="folder not found"):
         export_detector(det, tmp_path / "no" / "d.pt", fmt="torchscript")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_onnxruntime_the_backend_says_which_extra(monkeypatch, tmp_path) -> None:
+    from threedsr import OnnxDetector
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import -> ImportError
+    with pytest.raises(ThreedsrError, match=r"pip install 'threedsr\[onnx\]'"):
+        OnnxDetector(tmp_path / "d.onnx")
