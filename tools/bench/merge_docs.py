@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGES = ("depthsim", "pcprep", "admetrics", "vqcore", "threedsr")
+PACKAGES = ("depthsim", "pcprep", "admetrics", "vqcore", "threedsr", "export", "gpu")
 
 
 def demote(text: str) -> str:

@@ -7,7 +7,9 @@ from threedsr.config import DetectorConfig, ModelConfig
 from threedsr.data import TrainData, load_split, model_input, train_data_from_prepared
 from threedsr.errors import ThreedsrError
 from threedsr.evaluate import PAPER_RESULTS, evaluate, format_markdown, write_metrics
+from threedsr.export import export_detector, read_sidecar
 from threedsr.generator import FeatureAnomalyGenerator, patch_shuffle, sample_codes
+from threedsr.graph import InferenceGraph
 from threedsr.inference import (
     Detector,
     Prediction,
@@ -19,6 +21,7 @@ from threedsr.inference import (
 from threedsr.losses import focal_loss, stage2_losses
 from threedsr.model import ThreeDSR, ThreeDSROutput
 from threedsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
+from threedsr.onnx_backend import OnnxDetector
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
 from threedsr.train import TrainEvent, TrainResult, train_detector
 
@@ -32,8 +35,10 @@ __all__ = [
     "DetectorConfig",
     "FeatureAnomalyGenerator",
     "GeneralDecoderCopy",
+    "InferenceGraph",
     "ModelConfig",
     "ObjectDecoder",
+    "OnnxDetector",
     "Prediction",
     "SamplePrediction",
     "SubspaceRestriction",
@@ -47,6 +52,7 @@ __all__ = [
     "box_filter",
     "choose_threshold",
     "evaluate",
+    "export_detector",
     "focal_loss",
     "format_markdown",
     "gaussian_filter",
@@ -55,6 +61,7 @@ __all__ = [
     "patch_shuffle",
     "predict_samples",
     "read_checkpoint",
+    "read_sidecar",
     "sample_codes",
     "smooth_maps",
     "stage2_losses",

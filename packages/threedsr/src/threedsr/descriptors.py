@@ -34,13 +34,14 @@ _FOREGROUND_DEPTH = 0.05
 def _blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian (radius 3 sigma) with replicated borders, per channel."""
     k = gaussian_kernel1d(sigma, truncate=3.0, dtype=x.dtype).to(x.device)
-    r, c = (k.numel() - 1) // 2, x.shape[1]
-    x = F.conv2d(
-        F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c
-    )
-    return F.conv2d(
-        F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c
-    )
+    r, (b, c, h, w) = (k.numel() - 1) // 2, x.shape
+    # Channels folded into the batch: one (1, 1, k) kernel of a fixed shape, which an exported
+    # graph needs (torch.onnx cannot export a convolution whose weight shape depends on the
+    # input's); the same per-channel sums as a grouped convolution.
+    x = x.reshape(b * c, 1, h, w)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return x.reshape(b, c, h, w)
 
 
 def _gradient(x: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,8 +14,10 @@ import typer
 from threedsr_cli import __version__
 from threedsr_cli.errors import guard
 from threedsr_cli.options import (
+    Backend,
     Device,
     DeviceOpt,
+    ExportFormat,
     MemoryWeightOpt,
     OverwriteOpt,
     Precision,
@@ -320,7 +322,8 @@ def evaluate(
         "  threedsr-cli predict --run runs/bagel scan1.tiff scan1.png scan2.tiff scan2.png\n\n"
         "  threedsr-cli predict --run runs/bagel my_scans/ --threshold auto --data mvtec3d\n\n"
         "  threedsr-cli predict --run runs/candy eyecandies/CandyCane/test_public/data/25_depth.png\n\n"
-        "  threedsr-cli predict --run runs/bagel part.tiff part.png --threshold 0.42 --out preds"
+        "  threedsr-cli predict --run runs/bagel part.tiff part.png --threshold 0.42 --out preds\n\n"
+        "  threedsr-cli predict --run runs/bagel/detector.onnx --backend onnxruntime scans/"
     ),
 )
 def predict(
@@ -360,6 +363,16 @@ def predict(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images per forward pass.")
     ] = 8,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            "--backend",
+            help=(
+                "torch: the run's detector.pt; onnxruntime: a file written by export "
+                "(--run FILE.onnx, or a run folder holding detector.onnx; needs threedsr[onnx])."
+            ),
+        ),
+    ] = Backend.torch,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     memory_weight: MemoryWeightOpt = None,
@@ -373,6 +386,7 @@ def predict(
     with guard(verbose):
         predict_command(
             run=run,
+            backend=_value(backend),
             inputs=list(inputs or []),
             out=out,
             threshold=threshold,
@@ -383,6 +397,64 @@ def predict(
             precision=_value(precision),
             memory_weight=memory_weight,
             seed=seed,
+            ui=UI(quiet, verbose),
+        )
+
+
+@app.command(
+    "export",
+    epilog=(
+        "Examples:\n\n"
+        "  threedsr-cli export --run runs/bagel                 # runs/bagel/detector.onnx\n\n"
+        "  threedsr-cli export --run runs/bagel --format torchscript --out bagel.pt\n\n"
+        "  threedsr-cli export --run runs/bagel --out bagel.onnx --dynamic-batch --threshold 0.42"
+    ),
+)
+def export(
+    run: Annotated[
+        Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
+    ],
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", help="onnx (onnxruntime, ...) or torchscript.")
+    ] = ExportFormat.onnx,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="File to write (default: <run>/detector.onnx or <run>/detector.torchscript.pt); "
+            "the JSON sidecar goes to <out>.json.",
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option("--size", help="Model input side (default: the detector's; multiple of 32)."),
+    ] = None,
+    dynamic_batch: Annotated[
+        bool, typer.Option("--dynamic-batch", help="Any batch size (default: batch 1).")
+    ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Image-score threshold to record in the sidecar."),
+    ] = None,
+    memory_weight: MemoryWeightOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Export the whole inference map (encoder, quantisations, subspace restriction, decoders,
+    UNet, feature memory, fusion, smoothing) as one graph: model-resolution input in, anomaly map
+    and image score out. pcprep's preprocessing stays outside: call it with the sidecar's
+    parameters."""
+    from threedsr_cli.commands.export import export_command
+
+    with guard(verbose):
+        export_command(
+            run=run,
+            fmt=_value(fmt),
+            out=out,
+            size=size,
+            dynamic_batch=dynamic_batch,
+            threshold=threshold,
+            memory_weight=memory_weight,
             ui=UI(quiet, verbose),
         )
 

@@ -16,6 +16,7 @@ __all__ = [
     "check_backbone",
     "check_category",
     "load_detector",
+    "load_exported",
     "resolve_device",
     "seed_everything",
 ]
@@ -117,3 +118,38 @@ def load_detector(
     return threedsr.Detector.load(
         run, device=resolve_device(device), bf16=bf16, memory_weight=memory_weight
     )
+
+
+def load_exported(
+    run: Path, device: str, precision: str = "auto", memory_weight: float | None = None
+) -> Any:
+    """An exported ONNX detector on onnxruntime's CPU provider: ``run`` is the ``.onnx`` file or
+    a run folder holding ``detector.onnx`` (then its setup and size must be the run's)."""
+    import threedsr
+
+    from threedsr_cli.commands.export import EXPORTED_FILE
+
+    if device == "cuda":
+        raise CLIError("--backend onnxruntime runs on the CPU; drop --device cuda")
+    if precision == "bf16":
+        raise CLIError("--backend onnxruntime runs the fp32 export; drop --precision bf16")
+    if memory_weight is not None:
+        raise CLIError(
+            "--memory-weight: an export holds the weight it was exported with; "
+            "re-export with: threedsr-cli export --memory-weight W"
+        )
+    run = Path(run)
+    if not run.exists():
+        raise CLIError(f"{run}: run not found")
+    path = run / EXPORTED_FILE if run.is_dir() else run
+    if not path.is_file():
+        raise CLIError(
+            f"{run}: holds no {EXPORTED_FILE} (write one with: threedsr-cli export --run {run})"
+        )
+    detector = threedsr.OnnxDetector(path)
+    ckpt = run / "detector.pt"
+    if run.is_dir() and ckpt.is_file():
+        meta = threedsr.read_checkpoint(ckpt)
+        size = int(dict(meta.get("preprocess") or {}).get("size", 0))
+        detector.check_matches(str(meta.get("setup")), size, str(ckpt))
+    return detector

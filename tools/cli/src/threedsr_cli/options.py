@@ -11,8 +11,10 @@ import typer
 from threedsr_cli.errors import CLIError
 
 __all__ = [
+    "Backend",
     "Device",
     "DeviceOpt",
+    "ExportFormat",
     "Preset",
     "QuietOpt",
     "SeedOpt",
@@ -34,6 +36,16 @@ class Precision(StrEnum):
     auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
+
+
+class Backend(StrEnum):
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+
+
+class ExportFormat(StrEnum):
+    onnx = "onnx"
+    torchscript = "torchscript"
 
 
 class Setup(StrEnum):

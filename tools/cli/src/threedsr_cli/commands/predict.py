@@ -41,7 +41,9 @@ def auto_threshold(
     import pcprep
     import threedsr
 
-    root = data if data is not None else detector.config.data_root
+    root = (
+        data if data is not None else getattr(getattr(detector, "config", None), "data_root", None)
+    )
     cat = category or detector.category
     if root is None or cat is None:
         raise CLIError(f"{run}: --threshold auto needs validation data; pass --data ROOT")
@@ -55,7 +57,7 @@ def auto_threshold(
         raise CLIError(f"{root / cat}: no good validation samples for --threshold auto")
     with ui.stage("validation scores", len(refs)) as progress:
         prepared = pcprep.preprocess_refs(refs, None, progress=progress, **detector.preprocess)
-        scores = detector.predict(prepared).scores.numpy()
+        scores = np.asarray(detector.predict(prepared).scores)
     threshold = threedsr.choose_threshold(scores=scores, method="max")
     return threshold, f"max score of {len(refs)} good validation samples of {root / cat}"
 
@@ -111,13 +113,14 @@ def predict_command(
     data: Path | None,
     category: str | None,
     batch_size: int,
+    backend: str = "torch",
     device: str,
     precision: str,
     memory_weight: float | None = None,
     seed: int,
     ui: UI,
 ) -> dict[str, Any]:
-    from threedsr_cli.libs import load_detector, seed_everything
+    from threedsr_cli.libs import load_detector, load_exported, seed_everything
 
     seed_everything(seed)
     if not inputs:
@@ -127,7 +130,10 @@ def predict_command(
         )
     thr = parse_threshold(threshold)
     items = resolve_inputs(inputs)
-    detector = load_detector(run, device, precision, memory_weight)
+    if backend == "onnxruntime":
+        detector = load_exported(run, device, precision, memory_weight)
+    else:
+        detector = load_detector(run, device, precision, memory_weight)
     out = (
         Path(out)
         if out is not None
@@ -140,6 +146,8 @@ def predict_command(
         thr, source = auto_threshold(ui, detector, Path(run), data, category)
     elif thr is not None:
         source = "given"
+    elif getattr(detector, "threshold", None) is not None:
+        thr, source = float(detector.threshold), f"recorded at export in {detector.path.name}.json"
     records: list[dict[str, Any]] = []
     pending: list[tuple[InputItem, Any]] = []
     results: list[tuple[InputItem, Any, np.ndarray, float]] = []
@@ -149,7 +157,7 @@ def predict_command(
             if len(pending) == batch_size or k == len(items):
                 pred = detector.predict([p for _, p in pending])
                 for (it, p), m, s in zip(
-                    pending, pred.maps.numpy(), pred.scores.numpy(), strict=True
+                    pending, np.asarray(pred.maps), np.asarray(pred.scores), strict=True
                 ):
                     results.append((it, p, m, float(s)))
                 pending.clear()
@@ -167,6 +175,7 @@ def predict_command(
         "run": str(run),
         "setup": detector.setup,
         "category": detector.category,
+        "backend": backend,
         "threshold": None if thr is None else float(thr),
         "threshold_source": source,
         "map_scale": [lo, hi],

@@ -1,0 +1,200 @@
+"""Exported graphs (ONNX on onnxruntime, TorchScript) against the eager fp32 Detector: identical
+codes, maps and scores within 1e-4, for the three setups, with and without the feature memory,
+at batch 1 and N; the sidecar; one-line errors for bad files."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from threedsr import Detector, ThreeDSR, ThreedsrError, export_detector, read_sidecar
+from threedsr.export import sidecar_path
+from threedsr.train import build_memory
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+
+N = 3
+
+
+def noisy(setup: str, n: int, seed: int) -> torch.Tensor:
+    """Synthetic scans with pixel noise: without it, test scans repeat the training scans'
+    features exactly and the memory's calibration spread is near 0, which makes even two eager
+    batch sizes differ by more than 1e-4."""
+    x = synthetic_class(setup, n=n, seed=seed).x
+    g = torch.Generator().manual_seed(seed + 100)
+    return (x + 0.05 * torch.rand(x.shape, generator=g)).clamp(0, 1)
+
+
+@pytest.fixture(scope="module", params=["rgbd", "depth", "rgb"])
+def parts(request: pytest.FixtureRequest) -> tuple[ThreeDSR, object, dict, torch.Tensor]:
+    """Model, config and memory (the cpu preset's: descriptors at weight 1 for rgbd/depth,
+    encoder features at 0.7 for rgb) of one setup, and N test inputs."""
+    setup = request.param
+    cfg = tiny_config(setup)
+    torch.manual_seed(3)
+    model = ThreeDSR(tiny_backbone(setup), cfg.model).eval()
+    train = synthetic_class(setup, n=4, seed=1)
+    train.x = noisy(setup, 4, 1)
+    memory = build_memory(model, train, cfg, torch.device("cpu"))
+    return model, cfg, memory, noisy(setup, N, 5)
+
+
+def eager(model: ThreeDSR, cfg: object, memory: dict | None, x: torch.Tensor):
+    """The eager fp32 Detector's prediction at the input's batch size, and its codes."""
+    det = Detector(model, cfg, memory=memory, batch_size=x.shape[0], fast_conv=False)
+    pred = det.predict(x)
+    bb = model.backbone
+    with torch.no_grad():
+        enc = bb.encode(x)
+        codes = [
+            enc.idx_top,
+            enc.idx_bot,
+            bb.vq_top(model.srm_top(enc.q_top)).indices,
+            bb.vq_bot(model.srm_bot(enc.q_bot)).indices,
+        ]
+    return det, pred, [c.numpy() for c in codes]
+
+
+def check(maps, scores, codes, pred, ref_codes, heads: bool) -> None:
+    np.testing.assert_allclose(np.asarray(maps), pred.maps.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(scores), pred.scores.numpy(), rtol=0, atol=1e-4)
+    assert len(codes) == (4 if heads else 0)
+    for got, want in zip(codes, ref_codes[: len(codes)], strict=True):
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+@pytest.mark.parametrize("with_memory", [False, True], ids=["heads", "memory"])
+def test_onnx_equals_eager_batch_1_and_n(parts, with_memory, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from threedsr import OnnxDetector
+
+    model, cfg, memory, x = parts
+    memory = memory if with_memory else None
+    det = Detector(model, cfg, memory=memory)
+    export_detector(det, tmp_path / "d.onnx", dynamic_batch=True)
+    onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
+    for b in (1, N):
+        ref_det, pred, ref_codes = eager(model, cfg, memory, x[:b])
+        out = onnx_det.run(x[:b].numpy())
+        check(out[0], out[1], out[2:], pred, ref_codes, not ref_det._memory_alone)
+
+
+def test_torchscript_equals_eager_batch_1_and_n(parts, tmp_path) -> None:
+    model, cfg, memory, x = parts
+    det = Detector(model, cfg, memory=memory)
+    meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript", dynamic_batch=True)
+    assert meta["format"] == "torchscript"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still shipped
+        ts = torch.jit.load(str(tmp_path / "d.pt"))
+    for b in (1, N):
+        ref_det, pred, ref_codes = eager(model, cfg, memory, x[:b])
+        with torch.no_grad():
+            out = [t.numpy() for t in ts(x[:b])]
+        check(out[0], out[1], out[2:], pred, ref_codes, not ref_det._memory_alone)
+
+
+def test_batch_1_export_loops_over_a_batch_and_sidecar_says_all(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from threedsr import OnnxDetector
+
+    cfg = tiny_config("depth")
+    torch.manual_seed(3)
+    model = ThreeDSR(tiny_backbone("depth"), cfg.model).eval()
+    det = Detector(model, cfg)
+    meta = export_detector(det, tmp_path / "d.onnx", threshold=0.25)
+    assert json.loads(sidecar_path(tmp_path / "d.onnx").read_text()) == meta
+    assert meta["setup"] == "depth" and meta["size"] == 64 and meta["channels"] == ["D"]
+    assert meta["input"]["shape"] == [1, 1, 64, 64] and meta["threshold"] == 0.25
+    assert meta["preprocess"]["size"] == 64 and "fg_threshold" in meta["preprocess"]
+    assert meta["outputs"]["codes_top"] == [1, 8, 8] and meta["memory"] is None
+    assert {"threedsr", "torch", "onnx_opset"} <= set(meta["versions"])
+    onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
+    x = noisy("depth", N, 7)
+    got = onnx_det.predict(x.numpy())
+    ref = Detector(model, cfg, batch_size=1).predict(x)
+    np.testing.assert_allclose(got.maps, ref.maps.numpy(), rtol=0, atol=1e-4)
+    assert got.scores.shape == (N,) and onnx_det.threshold == 0.25
+    with pytest.raises(ThreedsrError, match=r"expects \(B, 1, 64, 64\).*got \(2, 4, 64, 64\)"):
+        onnx_det.predict(np.zeros((2, 4, 64, 64), np.float32))
+
+
+def test_memory_alone_export_has_no_network(parts, tmp_path) -> None:
+    model, cfg, memory, _ = parts
+    det = Detector(model, cfg, memory=memory)
+    meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript")
+    heads = not det._memory_alone
+    assert meta["memory"]["heads"] is heads
+    assert ("codes_top" in meta["outputs"]) is heads
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("onnxruntime")
+    cfg = tiny_config("rgbd")
+    torch.manual_seed(3)
+    det = Detector(ThreeDSR(tiny_backbone("rgbd"), cfg.model), cfg)
+    path = tmp_path_factory.mktemp("exp") / "d.onnx"
+    export_detector(det, path)
+    return path
+
+
+def _copy(src, dst) -> None:
+    dst.write_bytes(src.read_bytes())
+    sidecar_path(dst).write_text(sidecar_path(src).read_text())
+
+
+def test_truncated_corrupt_and_mismatched_files_are_one_line_errors(exported, tmp_path) -> None:
+    from threedsr import OnnxDetector
+
+    bad = tmp_path / "bad.onnx"
+    _copy(exported, bad)
+    bad.write_bytes(exported.read_bytes()[:1000])
+    with pytest.raises(ThreedsrError, match=r"bad\.onnx: truncated or modified"):
+        OnnxDetector(bad)
+    # Garbage whose sidecar was rewritten to match it: onnxruntime itself refuses it.
+    bad.write_bytes(b"not an onnx model" * 10)
+    meta = json.loads(sidecar_path(exported).read_text())
+    from threedsr.export import file_digest
+
+    meta.update(bytes=bad.stat().st_size, sha256=file_digest(bad))
+    sidecar_path(bad).write_text(json.dumps(meta))
+    with pytest.raises(ThreedsrError, match=r"bad\.onnx: not a loadable ONNX model") as err:
+        OnnxDetector(bad)
+    assert "\n" not in str(err.value)
+    # The right file with a sidecar that says another setup: exported for another setup.
+    _copy(exported, bad)
+    meta = json.loads(sidecar_path(exported).read_text())
+    meta.update(setup="depth", channels=["D"])
+    sidecar_path(bad).write_text(json.dumps(meta))
+    with pytest.raises(ThreedsrError, match="exported for another setup or size"):
+        OnnxDetector(bad)
+    sidecar_path(bad).unlink()
+    with pytest.raises(ThreedsrError, match=r"sidecar bad\.onnx\.json is missing"):
+        read_sidecar(bad)
+    onnx_det = OnnxDetector(exported)
+    with pytest.raises(ThreedsrError, match="exported for a 'rgbd' detector at size 64"):
+        onnx_det.check_matches("rgbd", 128, "run/detector.pt")
+
+
+def test_export_argument_errors(tmp_path) -> None:
+    cfg = tiny_config("rgb")
+    det = Detector(ThreeDSR(tiny_backbone("rgb"), cfg.model), cfg)
+    with pytest.raises(ThreedsrError, match="unknown format 'tflite'"):
+        export_detector(det, tmp_path / "d.x", fmt="tflite")
+    with pytest.raises(ThreedsrError, match="multiple of 32"):
+        export_detector(det, tmp_path / "d.pt", fmt="torchscript", size=48)
+    with pytest.raises(ThreedsrError, match="folder not found"):
+        export_detector(det, tmp_path / "no" / "d.pt", fmt="torchscript")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_onnxruntime_the_backend_says_which_extra(monkeypatch, tmp_path) -> None:
+    from threedsr import OnnxDetector
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import -> ImportError
+    with pytest.raises(ThreedsrError, match=r"pip install 'threedsr\[onnx\]'"):
+        OnnxDetector(tmp_path / "d.onnx")

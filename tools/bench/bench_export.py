@@ -1,0 +1,157 @@
+"""Benchmark of exported detectors: onnxruntime (CPU) against torch eager and the reference loop.
+
+One process, the same random weights, alternating the paths ``--repeats`` times and keeping each
+one's best s/img (the machine is shared: the minimum is the least disturbed measurement):
+
+- ``ref``: the reference test loop (plain eager fp32 NCHW, batch 1, ``no_grad``, box + max),
+  ``bench_threedsr.reference_forward``;
+- ``torch``: ``threedsr.Detector`` with its CPU defaults (batch 1, Winograd fast conv);
+- ``ort``: the batch-1 ONNX export of the same detector (``threedsr.export_detector``) on
+  onnxruntime's CPU provider with as many intra-op threads as torch has.
+
+Widths: ``paper`` (384², the paper's model) and ``cpu`` (the cpu preset's widths at its size,
+heads only, i.e. ``memory_weight=0``, which is what the reference loop computes). ``--memory``
+adds the cpu preset's deployed map for rgbd/depth: a descriptor memory at weight 1 (a random
+100k-row bank), torch eager against onnxruntime (the reference loop has no memory).
+
+    uv run python tools/bench/bench_export.py --setups rgbd --images 2 --repeats 2 --threads 1
+    uv run python tools/bench/bench_export.py --widths cpu --memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_threedsr import CH, alternate_best, build, reference_forward
+from threedsr import Detector, OnnxDetector, export_detector
+from threedsr.descriptors import descriptor_channels
+
+
+def _ort(det: Detector, folder: Path, threads: int) -> OnnxDetector:
+    path = folder / f"{det.setup}-{det.size}.onnx"
+    export_detector(det, path)
+    return OnnxDetector(path, threads=threads)
+
+
+def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> dict[str, float]:
+    model, cfg = build(setup, widths)
+    size = 384 if widths == "paper" else cfg.size
+    k = cfg.filter_size
+    x = torch.rand(n, CH[setup], size, size)
+    det = Detector(copy.deepcopy(model), cfg, device="cpu")
+    det.preprocess["size"] = size
+    ort = _ort(det, folder, torch.get_num_threads())
+    xn = x.numpy()
+    # warm-up: oneDNN primitives, Winograd weight transforms, onnxruntime's first run
+    reference_forward(model, x[:1], k)
+    det.predict(x[:1])
+    ort.predict(xn[:1])
+    best, out = alternate_best(
+        {
+            "ref": lambda: reference_forward(model, x, k),
+            "torch": lambda: det.predict(x),
+            "ort": lambda: ort.predict(xn),
+        },
+        n,
+        repeats,
+    )
+    ref_maps, _ = out["ref"]
+    ort_maps = torch.from_numpy(out["ort"].maps)
+    return {
+        "size": size,
+        **{f"{k}_s": v for k, v in best.items()},
+        "ort_vs_ref": float((ort_maps - ref_maps).abs().max()),
+        "torch_vs_ref": float((out["torch"].maps - ref_maps).abs().max()),
+    }
+
+
+def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, float]:
+    """The cpu preset's rgbd/depth map: descriptors at weight 1 against a random 100k bank."""
+    model, cfg = build(setup, "cpu")
+    g = torch.Generator().manual_seed(0)
+    c = descriptor_channels(setup, len(cfg.descriptor_scales))
+    memory = {
+        "bank": torch.randn(cfg.memory_size, c, generator=g).half(),
+        "features": {"kind": "descriptors", "scales": list(cfg.descriptor_scales), "pool": 2},
+        "center": torch.zeros(c),
+        "scale": torch.ones(c),
+        "heads_calibration": [0.5, 0.1],
+        "memory_calibration": [1.0, 0.5],
+        "weight": 1.0,
+    }
+    det = Detector(model, cfg, device="cpu", memory=memory)
+    ort = _ort(det, folder, torch.get_num_threads())
+    x = torch.rand(n, CH[setup], cfg.size, cfg.size)
+    xn = x.numpy()
+    det.predict(x[:1])
+    ort.predict(xn[:1])
+    best, out = alternate_best(
+        {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, n, repeats
+    )
+    diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
+    return {"size": cfg.size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--setups", nargs="+", default=["rgbd", "depth", "rgb"])
+    ap.add_argument("--widths", nargs="+", default=["paper", "cpu"], choices=["paper", "cpu"])
+    ap.add_argument("--images", type=int, default=4, help="images per timed pass")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads")
+    ap.add_argument("--memory", action="store_true", help="add the cpu preset's memory map")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
+        f"{args.images} images, batch 1, best of {args.repeats}"
+    )
+    print()
+    print(
+        "| setup | widths | size | ref img/s | torch img/s | onnxruntime img/s | torch / ref | "
+        "onnxruntime / ref | onnxruntime / torch | max abs diff ort vs ref | torch vs ref |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for widths in args.widths:
+            for setup in args.setups:
+                r = bench_heads(setup, widths, args.images, args.repeats, Path(tmp))
+                print(
+                    f"| {setup} | {widths} | {r['size']} | {1 / r['ref_s']:.3f} | "
+                    f"{1 / r['torch_s']:.3f} | {1 / r['ort_s']:.3f} | "
+                    f"{r['ref_s'] / r['torch_s']:.2f}x | {r['ref_s'] / r['ort_s']:.2f}x | "
+                    f"{r['torch_s'] / r['ort_s']:.2f}x | {r['ort_vs_ref']:.1e} | "
+                    f"{r['torch_vs_ref']:.1e} |",
+                    flush=True,
+                )
+        if args.memory:
+            print()
+            print("| setup | cpu preset map | size | torch img/s | onnxruntime img/s | "
+                  "onnxruntime / torch | max abs diff |")  # fmt: skip
+            print("|---|---|---|---|---|---|---|")
+            for setup in [s for s in args.setups if s != "rgb"]:
+                r = bench_memory(setup, args.images, args.repeats, Path(tmp))
+                print(
+                    f"| {setup} | descriptors, weight 1 | {r['size']} | {1 / r['torch_s']:.3f} | "
+                    f"{1 / r['ort_s']:.3f} | {r['torch_s'] / r['ort_s']:.2f}x | "
+                    f"{r['ort_vs_torch']:.1e} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

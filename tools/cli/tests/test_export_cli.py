@@ -1,0 +1,119 @@
+"""``threedsr-cli export`` and ``predict --backend onnxruntime``: same scores as the torch
+backend, the sidecar, and one-line exit-2 errors for bad exported files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CATEGORY = "puck"  # the class the conftest fixtures generate
+
+
+@pytest.fixture()
+def run_copy(tmp_path: Path, run_rgbd: Path) -> Path:
+    """A private copy of the session run (exports are written into it)."""
+    dst = tmp_path / "run"
+    shutil.copytree(run_rgbd, dst, ignore=shutil.ignore_patterns("predictions"))
+    return dst
+
+
+def _predict(cli, run: Path, data: Path, out: Path, *extra: object):
+    test = data / CATEGORY / "test"
+    return cli("predict", "--run", run, test, "--out", out, "--device", "cpu", "-q", *extra)
+
+
+def test_export_then_predict_with_onnxruntime_equals_torch(cli, run_copy, tiny_data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    res = cli("export", "--run", run_copy, "--threshold", "0.5", "-q")
+    assert res.exit_code == 0, res.stderr
+    meta = json.loads((run_copy / "detector.onnx.json").read_text())
+    assert meta["setup"] == "rgbd" and meta["channels"] == ["D", "R", "G", "B"]
+    assert meta["input"]["shape"] == [1, 4, 64, 64] and meta["threshold"] == 0.5
+    assert meta["memory"] == {"kind": "descriptors", "weight": 1.0, "heads": False}
+    assert _predict(cli, run_copy, tiny_data, tmp_path / "t").exit_code == 0
+    res = _predict(cli, run_copy, tiny_data, tmp_path / "o", "--backend", "onnxruntime")
+    assert res.exit_code == 0, res.stderr
+    torch_s = json.loads((tmp_path / "t" / "scores.json").read_text())
+    onnx_s = json.loads((tmp_path / "o" / "scores.json").read_text())
+    assert onnx_s["backend"] == "onnxruntime" and onnx_s["threshold"] == 0.5
+    assert "recorded at export" in onnx_s["threshold_source"]
+    for a, b in zip(torch_s["samples"], onnx_s["samples"], strict=True):
+        assert a["name"] == b["name"] and abs(a["score"] - b["score"]) < 1e-4
+
+
+def test_export_torchscript_with_heads_and_dynamic_batch(cli, run_copy, tmp_path):
+    out = tmp_path / "d.pt"
+    res = cli(
+        "export", "--run", run_copy, "--format", "torchscript", "--out", out,
+        "--dynamic-batch", "--memory-weight", "0", "--size", "128",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    meta = json.loads((tmp_path / "d.pt.json").read_text())
+    assert meta["format"] == "torchscript" and meta["memory"] is None
+    assert meta["input"]["shape"] == ["batch", 4, 128, 128] and "codes_top" in meta["outputs"]
+    assert meta["preprocess"]["size"] == 128
+
+
+def test_export_and_backend_errors(bad_input, cli, run_copy, tiny_data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    bad_input(cli("export", "--run", run_copy, "--size", "48"), "--size", "multiple of 32")
+    bad_input(cli("export", "--run", tmp_path / "nope"), "run not found")
+    bad_input(
+        _predict(cli, run_copy, tiny_data, tmp_path / "p", "--backend", "onnxruntime"),
+        "holds no detector.onnx",
+        "threedsr-cli export",
+    )
+    # An export at another size, where the run's detector.pt is 64 px.
+    assert cli("export", "--run", run_copy, "--size", "128", "-q").exit_code == 0
+    bad_input(
+        _predict(cli, run_copy, tiny_data, tmp_path / "p", "--backend", "onnxruntime"),
+        "exported for a 'rgbd' detector at size 128",
+        "size 64",
+    )
+    # The same file on its own runs; truncated, it is refused before it runs.
+    alone = tmp_path / "alone.onnx"
+    shutil.copy(run_copy / "detector.onnx", alone)
+    shutil.copy(run_copy / "detector.onnx.json", tmp_path / "alone.onnx.json")
+    alone.write_bytes(alone.read_bytes()[:-100])
+    bad_input(
+        _predict(cli, alone, tiny_data, tmp_path / "p", "--backend", "onnxruntime"),
+        "alone.onnx: truncated or modified",
+    )
+    bad_input(
+        _predict(
+            cli, run_copy, tiny_data, tmp_path / "p", "--backend", "onnxruntime",
+            "--memory-weight", "0.5",
+        ),
+        "--memory-weight",
+        "re-export",
+    )  # fmt: skip
+    assert not (tmp_path / "p" / "scores.json").exists()
+
+
+def test_readme_deploy_example_runs_without_torch(cli, run_copy, tiny_data, tmp_path):
+    """The README's export-then-deploy snippet, verbatim, on an export of the session run: it
+    imports no torch and prints the score ``predict`` gives."""
+    pytest.importorskip("onnxruntime")
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    snippet = readme.split("<!-- deploy-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert cli("export", "--run", run_copy, "--out", tmp_path / "bagel.onnx", "--threshold",
+               "0.5", "-q").exit_code == 0  # fmt: skip
+    good = tiny_data / CATEGORY / "test" / "good"
+    shutil.copy(good / "xyz" / "000.tiff", tmp_path / "scan.tiff")
+    shutil.copy(good / "rgb" / "000.png", tmp_path / "scan.png")
+    code = snippet + "\nimport sys\nassert 'torch' not in sys.modules, 'imported torch'\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    res = cli("predict", "--run", run_copy, tmp_path / "scan.tiff", tmp_path / "scan.png",
+              "--out", tmp_path / "p", "--device", "cpu", "-q")  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    score = json.loads((tmp_path / "p" / "scores.json").read_text())["samples"][0]["score"]
+    printed = float(done.stdout.split()[1])
+    assert abs(printed - score) < 1e-4 and done.stdout.split()[2] in ("normal", "ANOMALOUS")
