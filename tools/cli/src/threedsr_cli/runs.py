@@ -241,21 +241,30 @@ def distributed_rank() -> int:
         return 0
 
 
-def _describe_diff(old: Any, new: Any, prefix: str = "") -> str:
-    """The settings that differ, nested keys dotted, each value cut to a few dozen characters.
+def _describe_diff(old: Any, new: Any) -> str:
+    """The settings that differ, nested keys dotted, values cut short; many differences are
+    summarised by their names.
 
     Example:
         >>> _describe_diff({"a": 1, "p": {"x": 1, "y": 2}}, {"a": 1, "p": {"x": 3, "y": 2}})
         'p.x 1 -> 3'
     """
+    diffs = _diff_pairs(old, new, "")
+    text = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, a, b in diffs)
+    if len(text) <= 200:
+        return text
+    names = ", ".join(k for k, _, _ in diffs[:4])
+    return f"{names} and {len(diffs) - 4} more settings" if len(diffs) > 4 else names
+
+
+def _diff_pairs(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
     if not (isinstance(old, dict) and isinstance(new, dict)):
-        return f"{prefix} {_short(old)} -> {_short(new)}"
-    parts = []
+        return [(prefix, old, new)]
+    pairs = []
     for k in sorted(set(old) | set(new), key=str):
         if old.get(k) != new.get(k):
-            parts.append(_describe_diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k))
-    text = ", ".join(parts)
-    return text if len(text) <= 300 else text[:297] + "..."
+            pairs += _diff_pairs(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+    return pairs
 
 
 def _short(value: Any) -> str:
