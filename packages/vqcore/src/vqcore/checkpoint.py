@@ -56,8 +56,10 @@ def describe_load_error(exc: BaseException) -> str:
         return "not a PyTorch checkpoint"
     if isinstance(exc, IsADirectoryError):
         return "is a folder, not a checkpoint file"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError):  # torch's zip reader fails on a cut file with e.g. EINVAL
+        return f"truncated or corrupt file ({exc.strerror or text or type(exc).__name__})"
     first = text.split(". ")[0] or type(exc).__name__
     return first if len(first) <= 100 else first[:100].rsplit(" ", 1)[0] + " ..."
 
