@@ -72,6 +72,10 @@ def test_claim_run_rules(tmp_path):
     out = tmp_path / "run"
     run = claim_run(out, "train", {"a": 1}, resume=False, overwrite=False)
     assert json.loads((out / MARKER).read_text())["finished"] is False
+    # a run that never wrote anything (failed on bad input) does not block a retry
+    assert not claim_run(out, "train", {"a": 9}, resume=False, overwrite=False).resumed
+    run = claim_run(out, "train", {"a": 1}, resume=False, overwrite=False)
+    (out / "detector.pt").write_text("checkpoint")
     with pytest.raises(CLIError, match="unfinished run; pass --resume"):
         claim_run(out, "train", {"a": 1}, resume=False, overwrite=False)
     assert claim_run(out, "train", {"a": 1}, resume=True, overwrite=False).resumed

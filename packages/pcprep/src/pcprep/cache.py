@@ -64,6 +64,7 @@ def save_prepared(path: Path, prep: Prepared) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; like open(): the umask's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -88,3 +89,9 @@ def load_prepared(path: Path) -> Prepared | None:
             )
     except (OSError, KeyError, ValueError, EOFError):
         return None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -5,6 +5,7 @@ Every failure becomes a one-line `PcprepError` naming the file; user files are o
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def _short(exc: BaseException) -> str:
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode an image file (PNG, JPEG, ...) fully into an array, without conversion."""
     path = Path(path)
+    if path.is_dir():
+        raise PcprepError.at(path, "is a folder, not an image file")
     if not path.is_file():
         raise PcprepError.at(path, "file not found")
     try:
@@ -49,17 +52,39 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise PcprepError.at(path, f"cannot decode image ({_short(exc)})") from None
 
 
+_TRUNCATED = ("failed to read", "corrupted IFD", "invalid offset", "unexpected end")
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """tifffile's log lines are silenced (the error says it all); a file cut short says so."""
+    logger = logging.getLogger("tifffile")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        arr = np.asarray(tifffile.imread(path))
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        text = _short(exc)
+        if path.stat().st_size == 0:
+            raise PcprepError.at(path, "cannot read TIFF (the file is empty)") from None
+        if any(t in text for t in _TRUNCATED):
+            raise PcprepError.at(path, f"truncated TIFF, cannot read it ({text})") from None
+        raise PcprepError.at(path, f"cannot read TIFF ({text})") from None
+    finally:
+        logger.disabled = disabled
+    if arr.size == 0:
+        raise PcprepError.at(path, "truncated TIFF, cannot read it (no image data)")
+    return arr
+
+
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a TIFF, a ``.npy`` or any image file into an array."""
     path = Path(path)
+    if path.is_dir():
+        raise PcprepError.at(path, "is a folder, not a file")
     if not path.is_file():
         raise PcprepError.at(path, "file not found")
     suffix = path.suffix.lower()
     if suffix in _TIFF:
-        try:
-            return np.asarray(tifffile.imread(path))
-        except Exception as exc:  # tifffile raises many types for corrupt files
-            raise PcprepError.at(path, f"cannot read TIFF ({_short(exc)})") from None
+        return _read_tiff(path)
     if suffix == ".npy":
         try:
             return np.load(path, allow_pickle=False)

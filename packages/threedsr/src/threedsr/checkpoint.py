@@ -107,12 +107,12 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
     """Load with ``weights_only=True`` and validate the kind and format version."""
     p = Path(path)
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        ckpt = vqcore.checkpoint.safe_torch_load(p)
     except FileNotFoundError:
         raise ThreedsrError(f"{p}: no such file") from None
     except Exception as exc:  # truncated, corrupt or not a torch file at all
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ThreedsrError(f"{p}: unreadable or truncated checkpoint ({msg[:120]})") from None
+        why = vqcore.checkpoint.describe_load_error(exc)
+        raise ThreedsrError(f"{p}: unreadable checkpoint ({why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
         found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ThreedsrError(f"{p}: not a {kind} checkpoint (found kind {found!r})")

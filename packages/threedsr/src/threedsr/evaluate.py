@@ -267,6 +267,7 @@ def _atomic_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; like open(): the umask's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -281,3 +282,9 @@ def write_metrics(
     _atomic_text(out / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
     _atomic_text(out / "metrics.md", format_markdown(results, setup=setup) + "\n")
     return out / "metrics.json"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -209,7 +209,7 @@ class Detector:
             )
         dev = vqcore.resolve_device(device)
         model, config = build_from_checkpoint(ckpt, device=dev, source=str(path))
-        return cls(
+        detector = cls(
             model,
             config,
             device=dev,
@@ -219,6 +219,13 @@ class Detector:
             memory=ckpt.get("memory"),
             **kwargs,
         )
+        # How far training got: an interrupted run's detector.pt is a half-trained model.
+        detector.training_state = {
+            "step": int(ckpt.get("step", 0)),
+            "total": int(ckpt.get("total", 0)),
+            "finished": bool(ckpt.get("finished", True)),
+        }
+        return detector
 
     def _as_tensor(self, batch: Any) -> Tensor:
         if isinstance(batch, Tensor):

@@ -241,6 +241,12 @@ def _save_all(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "detector_config": config.to_dict(),
+        # The heads too, so that train_state.pt alone resumes: a kill between its write and
+        # detector.pt's leaves a detector.pt one checkpoint older, which resume then ignores.
+        "heads_state": {
+            name: {k: v.detach().cpu() for k, v in sd.items()}
+            for name, sd in model.heads_state_dict().items()
+        },
     }
     # train_state first: a crash in between leaves a detector.pt older than or equal to it, which
     # resume detects through the step numbers.
@@ -329,8 +335,13 @@ def _try_resume(
     if not st.exists():
         raise ThreedsrError(f"{st}: missing, cannot resume the run in {out} (use a new --out)")
     state = read_checkpoint(st, kind=TRAIN_STATE_KIND)
+    heads = ckpt["heads_state"]
     if state["step"] != ckpt["step"]:
-        raise ThreedsrError(f"{st}: step {state['step']} does not match {det} step {ckpt['step']}")
+        if "heads_state" not in state or state["step"] < ckpt["step"]:
+            raise ThreedsrError(
+                f"{st}: step {state['step']} does not match {det} step {ckpt['step']}"
+            )
+        heads = state["heads_state"]  # detector.pt's write was cut short: the state is newer
     old = DetectorConfig.from_dict(ckpt["detector_config"])
     diffs = [
         f.name
@@ -343,11 +354,11 @@ def _try_resume(
         )
     if ckpt["backbone_config"] != model.backbone.config.to_dict():
         raise ThreedsrError(f"{det}: was trained on a different backbone; use a new --out")
-    model.load_heads_state_dict(ckpt["heads_state"])
+    model.load_heads_state_dict(heads)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scheduler.milestones = type(scheduler.milestones)(config.milestones)
-    return int(ckpt["step"])
+    return int(state["step"])
 
 
 def train_detector(

@@ -19,9 +19,11 @@ __all__ = [
     "CHECKPOINT_KIND",
     "CHECKPOINT_NAME",
     "FORMAT_VERSION",
+    "describe_load_error",
     "load_backbone",
     "read_checkpoint",
     "resolve_checkpoint_path",
+    "safe_torch_load",
     "save_checkpoint",
 ]
 
@@ -30,10 +32,58 @@ CHECKPOINT_NAME = "backbone.pt"
 FORMAT_VERSION = 1
 
 
+def describe_load_error(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, as a short phrase for a one-line message (torch's own texts run
+    to hundreds of characters, or are a bare byte value such as ``101``).
+
+    Example:
+        >>> describe_load_error(EOFError())
+        'empty or truncated file'
+    """
+    text = " ".join(str(exc).split())
+    if isinstance(exc, EOFError) or "unexpected EOF" in text:
+        return "empty or truncated file"
+    if isinstance(exc, zipfile.BadZipFile) or "central directory" in text or "zip archive" in text:
+        return "truncated or corrupt file: not a complete PyTorch archive"
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return (
+            "holds objects that safe (weights_only) loading refuses; not a threedsr file or "
+            "not from a trusted source"
+        )
+    if isinstance(exc, KeyError | pickle.UnpicklingError | UnicodeDecodeError) or (
+        "invalid load key" in text or "magic number" in text
+    ):
+        return "not a PyTorch checkpoint"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder, not a checkpoint file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError):  # torch's zip reader fails on a cut file with e.g. EINVAL
+        return f"truncated or corrupt file ({exc.strerror or text or type(exc).__name__})"
+    first = text.split(". ")[0] or type(exc).__name__
+    return first if len(first) <= 100 else first[:100].rsplit(" ", 1)[0] + " ..."
+
+
+def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` without torch's warnings on stderr (e.g. about an
+    unusual pickle protocol in a foreign file)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
 def resolve_checkpoint_path(path_or_dir: str | Path) -> Path:
     """``<dir>/backbone.pt`` for a folder, the path itself for a file."""
     path = Path(path_or_dir)
     return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -49,6 +99,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())  # mkstemp makes 0600; a saved file gets the umask's mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -75,17 +126,12 @@ def read_checkpoint(
     if not path.is_file():
         raise VqcoreError(f"{path}: checkpoint not found")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise VqcoreError(
-            f"{path}: holds objects that safe (weights_only) loading refuses; not a vqcore "
-            "checkpoint or not from a trusted source"
-        ) from exc
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise VqcoreError(
-            f"{path}: not a readable checkpoint (truncated or corrupt: {first})"
-        ) from exc
+        data = safe_torch_load(path, map_location)
+    except Exception as exc:  # truncated, corrupt, foreign or unsafe: torch raises many types
+        why = describe_load_error(exc)
+        if why.startswith("holds objects"):
+            raise VqcoreError(f"{path}: {why}") from None
+        raise VqcoreError(f"{path}: not a readable checkpoint ({why})") from None
     if not isinstance(data, dict) or data.get("kind") != CHECKPOINT_KIND:
         kind = data.get("kind") if isinstance(data, dict) else type(data).__name__
         raise VqcoreError(

@@ -7,9 +7,10 @@ commands, so ``threedsr-cli --help`` starts in well under a second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from threedsr_cli import __version__
 from threedsr_cli.errors import guard
@@ -31,6 +32,19 @@ from threedsr_cli.options import (
     VerboseOpt,
 )
 from threedsr_cli.ui import UI
+
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _no_type_on_flags(self: typer.core.TyperOption, ctx: Any) -> str | None:
+    """Flags take no value: typer 0.29 prints ``<bool>`` after them, which reads as if
+    ``--fast true`` were expected (it is not accepted)."""
+    if getattr(self, "is_flag", False):
+        return None
+    return _display_type_rich(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_type_on_flags  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="threedsr-cli",
@@ -284,8 +298,24 @@ def evaluate(
         typer.Option("--out", help="Where metrics.json goes (default: the run folder)."),
     ] = None,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Preprocessing cache.")
+        Path | None,
+        typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset)."),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace metrics of another detector or class already in --out.",
+        ),
+    ] = False,
+    allow_missing_masks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-masks",
+            help="Score defective test scans without a ground-truth mask as all-normal pixels "
+            "(a warning names them); without it a missing mask is an error.",
+        ),
+    ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     memory_weight: MemoryWeightOpt = None,
@@ -311,6 +341,8 @@ def evaluate(
             memory_weight=memory_weight,
             seed=seed,
             ui=UI(quiet, verbose),
+            overwrite=overwrite,
+            allow_missing_masks=allow_missing_masks,
         )
 
 
@@ -373,6 +405,10 @@ def predict(
             ),
         ),
     ] = Backend.torch,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace the predictions already in --out."),
+    ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     memory_weight: MemoryWeightOpt = None,
@@ -398,6 +434,7 @@ def predict(
             memory_weight=memory_weight,
             seed=seed,
             ui=UI(quiet, verbose),
+            overwrite=overwrite,
         )
 
 

@@ -2,8 +2,9 @@
 
 Bad input (the libraries' own error classes, ``FileNotFoundError``/``ValueError`` raised while
 validating, and :class:`CLIError`) -> one line on stderr naming the file and the problem, exit 2.
-Ctrl-C during training -> where the checkpoint is and how to continue, exit 130. Anything else is
-a bug: one line and exit 1. ``--verbose`` adds the traceback in every case.
+Ctrl-C during training -> where the checkpoint is and how to continue, exit 130. Running out of
+memory -> one line asking for a smaller batch, exit 2. Anything else is a bug in threedsr: one
+line asking to report it, exit 1. ``--verbose`` adds the traceback in every case.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "Interrupted",
     "guard",
     "is_bad_input",
+    "is_out_of_memory",
     "one_line",
 ]
 
@@ -79,6 +81,21 @@ def is_bad_input(exc: BaseException) -> bool:
     return isinstance(exc, bad)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's CPU / CUDA allocation failures and ``MemoryError``.
+
+    Example:
+        >>> is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: ..."))
+        True
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text.lower() or "can't allocate memory" in text
+    )
+
+
 def one_line(exc: BaseException) -> str:
     """The exception as one line, naming the file for ``OSError``s that carry one.
 
@@ -93,6 +110,10 @@ def one_line(exc: BaseException) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _print_error(message: str) -> None:
@@ -124,6 +145,15 @@ def guard(verbose: bool = False) -> Iterator[None]:
         if is_bad_input(exc):
             _print_error(one_line(exc))
             raise SystemExit(EXIT_BAD_INPUT) from None
-        hint = "" if verbose else " (rerun with --verbose for the traceback)"
-        _print_error(f"internal error: {type(exc).__name__}: {one_line(exc)}{hint}")
+        if is_out_of_memory(exc):
+            _print_error(
+                "out of memory; use a smaller --batch-size (or --size / --image-size), "
+                "or another --device"
+            )
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        hint = "rerun with --verbose for the traceback and " if not verbose else ""
+        _print_error(
+            f"internal error: {type(exc).__name__}: {_cut(one_line(exc))} (a bug in threedsr; "
+            f"{hint}please report it)"
+        )
         raise SystemExit(EXIT_INTERNAL) from None

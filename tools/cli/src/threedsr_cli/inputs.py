@@ -181,9 +181,13 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
         # an Eyecandies file; a "_depth.png" followed by an own rgb image stays a DEPTH RGB pair
         return _eyecandies_item(prefix), 1
     if not p.exists():
+        if p.is_symlink():
+            raise CLIError(f"{p}: a broken or looping symbolic link")
         raise CLIError(f"{p}: not found")
     if suffix in GEOMETRY_EXT or p.stem.endswith(("_xyz", "_depth")):
         if own_rgb and nxt is not None:
+            if nxt.is_dir():
+                raise CLIError(f"{nxt}: is a folder, not an image (the rgb image of {p})")
             if not nxt.is_file():
                 raise CLIError(f"{nxt}: not found (the rgb image of {p})")
             return InputItem(_name(p), p, nxt), 2

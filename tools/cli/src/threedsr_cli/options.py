@@ -21,6 +21,7 @@ __all__ = [
     "Setup",
     "TrainPrecisionOpt",
     "VerboseOpt",
+    "check_cache_dir",
     "check_data_root",
     "check_image_folder",
 ]
@@ -123,6 +124,7 @@ def check_data_root(root: Path) -> Path:
         threedsr_cli.errors.CLIError: /nonexistent/data: data root not found
     """
     root = Path(root)
+    _check_link(root, "data root")
     if not root.exists():
         raise CLIError(f"{root}: data root not found")
     if not root.is_dir():
@@ -132,9 +134,48 @@ def check_data_root(root: Path) -> Path:
     return root
 
 
+def _check_link(path: Path, what: str) -> None:
+    """A symbolic-link loop or a dangling link is named as such, not as "not found"."""
+    if not path.is_symlink() and not any(p.is_symlink() for p in path.parents):
+        return
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13
+        raise CLIError(f"{path}: {what} is a symbolic-link loop") from None
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise CLIError(f"{path}: {what} is a symbolic-link loop") from None
+        if path.is_symlink():
+            raise CLIError(f"{path}: {what} is a broken symbolic link") from None
+
+
+def check_cache_dir(cache_dir: Path | None, data: Path) -> None:
+    """The preprocessing cache must lie outside the dataset (the dataset is only read).
+
+    Example:
+        >>> check_cache_dir(Path("/d/mvtec/cache"), Path("/d/mvtec"))
+        Traceback (most recent call last):
+        ...
+        threedsr_cli.errors.CLIError: /d/mvtec/cache: --cache-dir lies inside the dataset /d/mvtec; choose a folder outside it (the dataset is never written)
+    """
+    if cache_dir is None:
+        return
+    cache, root = Path(cache_dir).resolve(), Path(data).resolve()
+    if cache == root or root in cache.parents:
+        raise CLIError(
+            f"{cache_dir}: --cache-dir lies inside the dataset {data}; choose a folder outside "
+            "it (the dataset is never written)"
+        )
+    if cache.exists() and not cache.is_dir():
+        raise CLIError(f"{cache_dir}: --cache-dir exists and is not a folder")
+
+
 def check_image_folder(folder: Path) -> Path:
     """A folder tree that holds at least one image (stage-1 RGB source)."""
     folder = Path(folder)
+    _check_link(folder, "image folder")
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{folder}: image folder is a file, not a folder")
     if not folder.is_dir():
         raise CLIError(f"{folder}: image folder not found")
     for p in folder.rglob("*"):

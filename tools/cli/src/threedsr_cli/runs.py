@@ -2,7 +2,14 @@
 
 A second command never silently overwrites a finished run: the same run (same kind and key
 settings) continues only with ``--resume``; a different run, or an unrelated non-empty folder, is
-refused; ``--overwrite`` replaces a run this tool wrote (never an unrelated folder).
+refused; ``--overwrite`` replaces a run this tool wrote (never an unrelated folder). Only the
+files the tool writes (:data:`OWNED`) are replaced; they are moved aside into ``.overwritten/``
+and restored if the new run fails before it has written its first checkpoint.
+
+Output groups (eval's metrics, predict's overlays and ``scores.json``) are written by
+:func:`commit_outputs`: every file goes to a hidden staging folder first, a journal lists the
+renames, then they are renamed into place; a kill at any moment leaves the old files, or a journal
+that :func:`recover_outputs` completes (the next eval / predict on the folder does it).
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,31 +27,97 @@ from typing import Any
 from threedsr_cli.errors import CLIError
 
 __all__ = [
+    "BACKUP",
+    "JOURNAL",
     "MARKER",
+    "OWNED",
     "RunFolder",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "atomic_write_with",
+    "check_output_folder",
     "claim_run",
+    "commit_outputs",
     "distributed_rank",
+    "file_mode",
     "read_marker",
+    "recover_outputs",
+    "staging_folder",
 ]
 
 MARKER = "run.json"
+#: where ``--overwrite`` keeps the replaced run's files until the new run has a checkpoint
+BACKUP = ".overwritten"
+#: the rename list of an output group being committed (see :func:`commit_outputs`)
+JOURNAL = ".threedsr-commit.json"
+#: prefix of the hidden folder an output group is staged in (it marks the folder incomplete)
+STAGING_PREFIX = ".incomplete-"
+
+#: top-level names each kind of run writes: the only ones ``--overwrite`` replaces
+OWNED: dict[str, tuple[str, ...]] = {
+    "train": (
+        MARKER,
+        "detector.pt",
+        "train_state.pt",
+        "train_history.json",
+        "metrics.json",
+        "metrics.md",
+        "predictions",
+    ),
+    "train-dada": (MARKER, "backbone.pt"),
+    "demo": (
+        MARKER,
+        "data",
+        "dada-rgbd",
+        "backbone-rgb",
+        "detector-rgbd",
+        "detector-rgb",
+        "metrics.json",
+        "report.md",
+        "report.html",
+        "roc.png",
+        "pro.png",
+        "per_defect_type.png",
+        "overlays",
+    ),
+}
+
+
+def file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` gives new files (mkstemp: 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_error(path: Path, exc: OSError) -> CLIError:
+    """An OSError of a temporary file, reported on the file the user asked for."""
+    return CLIError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})")
 
 
 def atomic_write_with(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary name in ``path``'s folder, then ``os.replace``."""
+    """Call ``write(tmp)`` on a temporary name in ``path``'s folder, then ``os.replace``.
+
+    The file gets the umask's mode (like ``open``), and an ``OSError`` names ``path``, never the
+    temporary file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}-", suffix=path.suffix or ".tmp", dir=path.parent
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}-", suffix=path.suffix or ".tmp", dir=path.parent
+        )
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -88,13 +162,20 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 
 @dataclass
 class RunFolder:
-    """A claimed output folder; :meth:`finish` marks the run finished."""
+    """A claimed output folder; :meth:`finish` marks the run finished.
+
+    ``backup`` holds the files of a run that ``--overwrite`` replaces; ``created`` is True when
+    the claim made the folder. :meth:`guard` keeps or undoes the claim depending on whether the
+    new run got as far as a checkpoint.
+    """
 
     path: Path
     kind: str
     settings: dict[str, Any]
     resumed: bool
     writer: bool = True
+    backup: Path | None = None
+    created: bool = False
 
     def finish(self, **extra: Any) -> None:
         if not self.writer:
@@ -103,6 +184,53 @@ class RunFolder:
             self.path / MARKER,
             {"kind": self.kind, "settings": self.settings, "finished": True, **extra},
         )
+        self.drop_backup()
+
+    def drop_backup(self) -> None:
+        """The new run stands: delete the replaced run's files (only files this tool wrote)."""
+        if self.backup is not None and self.backup.exists():
+            shutil.rmtree(self.backup)
+        self.backup = None
+
+    def rollback(self) -> None:
+        """Undo the claim: remove what the new run wrote (tool-owned names only), bring the
+        replaced run back, and remove the folder again if the claim created it."""
+        if not self.writer or self.resumed:
+            return
+        for name in OWNED.get(self.kind, (MARKER,)):
+            _remove(self.path / name)
+        if self.backup is not None and self.backup.exists():
+            for entry in self.backup.iterdir():
+                os.replace(entry, self.path / entry.name)
+            self.backup.rmdir()
+        self.backup = None
+        if self.created:
+            try:
+                self.path.rmdir()  # only when empty: nothing else is ever deleted
+            except OSError:
+                pass
+
+    @contextmanager
+    def guard(self, checkpoint: Path | Iterable[Path]) -> Iterator[None]:
+        """Run the command body; on any failure keep the new run if it has written a
+        ``checkpoint`` (it can be resumed), else :meth:`rollback` to the state before."""
+        files = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
+        try:
+            yield
+        except BaseException:
+            if self.writer:
+                if any(Path(f).exists() for f in files):
+                    self.drop_backup()
+                else:
+                    self.rollback()
+            raise
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def distributed_rank() -> int:
@@ -113,9 +241,57 @@ def distributed_rank() -> int:
         return 0
 
 
-def _describe_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+def _describe_diff(old: Any, new: Any) -> str:
+    """The settings that differ, nested keys dotted, values cut short; many differences are
+    summarised by their names.
+
+    Example:
+        >>> _describe_diff({"a": 1, "p": {"x": 1, "y": 2}}, {"a": 1, "p": {"x": 3, "y": 2}})
+        'p.x 1 -> 3'
+    """
+    diffs = _diff_pairs(old, new, "")
+    text = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, a, b in diffs)
+    if len(text) <= 200:
+        return text
+    names = ", ".join(k for k, _, _ in diffs[:4])
+    return f"{names} and {len(diffs) - 4} more settings" if len(diffs) > 4 else names
+
+
+def _diff_pairs(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [(prefix, old, new)]
+    pairs = []
+    for k in sorted(set(old) | set(new), key=str):
+        if old.get(k) != new.get(k):
+            pairs += _diff_pairs(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+    return pairs
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _owned_only(out: Path, kind: str) -> bool:
+    """True when every entry of ``out`` is one this kind of run writes."""
+    owned = set(OWNED.get(kind, (MARKER,))) | {BACKUP}
+    return all(p.name in owned for p in out.iterdir())
+
+
+def _restore_backup(out: Path, marker: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``.overwritten`` left by a killed ``--overwrite``: when the new run never wrote a
+    checkpoint, the replaced run comes back; returns the folder's marker afterwards."""
+    backup = out / BACKUP
+    if not backup.is_dir():
+        return marker
+    newer = [p for p in out.iterdir() if p.name not in (MARKER, BACKUP)]
+    if newer:  # the new run got as far as a checkpoint: it stands
+        return marker
+    (out / MARKER).unlink(missing_ok=True)
+    for entry in backup.iterdir():
+        os.replace(entry, out / entry.name)
+    backup.rmdir()
+    return read_marker(out)
 
 
 def claim_run(
@@ -134,7 +310,12 @@ def claim_run(
         settings: the settings that identify the run (JSON-able); a different value is a
             different run.
         resume: continue an unfinished (or finished: no-op) run with the same settings.
-        overwrite: replace a run this tool wrote.
+        overwrite: replace a run this tool wrote. Only the names in :data:`OWNED` are moved
+            aside (into ``.overwritten/``), and only now, after the caller has validated its
+            inputs; :meth:`RunFolder.guard` brings them back if the new run fails early.
+
+    A folder that holds only the marker of a run that never wrote anything (it failed on bad
+    input, or was killed at once) counts as empty: a retry with corrected settings may use it.
 
     Raises:
         CLIError: the folder is a file, holds unrelated files, a different run, or a finished /
@@ -150,15 +331,24 @@ def claim_run(
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder")
     marker = read_marker(out) if out.is_dir() else None
+    if marker is not None:
+        marker = _restore_backup(out, marker)
+    if (
+        marker is not None
+        and not marker.get("finished")
+        and all(p.name == MARKER for p in out.iterdir())
+    ):
+        marker = None  # a run that failed before writing anything: not worth protecting
     nonempty = out.is_dir() and any(p.name != MARKER for p in out.iterdir())
     resumed = False
+    backup: Path | None = None
     if marker is None:
         if nonempty:
             raise CLIError(
                 f"{out}: folder is not empty and holds no threedsr-cli run; choose another --out"
             )
     elif overwrite:
-        shutil.rmtree(out)
+        backup = _move_aside(out, marker)
     else:
         same = marker.get("kind") == kind and marker.get("settings") == settings
         if not same:
@@ -174,7 +364,137 @@ def claim_run(
                 "--overwrite to replace it"
             )
         resumed = True
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"{out}: cannot create the folder ({exc.strerror})") from None
+    run = RunFolder(out, kind, settings, resumed, backup=backup, created=created)
     if not (resumed and marker is not None and marker.get("finished")):
         atomic_write_json(out / MARKER, {"kind": kind, "settings": settings, "finished": False})
-    return RunFolder(out, kind, settings, resumed)
+    return run
+
+
+def _move_aside(out: Path, marker: dict[str, Any]) -> Path:
+    """``--overwrite``: move the old run's own files into ``out/.overwritten``; anything else
+    (a user's notes, data) stays where it is."""
+    owned = set(OWNED.get(str(marker.get("kind")), (MARKER,)))
+    backup = out / BACKUP
+    if backup.exists():
+        shutil.rmtree(backup)  # an older replaced run, already given up by an earlier --overwrite
+    backup.mkdir()
+    for entry in sorted(out.iterdir()):
+        if entry.name in owned and entry.name != BACKUP:
+            if entry.name == "predictions" and prediction_files(entry) is None:
+                continue  # a predictions folder holding other files: not ours to move
+            os.replace(entry, backup / entry.name)
+    return backup
+
+
+# --------------------------------------------------------------------------- output folders
+
+
+def prediction_files(folder: Path) -> set[str] | None:
+    """The names ``predict`` wrote into ``folder`` (its ``scores.json`` lists them), or None
+    when the folder holds anything else."""
+    names = {"scores.json", JOURNAL}
+    scores = folder / "scores.json"
+    if scores.is_file():
+        try:
+            data = json.loads(scores.read_text(encoding="utf-8"))
+            for s in data.get("samples", []):
+                names.update(str(s.get(k)) for k in ("overlay", "map") if s.get(k))
+        except (OSError, ValueError, AttributeError):
+            return None
+    present = {p.name for p in folder.iterdir() if not p.name.startswith(STAGING_PREFIX)}
+    return present if present <= names else None
+
+
+def check_output_folder(out: Path) -> Path:
+    """Before any work: ``out`` must be a folder or creatable, and writable.
+
+    Nothing is created: a probe file is made in ``out`` (or its nearest existing parent) and
+    removed again.
+
+    Raises:
+        CLIError: ``out`` is a file, lies under a file, or cannot be written.
+    """
+    out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise CLIError(f"{out}: is a broken symbolic link")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: exists and is not a folder")
+    probe_dir = out
+    while not probe_dir.exists():
+        if probe_dir.is_symlink():
+            raise CLIError(f"{out}: cannot create the folder ({probe_dir} is a broken link)")
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir():
+        raise CLIError(f"{out}: cannot create the folder ({probe_dir} is a file)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".threedsr-probe-", dir=probe_dir)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        what = "folder" if probe_dir == out else f"folder (in {probe_dir})"
+        raise CLIError(f"{out}: cannot write to the {what}: {exc.strerror}") from None
+    return out
+
+
+def staging_folder(out: Path) -> Path:
+    """A fresh hidden folder in ``out`` that marks it incomplete while an output group is
+    written (see :func:`commit_outputs`)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    except OSError as exc:
+        raise CLIError(f"{out}: cannot write ({exc.strerror})") from None
+
+
+def commit_outputs(out: Path, staging: Path, remove: Iterable[str] = ()) -> None:
+    """Move every file of ``staging`` into ``out`` and delete ``remove`` (names this tool wrote
+    before) as one step: the journal is written first, so a kill during the renames is completed
+    by :func:`recover_outputs`. ``.json`` files (the summary: ``scores.json``,
+    ``metrics.json``) are renamed last."""
+    out = Path(out)
+    names = sorted(p.name for p in staging.iterdir())
+    names.sort(key=lambda n: n.endswith(".json"))  # the summary last
+    journal = {
+        "staging": staging.name,
+        "files": names,
+        "remove": sorted(set(remove) - set(names)),
+    }
+    atomic_write_json(out / JOURNAL, journal)
+    recover_outputs(out)
+
+
+def recover_outputs(out: Path) -> bool:
+    """Finish an output commit that a kill interrupted (idempotent); remove staging folders
+    without a journal (an output group that never got as far as its commit). True when a
+    journal was completed."""
+    out = Path(out)
+    if not out.is_dir():
+        return False
+    journal_path = out / JOURNAL
+    done = False
+    if journal_path.is_file():
+        try:
+            journal = json.loads(journal_path.read_text(encoding="utf-8"))
+            staging = out / str(journal["staging"])
+            files, remove = list(journal["files"]), list(journal["remove"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CLIError(f"{journal_path}: unreadable output journal ({exc})") from None
+        for name in files:
+            if (staging / name).exists():
+                os.replace(staging / name, out / name)
+        for name in remove:
+            (out / Path(name).name).unlink(missing_ok=True)
+        if staging.is_dir():
+            shutil.rmtree(staging)
+        journal_path.unlink()
+        done = True
+    for p in out.iterdir():
+        if p.name.startswith(STAGING_PREFIX) and p.is_dir():
+            shutil.rmtree(p)
+    return done

@@ -411,93 +411,102 @@ def demo_command(
         resume=resume,
         overwrite=overwrite,
     )
-    seed_everything(seed)
-    timing: dict[str, float] = {}
+    checkpoints = [
+        out / "detector-rgbd" / "detector.pt",
+        out / "detector-rgb" / "detector.pt",
+        out / "dada-rgbd" / "backbone.pt",
+        out / "backbone-rgb" / "backbone.pt",
+    ]
+    with run.guard(checkpoints):
+        seed_everything(seed)
+        timing: dict[str, float] = {}
 
-    def lap(name: str, t0: float) -> None:
-        timing[name] = round(time.perf_counter() - t0, 2)
+        def lap(name: str, t0: float) -> None:
+            timing[name] = round(time.perf_counter() - t0, 2)
 
-    ui.info(f"threedsr demo -> {out} ({'fast' if fast else 'full'}, {dev})")
-    t0 = time.perf_counter()
-    data = out / "data"
-    meta = _generate(ui, profile, data, seed)
-    lap("generate dataset", t0)
-
-    backbones: dict[str, Path | None] = {setup: None for setup in SETUPS}  # None = pretrained
-    jobs: list[TrainJob] = []
-    if stage1:
-        for setup in SETUPS:
-            folder = out / ("dada-rgbd" if setup == "rgbd" else f"backbone-{setup}")
-            config = _stage_one_config(profile, setup, folder, dev, seed)
-            backbones[setup] = config.checkpoint_path
-            name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
-            jobs.append(TrainJob("stage1", f"stage 1: {name}", config, config.checkpoint_path))
+        ui.info(f"threedsr demo -> {out} ({'fast' if fast else 'full'}, {dev})")
         t0 = time.perf_counter()
-        _run_trainings(ui, jobs, dev)
-        lap("stage 1 (rgbd + rgb)", t0)
-    else:
-        ui.info("stage 1: the pretrained backbones that ship with threedsr (--stage1 trains them)")
+        data = out / "data"
+        meta = _generate(ui, profile, data, seed)
+        lap("generate dataset", t0)
 
-    import threedsr
-
-    from threedsr_cli.commands.train import prepare_train_data
-
-    t0 = time.perf_counter()
-    train_data = None
-    jobs = []
-    for setup in SETUPS:
-        folder = out / f"detector-{setup}"
-        config = _detector_config(profile, setup, data, backbones[setup], folder, dev, seed)
-        if _finished(folder):
-            continue
-        if train_data is None:
-            train_data = prepare_train_data(ui, config)
-        # Both setups share one preprocessing; pick this setup's channels from [D, R, G, B].
-        x = train_data.x if setup == "rgbd" else train_data.x[:, 1:]
-        data_for_setup = threedsr.TrainData(x.contiguous(), train_data.foreground)
-        jobs.append(
-            TrainJob(
-                "stage2",
-                f"stage 2: {setup} detector",
-                config,
-                folder / "detector.pt",
-                data_for_setup,
+        backbones: dict[str, Path | None] = {setup: None for setup in SETUPS}  # None = pretrained
+        jobs: list[TrainJob] = []
+        if stage1:
+            for setup in SETUPS:
+                folder = out / ("dada-rgbd" if setup == "rgbd" else f"backbone-{setup}")
+                config = _stage_one_config(profile, setup, folder, dev, seed)
+                backbones[setup] = config.checkpoint_path
+                name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
+                jobs.append(TrainJob("stage1", f"stage 1: {name}", config, config.checkpoint_path))
+            t0 = time.perf_counter()
+            _run_trainings(ui, jobs, dev)
+            lap("stage 1 (rgbd + rgb)", t0)
+        else:
+            ui.info(
+                "stage 1: the pretrained backbones that ship with threedsr (--stage1 trains them)"
             )
-        )
-    _run_trainings(ui, jobs, dev)
-    lap("stage 2 (rgbd + rgb)", t0)
 
-    t0 = time.perf_counter()
-    detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}
-    metrics: dict[str, dict[str, Any]] = {}
-    for setup, det in detectors.items():
-        with ui.stage(f"evaluate {setup}") as progress:
-            res = threedsr.evaluate(det, data, profile.category, progress=progress)
-        metrics[setup] = metrics_summary(res)
-    test = _test_pass(ui, detectors, data, profile.category)
-    lap("evaluate", t0)
+        import threedsr
 
-    t0 = time.perf_counter()
-    modality = dict(meta.get("defect_types", {}))
-    overlays = _report(ui, out, profile, meta, metrics, test)
-    lap("report", t0)
-    total = time.perf_counter() - t_start
-    timing["total"] = round(total, 2)
-    summary = {
-        **metrics,
-        "category": profile.category,
-        "defect_modality": modality,
-        "depth_only_verdict": _verdict(metrics, modality, profile.category),
-        "profile": profile.to_dict(),
-        "seed": seed,
-        "device": dev,
-        "timing_s": timing,
-    }
-    atomic_write_json(out / "metrics.json", summary)
-    from threedsr_cli import report as rp
+        from threedsr_cli.commands.train import prepare_train_data
 
-    md, page = _report_text(profile, meta, metrics, overlays, timing, out)
-    rp.write_text_files(out, md, page)
+        t0 = time.perf_counter()
+        train_data = None
+        jobs = []
+        for setup in SETUPS:
+            folder = out / f"detector-{setup}"
+            config = _detector_config(profile, setup, data, backbones[setup], folder, dev, seed)
+            if _finished(folder):
+                continue
+            if train_data is None:
+                train_data = prepare_train_data(ui, config)
+            # Both setups share one preprocessing; pick this setup's channels from [D, R, G, B].
+            x = train_data.x if setup == "rgbd" else train_data.x[:, 1:]
+            data_for_setup = threedsr.TrainData(x.contiguous(), train_data.foreground)
+            jobs.append(
+                TrainJob(
+                    "stage2",
+                    f"stage 2: {setup} detector",
+                    config,
+                    folder / "detector.pt",
+                    data_for_setup,
+                )
+            )
+        _run_trainings(ui, jobs, dev)
+        lap("stage 2 (rgbd + rgb)", t0)
+
+        t0 = time.perf_counter()
+        detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}
+        metrics: dict[str, dict[str, Any]] = {}
+        for setup, det in detectors.items():
+            with ui.stage(f"evaluate {setup}") as progress:
+                res = threedsr.evaluate(det, data, profile.category, progress=progress)
+            metrics[setup] = metrics_summary(res)
+        test = _test_pass(ui, detectors, data, profile.category)
+        lap("evaluate", t0)
+
+        t0 = time.perf_counter()
+        modality = dict(meta.get("defect_types", {}))
+        overlays = _report(ui, out, profile, meta, metrics, test)
+        lap("report", t0)
+        total = time.perf_counter() - t_start
+        timing["total"] = round(total, 2)
+        summary = {
+            **metrics,
+            "category": profile.category,
+            "defect_modality": modality,
+            "depth_only_verdict": _verdict(metrics, modality, profile.category),
+            "profile": profile.to_dict(),
+            "seed": seed,
+            "device": dev,
+            "timing_s": timing,
+        }
+        atomic_write_json(out / "metrics.json", summary)
+        from threedsr_cli import report as rp
+
+        md, page = _report_text(profile, meta, metrics, overlays, timing, out)
+        rp.write_text_files(out, md, page)
     run.finish(total_s=total)
     _summary(ui, metrics, modality, profile.category, out, total)
     return summary

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+from threedsr_cli.errors import CLIError
 from threedsr_cli.report import fmt_metric
-from threedsr_cli.runs import atomic_write_json, atomic_write_text
+from threedsr_cli.runs import (
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+    commit_outputs,
+    recover_outputs,
+    staging_folder,
+)
 from threedsr_cli.ui import UI
 
-__all__ = ["eval_command", "metrics_summary", "print_metrics"]
+__all__ = [
+    "check_masks",
+    "check_metrics_target",
+    "eval_command",
+    "metrics_summary",
+    "print_metrics",
+]
 
 KEEP = (
     "image_auroc",
@@ -61,6 +77,72 @@ def print_metrics(ui: UI, results: dict[str, dict[str, Any]], title: str) -> Non
         ui.out.print(types)
 
 
+def _mask_path(ref: Any) -> Path:
+    """Where the ground-truth mask of a test sample should be."""
+    geo = Path(ref.path)
+    if ref.layout == "mvtec3d":
+        return geo.parent.parent / "gt" / f"{geo.stem}.png"
+    if ref.layout == "eyecandies" and geo.name.endswith("_depth.png"):
+        return geo.with_name(geo.name[: -len("_depth.png")] + "_mask.png")
+    return geo
+
+
+def check_masks(data: Path, category: str, allow_missing: bool) -> int:
+    """Every defective test scan needs its ground-truth mask: a missing one would silently count
+    as an all-normal mask and lower P-AUROC and AUPRO. Returns how many are missing.
+
+    Raises:
+        CLIError: a mask is missing and ``allow_missing`` is off (names the first missing file).
+    """
+    import pcprep
+
+    from threedsr_cli.libs import warn
+
+    refs = list(pcprep.index_dataset(data, category, "test"))
+    defective = [r for r in refs if int(r.label) == 1]
+    missing = [r for r in defective if r.gt_path is None]
+    if not missing:
+        return 0
+    first = _mask_path(missing[0])
+    what = (
+        f"ground-truth mask missing for the defective test scan {missing[0].path} "
+        f"({len(missing)} of {len(defective)} defective scans have none)"
+    )
+    if not allow_missing:
+        raise CLIError(
+            f"{first}: {what}; add the masks, or pass --allow-missing-masks to count their "
+            "pixels as normal"
+        )
+    warn(f"{first}: {what}; their pixels count as normal (--allow-missing-masks)")
+    return len(missing)
+
+
+def check_metrics_target(folder: Path, detector_file: str, category: str, own: bool) -> None:
+    """``folder/metrics.json`` may be replaced only by the same detector and class (or, for a
+    file written before the detector was recorded, in the run's own folder).
+
+    Raises:
+        CLIError: it holds another class's or another detector's metrics, or cannot be read.
+    """
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return
+    hint = "pass --overwrite to replace them or choose another --out"
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise CLIError(f"{path}: holds a metrics file this tool cannot read; {hint}") from None
+    if not isinstance(old, dict) or set(old) != {category}:
+        names = ", ".join(sorted(map(str, old))) if isinstance(old, dict) else "?"
+        raise CLIError(f"{path}: holds the metrics of {names}, not of {category!r}; {hint}")
+    entry = old[category] if isinstance(old[category], dict) else {}
+    previous = entry.get("detector")
+    if previous is None and not own:
+        raise CLIError(f"{path}: holds metrics of an unknown detector; {hint}")
+    if previous is not None and previous != detector_file:
+        raise CLIError(f"{path}: holds the metrics of another detector ({previous}); {hint}")
+
+
 def eval_command(
     *,
     run: Path,
@@ -73,19 +155,33 @@ def eval_command(
     memory_weight: float | None = None,
     seed: int,
     ui: UI,
+    overwrite: bool = False,
+    allow_missing_masks: bool = False,
 ) -> dict[str, dict[str, Any]]:
     import threedsr
 
-    from threedsr_cli.libs import check_category, load_detector, seed_everything
+    from threedsr_cli.libs import check_category, load_detector, seed_everything, warn_unfinished
+    from threedsr_cli.options import check_cache_dir
 
     seed_everything(seed)
+    own = Path(run) if Path(run).is_dir() else Path(run).parent
+    folder = Path(out) if out is not None else own
+    # Everything that can refuse the command runs before the evaluation: nothing is computed for
+    # an output that cannot be written, and nothing is written on bad input.
     detector = load_detector(run, device, precision, memory_weight)
+    check_output_folder(folder)
     cat = category or detector.category
     if cat is None:
-        from threedsr_cli.errors import CLIError
-
         raise CLIError(f"{run}: the detector names no category; pass --category")
     check_category(data, cat)
+    check_cache_dir(cache_dir, data)
+    detector_file = str(Path(detector.path).resolve()) if detector.path else str(run)
+    recover_outputs(folder)
+    if not overwrite:
+        same_folder = folder.resolve() == own.resolve()
+        check_metrics_target(folder, detector_file, cat, same_folder)
+    check_masks(data, cat, allow_missing_masks)
+    unfinished = warn_unfinished(detector)
     arith = "bf16" if detector.bf16 else "fp32"
     ui.info(f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith})")
     with ui.stage(f"evaluate {cat}") as progress:
@@ -97,13 +193,18 @@ def eval_command(
             progress=progress,
         )
     summary = metrics_summary(results)
-    folder = (
-        Path(out) if out is not None else (Path(run) if Path(run).is_dir() else Path(run).parent)
-    )
-    path = atomic_write_json(folder / "metrics.json", summary)
-    atomic_write_text(
-        folder / "metrics.md", threedsr.format_markdown(summary, setup=detector.setup) + "\n"
-    )
+    for entry in summary.values():
+        entry["detector"] = detector_file
+        entry["detector_finished"] = not unfinished
+    markdown = threedsr.format_markdown(summary, setup=detector.setup) + "\n"
+    staging = staging_folder(folder)
+    try:
+        atomic_write_text(staging / "metrics.md", markdown)
+        atomic_write_json(staging / "metrics.json", summary)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    commit_outputs(folder, staging)
     print_metrics(ui, summary, f"{detector.setup} detector on {cat}")
-    ui.info(f"wrote {path}")
+    ui.info(f"wrote {folder / 'metrics.json'}")
     return summary

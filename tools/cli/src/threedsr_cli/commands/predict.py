@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +12,51 @@ import numpy as np
 
 from threedsr_cli.errors import CLIError
 from threedsr_cli.inputs import InputItem, resolve_inputs
-from threedsr_cli.runs import atomic_write_json
+from threedsr_cli.runs import (
+    STAGING_PREFIX,
+    atomic_write_json,
+    check_output_folder,
+    commit_outputs,
+    prediction_files,
+    recover_outputs,
+    staging_folder,
+)
 from threedsr_cli.ui import UI
 
-__all__ = ["auto_threshold", "parse_threshold", "predict_command"]
+__all__ = ["auto_threshold", "check_prediction_target", "parse_threshold", "predict_command"]
+
+
+def check_prediction_target(out: Path, overwrite: bool) -> set[str]:
+    """What ``out`` holds before predict writes there: the names of an earlier prediction to
+    replace (``--overwrite``), or nothing.
+
+    Raises:
+        CLIError: ``out`` holds an earlier prediction and ``overwrite`` is off, or files this tool
+            did not write (never replaced, not even with ``--overwrite``).
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return set()
+    entries = [p for p in out.iterdir() if not p.name.startswith(STAGING_PREFIX)]
+    if not entries:
+        return set()
+    names = prediction_files(out)
+    if names is None:
+        raise CLIError(
+            f"{out}: folder is not empty and holds no threedsr-cli predictions; choose another "
+            "--out"
+        )
+    if not overwrite:
+        try:
+            old = json.loads((out / "scores.json").read_text(encoding="utf-8")).get("run")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        whose = f" of {old}" if old else ""
+        raise CLIError(
+            f"{out}: already holds predictions{whose}; pass --overwrite to replace them or "
+            "choose another --out"
+        )
+    return names
 
 
 def parse_threshold(value: str | None) -> float | str | None:
@@ -119,8 +162,9 @@ def predict_command(
     memory_weight: float | None = None,
     seed: int,
     ui: UI,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    from threedsr_cli.libs import load_detector, load_exported, seed_everything
+    from threedsr_cli.libs import load_detector, load_exported, seed_everything, warn_unfinished
 
     seed_everything(seed)
     if not inputs:
@@ -139,8 +183,12 @@ def predict_command(
         if out is not None
         else (Path(run) if Path(run).is_dir() else Path(run).parent) / "predictions"
     )
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"{out}: exists and is not a folder")
+    # Before any work: an output that cannot be written, or that holds an earlier prediction
+    # (without --overwrite) or other files, is refused while nothing has been computed.
+    check_output_folder(out)
+    recover_outputs(out)
+    replaced = check_prediction_target(out, overwrite)
+    warn_unfinished(detector)
     source = None
     if thr == "auto":
         thr, source = auto_threshold(ui, detector, Path(run), data, category)
@@ -166,22 +214,38 @@ def predict_command(
     hi = max(float(m.max()) for _, _, m, _ in results)
     if thr is not None:
         hi = max(hi, float(thr))
-    out.mkdir(parents=True, exist_ok=True)
-    with ui.stage("write overlays", len(results)) as progress:
-        for k, (it, p, m, s) in enumerate(results, 1):
-            records.append(_save(it, p, m, s, out, thr if thr is None else float(thr), (lo, hi)))
-            progress(k, len(results))
-    summary = {
-        "run": str(run),
-        "setup": detector.setup,
-        "category": detector.category,
-        "backend": backend,
-        "threshold": None if thr is None else float(thr),
-        "threshold_source": source,
-        "map_scale": [lo, hi],
-        "samples": records,
-    }
-    path = atomic_write_json(out / "scores.json", summary)
+    created = not out.exists()
+    # Every file goes to a hidden .incomplete-* folder first (it marks the folder as partial),
+    # then commit_outputs moves the group into place with scores.json last, removing the replaced
+    # prediction's files: a kill leaves the old prediction, or a journal the next run completes.
+    staging = staging_folder(out)
+    try:
+        with ui.stage("write overlays", len(results)) as progress:
+            for k, (it, p, m, s) in enumerate(results, 1):
+                t = thr if thr is None else float(thr)
+                records.append(_save(it, p, m, s, staging, t, (lo, hi)))
+                progress(k, len(results))
+        summary = {
+            "run": str(run),
+            "setup": detector.setup,
+            "category": detector.category,
+            "backend": backend,
+            "threshold": None if thr is None else float(thr),
+            "threshold_source": source,
+            "map_scale": [lo, hi],
+            "samples": records,
+        }
+        atomic_write_json(staging / "scores.json", summary)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+    commit_outputs(out, staging, remove=replaced)
+    path = out / "scores.json"
     from rich.table import Table
 
     table = Table(title=f"{detector.setup} detector: {len(records)} samples")

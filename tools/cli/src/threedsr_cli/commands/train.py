@@ -68,12 +68,15 @@ def train_command(
 
     from threedsr_cli.libs import (
         check_backbone,
+        check_batch_memory,
         check_category,
         pretrained_backbone,
         resolve_device,
     )
+    from threedsr_cli.options import check_cache_dir
 
     check_category(data, category)
+    check_cache_dir(cache_dir, data)
     if dada is None:
         backbone_file = pretrained_backbone(setup)
         backbone = None
@@ -108,6 +111,7 @@ def train_command(
         "size": config.size,
         "seed": seed,
     }
+    check_batch_memory(config.batch_size, config.size, dev, "--batch-size")
     run = claim_run(out, "train", settings, resume=resume, overwrite=overwrite)
     ui.info(
         f"stage 2: {setup} detector for {category!r}, preset {preset}, backbone "
@@ -116,8 +120,11 @@ def train_command(
         f"iterations, batch {config.batch_size}, {config.size}px, on {dev} ({config.precision})"
     )
     start = time.perf_counter()
-    train_data = prepare_train_data(ui, config)
-    result = run_stage_two(ui, config, train_data, f"stage 2 ({setup}, {category})")
+    # On a failure before the first checkpoint (bad data, out of memory, Ctrl-C) the folder goes
+    # back to what it was: a replaced run (--overwrite) returns, a new folder disappears.
+    with run.guard(Path(out) / "detector.pt"):
+        train_data = prepare_train_data(ui, config)
+        result = run_stage_two(ui, config, train_data, f"stage 2 ({setup}, {category})")
     run.finish(checkpoint=str(result.path), steps=result.step, metrics=result.metrics)
     from rich.table import Table
 

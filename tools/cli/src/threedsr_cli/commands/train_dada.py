@@ -50,7 +50,7 @@ def train_dada_command(
 ) -> None:
     import vqcore
 
-    from threedsr_cli.libs import resolve_device
+    from threedsr_cli.libs import check_batch_memory, resolve_device
 
     if rgb_dir is not None:
         check_image_folder(rgb_dir)
@@ -78,8 +78,10 @@ def train_dada_command(
         "image_size": config.image_size,
         "seed": seed,
     }
+    check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
     run = claim_run(out, "train-dada", settings, resume=resume, overwrite=overwrite)
     if not run.resumed and config.checkpoint_path.exists():
+        run.rollback()
         raise CLIError(f"{config.checkpoint_path}: exists; pass --resume or --overwrite")
     ui.info(
         f"stage 1: {setup} backbone, preset {preset}, {config.iterations} iterations, "
@@ -87,7 +89,8 @@ def train_dada_command(
         + (f", RGB from {rgb_dir}" if rgb_dir else ", procedural RGB")
     )
     start = time.perf_counter()
-    result = run_stage_one(ui, config, f"stage 1 ({setup})")
+    with run.guard(config.checkpoint_path):
+        result = run_stage_one(ui, config, f"stage 1 ({setup})")
     metrics = result.metrics
     run.finish(checkpoint=str(result.checkpoint), steps=result.steps, metrics=metrics)
     from rich.table import Table

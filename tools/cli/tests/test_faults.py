@@ -1,0 +1,168 @@
+"""kill -9 during a training checkpoint, an eval write and a predict write (issue 14).
+
+The CLI runs in a subprocess whose ``os.replace`` is wrapped (test-only, see ``_DRIVER``): at the
+N-th rename onto a file matching a name pattern the process sends itself SIGKILL, so it dies with
+the new file complete in its temporary name and the rename not done, the worst moment. Afterwards
+the folder must hold the old state or the new one (after ``recover_outputs``, which the next
+eval / predict runs), never a mix; a prediction folder is complete or marked incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CATEGORY = "puck"
+
+
+def snapshot(root: Path) -> dict[str, Any]:
+    """Every entry under ``root``: file content hash + mode, or folder."""
+    import hashlib
+
+    state: dict[str, Any] = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_dir():
+            state[rel] = ("dir",)
+        else:
+            state[rel] = ("file", hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode)
+    return state
+
+
+_DRIVER = r"""
+import fnmatch, os, signal, sys
+pattern, nth = os.environ["FAULT_PATTERN"], int(os.environ["FAULT_NTH"])
+real, seen = os.replace, [0]
+def replace(src, dst, *a, **k):
+    if fnmatch.fnmatch(os.path.basename(os.fspath(dst)), pattern):
+        seen[0] += 1
+        if seen[0] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *a, **k)
+os.replace = replace
+from threedsr_cli.app import app
+sys.argv[0] = "threedsr-cli"
+app()
+"""
+
+
+def _killed(args: list[Any], pattern: str, nth: int) -> None:
+    env = dict(os.environ, FAULT_PATTERN=pattern, FAULT_NTH=str(nth), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+
+
+def _visible(state: dict[str, Any]) -> dict[str, Any]:
+    """The state without this tool's hidden temporaries (``.name-XXXX.tmp`` files)."""
+    return {k: v for k, v in state.items() if not Path(k).name.startswith(".")}
+
+
+def test_kill_during_training_checkpoint_keeps_a_resumable_run(
+    cli, tmp_path, tiny_data, dada_rgbd, monkeypatch
+):
+    import threedsr
+
+    real = threedsr.train_detector
+
+    def interrupted(config, callbacks=None, **kwargs):
+        def stop(event):
+            raise KeyboardInterrupt
+
+        return real(config, [callbacks, stop], **kwargs)
+
+    out = tmp_path / "run"
+    args = ["train", "--data", tiny_data, "--category", CATEGORY, "--dada", dada_rgbd,
+            "--out", out, "--iterations", 12, "--batch-size", 2, "--size", 64,
+            "--device", "cpu", "-q"]  # fmt: skip
+    monkeypatch.setattr(threedsr, "train_detector", interrupted)
+    assert cli(*args).exit_code == 130  # an unfinished run at step 10
+    monkeypatch.setattr(threedsr, "train_detector", real)
+    old = snapshot(out)
+    for pattern in ("train_state.pt", "detector.pt"):
+        _killed([*args, "--resume"], pattern, 1)
+        now = _visible(snapshot(out))
+        # every visible file is the old one or a complete new checkpoint, never a partial one
+        for name, entry in now.items():
+            if entry != old.get(name):
+                assert name == "train_state.pt", name
+                assert threedsr.read_checkpoint(out / name, kind="threedsr.train_state")
+        assert threedsr.read_checkpoint(out / "detector.pt")["step"] == 10
+    res = cli(*args, "--resume")  # and the run continues
+    assert res.exit_code == 0, res.stderr
+    ck = threedsr.read_checkpoint(out / "detector.pt")
+    assert ck["step"] == 12 and ck["finished"]
+
+
+@pytest.mark.parametrize(("nth", "expect"), [(1, "old"), (2, "new")])
+def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect):
+    from threedsr_cli.runs import recover_outputs
+
+    run = tmp_path / "run"
+    shutil.copytree(run_rgbd, run)
+    detector = str((run / "detector.pt").resolve())
+    old_metrics = {CATEGORY: {"detector": detector, "image_auroc": 0.123}}
+    (run / "metrics.json").write_text(json.dumps(old_metrics))
+    (run / "metrics.md").write_text("old table\n")
+    before = snapshot(run)
+    # metrics.json is renamed twice: into the staging folder (1), then into place (2)
+    _killed(["eval", "--run", run, "--data", tiny_data, "--device", "cpu", "-q"],
+            "metrics.json", nth)  # fmt: skip
+    recover_outputs(run)  # what the next eval / predict on the folder does first
+    after = snapshot(run)
+    if expect == "old":
+        assert after == before
+    else:
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        assert changed == {"metrics.json", "metrics.md"}
+        new = json.loads((run / "metrics.json").read_text())[CATEGORY]
+        assert new["image_auroc"] != 0.123 and new["detector"] == detector
+        assert "old table" not in (run / "metrics.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "nth", "expect"),
+    [("*_overlay.png", 1, "old"), ("scores.json", 2, "new"), ("*_map.png", 1, "incomplete")],
+)
+def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, nth, expect):
+    from threedsr_cli.runs import STAGING_PREFIX, recover_outputs
+
+    out = tmp_path / "p"
+    if expect != "incomplete":  # an earlier prediction, replaced with --overwrite
+        out.mkdir()
+        (out / "old_overlay.png").write_bytes(b"old")
+        (out / "old_map.png").write_bytes(b"old map")
+        samples = [{"name": "old", "overlay": "old_overlay.png", "map": "old_map.png"}]
+        (out / "scores.json").write_text(json.dumps({"run": "old", "samples": samples}))
+    before = snapshot(out) if out.exists() else {}
+    test = tiny_data / CATEGORY / "test" / "dent"
+    _killed(["predict", "--run", run_rgbd, test, "--out", out, "--overwrite", "--device", "cpu",
+             "-q"], pattern, nth)  # fmt: skip
+    if expect == "incomplete":
+        # a new folder: no scores.json, and the staging folder marks it incomplete
+        names = [p.name for p in out.iterdir()]
+        assert not (out / "scores.json").exists()
+        assert len(names) == 1 and names[0].startswith(STAGING_PREFIX), names
+        recover_outputs(out)
+        assert list(out.iterdir()) == []
+        return
+    recover_outputs(out)
+    after = snapshot(out)
+    if expect == "old":
+        assert after == before
+    else:
+        assert sorted(after) == ["dent_000_map.png", "dent_000_overlay.png", "scores.json"]
+        assert json.loads((out / "scores.json").read_text())["run"] == str(run_rgbd)
