@@ -33,7 +33,17 @@ def main() -> None:
     add_data_arguments(ap)
     ap.add_argument("--features", nargs="+", default=["descriptors"])
     ap.add_argument("--size", type=int, nargs="+", default=[256])
-    ap.add_argument("--scales", nargs="+", default=["1,2,4"], help="descriptor scales, px")
+    ap.add_argument(
+        "--scales", nargs="+", default=[None], help="descriptor scales, px (default: the preset's)"
+    )
+    ap.add_argument(
+        "--groups",
+        nargs="+",
+        default=[None],
+        help="descriptor groups[:weight], e.g. surface:2,colour,texture,interior "
+        "(default: the preset's; no weights = every channel weighs 1)",
+    )
+    ap.add_argument("--box", type=int, nargs="+", default=[None], help="smoothing box side")
     ap.add_argument("--bank", type=int, nargs="+", default=[100_000], help="memory rows")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
@@ -53,52 +63,67 @@ def main() -> None:
     data = data_root(args)
     backbone = vqcore.load_pretrained(args.setup).eval()
     config = threedsr.DetectorConfig.cpu(args.setup)
-    rows = itertools.product(args.category, args.size, args.features, args.scales, args.bank)
-    for category, size, kind, scales, bank in rows:
+    rows = itertools.product(
+        args.category, args.size, args.features, args.scales, args.groups, args.bank
+    )
+    for category, size, kind, scales, groups, bank in rows:
         start = time.perf_counter()
         params = {**preprocess_params(config), "size": size}
         split = {
             s: load_split(str(data), category, s, params, cache_dir=str(args.cache_dir))
             for s in ("train", "test")
         }
-        features = MemoryFeatures(kind, tuple(float(v) for v in scales.split(",")))
+        scales = scales or ",".join(str(v) for v in config.descriptor_scales)
+        if groups is None:
+            names, weights = config.descriptor_groups, config.descriptor_weights
+        else:
+            parts = [g.split(":") for g in groups.split(",")]
+            names = tuple(p[0] for p in parts)
+            weights = tuple(float(p[1]) if len(p) > 1 else 1.0 for p in parts)
+            weights = weights if any(len(p) > 1 for p in parts) else None
+        features = MemoryFeatures(
+            kind, tuple(float(v) for v in scales.split(",")), groups=names, weights=weights
+        )
         memory = fit_memory(
             backbone, stack_inputs(split["train"], args.setup), features=features, max_size=bank
         )
         test = split["test"]
-        maps = torch.cat(
+        raw = torch.cat(
             [
                 memory_map(memory, backbone, stack_inputs(test[i : i + 8], args.setup))
                 for i in range(0, len(test), 8)
             ]
         )
-        maps = smooth_maps(maps, config.smoothing, config.filter_size, config.gaussian_sigma)
-        scores = maps.flatten(1).amax(1).numpy()
+        seconds = time.perf_counter() - start
         labels = np.array([p.label for p in test])
         types = np.array([p.defect_type for p in test])
-        gt = np.stack(
-            [np.zeros(maps.shape[1:], bool) if p.gt is None else p.gt > 0.5 for p in test]
-        )
-        per_type = {
-            t: round(admetrics.image_auroc((types[sel] == t).astype(int), scores[sel]), 4)
-            for t in sorted(set(types) - {"good"})
-            for sel in [(types == t) | (types == "good")]
-        }
-        row = {
-            "category": category,
-            "setup": args.setup,
-            "size": size,
-            "features": kind,
-            "scales": scales if kind == "descriptors" else None,
-            "bank": int(memory.bank.shape[0]),
-            "image_auroc": round(admetrics.image_auroc(labels, scores), 4),
-            "per_defect_type": per_type,
-            "pixel_auroc": round(admetrics.pixel_auroc(gt, maps.numpy()), 4),
-            "aupro": round(admetrics.aupro(gt, maps.numpy()), 4),
-            "seconds": round(time.perf_counter() - start, 1),
-            "threads": args.threads,
-        }
-        print(json.dumps(row), flush=True)
+        gt = np.stack([np.zeros(raw.shape[1:], bool) if p.gt is None else p.gt > 0.5 for p in test])
+        for box in args.box:
+            box = box or config.filter_size
+            maps = smooth_maps(raw, config.smoothing, box, config.gaussian_sigma)
+            scores = maps.flatten(1).amax(1).numpy()
+            per_type = {
+                t: round(admetrics.image_auroc((types[sel] == t).astype(int), scores[sel]), 4)
+                for t in sorted(set(types) - {"good"})
+                for sel in [(types == t) | (types == "good")]
+            }
+            row = {
+                "category": category,
+                "setup": args.setup,
+                "size": size,
+                "features": kind,
+                "scales": scales if kind == "descriptors" else None,
+                "groups": groups or "preset",
+                "box": box,
+                "bank": int(memory.bank.shape[0]),
+                "image_auroc": round(admetrics.image_auroc(labels, scores), 4),
+                "per_defect_type": per_type,
+                "pixel_auroc": round(admetrics.pixel_auroc(gt, maps.numpy()), 4),
+                "aupro": round(admetrics.aupro(gt, maps.numpy()), 4),
+                "seconds": round(seconds, 1),
+                "threads": args.threads,
+            }
+            print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

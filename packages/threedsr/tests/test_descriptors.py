@@ -9,11 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import Detector, train_detector
 from threedsr.descriptors import (
+    DESCRIPTOR_GROUPS,
+    LEGACY_GROUPS,
     colour_descriptors,
     descriptor_channels,
+    group_slices,
+    interior_distance,
     local_descriptors,
+    setup_groups,
     surface_descriptors,
+    texture_descriptors,
 )
+from threedsr.errors import ThreedsrError
 from threedsr.memory import FeatureMemory, MemoryFeatures, fit_memory, memory_map
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -49,15 +56,83 @@ def test_a_tilted_plane_has_a_constant_slope_and_no_curvature() -> None:
 
 @settings(max_examples=20, deadline=None)
 @given(
-    seed=st.integers(0, 2**16), k=st.integers(1, 3), setup=st.sampled_from(["rgbd", "depth", "rgb"])
+    seed=st.integers(0, 2**16),
+    k=st.integers(1, 3),
+    setup=st.sampled_from(["rgbd", "depth", "rgb"]),
+    groups=st.sampled_from([LEGACY_GROUPS, DESCRIPTOR_GROUPS]),
 )
-def test_descriptors_turn_with_the_image(seed: int, k: int, setup: str) -> None:
+def test_descriptors_turn_with_the_image(
+    seed: int, k: int, setup: str, groups: tuple[str, ...]
+) -> None:
     channels = {"rgbd": 4, "depth": 1, "rgb": 3}[setup]
     x = torch.rand(2, channels, 24, 24, generator=torch.Generator().manual_seed(seed))
-    turned = local_descriptors(torch.rot90(x, k, (2, 3)), setup)
+    if setup != "rgb":
+        x[:, :1] *= (torch.rand(2, 1, 24, 24) > 0.3).float()  # an object and a background
+    turned = local_descriptors(torch.rot90(x, k, (2, 3)), setup, groups=groups)
     torch.testing.assert_close(
-        turned, torch.rot90(local_descriptors(x, setup), k, (2, 3)), atol=1e-5, rtol=1e-4
+        turned,
+        torch.rot90(local_descriptors(x, setup, groups=groups), k, (2, 3)),
+        atol=1e-5,
+        rtol=1e-4,
     )
+
+
+def _disk(n: int, radius: float, centre: tuple[float, float]) -> torch.Tensor:
+    v, u = torch.meshgrid(torch.arange(n * 1.0), torch.arange(n * 1.0), indexing="ij")
+    return (((u - centre[1]) ** 2 + (v - centre[0]) ** 2) <= radius**2).float()[None, None]
+
+
+@pytest.mark.parametrize("radius", [8.0, 20.0])
+def test_interior_distance_is_the_depth_inside_a_disk_over_its_radius(radius: float) -> None:
+    fg = _disk(64, radius, (31.0, 33.0))
+    e = interior_distance(fg)[0, 0]
+    assert float(e[fg[0, 0] == 0].abs().max()) == 0.0
+    # Centre: the octagonal distance is within 8 % of the Euclidean one; ~1 after the division.
+    assert abs(float(e[31, 33]) - 1.0) < 0.12
+    # Half-way out, half the depth: the profile does not depend on the object's size.
+    assert abs(float(e[31, 33 + int(radius / 2)]) - 0.5) < 0.12
+
+
+@settings(max_examples=15, deadline=None)
+@given(dy=st.integers(-10, 10), dx=st.integers(-10, 10))
+def test_interior_distance_moves_with_the_object(dy: int, dx: int) -> None:
+    fg = _disk(64, 12.0, (32.0, 32.0))
+    moved = torch.roll(fg, (dy, dx), (2, 3))
+    torch.testing.assert_close(
+        interior_distance(moved), torch.roll(interior_distance(fg), (dy, dx), (2, 3))
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), light=st.floats(0.3, 3.0))
+def test_texture_descriptors_ignore_the_light_level(seed: int, light: float) -> None:
+    rgb = 0.1 + torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    fg = torch.zeros(1, 1, 16, 16)
+    fg[..., 3:13, 3:13] = 1
+    torch.testing.assert_close(
+        texture_descriptors(rgb * light, fg), texture_descriptors(rgb, fg), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_texture_of_a_grey_ramp_is_its_relative_slope() -> None:
+    x, _ = _grid(40)
+    grey = (0.5 + 0.01 * x.float())[None, None].expand(1, 3, 40, 40)
+    out = texture_descriptors(grey, None, scales=(2.0,))[0, :, 12:28, 12:28]
+    slope = 2 * 0.01 / float(grey[0, 0].mean())  # s |grad| of the grey over its mean
+    torch.testing.assert_close(out[0], torch.full_like(out[0], slope), rtol=1e-4, atol=0)
+    assert float(out[1].abs().max()) < 1e-5
+
+
+def test_setups_take_the_groups_their_input_gives() -> None:
+    assert setup_groups("rgbd", DESCRIPTOR_GROUPS) == DESCRIPTOR_GROUPS
+    assert setup_groups("depth", DESCRIPTOR_GROUPS) == ("surface", "interior")
+    assert setup_groups("rgb", DESCRIPTOR_GROUPS) == ("colour", "texture")
+    assert descriptor_channels("rgbd", 4, DESCRIPTOR_GROUPS) == 12 + 12 + 8 + 1
+    slices = group_slices("rgbd", 2, DESCRIPTOR_GROUPS)
+    assert [s.stop - s.start for s in slices.values()] == [6, 6, 4, 1]
+    x = torch.rand(2, 4, 16, 16)
+    full = local_descriptors(x, "rgbd", (1, 2), DESCRIPTOR_GROUPS)
+    torch.testing.assert_close(full[:, slices["surface"]], surface_descriptors(x[:, :1], (1, 2)))
 
 
 @settings(max_examples=20, deadline=None)
@@ -93,6 +168,14 @@ def test_errors_say_what_was_expected() -> None:
         MemoryFeatures("pixels")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="scales must be > 0"):
         MemoryFeatures("descriptors", scales=(0.0,))
+    with pytest.raises(ValueError, match=r"unknown group\(s\) \['edges'\]"):
+        MemoryFeatures("descriptors", groups=("surface", "edges"))
+    with pytest.raises(ValueError, match="one positive number per group"):
+        MemoryFeatures("descriptors", groups=("surface",), weights=(1.0, 2.0))
+    with pytest.raises(ThreedsrError, match="descriptor_weights must be one positive number"):
+        tiny_config("rgbd", descriptor_groups=("surface", "colour"), descriptor_weights=(0.0, 1.0))
+    with pytest.raises(ThreedsrError, match="descriptor_groups must be some of"):
+        tiny_config("rgbd", descriptor_groups=("curvature",))
 
 
 def test_a_descriptor_memory_flags_a_dent_the_encoder_memory_barely_sees() -> None:
@@ -126,6 +209,44 @@ def test_descriptor_memory_is_standardised_and_survives_a_round_trip() -> None:
     )
 
 
+def test_group_weights_set_each_groups_share_of_the_distance() -> None:
+    bb = tiny_backbone("rgbd")
+    data = synthetic_class("rgbd", n=3)
+    weights = (2.0, 1.0, 0.5, 1.0)
+    features = MemoryFeatures("descriptors", (1.0, 2.0), groups=DESCRIPTOR_GROUPS, weights=weights)
+    mem = fit_memory(bb, data.x, features=features, max_size=10**9)
+    var = mem.bank.var(0, correction=0)
+    for (group, sl), w in zip(
+        group_slices("rgbd", 2, DESCRIPTOR_GROUPS).items(), weights, strict=True
+    ):
+        # Each group's variance adds up to w^2, whatever its channel count (interior: 1 channel).
+        assert abs(float(var[sl].sum()) - w * w) < 1e-3 * w * w, group
+    back = FeatureMemory.from_state(mem.state())
+    assert back.features == features
+    torch.testing.assert_close(back.scale, mem.scale)
+
+
+def test_searching_object_cells_only_equals_masking_afterwards() -> None:
+    bb = tiny_backbone("depth")
+    data = synthetic_class("depth", n=3)
+    mem = fit_memory(bb, data.x, features=MemoryFeatures("descriptors"))
+    # Off the bank: at an exact match, sqrt magnifies the rounding of ||q||^2 + ||e||^2 - 2 q.e,
+    # which depends on how many rows a block holds.
+    f = mem.features.extract(bb, data.x) + 0.1 * torch.randn(3, 9, 32, 32)
+    where = torch.rand(f.shape[0], *f.shape[2:]) > 0.5
+    torch.testing.assert_close(mem.distance(f, where=where), mem.distance(f) * where)
+    with pytest.raises(ValueError, match=r"where must be \(3, 32, 32\)"):
+        mem.distance(f, where=where[:, :4])
+
+
+def test_memory_states_without_groups_are_the_session_6_descriptors() -> None:
+    state = MemoryFeatures("descriptors", (1.0, 2.0)).state()
+    del state["groups"], state["weights"]
+    back = MemoryFeatures.from_state(state)
+    assert back.groups == LEGACY_GROUPS and back.weights is None
+    assert back.channel_weights("rgbd") is None
+
+
 def test_old_memory_states_mean_encoder_features() -> None:
     state = FeatureMemory(torch.randn(4, 3)).state()
     del state["features"]
@@ -145,7 +266,7 @@ def test_a_detector_trained_with_descriptors_uses_them(tmp_path) -> None:
     train_detector(cfg, backbone=bb, data=data)
     det = Detector.load(tmp_path / "run", device="cpu")
     assert det.memory is not None and det.memory.features == MemoryFeatures(
-        "descriptors", (1.0, 2.0)
+        "descriptors", (1.0, 2.0), groups=cfg.descriptor_groups, weights=cfg.descriptor_weights
     )
     assert det.config.memory_features == "descriptors"
     pred = det.predict(data.x[:2])

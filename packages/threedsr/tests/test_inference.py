@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from threedsr import (
     Detector,
+    DetectorConfig,
     ThreeDSR,
     ThreedsrError,
     box_filter,
@@ -54,10 +55,13 @@ def test_gaussian_filter_matches_scipy_constant_mode() -> None:
     np.testing.assert_allclose(ours, ref, atol=1e-10)
 
 
-def test_depth_default_filter_is_21_and_gaussian_option() -> None:
-    cfg = tiny_config("depth")
+def test_depth_filter_is_21_as_the_reference_11_in_the_cpu_preset_and_gaussian_option() -> None:
+    assert DetectorConfig.paper("depth").filter_size == 21
+    cfg = tiny_config("depth")  # the cpu preset, shrunk
     det = Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg)
-    assert det.filter_size == 21
+    assert det.filter_size == 11
+    cfg = cfg.replace(smoothing_size=None)
+    assert Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg).filter_size == 21
     g = Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg, smoothing="gaussian")
     p = g.predict(torch.rand(1, 1, 64, 64))
     assert p.scores.item() == pytest.approx(p.maps.max().item())

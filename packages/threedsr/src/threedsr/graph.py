@@ -97,6 +97,7 @@ class InferenceGraph(nn.Module):
         if self.use_memory:
             feats = memory.features
             self.scales = tuple(feats.scales)
+            self.groups = tuple(feats.groups)
             self.pool = int(feats.pool)
             bank = memory.bank.float()
             # -2 folded into the bank (exact: a power of 2), so one Gemm with the ||e||^2 bias
@@ -163,7 +164,7 @@ class InferenceGraph(nn.Module):
             assert self.model is not None and f1 is not None  # encoder memories run the heads
             f = f1
         else:
-            f = local_descriptors(x, self.setup, self.scales)
+            f = local_descriptors(x, self.setup, self.scales, self.groups)
             f = F.avg_pool2d(f, self.pool) if self.pool > 1 else f
         c, h, w = f.shape[1], f.shape[2], f.shape[3]
         q = f.float().permute(0, 2, 3, 1).reshape(-1, h * w, c)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
 
-from threedsr.descriptors import local_descriptors
+from threedsr.descriptors import LEGACY_GROUPS, group_slices, local_descriptors, setup_groups
 
 __all__ = ["FeatureMemory", "MapCalibration", "MemoryFeatures", "fit_memory", "fuse_maps"]
 
@@ -45,15 +45,23 @@ class MemoryFeatures:
             averaged over ``pool`` x ``pool`` cells.
         scales: descriptor scales in pixels at model resolution.
         pool: descriptor cell side in pixels.
+        groups: descriptor groups (:data:`threedsr.descriptors.DESCRIPTOR_GROUPS`); those the
+            setup's input cannot give are skipped.
+        weights: one weight per group in ``groups``, spread evenly over the group's standardised
+            channels (each channel gets ``w / sqrt(channels)``), so a group's share of the
+            distance does not grow with its channel count; None = every channel weighs 1 (the
+            detectors written before groups existed).
 
     Example:
         >>> MemoryFeatures.from_state(MemoryFeatures("descriptors").state())
-        MemoryFeatures(kind='descriptors', scales=(1.0, 2.0, 4.0), pool=2)
+        MemoryFeatures(kind='descriptors', scales=(1.0, 2.0, 4.0), pool=2, groups=('surface', 'colour'), weights=None)
     """
 
     kind: Literal["encoder", "descriptors"] = "encoder"
     scales: tuple[float, ...] = (1.0, 2.0, 4.0)
     pool: int = 2
+    groups: tuple[str, ...] = LEGACY_GROUPS
+    weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("encoder", "descriptors"):
@@ -64,7 +72,18 @@ class MemoryFeatures:
             raise ValueError(f"MemoryFeatures: scales must be > 0, got {self.scales}")
         if self.pool < 1:
             raise ValueError(f"MemoryFeatures: pool must be >= 1, got {self.pool}")
+        setup_groups("rgbd", self.groups)  # names checked here, not at the first extract
+        if self.weights is not None and (
+            len(self.weights) != len(self.groups) or min(self.weights) <= 0
+        ):
+            raise ValueError(
+                f"MemoryFeatures: weights must be one positive number per group {self.groups}, "
+                f"got {self.weights}"
+            )
         object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        object.__setattr__(self, "groups", tuple(str(g) for g in self.groups))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
 
     @torch.no_grad()
     def extract(
@@ -75,18 +94,40 @@ class MemoryFeatures:
         if self.kind == "encoder":
             return backbone.encoder_bottom(x) if encoder is None else encoder
         setup = getattr(backbone.config, "setup", "rgbd")
-        d = local_descriptors(x, setup, self.scales)
+        d = local_descriptors(x, setup, self.scales, self.groups)
         return F.avg_pool2d(d, self.pool) if self.pool > 1 else d
 
+    def channel_weights(self, setup: str) -> Tensor | None:
+        """(C,) weight of each descriptor channel for ``setup``; None = all 1."""
+        if self.kind != "descriptors" or self.weights is None:
+            return None
+        by_group = dict(zip(self.groups, self.weights, strict=True))
+        parts = []
+        for group, sl in group_slices(setup, len(self.scales), self.groups).items():
+            n = sl.stop - sl.start
+            parts.append(torch.full((n,), by_group[group] / n**0.5))
+        return torch.cat(parts)
+
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "scales": list(self.scales), "pool": self.pool}
+        state: dict[str, Any] = {"kind": self.kind, "scales": list(self.scales), "pool": self.pool}
+        state["groups"] = list(self.groups)
+        state["weights"] = None if self.weights is None else list(self.weights)
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> MemoryFeatures:
-        """None (checkpoints written before descriptors existed) = encoder features."""
+        """None (checkpoints written before descriptors existed) = encoder features; no
+        ``groups`` (before groups existed) = surface and colour, every channel weighing 1."""
         if state is None:
             return cls()
-        return cls(str(state["kind"]), tuple(state["scales"]), int(state["pool"]))  # type: ignore[arg-type]
+        weights = state.get("weights")
+        return cls(
+            str(state["kind"]),  # type: ignore[arg-type]
+            tuple(state["scales"]),
+            int(state["pool"]),
+            tuple(state.get("groups") or LEGACY_GROUPS),
+            None if weights is None else tuple(weights),
+        )
 
 
 class FeatureMemory:
@@ -134,13 +175,17 @@ class FeatureMemory:
         self._copies: dict[str, Tensor] = {}
 
     @torch.no_grad()
-    def distance(self, feats: Tensor, *, exclude: Tensor | None = None) -> Tensor:
+    def distance(
+        self, feats: Tensor, *, exclude: Tensor | None = None, where: Tensor | None = None
+    ) -> Tensor:
         """Euclidean distance of every feature vector to its nearest bank row.
 
         Args:
             feats: (B, C, h, w) features.
             exclude: (B,) training-scan id per query image whose bank rows are ignored
                 (leave-one-scan-out calibration); None = use the whole bank.
+            where: (B, h, w) bool: the cells to search for; the others get distance 0 without
+                a search (the background, which is a third to a half of a scan); None = all.
 
         Shape:
             - Output: (B, h, w).
@@ -157,15 +202,26 @@ class FeatureMemory:
             q = q - self.center.to(q.device)
         if self.scale is not None:
             q = q / self.scale.to(q.device)
-        out = torch.empty(b, h * w, device=feats.device)
+        if where is not None and tuple(where.shape) != (b, h, w):
+            raise ValueError(
+                f"FeatureMemory: where must be ({b}, {h}, {w}), got {tuple(where.shape)}"
+            )
+        out = torch.zeros(b, h * w, device=feats.device)
         for i in range(b):
             skip = None if exclude is None or ids is None else ids == exclude[i]
-            for s in range(0, h * w, self.chunk):
+            rows = None if where is None else where[i].flatten().nonzero()[:, 0]
+            qi = q[i] if rows is None else q[i, rows]
+            di = torch.empty(qi.shape[0], device=feats.device)
+            for s in range(0, qi.shape[0], self.chunk):
                 # vqcore's nearest-code search, with the bank as the codebook.
-                d2 = squared_distances(q[i, s : s + self.chunk], bank)
+                d2 = squared_distances(qi[s : s + self.chunk], bank)
                 if skip is not None:
                     d2[:, skip] = float("inf")
-                out[i, s : s + self.chunk] = d2.amin(1).sqrt()
+                di[s : s + self.chunk] = d2.amin(1).sqrt()
+            if rows is None:
+                out[i] = di
+            else:
+                out[i, rows] = di
         return out.view(b, h, w)
 
     def _on(self, device: torch.device) -> Tensor:
@@ -239,6 +295,10 @@ def fit_memory(
     center = scale = None
     if features.kind == "descriptors":
         center, scale = bank.mean(0), bank.std(0, correction=0).clamp_min(1e-6)
+        weights = features.channel_weights(getattr(backbone.config, "setup", "rgbd"))
+        if weights is not None:
+            # Weighting a standardised channel = dividing its scale: queries get it for free.
+            scale = scale / weights
         bank = (bank - center) / scale
     if bank.shape[0] > max_size:
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
@@ -269,10 +329,8 @@ def memory_map(
     background is not what the class is inspected for. ``features``: ``x``'s Encoder-1 output
     when the caller already has it (a detector forward computes it; unused by descriptors)."""
     f = memory.features.extract(backbone, x, features)
-    d = memory.distance(f, **kw)
     on = object_cells(backbone, x, tuple(f.shape[2:]))
-    if on is not None:
-        d = d * on
+    d = memory.distance(f, where=on, **kw)
     return F.interpolate(d[:, None], size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
 
 

@@ -280,7 +280,12 @@ def build_memory(
     was_training = model.training
     model.eval()
     x = data.x
-    features = MemoryFeatures(config.memory_features, config.descriptor_scales)
+    features = MemoryFeatures(
+        config.memory_features,
+        config.descriptor_scales,
+        groups=config.descriptor_groups,
+        weights=config.descriptor_weights,
+    )
     memory = fit_memory(
         model.backbone,
         x.to(device),
@@ -322,6 +327,8 @@ _RESUME_FREE = {
     "memory_size",
     "memory_features",
     "descriptor_scales",
+    "descriptor_groups",
+    "descriptor_weights",
 }
 
 
