@@ -184,7 +184,7 @@ def test_cache_inside_dataset_is_refused(mvtec_root):
 def test_preprocess_dataset_error_names_file(mvtec_root, tmp_path):
     bad = mvtec_root / "box/train/good/xyz/001.tiff"
     bad.write_bytes(bad.read_bytes()[:100])
-    with pytest.raises(PcprepError, match=r"001\.tiff: cannot read TIFF"):
+    with pytest.raises(PcprepError, match=r"001\.tiff: truncated TIFF, cannot read it"):
         preprocess_dataset(mvtec_root, tmp_path / "c", category="box", split="train", workers=2)
 
 
