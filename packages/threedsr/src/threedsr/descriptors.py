@@ -69,6 +69,14 @@ def _gradient(x: Tensor) -> tuple[Tensor, Tensor]:
     return dx, dy
 
 
+def _derivatives(x: Tensor, sigma: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """First and second Gaussian derivatives at scale ``sigma``: gx, gy, gxx, gxy, gyy."""
+    gx, gy = _gradient(_blur(x, float(sigma)))
+    gxx, gxy = _gradient(gx)
+    _, gyy = _gradient(gy)
+    return gx, gy, gxx, gxy, gyy
+
+
 def surface_descriptors(depth: Tensor, scales: Sequence[float] = (1, 2, 4)) -> Tensor:
     """Gradient magnitude, Laplacian and curvature anisotropy of the depth at each scale.
 
@@ -87,10 +95,7 @@ def surface_descriptors(depth: Tensor, scales: Sequence[float] = (1, 2, 4)) -> T
     _check(depth, 1, "depth")
     out = []
     for s in scales:
-        g = _blur(depth, float(s))
-        gx, gy = _gradient(g)
-        gxx, gxy = _gradient(gx)
-        _, gyy = _gradient(gy)
+        gx, gy, gxx, gxy, gyy = _derivatives(depth, s)
         aniso = torch.sqrt(((gxx - gyy) / 2) ** 2 + gxy**2)
         out += [s * torch.hypot(gx, gy), s * s * (gxx + gyy), s * s * aniso]
     return torch.cat(out, 1)
@@ -139,10 +144,7 @@ def texture_descriptors(
     grey = grey / mean.clamp_min(1e-3)
     out = []
     for s in scales:
-        g = _blur(grey, float(s))
-        gx, gy = _gradient(g)
-        gxx, _ = _gradient(gx)
-        _, gyy = _gradient(gy)
+        gx, gy, gxx, _, gyy = _derivatives(grey, s)
         out += [s * torch.hypot(gx, gy), s * s * (gxx + gyy)]
     return torch.cat(out, 1)
 
