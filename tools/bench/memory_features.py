@@ -44,6 +44,13 @@ def main() -> None:
         "(default: the preset's; no weights = every channel weighs 1)",
     )
     ap.add_argument("--box", type=int, nargs="+", default=[None], help="smoothing box side")
+    ap.add_argument(
+        "--train-scans",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="fit on the first N good training scans (a learning curve); default: all",
+    )
     ap.add_argument("--bank", type=int, nargs="+", default=[100_000], help="memory rows")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
@@ -64,9 +71,10 @@ def main() -> None:
     backbone = vqcore.load_pretrained(args.setup).eval()
     config = threedsr.DetectorConfig.cpu(args.setup)
     rows = itertools.product(
-        args.category, args.size, args.features, args.scales, args.groups, args.bank
-    )
-    for category, size, kind, scales, groups, bank in rows:
+        args.category, args.size, args.features, args.scales, args.groups, args.bank,
+        args.train_scans,
+    )  # fmt: skip
+    for category, size, kind, scales, groups, bank, n_train in rows:
         start = time.perf_counter()
         params = {**preprocess_params(config), "size": size}
         split = {
@@ -84,8 +92,9 @@ def main() -> None:
         features = MemoryFeatures(
             kind, tuple(float(v) for v in scales.split(",")), groups=names, weights=weights
         )
+        train = split["train"][:n_train] if n_train else split["train"]
         memory = fit_memory(
-            backbone, stack_inputs(split["train"], args.setup), features=features, max_size=bank
+            backbone, stack_inputs(train, args.setup), features=features, max_size=bank
         )
         test = split["test"]
         raw = torch.cat(
@@ -116,6 +125,7 @@ def main() -> None:
                 "groups": groups or "preset",
                 "box": box,
                 "bank": int(memory.bank.shape[0]),
+                "train_scans": len(train),
                 "image_auroc": round(admetrics.image_auroc(labels, scores), 4),
                 "per_defect_type": per_type,
                 "pixel_auroc": round(admetrics.pixel_auroc(gt, maps.numpy()), 4),
