@@ -109,10 +109,13 @@ class MemoryFeatures:
         return torch.cat(parts)
 
     def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"kind": self.kind, "scales": list(self.scales), "pool": self.pool}
-        state["groups"] = list(self.groups)
-        state["weights"] = None if self.weights is None else list(self.weights)
-        return state
+        return {
+            "kind": self.kind,
+            "scales": list(self.scales),
+            "pool": self.pool,
+            "groups": list(self.groups),
+            "weights": None if self.weights is None else list(self.weights),
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> MemoryFeatures:
