@@ -135,3 +135,27 @@ def test_checkpoint_without_the_field_loads_the_identity_skip(tmp_path) -> None:
     assert torch.equal(maps[0], maps[1])
     # same weights, other skip: the maps move, so loading an old file as "relu" would show
     assert not torch.allclose(maps[0], maps[2], atol=1e-7)
+
+
+def test_detector_with_the_older_block_layout_loads(tmp_path) -> None:
+    """Issue 15: the object decoder's blocks are vqcore's (``conv3``/``conv1``); a detector.pt
+    written before stores them as ``block.1``/``block.3`` and must load to the same maps."""
+    x = synthetic_class("rgbd", n=2, seed=4).x
+    torch.manual_seed(3)
+    cfg = tiny_config("rgbd", object_decoder="reference", objdec_res_skip="relu", memory_weight=0.0)
+    model = ThreeDSR(tiny_backbone("rgbd"), cfg.model)
+    payload = detector_payload(model, cfg, step=6, finished=True, preprocess={"size": 64})
+    atomic_save(payload, tmp_path / "new.pt")
+    old = {"conv3.": "block.1.", "conv1.": "block.3."}
+    heads = payload["heads_state"]["object_decoder"]
+    renamed = {}
+    for key, value in heads.items():
+        for new_name, old_name in old.items():
+            key = key.replace(f".{new_name}", f".{old_name}")
+        renamed[key] = value
+    assert renamed.keys() != heads.keys() and any(".block.1." in k for k in renamed)
+    payload["heads_state"]["object_decoder"] = renamed
+    atomic_save(payload, tmp_path / "old.pt")
+    new = Detector.load(tmp_path / "new.pt", device="cpu", fast_conv=False)
+    older = Detector.load(tmp_path / "old.pt", device="cpu", fast_conv=False)
+    assert torch.equal(new.predict(x).raw_maps, older.predict(x).raw_maps)

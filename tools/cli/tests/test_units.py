@@ -272,3 +272,15 @@ def test_progress_rows_fit_narrow_terminals() -> None:
     narrow, wide = row(80), row(140)
     assert "50/600" in narrow and "ETA -:--:--" in narrow and "…" not in narrow
     assert "loss 0.08544" in wide and "50/600" in wide and "ETA -:--:--" in wide
+
+
+def test_a_shape_error_is_an_internal_error_not_bad_input() -> None:
+    """Issue 15: a module handed a wrong tensor is a bug (exit 1); a library's one-line error
+    about the user's data and a plain ValueError stay bad input (exit 2)."""
+    import threedsr
+    import vqcore
+    from threedsr_cli.errors import is_bad_input
+
+    assert not is_bad_input(vqcore.ShapeError("DADA: expected input (B, 4, H, W), got (1, 3)"))
+    assert is_bad_input(threedsr.ThreedsrError("predict: expected (B, 4, H, W)"))
+    assert is_bad_input(ValueError("--size must be positive"))

@@ -64,6 +64,8 @@ def save_prepared(path: Path, prep: Prepared) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())  # durable before the rename (as vqcore.atomic_write)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; like open(): the umask's mode
         os.replace(tmp, path)
     except BaseException:

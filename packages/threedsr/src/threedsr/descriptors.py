@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+import vqcore
 from torch import Tensor
 
 from threedsr.smoothing import gaussian_kernel1d
@@ -290,5 +291,4 @@ def group_slices(
 
 
 def _check(x: Tensor, channels: int, name: str) -> None:
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name}: expected (B, {channels}, H, W), got {tuple(x.shape)}")
+    vqcore.check_shape(x, ("B", channels, "H", "W"), name=name, what="")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import admetrics
 import numpy as np
 import pcprep
+import vqcore
 
 from threedsr.errors import ThreedsrError
 from threedsr.inference import Detector, upsample_map
@@ -262,16 +262,7 @@ def format_markdown(results: dict[str, dict[str, Any]], *, setup: str) -> str:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; like open(): the umask's mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    vqcore.atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_metrics(
@@ -282,9 +273,3 @@ def write_metrics(
     _atomic_text(out / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
     _atomic_text(out / "metrics.md", format_markdown(results, setup=setup) + "\n")
     return out / "metrics.json"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+import vqcore
 
 from threedsr.checkpoint import package_versions
 from threedsr.errors import ThreedsrError
@@ -74,12 +74,6 @@ def _check_onnx(path: Path) -> None:
     except ImportError:
         return
     onnx.checker.check_model(str(path))
-
-
-def _atomic_target(out: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def _write_graph(
@@ -144,8 +138,9 @@ def export_detector(
     size = int(size or detector.size)
     graph = InferenceGraph(detector, size).to("cpu")
     example = torch.zeros(1, graph.in_channels, size, size)
-    tmp = _atomic_target(out)
-    try:
+    written: dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
         try:
             _write_graph(graph, fmt, example, tmp, dynamic_batch)
             if fmt == "onnx":
@@ -153,15 +148,13 @@ def export_detector(
         except Exception as exc:  # the exporter's own message, as one line
             msg = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise ThreedsrError(f"{out}: cannot export this detector to {fmt} ({msg})") from None
-        digest, nbytes = file_digest(tmp), tmp.stat().st_size
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+        written.update(digest=file_digest(tmp), nbytes=tmp.stat().st_size)
+
+    vqcore.atomic_write(out, write)
+    digest, nbytes = written["digest"], written["nbytes"]
     sidecar = _sidecar(detector, graph, fmt, out, size, dynamic_batch, threshold, digest, nbytes)
-    side = sidecar_path(out)
-    tmp_side = _atomic_target(side)
-    tmp_side.write_text(json.dumps(sidecar, indent=2) + "\n")
-    os.replace(tmp_side, side)
+    text = json.dumps(sidecar, indent=2) + "\n"
+    vqcore.atomic_write(sidecar_path(out), lambda tmp: tmp.write_text(text))
     return sidecar
 
 

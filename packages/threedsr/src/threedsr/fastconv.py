@@ -32,6 +32,7 @@ from collections.abc import Iterator
 import numba
 import torch
 import torch.nn.functional as F
+import vqcore
 from torch import Tensor, nn
 
 from threedsr import _winograd_kernels as _kernels
@@ -272,7 +273,7 @@ def winograd_conv2d(
         or c % shape[2]
         or shape[1] % (c // shape[2] or 1)
     ):
-        raise ValueError(
+        raise vqcore.ShapeError(
             f"winograd conv: input {tuple(x.shape)} does not fit transformed weight "
             f"{shape} for tile {tile}"
         )

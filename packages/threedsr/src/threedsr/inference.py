@@ -239,15 +239,13 @@ class Detector:
             x = torch.from_numpy(np.stack([model_input(p, self.setup) for p in items]))
         if x.ndim == 3:
             x = x[None]
-        c = self.model.in_channels
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ThreedsrError(
-                f"predict: expected (B, {c}, H, W) for setup {self.setup!r}, got {tuple(x.shape)}"
+        dims = ("B", self.model.in_channels, "H", "W")
+        try:  # the user's own data: a one-line ThreedsrError, not an internal ShapeError
+            vqcore.check_shape(
+                x, dims, multiple=32, name="predict", what="", context=f" for setup {self.setup!r}"
             )
-        if x.shape[2] % 32 or x.shape[3] % 32:
-            raise ThreedsrError(
-                f"predict: H and W must be multiples of 32, got {tuple(x.shape[2:])}"
-            )
+        except vqcore.ShapeError as exc:
+            raise ThreedsrError(str(exc)) from None
         return x.float()
 
     @property

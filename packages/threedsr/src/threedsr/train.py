@@ -27,7 +27,6 @@ from threedsr.checkpoint import (
 )
 from threedsr.config import DetectorConfig
 from threedsr.data import TrainData, load_split, train_data_from_prepared
-from threedsr.distributed import DistInfo, init_distributed
 from threedsr.errors import ThreedsrError
 from threedsr.generator import FeatureAnomalyGenerator, GeneratedAnomalies
 from threedsr.losses import stage2_losses
@@ -37,13 +36,8 @@ from threedsr.model import ThreeDSR
 __all__ = ["TrainEvent", "TrainResult", "preprocess_params", "train_detector"]
 
 
-class TrainEvent(NamedTuple):
-    """Progress report: ``step`` of ``total`` done, latest ``metrics`` (losses, lr, it/s)."""
-
-    step: int
-    total: int
-    metrics: dict[str, float]
-    stage: str = "detector"
+#: Progress report (one type for both stages); stage 2 sends ``stage="detector"``.
+TrainEvent = vqcore.TrainEvent
 
 
 class TrainResult(NamedTuple):
@@ -69,14 +63,6 @@ def preprocess_params(config: DetectorConfig) -> dict[str, Any]:
     }
 
 
-def _callbacks(callbacks: Callback | Iterable[Callback] | None) -> list[Callback]:
-    if callbacks is None:
-        return []
-    if callable(callbacks):
-        return [callbacks]
-    return list(callbacks)
-
-
 def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, int]:
     # Randomness is a pure function of (seed, rank, step): resuming needs no RNG state.
     ss = np.random.SeedSequence([seed, rank, step])
@@ -88,10 +74,7 @@ def _load_backbone(config: DetectorConfig) -> nn.Module:
         if config.backbone is None:
             # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
             return vqcore.load_pretrained(config.setup, map_location="cpu")
-        # vqcore 0.1.0 records torch.__version__ (a TorchVersion, a str subclass) in its
-        # checkpoints, which weights_only=True refuses: allow exactly that class.
-        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
-            return vqcore.load_backbone(config.backbone, map_location="cpu")
+        return vqcore.load_backbone(config.backbone, map_location="cpu")
     except vqcore.VqcoreError as exc:
         raise ThreedsrError(str(exc)) from None
 
@@ -394,12 +377,11 @@ def train_detector(
         :class:`TrainResult`; ``<out>/detector.pt`` is written atomically (also every
         ``checkpoint_every`` steps and on Ctrl-C, which then re-raises).
     """
-    cbs = _callbacks(callbacks)
+    cbs = vqcore.as_callbacks(callbacks)
     out = config.out_dir()
-    device = vqcore.resolve_device(config.device)
-    info, device = init_distributed(device)
+    info = vqcore.init_distributed(config.device)
     try:
-        result = _train(config, cbs, backbone, data, out, device, info)
+        result = _train(config, cbs, backbone, data, out, info.device, info)
         # Ranks leave together: gloo can abort a process whose peer destroys the group first.
         info.barrier()
         return result
@@ -414,7 +396,7 @@ def _train(
     data: TrainData | Sequence[Any] | None,
     out: Path,
     device: torch.device,
-    info: DistInfo,
+    info: vqcore.DistContext,
 ) -> TrainResult:
     t_start = time.perf_counter()
     if backbone is None:
@@ -433,11 +415,11 @@ def _train(
         raise ThreedsrError(
             f"training data is {tuple(data.x.shape[2:])}, config.size is {config.size}"
         )
-    if config.batch_size % info.world:
+    if config.batch_size % info.world_size:
         raise ThreedsrError(
-            f"batch_size {config.batch_size} is not divisible by {info.world} processes"
+            f"batch_size {config.batch_size} is not divisible by {info.world_size} processes"
         )
-    local_batch = config.batch_size // info.world
+    local_batch = config.batch_size // info.world_size
 
     torch.manual_seed(config.seed)  # identical head init on every rank
     model = ThreeDSR(backbone.to(device), config.model).to(device)
@@ -527,7 +509,7 @@ def _train(
                 t_log, step_log = now, step
                 history.append({"step": float(step), **metrics})
                 for cb in cbs:
-                    cb(TrainEvent(step, config.iterations, dict(metrics)))
+                    cb(TrainEvent(step, config.iterations, dict(metrics), "detector"))
             if step % config.checkpoint_every == 0 and step < config.iterations:
                 save(False)
     except KeyboardInterrupt:
@@ -535,11 +517,6 @@ def _train(
         raise
     path = save(True)
     if info.is_main:
-        _write_json(out / "train_history.json", history)
+        text = json.dumps(history, indent=1)
+        vqcore.atomic_write(out / "train_history.json", lambda tmp: tmp.write_text(text))
     return TrainResult(path, step, metrics, time.perf_counter() - t_start, history)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)

@@ -13,7 +13,10 @@ from .checkpoint import (
     CHECKPOINT_KIND,
     CHECKPOINT_NAME,
     FORMAT_VERSION,
+    CheckpointInfo,
     atomic_torch_save,
+    atomic_write,
+    checkpoint_info,
     load_backbone,
     read_checkpoint,
     save_checkpoint,
@@ -49,7 +52,15 @@ from .quantizer import (
     nearest_codes,
     squared_distances,
 )
-from .train import StageOneResult, TrainCallback, TrainEvent, reconstruction_loss, train_dada
+from .shapes import ShapeError, check_shape
+from .train import (
+    StageOneResult,
+    TrainCallback,
+    TrainEvent,
+    as_callbacks,
+    reconstruction_loss,
+    train_dada,
+)
 from .train_config import PRESETS, StageOneConfig
 
 __version__ = "0.1.0"
@@ -65,6 +76,7 @@ __all__ = [
     "RGBVQVAE",
     "SETUPS",
     "BackboneConfig",
+    "CheckpointInfo",
     "DepthVQVAE",
     "DiscreteAutoencoder",
     "DistContext",
@@ -74,6 +86,7 @@ __all__ = [
     "ResidualBlock",
     "ResidualStack",
     "Setup",
+    "ShapeError",
     "StageOneBatches",
     "StageOneConfig",
     "StageOneResult",
@@ -84,8 +97,12 @@ __all__ = [
     "VectorQuantizerEMA",
     "VqcoreError",
     "__version__",
+    "as_callbacks",
     "atomic_torch_save",
+    "atomic_write",
     "build_backbone",
+    "check_shape",
+    "checkpoint_info",
     "code_usage",
     "count_parameters",
     "init_conv_weights",

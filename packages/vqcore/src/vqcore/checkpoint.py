@@ -6,8 +6,9 @@ import os
 import pickle
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -19,6 +20,10 @@ __all__ = [
     "CHECKPOINT_KIND",
     "CHECKPOINT_NAME",
     "FORMAT_VERSION",
+    "CheckpointInfo",
+    "atomic_torch_save",
+    "atomic_write",
+    "checkpoint_info",
     "describe_load_error",
     "load_backbone",
     "read_checkpoint",
@@ -69,7 +74,10 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any
     unusual pickle protocol in a foreign file)."""
     import warnings
 
-    with warnings.catch_warnings():
+    # vqcore 0.1.0 recorded torch.__version__ (a TorchVersion, a str subclass) in its checkpoints,
+    # which weights_only=True refuses: allow exactly that class (the one place that does).
+    allowed = [torch.torch_version.TorchVersion]
+    with warnings.catch_warnings(), torch.serialization.safe_globals(allowed):
         warnings.simplefilter("ignore")
         return torch.load(path, map_location=map_location, weights_only=True)
 
@@ -86,25 +94,42 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary name in ``path``'s folder, fsync, then ``os.replace``.
 
-    A crash or Ctrl-C mid-write leaves the previous file intact (never a truncated one).
+    The one atomic writer of the torch floor (threedsr and the CLI write through it). The temporary
+    name keeps ``path``'s suffix (writers such as PIL pick the format from it) and starts with a
+    dot; the file gets the umask's mode, like ``open``. A crash or Ctrl-C mid-write leaves the
+    previous file intact (never a truncated one) and no temporary file behind.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = atomic_write(pathlib.Path(tempfile.mkdtemp()) / "a.txt", lambda t: t.write_text("hi"))
+        >>> p.read_text()
+        'hi'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.stem}-", suffix=path.suffix or ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
+        write(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode())  # mkstemp makes 0600; a saved file gets the umask's mode
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` through :func:`atomic_write` (temporary file, fsync, ``os.replace``)."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
@@ -147,6 +172,39 @@ def read_checkpoint(
         if key not in data:
             raise VqcoreError(f"{path}: checkpoint lacks {key!r} (incomplete file)")
     return data
+
+
+class CheckpointInfo(NamedTuple):
+    """What a backbone checkpoint says about itself (:func:`checkpoint_info`)."""
+
+    path: Path  # the file (a folder resolves to its backbone.pt)
+    setup: str | None  # rgbd | depth | rgb
+    complete: bool  # False: stage 1 stopped before its last step (resume it)
+    step: int | None  # optimizer steps done
+    total: int | None  # steps planned
+    format_version: int
+    config: dict[str, Any]  # the BackboneConfig as stored
+
+
+def checkpoint_info(path_or_dir: str | Path) -> CheckpointInfo:
+    """Read a ``backbone.pt`` (or the folder holding it) and report its setup and progress.
+
+    Raises:
+        VqcoreError: as :func:`read_checkpoint` (missing, unreadable, not a backbone, too new).
+    """
+    path = resolve_checkpoint_path(path_or_dir)
+    data = read_checkpoint(path)
+    config = dict(data.get("config", {}))
+    step, total = data.get("step"), data.get("total")
+    return CheckpointInfo(
+        path=path,
+        setup=config.get("setup"),
+        complete=bool(data.get("complete", True)),
+        step=None if step is None else int(step),
+        total=None if total is None else int(total),
+        format_version=int(data["format_version"]),
+        config=config,
+    )
 
 
 def load_backbone(

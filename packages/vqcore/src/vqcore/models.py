@@ -22,6 +22,7 @@ from .encoders import (
 )
 from .ops import interleave_groups
 from .quantizer import VectorQuantizer, VectorQuantizerEMA
+from .shapes import check_shape
 
 __all__ = [
     "DADA",
@@ -141,16 +142,12 @@ class DiscreteAutoencoder(nn.Module):
         return torch.cat([a, b], dim=1)
 
     def _check_input(self, x: Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects (B, C={self.in_channels}, H, W), got "
-                f"{tuple(x.shape)}"
-            )
-        if x.shape[2] % self.down_top or x.shape[3] % self.down_top:
-            raise ValueError(
-                f"{type(self).__name__}: H and W must be multiples of {self.down_top}, got "
-                f"H={x.shape[2]}, W={x.shape[3]}"
-            )
+        check_shape(
+            x,
+            ("B", f"C={self.in_channels}", "H", "W"),
+            multiple=self.down_top,
+            name=type(self).__name__,
+        )
 
     def encode(self, x: Tensor, *, quantize: bool = True) -> Encoding:
         """Encode an image into both code levels.

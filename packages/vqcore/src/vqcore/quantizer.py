@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from .ops import code_usage
 from .search import DEFAULT_BLOCK_ELEMENTS, nearest_codes, row_chunk, squared_distances
+from .shapes import check_shape
 
 __all__ = [
     "VQOutput",
@@ -66,11 +67,34 @@ class _QuantizerBase(nn.Module):
         raise NotImplementedError
 
     def _check(self, x: Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.embedding_dim:
-            raise ValueError(
-                f"{type(self).__name__} expects (B, D={self.embedding_dim}, H, W), "
-                f"got {tuple(x.shape)}"
-            )
+        check_shape(x, ("B", f"D={self.embedding_dim}", "H", "W"), name=type(self).__name__)
+
+    def forward(self, x: Tensor) -> VQOutput:
+        """Nearest codes of (B, D, H, W) features, straight-through; trains the codebook's
+        statistics through :meth:`_update` (training mode only) and the loss of :meth:`_loss`."""
+        self._check(x)
+        b, _, h, w = x.shape
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            xf = x.to(_compute_dtype(x))
+            flat = xf.permute(0, 2, 3, 1).reshape(-1, self.embedding_dim)
+            idx = self._search(flat.detach())
+            # Codes are read before the update (the EMA step, as in the reference).
+            q = F.embedding(idx, self.codebook.to(flat.dtype))
+            if self.training:
+                self._update(flat.detach(), idx)
+            q = q.view(b, h, w, self.embedding_dim).permute(0, 3, 1, 2)
+            loss = self._loss(xf, q)
+            quantized = xf + (q - xf).detach()
+            perplexity, _ = code_usage(idx, self.num_embeddings)
+        return VQOutput(quantized, loss, idx.view(b, h, w), perplexity)
+
+    def _loss(self, xf: Tensor, q: Tensor) -> Tensor:
+        """The VQ loss of features ``xf`` and their codes ``q`` (both (B, D, H, W))."""
+        raise NotImplementedError
+
+    def _update(self, flat: Tensor, idx: Tensor) -> None:
+        """Training-mode update of the codebook statistics from (N, D) features and their codes."""
+        raise NotImplementedError
 
     def _flatten(self, x: Tensor) -> Tensor:
         return x.to(_compute_dtype(x)).permute(0, 2, 3, 1).reshape(-1, self.embedding_dim)
@@ -237,22 +261,11 @@ class VectorQuantizerEMA(_QuantizerBase):
     def usage(self) -> Tensor:
         return self.ema_cluster_size
 
-    def forward(self, x: Tensor) -> VQOutput:
-        self._check(x)
-        b, _, h, w = x.shape
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            xf = x.to(_compute_dtype(x))
-            flat = xf.permute(0, 2, 3, 1).reshape(-1, self.embedding_dim)
-            idx = self._search(flat.detach())
-            # Codes are read before the EMA step, as in the reference.
-            q = F.embedding(idx, self.embedding.to(flat.dtype))
-            if self.training:
-                self._ema_update(flat.detach(), idx)
-            q = q.view(b, h, w, self.embedding_dim).permute(0, 3, 1, 2)
-            loss = self.commitment_cost * F.mse_loss(xf, q.detach())
-            quantized = xf + (q - xf).detach()
-            perplexity, _ = code_usage(idx, self.num_embeddings)
-        return VQOutput(quantized, loss, idx.view(b, h, w), perplexity)
+    def _loss(self, xf: Tensor, q: Tensor) -> Tensor:
+        return self.commitment_cost * F.mse_loss(xf, q.detach())
+
+    def _update(self, flat: Tensor, idx: Tensor) -> None:
+        self._ema_update(flat, idx)
 
     @torch.no_grad()
     def _ema_update(self, flat: Tensor, idx: Tensor) -> None:
@@ -361,24 +374,12 @@ class VectorQuantizer(_QuantizerBase):
     def usage(self) -> Tensor:
         return self.usage_ema
 
-    def forward(self, x: Tensor) -> VQOutput:
-        self._check(x)
-        b, _, h, w = x.shape
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            xf = x.to(_compute_dtype(x))
-            flat = xf.permute(0, 2, 3, 1).reshape(-1, self.embedding_dim)
-            idx = self._search(flat.detach())
-            q = F.embedding(idx, self.embedding.to(flat.dtype))
-            q = q.view(b, h, w, self.embedding_dim).permute(0, 3, 1, 2)
-            loss = F.mse_loss(q, xf.detach()) + self.commitment_cost * F.mse_loss(xf, q.detach())
-            quantized = xf + (q - xf).detach()
-            perplexity, _ = code_usage(idx, self.num_embeddings)
-            if self.training:
-                with torch.no_grad():
-                    counts = torch.bincount(idx, minlength=self.num_embeddings).to(
-                        self.usage_ema.dtype
-                    )
-                    if _distributed_world() > 1:
-                        dist.all_reduce(counts)
-                    self.usage_ema.mul_(self.usage_decay).add_(counts, alpha=1.0 - self.usage_decay)
-        return VQOutput(quantized, loss, idx.view(b, h, w), perplexity)
+    def _loss(self, xf: Tensor, q: Tensor) -> Tensor:
+        return F.mse_loss(q, xf.detach()) + self.commitment_cost * F.mse_loss(xf, q.detach())
+
+    @torch.no_grad()
+    def _update(self, flat: Tensor, idx: Tensor) -> None:
+        counts = torch.bincount(idx, minlength=self.num_embeddings).to(self.usage_ema.dtype)
+        if _distributed_world() > 1:
+            dist.all_reduce(counts)
+        self.usage_ema.mul_(self.usage_decay).add_(counts, alpha=1.0 - self.usage_decay)

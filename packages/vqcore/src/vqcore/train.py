@@ -32,18 +32,24 @@ __all__ = [
     "StageOneResult",
     "TrainCallback",
     "TrainEvent",
+    "as_callbacks",
     "reconstruction_loss",
     "train_dada",
 ]
 
 
 class TrainEvent(NamedTuple):
-    """Progress report: ``metrics`` holds loss, recon, vq_loss, perplexity_top/bot, lr, it_s,
-    samples_s (and recon_depth/recon_rgb for rgbd)."""
+    """Progress report of either training stage: ``step`` of ``total`` done, latest ``metrics``.
+
+    Stage 1 (``stage="backbone"``): loss, recon, vq_loss, perplexity_top/bot, lr, it_s, samples_s
+    (and recon_depth/recon_rgb for rgbd). Stage 2 (``threedsr``, ``stage="detector"``): the
+    stage-2 losses, lr, it_per_s.
+    """
 
     step: int
     total: int
     metrics: dict[str, float]
+    stage: str = "backbone"
 
 
 TrainCallback = Callable[[TrainEvent], Any]
@@ -114,7 +120,10 @@ def reconstruction_loss(
     return err.mean(), parts
 
 
-def _callbacks(callbacks: TrainCallback | Sequence[TrainCallback] | None) -> list[TrainCallback]:
+def as_callbacks(
+    callbacks: TrainCallback | Iterable[TrainCallback] | None,
+) -> list[TrainCallback]:
+    """``None``, one callable or several -> a list of callables (both stages' ``callbacks=``)."""
     if callbacks is None:
         return []
     if callable(callbacks):
@@ -394,7 +403,7 @@ def train_dada(
     try:
         trainer = _Trainer(config, ctx)
         if trainer.step < config.iterations:
-            trainer.run(_callbacks(callbacks))
+            trainer.run(as_callbacks(callbacks))
         trainer.model.eval()
         return StageOneResult(
             model=trainer.model,

@@ -49,10 +49,7 @@ def _run_job(job: TrainJob, on_event: Any) -> None:
     if job.kind == "stage1":
         import vqcore
 
-        from threedsr_cli.libs import allow_torch_version
-
-        with allow_torch_version():
-            vqcore.train_dada(job.config, on_event)
+        vqcore.train_dada(job.config, on_event)
     elif job.kind == "stage2":
         import threedsr
 

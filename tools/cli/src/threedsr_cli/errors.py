@@ -76,9 +76,20 @@ def is_bad_input(exc: BaseException) -> bool:
         >>> is_bad_input(CLIError("x")), is_bad_input(FileNotFoundError("x")), is_bad_input(KeyError())
         (True, True, False)
     """
+    library = _library_error_types()
+    if isinstance(exc, library):
+        return True
+    if _is_shape_error(exc):  # a module was handed a wrong tensor: a bug, not the user's input
+        return False
     bad = (CLIError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
-    bad += (ValueError, *_library_error_types())
-    return isinstance(exc, bad)
+    return isinstance(exc, (*bad, ValueError))
+
+
+def _is_shape_error(exc: BaseException) -> bool:
+    """``vqcore.ShapeError`` (looked up in sys.modules, like the library errors)."""
+    mod = sys.modules.get("vqcore.shapes")
+    cls = getattr(mod, "ShapeError", None) if mod is not None else None
+    return isinstance(cls, type) and isinstance(exc, cls)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

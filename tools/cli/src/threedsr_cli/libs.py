@@ -31,7 +31,8 @@ __all__ = [
 @contextmanager
 def allow_torch_version() -> Iterator[None]:
     """Let ``torch.load(weights_only=True)`` read the ``TorchVersion`` (a ``str`` subclass) that
-    vqcore 0.1.0 stores in ``backbone.pt``; without it its own checkpoints fail to load."""
+    vqcore 0.1.0 stores in ``backbone.pt``. vqcore's own loads allow it already
+    (``vqcore.checkpoint.safe_torch_load``); kept for callers of ``torch.load`` itself."""
     import torch
 
     with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
@@ -126,22 +127,19 @@ def check_backbone(path: Path, setup: str) -> Path:
         )
         raise CLIError(f"{where} (train one with: threedsr-cli train-dada --setup {setup})")
     try:
-        with allow_torch_version():
-            data = vqcore.read_checkpoint(file)
+        info = vqcore.checkpoint_info(file)
     except vqcore.VqcoreError:
         raise
     except Exception as exc:  # vqcore 0.1.0 lets e.g. torch's KeyError on a non-torch file out
         raise CLIError(f"{file}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    stored = dict(data.get("config", {})).get("setup")
-    if stored != setup:
+    if info.setup != setup:
         raise CLIError(
-            f"{file}: is a {stored!r} backbone, but --setup {setup} needs a {setup!r} one "
+            f"{file}: is a {info.setup!r} backbone, but --setup {setup} needs a {setup!r} one "
             f"(train it with: threedsr-cli train-dada --setup {setup})"
         )
-    if not data.get("complete", True):
-        step, total = data.get("step"), data.get("total")
+    if not info.complete:
         raise CLIError(
-            f"{file}: stage 1 is unfinished (step {step} of {total}); finish it with "
+            f"{file}: stage 1 is unfinished (step {info.step} of {info.total}); finish it with "
             "threedsr-cli train-dada --resume"
         )
     return file

@@ -97,31 +97,14 @@ def _write_error(path: Path, exc: OSError) -> CLIError:
 
 
 def atomic_write_with(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary name in ``path``'s folder, then ``os.replace``.
+    """:func:`vqcore.atomic_write` (temporary name in ``path``'s folder, fsync, ``os.replace``,
+    the umask's mode) whose ``OSError`` names ``path``, never the temporary file."""
+    import vqcore  # lazily: --help and the light commands do not load torch
 
-    The file gets the umask's mode (like ``open``), and an ``OSError`` names ``path``, never the
-    temporary file.
-    """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.stem}-", suffix=path.suffix or ".tmp", dir=path.parent
-        )
+        return vqcore.atomic_write(path, write)
     except OSError as exc:
         raise _write_error(path, exc) from None
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise _write_error(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import vqcore
 from torch import nn
+from vqcore.blocks import SKIPS
+
+__all__ = [
+    "SKIPS",
+    "ResidualBlock",
+    "ResidualStack",
+    "check_input",
+    "conv_in_relu",
+    "double_conv",
+    "init_normal_",
+    "upsample2",
+]
 
 
 def conv_in_relu(in_ch: int, out_ch: int, **factory: object) -> list[nn.Module]:
@@ -27,17 +42,15 @@ def upsample2() -> nn.Upsample:
     return nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
 
 
-SKIPS: tuple[str, ...] = ("relu", "identity")
+class ResidualBlock(vqcore.ResidualBlock):
+    """:class:`vqcore.ResidualBlock` (ReLU, no norm, no groups) under threedsr's signature, and
+    reading the older state-dict layout (``block.1``/``block.3``) of detectors saved before it.
 
-
-class ResidualBlock(nn.Module):
-    """``skip(x) + conv1x1(relu(conv3x3(relu(x))))``, bias-free (VQ-VAE-2 style).
-
-    The reference object decoder (``dsr_model.Residual``) opens its block with
-    ``nn.ReLU(inplace=True)``, which overwrites ``x`` before the skip addition, so it computes
-    ``relu(x) + block(x)``: ``skip="relu"``. ``skip="identity"`` is the textbook ``x + block(x)``
-    (what DADA's blocks compute, and what threedsr computed before issue 13). Both are written
-    out-of-place, so autograd and the fast-conv plan see the same graph either way.
+    ``skip(x) + conv1x1(relu(conv3x3(relu(x))))``, bias-free (VQ-VAE-2 style). The reference
+    object decoder (``dsr_model.Residual``) opens its block with ``nn.ReLU(inplace=True)``, which
+    overwrites ``x`` before the skip addition, so it computes ``relu(x) + block(x)``:
+    ``skip="relu"``. ``skip="identity"`` is the textbook ``x + block(x)`` (what DADA's blocks
+    compute, and what threedsr computed before issue 13). Both are written out-of-place.
 
     Args:
         channels: input/output channels.
@@ -46,35 +59,36 @@ class ResidualBlock(nn.Module):
 
     Example:
         >>> block = ResidualBlock(2, 2, skip="relu")
-        >>> _ = torch.nn.init.zeros_(block.block[3].weight)
+        >>> _ = torch.nn.init.zeros_(block.conv1.weight)
         >>> block(torch.tensor([-1.0, 2.0]).view(1, 2, 1, 1)).flatten().tolist()
         [0.0, 2.0]
     """
 
+    #: state-dict names before issue 15 (an ``nn.Sequential`` ``block``) -> the vqcore names.
+    LEGACY_KEYS: tuple[tuple[str, str], ...] = (("block.1.", "conv3."), ("block.3.", "conv1."))
+
     def __init__(
-        self, channels: int, hidden: int, *, skip: str = "identity", **factory: object
+        self, channels: int, hidden: int, *, skip: str = "identity", **factory: Any
     ) -> None:
-        super().__init__()
-        if skip not in SKIPS:
-            raise ValueError(f"ResidualBlock: skip must be one of {SKIPS}, got {skip!r}")
-        self.skip = skip
-        self.block = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(channels, hidden, 3, padding=1, bias=False, **factory),  # type: ignore[arg-type]
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, channels, 1, bias=False, **factory),  # type: ignore[arg-type]
-        )
+        super().__init__(channels, hidden, skip=skip, **factory)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.block(x)
-        return (torch.relu(x) if self.skip == "relu" else x) + y
+    @property
+    def block(self) -> tuple[nn.Module, ...]:
+        """The layers in the order of the older ``nn.Sequential`` (``block[1]`` = the 3x3 conv,
+        ``block[3]`` = the 1x1 conv)."""
+        return (self.act_in, self.conv3, self.act_mid, self.conv1)
 
-    def extra_repr(self) -> str:
-        return f"skip={self.skip}"
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        for old, new in self.LEGACY_KEYS:
+            for key in [k for k in state_dict if k.startswith(prefix + old)]:
+                state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
 
-class ResidualStack(nn.Module):
-    """``num_layers`` residual blocks (``skip`` as :class:`ResidualBlock`) followed by a ReLU."""
+class ResidualStack(vqcore.ResidualStack):
+    """``num_layers`` :class:`ResidualBlock` (``skip`` as there) followed by a ReLU."""
+
+    block_cls = ResidualBlock
 
     def __init__(
         self,
@@ -83,17 +97,9 @@ class ResidualStack(nn.Module):
         num_layers: int,
         *,
         skip: str = "identity",
-        **factory: object,
+        **factory: Any,
     ) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(
-            ResidualBlock(channels, hidden, skip=skip, **factory) for _ in range(num_layers)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
-        return torch.relu(x)
+        super().__init__(channels, hidden, num_layers, skip=skip, **factory)
 
 
 def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
@@ -105,10 +111,6 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
 
 
 def check_input(x: torch.Tensor, channels: int, name: str, multiple: int = 1) -> None:
-    """Raise a ``ValueError`` naming the dims when ``x`` is not (B, channels, H, W)."""
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name}: expected input (B, {channels}, H, W), got {tuple(x.shape)}")
-    if x.shape[2] % multiple or x.shape[3] % multiple:
-        raise ValueError(
-            f"{name}: H and W must be multiples of {multiple}, got {tuple(x.shape[2:])}"
-        )
+    """:func:`vqcore.check_shape` for (B, channels, H, W): raises ``vqcore.ShapeError`` (a
+    ``ValueError``) naming the dims."""
+    vqcore.check_shape(x, ("B", channels, "H", "W"), multiple=multiple, name=name)

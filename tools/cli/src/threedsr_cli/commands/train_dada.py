@@ -22,10 +22,8 @@ def run_stage_one(
     """Train stage 1 with a progress bar; Ctrl-C -> :class:`Interrupted` with the checkpoint."""
     import vqcore
 
-    from threedsr_cli.libs import allow_torch_version
-
     try:
-        with allow_torch_version(), ui.training(description, config.iterations) as on_event:
+        with ui.training(description, config.iterations) as on_event:
             return vqcore.train_dada(config, on_event)
     except KeyboardInterrupt:
         ckpt = config.checkpoint_path
