@@ -102,6 +102,20 @@ def test_predict_samples_native_resolution_and_threshold(detector: Detector) -> 
         choose_threshold(scores=[0.1, float("nan")])
 
 
+def test_predict_samples_reports_progress_per_batch(detector: Detector) -> None:
+    x = synthetic_class("rgbd", n=3, seed=5).x
+    preps = [_Prep(x[k], (64, 64), 0) for k in range(3)]
+    calls: list[tuple[int, int | None]] = []
+    res = predict_samples(detector, preps, batch_size=2, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(2, 3), (3, 3)]
+    lazy: list[tuple[int, int | None]] = []
+    again = predict_samples(
+        detector, iter(preps), batch_size=2, progress=lambda d, t: lazy.append((d, t))
+    )
+    assert lazy == [(2, None), (3, None)]
+    assert [r.score for r in again] == [r.score for r in res]
+
+
 def test_cpu_defaults_are_fp32_winograd_nchw(detector: Detector) -> None:
     assert not detector.bf16 and detector.fast_conv and not detector.channels_last
 

@@ -284,3 +284,17 @@ def test_a_shape_error_is_an_internal_error_not_bad_input() -> None:
     assert not is_bad_input(vqcore.ShapeError("DADA: expected input (B, 4, H, W), got (1, 3)"))
     assert is_bad_input(threedsr.ThreedsrError("predict: expected (B, 4, H, W)"))
     assert is_bad_input(ValueError("--size must be positive"))
+
+
+def test_load_train_data_reports_progress_and_needs_good_samples(tiny_data: Path) -> None:
+    import threedsr
+
+    cfg = threedsr.DetectorConfig.preset(
+        "cpu", setup="rgbd", data_root=str(tiny_data), category="puck", size=64
+    )
+    calls: list[tuple[int, int]] = []
+    data = threedsr.load_train_data(cfg, progress=lambda d, t: calls.append((d, t)))
+    assert data.x.shape[0] == 4 and data.x.shape[2:] == (64, 64)
+    assert calls and calls[-1] == (4, 4)
+    with pytest.raises(threedsr.ThreedsrError, match=r"data_root and \.category are required"):
+        threedsr.load_train_data(threedsr.DetectorConfig.preset("cpu", setup="rgbd"))

@@ -23,7 +23,7 @@ from threedsr.model import ThreeDSR, ThreeDSROutput
 from threedsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
 from threedsr.onnx_backend import OnnxDetector
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
-from threedsr.train import TrainEvent, TrainResult, train_detector
+from threedsr.train import TrainEvent, TrainResult, load_train_data, train_detector
 
 __version__ = "0.1.0"
 
@@ -57,6 +57,7 @@ __all__ = [
     "format_markdown",
     "gaussian_filter",
     "load_split",
+    "load_train_data",
     "model_input",
     "patch_shuffle",
     "predict_samples",

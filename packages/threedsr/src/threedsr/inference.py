@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -323,17 +323,28 @@ def _prepared_iter(detector: Detector, samples: Iterable[Any]) -> Iterable[Any]:
 
 
 def predict_samples(
-    detector: Detector, samples: Iterable[Any], *, batch_size: int | None = None
+    detector: Detector,
+    samples: Iterable[Any],
+    *,
+    batch_size: int | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> list[SamplePrediction]:
     """Predict raw `Sample`s (preprocessed with the detector's parameters) or `Prepared` records,
-    returning maps at model resolution and at each sample's native resolution (bilinear)."""
+    returning maps at model resolution and at each sample's native resolution (bilinear).
+
+    ``detector`` is a :class:`Detector` or anything with its ``prepare``/``predict`` pair (the
+    ONNX backend's ``OnnxDetector``). Samples are prepared lazily and predicted
+    ``batch_size`` at a time; ``progress(done, total)`` is called after each batch with the
+    number of samples predicted (``total`` is ``len(samples)``, or None for an iterator).
+    """
     bs = batch_size or detector.batch_size
+    total = len(samples) if isinstance(samples, Sized) else None
     out: list[SamplePrediction] = []
     buf: list[Any] = []
 
     def flush() -> None:
         pred = detector.predict(buf)
-        for p, m, s in zip(buf, pred.maps.numpy(), pred.scores.numpy(), strict=True):
+        for p, m, s in zip(buf, np.asarray(pred.maps), np.asarray(pred.scores), strict=True):
             native = tuple(getattr(p, "native_shape", m.shape))
             out.append(
                 SamplePrediction(
@@ -346,6 +357,8 @@ def predict_samples(
                 )
             )
         buf.clear()
+        if progress is not None:
+            progress(len(out), total)
 
     for p in _prepared_iter(detector, samples):
         buf.append(p)

@@ -33,7 +33,13 @@ from threedsr.losses import stage2_losses
 from threedsr.memory import MemoryFeatures, fit_memory, memory_map
 from threedsr.model import ThreeDSR
 
-__all__ = ["TrainEvent", "TrainResult", "preprocess_params", "train_detector"]
+__all__ = [
+    "TrainEvent",
+    "TrainResult",
+    "load_train_data",
+    "preprocess_params",
+    "train_detector",
+]
 
 
 #: Progress report (one type for both stages); stage 2 sends ``stage="detector"``.
@@ -79,7 +85,14 @@ def _load_backbone(config: DetectorConfig) -> nn.Module:
         raise ThreedsrError(str(exc)) from None
 
 
-def _load_train_data(config: DetectorConfig) -> TrainData:
+def load_train_data(
+    config: DetectorConfig, progress: Callable[[int, int], None] | None = None
+) -> TrainData:
+    """The good samples of ``<data_root>/<category>/train``, preprocessed as ``config`` says.
+
+    ``progress(done, total)`` is called as samples are preprocessed (a plain callable; the CLI
+    passes its progress bar). Raises :class:`ThreedsrError` when there is no good sample.
+    """
     if config.data_root is None or config.category is None:
         raise ThreedsrError(
             "DetectorConfig.data_root and .category are required to load training data"
@@ -90,11 +103,15 @@ def _load_train_data(config: DetectorConfig) -> TrainData:
         "train",
         preprocess_params(config),
         cache_dir=config.cache_dir,
+        progress=progress,
     )
     good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
     if not good:
         raise ThreedsrError(f"{config.data_root}: no good training samples for {config.category!r}")
     return train_data_from_prepared(good, config.setup)
+
+
+_load_train_data = load_train_data  # the former private name
 
 
 def make_batch(
@@ -408,7 +425,7 @@ def _train(
             f"{config.setup!r}"
         )
     if data is None:
-        data = _load_train_data(config)
+        data = load_train_data(config)
     elif not isinstance(data, TrainData):
         data = train_data_from_prepared(list(data), config.setup)
     if data.x.shape[2] != config.size or data.x.shape[3] != config.size:

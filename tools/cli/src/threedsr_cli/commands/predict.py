@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,18 +109,16 @@ def auto_threshold(
 def _save(
     item: InputItem,
     prepared: Any,
-    m: np.ndarray,
-    score: float,
+    pred: Any,
     out: Path,
     threshold: float | None,
     vrange: tuple[float, float],
 ) -> dict[str, Any]:
-    from threedsr.inference import upsample_map
-
     from threedsr_cli.report import overlay_figure, save_map_png
 
+    # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
+    m, native, score = pred.map, pred.native_map, pred.score
     overlay = out / f"{item.name}_overlay.png"
-    native = upsample_map(m, tuple(prepared.native_shape))
     title = f"{item.name}: score {score:.4f}"
     if threshold is not None:
         title += " ANOMALOUS" if score > threshold else " normal"
@@ -164,6 +163,8 @@ def predict_command(
     ui: UI,
     overwrite: bool = False,
 ) -> dict[str, Any]:
+    import threedsr
+
     from threedsr_cli.libs import load_detector, load_exported, seed_everything, warn_unfinished
 
     seed_everything(seed)
@@ -197,21 +198,18 @@ def predict_command(
     elif getattr(detector, "threshold", None) is not None:
         thr, source = float(detector.threshold), f"recorded at export in {detector.path.name}.json"
     records: list[dict[str, Any]] = []
-    pending: list[tuple[InputItem, Any]] = []
-    results: list[tuple[InputItem, Any, np.ndarray, float]] = []
+    prepared: list[Any] = []
+
+    def load() -> Iterator[Any]:
+        for item in items:
+            prepared.append(detector.prepare(item.load()))
+            yield prepared[-1]
+
     with ui.stage("predict", len(items)) as progress:
-        for k, item in enumerate(items, 1):
-            pending.append((item, detector.prepare(item.load())))
-            if len(pending) == batch_size or k == len(items):
-                pred = detector.predict([p for _, p in pending])
-                for (it, p), m, s in zip(
-                    pending, np.asarray(pred.maps), np.asarray(pred.scores), strict=True
-                ):
-                    results.append((it, p, m, float(s)))
-                pending.clear()
-            progress(k, len(items))
-    lo = min(float(m.min()) for _, _, m, _ in results)
-    hi = max(float(m.max()) for _, _, m, _ in results)
+        preds = threedsr.predict_samples(detector, load(), batch_size=batch_size, progress=progress)
+    results = list(zip(items, prepared, preds, strict=True))
+    lo = min(float(sp.map.min()) for _, _, sp in results)
+    hi = max(float(sp.map.max()) for _, _, sp in results)
     if thr is not None:
         hi = max(hi, float(thr))
     created = not out.exists()
@@ -221,9 +219,9 @@ def predict_command(
     staging = staging_folder(out)
     try:
         with ui.stage("write overlays", len(results)) as progress:
-            for k, (it, p, m, s) in enumerate(results, 1):
+            for k, (it, p, sp) in enumerate(results, 1):
                 t = thr if thr is None else float(thr)
-                records.append(_save(it, p, m, s, staging, t, (lo, hi)))
+                records.append(_save(it, p, sp, staging, t, (lo, hi)))
                 progress(k, len(results))
         summary = {
             "run": str(run),

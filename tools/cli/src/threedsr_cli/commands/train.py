@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from threedsr_cli.errors import CLIError, Interrupted
+from threedsr_cli.errors import Interrupted
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
@@ -14,23 +14,11 @@ __all__ = ["prepare_train_data", "run_stage_two", "train_command"]
 
 
 def prepare_train_data(ui: UI, config: Any) -> Any:
-    """Preprocess ``<root>/<category>/train`` (good samples) with a progress bar."""
+    """``threedsr.load_train_data`` (good samples of ``<root>/<category>/train``) with a bar."""
     import threedsr
-    from threedsr.train import preprocess_params
 
     with ui.stage(f"preprocess {config.category}/train") as progress:
-        prepared = threedsr.load_split(
-            str(config.data_root),
-            str(config.category),
-            "train",
-            preprocess_params(config),
-            cache_dir=config.cache_dir,
-            progress=progress,
-        )
-    good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
-    if not good:
-        raise CLIError(f"{config.data_root}: no good training samples for {config.category!r}")
-    return threedsr.train_data_from_prepared(good, config.setup)
+        return threedsr.load_train_data(config, progress=progress)
 
 
 def run_stage_two(ui: UI, config: Any, data: Any, description: str) -> Any:
