@@ -4,7 +4,14 @@ import json
 
 import pytest
 import torch
-from threedsr import Detector, DetectorConfig, ThreedsrError, read_checkpoint, train_detector
+from threedsr import (
+    Detector,
+    DetectorConfig,
+    ThreedsrError,
+    detector_info,
+    read_checkpoint,
+    train_detector,
+)
 from threedsr.checkpoint import KIND, atomic_save
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -34,6 +41,20 @@ def test_checkpoint_is_self_describing(tiny_run) -> None:
     # plain torch.load with weights_only=True works: only primitives and tensors inside
     torch.load(res.path, weights_only=True)
     assert json.loads((out / "train_history.json").read_text())[-1]["step"] == 6
+
+
+def test_detector_info_reports_setup_and_progress(tiny_run, tmp_path) -> None:
+    out, _ = tiny_run
+    info = detector_info(out)
+    assert info.path == out / "detector.pt" and info.setup == "rgbd"
+    assert info.category == "synthetic" and info.finished and (info.step, info.total) == (6, 6)
+    assert info.format_version == 1 and info.config["category"] == "synthetic"
+    ck = read_checkpoint(out / "detector.pt")
+    atomic_save({**ck, "finished": False, "step": 3}, tmp_path / "detector.pt")
+    half = detector_info(tmp_path / "detector.pt")
+    assert not half.finished and half.step == 3
+    with pytest.raises(ThreedsrError, match="no such detector checkpoint"):
+        detector_info(tmp_path / "missing")
 
 
 def test_round_trip_predictions_equal(tiny_run) -> None:

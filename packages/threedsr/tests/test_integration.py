@@ -119,3 +119,18 @@ def test_predict_samples_and_threshold_from_validation(trained) -> None:
         assert p.native_map.shape == (128, 128) and p.map.shape == (SIZE, SIZE)
         assert p.defect_type == r.defect_type and np.isfinite(p.score)
     assert np.isfinite(thr)
+
+
+def test_evaluate_keeps_the_per_sample_maps_it_computed(trained, tmp_path) -> None:
+    det = Detector.load(trained["run"], device="cpu")
+    res = evaluate(det, trained["data"], native=False, chunk=16, keep_samples=True, out=tmp_path)
+    s = res[CLASS]["samples"]
+    n = res[CLASS]["n_good"] + res[CLASS]["n_defective"]
+    assert s.maps.shape == (n, SIZE, SIZE) and s.gts.shape == s.maps.shape and s.gts.dtype == bool
+    assert len(s.refs) == len(s.defect_types) == s.labels.shape[0] == s.scores.shape[0] == n
+    assert not s.gts[s.labels == 0].any() and s.gts[s.labels == 1].any()
+    assert sorted(s.scores[s.labels == 0].tolist()) == sorted(res[CLASS]["scores"]["good"])
+    preds = predict_samples(det, [r.load() for r in s.refs[:3]], batch_size=1)
+    np.testing.assert_allclose(np.stack([p.map for p in preds]), s.maps[:3], atol=1e-6)
+    assert "samples" not in json.loads((tmp_path / "metrics.json").read_text())[CLASS]
+    assert "samples" not in evaluate(det, trained["data"], native=False)[CLASS]

@@ -2,11 +2,17 @@
 evaluation on top of a frozen ``vqcore`` backbone, for the ``rgbd``, ``depth`` and ``rgb`` setups.
 """
 
-from threedsr.checkpoint import KIND, read_checkpoint
+from threedsr.checkpoint import KIND, DetectorInfo, detector_info, read_checkpoint
 from threedsr.config import DetectorConfig, ModelConfig
 from threedsr.data import TrainData, load_split, model_input, train_data_from_prepared
 from threedsr.errors import ThreedsrError
-from threedsr.evaluate import PAPER_RESULTS, evaluate, format_markdown, write_metrics
+from threedsr.evaluate import (
+    PAPER_RESULTS,
+    EvaluatedSamples,
+    evaluate,
+    format_markdown,
+    write_metrics,
+)
 from threedsr.export import export_detector, read_sidecar
 from threedsr.generator import FeatureAnomalyGenerator, patch_shuffle, sample_codes
 from threedsr.graph import InferenceGraph
@@ -33,6 +39,8 @@ __all__ = [
     "AnomalyUNet",
     "Detector",
     "DetectorConfig",
+    "DetectorInfo",
+    "EvaluatedSamples",
     "FeatureAnomalyGenerator",
     "GeneralDecoderCopy",
     "InferenceGraph",
@@ -51,6 +59,7 @@ __all__ = [
     "__version__",
     "box_filter",
     "choose_threshold",
+    "detector_info",
     "evaluate",
     "export_detector",
     "focal_loss",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import vqcore
@@ -19,8 +19,10 @@ __all__ = [
     "FORMAT_VERSION",
     "KIND",
     "TRAIN_STATE_FILE",
+    "DetectorInfo",
     "atomic_save",
     "build_from_checkpoint",
+    "detector_info",
     "detector_payload",
     "package_versions",
     "read_checkpoint",
@@ -123,6 +125,41 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
     if kind == KIND:
         _fill_legacy_fields(ckpt)
     return ckpt
+
+
+class DetectorInfo(NamedTuple):
+    """What a ``detector.pt`` says about itself (:func:`detector_info`)."""
+
+    path: Path  # the file (a run folder resolves to its detector.pt)
+    setup: str | None  # rgbd | depth | rgb
+    category: str | None
+    finished: bool  # False: training stopped before its last step (resume it)
+    step: int | None  # optimizer steps done
+    total: int | None  # steps planned
+    format_version: int
+    config: dict[str, Any]  # the DetectorConfig as stored (legacy fields filled in)
+
+
+def detector_info(path: str | os.PathLike[str]) -> DetectorInfo:
+    """Read a ``detector.pt`` (or the run folder holding it) and report its setup and progress.
+
+    Raises:
+        ThreedsrError: as :func:`read_checkpoint` (missing, unreadable, not a detector, other
+            format version).
+    """
+    p = resolve_detector_file(path)
+    ckpt = read_checkpoint(p)
+    step, total = ckpt.get("step"), ckpt.get("total")
+    return DetectorInfo(
+        path=p,
+        setup=ckpt.get("setup"),
+        category=ckpt.get("category"),
+        finished=bool(ckpt.get("finished", True)),
+        step=None if step is None else int(step),
+        total=None if total is None else int(total),
+        format_version=int(ckpt["format_version"]),
+        config=dict(ckpt.get("detector_config") or {}),
+    )
 
 
 def _fill_legacy_fields(ckpt: dict[str, Any]) -> None:

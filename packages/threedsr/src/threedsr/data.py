@@ -58,6 +58,25 @@ class TrainData:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def for_setup(self, setup: str) -> TrainData:
+        """The channels of ``setup`` from ``rgbd`` data ([D, R, G, B]): one preprocessing of a
+        class serves the detectors of every setup.
+
+        Example:
+            >>> d = TrainData(torch.zeros(2, 4, 8, 8), torch.ones(2, 1, 8, 8))
+            >>> d.for_setup("rgb").x.shape[1], d.for_setup("depth").x.shape[1]
+            (3, 1)
+        """
+        channels = {"rgbd": slice(None), "depth": slice(0, 1), "rgb": slice(1, None)}
+        if setup not in channels:
+            raise ThreedsrError(f"unknown setup {setup!r}")
+        if self.x.shape[1] != 4:
+            raise ThreedsrError(
+                f"for_setup needs rgbd training data ([D, R, G, B]); this has {self.x.shape[1]} "
+                "channels"
+            )
+        return TrainData(self.x[:, channels[setup]].contiguous(), self.foreground)
+
 
 def train_data_from_prepared(prepared: Sequence[Any], setup: str) -> TrainData:
     """Build :class:`TrainData` from `Prepared` records (one class's train/good samples)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import vqcore
 from threedsr.errors import ThreedsrError
 from threedsr.inference import Detector, upsample_map
 
-__all__ = ["PAPER_RESULTS", "evaluate", "format_markdown", "write_metrics"]
+__all__ = ["PAPER_RESULTS", "EvaluatedSamples", "evaluate", "format_markdown", "write_metrics"]
 
 _MVTEC = (
     "bagel",
@@ -70,6 +71,23 @@ PAPER_RESULTS: dict[str, dict[str, dict[str, float]]] = {
 }
 
 
+@dataclass(frozen=True)
+class EvaluatedSamples:
+    """The per-sample results ``evaluate(..., keep_samples=True)`` computed for one class.
+
+    Arrays follow the order of ``refs`` (pcprep's test index). ``maps`` are the smoothed anomaly
+    maps at model resolution (N, H, W); ``gts`` the ground truth the pixel metrics used (pcprep's
+    resized mask ``>= 1``, all False for good samples).
+    """
+
+    refs: list[Any]
+    labels: np.ndarray  # (N,) int, 0 = good
+    defect_types: list[str]
+    scores: np.ndarray  # (N,) float64 image scores
+    maps: np.ndarray  # (N, H, W) float32
+    gts: np.ndarray  # (N, H, W) bool
+
+
 def _safe(fn: Callable[..., float], *args: Any, **kwargs: Any) -> float | None:
     # Undefined metrics (no defective image / pixel in the class) are reported as None.
     try:
@@ -99,6 +117,7 @@ def evaluate(
     cache_dir: str | None = None,
     chunk: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    keep_samples: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate on ``<root>/<category>/test``; metrics per class.
 
@@ -117,11 +136,14 @@ def evaluate(
         cache_dir: pcprep preprocessing cache.
         chunk: samples preprocessed and predicted at a time (bounds memory).
         progress: ``progress(done, total)`` over the test samples.
+        keep_samples: also return the per-sample labels, scores, maps and ground truth under
+            ``"samples"`` (an :class:`EvaluatedSamples`; not written to ``metrics.json``).
 
     Returns:
         ``{category: {"image_auroc", "pixel_auroc", "aupro", "per_defect_type": {type:
         image_auroc of that type vs the good samples}, "native": {"pixel_auroc", "aupro"},
-        "n_good", "n_defective", "setup", "size", "paper": {...}}}``; undefined metrics are None.
+        "n_good", "n_defective", "setup", "size", "paper": {...}}}``, plus ``"samples"`` with
+        ``keep_samples``; undefined metrics are None.
     """
     if category is None:
         if detector.category is None:
@@ -131,7 +153,16 @@ def evaluate(
         cats = [category] if isinstance(category, str) else list(category)
     results = {
         c: _evaluate_one(
-            detector, data_root, c, native, aupro_thresholds, fpr_limit, cache_dir, chunk, progress
+            detector,
+            data_root,
+            c,
+            native,
+            aupro_thresholds,
+            fpr_limit,
+            cache_dir,
+            chunk,
+            progress,
+            keep_samples,
         )
         for c in cats
     }
@@ -150,6 +181,7 @@ def _evaluate_one(
     cache_dir: str | None,
     chunk: int,
     progress: Callable[[int, int], None] | None,
+    keep_samples: bool = False,
 ) -> dict[str, Any]:
     refs = list(pcprep.index_dataset(root, category, "test"))
     if not refs:
@@ -208,6 +240,8 @@ def _evaluate_one(
         scores={"good": sc[lab == 0].tolist(), "defective": sc[lab == 1].tolist()},
         paper=PAPER_RESULTS.get(detector.setup, {}).get(category, {}),
     )
+    if keep_samples:
+        res["samples"] = EvaluatedSamples(refs, lab, types, sc, map_stack, gt_stack)
     return res
 
 
@@ -270,6 +304,7 @@ def write_metrics(
 ) -> Path:
     """Write ``<out>/metrics.json`` and ``<out>/metrics.md`` atomically; returns the JSON path."""
     out = Path(out)
-    _atomic_text(out / "metrics.json", json.dumps(results, indent=2, sort_keys=True))
+    plain = {c: {k: v for k, v in r.items() if k != "samples"} for c, r in results.items()}
+    _atomic_text(out / "metrics.json", json.dumps(plain, indent=2, sort_keys=True))
     _atomic_text(out / "metrics.md", format_markdown(results, setup=setup) + "\n")
     return out / "metrics.json"

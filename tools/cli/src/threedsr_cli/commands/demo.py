@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from threedsr_cli.commands.train import run_stage_two
 from threedsr_cli.commands.train_dada import run_stage_one
 from threedsr_cli.concurrent import TrainJob, train_concurrently
@@ -173,43 +171,37 @@ def _detector_config(
 def _finished(out: Path) -> bool:
     import threedsr
 
-    path = out / "detector.pt"
-    if not path.is_file():
-        return False
     try:
-        return bool(threedsr.read_checkpoint(path).get("finished"))
-    except threedsr.ThreedsrError:
+        return threedsr.detector_info(out / "detector.pt").finished
+    except threedsr.ThreedsrError:  # none yet, or unreadable: train it
         return False
 
 
-def _test_pass(ui: UI, detectors: dict[str, Any], data: Path, category: str) -> dict[str, Any]:
-    """Preprocess the test split once and run every detector on it (for curves and overlays)."""
+def _overlay_samples(types: list[str]) -> list[tuple[str, int]]:
+    """(defect type, test index) of the samples drawn as overlays: the first two of each type."""
+    order = ["good", *sorted(t for t in set(types) if t != "good")]
+    return [(t, i) for t in order for i in [j for j, tt in enumerate(types) if tt == t][:2]]
+
+
+def _test_results(ui: UI, samples: dict[str, Any], preprocess: dict[str, Any]) -> dict[str, Any]:
+    """The test split as ``threedsr.evaluate`` saw it (``samples``: setup -> EvaluatedSamples),
+    plus the few samples drawn as overlays, preprocessed again for their RGB and depth."""
     import pcprep
 
-    refs = list(pcprep.index_dataset(data, category, "test"))
-    first = next(iter(detectors.values()))
-    with ui.stage("preprocess test split", len(refs)) as progress:
-        prepared = pcprep.preprocess_refs(refs, None, progress=progress, **first.preprocess)
-    out: dict[str, Any] = {
-        "prepared": prepared,
-        "labels": np.asarray([int(r.label) for r in refs]),
-        "types": [str(r.defect_type) for r in refs],
-        "gts": np.stack(
-            [
-                np.zeros(p.depth.shape, bool) if p.gt is None else np.asarray(p.gt) >= 1.0
-                for p in prepared
-            ]
-        ),
-        "maps": {},
-        "scores": {},
+    first = next(iter(samples.values()))
+    picks = sorted({i for _, i in _overlay_samples(first.defect_types)})
+    with ui.stage("preprocess overlay samples", len(picks)) as progress:
+        prepared = pcprep.preprocess_refs(
+            [first.refs[i] for i in picks], None, progress=progress, **preprocess
+        )
+    return {
+        "prepared": dict(zip(picks, prepared, strict=True)),
+        "labels": first.labels,
+        "types": first.defect_types,
+        "gts": first.gts,
+        "maps": {s: r.maps for s, r in samples.items()},
+        "scores": {s: r.scores for s, r in samples.items()},
     }
-    for setup, det in detectors.items():
-        with ui.stage(f"predict test split ({setup})", len(prepared)) as progress:
-            pred = det.predict(prepared)
-            progress(len(prepared), len(prepared))
-        out["maps"][setup] = pred.maps.numpy()
-        out["scores"][setup] = pred.scores.numpy()
-    return out
 
 
 def _report(
@@ -243,9 +235,10 @@ def _report(
         files["per_type"] = rp.plot_per_defect_type(per_type, modality, out / "per_defect_type.png")
         progress(3)
         vrange = {s: (float(test["maps"][s].min()), float(test["maps"][s].max())) for s in SETUPS}
+        picks = _overlay_samples(test["types"])
         types = ["good", *sorted(t for t in set(test["types"]) if t != "good")]
         for k, t in enumerate(types, 4):
-            for i in [j for j, tt in enumerate(test["types"]) if tt == t][:2]:
+            for i in [j for tt, j in picks if tt == t]:
                 p = test["prepared"][i]
                 path = rp.overlay_figure(
                     p.rgb,
@@ -460,10 +453,9 @@ def demo_command(
             if _finished(folder):
                 continue
             if train_data is None:
-                train_data = prepare_train_data(ui, config)
-            # Both setups share one preprocessing; pick this setup's channels from [D, R, G, B].
-            x = train_data.x if setup == "rgbd" else train_data.x[:, 1:]
-            data_for_setup = threedsr.TrainData(x.contiguous(), train_data.foreground)
+                # Both setups share one preprocessing ([D, R, G, B]), whichever trains first.
+                train_data = prepare_train_data(ui, dataclasses.replace(config, setup="rgbd"))
+            data_for_setup = train_data.for_setup(setup)
             jobs.append(
                 TrainJob(
                     "stage2",
@@ -479,11 +471,15 @@ def demo_command(
         t0 = time.perf_counter()
         detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}
         metrics: dict[str, dict[str, Any]] = {}
+        samples: dict[str, Any] = {}
         for setup, det in detectors.items():
             with ui.stage(f"evaluate {setup}") as progress:
-                res = threedsr.evaluate(det, data, profile.category, progress=progress)
+                res = threedsr.evaluate(
+                    det, data, profile.category, progress=progress, keep_samples=True
+                )
             metrics[setup] = metrics_summary(res)
-        test = _test_pass(ui, detectors, data, profile.category)
+            samples[setup] = res[profile.category]["samples"]
+        test = _test_results(ui, samples, detectors[SETUPS[0]].preprocess)
         lap("evaluate", t0)
 
         t0 = time.perf_counter()
