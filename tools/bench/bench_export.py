@@ -45,7 +45,7 @@ def _ort(det: Detector, folder: Path, threads: int) -> OnnxDetector:
 
 def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> dict[str, float]:
     model, cfg = build(setup, widths)
-    size = 384 if widths == "paper" else cfg.size
+    size = 384 if widths == "paper" else cfg.image_size
     k = cfg.filter_size
     x = torch.rand(n, CH[setup], size, size)
     det = Detector(copy.deepcopy(model), cfg, device="cpu")
@@ -91,7 +91,7 @@ def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, fl
     }
     det = Detector(model, cfg, device="cpu", memory=memory)
     ort = _ort(det, folder, torch.get_num_threads())
-    x = torch.rand(n, CH[setup], cfg.size, cfg.size)
+    x = torch.rand(n, CH[setup], cfg.image_size, cfg.image_size)
     xn = x.numpy()
     det.predict(x[:1])
     ort.predict(xn[:1])
@@ -99,7 +99,7 @@ def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, fl
         {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, n, repeats
     )
     diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
-    return {"size": cfg.size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+    return {"size": cfg.image_size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
 
 
 def main() -> None:

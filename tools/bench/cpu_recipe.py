@@ -57,7 +57,7 @@ def main() -> None:
             data_root=str(data),
             category=category,
             backbone=args.dada,
-            out=str(out),
+            out_dir=str(out),
             cache_dir=str(args.out / "cache"),
             seed=args.seed,
             **extra,

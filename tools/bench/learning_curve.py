@@ -68,6 +68,7 @@ def synthetic_benchmark(root: Path) -> Path:
 def run_curve(args: argparse.Namespace) -> dict[str, Any]:
     import threedsr
     import torch
+    import vqcore
 
     torch.set_num_threads(args.threads)
     data = data_root(args)
@@ -79,10 +80,10 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
         data_root=str(data),
         category=args.category,
         backbone=args.dada,
-        out=str(args.out / "detector"),
+        out_dir=str(args.out / "detector"),
         cache_dir=str(args.out / "cache"),
         seed=args.seed,
-        milestones=(int(0.8 * budgets[-1]),),
+        lr_milestones=vqcore.milestones_at(budgets[-1]),
         **extra,
     )
     points = []

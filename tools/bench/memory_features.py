@@ -64,7 +64,6 @@ def main() -> None:
     from threedsr.data import load_split, stack_inputs
     from threedsr.memory import MemoryFeatures, fit_memory, memory_map
     from threedsr.smoothing import smooth_maps
-    from threedsr.train import preprocess_params
 
     torch.set_num_threads(args.threads)
     data = data_root(args)
@@ -76,7 +75,7 @@ def main() -> None:
     )  # fmt: skip
     for category, size, kind, scales, groups, bank, n_train in rows:
         start = time.perf_counter()
-        params = {**preprocess_params(config), "size": size}
+        params = config.preprocess.kwargs(size)
         split = {
             s: load_split(str(data), category, s, params, cache_dir=str(args.cache_dir))
             for s in ("train", "test")

@@ -12,7 +12,7 @@ from threedsr import (
     read_checkpoint,
     train_detector,
 )
-from threedsr.checkpoint import KIND, atomic_save
+from threedsr.checkpoint import FORMAT_VERSION, KIND, atomic_save
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
@@ -48,7 +48,7 @@ def test_detector_info_reports_setup_and_progress(tiny_run, tmp_path) -> None:
     info = detector_info(out)
     assert info.path == out / "detector.pt" and info.setup == "rgbd"
     assert info.category == "synthetic" and info.finished and (info.step, info.total) == (6, 6)
-    assert info.format_version == 1 and info.config["category"] == "synthetic"
+    assert info.format_version == FORMAT_VERSION == 2 and info.config["category"] == "synthetic"
     ck = read_checkpoint(out / "detector.pt")
     atomic_save({**ck, "finished": False, "step": 3}, tmp_path / "detector.pt")
     half = detector_info(tmp_path / "detector.pt")
@@ -90,11 +90,11 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
     full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
     train_detector(full, backbone=tiny_backbone("depth"), data=data)
     half = tiny_config(
-        "depth", out=str(tmp_path / "half"), iterations=3, milestones=full.milestones
+        "depth", out=str(tmp_path / "half"), iterations=3, lr_milestones=full.lr_milestones
     )
     train_detector(half, backbone=tiny_backbone("depth"), data=data)
     resumed = train_detector(
-        half.replace(iterations=6, milestones=full.milestones),
+        half.replace(iterations=6, lr_milestones=full.lr_milestones),
         backbone=tiny_backbone("depth"),
         data=data,
     )

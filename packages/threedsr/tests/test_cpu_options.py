@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from threedsr import DetectorConfig, ModelConfig, ThreeDSR, ThreedsrError, train_detector
+from threedsr import (
+    AnomalyConfig,
+    DetectorConfig,
+    ModelConfig,
+    ThreeDSR,
+    ThreedsrError,
+    train_detector,
+)
 from threedsr.augment import deform_depth, paint_rgb
 from threedsr.generator import DEPTH_ONLY, JOINT, RGB_ONLY, FeatureAnomalyGenerator
 from threedsr.modules import GeneralDecoderCopy, SubspaceRestriction
@@ -174,7 +181,7 @@ def test_image_space_anomalies_change_the_input_only_under_the_mask(setup: str) 
 
 def test_image_anomaly_prob_excludes_depth_anomaly_prob() -> None:
     with pytest.raises(ThreedsrError, match="not both"):
-        DetectorConfig(image_anomaly_prob=0.5, depth_anomaly_prob=0.5)
+        AnomalyConfig(image_anomaly_prob=0.5, depth_anomaly_prob=0.5)
     with pytest.raises(ThreedsrError, match="image_anomaly_prob"):
         DetectorConfig.preset("cpu", image_anomaly_prob=2.0, depth_anomaly_prob=0.0)
     with pytest.raises(ThreedsrError, match="unet_input"):

@@ -68,9 +68,9 @@ def trained(tmp_path_factory):
             data_root=str(data),
             category=CLASS,
             backbone=backbone,
-            out=str(root / "run"),
+            out_dir=str(root / "run"),
             iterations=STAGE2_ITERS,
-            size=SIZE,
+            image_size=SIZE,
             log_every=50,
         )
         events = []

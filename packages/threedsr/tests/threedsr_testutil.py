@@ -16,7 +16,7 @@ def tiny_backbone(setup: str = "rgbd", seed: int = 0) -> vqcore.DiscreteAutoenco
 
 def tiny_config(setup: str = "rgbd", out: str | None = None, **over: object) -> DetectorConfig:
     base = dict(
-        size=64,
+        image_size=64,
         batch_size=4,
         iterations=6,
         log_every=1,
@@ -27,7 +27,7 @@ def tiny_config(setup: str = "rgbd", out: str | None = None, **over: object) -> 
         objdec_hidden=8,
         objdec_res_hidden=4,
         unet_base=4,
-        out=out,
+        out_dir=out,
         device="cpu",
     )
     base.update(over)

@@ -23,9 +23,9 @@ def _config(data: Path, backbone: Path, out: Path, setup: str):
         data_root=str(data),
         category=CATEGORY,
         backbone=str(backbone),
-        out=str(out),
+        out_dir=str(out),
         iterations=3,
-        size=64,
+        image_size=64,
         batch_size=2,
         checkpoint_every=100,
         device="cpu",
@@ -35,7 +35,7 @@ def _config(data: Path, backbone: Path, out: Path, setup: str):
 
 
 def _job(config) -> TrainJob:
-    return TrainJob("stage2", f"stage 2: {config.setup}", config, Path(config.out) / "detector.pt")
+    return TrainJob("stage2", f"stage 2: {config.setup}", config, config.run_dir() / "detector.pt")
 
 
 def test_concurrent_stage_two_matches_in_process_training(tiny_data, dada_rgbd, dada_rgb, tmp_path):

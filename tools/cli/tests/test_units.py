@@ -290,7 +290,7 @@ def test_load_train_data_reports_progress_and_needs_good_samples(tiny_data: Path
     import threedsr
 
     cfg = threedsr.DetectorConfig.preset(
-        "cpu", setup="rgbd", data_root=str(tiny_data), category="puck", size=64
+        "cpu", setup="rgbd", data_root=str(tiny_data), category="puck", image_size=64
     )
     calls: list[tuple[int, int]] = []
     data = threedsr.load_train_data(cfg, progress=lambda d, t: calls.append((d, t)))
@@ -298,3 +298,12 @@ def test_load_train_data_reports_progress_and_needs_good_samples(tiny_data: Path
     assert calls and calls[-1] == (4, 4)
     with pytest.raises(threedsr.ThreedsrError, match=r"data_root and \.category are required"):
         threedsr.load_train_data(threedsr.DetectorConfig.preset("cpu", setup="rgbd"))
+
+
+def test_the_setup_option_lists_vqcore_setups() -> None:
+    # The CLI spells the enum out (importing vqcore at start-up would load torch); it must
+    # stay the one list vqcore defines.
+    import vqcore
+    from threedsr_cli.options import Setup
+
+    assert tuple(s.value for s in Setup) == vqcore.SETUPS

@@ -3,7 +3,13 @@ evaluation on top of a frozen ``vqcore`` backbone, for the ``rgbd``, ``depth`` a
 """
 
 from threedsr.checkpoint import KIND, DetectorInfo, detector_info, read_checkpoint
-from threedsr.config import DetectorConfig, ModelConfig
+from threedsr.config import (
+    AnomalyConfig,
+    DetectorConfig,
+    LossConfig,
+    ModelConfig,
+    PreprocessConfig,
+)
 from threedsr.data import TrainData, load_split, model_input, train_data_from_prepared
 from threedsr.errors import ThreedsrError
 from threedsr.evaluate import (
@@ -36,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "KIND",
     "PAPER_RESULTS",
+    "AnomalyConfig",
     "AnomalyUNet",
     "Detector",
     "DetectorConfig",
@@ -44,10 +51,12 @@ __all__ = [
     "FeatureAnomalyGenerator",
     "GeneralDecoderCopy",
     "InferenceGraph",
+    "LossConfig",
     "ModelConfig",
     "ObjectDecoder",
     "OnnxDetector",
     "Prediction",
+    "PreprocessConfig",
     "SamplePrediction",
     "SubspaceRestriction",
     "ThreeDSR",

@@ -31,14 +31,18 @@ __all__ = [
 
 KIND = "threedsr.detector"
 TRAIN_STATE_KIND = "threedsr.train_state"
-FORMAT_VERSION = 1
+# 2: ``detector_config`` is nested (model / preprocess / anomaly / loss parts) and uses stage 1's
+# names (out_dir, image_size, lr_milestones, lr_gamma). Format 1 wrote the flat config;
+# DetectorConfig.from_dict migrates it, so both are read.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS: tuple[int, ...] = (1, 2)
 DETECTOR_FILE = "detector.pt"
 TRAIN_STATE_FILE = "train_state.pt"
 
 # Config fields added after format 1 was fixed, with the value every detector written before
 # them was trained with. Without this, a missing field would take today's default (the
 # reference's choice) and an old detector would silently compute something it was not trained
-# for; the format version stays 1 because old files remain readable.
+# for. Both were added in format 1; ``precision`` stays a top-level field in format 2.
 LEGACY_MODEL_FIELDS: dict[str, Any] = {"objdec_res_skip": "identity"}
 LEGACY_DETECTOR_FIELDS: dict[str, Any] = {"precision": "auto"}
 
@@ -74,12 +78,13 @@ def detector_payload(
     *,
     step: int,
     finished: bool,
-    preprocess: dict[str, Any],
+    preprocess: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
     memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``Detector.load`` needs, as primitives and tensors only (``memory``: the
-    feature memory's state and calibration, see :mod:`threedsr.memory`; None = heads only)."""
+    """Everything ``Detector.load`` needs, as primitives and tensors only (``preprocess``: the
+    pcprep keywords, None = ``config.preprocess_kwargs()``; ``memory``: the feature memory's
+    state and calibration, see :mod:`threedsr.memory`; None = heads only)."""
     bb = model.backbone
     payload: dict[str, Any] = {
         "kind": KIND,
@@ -96,7 +101,7 @@ def detector_payload(
             name: {k: v.detach().cpu() for k, v in sd.items()}
             for name, sd in model.heads_state_dict().items()
         },
-        "preprocess": dict(preprocess),
+        "preprocess": dict(config.preprocess_kwargs() if preprocess is None else preprocess),
         "versions": package_versions(),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
     }
@@ -118,9 +123,10 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
         found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ThreedsrError(f"{p}: not a {kind} checkpoint (found kind {found!r})")
-    if ckpt.get("format_version") != FORMAT_VERSION:
+    if ckpt.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise ThreedsrError(
-            f"{p}: unsupported format version {ckpt.get('format_version')!r} (expected {FORMAT_VERSION})"
+            f"{p}: unsupported format version {ckpt.get('format_version')!r} (expected one of "
+            f"{READABLE_FORMAT_VERSIONS})"
         )
     if kind == KIND:
         _fill_legacy_fields(ckpt)

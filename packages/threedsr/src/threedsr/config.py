@@ -1,21 +1,49 @@
-"""Detector configuration: model widths (`ModelConfig`) and stage-2 training (`DetectorConfig`)."""
+"""Stage-2 configuration: ``DetectorConfig`` (schedule, runtime, memory and inference defaults)
+holding its parts (:mod:`threedsr.config_parts`: model widths, preprocessing, anomalies, loss)."""
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vqcore import PRECISIONS
+from vqcore import PRECISIONS, SETUPS, ConfigMixin, Setup, milestones_at, renamed_fields
 
+from threedsr.config_parts import AnomalyConfig, LossConfig, ModelConfig, PreprocessConfig
 from threedsr.descriptors import DESCRIPTOR_GROUPS
 from threedsr.errors import ThreedsrError
 
-__all__ = ["SETUPS", "DetectorConfig", "ModelConfig", "default_smoothing_size"]
+__all__ = [
+    "SETUPS",
+    "AnomalyConfig",
+    "DetectorConfig",
+    "LossConfig",
+    "ModelConfig",
+    "PreprocessConfig",
+    "Setup",
+    "default_smoothing_size",
+]
 
-SETUPS: tuple[str, ...] = ("rgbd", "depth", "rgb")
-Setup = Literal["rgbd", "depth", "rgb"]
+_PARTS: dict[str, type[ConfigMixin]] = {
+    "model": ModelConfig,
+    "preprocess": PreprocessConfig,
+    "anomaly": AnomalyConfig,
+    "loss": LossConfig,
+}
+
+# Former flat names (format 1 of detector.pt, and the keywords users wrote) -> current names.
+# Renamed fields take stage 1's spelling (StageOneConfig: out_dir, image_size, lr_milestones,
+# lr_gamma); the rest moved into a part.
+FORMER_NAMES: dict[str, str] = {
+    "out": "out_dir",
+    "size": "image_size",
+    "milestones": "lr_milestones",
+    "gamma": "lr_gamma",
+    **{name: f"preprocess.{name}" for name in PreprocessConfig.field_names()},
+    **{name: f"anomaly.{name}" for name in AnomalyConfig.field_names()},
+    **{name: f"loss.{name}" for name in LossConfig.field_names()},
+}
 
 
 def default_smoothing_size(setup: str) -> int:
@@ -28,113 +56,32 @@ def default_smoothing_size(setup: str) -> int:
     return 21 if setup == "depth" else 11
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Widths of the four trainable stage-2 modules. ``None`` means "derived from the backbone"
-    the way the reference derives it (SRM base = D/2, object decoder width = 2D, decoder hidden and
-    residual widths = the backbone's).
+class _RunFolder(str):
+    """``DetectorConfig.out_dir``: a plain ``str`` that can still be called the way the former
+    ``out_dir()`` method was (deprecated; use :meth:`DetectorConfig.run_dir`)."""
 
-    Example:
-        >>> ModelConfig.paper().unet_base, ModelConfig.cpu().srm_base
-        (32, 16)
-    """
+    __slots__ = ()
 
-    srm_base: int | None = None
-    objdec_width: int | None = None
-    objdec_bottleneck: int = 64
-    objdec_hidden: int | None = None
-    objdec_res_hidden: int | None = None
-    objdec_res_layers: int = 2
-    # Skip path of the object decoder's residual blocks. "relu": relu(x) + block(x), what the
-    # reference computes (its block opens with nn.ReLU(inplace=True), which overwrites x before
-    # the addition); "identity": x + block(x), the textbook form threedsr used before issue 13
-    # (and the one a detector.pt without this field was trained with, see checkpoint.py).
-    objdec_res_skip: Literal["relu", "identity"] = "relu"
-    unet_base: int = 32
-    # Reference init: N(0, 0.02) conv weights in the object decoder and UNet. At the narrow cpu
-    # widths that std makes the object decoder's output input-independent at init (|dy|/|y| ~ 5e-5
-    # vs 2e-2 with PyTorch's fan-in init), so in a few hundred steps it only learns the mean image
-    # and depth-only defects are missed. None = PyTorch's default (fan-in scaled) init.
-    init_std: float | None = 0.02
-    # "reference": the reference's ImageReconstructionNetwork trained from scratch (the objdec_*
-    # widths apply). "general_copy": a trainable copy of the backbone's general decoder, weights
-    # included (see GeneralDecoderCopy); the objdec_* widths are then unused.
-    object_decoder: Literal["reference", "general_copy"] = "reference"
-    # True: subspace restriction as identity + learned correction (see SubspaceRestriction).
-    srm_residual: bool = False
-    # Pooling levels of the subspace restriction (2 = the reference; see SubspaceRestriction).
-    srm_levels: int = 2
-    # What the anomaly UNet compares the object decoder's output with: "general" = the
-    # backbone's general reconstruction (the reference), "input" = the input image itself. A
-    # narrow CPU backbone reconstructs depth too coarsely (MAE ~0.03 of the [0.1, 0.9] range) for
-    # a small dent to survive in its general reconstruction; the input keeps it.
-    unet_input: Literal["general", "input"] = "general"
-
-    def __post_init__(self) -> None:
-        if self.objdec_res_skip not in ("relu", "identity"):
-            raise ThreedsrError(
-                "ModelConfig: objdec_res_skip must be 'relu' or 'identity', got "
-                f"{self.objdec_res_skip!r}"
-            )
-        if self.unet_input not in ("general", "input"):
-            raise ThreedsrError(
-                f"ModelConfig: unet_input must be 'general' or 'input', got {self.unet_input!r}"
-            )
-        if self.object_decoder not in ("reference", "general_copy"):
-            raise ThreedsrError(
-                "ModelConfig: object_decoder must be 'reference' or 'general_copy', got "
-                f"{self.object_decoder!r}"
-            )
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> ModelConfig:
-        """Spec widths (≈55 M trainable parameters with the paper backbone)."""
-        return cls(**overrides)
-
-    @classmethod
-    def cpu(cls, **overrides: Any) -> ModelConfig:
-        """Narrow modules, a 1-level SRM and a copy of the general decoder as the object decoder:
-        a class trains in minutes on 2 CPU cores."""
-        base: dict[str, Any] = dict(
-            srm_base=16,
-            objdec_width=16,
-            objdec_bottleneck=16,
-            objdec_hidden=32,
-            objdec_res_hidden=16,
-            objdec_res_layers=1,
-            # Unchanged from before issue 13 so no measured cpu figure moves (only used when
-            # object_decoder="reference" is chosen over the preset's general_copy).
-            objdec_res_skip="identity",
-            unet_base=8,
-            init_std=None,
-            # Departures measured to matter at CPU budgets (package README, rows 20-21).
-            object_decoder="general_copy",
-            srm_levels=1,
-            srm_residual=True,
+    def __call__(self) -> Path:
+        warnings.warn(
+            "DetectorConfig.out_dir() is deprecated: out_dir is now the field (use run_dir())",
+            DeprecationWarning,
+            stacklevel=2,
         )
-        base.update(overrides)
-        return cls(**base)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return cls(**_known(cls, data, "ModelConfig"))
+        return Path(self)
 
 
-def _known(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ThreedsrError(f"{what}: unknown fields {unknown}")
-    return dict(data)
-
-
+@renamed_fields
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(ConfigMixin):
     """Everything stage 2 needs. Defaults are the reference code's choices (what produced the
     paper's numbers); the paper's own wording is available through the documented options.
+
+    Former flat names (``size``, ``out``, ``milestones``, ``gamma``, and the fields that moved
+    into ``preprocess``/``anomaly``/``loss``, e.g. ``plane``, ``strength_range``,
+    ``focal_gamma``) are still accepted by the constructor, :meth:`replace` and as attributes,
+    with a DeprecationWarning; :meth:`preset` takes the moved ones as plain overrides (as it
+    takes :class:`ModelConfig` fields), and :meth:`from_dict` migrates older dicts silently.
 
     Args:
         setup: ``rgbd`` | ``depth`` | ``rgb``; must match the stage-1 backbone.
@@ -143,26 +90,14 @@ class DetectorConfig:
         backbone: stage-1 run folder or ``backbone.pt`` written by ``vqcore.train_dada``;
             None = the pretrained backbone of ``setup`` that ships with vqcore
             (:func:`vqcore.load_pretrained`).
-        out: run folder; ``<out>/detector.pt`` is written atomically.
+        out_dir: run folder; ``<out_dir>/detector.pt`` is written atomically (formerly ``out``).
         model: module widths (:class:`ModelConfig`).
-        size: model input side (384 in the paper); a multiple of 32.
-        batch_size, iterations, lr, milestones, gamma: Adam 2e-4, MultiStepLR x0.1 at 80 %.
-        strength_range: U(lo, hi) anomaly strength per sample and level (0.1, 1.0).
-        exclude_nearest: fraction of nearest codes never used as replacement (0.05).
-        shuffle_prob: per-batch probability of patch-shuffle replacement (0.5).
-        modality_split_prob: rgbd only: probability that a sample's feature anomaly is confined
-            to the depth or the RGB half of the codes (0 = the reference; see
-            :class:`~threedsr.generator.FeatureAnomalyGenerator`).
-        depth_anomaly_prob: rgbd/depth only: probability that a sample with an anomaly mask gets
-            an image-space depth deformation (a dent or a bump under the mask, through the real
-            encoder) instead of feature-space code replacement (0 = the reference).
-        depth_anomaly_amplitude: U(lo, hi) magnitude of that deformation, in normalised depth
-            units (the foreground spans [0.1, 0.9]); the sign is random.
-        image_anomaly_prob: all setups: probability that a sample with an anomaly mask gets its
-            anomaly drawn in image space (depth dent/bump and/or a procedural texture painted
-            into RGB, see :func:`threedsr.train.image_space_anomalies`) instead of feature-space
-            code replacement (0 = the reference). Excludes ``depth_anomaly_prob``.
-        paint_opacity: U(lo, hi) opacity of the painted texture.
+        preprocess: pcprep parameters (:class:`PreprocessConfig`).
+        anomaly: augmentation and synthetic anomalies (:class:`AnomalyConfig`).
+        loss: the loss terms (:class:`LossConfig`).
+        image_size: model input side (384 in the paper); a multiple of 32 (formerly ``size``).
+        batch_size, iterations, lr, lr_milestones, lr_gamma: Adam 2e-4, MultiStepLR x0.1 at
+            80 % (formerly ``milestones``, ``gamma``).
         memory_weight: weight of the feature-memory map (:mod:`threedsr.memory`) fused with the
             heads' map at inference: 0 = the heads alone (the reference), 1 = the memory alone.
             When > 0, training ends by storing the good scans' encoder features and both maps'
@@ -177,24 +112,14 @@ class DetectorConfig:
             distance (where on the object a cell lies); those the setup lacks are skipped.
         descriptor_weights: one weight per group, spread over its channels
             (:class:`threedsr.memory.MemoryFeatures`); None = every channel weighs 1.
-        mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).
-        zero_mask_prob: probability that a sample gets no anomaly (0.5).
-        rotation_deg: ±angle of the rotation augmentation (15).
-        rotate_mask_with_image: rotate the anomaly mask with the image (True); False = reference
-            parity (mask built in the unrotated frame, image rotated afterwards).
-        restrict_to_foreground: anomalies only on foreground ∩ valid (True, as the reference).
-        feature_loss: ``mse`` (code) or ``l1`` (paper).
-        mask_l1: add the L1 term on the softmax mask (True, code).
-        image_loss_weight: weight of the object-decoder MSE (10, code).
-        focal_gamma: focal loss gamma (2).
-        smoothing: ``box`` (code) or ``gaussian`` (paper) for maps and scores.
-        smoothing_size: kernel side; None = 11 (rgbd/rgb) / 21 (depth).
-        gaussian_sigma: sigma of the Gaussian option (4, as DRAEM/DSR's evaluation).
-        plane, fg_threshold, fill_iterations: pcprep preprocessing parameters.
+        smoothing, smoothing_size, gaussian_sigma: the smoothing a :class:`~threedsr.Detector`
+            uses unless its own options say otherwise (stored with the detector): ``box`` (code)
+            or ``gaussian`` (paper); box side (None = 11 rgbd/rgb, 21 depth); Gaussian sigma (4,
+            as DRAEM/DSR's evaluation). Training never reads them.
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         seed: seeds every random draw (data, anomalies, init).
         checkpoint_every: write ``detector.pt`` every N steps (and at the end / on Ctrl-C).
-        resume: continue from ``<out>/detector.pt`` + ``train_state.pt`` when present.
+        resume: continue from ``<out_dir>/detector.pt`` + ``train_state.pt`` when present.
         cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
         log_every: callback period in steps.
         compile: ``torch.compile`` the trainable modules (CUDA only pays).
@@ -205,51 +130,39 @@ class DetectorConfig:
 
     Example:
         >>> cfg = DetectorConfig.preset("cpu", setup="depth", iterations=10, unet_base=4)
-        >>> cfg.iterations, cfg.model.unet_base, cfg.milestones
-        (10, 4, (8,))
+        >>> cfg.iterations, cfg.model.unet_base, cfg.lr_milestones, cfg.anomaly.rotation_deg
+        (10, 4, (8,), 15.0)
     """
+
+    _error = ThreedsrError
+    _PRESET_MESSAGE = "unknown detector preset {name!r} (expected 'paper' or 'cpu')"
+    _NESTED = _PARTS
+    _ALIASES = FORMER_NAMES
 
     setup: Setup = "rgbd"
     data_root: str | None = None
     category: str | None = None
     backbone: str | None = None
-    out: str | None = None
+    out_dir: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
-    size: int = 384
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    image_size: int = 384
     batch_size: int = 16
     iterations: int = 30_000
     lr: float = 2e-4
-    milestones: tuple[int, ...] = (24_000,)
-    gamma: float = 0.1
-    strength_range: tuple[float, float] = (0.1, 1.0)
-    exclude_nearest: float = 0.05
-    shuffle_prob: float = 0.5
-    modality_split_prob: float = 0.0
-    depth_anomaly_prob: float = 0.0
-    depth_anomaly_amplitude: tuple[float, float] = (0.02, 0.25)
-    image_anomaly_prob: float = 0.0
-    paint_opacity: tuple[float, float] = (0.3, 1.0)
+    lr_milestones: tuple[int, ...] = (24_000,)
+    lr_gamma: float = 0.1
     memory_weight: float = 0.0
     memory_size: int = 40_000
     memory_features: Literal["encoder", "descriptors"] = "encoder"
     descriptor_scales: tuple[float, ...] = (1.0, 2.0, 4.0)
     descriptor_groups: tuple[str, ...] = ("surface", "colour")
     descriptor_weights: tuple[float, ...] | None = None
-    mask_threshold: tuple[float, float] = (0.4, 0.8)
-    zero_mask_prob: float = 0.5
-    rotation_deg: float = 15.0
-    rotate_mask_with_image: bool = True
-    restrict_to_foreground: bool = True
-    feature_loss: Literal["mse", "l1"] = "mse"
-    mask_l1: bool = True
-    image_loss_weight: float = 10.0
-    focal_gamma: float = 2.0
     smoothing: Literal["box", "gaussian"] = "box"
     smoothing_size: int | None = None
     gaussian_sigma: float = 4.0
-    plane: str = "robust"
-    fg_threshold: float = 0.005
-    fill_iterations: int = 2
     device: str = "auto"
     seed: int = 0
     checkpoint_every: int = 1000
@@ -260,88 +173,52 @@ class DetectorConfig:
     precision: Literal["auto", "fp32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
+        def fail(msg: str) -> None:
+            raise ThreedsrError(f"DetectorConfig: {msg}")
+
+        for name, part in _PARTS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, part.from_dict(value))
+            elif not isinstance(value, part):
+                fail(f"{name} must be a {part.__name__}, got {type(value).__name__}")
         if self.setup not in SETUPS:
-            raise ThreedsrError(
-                f"DetectorConfig: setup must be one of {SETUPS}, got {self.setup!r}"
-            )
-        if self.size % 32:
-            raise ThreedsrError(f"DetectorConfig: size must be a multiple of 32, got {self.size}")
+            fail(f"setup must be one of {SETUPS}, got {self.setup!r}")
+        if self.image_size % 32:
+            fail(f"image_size must be a multiple of 32, got {self.image_size}")
         if self.batch_size < 1 or self.iterations < 1:
-            raise ThreedsrError("DetectorConfig: batch_size and iterations must be positive")
-        lo, hi = self.strength_range
-        if not 0.0 <= lo <= hi <= 1.0:
-            raise ThreedsrError(
-                f"DetectorConfig: strength_range must lie in [0, 1], got {self.strength_range}"
-            )
-        if not 0.0 <= self.exclude_nearest < 1.0:
-            raise ThreedsrError(
-                f"DetectorConfig: exclude_nearest must be in [0, 1), got {self.exclude_nearest}"
-            )
-        if not 0.0 <= self.modality_split_prob <= 1.0:
-            raise ThreedsrError(
-                "DetectorConfig: modality_split_prob must be in [0, 1], got "
-                f"{self.modality_split_prob}"
-            )
-        if not 0.0 <= self.depth_anomaly_prob <= 1.0:
-            raise ThreedsrError(
-                f"DetectorConfig: depth_anomaly_prob must be in [0, 1], got {self.depth_anomaly_prob}"
-            )
-        if not 0.0 <= self.image_anomaly_prob <= 1.0:
-            raise ThreedsrError(
-                f"DetectorConfig: image_anomaly_prob must be in [0, 1], got {self.image_anomaly_prob}"
-            )
-        if self.image_anomaly_prob > 0 and self.depth_anomaly_prob > 0:
-            raise ThreedsrError(
-                "DetectorConfig: set image_anomaly_prob or depth_anomaly_prob, not both"
-            )
+            fail("batch_size and iterations must be positive")
         if not 0.0 <= self.memory_weight <= 1.0:
-            raise ThreedsrError(
-                f"DetectorConfig: memory_weight must be in [0, 1], got {self.memory_weight}"
-            )
+            fail(f"memory_weight must be in [0, 1], got {self.memory_weight}")
         if self.memory_size < 1:
-            raise ThreedsrError(f"DetectorConfig: memory_size must be >= 1, got {self.memory_size}")
+            fail(f"memory_size must be >= 1, got {self.memory_size}")
         if self.memory_features not in ("encoder", "descriptors"):
-            raise ThreedsrError(
-                "DetectorConfig: memory_features must be 'encoder' or 'descriptors', got "
-                f"{self.memory_features!r}"
+            fail(
+                f"memory_features must be 'encoder' or 'descriptors', got {self.memory_features!r}"
             )
         if not self.descriptor_scales or min(self.descriptor_scales) <= 0:
-            raise ThreedsrError(
-                f"DetectorConfig: descriptor_scales must be > 0, got {self.descriptor_scales}"
-            )
+            fail(f"descriptor_scales must be > 0, got {self.descriptor_scales}")
         unknown = set(self.descriptor_groups) - set(DESCRIPTOR_GROUPS)
         if not self.descriptor_groups or unknown:
-            raise ThreedsrError(
-                f"DetectorConfig: descriptor_groups must be some of {DESCRIPTOR_GROUPS}, got "
+            fail(
+                f"descriptor_groups must be some of {DESCRIPTOR_GROUPS}, got "
                 f"{self.descriptor_groups}"
             )
         if self.descriptor_weights is not None and (
             len(self.descriptor_weights) != len(self.descriptor_groups)
             or min(self.descriptor_weights) <= 0
         ):
-            raise ThreedsrError(
-                "DetectorConfig: descriptor_weights must be one positive number per group of "
+            fail(
+                "descriptor_weights must be one positive number per group of "
                 f"{self.descriptor_groups}, got {self.descriptor_weights}"
             )
-        if self.feature_loss not in ("mse", "l1"):
-            raise ThreedsrError(
-                f"DetectorConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
-            )
         if self.precision not in PRECISIONS:
-            raise ThreedsrError(
-                f"DetectorConfig: precision must be one of {PRECISIONS}, got {self.precision!r}"
-            )
+            fail(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.smoothing not in ("box", "gaussian"):
-            raise ThreedsrError(
-                f"DetectorConfig: smoothing must be 'box' or 'gaussian', got {self.smoothing!r}"
-            )
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
-        object.__setattr__(self, "strength_range", tuple(float(v) for v in self.strength_range))
-        object.__setattr__(self, "mask_threshold", tuple(float(v) for v in self.mask_threshold))
-        object.__setattr__(
-            self, "depth_anomaly_amplitude", tuple(float(v) for v in self.depth_anomaly_amplitude)
-        )
-        object.__setattr__(self, "paint_opacity", tuple(float(v) for v in self.paint_opacity))
+            fail(f"smoothing must be 'box' or 'gaussian', got {self.smoothing!r}")
+        if self.out_dir is not None:
+            object.__setattr__(self, "out_dir", _RunFolder(self.out_dir))
+        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
         object.__setattr__(
             self, "descriptor_scales", tuple(float(v) for v in self.descriptor_scales)
         )
@@ -353,12 +230,24 @@ class DetectorConfig:
 
     @property
     def filter_size(self) -> int:
-        """The smoothing kernel side actually used."""
+        """The smoothing kernel side a Detector uses by default."""
         return self.smoothing_size or default_smoothing_size(self.setup)
 
     @property
     def in_channels(self) -> int:
         return {"rgbd": 4, "depth": 1, "rgb": 3}[self.setup]
+
+    def preprocess_kwargs(self) -> dict[str, Any]:
+        """pcprep keywords the detector is trained with (``detector.pt``'s ``preprocess``)."""
+        return self.preprocess.kwargs(self.image_size)
+
+    def run_dir(self) -> Path:
+        """``out_dir`` as a Path; training needs it."""
+        if self.out_dir is None:
+            raise ThreedsrError(
+                "DetectorConfig: 'out_dir' (the run folder) is required for training"
+            )
+        return Path(self.out_dir)
 
     @classmethod
     def paper(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
@@ -378,13 +267,12 @@ class DetectorConfig:
         base: dict[str, Any] = dict(
             setup=setup,
             model=ModelConfig.cpu(),
-            size=256,
+            anomaly=AnomalyConfig(modality_split_prob=0.5, image_anomaly_prob=1.0),
+            image_size=256,
             batch_size=8,
             iterations=400,
             lr=1e-3,
             checkpoint_every=200,
-            modality_split_prob=0.5,
-            image_anomaly_prob=1.0,
             memory_weight=1.0,
             memory_size=100_000,
             memory_features="descriptors",
@@ -404,74 +292,39 @@ class DetectorConfig:
             # RGB alone gives no object mask: the colour descriptors then share the bank with the
             # dark support, which a dark stain matches (demo: I-AUROC 0.50 against 0.68 here).
             # RGB keeps session 5's recipe: encoder features fused with the heads at 128 px.
-            base.update(size=128, memory_features="encoder", memory_weight=0.7, memory_size=40_000)
+            base.update(
+                image_size=128, memory_features="encoder", memory_weight=0.7, memory_size=40_000
+            )
         return cls._build(base, overrides)
 
     @classmethod
     def preset(cls, name: str, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
-        """``paper`` or ``cpu`` by name. Keys of :class:`ModelConfig` are accepted as overrides
-        too; ``None`` overrides are ignored (so unset CLI flags keep the preset's value); when
-        ``iterations`` is overridden and ``milestones`` is not, the milestone moves to 80 % of the
-        new length (the reference's ``int(0.8 * epochs)``)."""
-        if name not in ("paper", "cpu"):
-            raise ThreedsrError(f"unknown detector preset {name!r} (expected 'paper' or 'cpu')")
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        return getattr(cls, name)(setup, **clean)
+        """``paper`` or ``cpu`` by name. The fields of the parts (:class:`ModelConfig`,
+        :class:`PreprocessConfig`, :class:`AnomalyConfig`, :class:`LossConfig`) are accepted as
+        plain overrides too; ``None`` overrides are ignored (so unset CLI flags keep the preset's
+        value); when ``lr_milestones`` is not given, the milestone is at 80 % of the run's length
+        (:func:`vqcore.milestones_at`, the reference's ``int(0.8 * epochs)``)."""
+        return super().preset(name, setup, **overrides)
 
     @classmethod
     def _build(cls, base: dict[str, Any], overrides: dict[str, Any]) -> DetectorConfig:
-        model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
-        model_over = {k: overrides.pop(k) for k in list(overrides) if k in model_fields}
-        if overrides.get("depth_anomaly_prob") and "image_anomaly_prob" not in overrides:
-            # The older depth-only option replaces the preset's image-space anomalies.
-            base["image_anomaly_prob"] = 0.0
-        base.update(overrides)
-        if model_over:
-            base["model"] = dataclasses.replace(base["model"], **model_over)
-        if "milestones" not in overrides:
-            # Every preset decays x0.1 at 80 % of its own length (the reference's
-            # int(0.8 * epochs)), whether or not the length was overridden.
-            base["milestones"] = (int(0.8 * int(base.get("iterations", cls.iterations))),)
-        _known(cls, base, "DetectorConfig")
-        return cls(**base)
-
-    def replace(self, **changes: Any) -> DetectorConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of primitives (safe for ``torch.load(weights_only=True)`` and JSON)."""
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        d["strength_range"] = list(self.strength_range)
-        d["mask_threshold"] = list(self.mask_threshold)
-        d["depth_anomaly_amplitude"] = list(self.depth_anomaly_amplitude)
-        d["paint_opacity"] = list(self.paint_opacity)
-        d["descriptor_scales"] = list(self.descriptor_scales)
-        d["descriptor_groups"] = list(self.descriptor_groups)
-        if self.descriptor_weights is not None:
-            d["descriptor_weights"] = list(self.descriptor_weights)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
-        d = _known(cls, data, "DetectorConfig")
-        if isinstance(d.get("model"), dict):
-            d["model"] = ModelConfig.from_dict(d["model"])
-        for key in (
-            "milestones",
-            "strength_range",
-            "mask_threshold",
-            "depth_anomaly_amplitude",
-            "paint_opacity",
-            "descriptor_scales",
-            "descriptor_groups",
-            "descriptor_weights",
+        over = cls._resolve(overrides, flat_ok=True)
+        anomaly = over.get("anomaly")
+        if (
+            isinstance(anomaly, dict)
+            and anomaly.get("depth_anomaly_prob")
+            and "image_anomaly_prob" not in anomaly
         ):
-            if d.get(key) is not None:
-                d[key] = tuple(d[key])
-        return cls(**d)
-
-    def out_dir(self) -> Path:
-        if self.out is None:
-            raise ThreedsrError("DetectorConfig: 'out' (the run folder) is required for training")
-        return Path(self.out)
+            # The older depth-only option replaces the preset's image-space anomalies.
+            anomaly["image_anomaly_prob"] = 0.0
+        for name, part in _PARTS.items():
+            if isinstance(over.get(name), dict):
+                current = base.get(name) or part()
+                base[name] = current.replace(**over.pop(name))
+        base.update(over)
+        if "lr_milestones" not in over:
+            # Every preset decays x0.1 at 80 % of its own length, whether or not the length was
+            # overridden.
+            base["lr_milestones"] = milestones_at(base.get("iterations", cls.iterations))
+        cls._check_known(base)
+        return cls(**base)

@@ -83,7 +83,7 @@ class InferenceGraph(nn.Module):
         self.size = int(size)
         self.smoothing = str(detector.smoothing)
         self.filter_size = int(detector.filter_size)
-        self.sigma = float(detector.config.gaussian_sigma)
+        self.sigma = float(detector.gaussian_sigma)
         memory = detector.memory
         weight = float(detector.memory_weight)
         self.use_memory = memory is not None and weight > 0

@@ -66,10 +66,12 @@ class Detector:
 
     Args:
         model: the :class:`ThreeDSR` (moved to ``device``, eval mode).
-        config: its training configuration (setup, smoothing, preprocessing parameters).
+        config: its training configuration (setup, preprocessing parameters, and the smoothing
+            it was trained to be used with: the defaults of the three smoothing options).
         device: where to run.
-        smoothing: ``box`` | ``gaussian`` | ``none``; None = the config's (box).
-        filter_size: box size; None = the config's (11 rgbd/rgb, 21 depth).
+        smoothing: ``box`` | ``gaussian`` | ``none``; None = ``config.smoothing`` (box).
+        filter_size: box size; None = ``config.smoothing_size``, else 11 (rgbd/rgb) / 21 (depth).
+        gaussian_sigma: sigma of ``gaussian``; None = ``config.gaussian_sigma`` (4).
         batch_size: images per forward pass; None = 8 on CUDA, 1 on CPU (on CPU batching
             measured slower than one image at a time, see docs/bench/threedsr.md).
         channels_last: None = on for CUDA and for CPU bf16, off for CPU fp32 (there it
@@ -110,6 +112,7 @@ class Detector:
         device: torch.device | str = "cpu",
         smoothing: str | None = None,
         filter_size: int | None = None,
+        gaussian_sigma: float | None = None,
         batch_size: int | None = None,
         channels_last: bool | None = None,
         bf16: bool | None = None,
@@ -124,9 +127,14 @@ class Detector:
         self.device = vqcore.resolve_device(device)
         self.config = config
         self.model = model.to(self.device).eval()
+        # The smoothing is the detector's own (inference) option; the config only supplies the
+        # defaults the detector was trained and evaluated with.
         self.smoothing = smoothing or config.smoothing
         self.filter_size = (
             filter_size or config.smoothing_size or default_smoothing_size(model.setup)
+        )
+        self.gaussian_sigma = float(
+            config.gaussian_sigma if gaussian_sigma is None else gaussian_sigma
         )
         self.batch_size = int(batch_size or (8 if self.device.type == "cuda" else 1))
         self.bf16 = self.device.type == "cuda" if bf16 is None else bool(bf16)
@@ -162,16 +170,7 @@ class Detector:
             raise ThreedsrError(
                 f"{path or 'detector'}: has no feature memory (trained with memory_weight=0)"
             )
-        self.preprocess = (
-            dict(preprocess)
-            if preprocess is not None
-            else {
-                "size": config.size,
-                "plane": config.plane,
-                "fg_threshold": config.fg_threshold,
-                "fill_iterations": config.fill_iterations,
-            }
-        )
+        self.preprocess = dict(preprocess) if preprocess is not None else config.preprocess_kwargs()
 
     @property
     def setup(self) -> str:
@@ -196,7 +195,8 @@ class Detector:
             run: run folder or checkpoint file.
             device: ``auto`` | ``cpu`` | ``cuda``.
             setup: when given, the checkpoint's setup must be this one.
-            **kwargs: :class:`Detector` options (smoothing, filter_size, batch_size, ...).
+            **kwargs: :class:`Detector` options (smoothing, filter_size, gaussian_sigma,
+                batch_size, ...).
 
         Raises:
             ThreedsrError: missing, truncated, wrong-kind or wrong-setup file (one line naming it).
@@ -293,7 +293,7 @@ class Detector:
                     raw = fuse_maps(
                         heads, dist, self._heads_cal, self._memory_cal, self.memory_weight
                     )
-                sm = smooth_maps(raw, self.smoothing, self.filter_size, self.config.gaussian_sigma)
+                sm = smooth_maps(raw, self.smoothing, self.filter_size, self.gaussian_sigma)
                 maps.append(sm.cpu())
                 raws.append(raw.cpu())
         m = torch.cat(maps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,7 +50,7 @@ TrainEvent = vqcore.TrainEvent
 class TrainResult(NamedTuple):
     """What ``train_detector`` returns."""
 
-    path: Path  # <out>/detector.pt
+    path: Path  # <out_dir>/detector.pt
     step: int
     metrics: dict[str, float]
     seconds: float
@@ -60,13 +61,13 @@ Callback = Callable[[TrainEvent], Any]
 
 
 def preprocess_params(config: DetectorConfig) -> dict[str, Any]:
-    """pcprep keywords the detector was trained with (stored in the checkpoint)."""
-    return {
-        "size": config.size,
-        "plane": config.plane,
-        "fg_threshold": config.fg_threshold,
-        "fill_iterations": config.fill_iterations,
-    }
+    """Deprecated: ``config.preprocess_kwargs()`` (the pcprep keywords stored in the checkpoint)."""
+    warnings.warn(
+        "threedsr.train.preprocess_params(config) is deprecated; use config.preprocess_kwargs()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return config.preprocess_kwargs()
 
 
 def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, int]:
@@ -101,7 +102,7 @@ def load_train_data(
         config.data_root,
         config.category,
         "train",
-        preprocess_params(config),
+        config.preprocess_kwargs(),
         cache_dir=config.cache_dir,
         progress=progress,
     )
@@ -126,20 +127,21 @@ def make_batch(
     x = data.x[idx].to(device, non_blocking=True)
     fg = data.foreground[idx].to(device, non_blocking=True)
     h, w = x.shape[2:]
+    aug = config.anomaly
     perlin = anomaly_masks(
         batch_size,
         (h, w),
         rng=rng,
-        threshold=config.mask_threshold,
-        zero_prob=config.zero_mask_prob,
+        threshold=aug.mask_threshold,
+        zero_prob=aug.zero_mask_prob,
     )
     mask = torch.from_numpy(perlin[:, None]).to(device)
-    if config.restrict_to_foreground:
+    if aug.restrict_to_foreground:
         mask = mask * fg
-    angles = rng.uniform(-config.rotation_deg, config.rotation_deg, batch_size)
-    if config.rotation_deg > 0:
+    angles = rng.uniform(-aug.rotation_deg, aug.rotation_deg, batch_size)
+    if aug.rotation_deg > 0:
         x = rotate(x, angles)
-        if config.rotate_mask_with_image:
+        if aug.rotate_mask_with_image:
             mask = rotate(mask, angles, mode="nearest")
     return x, mask
 
@@ -153,8 +155,8 @@ def generate_anomalies(
     rng: np.random.Generator,
     tgen: torch.Generator | None = None,
 ) -> tuple[GeneratedAnomalies, torch.Tensor]:
-    """Feature-space anomalies (the reference), and with ``config.image_anomaly_prob`` (or the
-    older ``depth_anomaly_prob``) > 0 some samples' anomalies made in image space instead: the
+    """Feature-space anomalies (the reference), and with ``config.anomaly.image_anomaly_prob`` (or
+    the older ``depth_anomaly_prob``) > 0 some samples' anomalies made in image space instead: the
     input is changed under the mask (depth pushed in or out, a foreign texture painted into the
     colour) and encoded by the frozen backbone, so the detector also trains on what a real defect
     does to the codes. The feature-loss targets stay the clean codes and the ground truth is the
@@ -167,9 +169,9 @@ def generate_anomalies(
     """
     sel = np.zeros(x.shape[0], dtype=bool)
     has = (mask.flatten(1).amax(dim=1) > 0).cpu().numpy()
-    prob = config.image_anomaly_prob
+    prob = config.anomaly.image_anomaly_prob
     if prob == 0 and config.setup in ("rgbd", "depth"):
-        prob = config.depth_anomaly_prob
+        prob = config.anomaly.depth_anomaly_prob
     if prob > 0:
         sel = has & (rng.random(x.shape[0]) < prob)
     if not sel.any():
@@ -197,14 +199,14 @@ def image_space_anomalies(
     ``depth_anomaly_prob`` option) only depth is changed."""
     n = x.shape[0]
     setup = config.setup
-    if setup == "rgbd" and config.image_anomaly_prob > 0:
+    if setup == "rgbd" and config.anomaly.image_anomaly_prob > 0:
         which = rng.integers(0, 3, n)  # 0 depth, 1 RGB, 2 both
     else:
         which = np.full(n, 0 if setup in ("rgbd", "depth") else 1)
     out = x
     d = np.flatnonzero(which != 1)
     if d.size:
-        lo, hi = config.depth_anomaly_amplitude
+        lo, hi = config.anomaly.depth_anomaly_amplitude
         amp = np.zeros(n)
         amp[d] = rng.uniform(lo, hi, d.size) * rng.choice((-1.0, 1.0), d.size)
         out = deform_depth(out, mask, amp)
@@ -216,7 +218,7 @@ def image_space_anomalies(
         paint[torch.as_tensor(c, device=x.device)] = (
             torch.from_numpy(tex).permute(0, 3, 1, 2).to(x.device, x.dtype)
         )
-        lo, hi = config.paint_opacity
+        lo, hi = config.anomaly.paint_opacity
         opacity = np.zeros(n)
         opacity[c] = rng.uniform(lo, hi, c.size)
         out = paint_rgb(out, mask, paint, opacity, first=1 if setup == "rgbd" else 0)
@@ -256,7 +258,6 @@ def _save_all(
         config,
         step=step,
         finished=finished,
-        preprocess=preprocess_params(config),
         metrics=metrics,
         memory=memory,
     )
@@ -309,14 +310,15 @@ def build_memory(
     }
 
 
+#: Fields (dotted for a part's: ``anomaly.rotation_deg``) a run may change when it resumes.
 _RESUME_FREE = {
     "iterations",
-    "milestones",
+    "lr_milestones",
     "checkpoint_every",
     "log_every",
     "device",
     "resume",
-    "out",
+    "out_dir",
     "cache_dir",
     "compile",
     # Arithmetic, like the device: a run may continue in another precision.
@@ -329,7 +331,23 @@ _RESUME_FREE = {
     "descriptor_scales",
     "descriptor_groups",
     "descriptor_weights",
+    # Inference defaults: training never reads them.
+    "smoothing",
+    "smoothing_size",
+    "gaussian_sigma",
 }
+
+
+def _changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields that differ between two configs, parts searched field by field."""
+    out = []
+    for f in dataclasses.fields(new):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if dataclasses.is_dataclass(b) and type(a) is type(b):
+            out += _changed_fields(a, b, f"{prefix}{f.name}.")
+        elif a != b:
+            out.append(prefix + f.name)
+    return out
 
 
 def _try_resume(
@@ -350,11 +368,7 @@ def _try_resume(
             )
         heads = state["heads_state"]  # detector.pt's write was cut short: the state is newer
     old = DetectorConfig.from_dict(ckpt["detector_config"])
-    diffs = [
-        f.name
-        for f in dataclasses.fields(DetectorConfig)
-        if f.name not in _RESUME_FREE and getattr(old, f.name) != getattr(config, f.name)
-    ]
+    diffs = [name for name in _changed_fields(old, config) if name not in _RESUME_FREE]
     if diffs:
         raise ThreedsrError(
             f"{det}: holds a different run (differs in {', '.join(diffs)}); use a new --out"
@@ -364,7 +378,7 @@ def _try_resume(
     model.load_heads_state_dict(heads)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    scheduler.milestones = type(scheduler.milestones)(config.milestones)
+    scheduler.milestones = type(scheduler.milestones)(config.lr_milestones)
     return int(state["step"])
 
 
@@ -385,17 +399,17 @@ def train_detector(
     Under ``torchrun`` the heads are wrapped in DDP and each rank draws ``batch_size / world``.
 
     Args:
-        config: see :class:`DetectorConfig`; ``out`` is required.
+        config: see :class:`DetectorConfig`; ``out_dir`` is required.
         callbacks: callable(s) receiving :class:`TrainEvent` every ``log_every`` steps and at the end.
         backbone: a stage-1 model to use instead of loading ``config.backbone``.
         data: :class:`TrainData` or `Prepared` records instead of reading ``config.data_root``.
 
     Returns:
-        :class:`TrainResult`; ``<out>/detector.pt`` is written atomically (also every
+        :class:`TrainResult`; ``<out_dir>/detector.pt`` is written atomically (also every
         ``checkpoint_every`` steps and on Ctrl-C, which then re-raises).
     """
     cbs = vqcore.as_callbacks(callbacks)
-    out = config.out_dir()
+    out = config.run_dir()
     info = vqcore.init_distributed(config.device)
     try:
         result = _train(config, cbs, backbone, data, out, info.device, info)
@@ -428,9 +442,9 @@ def _train(
         data = load_train_data(config)
     elif not isinstance(data, TrainData):
         data = train_data_from_prepared(list(data), config.setup)
-    if data.x.shape[2] != config.size or data.x.shape[3] != config.size:
+    if data.x.shape[2] != config.image_size or data.x.shape[3] != config.image_size:
         raise ThreedsrError(
-            f"training data is {tuple(data.x.shape[2:])}, config.size is {config.size}"
+            f"training data is {tuple(data.x.shape[2:])}, config.image_size is {config.image_size}"
         )
     if config.batch_size % info.world_size:
         raise ThreedsrError(
@@ -446,7 +460,7 @@ def _train(
     heads = [p for m in model.trainable_modules().values() for p in m.parameters()]
     optimizer = torch.optim.Adam(heads, lr=config.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, list(config.milestones), config.gamma
+        optimizer, list(config.lr_milestones), config.lr_gamma
     )
     start = _try_resume(out, model, config, optimizer, scheduler) if config.resume else 0
     if not config.resume and (out / DETECTOR_FILE).exists():
@@ -460,10 +474,10 @@ def _train(
     if config.compile:
         runner = torch.compile(runner)  # type: ignore[assignment]
     generator = FeatureAnomalyGenerator(
-        config.strength_range,
-        config.exclude_nearest,
-        config.shuffle_prob,
-        modality_split_prob=config.modality_split_prob,
+        config.anomaly.strength_range,
+        config.anomaly.exclude_nearest,
+        config.anomaly.shuffle_prob,
+        modality_split_prob=config.anomaly.modality_split_prob,
     )
     autocast = vqcore.training_autocast(config.precision, device)
     fuse = config.memory_weight > 0
@@ -506,10 +520,10 @@ def _train(
                 gen.q_bot,
                 o.object_recon,
                 x,
-                gamma=config.focal_gamma,
-                mask_l1=config.mask_l1,
-                feature_loss=config.feature_loss,
-                image_weight=config.image_loss_weight,
+                gamma=config.loss.focal_gamma,
+                mask_l1=config.loss.mask_l1,
+                feature_loss=config.loss.feature_loss,
+                image_weight=config.loss.image_loss_weight,
             )
             if not torch.isfinite(losses.total):
                 raise ThreedsrError(f"stage-2 loss became {losses.total.item()} at step {step}")

@@ -22,6 +22,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import SETUPS, BackboneConfig, Setup
+from .config_base import ConfigMixin, milestones_at, renamed_fields
 from .data import ImageFolderSource, ProceduralRGBSource, StageOneBatches
 from .device import PRECISIONS, resolve_device, training_autocast, uses_bf16
 from .distributed import DistContext, init_distributed
@@ -77,6 +78,7 @@ __all__ = [
     "SETUPS",
     "BackboneConfig",
     "CheckpointInfo",
+    "ConfigMixin",
     "DepthVQVAE",
     "DiscreteAutoencoder",
     "DistContext",
@@ -110,11 +112,13 @@ __all__ = [
     "interleave_groups",
     "load_backbone",
     "load_pretrained",
+    "milestones_at",
     "nearest_codes",
     "pretrained_manifest",
     "pretrained_path",
     "read_checkpoint",
     "reconstruction_loss",
+    "renamed_fields",
     "resolve_device",
     "save_checkpoint",
     "sha256_of",

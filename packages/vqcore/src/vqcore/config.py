@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .config_base import SETUPS, ConfigMixin, Setup
 from .errors import VqcoreError
 
 __all__ = ["SETUPS", "BackboneConfig", "Setup"]
 
-Setup = Literal["rgbd", "depth", "rgb"]
-SETUPS: tuple[str, ...] = ("rgbd", "depth", "rgb")
-
 
 @dataclass(frozen=True)
-class BackboneConfig:
+class BackboneConfig(ConfigMixin):
     """Widths and codebooks of a two-level discrete autoencoder.
 
     Args:
@@ -40,6 +37,11 @@ class BackboneConfig:
         >>> BackboneConfig.from_dict(BackboneConfig.cpu("depth").to_dict()) == BackboneConfig.cpu("depth")
         True
     """
+
+    _error = VqcoreError
+    _PRESET_MESSAGE = "unknown backbone preset {name!r} (expected 'paper' or 'cpu')"
+    # None is a meaningful override here (init_std=None: PyTorch's default init).
+    _PRESET_DROPS_NONE = False
 
     setup: Setup = "rgbd"
     hidden: int = 256
@@ -108,23 +110,3 @@ class BackboneConfig:
         )
         base.update(overrides)
         return cls(setup=setup, **base)
-
-    @classmethod
-    def preset(cls, name: str, setup: Setup = "rgbd", **overrides: Any) -> BackboneConfig:
-        """``paper`` or ``cpu`` preset by name."""
-        if name not in ("paper", "cpu"):
-            raise VqcoreError(f"unknown backbone preset {name!r} (expected 'paper' or 'cpu')")
-        return getattr(cls, name)(setup, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (safe for ``torch.load(weights_only=True)``)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BackboneConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise VqcoreError(f"BackboneConfig: unknown fields {unknown}")
-        return cls(**data)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from .config import SETUPS, BackboneConfig, Setup
+from .config import BackboneConfig
+from .config_base import SETUPS, ConfigMixin, Setup, milestones_at
 from .device import check_precision
 from .errors import VqcoreError
 
@@ -17,7 +17,7 @@ PRESETS = ("paper", "cpu")
 
 
 @dataclass(frozen=True)
-class StageOneConfig:
+class StageOneConfig(ConfigMixin):
     """Everything :func:`vqcore.train_dada` needs.
 
     Args:
@@ -57,6 +57,11 @@ class StageOneConfig:
         >>> cfg.iterations, cfg.backbone.hidden, cfg.image_size
         (10, 64, 64)
     """
+
+    _error = VqcoreError
+    _PRESETS = PRESETS
+    _PRESET_MESSAGE = "unknown stage-1 preset {name!r} (expected one of {presets})"
+    _NESTED: ClassVar[dict[str, type[ConfigMixin]]] = {"backbone": BackboneConfig}
 
     setup: Setup = "rgbd"
     backbone: BackboneConfig | None = None
@@ -139,7 +144,7 @@ class StageOneConfig:
             batch_size=64,
             iterations=iterations,
             lr=2e-4,
-            lr_milestones=(int(0.8 * iterations), int(0.9 * iterations)),
+            lr_milestones=milestones_at(iterations, 0.8, 0.9),
             loss="l2" if setup == "depth" else "l1",
             num_workers=4,
             log_every=50,
@@ -163,7 +168,7 @@ class StageOneConfig:
             batch_size=8,
             iterations=iterations,
             lr=1e-3,
-            lr_milestones=(int(0.8 * iterations), int(0.9 * iterations)),
+            lr_milestones=milestones_at(iterations, 0.8, 0.9),
             loss="l2" if setup == "depth" else "l1",
             num_workers=0,
             log_every=10,
@@ -173,38 +178,3 @@ class StageOneConfig:
         )
         base.update(overrides)
         return cls(**base)
-
-    @classmethod
-    def preset(cls, name: str, setup: Setup = "rgbd", **overrides: Any) -> StageOneConfig:
-        """Build a preset by name (``paper`` or ``cpu``); ``None`` overrides are ignored so CLI
-        flags that were not given keep the preset's value."""
-        if name not in PRESETS:
-            raise VqcoreError(f"unknown stage-1 preset {name!r} (expected one of {PRESETS})")
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        return getattr(cls, name)(setup, **clean)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of str/int/float/bool/None/list (checkpoint- and JSON-safe)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, BackboneConfig):
-                value = value.to_dict()
-            elif isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StageOneConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise VqcoreError(f"StageOneConfig: unknown fields {unknown}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> StageOneConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)

@@ -50,6 +50,8 @@ class ExportFormat(StrEnum):
 
 
 class Setup(StrEnum):
+    # vqcore.SETUPS, spelled out: importing vqcore here would load torch at start-up (a test
+    # keeps the two equal).
     rgbd = "rgbd"
     depth = "depth"
     rgb = "rgb"

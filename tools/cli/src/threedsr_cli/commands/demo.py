@@ -22,6 +22,8 @@ from threedsr_cli.ui import UI
 
 __all__ = ["DemoProfile", "demo_command"]
 
+# The setups the demo compares (a subset of vqcore.SETUPS, which the CLI does not import at
+# start-up: importing vqcore loads torch).
 SETUPS = ("rgbd", "rgb")
 
 
@@ -156,9 +158,9 @@ def _detector_config(
         data_root=str(data),
         category=profile.category,
         backbone=None if backbone is None else str(backbone),
-        out=str(out),
+        out_dir=str(out),
         iterations=profile.detector_iterations,
-        size=profile.detector_size,
+        image_size=profile.detector_size,
         batch_size=profile.detector_batch,
         checkpoint_every=max(1, profile.detector_iterations // 4),
         device=device,

@@ -29,7 +29,7 @@ def run_stage_two(ui: UI, config: Any, data: Any, description: str) -> Any:
         with ui.training(description, config.iterations) as on_event:
             return threedsr.train_detector(config, on_event, data=data)
     except KeyboardInterrupt:
-        ckpt = Path(config.out) / "detector.pt"
+        ckpt = config.run_dir() / "detector.pt"
         raise Interrupted(ckpt if ckpt.exists() else None) from None
 
 
@@ -78,10 +78,10 @@ def train_command(
         data_root=str(data),
         category=category,
         backbone=backbone,
-        out=str(out),
+        out_dir=str(out),
         iterations=iterations,
         batch_size=batch_size,
-        size=size,
+        image_size=size,
         cache_dir=None if cache_dir is None else str(cache_dir),
         precision=precision,
         device=str(dev),
@@ -96,16 +96,16 @@ def train_command(
         "dada": "pretrained" if backbone is None else str(backbone_file.resolve()),
         "iterations": config.iterations,
         "batch_size": config.batch_size,
-        "size": config.size,
+        "size": config.image_size,  # run.json keeps the CLI's option names
         "seed": seed,
     }
-    check_batch_memory(config.batch_size, config.size, dev, "--batch-size")
+    check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
     run = claim_run(out, "train", settings, resume=resume, overwrite=overwrite)
     ui.info(
         f"stage 2: {setup} detector for {category!r}, preset {preset}, backbone "
         f"{'pretrained (' + backbone_file.name + ')' if backbone is None else backbone_file}, "
         f"{config.iterations} "
-        f"iterations, batch {config.batch_size}, {config.size}px, on {dev} ({config.precision})"
+        f"iterations, batch {config.batch_size}, {config.image_size}px, on {dev} ({config.precision})"
     )
     start = time.perf_counter()
     # On a failure before the first checkpoint (bad data, out of memory, Ctrl-C) the folder goes
