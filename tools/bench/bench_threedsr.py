@@ -342,9 +342,7 @@ def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> f
         x, mask = make_batch(data, cfg, batch, rng, torch.device("cpu"))
         a = gen(model.backbone, x, mask, rng=rng)
         o = model(q_top=a.q_top_anom, q_bot=a.q_bot_anom)
-        loss = stage2_losses(
-            o.logits, a.gt, o.srm_top, o.srm_bot, a.q_top, a.q_bot, o.object_recon, x
-        )
+        loss = stage2_losses(o, a, x)
         opt.zero_grad(set_to_none=True)
         loss.total.backward()
         opt.step()

@@ -146,3 +146,81 @@ def test_generator_is_deterministic() -> None:
     a = gen(bb, x, mask, rng=5, generator=torch.Generator().manual_seed(1))
     b = gen(bb, x, mask, rng=5, generator=torch.Generator().manual_seed(1))
     assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))
+
+
+def _former_sample_codes(
+    features, codebook, cell_mask, strengths, *, exclude_nearest, generator, block_elements
+):
+    # sample_codes before issue 15 item 3 (its own addmm/topk loop), the reference of the port to
+    # vqcore.search.ranked_codes.
+    b, d, h, w = features.shape
+    k = codebook.shape[0]
+    cb = codebook.to(features.dtype)
+    cb_sq = (cb * cb).sum(dim=1)
+    strengths = [float(s) for s in np.asarray(torch.as_tensor(strengths).cpu())]
+    indices = torch.full((b, h * w), -1, dtype=torch.long, device=features.device)
+    flat_all = features.permute(0, 2, 3, 1).reshape(b, h * w, d)
+    mask_flat = cell_mask.reshape(b, h * w)
+    for i in range(b):
+        cells = mask_flat[i].nonzero(as_tuple=True)[0]
+        if cells.numel() == 0:
+            continue
+        lo, hi = code_rank_bounds(strengths[i], k, exclude_nearest)
+        ranks = torch.randint(lo, hi, (cells.numel(),), generator=generator, device=features.device)
+        rows = max(1, block_elements // k)
+        for start in range(0, cells.numel(), rows):
+            part = cells[start : start + rows]
+            x = flat_all[i, part]
+            dist = torch.addmm(cb_sq.unsqueeze(0), x, cb.t(), alpha=-2.0)
+            _, order = torch.topk(dist, hi, dim=1, largest=False, sorted=True)
+            indices[i, part] = order.gather(1, ranks[start : start + rows, None]).squeeze(1)
+    codes = torch.zeros(b, h * w, d, dtype=features.dtype, device=features.device)
+    chosen = indices >= 0
+    codes[chosen] = cb[indices[chosen]]
+    return codes.view(b, h, w, d).permute(0, 3, 1, 2), indices.view(b, h, w)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    b=st.integers(1, 3),
+    k=st.integers(1, 80),
+    d=st.integers(1, 6),
+    block=st.sampled_from([1, 7, 64, 500, 1 << 22]),
+    ex=st.floats(0.0, 0.3),
+    ties=st.booleans(),
+    density=st.floats(0.0, 1.0),
+)
+def test_sample_codes_equals_the_former_search(
+    seed: int, b: int, k: int, d: int, block: int, ex: float, ties: bool, density: float
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    if ties:  # small integers: exact equal distances, so topk's order of equals is compared too
+        codebook = torch.randint(-2, 3, (k, d), generator=g).float()
+        feats = torch.randint(-2, 3, (b, d, 4, 5), generator=g).float()
+    else:
+        codebook = torch.randn(k, d, generator=g)
+        feats = torch.randn(b, d, 4, 5, generator=g)
+    mask = torch.rand(b, 4, 5, generator=g) < density
+    strengths = torch.rand(b, generator=g).numpy()
+    g_new, g_old = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    new = sample_codes(
+        feats,
+        codebook,
+        mask,
+        strengths,
+        exclude_nearest=ex,
+        generator=g_new,
+        block_elements=block,
+    )
+    old = _former_sample_codes(
+        feats,
+        codebook,
+        mask,
+        strengths,
+        exclude_nearest=ex,
+        generator=g_old,
+        block_elements=block,
+    )
+    assert torch.equal(new[0], old[0]) and torch.equal(new[1], old[1])
+    assert torch.equal(g_new.get_state(), g_old.get_state())  # same draws

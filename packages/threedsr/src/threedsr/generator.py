@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from vqcore.search import DEFAULT_BLOCK_ELEMENTS, ranked_codes
 
 __all__ = [
     "FeatureAnomalyGenerator",
@@ -55,12 +56,13 @@ def sample_codes(
     *,
     exclude_nearest: float = 0.05,
     generator: torch.Generator | None = None,
-    block_elements: int = 1 << 22,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
     """Draw a replacement code for every masked cell among its ``[lo, hi)``-ranked neighbours.
 
     Distances are from the *pre-quantisation* feature to every code, computed only for masked
-    cells and in row chunks of at most ``block_elements`` (cells x K) entries.
+    cells and in row chunks of at most ``block_elements`` (cells x K) entries, and ranked by
+    :func:`vqcore.search.ranked_codes` (the search of the quantizers' ``nearest_k``).
 
     Args:
         features: (B, D, h, w) pre-quantisation features.
@@ -84,7 +86,6 @@ def sample_codes(
     b, d, h, w = features.shape
     k = codebook.shape[0]
     cb = codebook.to(features.dtype)
-    cb_sq = (cb * cb).sum(dim=1)
     strengths = [float(s) for s in np.asarray(torch.as_tensor(strengths).cpu())]
     indices = torch.full((b, h * w), -1, dtype=torch.long, device=features.device)
     flat_all = features.permute(0, 2, 3, 1).reshape(b, h * w, d)
@@ -95,14 +96,11 @@ def sample_codes(
             continue
         lo, hi = code_rank_bounds(strengths[i], k, exclude_nearest)
         ranks = torch.randint(lo, hi, (cells.numel(),), generator=generator, device=features.device)
-        rows = max(1, block_elements // k)
-        for start in range(0, cells.numel(), rows):
-            part = cells[start : start + rows]
-            x = flat_all[i, part]
-            dist = torch.addmm(cb_sq.unsqueeze(0), x, cb.t(), alpha=-2.0)
-            # |x|^2 is constant per row: ranks do not need it.
-            _, order = torch.topk(dist, hi, dim=1, largest=False, sorted=True)
-            indices[i, part] = order.gather(1, ranks[start : start + rows, None]).squeeze(1)
+        # |x|^2 is constant per row: ranks do not need it (row_norms=False).
+        _, picked = ranked_codes(
+            flat_all[i, cells], cb, hi, ranks=ranks, row_norms=False, block_elements=block_elements
+        )
+        indices[i, cells] = picked
     codes = torch.zeros(b, h * w, d, dtype=features.dtype, device=features.device)
     chosen = indices >= 0
     codes[chosen] = cb[indices[chosen]]
@@ -203,7 +201,7 @@ class FeatureAnomalyGenerator:
     exclude_nearest: float = 0.05
     shuffle_prob: float = 0.5
     modality_split_prob: float = 0.0
-    block_elements: int = 1 << 22
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS
 
     def replace(
         self,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import warnings
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from threedsr.generator import GeneratedAnomalies
+    from threedsr.model import ThreeDSROutput
 
 __all__ = ["Stage2Losses", "focal_loss", "stage2_losses"]
 
@@ -47,6 +52,78 @@ class Stage2Losses(NamedTuple):
 
 
 def stage2_losses(
+    out: ThreeDSROutput | Tensor,
+    gen: GeneratedAnomalies | Tensor,
+    x: Tensor,
+    *args: Tensor,
+    gamma: float = 2.0,
+    mask_l1: bool = True,
+    feature_loss: str = "mse",
+    image_weight: float = 10.0,
+) -> Stage2Losses:
+    """The stage-2 loss of one forward pass ``out`` on the anomalies ``gen`` of the clean input ``x``:
+    ``focal + mean|M - [1-GT, GT]| + d(SRM_lo, Q1) + d(SRM_hi, Q2) + w * MSE(ObjDec, x)``.
+
+    ``d`` is MSE (code) or L1 (paper, ``feature_loss="l1"``); the feature targets are the clean
+    quantized features ``gen.q_top``/``gen.q_bot``, the segmentation target ``gen.gt``. Computed in
+    float32 (safe under autocast).
+
+    Args:
+        out: the model's :class:`~threedsr.model.ThreeDSROutput` (``logits``, ``srm_top``,
+            ``srm_bot``, ``object_recon`` are used).
+        gen: the generator's :class:`~threedsr.generator.GeneratedAnomalies` (``gt``, ``q_top``,
+            ``q_bot``).
+        x: (B, C, H, W) the clean input, target of the object decoder.
+
+    Deprecated: the older form ``stage2_losses(logits, gt, srm_top, srm_bot, q_top, q_bot,
+    object_recon, image, ...)`` (eight tensors) still works and warns (``DeprecationWarning``).
+
+    Example:
+        >>> from threedsr import ThreeDSROutput
+        >>> from threedsr.generator import GeneratedAnomalies
+        >>> z = torch.zeros(1, 2, 8, 8); g = torch.zeros(1, 1, 8, 8); f = torch.zeros(1, 4, 2, 2)
+        >>> out = ThreeDSROutput(logits=z, anomaly_map=g[:, 0], object_recon=g, general_recon=g,
+        ...                      srm_top=f, srm_bot=f)
+        >>> gen = GeneratedAnomalies(q_top=f, q_bot=f, q_top_anom=f, q_bot_anom=f, gt=g,
+        ...                          mode=torch.zeros(1))
+        >>> stage2_losses(out, gen, g).image.item()
+        0.0
+    """
+    options = dict(
+        gamma=gamma, mask_l1=mask_l1, feature_loss=feature_loss, image_weight=image_weight
+    )
+    if isinstance(out, Tensor):
+        if not isinstance(gen, Tensor) or len(args) != 5:
+            raise TypeError(
+                "stage2_losses(out, gen, x): pass the model's ThreeDSROutput, the generator's "
+                "GeneratedAnomalies and the clean input (or the deprecated eight tensors)"
+            )
+        warnings.warn(
+            "stage2_losses(logits, gt, srm_top, srm_bot, q_top, q_bot, object_recon, image) is "
+            "deprecated; pass stage2_losses(out, gen, x) (the ThreeDSROutput, the "
+            "GeneratedAnomalies and the clean input)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _stage2_terms(out, gen, x, *args, **options)  # type: ignore[arg-type]
+    if args:
+        raise TypeError(
+            f"stage2_losses(out, gen, x) takes 3 positional arguments, got {3 + len(args)}"
+        )
+    return _stage2_terms(
+        out.logits,
+        gen.gt,  # type: ignore[union-attr]
+        out.srm_top,
+        out.srm_bot,
+        gen.q_top,  # type: ignore[union-attr]
+        gen.q_bot,  # type: ignore[union-attr]
+        out.object_recon,
+        x,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _stage2_terms(
     logits: Tensor,
     gt: Tensor,
     srm_top: Tensor,
@@ -56,21 +133,11 @@ def stage2_losses(
     object_recon: Tensor,
     image: Tensor,
     *,
-    gamma: float = 2.0,
-    mask_l1: bool = True,
-    feature_loss: str = "mse",
-    image_weight: float = 10.0,
+    gamma: float,
+    mask_l1: bool,
+    feature_loss: str,
+    image_weight: float,
 ) -> Stage2Losses:
-    """``focal + mean|M - [1-GT, GT]| + d(SRM_lo, Q1) + d(SRM_hi, Q2) + w * MSE(ObjDec, image)``.
-
-    ``d`` is MSE (code) or L1 (paper, ``feature_loss="l1"``); the feature targets are the clean
-    quantized features. Computed in float32 (safe under autocast).
-
-    Example:
-        >>> z = torch.zeros(1, 2, 8, 8); g = torch.zeros(1, 1, 8, 8); f = torch.zeros(1, 4, 2, 2)
-        >>> stage2_losses(z, g, f, f, f, f, g, g).image.item()
-        0.0
-    """
     probs = torch.softmax(logits.float(), dim=1)
     gt = gt.float()
     focal = focal_loss(probs, gt, gamma=gamma)

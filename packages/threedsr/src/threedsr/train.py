@@ -30,7 +30,7 @@ from threedsr.config import DetectorConfig
 from threedsr.data import TrainData, load_split, train_data_from_prepared
 from threedsr.errors import ThreedsrError
 from threedsr.generator import FeatureAnomalyGenerator, GeneratedAnomalies
-from threedsr.losses import stage2_losses
+from threedsr.losses import Stage2Losses, stage2_losses
 from threedsr.memory import MemoryFeatures, fit_memory, memory_map
 from threedsr.model import ThreeDSR
 
@@ -410,34 +410,21 @@ def train_detector(
     """
     cbs = vqcore.as_callbacks(callbacks)
     out = config.run_dir()
-    info = vqcore.init_distributed(config.device)
+    ctx = vqcore.init_distributed(config.device)
     try:
-        result = _train(config, cbs, backbone, data, out, info.device, info)
+        trainer = _DetectorTrainer(config, ctx, out, backbone=backbone, data=data)
+        path = trainer.run(cbs)
+        result = TrainResult(
+            path, trainer.step, trainer.metrics, trainer.elapsed(), trainer.history
+        )
         # Ranks leave together: gloo can abort a process whose peer destroys the group first.
-        info.barrier()
+        ctx.barrier()
         return result
     finally:
-        info.close()
+        ctx.close()
 
 
-def _train(
-    config: DetectorConfig,
-    cbs: list[Callback],
-    backbone: nn.Module | None,
-    data: TrainData | Sequence[Any] | None,
-    out: Path,
-    device: torch.device,
-    info: vqcore.DistContext,
-) -> TrainResult:
-    t_start = time.perf_counter()
-    if backbone is None:
-        backbone = _load_backbone(config)
-    setup = backbone.config.setup
-    if setup != config.setup:
-        raise ThreedsrError(
-            f"{config.backbone or 'backbone'}: is a {setup!r} backbone but the detector setup is "
-            f"{config.setup!r}"
-        )
+def _train_data(config: DetectorConfig, data: TrainData | Sequence[Any] | None) -> TrainData:
     if data is None:
         data = load_train_data(config)
     elif not isinstance(data, TrainData):
@@ -446,108 +433,183 @@ def _train(
         raise ThreedsrError(
             f"training data is {tuple(data.x.shape[2:])}, config.image_size is {config.image_size}"
         )
-    if config.batch_size % info.world_size:
-        raise ThreedsrError(
-            f"batch_size {config.batch_size} is not divisible by {info.world_size} processes"
+    return data
+
+
+class _DetectorTrainer:
+    """The state of one stage-2 run; its methods are the explicit steps of :func:`train_detector`
+    (the shape of stage 1's ``vqcore.train._Trainer``): :meth:`train_step` (one optimizer step),
+    :meth:`log` (metrics, history, callbacks), :meth:`save` (``train_state.pt`` then
+    ``detector.pt``) and :meth:`run` (the loop, Ctrl-C, the finished detector and its history).
+
+    Randomness is a pure function of ``(seed, rank, step)`` (:func:`_step_seeds`), so a resumed
+    run needs no RNG state and equals an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        ctx: vqcore.DistContext,
+        out: Path,
+        *,
+        backbone: nn.Module | None = None,
+        data: TrainData | Sequence[Any] | None = None,
+    ) -> None:
+        self.t_start = time.perf_counter()
+        self.config = config
+        self.ctx = ctx
+        self.out = out
+        self.device = device = ctx.device
+        self.cuda = device.type == "cuda"
+        if backbone is None:
+            backbone = _load_backbone(config)
+        setup = backbone.config.setup
+        if setup != config.setup:
+            raise ThreedsrError(
+                f"{config.backbone or 'backbone'}: is a {setup!r} backbone but the detector setup "
+                f"is {config.setup!r}"
+            )
+        self.data = _train_data(config, data)
+        if config.batch_size % ctx.world_size:
+            raise ThreedsrError(
+                f"batch_size {config.batch_size} is not divisible by {ctx.world_size} processes"
+            )
+        self.local_batch = config.batch_size // ctx.world_size
+
+        torch.manual_seed(config.seed)  # identical head init on every rank
+        model = ThreeDSR(backbone.to(device), config.model).to(device)
+        if self.cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        heads = [p for m in model.trainable_modules().values() for p in m.parameters()]
+        self.optimizer = torch.optim.Adam(heads, lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, list(config.lr_milestones), config.lr_gamma
         )
-    local_batch = config.batch_size // info.world_size
-
-    torch.manual_seed(config.seed)  # identical head init on every rank
-    model = ThreeDSR(backbone.to(device), config.model).to(device)
-    cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    heads = [p for m in model.trainable_modules().values() for p in m.parameters()]
-    optimizer = torch.optim.Adam(heads, lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, list(config.lr_milestones), config.lr_gamma
-    )
-    start = _try_resume(out, model, config, optimizer, scheduler) if config.resume else 0
-    if not config.resume and (out / DETECTOR_FILE).exists():
-        raise ThreedsrError(f"{out / DETECTOR_FILE}: exists and resume is off; use a new --out")
-
-    runner: nn.Module = model
-    if info.enabled:
-        runner = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if cuda else None, find_unused_parameters=False
+        self.step = (
+            _try_resume(out, model, config, self.optimizer, self.scheduler) if config.resume else 0
         )
-    if config.compile:
-        runner = torch.compile(runner)  # type: ignore[assignment]
-    generator = FeatureAnomalyGenerator(
-        config.anomaly.strength_range,
-        config.anomaly.exclude_nearest,
-        config.anomaly.shuffle_prob,
-        modality_split_prob=config.anomaly.modality_split_prob,
-    )
-    autocast = vqcore.training_autocast(config.precision, device)
-    fuse = config.memory_weight > 0
-    model.train()
-    history: list[dict[str, float]] = []
-    metrics: dict[str, float] = {}
-    step = start
-    t_log, step_log = time.perf_counter(), start
+        if not config.resume and (out / DETECTOR_FILE).exists():
+            raise ThreedsrError(f"{out / DETECTOR_FILE}: exists and resume is off; use a new --out")
 
-    def save(finished: bool, *, sync: bool = True) -> Path:
-        path = out / DETECTOR_FILE
-        if info.is_main:
+        self.net: nn.Module = model
+        if ctx.enabled:
+            self.net = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[device.index] if self.cuda else None,
+                find_unused_parameters=False,
+            )
+        if config.compile:
+            self.net = torch.compile(self.net)  # type: ignore[assignment]
+        self.generator = FeatureAnomalyGenerator(
+            config.anomaly.strength_range,
+            config.anomaly.exclude_nearest,
+            config.anomaly.shuffle_prob,
+            modality_split_prob=config.anomaly.modality_split_prob,
+        )
+        self.autocast = vqcore.training_autocast(config.precision, device)
+        self.history: list[dict[str, float]] = []
+        #: The metrics of the last logged step ({} until one is logged in this call).
+        self.metrics: dict[str, float] = {}
+        self._tick, self._tick_step = time.perf_counter(), self.step
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def train_step(self) -> Stage2Losses:
+        """One optimizer step on this rank's share of the batch; returns the step's losses."""
+        cfg = self.config
+        rng, tseed = _step_seeds(cfg.seed, self.ctx.rank, self.step)
+        tgen = torch.Generator(device=self.device).manual_seed(tseed)
+        x, mask = make_batch(self.data, cfg, self.local_batch, rng, self.device)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        gen, x_in = generate_anomalies(self.generator, self.model.backbone, x, mask, cfg, rng, tgen)
+        with self.autocast:
+            out = self.net(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom, image=x_in)
+        losses = stage2_losses(
+            out,
+            gen,
+            x,
+            gamma=cfg.loss.focal_gamma,
+            mask_l1=cfg.loss.mask_l1,
+            feature_loss=cfg.loss.feature_loss,
+            image_weight=cfg.loss.image_loss_weight,
+        )
+        if not torch.isfinite(losses.total):
+            raise ThreedsrError(f"stage-2 loss became {losses.total.item()} at step {self.step}")
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return losses
+
+    def log(self, losses: Stage2Losses, callbacks: list[Callback]) -> dict[str, float]:
+        """This rank's metrics of the step just taken (losses, lr, it_per_s since the last log),
+        appended to the history and sent to every callback (on every rank)."""
+        now = time.perf_counter()
+        metrics = {k: float(v.detach()) for k, v in losses._asdict().items()}
+        metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        metrics["it_per_s"] = (self.step - self._tick_step) / max(now - self._tick, 1e-9)
+        self._tick, self._tick_step = now, self.step
+        self.metrics = metrics
+        self.history.append({"step": float(self.step), **metrics})
+        for cb in callbacks:
+            cb(TrainEvent(self.step, self.config.iterations, dict(metrics), "detector"))
+        return metrics
+
+    def save(self, finished: bool, *, sync: bool = True) -> Path:
+        """Rank 0 writes ``train_state.pt`` then ``detector.pt`` (each atomically; the finished
+        detector with the feature memory when ``memory_weight`` > 0); with ``sync`` every rank
+        waits for it."""
+        path = self.out / DETECTOR_FILE
+        if self.ctx.is_main:
+            cfg = self.config
             # Only the finished detector carries the memory: its calibration needs the final heads.
-            memory = build_memory(model, data, config, device) if finished and fuse else None
+            memory = None
+            if finished and cfg.memory_weight > 0:
+                memory = build_memory(self.model, self.data, cfg, self.device)
             path = _save_all(
-                out, model, config, optimizer, scheduler, step, finished, metrics, memory
+                self.out,
+                self.model,
+                cfg,
+                self.optimizer,
+                self.scheduler,
+                self.step,
+                finished,
+                self.metrics,
+                memory,
             )
         # Other ranks wait for rank 0's write: a rank that tears down its gloo group while rank 0
         # is still saving can abort the whole job. Not after Ctrl-C: peers may already be gone.
         if sync:
-            info.barrier()
+            self.ctx.barrier()
         return path
 
-    try:
-        while step < config.iterations:
-            rng, tseed = _step_seeds(config.seed, info.rank, step)
-            tgen = torch.Generator(device=device).manual_seed(tseed)
-            x, mask = make_batch(data, config, local_batch, rng, device)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            gen, x_in = generate_anomalies(generator, model.backbone, x, mask, config, rng, tgen)
-            with autocast:
-                o = runner(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom, image=x_in)
-            losses = stage2_losses(
-                o.logits,
-                gen.gt,
-                o.srm_top,
-                o.srm_bot,
-                gen.q_top,
-                gen.q_bot,
-                o.object_recon,
-                x,
-                gamma=config.loss.focal_gamma,
-                mask_l1=config.loss.mask_l1,
-                feature_loss=config.loss.feature_loss,
-                image_weight=config.loss.image_loss_weight,
-            )
-            if not torch.isfinite(losses.total):
-                raise ThreedsrError(f"stage-2 loss became {losses.total.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            losses.total.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            if step % config.log_every == 0 or step == config.iterations:
-                now = time.perf_counter()
-                metrics = {k: float(v.detach()) for k, v in losses._asdict().items()}
-                metrics["lr"] = float(optimizer.param_groups[0]["lr"])
-                metrics["it_per_s"] = (step - step_log) / max(now - t_log, 1e-9)
-                t_log, step_log = now, step
-                history.append({"step": float(step), **metrics})
-                for cb in cbs:
-                    cb(TrainEvent(step, config.iterations, dict(metrics), "detector"))
-            if step % config.checkpoint_every == 0 and step < config.iterations:
-                save(False)
-    except KeyboardInterrupt:
-        save(False, sync=False)
-        raise
-    path = save(True)
-    if info.is_main:
-        text = json.dumps(history, indent=1)
-        vqcore.atomic_write(out / "train_history.json", lambda tmp: tmp.write_text(text))
-    return TrainResult(path, step, metrics, time.perf_counter() - t_start, history)
+    def write_history(self) -> None:
+        """``<out>/train_history.json``: the logged metrics of this call (rank 0, atomically)."""
+        if self.ctx.is_main:
+            text = json.dumps(self.history, indent=1)
+            vqcore.atomic_write(self.out / "train_history.json", lambda tmp: tmp.write_text(text))
+
+    def run(self, callbacks: list[Callback]) -> Path:
+        """Train to ``config.iterations`` (nothing left: only the final save), checkpointing
+        every ``checkpoint_every`` steps; Ctrl-C saves the completed steps, then re-raises.
+        Returns the path of the finished ``detector.pt``."""
+        cfg = self.config
+        self.model.train()
+        self._tick, self._tick_step = time.perf_counter(), self.step
+        try:
+            while self.step < cfg.iterations:
+                losses = self.train_step()
+                if self.step % cfg.log_every == 0 or self.step == cfg.iterations:
+                    self.log(losses, callbacks)
+                if self.step % cfg.checkpoint_every == 0 and self.step < cfg.iterations:
+                    self.save(False)
+        except KeyboardInterrupt:
+            self.save(False, sync=False)
+            raise
+        path = self.save(True)
+        self.write_history()
+        return path

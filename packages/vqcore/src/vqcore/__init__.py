@@ -53,6 +53,7 @@ from .quantizer import (
     nearest_codes,
     squared_distances,
 )
+from .search import ranked_codes
 from .shapes import ShapeError, check_shape
 from .train import (
     StageOneResult,
@@ -116,6 +117,7 @@ __all__ = [
     "nearest_codes",
     "pretrained_manifest",
     "pretrained_path",
+    "ranked_codes",
     "read_checkpoint",
     "reconstruction_loss",
     "renamed_fields",

@@ -16,7 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .ops import code_usage
-from .search import DEFAULT_BLOCK_ELEMENTS, nearest_codes, row_chunk, squared_distances
+from .search import (
+    DEFAULT_BLOCK_ELEMENTS,
+    nearest_codes,
+    ranked_codes,
+    row_chunk,
+    squared_distances,
+)
 from .shapes import check_shape
 
 __all__ = [
@@ -143,7 +149,8 @@ class _QuantizerBase(nn.Module):
         return out.view(x.shape[0], x.shape[2], x.shape[3], self.num_embeddings)
 
     def nearest_k(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """The ``k`` nearest codes of every feature vector, chunked, sorted nearest first.
+        """The ``k`` nearest codes of every feature vector, chunked, sorted nearest first
+        (:func:`vqcore.search.ranked_codes`).
 
         Args:
             x: (B, D, H, W) features.
@@ -157,15 +164,9 @@ class _QuantizerBase(nn.Module):
             raise ValueError(f"nearest_k: k={k} outside [1, {self.num_embeddings}]")
         with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
             flat = self._flatten(x)
-            cb = self.codebook.detach().to(flat.dtype)
-            rows = row_chunk(self.num_embeddings, DEFAULT_BLOCK_ELEMENTS)
-            vals, idxs = [], []
-            for s in range(0, flat.shape[0], rows):
-                v, i = torch.topk(squared_distances(flat[s : s + rows], cb), k, largest=False)
-                vals.append(v)
-                idxs.append(i)
+            vals, idxs = ranked_codes(flat, self.codebook.detach().to(flat.dtype), k)
         shape = (x.shape[0], x.shape[2], x.shape[3], k)
-        return torch.cat(vals).view(shape), torch.cat(idxs).view(shape)
+        return vals.view(shape), idxs.view(shape)
 
     def dead_codes(self, threshold: float = 1e-3) -> Tensor:
         """Boolean (K,) mask of codes whose running usage is below ``threshold`` assignments/step."""

@@ -1,6 +1,9 @@
 """Memory-bounded nearest-code search: ``||x||^2 - 2 x.e + ||e||^2`` in row blocks.
 
 Never materialises an ``N x K x D`` tensor; at most ``block_elements`` distances at once.
+Two searches, one distance formula: :func:`nearest_codes` (the nearest code, ``argmin``: the
+quantizers' forward) and :func:`ranked_codes` (the ``k`` nearest, ranked by ``torch.topk``: the
+quantizers' ``nearest_k`` and the anomaly generator's ``sample_codes``).
 """
 
 from __future__ import annotations
@@ -8,18 +11,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["DEFAULT_BLOCK_ELEMENTS", "nearest_codes", "row_chunk", "squared_distances"]
+__all__ = [
+    "DEFAULT_BLOCK_ELEMENTS",
+    "nearest_codes",
+    "ranked_codes",
+    "row_chunk",
+    "squared_distances",
+]
 
 #: Upper bound on the number of elements of one (rows x K) distance block.
 DEFAULT_BLOCK_ELEMENTS = 1 << 22
 
 
-def squared_distances(flat: Tensor, codebook: Tensor) -> Tensor:
+def squared_distances(flat: Tensor, codebook: Tensor, *, row_norms: bool = True) -> Tensor:
     """Squared L2 distances between rows and codes by ``||x||^2 - 2 x.e + ||e||^2``.
 
     Args:
         flat: (N, D) vectors.
         codebook: (K, D) codes.
+        row_norms: False leaves out ``||x||^2`` (constant along a row) and the clamp:
+            ``||e||^2 - 2 x.e``, enough to rank the codes of each row (and rounded once less).
 
     Returns:
         (N, K) distances (clamped at 0 against round-off).
@@ -28,9 +39,12 @@ def squared_distances(flat: Tensor, codebook: Tensor) -> Tensor:
         >>> squared_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0], [1.0, 0.0]]))
         tensor([[25.,  1.]])
     """
-    x_sq = (flat * flat).sum(dim=1, keepdim=True)
     e_sq = (codebook * codebook).sum(dim=1)
-    return torch.addmm(e_sq.unsqueeze(0), flat, codebook.t(), alpha=-2.0).add_(x_sq).clamp_min_(0)
+    part = torch.addmm(e_sq.unsqueeze(0), flat, codebook.t(), alpha=-2.0)
+    if not row_norms:
+        return part
+    x_sq = (flat * flat).sum(dim=1, keepdim=True)
+    return part.add_(x_sq).clamp_min_(0)
 
 
 def row_chunk(num_codes: int, block_elements: int) -> int:
@@ -66,3 +80,60 @@ def nearest_codes(
         block = squared_distances(flat[start : start + rows], codebook)
         out[start : start + rows] = block.argmin(dim=1)
     return out
+
+
+def ranked_codes(
+    flat: Tensor,
+    codebook: Tensor,
+    k: int,
+    *,
+    ranks: Tensor | None = None,
+    row_norms: bool = True,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+) -> tuple[Tensor, Tensor]:
+    """The ``k`` nearest codes of every row, nearest first, computed in row chunks.
+
+    The one ranked search: each chunk's :func:`squared_distances` ranked by
+    ``torch.topk(k, largest=False, sorted=True)`` (equal distances in topk's order).
+
+    Args:
+        flat: (N, D) vectors.
+        codebook: (K, D) codes.
+        k: number of neighbours, ``1 <= k <= K``.
+        ranks: optional (N,) int64 in ``[0, k)``: return only the code of that rank for each row
+            (the (N, k) table is never kept whole).
+        row_norms: see :func:`squared_distances`; False returns ``||e||^2 - 2 x.e`` as the values.
+        block_elements: largest (rows x K) block materialised at once.
+
+    Returns:
+        ``(distances, indices)``: (N, k) each, or (N,) each with ``ranks``.
+
+    Example:
+        >>> cb = torch.tensor([[0.0], [1.0], [3.0]])
+        >>> d, i = ranked_codes(torch.tensor([[0.9], [2.5]]), cb, 2)
+        >>> i.tolist()
+        [[1, 0], [2, 1]]
+        >>> ranked_codes(torch.tensor([[0.9], [2.5]]), cb, 2, ranks=torch.tensor([1, 0]))[1].tolist()
+        [0, 2]
+    """
+    if flat.ndim != 2 or codebook.ndim != 2 or flat.shape[1] != codebook.shape[1]:
+        raise ValueError(
+            f"ranked_codes expects (N, D) and (K, D), got {tuple(flat.shape)} and "
+            f"{tuple(codebook.shape)}"
+        )
+    if not 1 <= k <= codebook.shape[0]:
+        raise ValueError(f"ranked_codes: k={k} outside [1, {codebook.shape[0]}]")
+    n = flat.shape[0]
+    shape = (n,) if ranks is not None else (n, k)
+    values = torch.empty(shape, dtype=flat.dtype, device=flat.device)
+    indices = torch.empty(shape, dtype=torch.long, device=flat.device)
+    rows = row_chunk(codebook.shape[0], block_elements)
+    for start in range(0, n, rows):
+        block = squared_distances(flat[start : start + rows], codebook, row_norms=row_norms)
+        v, i = torch.topk(block, k, dim=1, largest=False, sorted=True)
+        if ranks is not None:
+            r = ranks[start : start + rows, None]
+            v, i = v.gather(1, r).squeeze(1), i.gather(1, r).squeeze(1)
+        values[start : start + rows] = v
+        indices[start : start + rows] = i
+    return values, indices
