@@ -75,7 +75,7 @@ def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, i
     return np.random.default_rng(ss), int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _load_backbone(config: DetectorConfig) -> nn.Module:
+def _load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
     try:
         if config.backbone is None:
             # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
@@ -146,7 +146,7 @@ def make_batch(
 
 def generate_anomalies(
     generator: FeatureAnomalyGenerator,
-    backbone: nn.Module,
+    backbone: vqcore.DiscreteAutoencoder,
     x: torch.Tensor,
     mask: torch.Tensor,
     config: DetectorConfig,
@@ -372,7 +372,7 @@ def train_detector(
     config: DetectorConfig,
     callbacks: Callback | Iterable[Callback] | None = None,
     *,
-    backbone: nn.Module | None = None,
+    backbone: vqcore.DiscreteAutoencoder | None = None,
     data: TrainData | Sequence[Any] | None = None,
 ) -> TrainResult:
     """Train the four stage-2 modules on one class's good samples (spec §3.3-§3.7).
@@ -409,7 +409,7 @@ def train_detector(
 def _train(
     config: DetectorConfig,
     cbs: list[Callback],
-    backbone: nn.Module | None,
+    backbone: vqcore.DiscreteAutoencoder | None,
     data: TrainData | Sequence[Any] | None,
     out: Path,
     device: torch.device,
