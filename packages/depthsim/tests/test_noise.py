@@ -99,6 +99,17 @@ def test_batch_equals_serial_draws_and_thread_count():
     assert D.use_parallel(one) and np.array_equal(one, many)
 
 
+@pytest.mark.parametrize("name", ["perlin_batch", "simulate_depth", "anomaly_mask"])
+def test_driver_twins_share_one_body_and_keep_separate_caches(name):
+    """Both twins compile one Python body; only the parallel one is parallel, and their names
+    (numba's on-disk cache key, with the line) differ so neither loads the other's machine code."""
+    par, ser = getattr(D, f"{name}_kernel"), getattr(D, f"{name}_serial")
+    assert par.py_func.__code__ is ser.py_func.__code__
+    assert par.targetoptions.get("parallel") is True
+    assert not ser.targetoptions.get("parallel")
+    assert par.py_func.__qualname__ != ser.py_func.__qualname__
+
+
 def test_serial_and_parallel_drivers_agree():
     gen = np.random.default_rng(2)
     gcos, gsin = random_gradients(gen, 5, 8, 8)

@@ -41,6 +41,29 @@ def test_decoder_copy_with_residual_srm_reproduces_general_reconstruction(setup:
     assert not any(p.requires_grad for p in bb.parameters())
 
 
+@pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])
+def test_decoder_copy_takes_the_concatenated_codes_like_object_decoder(setup: str) -> None:
+    """One tensor [upsampled top | bottom], as ObjectDecoder takes: for DADA the halves are split
+    and interleaved per group, bit-identical to the older two-tensor call (deprecated) and to the
+    backbone's own decode."""
+    bb = tiny_backbone(setup)
+    dec = GeneralDecoderCopy(bb)
+    assert dec.groups == bb.groups == (2 if setup == "rgbd" else 1)
+    g = torch.Generator().manual_seed(0)
+    d = bb.config.embedding_dim
+    q_top, q_bot = torch.randn(2, d, 4, 4, generator=g), torch.randn(2, d, 8, 8, generator=g)
+    with torch.no_grad():
+        up = bb.upsample_t(q_top)
+        new = dec(torch.cat((up, q_bot), dim=1))
+        with pytest.warns(DeprecationWarning, match="one tensor"):
+            old = dec(up, q_bot)
+        general = bb.decode(q_top, q_bot)
+    assert torch.equal(new, old)
+    assert torch.equal(new, general)
+    with pytest.raises(ValueError, match="GeneralDecoderCopy"):
+        dec(up)
+
+
 def test_model_config_rejects_unknown_object_decoder() -> None:
     with pytest.raises(ThreedsrError, match="object_decoder"):
         ModelConfig(object_decoder="resnet")  # type: ignore[arg-type]

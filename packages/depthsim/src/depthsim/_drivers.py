@@ -8,22 +8,50 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
 from depthsim._kernels import minmax_affine_into, noise_item_into, perlin_into, threshold_abs_into
 
+if TYPE_CHECKING:
+    from numba.core.dispatcher import Dispatcher
+
 # Each batch driver exists twice: a parallel one for large batches and a serial one for small work,
-# where a thread-pool launch costs more than it saves (badly so on shared cores). They are separate
-# definitions on purpose: numba's on-disk cache is keyed by function name and line, so one Python
-# function compiled both ways would let one variant load the other's cached machine code. Both
-# call the same per-item functions, so their results are identical.
+# where a thread-pool launch costs more than it saves (badly so on shared cores). Both are compiled
+# from one Python body whose item loop is ``prange`` (numba runs it as ``range`` without
+# ``parallel=True``; plain Python does too, so ``.py_func`` runs the body). ``_twins`` compiles
+# two copies of the body under different names: numba's on-disk cache is keyed by qualified name
+# and line, so one function object compiled both ways would let one variant load the other's
+# cached machine code.
 
 
-@njit(cache=True, parallel=True)
-def perlin_batch_kernel(
+def _twins(
+    body: Callable[..., None], parallel_name: str, serial_name: str
+) -> tuple[Dispatcher, Dispatcher]:
+    """``(parallel, serial)`` cached numba drivers compiled from the one Python function ``body``."""
+
+    def named(name: str, doc: str | None) -> Callable[..., None]:
+        fn = types.FunctionType(
+            body.__code__, body.__globals__, name, body.__defaults__, body.__closure__
+        )
+        fn.__qualname__ = name
+        fn.__module__ = body.__module__
+        fn.__doc__ = doc
+        fn.__annotations__ = dict(body.__annotations__)
+        return fn
+
+    serial_doc = f"Serial twin of :func:`{parallel_name}` (the same body, one thread)."
+    return (
+        njit(cache=True, parallel=True)(named(parallel_name, body.__doc__)),
+        njit(cache=True)(named(serial_name, serial_doc)),
+    )
+
+
+def _perlin_batch(
     out: np.ndarray,
     gcos: np.ndarray,
     gsin: np.ndarray,
@@ -37,23 +65,7 @@ def perlin_batch_kernel(
         perlin_into(out[k], gcos[k], gsin[k], ry[k], rx[k], scale, add)
 
 
-@njit(cache=True)
-def perlin_batch_serial(
-    out: np.ndarray,
-    gcos: np.ndarray,
-    gsin: np.ndarray,
-    ry: np.ndarray,
-    rx: np.ndarray,
-    scale: float,
-    add: bool,
-) -> None:
-    """Serial twin of :func:`perlin_batch_kernel`."""
-    for k in range(out.shape[0]):
-        perlin_into(out[k], gcos[k], gsin[k], ry[k], rx[k], scale, add)
-
-
-@njit(cache=True, parallel=True)
-def simulate_depth_kernel(
+def _simulate_depth(
     out: np.ndarray,
     gcos: np.ndarray,
     gsin: np.ndarray,
@@ -70,26 +82,7 @@ def simulate_depth_kernel(
         minmax_affine_into(out[k], alpha[k], beta[k], affine)
 
 
-@njit(cache=True)
-def simulate_depth_serial(
-    out: np.ndarray,
-    gcos: np.ndarray,
-    gsin: np.ndarray,
-    ry: np.ndarray,
-    rx: np.ndarray,
-    angle: np.ndarray,
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    affine: bool,
-) -> None:
-    """Serial twin of :func:`simulate_depth_kernel`."""
-    for k in range(out.shape[0]):
-        noise_item_into(out[k], gcos[k], gsin[k], ry[k], rx[k], angle[k])
-        minmax_affine_into(out[k], alpha[k], beta[k], affine)
-
-
-@njit(cache=True, parallel=True)
-def anomaly_mask_kernel(
+def _anomaly_mask(
     out: np.ndarray,
     gcos: np.ndarray,
     gsin: np.ndarray,
@@ -104,20 +97,15 @@ def anomaly_mask_kernel(
         threshold_abs_into(out[k], threshold[k])
 
 
-@njit(cache=True)
-def anomaly_mask_serial(
-    out: np.ndarray,
-    gcos: np.ndarray,
-    gsin: np.ndarray,
-    ry: np.ndarray,
-    rx: np.ndarray,
-    angle: np.ndarray,
-    threshold: np.ndarray,
-) -> None:
-    """Serial twin of :func:`anomaly_mask_kernel`."""
-    for k in range(out.shape[0]):
-        noise_item_into(out[k], gcos[k], gsin[k], ry[k], rx[k], angle[k])
-        threshold_abs_into(out[k], threshold[k])
+perlin_batch_kernel, perlin_batch_serial = _twins(
+    _perlin_batch, "perlin_batch_kernel", "perlin_batch_serial"
+)
+simulate_depth_kernel, simulate_depth_serial = _twins(
+    _simulate_depth, "simulate_depth_kernel", "simulate_depth_serial"
+)
+anomaly_mask_kernel, anomaly_mask_serial = _twins(
+    _anomaly_mask, "anomaly_mask_kernel", "anomaly_mask_serial"
+)
 
 
 PARALLEL_MIN_PIXELS = 1 << 19

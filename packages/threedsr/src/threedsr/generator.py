@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+import vqcore
 from torch import Tensor
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, ranked_codes
 
@@ -235,7 +236,7 @@ class FeatureAnomalyGenerator:
     @torch.no_grad()
     def __call__(
         self,
-        backbone: torch.nn.Module,
+        backbone: vqcore.DiscreteAutoencoder,
         x: Tensor,
         mask: Tensor,
         *,
@@ -300,7 +301,7 @@ class FeatureAnomalyGenerator:
                 generator,
             )
         modality = np.full(b, JOINT)
-        if self.modality_split_prob > 0 and int(getattr(backbone, "groups", 1)) == 2:
+        if self.modality_split_prob > 0 and backbone.groups == 2:
             split = rng.random(b) < self.modality_split_prob
             depth_only = rng.random(b) < 0.5
             modality = np.where(split, np.where(depth_only, DEPTH_ONLY, RGB_ONLY), JOINT)

@@ -22,7 +22,6 @@ from torch import Tensor, nn
 
 from threedsr.descriptors import local_descriptors
 from threedsr.errors import ThreedsrError
-from threedsr.modules import GeneralDecoderCopy
 from threedsr.smoothing import gaussian_kernel1d
 
 __all__ = ["CODE_OUTPUTS", "MEMORY_BLOCK_ELEMENTS", "InferenceGraph"]
@@ -149,10 +148,7 @@ class InferenceGraph(nn.Module):
         qs_top, r_top = _quantize(bb.vq_top, model.srm_top(q_top))
         qs_bot, r_bot = _quantize(bb.vq_bot, model.srm_bot(q_bot))
         up_top = bb.upsample_t(qs_top)
-        if isinstance(model.object_decoder, GeneralDecoderCopy):
-            obj = model.object_decoder(up_top, qs_bot)
-        else:
-            obj = model.object_decoder(torch.cat((up_top, qs_bot), dim=1))
+        obj = model.object_decoder(torch.cat((up_top, qs_bot), dim=1))
         seen = x if model.config.unet_input == "input" else general
         logits = model.anomaly_unet(torch.cat((obj, seen.to(obj.dtype)), dim=1))
         amap = torch.softmax(logits.float(), dim=1)[:, 1]

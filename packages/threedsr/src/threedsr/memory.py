@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from vqcore import DiscreteAutoencoder
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
 
 from threedsr.descriptors import LEGACY_GROUPS, group_slices, local_descriptors, setup_groups
@@ -87,13 +88,13 @@ class MemoryFeatures:
 
     @torch.no_grad()
     def extract(
-        self, backbone: torch.nn.Module, x: Tensor, encoder: Tensor | None = None
+        self, backbone: DiscreteAutoencoder, x: Tensor, encoder: Tensor | None = None
     ) -> Tensor:
         """(B, C, h, w) features of inputs ``x``; ``encoder``: their Encoder-1 output when the
         caller already has it."""
         if self.kind == "encoder":
             return backbone.encoder_bottom(x) if encoder is None else encoder
-        setup = getattr(backbone.config, "setup", "rgbd")
+        setup = backbone.config.setup
         d = local_descriptors(x, setup, self.scales, self.groups)
         return F.avg_pool2d(d, self.pool) if self.pool > 1 else d
 
@@ -261,7 +262,7 @@ class FeatureMemory:
 
 @torch.no_grad()
 def fit_memory(
-    backbone: torch.nn.Module,
+    backbone: DiscreteAutoencoder,
     x: Tensor,
     *,
     features: MemoryFeatures | None = None,
@@ -298,7 +299,7 @@ def fit_memory(
     center = scale = None
     if features.kind == "descriptors":
         center, scale = bank.mean(0), bank.std(0, correction=0).clamp_min(1e-6)
-        weights = features.channel_weights(getattr(backbone.config, "setup", "rgbd"))
+        weights = features.channel_weights(backbone.config.setup)
         if weights is not None:
             # Weighting a standardised channel = dividing its scale: queries get it for free.
             scale = scale / weights
@@ -310,18 +311,18 @@ def fit_memory(
     return FeatureMemory(bank, image_ids, features=features, center=center, scale=scale)
 
 
-def object_cells(backbone: torch.nn.Module, x: Tensor, cells: tuple[int, int]) -> Tensor | None:
+def object_cells(backbone: DiscreteAutoencoder, x: Tensor, cells: tuple[int, int]) -> Tensor | None:
     """(B, h, w) bool: feature cells on the object, for setups with depth (pcprep leaves the
     background at depth 0 and puts the object in [0.1, 0.9]); None for RGB alone (no
     foreground is known, every cell counts)."""
-    if getattr(backbone.config, "setup", "rgb") == "rgb":
+    if backbone.config.setup == "rgb":
         return None
     return F.adaptive_avg_pool2d((x[:, :1] > 0.05).float(), cells)[:, 0] > 0.5
 
 
 def memory_map(
     memory: FeatureMemory,
-    backbone: torch.nn.Module,
+    backbone: DiscreteAutoencoder,
     x: Tensor,
     *,
     features: Tensor | None = None,

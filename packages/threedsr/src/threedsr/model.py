@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import vqcore
 from torch import Tensor, nn
 
 from threedsr.config import ModelConfig
@@ -58,7 +59,12 @@ class ThreeDSR(nn.Module):
         torch.Size([1, 64, 64])
     """
 
-    def __init__(self, backbone: nn.Module, config: ModelConfig | None = None) -> None:
+    backbone: vqcore.DiscreteAutoencoder
+    object_decoder: ObjectDecoder | GeneralDecoderCopy
+
+    def __init__(
+        self, backbone: vqcore.DiscreteAutoencoder, config: ModelConfig | None = None
+    ) -> None:
         super().__init__()
         config = config or ModelConfig.paper()
         self.config = config
@@ -73,7 +79,6 @@ class ThreeDSR(nn.Module):
         srm = {"residual": config.srm_residual, "levels": config.srm_levels, **factory}
         self.srm_top = SubspaceRestriction(dim, config.srm_base, **srm)
         self.srm_bot = SubspaceRestriction(dim, config.srm_base, **srm)
-        self.object_decoder: nn.Module
         if config.object_decoder == "general_copy":
             self.object_decoder = GeneralDecoderCopy(backbone)
         else:
@@ -144,10 +149,7 @@ class ThreeDSR(nn.Module):
         qs_top = bb.vq_top(srm_top).quantized
         qs_bot = bb.vq_bot(srm_bot).quantized
         up_top = bb.upsample_t(qs_top)
-        if isinstance(self.object_decoder, GeneralDecoderCopy):
-            obj = self.object_decoder(up_top, qs_bot)
-        else:
-            obj = self.object_decoder(torch.cat((up_top, qs_bot), dim=1))
+        obj = self.object_decoder(torch.cat((up_top, qs_bot), dim=1))
         if self.config.unet_input == "input":
             seen = x if image is None else image
             if seen is None:

@@ -76,7 +76,7 @@ def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, i
     return np.random.default_rng(ss), int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _load_backbone(config: DetectorConfig) -> nn.Module:
+def _load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
     try:
         if config.backbone is None:
             # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
@@ -148,7 +148,7 @@ def make_batch(
 
 def generate_anomalies(
     generator: FeatureAnomalyGenerator,
-    backbone: nn.Module,
+    backbone: vqcore.DiscreteAutoencoder,
     x: torch.Tensor,
     mask: torch.Tensor,
     config: DetectorConfig,
@@ -386,7 +386,7 @@ def train_detector(
     config: DetectorConfig,
     callbacks: Callback | Iterable[Callback] | None = None,
     *,
-    backbone: nn.Module | None = None,
+    backbone: vqcore.DiscreteAutoencoder | None = None,
     data: TrainData | Sequence[Any] | None = None,
 ) -> TrainResult:
     """Train the four stage-2 modules on one class's good samples (spec §3.3-§3.7).
@@ -452,7 +452,7 @@ class _DetectorTrainer:
         ctx: vqcore.DistContext,
         out: Path,
         *,
-        backbone: nn.Module | None = None,
+        backbone: vqcore.DiscreteAutoencoder | None = None,
         data: TrainData | Sequence[Any] | None = None,
     ) -> None:
         self.t_start = time.perf_counter()

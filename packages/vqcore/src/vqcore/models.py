@@ -87,7 +87,9 @@ def count_parameters(model: nn.Module, *, include_codebooks: bool = True) -> int
     return total
 
 
-def _make_quantizer(config: BackboneConfig, **factory: object) -> nn.Module:
+def _make_quantizer(
+    config: BackboneConfig, **factory: object
+) -> VectorQuantizer | VectorQuantizerEMA:
     if config.quantizer == "loss":
         return VectorQuantizer(
             config.num_embeddings,
@@ -124,6 +126,8 @@ class DiscreteAutoencoder(nn.Module):
     pre_vq_bot: nn.Module
     upsample_t: nn.Module
     decoder: nn.Module
+    vq_top: VectorQuantizer | VectorQuantizerEMA
+    vq_bot: VectorQuantizer | VectorQuantizerEMA
 
     def __init__(
         self, config: BackboneConfig, *, device: Device = None, dtype: torch.dtype | None = None

@@ -17,14 +17,25 @@ import pickle
 import queue as queue_mod
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import Interrupted
 from threedsr_cli.ui import UI
 
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+
+    from threedsr import DetectorConfig, TrainData
+    from vqcore import StageOneConfig, TrainEvent
+
 __all__ = ["TrainJob", "train_concurrently"]
+
+#: A worker's message to the parent: ("event", job, (step, total, metrics)), ("done" or
+#: "interrupted", job, None), or ("error", job, the exception).
+Message = tuple[str, int, "tuple[int, int, dict[str, float]] | BaseException | None"]
 
 # seconds a worker that exited 0 may take to deliver its last message through the queue
 _FLUSH_GRACE_S = 10.0
@@ -40,12 +51,12 @@ class TrainJob:
 
     kind: str
     description: str
-    config: Any
+    config: StageOneConfig | DetectorConfig
     checkpoint: Path
-    data: Any = None
+    data: TrainData | None = None
 
 
-def _run_job(job: TrainJob, on_event: Any) -> None:
+def _run_job(job: TrainJob, on_event: Callable[[TrainEvent], None]) -> None:
     if job.kind == "stage1":
         import vqcore
 
@@ -58,12 +69,12 @@ def _run_job(job: TrainJob, on_event: Any) -> None:
         raise ValueError(f"unknown training kind {job.kind!r}")
 
 
-def _worker(index: int, job: TrainJob, threads: int, messages: Any) -> None:
+def _worker(index: int, job: TrainJob, threads: int, messages: Queue[Message]) -> None:
     import torch
 
     torch.set_num_threads(threads)
 
-    def on_event(event: Any) -> None:
+    def on_event(event: TrainEvent) -> None:
         metrics = {k: float(v) for k, v in dict(getattr(event, "metrics", {}) or {}).items()}
         messages.put(("event", index, (int(event.step), int(event.total), metrics)))
 

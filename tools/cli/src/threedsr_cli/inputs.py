@@ -7,9 +7,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import CLIError
+
+if TYPE_CHECKING:
+    from pcprep import Sample
 
 __all__ = ["EYECANDIES_RGB_INDEX", "InputItem", "eyecandies_prefix", "resolve_inputs"]
 
@@ -34,7 +37,7 @@ class InputItem:
     rgb: Path | None
     layout: str = "pair"
 
-    def load(self) -> Any:
+    def load(self) -> Sample:
         import pcprep
 
         if self.layout == "eyecandies":

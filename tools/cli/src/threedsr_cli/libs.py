@@ -7,10 +7,14 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import CLIError
 from threedsr_cli.options import check_data_root
+
+if TYPE_CHECKING:
+    import torch
+    from threedsr import Detector, OnnxDetector
 
 __all__ = [
     "TRAIN_BYTES_PER_PIXEL",
@@ -45,7 +49,7 @@ def allow_torch_version() -> Iterator[None]:
 TRAIN_BYTES_PER_PIXEL = 400
 
 
-def available_memory(device: Any) -> int | None:
+def available_memory(device: torch.device | str) -> int | None:
     """Free bytes on ``device``: CUDA's free memory, or the host's MemAvailable; None if unknown."""
     if getattr(device, "type", str(device)) == "cuda":
         try:
@@ -67,7 +71,7 @@ def available_memory(device: Any) -> int | None:
         return None
 
 
-def check_batch_memory(batch_size: int, side: int, device: Any, option: str) -> None:
+def check_batch_memory(batch_size: int, side: int, device: torch.device | str, option: str) -> None:
     """Refuse, before any work, a batch whose training memory cannot fit on ``device``.
 
     Raises:
@@ -86,7 +90,7 @@ def check_batch_memory(batch_size: int, side: int, device: Any, option: str) -> 
     )
 
 
-def resolve_device(name: str) -> Any:
+def resolve_device(name: str) -> torch.device:
     """``auto``/``cpu``/``cuda`` -> ``torch.device`` (a missing CUDA is bad input)."""
     import vqcore
 
@@ -154,7 +158,7 @@ def pretrained_backbone(setup: str) -> Path:
 
 def load_detector(
     run: Path, device: str, precision: str = "auto", memory_weight: float | None = None
-) -> Any:
+) -> Detector:
     """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
     ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only);
     ``memory_weight`` overrides the stored fusion weight (None = keep it)."""
@@ -173,7 +177,7 @@ def load_detector(
 
 def load_exported(
     run: Path, device: str, precision: str = "auto", memory_weight: float | None = None
-) -> Any:
+) -> OnnxDetector:
     """An exported ONNX detector on onnxruntime's CPU provider: ``run`` is the ``.onnx`` file or
     a run folder holding ``detector.onnx`` (then its setup and size must be the run's)."""
     import threedsr
@@ -214,7 +218,7 @@ def warn(message: str) -> None:
     sys.stderr.flush()
 
 
-def warn_unfinished(detector: Any) -> bool:
+def warn_unfinished(detector: Detector | OnnxDetector) -> bool:
     """Warn when ``detector`` comes from an interrupted (unfinished) training; True if so."""
     state = getattr(detector, "training_state", None) or {}
     if state.get("finished", True):

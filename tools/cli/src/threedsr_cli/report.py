@@ -7,11 +7,16 @@ import html
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from threedsr_cli.runs import atomic_write_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "colorize",
@@ -29,7 +34,7 @@ __all__ = [
 METRICS = (("image_auroc", "I-AUROC"), ("pixel_auroc", "P-AUROC"), ("aupro", "AUPRO@0.3"))
 
 
-def _pyplot() -> Any:
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -38,7 +43,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save_figure(fig: Any, path: Path) -> Path:
+def _save_figure(fig: Figure, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)
@@ -108,7 +113,9 @@ def html_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([*out, "</table>"])
 
 
-def plot_roc(curves: Mapping[str, tuple[Any, Any]], path: Path, title: str = "Image ROC") -> Path:
+def plot_roc(
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]], path: Path, title: str = "Image ROC"
+) -> Path:
     """Image-level ROC curves, one per name, from ``{name: (labels, scores)}`` (admetrics)."""
     import admetrics
 
@@ -127,7 +134,7 @@ def plot_roc(curves: Mapping[str, tuple[Any, Any]], path: Path, title: str = "Im
 
 
 def plot_pro(
-    curves: Mapping[str, tuple[Any, Any]],
+    curves: Mapping[str, tuple[ArrayLike, ArrayLike]],
     path: Path,
     *,
     fpr_limit: float = 0.3,

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -28,13 +28,16 @@ from rich.progress import (
 
 from threedsr_cli.runs import distributed_rank
 
+if TYPE_CHECKING:
+    from vqcore import TrainEvent
+
 __all__ = ["UI", "format_train_stats"]
 
 # columns a progress row needs with the training stats (loss, perplexities, it/s) shown
 _WIDE_TERMINAL = 120
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: object, digits: int = 4) -> str:
     if not isinstance(value, int | float) or not math.isfinite(float(value)):
         return "-"
     return f"{float(value):.{digits}g}"
@@ -130,7 +133,7 @@ class UI:
         with self._live() as progress:
             task = progress.add_task(description, total=total, stats="")
 
-            def update(done: int, total_: int | None = None, **_: Any) -> None:
+            def update(done: int, total_: int | None = None, **_: object) -> None:
                 progress.update(task, completed=done, total=total_ or total)
 
             yield update
@@ -139,13 +142,13 @@ class UI:
                 progress.update(task, completed=t.total)
 
     @contextmanager
-    def training(self, description: str, total: int) -> Iterator[Callable[[Any], None]]:
+    def training(self, description: str, total: int) -> Iterator[Callable[[TrainEvent], None]]:
         """A progress bar fed by library ``TrainEvent``s (step, total, metrics)."""
         with self._live() as progress:
             task: TaskID = progress.add_task(description, total=total, stats="")
-            last: dict[str, Any] = {}
+            last: dict[str, float] = {}
 
-            def on_event(event: Any) -> None:
+            def on_event(event: TrainEvent) -> None:
                 metrics = dict(getattr(event, "metrics", {}) or {})
                 last.update(metrics)
                 progress.update(
@@ -160,14 +163,14 @@ class UI:
     @contextmanager
     def trainings(
         self, bars: list[tuple[str, int]]
-    ) -> Iterator[list[Callable[[int, int, dict[str, Any]], None]]]:
+    ) -> Iterator[list[Callable[[int, int, dict[str, float]], None]]]:
         """Several training bars in one live display (trainings that run at the same time);
         yields one ``update(step, total, metrics)`` per bar."""
         with self._live() as progress:
             tasks = [progress.add_task(d, total=t, stats="") for d, t in bars]
 
-            def updater(task: TaskID) -> Callable[[int, int, dict[str, Any]], None]:
-                def update(step: int, total: int, metrics: dict[str, Any]) -> None:
+            def updater(task: TaskID) -> Callable[[int, int, dict[str, float]], None]:
+                def update(step: int, total: int, metrics: dict[str, float]) -> None:
                     progress.update(
                         task, completed=step, total=total, stats=format_train_stats(metrics)
                     )

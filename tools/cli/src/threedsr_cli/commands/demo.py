@@ -12,13 +12,17 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.commands.train import run_stage_two
 from threedsr_cli.commands.train_dada import run_stage_one
 from threedsr_cli.concurrent import TrainJob, train_concurrently
 from threedsr_cli.runs import atomic_write_json, claim_run
 from threedsr_cli.ui import UI
+
+if TYPE_CHECKING:
+    from threedsr import DetectorConfig, EvaluatedSamples
+    from vqcore import StageOneConfig
 
 __all__ = ["DemoProfile", "demo_command"]
 
@@ -106,11 +110,13 @@ def _generate(ui: UI, profile: DemoProfile, root: Path, seed: int) -> dict[str, 
     return json.loads(meta.read_text())
 
 
-def _stage_one_config(profile: DemoProfile, setup: str, out: Path, device: str, seed: int) -> Any:
+def _stage_one_config(
+    profile: DemoProfile, setup: str, out: Path, device: str, seed: int
+) -> StageOneConfig:
     import vqcore
 
     backbone = vqcore.BackboneConfig.cpu(setup, **dict(profile.backbone))
-    weights: dict[str, Any] = {}
+    weights: dict[str, float | None] = {}
     if setup == "rgbd" and profile.dada_lambda_depth is not None:
         weights = {"lambda_depth": profile.dada_lambda_depth, "lambda_rgb": profile.dada_lambda_rgb}
     return vqcore.StageOneConfig.cpu(
@@ -149,7 +155,7 @@ def _detector_config(
     out: Path,
     device: str,
     seed: int,
-) -> Any:
+) -> DetectorConfig:
     import threedsr
 
     return threedsr.DetectorConfig.preset(
@@ -185,7 +191,9 @@ def _overlay_samples(types: list[str]) -> list[tuple[str, int]]:
     return [(t, i) for t in order for i in [j for j, tt in enumerate(types) if tt == t][:2]]
 
 
-def _test_results(ui: UI, samples: dict[str, Any], preprocess: dict[str, Any]) -> dict[str, Any]:
+def _test_results(
+    ui: UI, samples: dict[str, EvaluatedSamples], preprocess: dict[str, Any]
+) -> dict[str, Any]:
     """The test split as ``threedsr.evaluate`` saw it (``samples``: setup -> EvaluatedSamples),
     plus the few samples drawn as overlays, preprocessed again for their RGB and depth."""
     import pcprep
@@ -473,7 +481,7 @@ def demo_command(
         t0 = time.perf_counter()
         detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}
         metrics: dict[str, dict[str, Any]] = {}
-        samples: dict[str, Any] = {}
+        samples: dict[str, EvaluatedSamples] = {}
         for setup, det in detectors.items():
             with ui.stage(f"evaluate {setup}") as progress:
                 res = threedsr.evaluate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError
 from threedsr_cli.report import fmt_metric
@@ -18,6 +18,9 @@ from threedsr_cli.runs import (
     staging_folder,
 )
 from threedsr_cli.ui import UI
+
+if TYPE_CHECKING:
+    from pcprep import SampleRef
 
 __all__ = [
     "check_masks",
@@ -77,7 +80,7 @@ def print_metrics(ui: UI, results: dict[str, dict[str, Any]], title: str) -> Non
         ui.out.print(types)
 
 
-def _mask_path(ref: Any) -> Path:
+def _mask_path(ref: SampleRef) -> Path:
     """Where the ground-truth mask of a test sample should be."""
     geo = Path(ref.path)
     if ref.layout == "mvtec3d":

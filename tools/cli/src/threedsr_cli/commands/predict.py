@@ -7,7 +7,7 @@ import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,10 @@ from threedsr_cli.runs import (
     staging_folder,
 )
 from threedsr_cli.ui import UI
+
+if TYPE_CHECKING:
+    from pcprep import Prepared
+    from threedsr import Detector, OnnxDetector, SamplePrediction
 
 __all__ = ["auto_threshold", "check_prediction_target", "parse_threshold", "predict_command"]
 
@@ -79,7 +83,11 @@ def parse_threshold(value: str | None) -> float | str | None:
 
 
 def auto_threshold(
-    ui: UI, detector: Any, run: Path, data: Path | None, category: str | None
+    ui: UI,
+    detector: Detector | OnnxDetector,
+    run: Path,
+    data: Path | None,
+    category: str | None,
 ) -> tuple[float, str]:
     """The largest image score over the good validation samples (none of them flagged)."""
     import pcprep
@@ -108,8 +116,8 @@ def auto_threshold(
 
 def _save(
     item: InputItem,
-    prepared: Any,
-    pred: Any,
+    prepared: Prepared,
+    pred: SamplePrediction,
     out: Path,
     threshold: float | None,
     vrange: tuple[float, float],
@@ -198,9 +206,9 @@ def predict_command(
     elif getattr(detector, "threshold", None) is not None:
         thr, source = float(detector.threshold), f"recorded at export in {detector.path.name}.json"
     records: list[dict[str, Any]] = []
-    prepared: list[Any] = []
+    prepared: list[Prepared] = []
 
-    def load() -> Iterator[Any]:
+    def load() -> Iterator[Prepared]:
         for item in items:
             prepared.append(detector.prepare(item.load()))
             yield prepared[-1]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import Interrupted
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
+if TYPE_CHECKING:
+    from threedsr import DetectorConfig, TrainData, TrainResult
+
 __all__ = ["prepare_train_data", "run_stage_two", "train_command"]
 
 
-def prepare_train_data(ui: UI, config: Any) -> Any:
+def prepare_train_data(ui: UI, config: DetectorConfig) -> TrainData:
     """``threedsr.load_train_data`` (good samples of ``<root>/<category>/train``) with a bar."""
     import threedsr
 
@@ -21,7 +24,9 @@ def prepare_train_data(ui: UI, config: Any) -> Any:
         return threedsr.load_train_data(config, progress=progress)
 
 
-def run_stage_two(ui: UI, config: Any, data: Any, description: str) -> Any:
+def run_stage_two(
+    ui: UI, config: DetectorConfig, data: TrainData | None, description: str
+) -> TrainResult:
     """Train the detector with a progress bar; Ctrl-C -> :class:`Interrupted`."""
     import threedsr
 

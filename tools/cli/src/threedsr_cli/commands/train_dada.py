@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import CLIError, Interrupted
 from threedsr_cli.options import check_image_folder
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
+if TYPE_CHECKING:
+    from vqcore import StageOneConfig, StageOneResult
+
 __all__ = ["run_stage_one", "train_dada_command"]
 
 
 def run_stage_one(
     ui: UI,
-    config: Any,
+    config: StageOneConfig,
     description: str,
-) -> Any:
+) -> StageOneResult:
     """Train stage 1 with a progress bar; Ctrl-C -> :class:`Interrupted` with the checkpoint."""
     import vqcore
 
