@@ -52,6 +52,13 @@ def main() -> None:
         help="fit on the first N good training scans (a learning curve); default: all",
     )
     ap.add_argument("--bank", type=int, nargs="+", default=[100_000], help="memory rows")
+    ap.add_argument(
+        "--local-k",
+        type=int,
+        nargs="+",
+        default=[None],
+        help="local-scale neighbour k (0 = plain distances; default: the preset's)",
+    )
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     args = ap.parse_args()
@@ -71,9 +78,10 @@ def main() -> None:
     config = threedsr.DetectorConfig.cpu(args.setup)
     rows = itertools.product(
         args.category, args.size, args.features, args.scales, args.groups, args.bank,
-        args.train_scans,
+        args.train_scans, args.local_k,
     )  # fmt: skip
-    for category, size, kind, scales, groups, bank, n_train in rows:
+    for category, size, kind, scales, groups, bank, n_train, local_k in rows:
+        local_k = config.memory_local_k if local_k is None else local_k
         start = time.perf_counter()
         params = config.preprocess.kwargs(size)
         split = {
@@ -93,7 +101,11 @@ def main() -> None:
         )
         train = split["train"][:n_train] if n_train else split["train"]
         memory = fit_memory(
-            backbone, stack_inputs(train, args.setup), features=features, max_size=bank
+            backbone,
+            stack_inputs(train, args.setup),
+            features=features,
+            max_size=bank,
+            local_k=local_k,
         )
         test = split["test"]
         raw = torch.cat(
@@ -106,6 +118,9 @@ def main() -> None:
         labels = np.array([p.label for p in test])
         types = np.array([p.defect_type for p in test])
         gt = np.stack([np.zeros(raw.shape[1:], bool) if p.gt is None else p.gt > 0.5 for p in test])
+        # Diagnostic: AUPRO counting only ground truth on the object. An object-only map cannot
+        # reach the ground truth drawn where a cut or bent part left no surface.
+        on_object = gt & np.stack([p.depth > 0.05 for p in test])
         for box in args.box:
             box = box or config.filter_size
             maps = smooth_maps(raw, config.smoothing, box, config.gaussian_sigma)
@@ -129,6 +144,8 @@ def main() -> None:
                 "per_defect_type": per_type,
                 "pixel_auroc": round(admetrics.pixel_auroc(gt, maps.numpy()), 4),
                 "aupro": round(admetrics.aupro(gt, maps.numpy()), 4),
+                "aupro_object_gt": round(admetrics.aupro(on_object, maps.numpy()), 4),
+                "local_k": local_k,
                 "seconds": round(seconds, 1),
                 "threads": args.threads,
             }

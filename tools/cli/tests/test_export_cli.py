@@ -34,7 +34,12 @@ def test_export_then_predict_with_onnxruntime_equals_torch(cli, run_copy, tiny_d
     meta = json.loads((run_copy / "detector.onnx.json").read_text())
     assert meta["setup"] == "rgbd" and meta["channels"] == ["D", "R", "G", "B"]
     assert meta["input"]["shape"] == [1, 4, 64, 64] and meta["threshold"] == 0.5
-    assert meta["memory"] == {"kind": "descriptors", "weight": 1.0, "heads": False}
+    assert meta["memory"] == {
+        "kind": "descriptors",
+        "weight": 1.0,
+        "heads": False,
+        "local_scale": True,
+    }
     assert _predict(cli, run_copy, tiny_data, tmp_path / "t").exit_code == 0
     res = _predict(cli, run_copy, tiny_data, tmp_path / "o", "--backend", "onnxruntime")
     assert res.exit_code == 0, res.stderr

@@ -112,6 +112,10 @@ class DetectorConfig(ConfigMixin):
             distance (where on the object a cell lies); those the setup lacks are skipped.
         descriptor_weights: one weight per group, spread over its channels
             (:class:`threedsr.memory.MemoryFeatures`); None = every channel weighs 1.
+        memory_local_k: > 0: each memory distance is divided by its nearest stored cell's local
+            scale, that cell's distance to its ``memory_local_k``-th nearest cell of another
+            training scan (:mod:`threedsr.knn`): "how far, in units of the normal spread
+            there"; 0 = plain distances (detectors written before session 8).
         smoothing, smoothing_size, gaussian_sigma: the smoothing a :class:`~threedsr.Detector`
             uses unless its own options say otherwise (stored with the detector): ``box`` (code)
             or ``gaussian`` (paper); box side (None = 11 rgbd/rgb, 21 depth); Gaussian sigma (4,
@@ -160,6 +164,7 @@ class DetectorConfig(ConfigMixin):
     descriptor_scales: tuple[float, ...] = (1.0, 2.0, 4.0)
     descriptor_groups: tuple[str, ...] = ("surface", "colour")
     descriptor_weights: tuple[float, ...] | None = None
+    memory_local_k: int = 0
     smoothing: Literal["box", "gaussian"] = "box"
     smoothing_size: int | None = None
     gaussian_sigma: float = 4.0
@@ -196,6 +201,8 @@ class DetectorConfig(ConfigMixin):
             fail(
                 f"memory_features must be 'encoder' or 'descriptors', got {self.memory_features!r}"
             )
+        if self.memory_local_k < 0:
+            fail(f"memory_local_k must be >= 0, got {self.memory_local_k}")
         if not self.descriptor_scales or min(self.descriptor_scales) <= 0:
             fail(f"descriptor_scales must be > 0, got {self.descriptor_scales}")
         unknown = set(self.descriptor_groups) - set(DESCRIPTOR_GROUPS)
@@ -281,6 +288,9 @@ class DetectorConfig(ConfigMixin):
             descriptor_scales=(1.0, 2.0, 4.0, 8.0),
             descriptor_groups=DESCRIPTOR_GROUPS,
             descriptor_weights=(2.0, 1.0, 1.0, 1.0),
+            # A cell's distance in units of the normal spread around its nearest stored cell:
+            # a real part's normal variation is uneven (docs/bench/threedsr.md, "Local scale").
+            memory_local_k=3,
             # bf16 on CUDA, fp32 on the CPU, as before the precision option existed.
             precision="auto",
         )
@@ -293,7 +303,11 @@ class DetectorConfig(ConfigMixin):
             # dark support, which a dark stain matches (demo: I-AUROC 0.50 against 0.68 here).
             # RGB keeps session 5's recipe: encoder features fused with the heads at 128 px.
             base.update(
-                image_size=128, memory_features="encoder", memory_weight=0.7, memory_size=40_000
+                image_size=128,
+                memory_features="encoder",
+                memory_weight=0.7,
+                memory_size=40_000,
+                memory_local_k=0,
             )
         return cls._build(base, overrides)
 

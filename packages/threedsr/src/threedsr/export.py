@@ -184,6 +184,7 @@ def _sidecar(
             "kind": graph.memory_kind,
             "weight": graph.memory_weight,
             "heads": graph.runs_heads,
+            "local_scale": graph.has_local_scale,
         }
     preprocess = {**detector.preprocess, "size": size}
     return {

@@ -93,6 +93,7 @@ class InferenceGraph(nn.Module):
         self.model = None if self.memory_alone else model
         self.memory_weight = weight
         self.memory_kind = memory.features.kind if self.use_memory else None
+        self.has_local_scale = False
         if self.use_memory:
             feats = memory.features
             self.scales = tuple(feats.scales)
@@ -108,6 +109,9 @@ class InferenceGraph(nn.Module):
             scale = memory.scale if memory.scale is not None else torch.ones(c)
             self.register_buffer("center", center.float())
             self.register_buffer("scale", scale.float())
+            self.has_local_scale = memory.local_scale is not None
+            if self.has_local_scale:
+                self.register_buffer("local_scale", memory.local_scale.float())
             self.has_center = memory.center is not None
             self.has_scale = memory.scale is not None
             self.heads_cal = tuple(float(v) for v in detector._heads_cal)
@@ -168,15 +172,23 @@ class InferenceGraph(nn.Module):
             q = q - self.center
         if self.has_scale:
             q = q / self.scale
-        blocks = []
+        blocks, nearest = [], []
         for s in range(0, h * w, self.rows):
             rows = min(self.rows, h * w - s)
             qb = q[:, s : s + rows].reshape(-1, c)
-            blocks.append(torch.addmm(self.bank_sq, qb, self.bank_t).amin(dim=1).reshape(-1, rows))
+            if self.has_local_scale:
+                v, i = torch.addmm(self.bank_sq, qb, self.bank_t).min(dim=1)
+                nearest.append(i.reshape(-1, rows))
+            else:
+                v = torch.addmm(self.bank_sq, qb, self.bank_t).amin(dim=1)
+            blocks.append(v.reshape(-1, rows))
         # Adding ||x||^2 and clamping at 0 are monotone, so they commute with the min: applied
         # after it, the result is the eager code's min(clamp(||e||^2 - 2 x.e + ||x||^2)) exactly.
         d2 = (torch.cat(blocks, dim=1) + (q * q).sum(dim=2)).clamp_min(0)
-        d = d2.sqrt().reshape(-1, h, w)
+        d = d2.sqrt()
+        if self.has_local_scale:
+            d = d / self.local_scale[torch.cat(nearest, dim=1)]
+        d = d.reshape(-1, h, w)
         if self.setup != "rgb":
             # memory.object_cells: the share of object pixels per cell (an exact average pool).
             k = x.shape[2] // h

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from vqcore import DiscreteAutoencoder
-from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
+from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk
 
 from threedsr.descriptors import LEGACY_GROUPS, group_slices, local_descriptors, setup_groups
+from threedsr.knn import local_scales, nearest_rows
 
 __all__ = ["FeatureMemory", "MapCalibration", "MemoryFeatures", "fit_memory", "fuse_maps"]
 
@@ -146,6 +147,8 @@ class FeatureMemory:
         features: what a row is (:class:`MemoryFeatures`).
         center, scale: (C,) per-channel standardisation applied to queries (descriptors mix
             units: depth slopes, curvatures, colour ratios); None = none.
+        local_scale: (N,) each row's local scale (:func:`threedsr.knn.local_scales`): a query's
+            distance is divided by its nearest row's; None = plain distances.
 
     Example:
         >>> mem = FeatureMemory(torch.zeros(3, 2))
@@ -162,6 +165,7 @@ class FeatureMemory:
         features: MemoryFeatures | None = None,
         center: Tensor | None = None,
         scale: Tensor | None = None,
+        local_scale: Tensor | None = None,
     ) -> None:
         if bank.ndim != 2 or bank.shape[0] == 0:
             raise ValueError(f"FeatureMemory: bank must be (N>0, C), got {tuple(bank.shape)}")
@@ -170,11 +174,17 @@ class FeatureMemory:
                 raise ValueError(
                     f"FeatureMemory: {name} must be ({bank.shape[1]},), got {tuple(v.shape)}"
                 )
+        if local_scale is not None and tuple(local_scale.shape) != (bank.shape[0],):
+            raise ValueError(
+                f"FeatureMemory: local_scale must be ({bank.shape[0]},), got "
+                f"{tuple(local_scale.shape)}"
+            )
         self.bank = bank.float()
         self.image_ids = image_ids
         self.features = features or MemoryFeatures()
         self.center = None if center is None else center.float()
         self.scale = None if scale is None else scale.float().clamp_min(1e-8)
+        self.local_scale = None if local_scale is None else local_scale.float().clamp_min(1e-12)
         self.chunk = chunk or row_chunk(self.bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
         self._copies: dict[str, Tensor] = {}
 
@@ -182,7 +192,8 @@ class FeatureMemory:
     def distance(
         self, feats: Tensor, *, exclude: Tensor | None = None, where: Tensor | None = None
     ) -> Tensor:
-        """Euclidean distance of every feature vector to its nearest bank row.
+        """Euclidean distance of every feature vector to its nearest bank row (divided by that
+        row's local scale when the memory has one).
 
         Args:
             feats: (B, C, h, w) features.
@@ -215,26 +226,23 @@ class FeatureMemory:
             skip = None if exclude is None or ids is None else ids == exclude[i]
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
-            di = torch.empty(qi.shape[0], device=feats.device)
-            for s in range(0, qi.shape[0], self.chunk):
-                # vqcore's nearest-code search, with the bank as the codebook.
-                d2 = squared_distances(qi[s : s + self.chunk], bank)
-                if skip is not None:
-                    d2[:, skip] = float("inf")
-                di[s : s + self.chunk] = d2.amin(1).sqrt()
+            di, nearest = nearest_rows(qi, bank, skip=skip, chunk=self.chunk)
+            if self.local_scale is not None:
+                di = di / self._on(feats.device, "local_scale")[nearest]
             if rows is None:
                 out[i] = di
             else:
                 out[i, rows] = di
         return out.view(b, h, w)
 
-    def _on(self, device: torch.device) -> Tensor:
-        """The bank on ``device``, copied once per device."""
-        if self.bank.device == device:
-            return self.bank
-        key = str(device)
+    def _on(self, device: torch.device, name: str = "bank") -> Tensor:
+        """The bank (or another per-row tensor) on ``device``, copied once per device."""
+        t = getattr(self, name)
+        if t.device == device:
+            return t
+        key = f"{name}@{device}"
         if key not in self._copies:
-            self._copies[key] = self.bank.to(device)
+            self._copies[key] = t.to(device)
         return self._copies[key]
 
     def state(self) -> dict[str, Tensor]:
@@ -246,6 +254,8 @@ class FeatureMemory:
             state["center"] = self.center
         if self.scale is not None:
             state["scale"] = self.scale
+        if self.local_scale is not None:
+            state["local_scale"] = self.local_scale
         return state
 
     @classmethod
@@ -257,6 +267,7 @@ class FeatureMemory:
             features=MemoryFeatures.from_state(state.get("features")),
             center=state.get("center"),
             scale=state.get("scale"),
+            local_scale=state.get("local_scale"),  # absent before session 8: plain distances
         )
 
 
@@ -269,6 +280,7 @@ def fit_memory(
     max_size: int = 40_000,
     batch_size: int = 8,
     seed: int = 0,
+    local_k: int = 0,
 ) -> FeatureMemory:
     """Describe good training scans and keep at most ``max_size`` of their feature vectors (a
     seeded random subset when there are more): the object's cells when the input has depth
@@ -279,6 +291,9 @@ def fit_memory(
         backbone: the frozen stage-1 backbone (eval mode).
         x: (N, C, H, W) good training inputs at model resolution.
         features: what to store (:class:`MemoryFeatures`); None = encoder features.
+        local_k: > 0: divide distances by the nearest row's local scale, its distance to its
+            ``local_k``-th nearest row of another scan (:func:`threedsr.knn.local_scales`);
+            0 = plain distances.
     """
     features = features or MemoryFeatures()
     feats, ids = [], []
@@ -308,7 +323,10 @@ def fit_memory(
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[:max_size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
-    return FeatureMemory(bank, image_ids, features=features, center=center, scale=scale)
+    local = local_scales(bank, image_ids, local_k) if local_k > 0 else None
+    return FeatureMemory(
+        bank, image_ids, features=features, center=center, scale=scale, local_scale=local
+    )
 
 
 def object_cells(backbone: DiscreteAutoencoder, x: Tensor, cells: tuple[int, int]) -> Tensor | None:

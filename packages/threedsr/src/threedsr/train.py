@@ -293,6 +293,7 @@ def build_memory(
         features=features,
         max_size=config.memory_size,
         seed=config.seed,
+        local_k=config.memory_local_k,
     )
     pick = torch.linspace(0, x.shape[0] - 1, min(CALIBRATION_SCANS, x.shape[0])).round().long()
     heads, mem = [], []
@@ -328,6 +329,7 @@ _RESUME_FREE = {
     "memory_weight",
     "memory_size",
     "memory_features",
+    "memory_local_k",
     "descriptor_scales",
     "descriptor_groups",
     "descriptor_weights",

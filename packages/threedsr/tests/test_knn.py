@@ -1,0 +1,149 @@
+"""The bank's nearest-row search and local scales (threedsr.knn) against brute force, and the
+feature memory's local-scale normalisation: equal to distance / scale of the nearest row,
+unchanged by a common rescaling of the features, stored and reloaded, absent in older states."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from threedsr import DetectorConfig
+from threedsr.knn import local_scales, nearest_rows
+from threedsr.memory import FeatureMemory, MemoryFeatures, fit_memory, memory_map
+from threedsr_testutil import synthetic_class, tiny_backbone
+
+
+def _brute_local(bank: torch.Tensor, ids: torch.Tensor | None, k: int) -> torch.Tensor:
+    d = torch.cdist(bank.double(), bank.double())
+    out = []
+    for j in range(bank.shape[0]):
+        other = torch.ones(bank.shape[0], dtype=torch.bool)
+        other[j] = False
+        if ids is not None and not bool((ids == ids[0]).all()):
+            other &= ids != ids[j]
+        out.append(d[j, other].sort().values[k - 1])
+    return torch.stack(out).float()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    q=st.integers(1, 9),
+    n=st.integers(1, 12),
+    c=st.integers(1, 5),
+    chunk=st.integers(1, 7),
+    seed=st.integers(0, 2**16),
+)
+def test_nearest_rows_equals_brute_force(q, n, c, chunk, seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    query, bank = torch.randn(q, c, generator=g), torch.randn(n, c, generator=g)
+    skip = torch.rand(n, generator=g) < 0.3
+    skip[0] = False  # at least one row to find
+    d, i = nearest_rows(query, bank, skip=skip, chunk=chunk)
+    ref = torch.cdist(query.double(), bank.double())
+    ref[:, skip] = float("inf")
+    torch.testing.assert_close(d.double(), ref.min(1).values, atol=1e-4, rtol=1e-4)
+    # The index found is a nearest row (ties may pick either of equal distances).
+    torch.testing.assert_close(ref.gather(1, i[:, None])[:, 0], ref.min(1).values)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(4, 20),
+    scans=st.integers(1, 4),
+    k=st.integers(1, 3),
+    chunk=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_local_scales_equal_brute_force(n, scans, k, chunk, seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    bank = torch.randn(n, 3, generator=g)
+    ids = torch.arange(n) % scans
+    if n - int(torch.bincount(ids).max()) < k and scans > 1:
+        with pytest.raises(ValueError, match="too few rows"):
+            local_scales(bank, ids, k, chunk=chunk)
+        return
+    got = local_scales(bank, ids, k, chunk=chunk)
+    want = _brute_local(bank, ids, k)
+    want = want.clamp_min(float(want.median()) * 0.01)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_local_scales_leave_the_rows_own_scan_out() -> None:
+    # Rows 0 and 1 are one scan (neighbouring cells, nearly the same); the scale of row 0 must
+    # come from the other scan's rows, not from its twin.
+    bank = torch.tensor([[0.0], [0.01], [2.0], [5.0]])
+    ids = torch.tensor([0, 0, 1, 2])
+    assert local_scales(bank, ids, 1).tolist() == pytest.approx([2.0, 1.99, 1.99, 3.0])
+    # Unknown scans: the nearest other row.
+    assert local_scales(bank, None, 1).tolist() == pytest.approx([0.01, 0.01, 1.99, 3.0])
+
+
+def test_local_scales_errors_and_floor() -> None:
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        local_scales(torch.zeros(3, 2), None, 0)
+    with pytest.raises(ValueError, match="too few rows"):
+        local_scales(torch.zeros(2, 2), None, 2)
+    # Exact duplicates across scans: the floor (1 % of the median) keeps every scale > 0.
+    bank = torch.tensor([[0.0], [0.0], [1.0], [2.0], [4.0]])
+    s = local_scales(bank, torch.arange(5), 1)
+    assert float(s.min()) == pytest.approx(0.01 * float(s.median()))
+
+
+def test_memory_distance_is_plain_distance_over_the_nearest_rows_scale() -> None:
+    g = torch.Generator().manual_seed(0)
+    bank, ids = torch.randn(50, 4, generator=g), torch.arange(50) // 10
+    scales = local_scales(bank, ids, 3)
+    feats = torch.randn(2, 4, 3, 5, generator=g)
+    plain = FeatureMemory(bank, ids).distance(feats)
+    scaled = FeatureMemory(bank, ids, local_scale=scales).distance(feats)
+    q = feats.permute(0, 2, 3, 1).reshape(-1, 4)
+    nearest = torch.cdist(q, bank).argmin(1)
+    torch.testing.assert_close(scaled.flatten(), plain.flatten() / scales[nearest])
+    # A common rescaling of the features (units) leaves the ratio unchanged.
+    again = FeatureMemory(bank * 7.0, ids, local_scale=local_scales(bank * 7.0, ids, 3))
+    torch.testing.assert_close(again.distance(feats * 7.0), scaled, rtol=1e-4, atol=1e-5)
+
+
+def test_local_scale_survives_the_state_and_older_states_stay_plain() -> None:
+    g = torch.Generator().manual_seed(1)
+    bank, ids = torch.randn(30, 3, generator=g), torch.arange(30) // 5
+    mem = FeatureMemory(bank, ids, local_scale=local_scales(bank, ids, 2))
+    state = mem.state()
+    assert "local_scale" in state
+    back = FeatureMemory.from_state(state)
+    torch.testing.assert_close(back.local_scale, mem.local_scale)
+    state.pop("local_scale")  # a memory written before session 8
+    assert FeatureMemory.from_state(state).local_scale is None
+    with pytest.raises(ValueError, match="local_scale must be"):
+        FeatureMemory(bank, ids, local_scale=torch.ones(3))
+
+
+def test_fit_memory_with_local_k_scores_good_scans_near_one() -> None:
+    """On good scans scored against the memory without their own rows (the calibration's
+    leave-one-scan-out), the local-scale distance is of order 1: that is its unit."""
+    data = synthetic_class("depth", n=6, seed=2)
+    bb = tiny_backbone("depth").eval()
+    feats = MemoryFeatures("descriptors", (1.0, 2.0), groups=("surface", "interior"))
+    mem = fit_memory(bb, data.x, features=feats, local_k=3)
+    assert mem.local_scale is not None and mem.local_scale.shape == (mem.bank.shape[0],)
+    plain = fit_memory(bb, data.x, features=feats)
+    assert plain.local_scale is None
+    x = data.x[:3]
+    d = memory_map(mem, bb, x, exclude=torch.arange(3))
+    on = x[:, 0] > 0.05
+    assert 0.2 < float(d[on].median()) < 5.0
+
+
+def test_config_field_and_presets() -> None:
+    assert DetectorConfig.cpu("rgbd").memory_local_k == 3
+    assert DetectorConfig.cpu("depth").memory_local_k == 3
+    assert DetectorConfig.cpu("rgb").memory_local_k == 0  # encoder memory, session 5's recipe
+    assert DetectorConfig.paper("rgbd").memory_local_k == 0
+    with pytest.raises(Exception, match="memory_local_k must be >= 0"):
+        DetectorConfig.cpu("rgbd", memory_local_k=-1)
+    cfg = DetectorConfig.cpu("depth")
+    assert DetectorConfig.from_dict(cfg.to_dict()).memory_local_k == 3
+    old = cfg.to_dict()
+    old.pop("memory_local_k")  # a detector.pt written before the field existed
+    assert DetectorConfig.from_dict(old).memory_local_k == 0
