@@ -265,11 +265,12 @@ class DetectorConfig(ConfigMixin):
     def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
         """A small CPU run: 256², batch 8, 400 iterations (x0.1 at 80 %), narrow modules with a
         residual SRM, every anomaly drawn in image space, and a memory of hand-made surface,
-        colour, texture and interior descriptors (100k cells) whose map is the detector's
+        colour, texture and interior descriptors (100k cells; distances in units of the local
+        normal spread, ``memory_local_k=3``) whose map is the detector's
         (``memory_weight=1``; the heads' map stays available with
         ``Detector.load(..., memory_weight=0)``); depth maps are smoothed with an 11 px box.
         ``rgb`` keeps the 128 px encoder memory fused at 0.7 (no object mask for the
-        descriptors). Package README rows 18-26 and 32 list each departure with its measured
+        descriptors). Package README rows 18-26, 32 and 33 list each departure with its measured
         effect."""
         base: dict[str, Any] = dict(
             setup=setup,

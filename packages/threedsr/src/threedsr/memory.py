@@ -323,7 +323,10 @@ def fit_memory(
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[:max_size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
-    local = local_scales(bank, image_ids, local_k) if local_k > 0 else None
+    local = None
+    if local_k > 0:
+        # An N x N search: on the inputs' device (a GPU when training runs on one).
+        local = local_scales(bank.to(x.device), image_ids.to(x.device), local_k).cpu()
     return FeatureMemory(
         bank, image_ids, features=features, center=center, scale=scale, local_scale=local
     )
