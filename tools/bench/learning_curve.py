@@ -13,6 +13,11 @@ training only (evaluation excluded).
         --category cable_gland --budgets 200 400 800 1600 --out runs/lc-cg
     # a PNG of one or more finished curves:
     uv run python tools/bench/learning_curve.py --plot runs/lc-*/curve.json --png docs/images/lc.png
+    # the `cpu` preset's map is the feature memory's, which stage-2 iterations do not change:
+    # its curve is over the good scans stored (tools/bench/memory_features.py --train-scans, one
+    # JSON line per row); a PNG of such rows:
+    uv run python tools/bench/learning_curve.py --plot-scans runs/scans-*.jsonl \
+        --png docs/images/learning-curve-scans.png
 
 Extra detector options: ``--set key=value`` (JSON values), e.g. ``--set unet_input='"general"'``.
 """
@@ -144,6 +149,38 @@ def plot(curves: list[Path], png: Path) -> None:
     print(f"wrote {png}")
 
 
+def plot_scans(rows_files: list[Path], png: Path) -> None:
+    """I-AUROC, P-AUROC and AUPRO against the good training scans in the memory, one line per
+    (category, setup) in ``memory_features.py`` JSON-lines output."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for path in rows_files:
+        for text in path.read_text().splitlines():
+            if text.strip().startswith("{"):
+                row = json.loads(text)
+                lines.setdefault(f"{row['category']} ({row['setup']})", []).append(row)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharex=True)
+    for label, rows in lines.items():
+        rows.sort(key=lambda r: r["train_scans"])
+        x = [r["train_scans"] for r in rows]
+        for ax, key in zip(axes, ("image_auroc", "pixel_auroc", "aupro"), strict=True):
+            ax.plot(x, [r[key] for r in rows], marker="o", label=label)
+            ax.set_title(key.replace("_", " ").replace("auroc", "AUROC").replace("aupro", "AUPRO"))
+            ax.set_xlabel("good training scans in the memory")
+            ax.set_xscale("log")
+            ax.set_ylim(0.6, 1.0)
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_arguments(ap, required=False, many=False)
@@ -154,14 +191,20 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="detector option key=json")
     ap.add_argument("--out", type=Path, default=Path("runs/learning-curve"))
     ap.add_argument("--plot", type=Path, nargs="+", help="curve.json files to draw")
+    ap.add_argument(
+        "--plot-scans", type=Path, nargs="+", help="memory_features.py JSON-lines files to draw"
+    )
     ap.add_argument("--png", type=Path, default=Path("docs/images/learning-curve.png"))
     args = ap.parse_args()
     args.argv = os.sys.argv[1:]
+    if args.plot_scans:
+        plot_scans(args.plot_scans, args.png)
+        return
     if args.plot:
         plot(args.plot, args.png)
         return
     if not (args.synthetic or args.data):
-        ap.error("give --synthetic FOLDER or --data ROOT (or --plot)")
+        ap.error("give --synthetic FOLDER or --data ROOT (or --plot / --plot-scans)")
     run_curve(args)
 
 
