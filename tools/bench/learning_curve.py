@@ -125,60 +125,68 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def plot(curves: list[Path], png: Path) -> None:
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+
+def _draw(
+    lines: dict[str, tuple[list[float], list[dict[str, Any]]]],
+    png: Path,
+    *,
+    xlabel: str,
+    ylim: tuple[float, float],
+    log_x: bool = False,
+) -> None:
+    """One panel per metric, one line per label: ``lines[label] = (x, points)``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharex=True)
-    for path in curves:
-        c = json.loads(path.read_text())
-        x = [p["train_minutes"] for p in c["points"]]
-        label = f"{c['category']} ({c['setup']})"
-        for ax, key in zip(axes, ("image_auroc", "pixel_auroc", "aupro"), strict=True):
-            ax.plot(x, [p[key] for p in c["points"]], marker="o", label=label)
+    for label, (x, points) in lines.items():
+        for ax, key in zip(axes, METRICS, strict=True):
+            ax.plot(x, [p[key] for p in points], marker="o", label=label)
             ax.set_title(key.replace("_", " ").replace("auroc", "AUROC").replace("aupro", "AUPRO"))
-            ax.set_xlabel("stage-2 training wall minutes")
-            ax.set_ylim(0.4, 1.0)
+            ax.set_xlabel(xlabel)
+            if log_x:
+                ax.set_xscale("log")
+            ax.set_ylim(*ylim)
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     print(f"wrote {png}")
+
+
+def plot(curves: list[Path], png: Path) -> None:
+    """Finished stage-2 curves (``curve.json``) against training wall minutes."""
+    lines = {}
+    for path in curves:
+        c = json.loads(path.read_text())
+        lines[f"{c['category']} ({c['setup']})"] = (
+            [p["train_minutes"] for p in c["points"]],
+            c["points"],
+        )
+    _draw(lines, png, xlabel="stage-2 training wall minutes", ylim=(0.4, 1.0))
 
 
 def plot_scans(rows_files: list[Path], png: Path) -> None:
     """I-AUROC, P-AUROC and AUPRO against the good training scans in the memory, one line per
     (category, setup) in ``memory_features.py`` JSON-lines output."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lines: dict[str, list[dict[str, Any]]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
     for path in rows_files:
         for text in path.read_text().splitlines():
             if text.strip().startswith("{"):
                 row = json.loads(text)
-                lines.setdefault(f"{row['category']} ({row['setup']})", []).append(row)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharex=True)
-    for label, rows in lines.items():
-        rows.sort(key=lambda r: r["train_scans"])
-        x = [r["train_scans"] for r in rows]
-        for ax, key in zip(axes, ("image_auroc", "pixel_auroc", "aupro"), strict=True):
-            ax.plot(x, [r[key] for r in rows], marker="o", label=label)
-            ax.set_title(key.replace("_", " ").replace("auroc", "AUROC").replace("aupro", "AUPRO"))
-            ax.set_xlabel("good training scans in the memory")
-            ax.set_xscale("log")
-            ax.set_ylim(0.6, 1.0)
-            ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=110)
-    print(f"wrote {png}")
+                k = row.get("local_k") or 0  # rows written before the option: plain distances
+                scale = f"local scale k={k}" if k else "plain distances"
+                rows.setdefault(f"{row['category']} ({row['setup']}, {scale})", []).append(row)
+    lines = {}
+    for label, points in rows.items():
+        points.sort(key=lambda r: r["train_scans"])
+        lines[label] = ([r["train_scans"] for r in points], points)
+    _draw(lines, png, xlabel="good training scans in the memory", ylim=(0.6, 1.0), log_x=True)
 
 
 def main() -> None:

@@ -90,8 +90,14 @@ FORMAT1_CONFIG = {
     "compile": False,
     "precision": "auto",
 }
-# memory_local_k=0: format-1 files predate the field, which then reads as 0 (plain distances).
-OVER = dict(category="synthetic", memory_weight=0.0, depth_anomaly_prob=0.5, memory_local_k=0)
+# The memory fields at their defaults: format-1 files predate them.
+OVER = dict(
+    category="synthetic",
+    memory_weight=0.0,
+    depth_anomaly_prob=0.5,
+    memory_local_k=0,
+    memory_local_min_scans=40,
+)
 
 
 def _as_format1(path, out: str, iterations: int) -> None:

@@ -129,6 +129,10 @@ def test_fit_memory_with_local_k_scores_good_scans_near_one() -> None:
     assert mem.local_scale is not None and mem.local_scale.shape == (mem.bank.shape[0],)
     plain = fit_memory(bb, data.x, features=feats)
     assert plain.local_scale is None
+    # Fewer scans than local_min_scans: plain distances (the scales would be too noisy).
+    few = fit_memory(bb, data.x, features=feats, local_k=3, local_min_scans=7)
+    assert few.local_scale is None
+    torch.testing.assert_close(few.bank, plain.bank)
     x = data.x[:3]
     d = memory_map(mem, bb, x, exclude=torch.arange(3))
     on = x[:, 0] > 0.05
@@ -142,6 +146,9 @@ def test_config_field_and_presets() -> None:
     assert DetectorConfig.paper("rgbd").memory_local_k == 0
     with pytest.raises(Exception, match="memory_local_k must be >= 0"):
         DetectorConfig.cpu("rgbd", memory_local_k=-1)
+    assert DetectorConfig.cpu("rgbd").memory_local_min_scans == 40
+    with pytest.raises(Exception, match="memory_local_min_scans must be >= 1"):
+        DetectorConfig.cpu("rgbd", memory_local_min_scans=0)
     cfg = DetectorConfig.cpu("depth")
     assert DetectorConfig.from_dict(cfg.to_dict()).memory_local_k == 3
     old = cfg.to_dict()

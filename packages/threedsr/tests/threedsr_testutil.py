@@ -29,6 +29,8 @@ def tiny_config(setup: str = "rgbd", out: str | None = None, **over: object) -> 
         unet_base=4,
         out_dir=out,
         device="cpu",
+        # Test classes have a handful of scans: keep the preset's local scale in the path tested.
+        memory_local_min_scans=1,
     )
     base.update(over)
     return DetectorConfig.preset("cpu", setup=setup, **base)

@@ -281,6 +281,7 @@ def fit_memory(
     batch_size: int = 8,
     seed: int = 0,
     local_k: int = 0,
+    local_min_scans: int = 1,
 ) -> FeatureMemory:
     """Describe good training scans and keep at most ``max_size`` of their feature vectors (a
     seeded random subset when there are more): the object's cells when the input has depth
@@ -294,6 +295,9 @@ def fit_memory(
         local_k: > 0: divide distances by the nearest row's local scale, its distance to its
             ``local_k``-th nearest row of another scan (:func:`threedsr.knn.local_scales`);
             0 = plain distances.
+        local_min_scans: fewer training scans than this: plain distances even when
+            ``local_k`` > 0 (with few scans the scales are too noisy to divide by: cable_gland,
+            14 / 28 scans: I-AUROC 0.60 / 0.76 against 0.79 / 0.82 plain; 56: 0.87 against 0.82).
     """
     features = features or MemoryFeatures()
     feats, ids = [], []
@@ -324,7 +328,7 @@ def fit_memory(
         keep = keep[:max_size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
     local = None
-    if local_k > 0:
+    if local_k > 0 and x.shape[0] >= local_min_scans:
         # An N x N search: on the inputs' device (a GPU when training runs on one).
         local = local_scales(bank.to(x.device), image_ids.to(x.device), local_k).cpu()
     return FeatureMemory(

@@ -294,6 +294,7 @@ def build_memory(
         max_size=config.memory_size,
         seed=config.seed,
         local_k=config.memory_local_k,
+        local_min_scans=config.memory_local_min_scans,
     )
     pick = torch.linspace(0, x.shape[0] - 1, min(CALIBRATION_SCANS, x.shape[0])).round().long()
     heads, mem = [], []
@@ -330,6 +331,7 @@ _RESUME_FREE = {
     "memory_size",
     "memory_features",
     "memory_local_k",
+    "memory_local_min_scans",
     "descriptor_scales",
     "descriptor_groups",
     "descriptor_weights",
