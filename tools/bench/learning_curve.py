@@ -150,6 +150,9 @@ def _draw(
             ax.set_xlabel(xlabel)
             if log_x:
                 ax.set_xscale("log")
+                ticks = sorted({v for xs, _ in lines.values() for v in xs})
+                ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+                ax.minorticks_off()
             ax.set_ylim(*ylim)
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -186,7 +189,7 @@ def plot_scans(rows_files: list[Path], png: Path) -> None:
     for label, points in rows.items():
         points.sort(key=lambda r: r["train_scans"])
         lines[label] = ([r["train_scans"] for r in points], points)
-    _draw(lines, png, xlabel="good training scans in the memory", ylim=(0.6, 1.0), log_x=True)
+    _draw(lines, png, xlabel="good training scans in the memory", ylim=(0.5, 1.0), log_x=True)
 
 
 def main() -> None:
