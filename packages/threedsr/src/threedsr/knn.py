@@ -96,15 +96,12 @@ def local_scales(
         raise ValueError(f"local_scales: the bank has too few rows ({n}) for k={k}")
     chunk = chunk or row_chunk(n, DEFAULT_BLOCK_ELEMENTS)
     out = torch.empty(n, device=bank.device)
-    rows = torch.arange(n, device=bank.device)
+    # A row's own scan is left out; with one scan (or none known), only the row itself.
+    group = torch.arange(n) if single else image_ids
+    group = group.to(bank.device)  # type: ignore[union-attr]
     for s in range(0, n, chunk):
         d2 = squared_distances(bank[s : s + chunk], bank)
-        if single:
-            same = rows[s : s + chunk, None] == rows[None, :]
-        else:
-            ids = image_ids.to(bank.device)  # type: ignore[union-attr]
-            same = ids[s : s + chunk, None] == ids[None, :]
-        d2.masked_fill_(same, float("inf"))
+        d2.masked_fill_(group[s : s + chunk, None] == group[None, :], float("inf"))
         out[s : s + chunk] = d2.topk(k, dim=1, largest=False).values[:, -1].sqrt()
     floor = float(out.median()) * 0.01
     return out.clamp_min(max(floor, 1e-12))
