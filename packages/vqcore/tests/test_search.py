@@ -106,3 +106,15 @@ def test_ranked_codes_rejects_bad_shapes_and_k() -> None:
         ranked_codes(torch.zeros(3, 2), torch.zeros(4, 3), 1)
     with pytest.raises(ValueError, match="k=5 outside"):
         ranked_codes(torch.zeros(3, 2), torch.zeros(4, 2), 5)
+
+
+def test_ranked_codes_skips_codes_of_the_rows_own_group() -> None:
+    g = torch.Generator().manual_seed(5)
+    flat, cb = torch.randn(13, 3, generator=g), torch.randn(11, 3, generator=g)
+    rows, codes = torch.arange(13) % 3, torch.arange(11) % 4
+    d, i = ranked_codes(flat, cb, 2, exclude=(rows, codes), block_elements=22)
+    ref = torch.cdist(flat.double(), cb.double()) ** 2
+    ref[rows[:, None] == codes[None, :]] = float("inf")
+    want = ref.topk(2, dim=1, largest=False)
+    torch.testing.assert_close(d.double(), want.values, atol=1e-4, rtol=1e-4)
+    assert bool((rows[:, None] != codes[i]).all())  # no neighbour from the row's own group

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
+from vqcore.search import DEFAULT_BLOCK_ELEMENTS, ranked_codes, row_chunk, squared_distances
 
 __all__ = ["local_scales", "nearest_rows"]
 
@@ -47,6 +47,8 @@ def nearest_rows(
         >>> d.tolist(), i.tolist()
         ([1.0], [1])
     """
+    # Not vqcore's ranked_codes(k=1): its topk can pick another row among exact ties than the
+    # min of the exported graph (threedsr.graph), and the nearest row's index picks its scale.
     chunk = chunk or row_chunk(bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
     dist = torch.empty(query.shape[0], device=query.device)
     index = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
@@ -95,14 +97,10 @@ def local_scales(
     if n <= k or (not single and image_ids is not None and _max_other_rows(image_ids) < k):
         raise ValueError(f"local_scales: the bank has too few rows ({n}) for k={k}")
     chunk = chunk or row_chunk(n, DEFAULT_BLOCK_ELEMENTS)
-    out = torch.empty(n, device=bank.device)
     # A row's own scan is left out; with one scan (or none known), only the row itself.
-    group = torch.arange(n) if single else image_ids
-    group = group.to(bank.device)  # type: ignore[union-attr]
-    for s in range(0, n, chunk):
-        d2 = squared_distances(bank[s : s + chunk], bank)
-        d2.masked_fill_(group[s : s + chunk, None] == group[None, :], float("inf"))
-        out[s : s + chunk] = d2.topk(k, dim=1, largest=False).values[:, -1].sqrt()
+    group = (torch.arange(n) if single else image_ids).to(bank.device)  # type: ignore[union-attr]
+    kth, _ = ranked_codes(bank, bank, k, exclude=(group, group), block_elements=chunk * n)
+    out = kth[:, -1].sqrt()
     floor = float(out.median()) * 0.01
     return out.clamp_min(max(floor, 1e-12))
 

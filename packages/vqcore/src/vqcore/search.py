@@ -89,6 +89,7 @@ def ranked_codes(
     *,
     ranks: Tensor | None = None,
     row_norms: bool = True,
+    exclude: tuple[Tensor, Tensor] | None = None,
     block_elements: int = DEFAULT_BLOCK_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest codes of every row, nearest first, computed in row chunks.
@@ -103,6 +104,8 @@ def ranked_codes(
         ranks: optional (N,) int64 in ``[0, k)``: return only the code of that rank for each row
             (the (N, k) table is never kept whole).
         row_norms: see :func:`squared_distances`; False returns ``||e||^2 - 2 x.e`` as the values.
+        exclude: ``(row_groups (N,), code_groups (K,))``: a code whose group equals the row's is
+            skipped (e.g. a feature bank searched for neighbours from *other* scans).
         block_elements: largest (rows x K) block materialised at once.
 
     Returns:
@@ -130,6 +133,9 @@ def ranked_codes(
     rows = row_chunk(codebook.shape[0], block_elements)
     for start in range(0, n, rows):
         block = squared_distances(flat[start : start + rows], codebook, row_norms=row_norms)
+        if exclude is not None:
+            same = exclude[0][start : start + rows, None] == exclude[1][None, :]
+            block.masked_fill_(same, float("inf"))
         v, i = torch.topk(block, k, dim=1, largest=False, sorted=True)
         if ranks is not None:
             r = ranks[start : start + rows, None]
