@@ -173,7 +173,7 @@ def test_former_flat_names_still_work_with_a_warning() -> None:
     with pytest.raises(ThreedsrError, match="give 'size' or 'image_size', not both"):
         DetectorConfig(size=64, image_size=64)
     with pytest.warns(DeprecationWarning, match="preprocess_kwargs"):
-        from threedsr.train import preprocess_params
+        from threedsr.dsr.train import preprocess_params
 
         assert preprocess_params(cfg) == cfg.preprocess_kwargs()
 

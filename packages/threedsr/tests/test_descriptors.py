@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import Detector, train_detector
-from threedsr.descriptors import (
+from threedsr.memory.descriptors import (
     DESCRIPTOR_GROUPS,
     LEGACY_GROUPS,
     colour_descriptors,
@@ -21,7 +21,7 @@ from threedsr.descriptors import (
     texture_descriptors,
 )
 from threedsr.errors import ThreedsrError
-from threedsr.memory import FeatureMemory, MemoryFeatures, fit_memory, memory_map
+from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, fit_memory, memory_map
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 

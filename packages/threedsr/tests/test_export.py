@@ -13,7 +13,7 @@ import pytest
 import torch
 from threedsr import Detector, ThreeDSR, ThreedsrError, export_detector, read_sidecar
 from threedsr.export import sidecar_path
-from threedsr.train import build_memory
+from threedsr.dsr.train import build_memory
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 N = 3

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threedsr.generator import (
+from threedsr.dsr.anomaly_generator import (
     MODE_BOTH,
     MODE_HI,
     MODE_LO,

@@ -1,4 +1,4 @@
-"""The bank's nearest-row search and local scales (threedsr.knn) against brute force, and the
+"""The bank's nearest-row search and local scales (threedsr.memory.knn) against brute force, and the
 feature memory's local-scale normalisation: equal to distance / scale of the nearest row,
 unchanged by a common rescaling of the features, stored and reloaded, absent in older states."""
 
@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import DetectorConfig
-from threedsr.knn import local_scales, nearest_rows
-from threedsr.memory import FeatureMemory, MemoryFeatures, fit_memory, memory_map
+from threedsr.memory.knn import local_scales, nearest_rows
+from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, fit_memory, memory_map
 from threedsr_testutil import synthetic_class, tiny_backbone
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from threedsr import ThreeDSROutput, focal_loss, stage2_losses, train_detector
-from threedsr.generator import GeneratedAnomalies
+from threedsr.dsr.anomaly_generator import GeneratedAnomalies
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
@@ -101,7 +101,7 @@ def test_training_steps_are_the_documented_recipe(tmp_path) -> None:
     generate_anomalies; the loss is ``stage2_losses(out, gen, x)``."""
     import vqcore
     from threedsr import FeatureAnomalyGenerator, ThreeDSR, read_checkpoint
-    from threedsr.train import _step_seeds, generate_anomalies, make_batch
+    from threedsr.dsr.train import _step_seeds, generate_anomalies, make_batch
 
     data = synthetic_class("rgbd")
     cfg = tiny_config("rgbd", out=str(tmp_path), iterations=2, memory_weight=0.0)

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import Detector, DetectorConfig, ThreedsrError, train_detector
-from threedsr.memory import FeatureMemory, MapCalibration, fit_memory, fuse_maps, memory_map
+from threedsr.memory.torch_model import FeatureMemory, MapCalibration, fit_memory, fuse_maps, memory_map
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 

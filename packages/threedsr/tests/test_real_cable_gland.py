@@ -13,7 +13,7 @@ import torch
 import vqcore
 from threedsr import DetectorConfig
 from threedsr.data import foreground_of, load_split, stack_inputs
-from threedsr.memory import MemoryFeatures, fit_memory, memory_map
+from threedsr.memory.torch_model import MemoryFeatures, fit_memory, memory_map
 from threedsr.smoothing import smooth_maps
 
 PARAMS = dict(size=128, plane="robust", fg_threshold=0.005, fill_iterations=2)

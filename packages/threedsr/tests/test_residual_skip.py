@@ -8,7 +8,7 @@ import pytest
 import torch
 from threedsr import Detector, ModelConfig, ThreeDSR
 from threedsr.checkpoint import atomic_save, detector_payload
-from threedsr.modules.blocks import ResidualBlock, ResidualStack
+from threedsr.dsr.modules.blocks import ResidualBlock, ResidualStack
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 from torch import nn
 

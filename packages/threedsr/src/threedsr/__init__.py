@@ -1,26 +1,48 @@
-"""threedsr: the 3DSR detector (Zavrtanik et al., WACV 2024): stage-2 training, inference and
-evaluation on top of a frozen ``vqcore`` backbone, for the ``rgbd``, ``depth`` and ``rgb`` setups.
+"""threedsr: 3D (RGB + depth) surface anomaly detection with two methods, each in its folder:
+
+- :mod:`threedsr.memory`: the descriptor memory, a kNN over hand-made surface, colour, texture
+  and interior descriptors of a class's good scans (no training; minutes on a CPU);
+- :mod:`threedsr.dsr`: the 3DSR network (Zavrtanik et al., WACV 2024), stage-2 heads trained on a
+  frozen ``vqcore`` backbone (GPU-scale training);
+
+and the shared runtime beside them: configuration, data, fitting (:func:`train_detector`),
+inference (:class:`Detector`), calibration, checkpoints, evaluation and export. A detector's
+``method`` (``memory``, ``3dsr`` or ``fused``) says which made its map.
 """
 
+from threedsr.calibration import DisplayScale, MapCalibration, fuse_maps
 from threedsr.checkpoint import KIND, DetectorInfo, detector_info, read_checkpoint
 from threedsr.config import (
+    METHOD_SUMMARY,
+    METHODS,
     AnomalyConfig,
     DetectorConfig,
     LossConfig,
+    MemoryConfig,
     ModelConfig,
     PreprocessConfig,
 )
-from threedsr.data import TrainData, load_split, model_input, train_data_from_prepared
+from threedsr.data import (
+    TrainData,
+    load_split,
+    load_train_data,
+    load_validation,
+    model_input,
+    train_data_from_prepared,
+)
+from threedsr.dsr.torch_model import ThreeDSR, ThreeDSROutput
 from threedsr.errors import ThreedsrError
 from threedsr.evaluate import (
+    BTF_RESULTS,
     PAPER_RESULTS,
     EvaluatedSamples,
     evaluate,
     format_markdown,
+    reference_results,
     write_metrics,
 )
 from threedsr.export import export_detector, read_sidecar
-from threedsr.generator import FeatureAnomalyGenerator, patch_shuffle, sample_codes
+from threedsr.fit import TrainEvent, TrainResult, train_detector
 from threedsr.graph import InferenceGraph
 from threedsr.inference import (
     Detector,
@@ -30,35 +52,36 @@ from threedsr.inference import (
     predict_samples,
     upsample_map,
 )
-from threedsr.losses import focal_loss, stage2_losses
-from threedsr.model import ThreeDSR, ThreeDSROutput
-from threedsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
+from threedsr.maps import AnomalyMap
+from threedsr.memory import FeatureMemory, fit_memory
 from threedsr.onnx_backend import OnnxDetector
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
-from threedsr.train import TrainEvent, TrainResult, load_train_data, train_detector
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BTF_RESULTS",
     "KIND",
+    "METHODS",
+    "METHOD_SUMMARY",
     "PAPER_RESULTS",
     "AnomalyConfig",
-    "AnomalyUNet",
+    "AnomalyMap",
     "Detector",
     "DetectorConfig",
     "DetectorInfo",
+    "DisplayScale",
     "EvaluatedSamples",
-    "FeatureAnomalyGenerator",
-    "GeneralDecoderCopy",
+    "FeatureMemory",
     "InferenceGraph",
     "LossConfig",
+    "MapCalibration",
+    "MemoryConfig",
     "ModelConfig",
-    "ObjectDecoder",
     "OnnxDetector",
     "Prediction",
     "PreprocessConfig",
     "SamplePrediction",
-    "SubspaceRestriction",
     "ThreeDSR",
     "ThreeDSROutput",
     "ThreedsrError",
@@ -71,19 +94,19 @@ __all__ = [
     "detector_info",
     "evaluate",
     "export_detector",
-    "focal_loss",
+    "fit_memory",
     "format_markdown",
+    "fuse_maps",
     "gaussian_filter",
     "load_split",
     "load_train_data",
+    "load_validation",
     "model_input",
-    "patch_shuffle",
     "predict_samples",
     "read_checkpoint",
     "read_sidecar",
-    "sample_codes",
+    "reference_results",
     "smooth_maps",
-    "stage2_losses",
     "train_data_from_prepared",
     "train_detector",
     "upsample_map",

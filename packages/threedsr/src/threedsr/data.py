@@ -17,6 +17,8 @@ __all__ = [
     "TrainData",
     "foreground_of",
     "load_split",
+    "load_train_data",
+    "load_validation",
     "model_input",
     "stack_inputs",
     "train_data_from_prepared",
@@ -105,3 +107,52 @@ def load_split(
     if not refs:
         raise ThreedsrError(f"{data_root}: no samples for category {category!r}, split {split!r}")
     return list(pcprep.preprocess_refs(refs, cache_dir, progress=progress, **params))
+
+
+def load_train_data(
+    config: Any, progress: Callable[[int, int], None] | None = None
+) -> TrainData:
+    """The good samples of ``<data_root>/<category>/train``, preprocessed as ``config`` (a
+    :class:`~threedsr.DetectorConfig`) says.
+
+    ``progress(done, total)`` is called as samples are preprocessed (a plain callable; the CLI
+    passes its progress bar). Raises :class:`ThreedsrError` when there is no good sample.
+    """
+    if config.data_root is None or config.category is None:
+        raise ThreedsrError(
+            "DetectorConfig.data_root and .category are required to load training data"
+        )
+    prepared = load_split(
+        config.data_root,
+        config.category,
+        "train",
+        config.preprocess_kwargs(),
+        cache_dir=config.cache_dir,
+        progress=progress,
+    )
+    good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
+    if not good:
+        raise ThreedsrError(f"{config.data_root}: no good training samples for {config.category!r}")
+    return train_data_from_prepared(good, config.setup)
+
+
+def load_validation(
+    config: Any, progress: Callable[[int, int], None] | None = None
+) -> TrainData | None:
+    """The good samples of the class's validation split (never trained on: they calibrate the
+    display scale and threshold), or None when the dataset has no such split."""
+    if config.data_root is None or config.category is None:
+        return None
+    try:
+        refs = list(pcprep.index_dataset(config.data_root, config.category, "validation"))
+    except pcprep.PcprepError:
+        return None  # no validation folder in this layout
+    if not refs:
+        return None
+    prepared = list(
+        pcprep.preprocess_refs(
+            refs, config.cache_dir, progress=progress, **config.preprocess_kwargs()
+        )
+    )
+    good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
+    return train_data_from_prepared(good, config.setup) if good else None

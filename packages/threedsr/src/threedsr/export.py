@@ -120,7 +120,7 @@ def export_detector(
         fmt: ``onnx`` or ``torchscript``.
         size: model-resolution side; None = the detector's (its preprocessing size).
         dynamic_batch: any batch size; False = batch 1 only (the fastest graph on one image).
-        threshold: an image-score threshold to record (None = none chosen).
+        threshold: an image-score threshold to record; None = the detector's calibrated one.
 
     Returns:
         The sidecar's content.
@@ -179,17 +179,21 @@ def _sidecar(
     if fmt == "onnx":
         versions["onnx_opset"] = str(OPSET)
     memory = None
-    if graph.use_memory:
+    if graph.memory is not None:
         memory = {
-            "kind": graph.memory_kind,
-            "weight": graph.memory_weight,
+            "kind": graph.memory.features.kind,
+            "weight": graph.weight,
             "heads": graph.runs_heads,
-            "local_scale": graph.has_local_scale,
+            "local_scale": graph.memory.local_scale is not None,
         }
+    display = getattr(detector, "display", None)
+    if threshold is None and display is not None:
+        threshold = display.threshold  # the calibrated one: every export carries a threshold
     preprocess = {**detector.preprocess, "size": size}
     return {
         "kind": EXPORT_KIND,
         "format_version": EXPORT_FORMAT_VERSION,
+        "method": graph.method,
         "format": fmt,
         "file": out.name,
         "bytes": nbytes,
@@ -210,6 +214,7 @@ def _sidecar(
         "smoothing": {"method": graph.smoothing, "size": graph.filter_size, "sigma": graph.sigma},
         "memory": memory,
         "threshold": None if threshold is None else float(threshold),
+        "display": None if display is None else display.state(),
         "source": None if detector.path is None else str(detector.path),
         "versions": versions,
     }

@@ -1,4 +1,5 @@
-"""Inference: ``Detector`` (load a run, predict batches), native-resolution maps, thresholds."""
+"""Inference: ``Detector`` (load a run, predict batches, whichever method made it),
+native-resolution maps, thresholds."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ import pcprep
 import torch
 import torch.nn.functional as F
 import vqcore
-from torch import Tensor, nn
+from torch import Tensor
 
-from threedsr.checkpoint import build_from_checkpoint, read_checkpoint, resolve_detector_file
+from threedsr.calibration import DisplayScale, MapCalibration
+from threedsr.checkpoint import LoadedDetector, load_detector_parts, resolve_detector_file
 from threedsr.config import DetectorConfig, default_smoothing_size
 from threedsr.data import model_input
+from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
-from threedsr.fastconv import FastConvPlan
-from threedsr.memory import FeatureMemory, MapCalibration, fuse_maps, memory_map
-from threedsr.model import ThreeDSR
+from threedsr.maps import AnomalyMap
+from threedsr.memory.torch_model import FeatureMemory
 from threedsr.smoothing import smooth_maps
 
 __all__ = [
@@ -62,53 +64,53 @@ class SamplePrediction:
 
 
 class Detector:
-    """A trained 3DSR detector ready for inference.
+    """A fitted detector ready for inference: the method's map, smoothed, and image scores.
 
     Args:
-        model: the :class:`ThreeDSR` (moved to ``device``, eval mode).
-        config: its training configuration (setup, preprocessing parameters, and the smoothing
-            it was trained to be used with: the defaults of the three smoothing options).
+        config: its configuration (method, setup, preprocessing, and the smoothing it was
+            calibrated with: the defaults of the three smoothing options).
+        network: the 3DSR network (:class:`ThreeDSR`), for ``3dsr`` and ``fused``.
+        memory: the descriptor memory (:class:`~threedsr.memory.FeatureMemory`), for ``memory``
+            and ``fused``.
+        heads_calibration, memory_calibration: good-scan statistics of the two maps.
+        display: the colour scale and threshold calibrated when the detector was written
+            (:class:`~threedsr.calibration.DisplayScale`); None = not calibrated.
+        method: the method to run; None = ``config.method``. A fused detector can also run as
+            ``3dsr`` or ``memory`` (its display scale then no longer applies).
         device: where to run.
         smoothing: ``box`` | ``gaussian`` | ``none``; None = ``config.smoothing`` (box).
         filter_size: box size; None = ``config.smoothing_size``, else 11 (rgbd/rgb) / 21 (depth).
         gaussian_sigma: sigma of ``gaussian``; None = ``config.gaussian_sigma`` (4).
         batch_size: images per forward pass; None = 8 on CUDA, 1 on CPU (on CPU batching
             measured slower than one image at a time, see docs/bench/threedsr.md).
-        channels_last: None = on for CUDA and for CPU bf16, off for CPU fp32 (there it
-            measured no faster at batch 1, and NCHW keeps every layer before the last
-            re-quantisation bit-identical to the plain fp32 run, so no near-tie VQ code can flip;
-            see docs/bench/threedsr.md).
-        bf16: bf16 autocast (the VQ searches stay fp32). None = on for CUDA, off on CPU. On a CPU
-            with native bf16 (AMX / AVX512-BF16) ``bf16=True`` measured 2.6x the fp32 reference
-            at the paper's widths, but the maps are no longer those of an fp32 run (rounding
-            upstream of a VQ can flip near-tie codes); without native bf16 it is slow.
-        fast_conv: fp32 Winograd F(4x4, 3x3) on CPU for the wide 3x3 convs downstream of the
-            last re-quantisation (object decoder, general decoder, anomaly UNet;
-            :class:`threedsr.fastconv.FastConvPlan`); None = on for CPU fp32 (fewer multiplies;
-            maps equal the plain fp32 run to ~1e-5, see docs/bench/threedsr.md), False = the
-            exact oneDNN convolutions. Ignored on CUDA and with bf16.
-        fast_conv_min_product: smallest per-group ``C_in * C_out`` routed through Winograd
-            (measured per layer on CPU: 256 x 256 gains 1.2-1.4x, 256 x 128 about 1.0x).
-        memory: the checkpoint's feature memory and calibration (:mod:`threedsr.memory`); when
-            present, maps are the fused maps of the heads and the memory.
-        memory_weight: override the stored fusion weight (0 = the heads' map alone).
+        channels_last: None = on for CUDA and for CPU bf16, off for CPU fp32 (NCHW keeps every
+            layer before the last re-quantisation bit-identical to the plain fp32 run, so no
+            near-tie VQ code can flip).
+        bf16: bf16 autocast of the network (the VQ and memory searches stay fp32). None = on for
+            CUDA, off on CPU.
 
     Example:
-        >>> import vqcore
-        >>> bb = vqcore.build_backbone(vqcore.BackboneConfig.cpu("depth", hidden=16, res_hidden=8,
-        ...                            num_embeddings=16, embedding_dim=8))
-        >>> cfg = DetectorConfig.preset("cpu", setup="depth", unet_base=4)
-        >>> det = Detector(ThreeDSR(bb, cfg.model), cfg)
-        >>> pred = det.predict(torch.rand(2, 1, 64, 64))
+        >>> import torch
+        >>> from threedsr.memory import fit_memory
+        >>> x = torch.zeros(3, 1, 64, 64); x[:, :, 16:48, 16:48] = 0.5
+        >>> cfg = DetectorConfig.memory("depth", memory={"local_k": 0})
+        >>> det = Detector(cfg, memory=fit_memory(x, "depth", cfg.memory),
+        ...                memory_calibration=MapCalibration(0.0, 1.0))
+        >>> pred = det.predict(x[:2])
         >>> pred.maps.shape, pred.scores.shape
         (torch.Size([2, 64, 64]), torch.Size([2]))
     """
 
     def __init__(
         self,
-        model: ThreeDSR,
         config: DetectorConfig,
         *,
+        network: ThreeDSR | None = None,
+        memory: FeatureMemory | None = None,
+        heads_calibration: MapCalibration | None = None,
+        memory_calibration: MapCalibration | None = None,
+        display: DisplayScale | None = None,
+        method: str | None = None,
         device: torch.device | str = "cpu",
         smoothing: str | None = None,
         filter_size: int | None = None,
@@ -116,22 +118,32 @@ class Detector:
         batch_size: int | None = None,
         channels_last: bool | None = None,
         bf16: bool | None = None,
-        fast_conv: bool | None = None,
-        fast_conv_min_product: int = 256 * 256,
         path: Path | None = None,
         category: str | None = None,
         preprocess: dict[str, Any] | None = None,
-        memory: dict[str, Any] | None = None,
-        memory_weight: float | None = None,
     ) -> None:
         self.device = vqcore.resolve_device(device)
         self.config = config
-        self.model = model.to(self.device).eval()
-        # The smoothing is the detector's own (inference) option; the config only supplies the
-        # defaults the detector was trained and evaluated with.
+        self.method = method or config.method
+        self.path = path
+        where = path or "detector"
+        try:
+            self.map = AnomalyMap(
+                self.method,
+                network=network,
+                memory=memory,
+                heads_calibration=heads_calibration,
+                memory_calibration=memory_calibration,
+                weight=config.fusion_weight,
+            )
+        except ThreedsrError as exc:
+            raise ThreedsrError(f"{where}: {exc}") from None
+        self.map = self.map.to(self.device).eval()
+        # The stored scale was calibrated on the stored method's maps only.
+        self.display = display if self.method == config.method else None
         self.smoothing = smoothing or config.smoothing
-        self.filter_size = (
-            filter_size or config.smoothing_size or default_smoothing_size(model.setup)
+        self.filter_size = filter_size or config.smoothing_size or default_smoothing_size(
+            config.setup
         )
         self.gaussian_sigma = float(
             config.gaussian_sigma if gaussian_sigma is None else gaussian_sigma
@@ -143,38 +155,30 @@ class Detector:
             if channels_last is None
             else bool(channels_last)
         )
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        fp32_cpu = self.device.type == "cpu" and not self.bf16
-        self.fast_conv = fp32_cpu if fast_conv is None else bool(fast_conv) and fp32_cpu
-        # Only after the last re-quantisation: upstream of a VQ, any rounding change can flip a
-        # near-tie code, which changes the map far beyond 1e-4.
-        downstream = nn.ModuleList(
-            [self.model.object_decoder, self.model.backbone.decoder, self.model.anomaly_unet]
-        )
-        self._fast_plan = (
-            FastConvPlan(downstream, min_channel_product=fast_conv_min_product)
-            if self.fast_conv
-            else None
-        )
-        self.path = path
+        if self.channels_last and self.network is not None:
+            self.map.network = self.network.to(memory_format=torch.channels_last)
         self.category = category if category is not None else config.category
-        self.memory: FeatureMemory | None = None
-        self.memory_weight = 0.0
-        if memory is not None:
-            self.memory = FeatureMemory.from_state(memory)
-            self._heads_cal = MapCalibration(*memory["heads_calibration"])
-            self._memory_cal = MapCalibration(*memory["memory_calibration"])
-            self.memory_weight = float(memory["weight"] if memory_weight is None else memory_weight)
-        elif memory_weight:
-            raise ThreedsrError(
-                f"{path or 'detector'}: has no feature memory (trained with memory_weight=0)"
-            )
         self.preprocess = dict(preprocess) if preprocess is not None else config.preprocess_kwargs()
+        #: How far training got (``Detector.load`` fills it from the file).
+        self.training_state = {"step": 0, "total": 0, "finished": True}
+
+    @property
+    def network(self) -> ThreeDSR | None:
+        """The 3DSR network the map runs (None for the memory method)."""
+        return self.map.network
+
+    @property
+    def memory(self) -> FeatureMemory | None:
+        """The descriptor memory the map runs (None for the 3dsr method)."""
+        return self.map.memory
 
     @property
     def setup(self) -> str:
-        return self.model.setup
+        return self.config.setup
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.in_channels
 
     @property
     def size(self) -> int:
@@ -187,6 +191,7 @@ class Detector:
         *,
         device: torch.device | str = "auto",
         setup: str | None = None,
+        method: str | None = None,
         **kwargs: Any,
     ) -> Detector:
         """Load ``<run>/detector.pt`` (or the file itself); nothing else is needed.
@@ -195,36 +200,38 @@ class Detector:
             run: run folder or checkpoint file.
             device: ``auto`` | ``cpu`` | ``cuda``.
             setup: when given, the checkpoint's setup must be this one.
+            method: run another method the file holds (a fused detector's ``3dsr`` or
+                ``memory``); None = the one it was made with.
             **kwargs: :class:`Detector` options (smoothing, filter_size, gaussian_sigma,
                 batch_size, ...).
 
         Raises:
-            ThreedsrError: missing, truncated, wrong-kind or wrong-setup file (one line naming it).
+            ThreedsrError: missing, truncated, wrong-kind or wrong-setup file, or a method the
+                file does not hold (one line naming it).
         """
         path = resolve_detector_file(run)
-        ckpt = read_checkpoint(path)
-        if setup is not None and ckpt.get("setup") != setup:
-            raise ThreedsrError(
-                f"{path}: is a {ckpt.get('setup')!r} detector, but a {setup!r} one is required"
-            )
         dev = vqcore.resolve_device(device)
-        model, config = build_from_checkpoint(ckpt, device=dev, source=str(path))
+        parts: LoadedDetector = load_detector_parts(path, device=dev)
+        if setup is not None and parts.config.setup != setup:
+            raise ThreedsrError(
+                f"{path}: is a {parts.config.setup!r} detector, but a {setup!r} one is required"
+            )
         detector = cls(
-            model,
-            config,
+            parts.config,
+            network=parts.network,
+            memory=parts.memory,
+            heads_calibration=parts.heads_calibration,
+            memory_calibration=parts.memory_calibration,
+            display=parts.display,
+            method=method,
             device=dev,
             path=path,
-            category=ckpt.get("category"),
-            preprocess=ckpt.get("preprocess"),
-            memory=ckpt.get("memory"),
+            category=parts.category,
+            preprocess=parts.preprocess,
             **kwargs,
         )
-        # How far training got: an interrupted run's detector.pt is a half-trained model.
-        detector.training_state = {
-            "step": int(ckpt.get("step", 0)),
-            "total": int(ckpt.get("total", 0)),
-            "finished": bool(ckpt.get("finished", True)),
-        }
+        # An interrupted run's detector.pt is a half-trained network.
+        detector.training_state = dict(parts.training_state)
         return detector
 
     def _as_tensor(self, batch: Any) -> Tensor:
@@ -239,7 +246,7 @@ class Detector:
             x = torch.from_numpy(np.stack([model_input(p, self.setup) for p in items]))
         if x.ndim == 3:
             x = x[None]
-        dims = ("B", self.model.in_channels, "H", "W")
+        dims = ("B", self.in_channels, "H", "W")
         try:  # the user's own data: a one-line ThreedsrError, not an internal ShapeError
             vqcore.check_shape(
                 x, dims, multiple=32, name="predict", what="", context=f" for setup {self.setup!r}"
@@ -247,15 +254,6 @@ class Detector:
         except vqcore.ShapeError as exc:
             raise ThreedsrError(str(exc)) from None
         return x.float()
-
-    @property
-    def _memory_alone(self) -> bool:
-        """The map is the descriptor memory's alone (the heads would get weight 0)."""
-        return (
-            self.memory is not None
-            and self.memory_weight >= 1.0
-            and self.memory.features.kind == "descriptors"
-        )
 
     def predict(self, batch: Tensor | np.ndarray | Sequence[Any]) -> Prediction:
         """Anomaly maps and image scores for (B, C, H, W) inputs or `Prepared` records.
@@ -269,30 +267,12 @@ class Detector:
             if self.bf16
             else contextlib.nullcontext()
         )
-        plan = self._fast_plan
-        fast = plan.active() if plan is not None else contextlib.nullcontext()
-        with torch.inference_mode(), fast:
+        with torch.inference_mode():
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                dist = None
-                if self._memory_alone:
-                    # Weight 1 on a descriptor memory: the heads' map would be multiplied by 0
-                    # and the descriptors need no encoder features, so the 3DSR forward is skipped.
-                    dist = memory_map(self.memory, self.model.backbone, xb)
-                    heads = torch.zeros_like(dist)
-                else:
-                    with amp:
-                        out = self.model(xb)
-                    heads = out.anomaly_map.float()
-                    if self.memory is not None and self.memory_weight > 0:
-                        dist = memory_map(self.memory, self.model.backbone, xb, features=out.f1)
-                raw = heads
-                if dist is not None:
-                    raw = fuse_maps(
-                        heads, dist, self._heads_cal, self._memory_cal, self.memory_weight
-                    )
+                raw, _ = self.map(xb, autocast=amp)
                 sm = smooth_maps(raw, self.smoothing, self.filter_size, self.gaussian_sigma)
                 maps.append(sm.cpu())
                 raws.append(raw.cpu())
@@ -300,7 +280,7 @@ class Detector:
         return Prediction(m, m.flatten(1).amax(dim=1), torch.cat(raws))
 
     def prepare(self, sample: Any) -> Any:
-        """pcprep-preprocess a raw `Sample` with the parameters the detector was trained with."""
+        """pcprep-preprocess a raw `Sample` with the parameters the detector was fitted with."""
         return pcprep.preprocess(sample, **self.preprocess)
 
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pcprep
 
+from threedsr.calibration import DisplayScale
 from threedsr.data import model_input
 from threedsr.errors import ThreedsrError
 from threedsr.export import read_sidecar
@@ -83,6 +84,8 @@ class OnnxDetector:
         self.category: str | None = self.meta.get("category")
         self.preprocess: dict[str, Any] = dict(self.meta["preprocess"])
         self.threshold: float | None = self.meta.get("threshold")
+        self.method: str = str(self.meta.get("method"))
+        self.display = DisplayScale.from_state(self.meta.get("display"))
         self.batch: int | None = None if self.meta.get("dynamic_batch") else 1
         self.output_names = [o.name for o in self.session.get_outputs()]
 

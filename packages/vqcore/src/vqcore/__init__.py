@@ -22,7 +22,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import SETUPS, BackboneConfig, Setup
-from .config_base import ConfigMixin, milestones_at, renamed_fields
+from .config_base import ConfigMixin, milestones_at
 from .data import ImageFolderSource, ProceduralRGBSource, StageOneBatches
 from .device import PRECISIONS, resolve_device, training_autocast, uses_bf16
 from .distributed import DistContext, init_distributed
@@ -120,7 +120,6 @@ __all__ = [
     "ranked_codes",
     "read_checkpoint",
     "reconstruction_loss",
-    "renamed_fields",
     "resolve_device",
     "save_checkpoint",
     "sha256_of",

@@ -9,7 +9,7 @@ import torch
 import vqcore
 from torch import Tensor, nn
 
-from threedsr.modules.blocks import check_input
+from threedsr.dsr.modules.blocks import check_input
 
 __all__ = ["GeneralDecoderCopy"]
 

@@ -1,6 +1,6 @@
-"""The parts of :class:`~threedsr.config.DetectorConfig`: module widths (``ModelConfig``),
-preprocessing (``PreprocessConfig``), training anomalies and augmentation (``AnomalyConfig``) and
-the loss (``LossConfig``)."""
+"""The 3DSR network's parts of :class:`~threedsr.config.DetectorConfig`: module widths
+(``ModelConfig``), training anomalies and augmentation (``AnomalyConfig``) and the loss
+(``LossConfig``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from vqcore import ConfigMixin
 
 from threedsr.errors import ThreedsrError
 
-__all__ = ["AnomalyConfig", "LossConfig", "ModelConfig", "PreprocessConfig"]
+__all__ = ["AnomalyConfig", "LossConfig", "ModelConfig"]
 
 
 @dataclass(frozen=True)
@@ -105,36 +105,6 @@ class ModelConfig(ConfigMixin):
 
 
 @dataclass(frozen=True)
-class PreprocessConfig(ConfigMixin):
-    """pcprep preprocessing parameters (besides the side, ``DetectorConfig.image_size``).
-
-    Args:
-        plane: background-plane removal (``robust``, see :func:`pcprep.preprocess`).
-        fg_threshold: foreground height above the plane.
-        fill_iterations: hole-filling passes.
-
-    Example:
-        >>> PreprocessConfig().kwargs(256)
-        {'size': 256, 'plane': 'robust', 'fg_threshold': 0.005, 'fill_iterations': 2}
-    """
-
-    _error = ThreedsrError
-
-    plane: str = "robust"
-    fg_threshold: float = 0.005
-    fill_iterations: int = 2
-
-    def kwargs(self, size: int | None = None) -> dict[str, Any]:
-        """Keyword arguments of :func:`pcprep.preprocess` (what ``detector.pt`` stores as
-        ``preprocess``); ``size`` (the model side) first when given."""
-        out: dict[str, Any] = {} if size is None else {"size": int(size)}
-        out.update(
-            plane=self.plane, fg_threshold=self.fg_threshold, fill_iterations=self.fill_iterations
-        )
-        return out
-
-
-@dataclass(frozen=True)
 class AnomalyConfig(ConfigMixin):
     """How stage 2 makes its training batches: augmentation, the anomaly mask and the synthetic
     anomalies (defaults: the reference).
@@ -145,7 +115,7 @@ class AnomalyConfig(ConfigMixin):
         shuffle_prob: per-batch probability of patch-shuffle replacement (0.5).
         modality_split_prob: rgbd only: probability that a sample's feature anomaly is confined
             to the depth or the RGB half of the codes (0 = the reference; see
-            :class:`~threedsr.generator.FeatureAnomalyGenerator`).
+            :class:`~threedsr.dsr.anomaly_generator.FeatureAnomalyGenerator`).
         depth_anomaly_prob: rgbd/depth only: probability that a sample with an anomaly mask gets
             an image-space depth deformation (a dent or a bump under the mask, through the real
             encoder) instead of feature-space code replacement (0 = the reference).
@@ -153,7 +123,7 @@ class AnomalyConfig(ConfigMixin):
             units (the foreground spans [0.1, 0.9]); the sign is random.
         image_anomaly_prob: all setups: probability that a sample with an anomaly mask gets its
             anomaly drawn in image space (depth dent/bump and/or a procedural texture painted
-            into RGB, see :func:`threedsr.train.image_space_anomalies`) instead of feature-space
+            into RGB, see :func:`threedsr.dsr.train.image_space_anomalies`) instead of feature-space
             code replacement (0 = the reference). Excludes ``depth_anomaly_prob``.
         paint_opacity: U(lo, hi) opacity of the painted texture.
         mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from threedsr.modules.blocks import ResidualStack, check_input, conv_in_relu, init_normal_
+from threedsr.dsr.modules.blocks import ResidualStack, check_input, conv_in_relu, init_normal_
 
 
 class ObjectDecoder(nn.Module):
@@ -27,7 +27,7 @@ class ObjectDecoder(nn.Module):
         init_std: N(0, std) conv weights (reference 0.02); None keeps PyTorch's default init.
         res_skip: skip path of the residual blocks: ``relu`` computes the reference's
             ``relu(x) + block(x)`` (its in-place ReLU), ``identity`` the textbook
-            ``x + block(x)`` (see :class:`~threedsr.modules.blocks.ResidualBlock`).
+            ``x + block(x)`` (see :class:`~threedsr.dsr.modules.blocks.ResidualBlock`).
 
     Shape:
         - Input: (B, in_channels, h, w), h and w multiples of 4.

@@ -8,8 +8,8 @@ import torch
 import vqcore
 from torch import Tensor, nn
 
-from threedsr.config import ModelConfig
-from threedsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
+from threedsr.dsr.config import ModelConfig
+from threedsr.dsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction
 
 __all__ = ["ThreeDSR", "ThreeDSROutput"]
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from threedsr.generator import GeneratedAnomalies
-    from threedsr.model import ThreeDSROutput
+    from threedsr.dsr.anomaly_generator import GeneratedAnomalies
+    from threedsr.dsr.torch_model import ThreeDSROutput
 
 __all__ = ["Stage2Losses", "focal_loss", "stage2_losses"]
 
@@ -69,9 +69,9 @@ def stage2_losses(
     float32 (safe under autocast).
 
     Args:
-        out: the model's :class:`~threedsr.model.ThreeDSROutput` (``logits``, ``srm_top``,
+        out: the model's :class:`~threedsr.dsr.torch_model.ThreeDSROutput` (``logits``, ``srm_top``,
             ``srm_bot``, ``object_recon`` are used).
-        gen: the generator's :class:`~threedsr.generator.GeneratedAnomalies` (``gt``, ``q_top``,
+        gen: the generator's :class:`~threedsr.dsr.anomaly_generator.GeneratedAnomalies` (``gt``, ``q_top``,
             ``q_bot``).
         x: (B, C, H, W) the clean input, target of the object decoder.
 
@@ -80,7 +80,7 @@ def stage2_losses(
 
     Example:
         >>> from threedsr import ThreeDSROutput
-        >>> from threedsr.generator import GeneratedAnomalies
+        >>> from threedsr.dsr.anomaly_generator import GeneratedAnomalies
         >>> z = torch.zeros(1, 2, 8, 8); g = torch.zeros(1, 1, 8, 8); f = torch.zeros(1, 4, 2, 2)
         >>> out = ThreeDSROutput(logits=z, anomaly_map=g[:, 0], object_recon=g, general_recon=g,
         ...                      srm_top=f, srm_bot=f)

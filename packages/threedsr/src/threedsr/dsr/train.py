@@ -1,12 +1,14 @@
-"""Stage 2: train the 3DSR heads for one object class (``train_detector``, an explicit function)."""
+"""Stage 2 of 3DSR: train the network's heads for one object class (:func:`train_heads`).
+
+The finished detector (the heads with the memory, calibration and display scale its method
+needs) is written by :func:`threedsr.fit.train_detector`, which calls this."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,7 +18,7 @@ import torch
 import vqcore
 from torch import nn
 
-from threedsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
+from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
 from threedsr.checkpoint import (
     DETECTOR_FILE,
     FORMAT_VERSION,
@@ -27,20 +29,13 @@ from threedsr.checkpoint import (
     read_checkpoint,
 )
 from threedsr.config import DetectorConfig
-from threedsr.data import TrainData, load_split, train_data_from_prepared
+from threedsr.data import TrainData
 from threedsr.errors import ThreedsrError
-from threedsr.generator import FeatureAnomalyGenerator, GeneratedAnomalies
-from threedsr.losses import Stage2Losses, stage2_losses
-from threedsr.memory import MemoryFeatures, fit_memory, memory_map
-from threedsr.model import ThreeDSR
+from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, GeneratedAnomalies
+from threedsr.dsr.loss import Stage2Losses, stage2_losses
+from threedsr.dsr.torch_model import ThreeDSR
 
-__all__ = [
-    "TrainEvent",
-    "TrainResult",
-    "load_train_data",
-    "preprocess_params",
-    "train_detector",
-]
+__all__ = ["TrainEvent", "TrainResult", "load_backbone", "train_heads"]
 
 
 #: Progress report (one type for both stages); stage 2 sends ``stage="detector"``.
@@ -60,23 +55,14 @@ class TrainResult(NamedTuple):
 Callback = Callable[[TrainEvent], Any]
 
 
-def preprocess_params(config: DetectorConfig) -> dict[str, Any]:
-    """Deprecated: ``config.preprocess_kwargs()`` (the pcprep keywords stored in the checkpoint)."""
-    warnings.warn(
-        "threedsr.train.preprocess_params(config) is deprecated; use config.preprocess_kwargs()",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return config.preprocess_kwargs()
-
-
 def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, int]:
     # Randomness is a pure function of (seed, rank, step): resuming needs no RNG state.
     ss = np.random.SeedSequence([seed, rank, step])
     return np.random.default_rng(ss), int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def _load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
+def load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
+    """The frozen stage-1 backbone of ``config``: its file, or the shipped pretrained one."""
     try:
         if config.backbone is None:
             # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
@@ -84,35 +70,6 @@ def _load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
         return vqcore.load_backbone(config.backbone, map_location="cpu")
     except vqcore.VqcoreError as exc:
         raise ThreedsrError(str(exc)) from None
-
-
-def load_train_data(
-    config: DetectorConfig, progress: Callable[[int, int], None] | None = None
-) -> TrainData:
-    """The good samples of ``<data_root>/<category>/train``, preprocessed as ``config`` says.
-
-    ``progress(done, total)`` is called as samples are preprocessed (a plain callable; the CLI
-    passes its progress bar). Raises :class:`ThreedsrError` when there is no good sample.
-    """
-    if config.data_root is None or config.category is None:
-        raise ThreedsrError(
-            "DetectorConfig.data_root and .category are required to load training data"
-        )
-    prepared = load_split(
-        config.data_root,
-        config.category,
-        "train",
-        config.preprocess_kwargs(),
-        cache_dir=config.cache_dir,
-        progress=progress,
-    )
-    good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
-    if not good:
-        raise ThreedsrError(f"{config.data_root}: no good training samples for {config.category!r}")
-    return train_data_from_prepared(good, config.setup)
-
-
-_load_train_data = load_train_data  # the former private name
 
 
 def make_batch(
@@ -234,7 +191,6 @@ def _save_all(
     step: int,
     finished: bool,
     metrics: dict[str, float],
-    memory: dict[str, Any] | None = None,
 ) -> Path:
     state = {
         "kind": TRAIN_STATE_KIND,
@@ -254,62 +210,9 @@ def _save_all(
     # resume detects through the step numbers.
     atomic_save(state, out / TRAIN_STATE_FILE)
     payload = detector_payload(
-        model,
-        config,
-        step=step,
-        finished=finished,
-        metrics=metrics,
-        memory=memory,
+        config, network=model, step=step, finished=finished, metrics=metrics
     )
     return atomic_save(payload, out / DETECTOR_FILE)
-
-
-#: Good training scans whose leave-one-scan-out maps calibrate the fused score.
-CALIBRATION_SCANS = 16
-
-
-@torch.no_grad()
-def build_memory(
-    model: ThreeDSR, data: TrainData, config: DetectorConfig, device: torch.device
-) -> dict[str, Any]:
-    """The feature memory of the class's good training scans and the good-scan statistics of
-    both maps (:mod:`threedsr.memory`), as checkpoint-ready primitives and tensors.
-
-    Calibration uses up to :data:`CALIBRATION_SCANS` training scans, each scored against the
-    memory without its own features (leave one scan out), so the statistics are those of an
-    unseen good scan rather than of a stored one."""
-    was_training = model.training
-    model.eval()
-    x = data.x
-    features = MemoryFeatures(
-        config.memory_features,
-        config.descriptor_scales,
-        groups=config.descriptor_groups,
-        weights=config.descriptor_weights,
-    )
-    memory = fit_memory(
-        model.backbone,
-        x.to(device),
-        features=features,
-        max_size=config.memory_size,
-        seed=config.seed,
-        local_k=config.memory_local_k,
-        local_min_scans=config.memory_local_min_scans,
-    )
-    pick = torch.linspace(0, x.shape[0] - 1, min(CALIBRATION_SCANS, x.shape[0])).round().long()
-    heads, mem = [], []
-    for chunk in pick.split(4):
-        xb = x[chunk].to(device)
-        heads.append(model(xb).anomaly_map.float().cpu())
-        mem.append(memory_map(memory, model.backbone, xb, exclude=chunk.to(device)).cpu())
-    h, m = torch.cat(heads), torch.cat(mem)
-    model.train(was_training)
-    return {
-        **memory.state(),
-        "heads_calibration": [float(h.mean()), float(h.std())],
-        "memory_calibration": [float(m.mean()), float(m.std())],
-        "weight": float(config.memory_weight),
-    }
 
 
 #: Fields (dotted for a part's: ``anomaly.rotation_deg``) a run may change when it resumes.
@@ -327,14 +230,9 @@ _RESUME_FREE = {
     "precision",
     "data_root",
     # Used only when the finished detector is written; the heads' training does not see them.
-    "memory_weight",
-    "memory_size",
-    "memory_features",
-    "memory_local_k",
-    "memory_local_min_scans",
-    "descriptor_scales",
-    "descriptor_groups",
-    "descriptor_weights",
+    "method",
+    "memory",
+    "fusion_weight",
     # Inference defaults: training never reads them.
     "smoothing",
     "smoothing_size",
@@ -347,6 +245,8 @@ def _changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
     out = []
     for f in dataclasses.fields(new):
         a, b = getattr(old, f.name), getattr(new, f.name)
+        if prefix + f.name in _RESUME_FREE:
+            continue
         if dataclasses.is_dataclass(b) and type(a) is type(b):
             out += _changed_fields(a, b, f"{prefix}{f.name}.")
         elif a != b:
@@ -361,6 +261,10 @@ def _try_resume(
     if not det.exists():
         return 0
     ckpt = read_checkpoint(det)
+    if "heads_state" not in ckpt:
+        raise ThreedsrError(
+            f"{det}: holds a {ckpt.get('method')} detector without a 3DSR network; use a new --out"
+        )
     if not st.exists():
         raise ThreedsrError(f"{st}: missing, cannot resume the run in {out} (use a new --out)")
     state = read_checkpoint(st, kind=TRAIN_STATE_KIND)
@@ -386,13 +290,12 @@ def _try_resume(
     return int(state["step"])
 
 
-def train_detector(
+def train_heads(
     config: DetectorConfig,
-    callbacks: Callback | Iterable[Callback] | None = None,
-    *,
-    backbone: vqcore.DiscreteAutoencoder | None = None,
-    data: TrainData | Sequence[Any] | None = None,
-) -> TrainResult:
+    data: TrainData,
+    backbone: vqcore.DiscreteAutoencoder,
+    callbacks: list[Callback],
+) -> tuple[ThreeDSR, TrainResult]:
     """Train the four stage-2 modules on one class's good samples (spec §3.3-§3.7).
 
     Each step: a batch drawn uniformly with replacement, rotated by U(±rotation_deg), a Perlin
@@ -402,42 +305,26 @@ def train_detector(
     ``config.precision`` asks for it (``bf16``, or ``auto`` on CUDA; ``fp32`` = the reference).
     Under ``torchrun`` the heads are wrapped in DDP and each rank draws ``batch_size / world``.
 
-    Args:
-        config: see :class:`DetectorConfig`; ``out_dir`` is required.
-        callbacks: callable(s) receiving :class:`TrainEvent` every ``log_every`` steps and at the end.
-        backbone: a stage-1 model to use instead of loading ``config.backbone``.
-        data: :class:`TrainData` or `Prepared` records instead of reading ``config.data_root``.
+    ``<out_dir>/detector.pt`` (the network so far, not finished) and ``train_state.pt`` are
+    written every ``checkpoint_every`` steps, at the end and on Ctrl-C (which then re-raises);
+    ``resume`` continues from them.
 
     Returns:
-        :class:`TrainResult`; ``<out_dir>/detector.pt`` is written atomically (also every
-        ``checkpoint_every`` steps and on Ctrl-C, which then re-raises).
+        The trained network (eval mode) and the run's :class:`TrainResult`.
     """
-    cbs = vqcore.as_callbacks(callbacks)
     out = config.run_dir()
     ctx = vqcore.init_distributed(config.device)
     try:
         trainer = _DetectorTrainer(config, ctx, out, backbone=backbone, data=data)
-        path = trainer.run(cbs)
+        path = trainer.run(callbacks)
         result = TrainResult(
             path, trainer.step, trainer.metrics, trainer.elapsed(), trainer.history
         )
         # Ranks leave together: gloo can abort a process whose peer destroys the group first.
         ctx.barrier()
-        return result
+        return trainer.model.eval(), result
     finally:
         ctx.close()
-
-
-def _train_data(config: DetectorConfig, data: TrainData | Sequence[Any] | None) -> TrainData:
-    if data is None:
-        data = load_train_data(config)
-    elif not isinstance(data, TrainData):
-        data = train_data_from_prepared(list(data), config.setup)
-    if data.x.shape[2] != config.image_size or data.x.shape[3] != config.image_size:
-        raise ThreedsrError(
-            f"training data is {tuple(data.x.shape[2:])}, config.image_size is {config.image_size}"
-        )
-    return data
 
 
 class _DetectorTrainer:
@@ -456,8 +343,8 @@ class _DetectorTrainer:
         ctx: vqcore.DistContext,
         out: Path,
         *,
-        backbone: vqcore.DiscreteAutoencoder | None = None,
-        data: TrainData | Sequence[Any] | None = None,
+        backbone: vqcore.DiscreteAutoencoder,
+        data: TrainData,
     ) -> None:
         self.t_start = time.perf_counter()
         self.config = config
@@ -465,15 +352,13 @@ class _DetectorTrainer:
         self.out = out
         self.device = device = ctx.device
         self.cuda = device.type == "cuda"
-        if backbone is None:
-            backbone = _load_backbone(config)
         setup = backbone.config.setup
         if setup != config.setup:
             raise ThreedsrError(
                 f"{config.backbone or 'backbone'}: is a {setup!r} backbone but the detector setup "
                 f"is {config.setup!r}"
             )
-        self.data = _train_data(config, data)
+        self.data = data
         if config.batch_size % ctx.world_size:
             raise ThreedsrError(
                 f"batch_size {config.batch_size} is not divisible by {ctx.world_size} processes"
@@ -563,17 +448,13 @@ class _DetectorTrainer:
             cb(TrainEvent(self.step, self.config.iterations, dict(metrics), "detector"))
         return metrics
 
-    def save(self, finished: bool, *, sync: bool = True) -> Path:
-        """Rank 0 writes ``train_state.pt`` then ``detector.pt`` (each atomically; the finished
-        detector with the feature memory when ``memory_weight`` > 0); with ``sync`` every rank
-        waits for it."""
+    def save(self, *, sync: bool = True) -> Path:
+        """Rank 0 writes ``train_state.pt`` then ``detector.pt`` (each atomically, the network
+        so far: the finished detector is written by the caller); with ``sync`` every rank waits
+        for it."""
         path = self.out / DETECTOR_FILE
         if self.ctx.is_main:
             cfg = self.config
-            # Only the finished detector carries the memory: its calibration needs the final heads.
-            memory = None
-            if finished and cfg.memory_weight > 0:
-                memory = build_memory(self.model, self.data, cfg, self.device)
             path = _save_all(
                 self.out,
                 self.model,
@@ -581,9 +462,8 @@ class _DetectorTrainer:
                 self.optimizer,
                 self.scheduler,
                 self.step,
-                finished,
+                False,
                 self.metrics,
-                memory,
             )
         # Other ranks wait for rank 0's write: a rank that tears down its gloo group while rank 0
         # is still saving can abort the whole job. Not after Ctrl-C: peers may already be gone.
@@ -598,9 +478,9 @@ class _DetectorTrainer:
             vqcore.atomic_write(self.out / "train_history.json", lambda tmp: tmp.write_text(text))
 
     def run(self, callbacks: list[Callback]) -> Path:
-        """Train to ``config.iterations`` (nothing left: only the final save), checkpointing
+        """Train to ``config.iterations`` (nothing left: only the last save), checkpointing
         every ``checkpoint_every`` steps; Ctrl-C saves the completed steps, then re-raises.
-        Returns the path of the finished ``detector.pt``."""
+        Returns the path of ``detector.pt``."""
         cfg = self.config
         self.model.train()
         self._tick, self._tick_step = time.perf_counter(), self.step
@@ -610,10 +490,10 @@ class _DetectorTrainer:
                 if self.step % cfg.log_every == 0 or self.step == cfg.iterations:
                     self.log(losses, callbacks)
                 if self.step % cfg.checkpoint_every == 0 and self.step < cfg.iterations:
-                    self.save(False)
+                    self.save()
         except KeyboardInterrupt:
-            self.save(False, sync=False)
+            self.save(sync=False)
             raise
-        path = self.save(True)
+        path = self.save()
         self.write_history()
         return path

@@ -1,0 +1,97 @@
+"""Scales fixed by the detector: the good-scan statistics that fuse two maps, and the display
+scale that colours every map of a detector the same way, calibrated on validation good scans."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["DisplayScale", "MapCalibration", "display_scale", "fuse_maps"]
+
+
+class MapCalibration(NamedTuple):
+    """Mean and standard deviation of a map's pixels on good scans."""
+
+    mean: float
+    std: float
+
+    def normalise(self, m: Tensor) -> Tensor:
+        return (m - self.mean) / max(self.std, 1e-8)
+
+
+def fuse_maps(
+    heads_map: Tensor,
+    memory: Tensor,
+    heads_cal: MapCalibration,
+    memory_cal: MapCalibration,
+    weight: float,
+) -> Tensor:
+    """``weight * z(memory) + (1 - weight) * z(heads)``, each z-scored with good scans' pixel
+    statistics, then squashed by a logistic so the map stays in (0, 1) like a probability map.
+    The memory alone is ``weight=1`` (its heads' term then vanishes).
+
+    Example:
+        >>> m = torch.tensor([1.0]); cal = MapCalibration(1.0, 1.0)
+        >>> float(fuse_maps(m, m, cal, cal, 0.5))
+        0.5
+    """
+    z = weight * memory_cal.normalise(memory)
+    if weight < 1.0:
+        z = z + (1.0 - weight) * heads_cal.normalise(heads_map)
+    return torch.sigmoid(z)
+
+
+class DisplayScale(NamedTuple):
+    """How a detector's maps are coloured, the same for every scan and every call.
+
+    ``low`` is where good scans' object pixels sit (their 95th percentile), ``threshold`` the
+    calibrated image-score threshold (the largest good validation score), and ``high`` puts the
+    threshold two thirds up the colour bar, so a good scan stays in the lower part and a defect
+    above the threshold is in the top third.
+
+    Attributes:
+        low, high: the colour scale's ends.
+        threshold: the image-score threshold.
+        source: the scans it was calibrated on (``validation`` or ``training``).
+    """
+
+    low: float
+    high: float
+    threshold: float
+    source: str
+
+    def normalise(self, m: np.ndarray) -> np.ndarray:
+        """``m`` mapped to [0, 1] (``low`` -> 0, ``high`` -> 1, clipped)."""
+        span = max(self.high - self.low, 1e-12)
+        return np.clip((np.asarray(m, np.float64) - self.low) / span, 0.0, 1.0)
+
+    def state(self) -> dict[str, Any]:
+        return self._asdict()
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> DisplayScale | None:
+        return None if not state else cls(**state)
+
+
+def display_scale(maps: np.ndarray, foreground: np.ndarray | None, source: str) -> DisplayScale:
+    """The display scale of a detector from its smoothed maps of good scans.
+
+    Args:
+        maps: (N, H, W) smoothed maps of good scans (validation scans: never seen in training).
+        foreground: (N, H, W) bool object pixels, or None (every pixel).
+        source: where the scans come from.
+
+    Example:
+        >>> s = display_scale(np.linspace(0, 1, 100).reshape(1, 10, 10), None, "validation")
+        >>> round(s.low, 3), s.threshold, round(s.high, 3)
+        (0.95, 1.0, 1.025)
+    """
+    maps = np.asarray(maps, np.float64)
+    pixels = maps[foreground] if foreground is not None and foreground.any() else maps.ravel()
+    low = float(np.quantile(pixels, 0.95))
+    threshold = float(maps.reshape(len(maps), -1).max(axis=1).max())
+    high = low + 1.5 * max(threshold - low, 1e-6)
+    return DisplayScale(low, high, threshold, source)

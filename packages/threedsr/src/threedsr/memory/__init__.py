@@ -1,0 +1,20 @@
+"""The descriptor memory: a k-nearest-neighbour memory of hand-made surface, colour, texture and
+interior descriptors of a class's good scans. It fits in minutes on a CPU, with no training."""
+
+from threedsr.memory.config import MemoryConfig
+from threedsr.memory.descriptors import DESCRIPTOR_GROUPS, local_descriptors
+from threedsr.memory.fit import fit_memory
+from threedsr.memory.knn import local_scales, nearest_rows
+from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, object_cells
+
+__all__ = [
+    "DESCRIPTOR_GROUPS",
+    "FeatureMemory",
+    "MemoryConfig",
+    "MemoryFeatures",
+    "fit_memory",
+    "local_descriptors",
+    "local_scales",
+    "nearest_rows",
+    "object_cells",
+]

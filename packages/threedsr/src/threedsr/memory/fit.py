@@ -1,0 +1,88 @@
+"""Fitting the descriptor memory: describe the good training scans, keep a seeded subset of
+their object cells, standardise the descriptors and measure the local scale. No training."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from vqcore import DiscreteAutoencoder
+
+from threedsr.memory.config import MemoryConfig
+from threedsr.memory.knn import local_scales
+from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, object_cells
+
+__all__ = ["fit_memory"]
+
+
+@torch.no_grad()
+def fit_memory(
+    x: Tensor,
+    setup: str,
+    config: MemoryConfig | None = None,
+    *,
+    backbone: DiscreteAutoencoder | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> FeatureMemory:
+    """Describe good training scans and keep at most ``config.size`` of their cells (a seeded
+    random subset when there are more): the object's cells when the input has depth
+    (:func:`object_cells`), every cell for RGB alone. Descriptors are standardised per channel
+    with the statistics of all kept cells before subsampling, and weighted per group.
+
+    Args:
+        x: (N, C, H, W) good training inputs at model resolution.
+        setup: ``rgbd`` | ``depth`` | ``rgb``.
+        config: what to store (:class:`MemoryConfig`); None = the setup's default.
+        backbone: the frozen stage-1 backbone (eval mode); encoder features only.
+        batch_size: scans described at once.
+        seed: the subset's seed.
+
+    Example:
+        >>> x = torch.zeros(2, 1, 64, 64); x[:, :, 16:48, 16:48] = 0.5
+        >>> mem = fit_memory(x, "depth", MemoryConfig(local_k=0))
+        >>> mem.bank.shape[1], mem(x).shape
+        (22, torch.Size([2, 64, 64]))
+    """
+    config = config or MemoryConfig.for_setup(setup)
+    features = MemoryFeatures.from_config(config)
+    feats, ids = [], []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start : start + batch_size]
+        f = features.extract(setup, xb, backbone=backbone)
+        b, c, h, w = f.shape
+        rows = f.permute(0, 2, 3, 1).reshape(-1, c)
+        scan = torch.arange(start, start + b, device=f.device).repeat_interleave(h * w)
+        keep = object_cells(setup, xb, (h, w))
+        if keep is not None:
+            rows, scan = rows[keep.flatten()], scan[keep.flatten()]
+        feats.append(rows.cpu())
+        ids.append(scan.cpu())
+    bank, image_ids = torch.cat(feats), torch.cat(ids)
+    if bank.shape[0] == 0:
+        raise ValueError("fit_memory: the training scans have no foreground")
+    center = scale = None
+    if features.kind == "descriptors":
+        center, scale = bank.mean(0), bank.std(0, correction=0).clamp_min(1e-6)
+        weights = features.channel_weights(setup)
+        if weights is not None:
+            # Weighting a standardised channel = dividing its scale: queries get it for free.
+            scale = scale / weights
+        bank = (bank - center) / scale
+    if bank.shape[0] > config.size:
+        keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
+        keep = keep[: config.size].sort().values
+        bank, image_ids = bank[keep], image_ids[keep]
+    local = None
+    if config.local_k > 0 and x.shape[0] >= config.local_min_scans:
+        # An N x N search: on the inputs' device (a GPU when one is used).
+        local = local_scales(bank.to(x.device), image_ids.to(x.device), config.local_k).cpu()
+    return FeatureMemory(
+        bank,
+        setup,
+        image_ids,
+        features=features,
+        center=center,
+        scale=scale,
+        local_scale=local,
+        backbone=backbone,
+    )

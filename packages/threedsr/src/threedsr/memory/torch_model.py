@@ -1,0 +1,352 @@
+"""The descriptor memory as a module: a bank of good cells and the distance of new cells to it.
+
+Not in the paper or the reference code. At CPU budgets the 3DSR heads see only a few thousand
+synthetic anomalies; the memory needs none: it stores what normal looks like and flags what is
+far from all of it. Its cells are hand-made surface, colour, texture and interior descriptors
+(:mod:`threedsr.memory.descriptors`), which see millimetre dents that a CPU-sized backbone's
+codes do not, or the frozen stage-1 encoder's features (RGB alone).
+
+:class:`FeatureMemory` is an ``nn.Module`` whose buffers are the bank and its statistics, so the
+exported graph (:mod:`threedsr.graph`) runs this very module: eager calls search the object's
+cells only, a traced call searches every cell in fixed blocks and masks the background, with the
+same arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from vqcore import DiscreteAutoencoder
+from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
+
+from threedsr.memory.config import MemoryConfig
+from threedsr.memory.descriptors import LEGACY_GROUPS, group_slices, local_descriptors, setup_groups
+from threedsr.memory.knn import nearest_rows
+
+__all__ = ["FeatureMemory", "MemoryFeatures", "object_cells"]
+
+#: Largest (query rows x bank rows) distance block per image of a traced search: its blocks are
+#: fixed when traced, and the bound keeps a 100k-row bank from materialising at once.
+TRACED_BLOCK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class MemoryFeatures:
+    """What the memory stores per cell.
+
+    Args:
+        kind: ``encoder`` = the backbone's Encoder-1 output (1/4 resolution); ``descriptors`` =
+            :func:`threedsr.memory.descriptors.local_descriptors` of the input at Gaussian ``scales``,
+            averaged over ``pool`` x ``pool`` cells.
+        scales: descriptor scales in pixels at model resolution.
+        pool: descriptor cell side in pixels.
+        groups: descriptor groups (:data:`threedsr.memory.descriptors.DESCRIPTOR_GROUPS`); those the
+            setup's input cannot give are skipped.
+        weights: one weight per group in ``groups``, spread evenly over the group's standardised
+            channels (each channel gets ``w / sqrt(channels)``), so a group's share of the
+            distance does not grow with its channel count; None = every channel weighs 1 (the
+            detectors written before groups existed).
+
+    Example:
+        >>> MemoryFeatures.from_state(MemoryFeatures("descriptors").state())
+        MemoryFeatures(kind='descriptors', scales=(1.0, 2.0, 4.0), pool=2, groups=('surface', 'colour'), weights=None)
+    """
+
+    kind: Literal["encoder", "descriptors"] = "encoder"
+    scales: tuple[float, ...] = (1.0, 2.0, 4.0)
+    pool: int = 2
+    groups: tuple[str, ...] = LEGACY_GROUPS
+    weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("encoder", "descriptors"):
+            raise ValueError(
+                f"MemoryFeatures: kind must be 'encoder' or 'descriptors', got {self.kind!r}"
+            )
+        if not self.scales or min(self.scales) <= 0:
+            raise ValueError(f"MemoryFeatures: scales must be > 0, got {self.scales}")
+        if self.pool < 1:
+            raise ValueError(f"MemoryFeatures: pool must be >= 1, got {self.pool}")
+        setup_groups("rgbd", self.groups)  # names checked here, not at the first extract
+        if self.weights is not None and (
+            len(self.weights) != len(self.groups) or min(self.weights) <= 0
+        ):
+            raise ValueError(
+                f"MemoryFeatures: weights must be one positive number per group {self.groups}, "
+                f"got {self.weights}"
+            )
+        object.__setattr__(self, "scales", tuple(float(s) for s in self.scales))
+        object.__setattr__(self, "groups", tuple(str(g) for g in self.groups))
+        if self.weights is not None:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+
+    @classmethod
+    def from_config(cls, config: MemoryConfig) -> MemoryFeatures:
+        return cls(config.features, config.scales, groups=config.groups, weights=config.weights)
+
+    @torch.no_grad()
+    def extract(
+        self,
+        setup: str,
+        x: Tensor,
+        *,
+        backbone: DiscreteAutoencoder | None = None,
+        encoder: Tensor | None = None,
+    ) -> Tensor:
+        """(B, C, h, w) features of inputs ``x``; encoder features need the ``backbone`` or
+        ``encoder``, ``x``'s Encoder-1 output when the caller already has it."""
+        if self.kind == "encoder":
+            if encoder is not None:
+                return encoder
+            if backbone is None:
+                raise ValueError("MemoryFeatures: encoder features need the backbone")
+            return backbone.encoder_bottom(x)
+        d = local_descriptors(x, setup, self.scales, self.groups)
+        return F.avg_pool2d(d, self.pool) if self.pool > 1 else d
+
+    def channel_weights(self, setup: str) -> Tensor | None:
+        """(C,) weight of each descriptor channel for ``setup``; None = all 1."""
+        if self.kind != "descriptors" or self.weights is None:
+            return None
+        by_group = dict(zip(self.groups, self.weights, strict=True))
+        parts = []
+        for group, sl in group_slices(setup, len(self.scales), self.groups).items():
+            n = sl.stop - sl.start
+            parts.append(torch.full((n,), by_group[group] / n**0.5))
+        return torch.cat(parts)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "scales": list(self.scales),
+            "pool": self.pool,
+            "groups": list(self.groups),
+            "weights": None if self.weights is None else list(self.weights),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> MemoryFeatures:
+        """None (checkpoints written before descriptors existed) = encoder features; no
+        ``groups`` (before groups existed) = surface and colour, every channel weighing 1."""
+        if state is None:
+            return cls()
+        weights = state.get("weights")
+        return cls(
+            str(state["kind"]),  # type: ignore[arg-type]
+            tuple(state["scales"]),
+            int(state["pool"]),
+            tuple(state.get("groups") or LEGACY_GROUPS),
+            None if weights is None else tuple(weights),
+        )
+
+
+class FeatureMemory(nn.Module):
+    """A bank of normal cells; ``forward`` maps an input to each pixel's distance to the bank.
+
+    Args:
+        bank: (N, C) normal features, already standardised when ``center``/``scale`` are given.
+        setup: the input setup (``rgbd`` | ``depth`` | ``rgb``).
+        image_ids: (N,) the training scan each row came from (lets the calibration leave a scan's
+            own features out); None when unknown.
+        features: what a row is (:class:`MemoryFeatures`).
+        center, scale: (C,) per-channel standardisation applied to queries (descriptors mix
+            units: depth slopes, curvatures, colour ratios); None = none.
+        local_scale: (N,) each row's local scale (:func:`threedsr.memory.knn.local_scales`): a
+            query's distance is divided by its nearest row's; None = plain distances.
+        backbone: the frozen stage-1 backbone, for ``encoder`` features only.
+
+    Shape:
+        - Input: (B, C_in, H, W) model inputs.
+        - Output: (B, H, W) distances, 0 on the background when the setup has depth.
+
+    Example:
+        >>> mem = FeatureMemory(torch.zeros(3, 2), "rgbd")
+        >>> mem.distance(torch.ones(1, 2, 1, 2)).shape
+        torch.Size([1, 1, 2])
+    """
+
+    bank: Tensor
+    center: Tensor | None
+    scale: Tensor | None
+    local_scale: Tensor | None
+    image_ids: Tensor | None
+
+    def __init__(
+        self,
+        bank: Tensor,
+        setup: str,
+        image_ids: Tensor | None = None,
+        *,
+        features: MemoryFeatures | None = None,
+        center: Tensor | None = None,
+        scale: Tensor | None = None,
+        local_scale: Tensor | None = None,
+        backbone: DiscreteAutoencoder | None = None,
+    ) -> None:
+        super().__init__()
+        if bank.ndim != 2 or bank.shape[0] == 0:
+            raise ValueError(f"FeatureMemory: bank must be (N>0, C), got {tuple(bank.shape)}")
+        for name, v in (("center", center), ("scale", scale)):
+            if v is not None and tuple(v.shape) != (bank.shape[1],):
+                raise ValueError(
+                    f"FeatureMemory: {name} must be ({bank.shape[1]},), got {tuple(v.shape)}"
+                )
+        if local_scale is not None and tuple(local_scale.shape) != (bank.shape[0],):
+            raise ValueError(
+                f"FeatureMemory: local_scale must be ({bank.shape[0]},), got "
+                f"{tuple(local_scale.shape)}"
+            )
+        self.setup = setup
+        self.features = features or MemoryFeatures()
+        if self.features.kind == "encoder" and backbone is None:
+            raise ValueError("FeatureMemory: an encoder-feature memory needs its backbone")
+        # Registered only for encoder features: a descriptor memory holds no network at all.
+        self.backbone = backbone if self.features.kind == "encoder" else None
+        self.register_buffer("bank", bank.float())
+        self.register_buffer("image_ids", None if image_ids is None else image_ids.long())
+        self.register_buffer("center", None if center is None else center.float())
+        self.register_buffer("scale", None if scale is None else scale.float().clamp_min(1e-8))
+        self.register_buffer(
+            "local_scale", None if local_scale is None else local_scale.float().clamp_min(1e-12)
+        )
+
+    def forward(
+        self, x: Tensor, *, encoder: Tensor | None = None, exclude: Tensor | None = None
+    ) -> Tensor:
+        """(B, H, W) distance map of inputs ``x``, bilinearly upsampled to the input size. With
+        depth, the bank holds object cells only and the background's distance is 0: the
+        background is not what the class is inspected for.
+
+        Args:
+            x: (B, C_in, H, W) model inputs.
+            encoder: ``x``'s Encoder-1 output when the caller already has it (encoder memories).
+            exclude: (B,) training-scan id per image whose rows are ignored (leave one scan out).
+        """
+        f = self.features.extract(self.setup, x, backbone=self.backbone, encoder=encoder)
+        on = object_cells(self.setup, x, (f.shape[2], f.shape[3]))
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            d = self._traced_distance(f)
+            if on is not None:
+                d = d * on
+        else:
+            d = self.distance(f, exclude=exclude, where=on)
+        return F.interpolate(d[:, None], size=x.shape[2:], mode="bilinear", align_corners=False)[
+            :, 0
+        ]
+
+    def _queries(self, feats: Tensor) -> Tensor:
+        """(B, h*w, C) standardised query rows."""
+        b, c, h, w = feats.shape
+        if c != self.bank.shape[1]:
+            raise ValueError(
+                f"FeatureMemory: features have {c} channels, the bank {self.bank.shape[1]}"
+            )
+        q = feats.float().permute(0, 2, 3, 1).reshape(b, h * w, c)
+        if self.center is not None:
+            q = q - self.center
+        if self.scale is not None:
+            q = q / self.scale
+        return q
+
+    @torch.no_grad()
+    def distance(
+        self, feats: Tensor, *, exclude: Tensor | None = None, where: Tensor | None = None
+    ) -> Tensor:
+        """Euclidean distance of every feature vector to its nearest bank row (divided by that
+        row's local scale when the memory has one).
+
+        Args:
+            feats: (B, C, h, w) features.
+            exclude: (B,) training-scan id per query image whose bank rows are ignored
+                (leave-one-scan-out calibration); None = use the whole bank.
+            where: (B, h, w) bool: the cells to search for; the others get distance 0 without
+                a search (the background, which is a third to a half of a scan); None = all.
+
+        Shape:
+            - Output: (B, h, w).
+        """
+        b, _, h, w = feats.shape
+        q = self._queries(feats)
+        if where is not None and tuple(where.shape) != (b, h, w):
+            raise ValueError(
+                f"FeatureMemory: where must be ({b}, {h}, {w}), got {tuple(where.shape)}"
+            )
+        chunk = row_chunk(self.bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
+        out = torch.zeros(b, h * w, device=feats.device)
+        for i in range(b):
+            skip = None if exclude is None or self.image_ids is None else self.image_ids == exclude[i]
+            rows = None if where is None else where[i].flatten().nonzero()[:, 0]
+            qi = q[i] if rows is None else q[i, rows]
+            di, nearest = nearest_rows(qi, self.bank, skip=skip, chunk=chunk)
+            if self.local_scale is not None:
+                di = di / self.local_scale[nearest]
+            if rows is None:
+                out[i] = di
+            else:
+                out[i, rows] = di
+        return out.view(b, h, w)
+
+    def _traced_distance(self, feats: Tensor) -> Tensor:
+        """:meth:`distance` of every cell, as plain tensor operations a tracer records: blocks of
+        cells fixed by the traced size, every image of the batch in each block."""
+        b, _, h, w = feats.shape
+        q = self._queries(feats)
+        c = q.shape[2]
+        rows = max(1, TRACED_BLOCK_ELEMENTS // self.bank.shape[0])
+        blocks = []
+        for s in range(0, h * w, rows):
+            qb = q[:, s : s + rows]
+            n = qb.shape[1]
+            v, i = squared_distances(qb.reshape(-1, c), self.bank).min(dim=1)
+            d = v.sqrt()
+            if self.local_scale is not None:
+                d = d / self.local_scale[i]
+            blocks.append(d.reshape(-1, n))
+        return torch.cat(blocks, dim=1).reshape(-1, h, w)
+
+    def state(self) -> dict[str, Any]:
+        """Tensors and primitives for a ``weights_only`` checkpoint (the bank in fp16 halves
+        the file)."""
+        state: dict[str, Any] = {"bank": self.bank.half().cpu(), "features": self.features.state()}
+        for name in ("image_ids", "center", "scale", "local_scale"):
+            t = getattr(self, name)
+            if t is not None:
+                state[name] = (t.to(torch.int32) if name == "image_ids" else t).cpu()
+        return state
+
+    @classmethod
+    def from_state(
+        cls, state: dict[str, Any], setup: str, backbone: DiscreteAutoencoder | None = None
+    ) -> FeatureMemory:
+        ids = state.get("image_ids")
+        return cls(
+            state["bank"].float(),
+            setup,
+            None if ids is None else ids.long(),
+            features=MemoryFeatures.from_state(state.get("features")),
+            center=state.get("center"),
+            scale=state.get("scale"),
+            local_scale=state.get("local_scale"),  # absent before session 8: plain distances
+            backbone=backbone,
+        )
+
+
+def object_cells(setup: str, x: Tensor, cells: tuple[int, int]) -> Tensor | None:
+    """(B, h, w) bool: feature cells on the object, for setups with depth (pcprep leaves the
+    background at depth 0 and puts the object in [0.1, 0.9]); None for RGB alone (no
+    foreground is known, every cell counts): a cell is on the object when most of its pixels
+    are."""
+    if setup == "rgb":
+        return None
+    on = (x[:, :1] > 0.05).float()
+    # Plain ints: a traced graph records the pool with fixed kernels, not shape arithmetic.
+    height, width = int(x.shape[2]), int(x.shape[3])
+    kh, kw = height // int(cells[0]), width // int(cells[1])
+    if (kh * cells[0], kw * cells[1]) == (height, width):
+        # An exact average pool, which an exported graph records with fixed kernels.
+        return F.avg_pool2d(on, (kh, kw))[:, 0] > 0.5
+    return F.adaptive_avg_pool2d(on, cells)[:, 0] > 0.5
