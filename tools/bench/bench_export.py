@@ -34,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_threedsr import CH, alternate_best, build, reference_forward
 from threedsr import Detector, OnnxDetector, export_detector
-from threedsr.descriptors import descriptor_channels
+from threedsr.memory.descriptors import descriptor_channels
 
 
 def _ort(det: Detector, folder: Path, threads: int) -> OnnxDetector:

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 import vqcore
 from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData
 from threedsr.fastconv import pack_weight, winograd_conv2d, winograd_weight
-from threedsr.generator import FeatureAnomalyGenerator
-from threedsr.losses import stage2_losses
-from threedsr.train import make_batch
+from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator
+from threedsr.dsr.loss import stage2_losses
+from threedsr.dsr.train import make_batch
 
 CH = {"rgbd": 4, "depth": 1, "rgb": 3}
 

@@ -69,7 +69,7 @@ def main() -> None:
     import torch
     import vqcore
     from threedsr.data import load_split, stack_inputs
-    from threedsr.memory import MemoryFeatures, fit_memory, memory_map
+    from threedsr.memory.torch_model import MemoryFeatures, fit_memory, memory_map
     from threedsr.smoothing import smooth_maps
 
     torch.set_num_threads(args.threads)

@@ -273,7 +273,8 @@ def load_detector_parts(
         if ckpt.get("memory") is not None:
             memory = FeatureMemory.from_state(ckpt["memory"], config.setup, backbone).to(device)
         cals = {
-            name: None if ckpt.get(f"{name}_calibration") is None
+            name: None
+            if ckpt.get(f"{name}_calibration") is None
             else MapCalibration(*ckpt[f"{name}_calibration"])
             for name in ("heads", "memory")
         }

@@ -114,7 +114,7 @@ NETWORK_FIELDS = (
 @dataclass(frozen=True)
 class DetectorConfig(ConfigMixin):
     """Everything a detector needs. The bare defaults are the 3DSR reference code's choices
-    (what produced the paper's numbers); :meth:`memory` is the descriptor memory, :meth:`paper`
+    (what produced the paper's numbers); :meth:`for_memory` (preset ``memory``) is the descriptor memory, :meth:`paper`
     and :meth:`cpu` are 3DSR schedules.
 
     Args:
@@ -149,15 +149,15 @@ class DetectorConfig(ConfigMixin):
             ``bf16`` or ``auto`` (bf16 on CUDA, fp32 on the CPU). The VQ searches stay fp32.
 
     Example:
-        >>> DetectorConfig.memory("rgbd").method, DetectorConfig.memory("rgbd").image_size
-        ('memory', 256)
+        >>> DetectorConfig.preset("memory", "rgbd").method, DetectorConfig().memory.local_k
+        ('memory', 3)
         >>> cfg = DetectorConfig.preset("cpu", setup="depth", iterations=10, unet_base=4)
         >>> cfg.method, cfg.iterations, cfg.model.unet_base, cfg.lr_milestones
         ('3dsr', 10, 4, (8,))
     """
 
     _error = ThreedsrError
-    _PRESETS = ("memory", "paper", "cpu")
+    _PRESETS = ("memory", "paper", "cpu", "for_memory")
     _PRESET_MESSAGE = "unknown detector preset {name!r} (expected 'memory', 'paper' or 'cpu')"
     _NESTED = _PARTS
 
@@ -253,7 +253,7 @@ class DetectorConfig(ConfigMixin):
         return Path(self.out_dir)
 
     @classmethod
-    def memory(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
+    def for_memory(cls, setup: Setup = "rgbd", **overrides: Any) -> DetectorConfig:
         """The descriptor memory alone, with nothing trained: 256 px (RGB alone: encoder features
         at 128 px), the setup's :meth:`MemoryConfig.for_setup`, maps smoothed with an 11 px box
         (the reference's 21 px depth box blurs away the small defects the descriptors find:
@@ -272,7 +272,10 @@ class DetectorConfig(ConfigMixin):
         """The 3DSR reference schedule: batch 16, 30k iterations, x0.1 at 24k, 384², spec
         widths. ``method="fused"`` adds the setup's memory."""
         base: dict[str, Any] = dict(
-            method="3dsr", setup=setup, model=ModelConfig.paper(), memory=MemoryConfig.for_setup(setup)
+            method="3dsr",
+            setup=setup,
+            model=ModelConfig.paper(),
+            memory=MemoryConfig.for_setup(setup),
         )
         return cls._build(base, overrides)
 
@@ -308,6 +311,10 @@ class DetectorConfig(ConfigMixin):
         :class:`MemoryConfig`) are accepted as plain overrides too; ``None`` overrides are
         ignored (so unset CLI flags keep the preset's value); when ``lr_milestones`` is not
         given, the milestone is at 80 % of the run's length (:func:`vqcore.milestones_at`)."""
+        if name == "memory":  # the field ``memory`` holds the memory's part: another name
+            name = "for_memory"
+        elif name == "for_memory":
+            name = "unknown"
         return super().preset(name, setup, **overrides)
 
     @classmethod

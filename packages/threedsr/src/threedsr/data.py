@@ -109,9 +109,7 @@ def load_split(
     return list(pcprep.preprocess_refs(refs, cache_dir, progress=progress, **params))
 
 
-def load_train_data(
-    config: Any, progress: Callable[[int, int], None] | None = None
-) -> TrainData:
+def load_train_data(config: Any, progress: Callable[[int, int], None] | None = None) -> TrainData:
     """The good samples of ``<data_root>/<category>/train``, preprocessed as ``config`` (a
     :class:`~threedsr.DetectorConfig`) says.
 

@@ -30,6 +30,7 @@ __all__ = ["CODE_OUTPUTS", "InferenceGraph"]
 #: re-quantised after the subspace restriction), each (B, h, w) int64.
 CODE_OUTPUTS = ("codes_top", "codes_bot", "codes_top_restricted", "codes_bot_restricted")
 
+
 def _quantize(vq: nn.Module, f: Tensor) -> tuple[Tensor, Tensor]:
     """Nearest-code quantisation exactly as ``vqcore``'s quantizers compute it at inference
     (``||x||^2 - 2 x.e + ||e||^2`` clamped at 0, first minimum, then the straight-through sum

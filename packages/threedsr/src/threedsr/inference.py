@@ -93,7 +93,7 @@ class Detector:
         >>> import torch
         >>> from threedsr.memory import fit_memory
         >>> x = torch.zeros(3, 1, 64, 64); x[:, :, 16:48, 16:48] = 0.5
-        >>> cfg = DetectorConfig.memory("depth", memory={"local_k": 0})
+        >>> cfg = DetectorConfig.for_memory("depth", memory={"local_k": 0})
         >>> det = Detector(cfg, memory=fit_memory(x, "depth", cfg.memory),
         ...                memory_calibration=MapCalibration(0.0, 1.0))
         >>> pred = det.predict(x[:2])
@@ -142,8 +142,8 @@ class Detector:
         # The stored scale was calibrated on the stored method's maps only.
         self.display = display if self.method == config.method else None
         self.smoothing = smoothing or config.smoothing
-        self.filter_size = filter_size or config.smoothing_size or default_smoothing_size(
-            config.setup
+        self.filter_size = (
+            filter_size or config.smoothing_size or default_smoothing_size(config.setup)
         )
         self.gaussian_sigma = float(
             config.gaussian_sigma if gaussian_sigma is None else gaussian_sigma

@@ -54,9 +54,13 @@ class AnomalyMap(nn.Module):
         if method not in ("memory", "3dsr", "fused"):
             raise ThreedsrError(f"unknown method {method!r} (memory, 3dsr or fused)")
         if needs_network and network is None:
-            raise ThreedsrError(f"the {method} method needs the 3DSR network, which was not trained")
+            raise ThreedsrError(
+                f"the {method} method needs the 3DSR network, which was not trained"
+            )
         if needs_memory and (memory is None or memory_calibration is None):
-            raise ThreedsrError(f"the {method} method needs the descriptor memory, which was not fitted")
+            raise ThreedsrError(
+                f"the {method} method needs the descriptor memory, which was not fitted"
+            )
         if method == "fused" and heads_calibration is None:
             raise ThreedsrError("the fused method needs the network's good-scan calibration")
         self.method = method
@@ -66,9 +70,7 @@ class AnomalyMap(nn.Module):
         self.memory_calibration = memory_calibration
         self.weight = 1.0 if method == "memory" else 0.0 if method == "3dsr" else float(weight)
 
-    def forward(
-        self, x: Tensor, *, autocast: Any = None
-    ) -> tuple[Tensor, ThreeDSROutput | None]:
+    def forward(self, x: Tensor, *, autocast: Any = None) -> tuple[Tensor, ThreeDSROutput | None]:
         """The map of ``x`` and the network's output; ``autocast``: a context for the network's
         forward (bf16 inference), the memory's search stays fp32."""
         out = None

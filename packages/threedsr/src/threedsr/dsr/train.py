@@ -18,7 +18,6 @@ import torch
 import vqcore
 from torch import nn
 
-from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
 from threedsr.checkpoint import (
     DETECTOR_FILE,
     FORMAT_VERSION,
@@ -30,10 +29,11 @@ from threedsr.checkpoint import (
 )
 from threedsr.config import DetectorConfig
 from threedsr.data import TrainData
-from threedsr.errors import ThreedsrError
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, GeneratedAnomalies
+from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
 from threedsr.dsr.loss import Stage2Losses, stage2_losses
 from threedsr.dsr.torch_model import ThreeDSR
+from threedsr.errors import ThreedsrError
 
 __all__ = ["TrainEvent", "TrainResult", "load_backbone", "train_heads"]
 
@@ -209,9 +209,7 @@ def _save_all(
     # train_state first: a crash in between leaves a detector.pt older than or equal to it, which
     # resume detects through the step numbers.
     atomic_save(state, out / TRAIN_STATE_FILE)
-    payload = detector_payload(
-        config, network=model, step=step, finished=finished, metrics=metrics
-    )
+    payload = detector_payload(config, network=model, step=step, finished=finished, metrics=metrics)
     return atomic_save(payload, out / DETECTOR_FILE)
 
 

@@ -71,7 +71,9 @@ class MemoryConfig(ConfigMixin):
         if self.weights is not None and (
             len(self.weights) != len(self.groups) or min(self.weights) <= 0
         ):
-            fail(f"weights must be one positive number per group of {self.groups}, got {self.weights}")
+            fail(
+                f"weights must be one positive number per group of {self.groups}, got {self.weights}"
+            )
         object.__setattr__(self, "scales", tuple(float(v) for v in self.scales))
         object.__setattr__(self, "groups", tuple(str(g) for g in self.groups))
         if self.weights is not None:

@@ -41,7 +41,7 @@ def fit_memory(
         >>> x = torch.zeros(2, 1, 64, 64); x[:, :, 16:48, 16:48] = 0.5
         >>> mem = fit_memory(x, "depth", MemoryConfig(local_k=0))
         >>> mem.bank.shape[1], mem(x).shape
-        (22, torch.Size([2, 64, 64]))
+        (13, torch.Size([2, 64, 64]))
     """
     config = config or MemoryConfig.for_setup(setup)
     features = MemoryFeatures.from_config(config)

@@ -278,7 +278,9 @@ class FeatureMemory(nn.Module):
         chunk = row_chunk(self.bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
         out = torch.zeros(b, h * w, device=feats.device)
         for i in range(b):
-            skip = None if exclude is None or self.image_ids is None else self.image_ids == exclude[i]
+            skip = (
+                None if exclude is None or self.image_ids is None else self.image_ids == exclude[i]
+            )
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
             di, nearest = nearest_rows(qi, self.bank, skip=skip, chunk=chunk)
@@ -293,7 +295,7 @@ class FeatureMemory(nn.Module):
     def _traced_distance(self, feats: Tensor) -> Tensor:
         """:meth:`distance` of every cell, as plain tensor operations a tracer records: blocks of
         cells fixed by the traced size, every image of the batch in each block."""
-        b, _, h, w = feats.shape
+        h, w = feats.shape[2], feats.shape[3]
         q = self._queries(feats)
         c = q.shape[2]
         rows = max(1, TRACED_BLOCK_ELEMENTS // self.bank.shape[0])

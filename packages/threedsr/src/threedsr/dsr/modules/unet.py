@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from threedsr.dsr.modules.blocks import check_input, conv_in_relu, double_conv, init_normal_, upsample2
+from threedsr.dsr.modules.blocks import (
+    check_input,
+    conv_in_relu,
+    double_conv,
+    init_normal_,
+    upsample2,
+)
 
 
 class AnomalyUNet(nn.Module):
