@@ -152,7 +152,7 @@ class FeatureMemory(nn.Module):
         setup: the input setup (``rgbd`` | ``depth`` | ``rgb``).
         image_ids: (N,) the training scan each row came from (lets the calibration leave a scan's
             own features out); None when unknown.
-        features: what a row is (:class:`MemoryFeatures`).
+        features: what a row is (:class:`MemoryFeatures`); None = descriptors.
         center, scale: (C,) per-channel standardisation applied to queries (descriptors mix
             units: depth slopes, curvatures, colour ratios); None = none.
         local_scale: (N,) each row's local scale (:func:`threedsr.memory.knn.local_scales`): a
@@ -201,7 +201,7 @@ class FeatureMemory(nn.Module):
                 f"{tuple(local_scale.shape)}"
             )
         self.setup = setup
-        self.features = features or MemoryFeatures()
+        self.features = features or MemoryFeatures("descriptors")
         if self.features.kind == "encoder" and backbone is None:
             raise ValueError("FeatureMemory: an encoder-feature memory needs its backbone")
         # Registered only for encoder features: a descriptor memory holds no network at all.
