@@ -207,6 +207,7 @@ def test_report_figures_from_arrays(tmp_path):
         {"rgbd": maps[2]},
         tmp_path / "o.png",
         gt=masks[2],
+        scale=(0.0, 2.0),
         title="dent",
         scores={"rgbd": 1.2},
     )

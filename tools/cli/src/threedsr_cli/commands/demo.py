@@ -21,8 +21,12 @@ from threedsr_cli.runs import atomic_write_json, claim_run
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from threedsr import DetectorConfig, EvaluatedSamples
     from vqcore import StageOneConfig
+
+    from threedsr_cli.report import MapScale, OverlayRow
 
 __all__ = ["DemoProfile", "demo_command"]
 
@@ -186,7 +190,8 @@ def _finished(out: Path) -> bool:
 
 
 def _overlay_samples(types: list[str]) -> list[tuple[str, int]]:
-    """(defect type, test index) of the samples drawn as overlays: the first two of each type."""
+    """(defect type, test index) of the samples drawn as overlays: the first two of each type (the
+    first good one is also every defective overlay's reference row)."""
     order = ["good", *sorted(t for t in set(types) if t != "good")]
     return [(t, i) for t in order for i in [j for j, tt in enumerate(types) if tt == t][:2]]
 
@@ -221,13 +226,13 @@ def _report(
     meta: dict[str, Any],
     metrics: dict[str, dict[str, Any]],
     test: dict[str, Any],
+    scales: dict[str, MapScale],
 ) -> list[tuple[str, Path]]:
     from threedsr_cli import report as rp
 
     cat = profile.category
     modality: dict[str, str] = dict(meta.get("defect_types", {}))
     files: dict[str, Path] = {}
-    overlays: list[tuple[str, Path]] = []
     with ui.stage("write figures", 3 + len(set(test["types"]))) as progress:
         files["roc"] = rp.plot_roc(
             {s: (test["labels"], test["scores"][s]) for s in SETUPS},
@@ -244,25 +249,59 @@ def _report(
         per_type = {s: metrics[s][cat]["per_defect_type"] for s in SETUPS}
         files["per_type"] = rp.plot_per_defect_type(per_type, modality, out / "per_defect_type.png")
         progress(3)
-        vrange = {s: (float(test["maps"][s].min()), float(test["maps"][s].max())) for s in SETUPS}
-        picks = _overlay_samples(test["types"])
-        types = ["good", *sorted(t for t in set(test["types"]) if t != "good")]
-        for k, t in enumerate(types, 4):
-            for i in [j for tt, j in picks if tt == t]:
-                p = test["prepared"][i]
-                path = rp.overlay_figure(
-                    p.rgb,
-                    p.depth,
-                    {s: test["maps"][s][i] for s in SETUPS},
-                    out / "overlays" / f"{t}_{i:03d}.png",
-                    gt=test["gts"][i],
-                    title=f"{t} ({modality.get(t, 'normal')})",
-                    scores={s: float(test["scores"][s][i]) for s in SETUPS},
-                    vrange=vrange,
-                )
-                overlays.append((t, path))
-            progress(k)
+        overlays = _overlays(out, test, modality, scales, lambda k: progress(3 + k))
     return overlays
+
+
+def _overlays(
+    out: Path,
+    test: dict[str, Any],
+    modality: dict[str, str],
+    scales: dict[str, MapScale],
+    progress: Callable[[int], None],
+) -> list[tuple[str, Path]]:
+    """The overlay figures, each map on its detector's fixed scale (``scales``, from
+    ``report.display_scale``). A defective scan gets the first good test scan as a reference row
+    on the same scale: the defect is read against what the detector paints on a good scan."""
+    from threedsr_cli import report as rp
+
+    ref = next((j for j, t in enumerate(test["types"]) if t == "good"), None)
+    good = None if ref is None else _overlay_row(test, ref)
+    overlays: list[tuple[str, Path]] = []
+    picks = _overlay_samples(test["types"])
+    types = ["good", *sorted(t for t in set(test["types"]) if t != "good")]
+    for k, t in enumerate(types, 1):
+        for i in [j for tt, j in picks if tt == t]:
+            row = _overlay_row(test, i)
+            path = rp.overlay_figure(
+                row.rgb,
+                row.depth,
+                row.maps,
+                out / "overlays" / f"{t}_{i:03d}.png",
+                scale={s: scales[s].range for s in SETUPS},
+                threshold={s: scales[s].threshold for s in SETUPS},
+                gt=row.gt,
+                title=f"{t} ({modality.get(t, 'normal')})",
+                scores=row.scores,
+                good=None if t == "good" else good,
+            )
+            overlays.append((t, path))
+        progress(k)
+    return overlays
+
+
+def _overlay_row(test: dict[str, Any], i: int) -> OverlayRow:
+    """Test scan ``i`` (one of the preprocessed overlay samples) as a row of an overlay figure."""
+    from threedsr_cli.report import OverlayRow
+
+    p = test["prepared"][i]
+    return OverlayRow(
+        p.rgb,
+        p.depth,
+        {s: test["maps"][s][i] for s in SETUPS},
+        test["gts"][i],
+        {s: float(test["scores"][s][i]) for s in SETUPS},
+    )
 
 
 def _verdict(metrics: dict[str, dict[str, Any]], modality: dict[str, str], cat: str) -> str:
@@ -494,7 +533,10 @@ def demo_command(
 
         t0 = time.perf_counter()
         modality = dict(meta.get("defect_types", {}))
-        overlays = _report(ui, out, profile, meta, metrics, test)
+        from threedsr_cli.report import display_scale
+
+        scales = {s: display_scale(det) for s, det in detectors.items()}
+        overlays = _report(ui, out, profile, meta, metrics, test, scales)
         lap("report", t0)
         total = time.perf_counter() - t_start
         timing["total"] = round(total, 2)

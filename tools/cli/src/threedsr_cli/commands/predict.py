@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from pcprep import Prepared
     from threedsr import Detector, OnnxDetector, SamplePrediction
 
+    from threedsr_cli.report import MapScale
+
 __all__ = ["auto_threshold", "check_prediction_target", "parse_threshold", "predict_command"]
 
 
@@ -120,8 +122,10 @@ def _save(
     pred: SamplePrediction,
     out: Path,
     threshold: float | None,
-    vrange: tuple[float, float],
+    scale: MapScale,
 ) -> dict[str, Any]:
+    """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
+    do not depend on the other scans of the call); ``threshold`` is marked on the colour bar."""
     from threedsr_cli.report import overlay_figure, save_map_png
 
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
@@ -135,10 +139,11 @@ def _save(
         prepared.depth,
         {"anomaly map": m},
         overlay,
+        scale=scale.range,
+        threshold=threshold,
         title=title,
-        vrange={"anomaly map": vrange},
     )
-    map_png = save_map_png(native, out / f"{item.name}_map.png", *vrange)
+    map_png = save_map_png(native, out / f"{item.name}_map.png", *scale.range, threshold)
     record: dict[str, Any] = {
         "name": item.name,
         "xyz": str(item.geometry),
@@ -174,6 +179,7 @@ def predict_command(
     import threedsr
 
     from threedsr_cli.libs import load_detector, load_exported, seed_everything, warn_unfinished
+    from threedsr_cli.report import display_scale
 
     seed_everything(seed)
     if not inputs:
@@ -205,6 +211,14 @@ def predict_command(
         source = "given"
     elif getattr(detector, "threshold", None) is not None:
         thr, source = float(detector.threshold), f"recorded at export in {detector.path.name}.json"
+    # One colour scale per detector, whatever else is in this call (see display_scale); its
+    # calibrated threshold decides when no other was given.
+    scale = display_scale(detector)
+    if thr is None and scale.threshold is not None:
+        thr = scale.threshold
+        source = (
+            f"calibrated by the detector on {scale.calibration or 'good'} scans (display scale)"
+        )
     records: list[dict[str, Any]] = []
     prepared: list[Prepared] = []
 
@@ -216,10 +230,6 @@ def predict_command(
     with ui.stage("predict", len(items)) as progress:
         preds = threedsr.predict_samples(detector, load(), batch_size=batch_size, progress=progress)
     results = list(zip(items, prepared, preds, strict=True))
-    lo = min(float(sp.map.min()) for _, _, sp in results)
-    hi = max(float(sp.map.max()) for _, _, sp in results)
-    if thr is not None:
-        hi = max(hi, float(thr))
     created = not out.exists()
     # Every file goes to a hidden .incomplete-* folder first (it marks the folder as partial),
     # then commit_outputs moves the group into place with scores.json last, removing the replaced
@@ -229,7 +239,7 @@ def predict_command(
         with ui.stage("write overlays", len(results)) as progress:
             for k, (it, p, sp) in enumerate(results, 1):
                 t = thr if thr is None else float(thr)
-                records.append(_save(it, p, sp, staging, t, (lo, hi)))
+                records.append(_save(it, p, sp, staging, t, scale))
                 progress(k, len(results))
         summary = {
             "run": str(run),
@@ -238,7 +248,8 @@ def predict_command(
             "backend": backend,
             "threshold": None if thr is None else float(thr),
             "threshold_source": source,
-            "map_scale": [lo, hi],
+            "map_scale": list(scale.range),
+            "scale_source": scale.source,
             "samples": records,
         }
         atomic_write_json(staging / "scores.json", summary)
