@@ -7,7 +7,7 @@ commands, so ``threedsr-cli --help`` starts in well under a second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 import typer.core
@@ -19,7 +19,8 @@ from threedsr_cli.options import (
     Device,
     DeviceOpt,
     ExportFormat,
-    MemoryWeightOpt,
+    Method,
+    MethodOpt,
     OverwriteOpt,
     Precision,
     PrecisionOpt,
@@ -33,25 +34,14 @@ from threedsr_cli.options import (
 )
 from threedsr_cli.ui import UI
 
-_display_type_rich = typer.core.TyperOption.display_type_rich
-
-
-def _no_type_on_flags(self: typer.core.TyperOption, ctx: Any) -> str | None:
-    """Flags take no value: typer 0.29 prints ``<bool>`` after them, which reads as if
-    ``--fast true`` were expected (it is not accepted)."""
-    if getattr(self, "is_flag", False):
-        return None
-    return _display_type_rich(self, ctx)
-
-
-typer.core.TyperOption.display_type_rich = _no_type_on_flags  # type: ignore[method-assign]
-
 app = typer.Typer(
     name="threedsr-cli",
     help=(
-        "3DSR (depth-aware discrete feature modelling) anomaly detection on RGB + depth scans.\n\n"
-        "Start with [bold]threedsr-cli demo[/bold]: it generates a synthetic dataset, trains and "
-        "evaluates RGB+D and RGB-only detectors on the CPU and writes a report (< 10 min)."
+        "Surface anomaly detection on RGB + depth scans with two methods: the descriptor memory "
+        "(a kNN over hand-made descriptors; fits in minutes on a CPU, the default) and the 3DSR "
+        "network (Zavrtanik et al., WACV 2024; GPU-scale training), or both fused.\n\n"
+        "Start with [bold]threedsr-cli demo[/bold]: it generates a synthetic dataset, fits and "
+        "evaluates RGB+D and RGB-only detectors on the CPU and writes a report."
     ),
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -76,7 +66,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """3DSR anomaly detection on RGB + depth scans."""
+    """Surface anomaly detection on RGB + depth scans: the descriptor memory or 3DSR."""
 
 
 @app.command(
@@ -98,9 +88,17 @@ def demo(
         typer.Option(
             "--stage1",
             help="Also train the stage-1 backbones (default: the pretrained ones that ship "
-            "with threedsr).",
+            "with threedsr); the memory reads them only for RGB alone.",
         ),
     ] = False,
+    method: Annotated[
+        Method,
+        typer.Option(
+            "--method",
+            help="memory (no training), 3dsr (the network, trained 400 iterations on the CPU: "
+            "near chance) or fused.",
+        ),
+    ] = Method.memory,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
@@ -108,7 +106,7 @@ def demo(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Generate a synthetic dataset, train RGB+D and RGB-only 3DSR detectors, evaluate, report.
+    """Generate a synthetic dataset, fit RGB+D and RGB-only detectors, evaluate, report.
 
     Nothing is downloaded. The run folder gets metrics.json, report.md, report.html, ROC and PRO
     curves and overlays of anomaly maps on RGB and depth for every defect type.
@@ -119,6 +117,7 @@ def demo(
         demo_command(
             out=out,
             fast=fast,
+            method=_value(method),
             stage1=stage1,
             resume=resume,
             overwrite=overwrite,
@@ -203,13 +202,20 @@ def train_dada(
 @app.command(
     "train",
     epilog=(
+        "Methods (--method):\n\n"
+        "  memory  the descriptor memory: a kNN over hand-made surface, colour, texture and "
+        "interior descriptors of the good scans. Nothing is trained: about 2 minutes on a "
+        "laptop CPU for 223 scans. The default.\n\n"
+        "  3dsr    the 3DSR network (Zavrtanik et al., WACV 2024): heads trained on a frozen "
+        "stage-1 backbone. Needs GPU-scale training (--preset paper: 30k iterations, hours); "
+        "--preset cpu is a minutes-long CPU schedule whose map is near chance on real data.\n\n"
+        "  fused   both maps fused; costs the 3DSR training.\n\n"
         "Examples:\n\n"
         "  threedsr-cli train --data mvtec3d --category bagel --out runs/bagel   "
-        "# pretrained backbone\n\n"
-        "  threedsr-cli train --data mvtec3d --category bagel --dada runs/dada --out runs/bagel\n\n"
-        "  threedsr-cli train --data mvtec3d --category bagel --setup depth --preset paper "
-        "--dada runs/dada-depth/backbone.pt --out runs/bagel-depth --device cuda\n\n"
-        "  threedsr-cli train ... --out runs/bagel --resume   # after Ctrl-C"
+        "# descriptor memory\n\n"
+        "  threedsr-cli train --data mvtec3d --category bagel --setup depth --method 3dsr "
+        "--preset paper --dada runs/dada-depth/backbone.pt --out runs/bagel-3dsr --device cuda\n\n"
+        "  threedsr-cli train ... --method 3dsr --out runs/bagel-3dsr --resume   # after Ctrl-C"
     ),
 )
 def train(
@@ -229,14 +235,29 @@ def train(
     setup: Annotated[
         Setup, typer.Option("--setup", help="rgbd, depth or rgb; must match --dada.")
     ] = Setup.rgbd,
+    method: Annotated[
+        Method,
+        typer.Option(
+            "--method",
+            help="memory (no training, minutes on a CPU), 3dsr (the network, GPU-scale "
+            "training) or fused (both); see below.",
+        ),
+    ] = Method.memory,
     preset: Annotated[
-        Preset, typer.Option("--preset", help="paper (30k it, 384 px) or cpu (minutes).")
-    ] = Preset.cpu,
+        Preset | None,
+        typer.Option(
+            "--preset",
+            help="3DSR schedule of --method 3dsr / fused: paper (30k it, 384 px) or cpu "
+            "(400 it, minutes). Default: cpu.",
+        ),
+    ] = None,
     iterations: Annotated[
-        int | None, typer.Option("--iterations", min=1, help="Override the preset.")
+        int | None,
+        typer.Option("--iterations", min=1, help="3DSR iterations (overrides the preset)."),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Override the preset.")
+        int | None,
+        typer.Option("--batch-size", min=1, help="3DSR batch size (overrides the preset)."),
     ] = None,
     size: Annotated[
         int | None, typer.Option("--size", min=32, help="Model input side (multiple of 32).")
@@ -252,7 +273,8 @@ def train(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Stage 2: train the 3DSR detector of one class on its good training samples."""
+    """Make the detector of one class from its good training scans: the descriptor memory (the
+    default, nothing trained) or the 3DSR network (stage 2), or both fused."""
     from threedsr_cli.commands.train import train_command
 
     with guard(verbose):
@@ -260,7 +282,8 @@ def train(
             data=data,
             category=category,
             setup=_value(setup),
-            preset=_value(preset),
+            method=_value(method),
+            preset=None if preset is None else _value(preset),
             dada=dada,
             out=out,
             resume=resume,
@@ -318,7 +341,7 @@ def evaluate(
     ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
-    memory_weight: MemoryWeightOpt = None,
+    method: MethodOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -338,7 +361,7 @@ def evaluate(
             cache_dir=cache_dir,
             device=_value(device),
             precision=_value(precision),
-            memory_weight=memory_weight,
+            method=None if method is None else _value(method),
             seed=seed,
             ui=UI(quiet, verbose),
             overwrite=overwrite,
@@ -411,7 +434,7 @@ def predict(
     ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
-    memory_weight: MemoryWeightOpt = None,
+    method: MethodOpt = None,
     seed: SeedOpt = 0,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -431,7 +454,7 @@ def predict(
             batch_size=batch_size,
             device=_value(device),
             precision=_value(precision),
-            memory_weight=memory_weight,
+            method=None if method is None else _value(method),
             seed=seed,
             ui=UI(quiet, verbose),
             overwrite=overwrite,
@@ -473,7 +496,7 @@ def export(
         float | None,
         typer.Option("--threshold", help="Image-score threshold to record in the sidecar."),
     ] = None,
-    memory_weight: MemoryWeightOpt = None,
+    method: MethodOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -491,7 +514,7 @@ def export(
             size=size,
             dynamic_batch=dynamic_batch,
             threshold=threshold,
-            memory_weight=memory_weight,
+            method=None if method is None else _value(method),
             ui=UI(quiet, verbose),
         )
 

@@ -64,9 +64,23 @@ def _run_job(job: TrainJob, on_event: Callable[[TrainEvent], None]) -> None:
     elif job.kind == "stage2":
         import threedsr
 
-        threedsr.train_detector(job.config, on_event, data=job.data)
+        network = job.config.uses_network
+
+        def forward(event: TrainEvent) -> None:
+            # A network run's bar counts its steps; the memory's phases would restart it.
+            if not (network and event.stage == "memory"):
+                on_event(event)
+
+        threedsr.train_detector(job.config, forward, data=job.data)
     else:
         raise ValueError(f"unknown training kind {job.kind!r}")
+
+
+def _steps(job: TrainJob) -> int:
+    """Steps of a job's bar: the network's iterations, or the memory's 4 phases."""
+    if job.kind == "stage2" and not job.config.uses_network:
+        return 4
+    return int(job.config.iterations)
 
 
 def _worker(index: int, job: TrainJob, threads: int, messages: Queue[Message]) -> None:
@@ -114,7 +128,7 @@ def train_concurrently(ui: UI, jobs: list[TrainJob]) -> None:
     exited_at: dict[int, float] = {}
     failure: BaseException | None = None
     interrupted = False
-    with ui.trainings([(j.description, int(j.config.iterations)) for j in jobs]) as bars:
+    with ui.trainings([(j.description, _steps(j)) for j in jobs]) as bars:
         for p in procs:
             p.start()
         try:

@@ -157,11 +157,11 @@ def pretrained_backbone(setup: str) -> Path:
 
 
 def load_detector(
-    run: Path, device: str, precision: str = "auto", memory_weight: float | None = None
+    run: Path, device: str, precision: str = "auto", method: str | None = None
 ) -> Detector:
     """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
     ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only);
-    ``memory_weight`` overrides the stored fusion weight (None = keep it)."""
+    ``method`` runs another method a fused detector holds (None = its own)."""
     import threedsr
 
     run = Path(run)
@@ -170,13 +170,11 @@ def load_detector(
     if run.is_dir() and not (run / "detector.pt").is_file():
         raise CLIError(f"{run}: holds no detector.pt (train one with: threedsr-cli train)")
     bf16 = None if precision == "auto" else precision == "bf16"
-    return threedsr.Detector.load(
-        run, device=resolve_device(device), bf16=bf16, memory_weight=memory_weight
-    )
+    return threedsr.Detector.load(run, device=resolve_device(device), bf16=bf16, method=method)
 
 
 def load_exported(
-    run: Path, device: str, precision: str = "auto", memory_weight: float | None = None
+    run: Path, device: str, precision: str = "auto", method: str | None = None
 ) -> OnnxDetector:
     """An exported ONNX detector on onnxruntime's CPU provider: ``run`` is the ``.onnx`` file or
     a run folder holding ``detector.onnx`` (then its setup and size must be the run's)."""
@@ -188,10 +186,10 @@ def load_exported(
         raise CLIError("--backend onnxruntime runs on the CPU; drop --device cuda")
     if precision == "bf16":
         raise CLIError("--backend onnxruntime runs the fp32 export; drop --precision bf16")
-    if memory_weight is not None:
+    if method is not None:
         raise CLIError(
-            "--memory-weight: an export holds the weight it was exported with; "
-            "re-export with: threedsr-cli export --memory-weight W"
+            "--method: an export holds the method it was exported with; "
+            "re-export with: threedsr-cli export --method M"
         )
     run = Path(run)
     if not run.exists():

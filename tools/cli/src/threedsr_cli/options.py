@@ -62,6 +62,13 @@ class Preset(StrEnum):
     cpu = "cpu"
 
 
+class Method(StrEnum):
+    # threedsr.METHODS, spelled out (no torch at start-up; a test keeps them equal).
+    memory = "memory"
+    dsr = "3dsr"
+    fused = "fused"
+
+
 DeviceOpt = Annotated[
     Device, typer.Option("--device", help="Where to run: auto (CUDA when present), cpu or cuda.")
 ]
@@ -86,15 +93,14 @@ TrainPrecisionOpt = Annotated[
         ),
     ),
 ]
-MemoryWeightOpt = Annotated[
-    float | None,
+MethodOpt = Annotated[
+    Method | None,
     typer.Option(
-        "--memory-weight",
-        min=0.0,
-        max=1.0,
+        "--method",
         help=(
-            "Weight of the detector's feature-memory map against the 3DSR heads' map: "
-            "0 = the heads alone, 1 = the memory alone (default: the one stored at training)."
+            "Which of the detector's maps to use: memory (the descriptor memory), 3dsr (the "
+            "3DSR network) or fused; a fused detector holds all three (default: the method it "
+            "was made with)."
         ),
     ),
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from threedsr_cli.commands.train import run_stage_two
+from threedsr_cli.commands.train import run_training
 from threedsr_cli.commands.train_dada import run_stage_one
 from threedsr_cli.concurrent import TrainJob, train_concurrently
 from threedsr_cli.runs import atomic_write_json, claim_run
@@ -148,7 +148,7 @@ def _run_trainings(ui: UI, jobs: list[TrainJob], device: str) -> None:
         if job.kind == "stage1":
             run_stage_one(ui, job.config, job.description)
         else:
-            run_stage_two(ui, job.config, job.data, job.description)
+            run_training(ui, job.config, job.data, job.description)
 
 
 def _detector_config(
@@ -159,12 +159,26 @@ def _detector_config(
     out: Path,
     device: str,
     seed: int,
+    method: str = "memory",
 ) -> DetectorConfig:
     import threedsr
 
+    if method == "memory":
+        return threedsr.DetectorConfig.preset(
+            "memory",
+            setup=setup,
+            data_root=str(data),
+            category=profile.category,
+            backbone=None if backbone is None else str(backbone),
+            out_dir=str(out),
+            image_size=profile.detector_size,
+            device=device,
+            seed=seed,
+        )
     return threedsr.DetectorConfig.preset(
         "cpu",
         setup=setup,
+        method=method,
         data_root=str(data),
         category=profile.category,
         backbone=None if backbone is None else str(backbone),
@@ -331,6 +345,7 @@ def _report_text(
     per_type = rp.defect_type_table(
         {s: metrics[s][cat]["per_defect_type"] for s in SETUPS}, modality
     )
+    method = str(metrics[SETUPS[0]][cat].get("method", "memory"))
     verdict = _verdict(metrics, modality, cat)
     intro = (
         f"Synthetic `depthsim.scenes` class `{cat}` ({profile.image_size} px; {profile.n_train} "
@@ -340,9 +355,15 @@ def _report_text(
             if "stage 1 (rgbd + rgb)" in timing
             else "the pretrained DADA (rgbd) and RGB-only VQ-VAE that ship with threedsr"
         )
-        + "; stage 2: "
-        f"3DSR detectors, {profile.detector_iterations} iterations each, at "
-        f"{profile.detector_size} px. All numbers in %. Dents and bumps change only the geometry "
+        + "; detectors: "
+        + (
+            "the descriptor memory (nothing trained; a kNN over hand-made descriptors of the "
+            f"good scans) at {profile.detector_size} px"
+            if method == "memory"
+            else f"{method} (3DSR network, {profile.detector_iterations} iterations each) at "
+            f"{profile.detector_size} px"
+        )
+        + ". All numbers in %. Dents and bumps change only the geometry "
         "(invisible in RGB), stains only the colour, cracks both."
     )
     timing_rows = [["stage", "seconds"]] + [[k, f"{v:.1f}"] for k, v in timing.items()]
@@ -438,6 +459,7 @@ def demo_command(
     ui: UI,
     profile: DemoProfile | None = None,
     stage1: bool = False,
+    method: str = "memory",
 ) -> dict[str, Any]:
     from threedsr_cli.commands.evaluate import metrics_summary
     from threedsr_cli.libs import resolve_device, seed_everything
@@ -449,7 +471,13 @@ def demo_command(
     run = claim_run(
         out,
         "demo",
-        {"fast": fast, "seed": seed, "stage1": stage1, "profile": profile.to_dict()},
+        {
+            "fast": fast,
+            "seed": seed,
+            "stage1": stage1,
+            "method": method,
+            "profile": profile.to_dict(),
+        },
         resume=resume,
         overwrite=overwrite,
     )
@@ -466,7 +494,17 @@ def demo_command(
         def lap(name: str, t0: float) -> None:
             timing[name] = round(time.perf_counter() - t0, 2)
 
-        ui.info(f"threedsr demo -> {out} ({'fast' if fast else 'full'}, {dev})")
+        import threedsr
+
+        ui.info(
+            f"threedsr demo -> {out} ({'fast' if fast else 'full'}, {dev}); method {method}: "
+            f"{threedsr.METHOD_SUMMARY[method]}"
+        )
+        if fast:
+            ui.info(
+                "--fast is a smoke test: a few scans per defect type, so its AUROCs are noise; "
+                "run the demo without --fast for figures"
+            )
         t0 = time.perf_counter()
         data = out / "data"
         meta = _generate(ui, profile, data, seed)
@@ -498,7 +536,9 @@ def demo_command(
         jobs = []
         for setup in SETUPS:
             folder = out / f"detector-{setup}"
-            config = _detector_config(profile, setup, data, backbones[setup], folder, dev, seed)
+            config = _detector_config(
+                profile, setup, data, backbones[setup], folder, dev, seed, method
+            )
             if _finished(folder):
                 continue
             if train_data is None:
@@ -508,14 +548,14 @@ def demo_command(
             jobs.append(
                 TrainJob(
                     "stage2",
-                    f"stage 2: {setup} detector",
+                    f"{method}: {setup} detector",
                     config,
                     folder / "detector.pt",
                     data_for_setup,
                 )
             )
         _run_trainings(ui, jobs, dev)
-        lap("stage 2 (rgbd + rgb)", t0)
+        lap(f"{method} detectors (rgbd + rgb)", t0)
 
         t0 = time.perf_counter()
         detectors = {s: threedsr.Detector.load(out / f"detector-{s}", device=dev) for s in SETUPS}

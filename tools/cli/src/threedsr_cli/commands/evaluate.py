@@ -40,7 +40,9 @@ KEEP = (
     "n_defective",
     "setup",
     "size",
-    "paper",
+    "method",
+    "reference_name",
+    "reference",
 )
 
 
@@ -57,15 +59,23 @@ def metrics_summary(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
 def print_metrics(ui: UI, results: dict[str, dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
+    # Each method beside its own published anchor: the memory beside BTF (the other kNN over
+    # hand-made descriptors), the 3DSR network and the fused map beside the 3DSR paper.
+    first = next(iter(results.values()), {})
+    anchor = str(first.get("reference_name") or "reference")
     table = Table(title=title)
-    for col in ("class", "I-AUROC", "P-AUROC", "AUPRO@0.3", "good / defective"):
+    cols = ("class", "I-AUROC", anchor, "P-AUROC", "AUPRO@0.3", anchor, "good / defective")
+    for col in cols:
         table.add_column(col, justify="left" if col == "class" else "right")
     for c, r in results.items():
+        ref = r.get("reference") or {}
         table.add_row(
             c,
             fmt_metric(r.get("image_auroc")),
+            fmt_metric(ref.get("image_auroc")),
             fmt_metric(r.get("pixel_auroc")),
             fmt_metric(r.get("aupro")),
+            fmt_metric(ref.get("aupro")),
             f"{r.get('n_good', '?')} / {r.get('n_defective', '?')}",
         )
     ui.out.print(table)
@@ -155,7 +165,7 @@ def eval_command(
     cache_dir: Path | None,
     device: str,
     precision: str,
-    memory_weight: float | None = None,
+    method: str | None = None,
     seed: int,
     ui: UI,
     overwrite: bool = False,
@@ -171,7 +181,7 @@ def eval_command(
     folder = Path(out) if out is not None else own
     # Everything that can refuse the command runs before the evaluation: nothing is computed for
     # an output that cannot be written, and nothing is written on bad input.
-    detector = load_detector(run, device, precision, memory_weight)
+    detector = load_detector(run, device, precision, method)
     check_output_folder(folder)
     cat = category or detector.category
     if cat is None:
@@ -186,7 +196,10 @@ def eval_command(
     check_masks(data, cat, allow_missing_masks)
     unfinished = warn_unfinished(detector)
     arith = "bf16" if detector.bf16 else "fp32"
-    ui.info(f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith})")
+    ui.info(
+        f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test: method "
+        f"{detector.method} ({threedsr.METHOD_SUMMARY[detector.method]}), {arith}"
+    )
     with ui.stage(f"evaluate {cat}") as progress:
         results = threedsr.evaluate(
             detector,
@@ -199,7 +212,9 @@ def eval_command(
     for entry in summary.values():
         entry["detector"] = detector_file
         entry["detector_finished"] = not unfinished
-    markdown = threedsr.format_markdown(summary, setup=detector.setup) + "\n"
+    markdown = (
+        threedsr.format_markdown(summary, setup=detector.setup, method=detector.method) + "\n"
+    )
     staging = staging_folder(folder)
     try:
         atomic_write_text(staging / "metrics.md", markdown)
@@ -208,6 +223,6 @@ def eval_command(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     commit_outputs(folder, staging)
-    print_metrics(ui, summary, f"{detector.setup} detector on {cat}")
+    print_metrics(ui, summary, f"{detector.method} map, {detector.setup} detector on {cat}")
     ui.info(f"wrote {folder / 'metrics.json'}")
     return summary

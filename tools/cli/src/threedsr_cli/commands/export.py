@@ -23,7 +23,7 @@ def export_command(
     size: int | None,
     dynamic_batch: bool,
     threshold: float | None,
-    memory_weight: float | None,
+    method: str | None,
     ui: UI,
 ) -> dict[str, Any]:
     """Load the run on the CPU in fp32 and write ``out`` plus its ``out.json`` sidecar."""
@@ -36,7 +36,7 @@ def export_command(
         raise CLIError(f"--size: must be a multiple of 32 and at least 64, got {size}")
     if threshold is not None and not math.isfinite(threshold):
         raise CLIError(f"--threshold: must be finite, got {threshold}")
-    detector = load_detector(run, "cpu", "fp32", memory_weight)
+    detector = load_detector(run, "cpu", "fp32", method)
     if out is None:
         folder = Path(run) if Path(run).is_dir() else Path(run).parent
         out = folder / (EXPORTED_FILE if fmt == "onnx" else "detector.torchscript.pt")

@@ -171,7 +171,7 @@ def predict_command(
     backend: str = "torch",
     device: str,
     precision: str,
-    memory_weight: float | None = None,
+    method: str | None = None,
     seed: int,
     ui: UI,
     overwrite: bool = False,
@@ -190,9 +190,9 @@ def predict_command(
     thr = parse_threshold(threshold)
     items = resolve_inputs(inputs)
     if backend == "onnxruntime":
-        detector = load_exported(run, device, precision, memory_weight)
+        detector = load_exported(run, device, precision, method)
     else:
-        detector = load_detector(run, device, precision, memory_weight)
+        detector = load_detector(run, device, precision, method)
     out = (
         Path(out)
         if out is not None

@@ -1,4 +1,4 @@
-"""``threedsr-cli train``: stage 2 (the 3DSR detector of one class)."""
+"""``threedsr-cli train``: the detector of one class, made by the method the user names."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from threedsr_cli.errors import Interrupted
+from threedsr_cli.errors import CLIError, Interrupted
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
     from threedsr import DetectorConfig, TrainData, TrainResult
 
-__all__ = ["prepare_train_data", "run_stage_two", "train_command"]
+__all__ = ["build_config", "prepare_train_data", "run_training", "train_command"]
 
 
 def prepare_train_data(ui: UI, config: DetectorConfig) -> TrainData:
@@ -24,18 +24,51 @@ def prepare_train_data(ui: UI, config: DetectorConfig) -> TrainData:
         return threedsr.load_train_data(config, progress=progress)
 
 
-def run_stage_two(
+def run_training(
     ui: UI, config: DetectorConfig, data: TrainData | None, description: str
 ) -> TrainResult:
-    """Train the detector with a progress bar; Ctrl-C -> :class:`Interrupted`."""
+    """``threedsr.train_detector`` with progress (the network's steps, then the memory's
+    phases); Ctrl-C -> :class:`Interrupted`."""
     import threedsr
 
+    total = config.iterations if config.uses_network else 4
     try:
-        with ui.training(description, config.iterations) as on_event:
-            return threedsr.train_detector(config, on_event, data=data)
+        with ui.training(description, total) as on_event:
+
+            def forward(event: threedsr.TrainEvent) -> None:
+                # The memory reports its 4 phases after the network's steps: one bar for both.
+                if config.uses_network and event.stage == "memory":
+                    return
+                on_event(event)
+
+            return threedsr.train_detector(config, forward, data=data)
     except KeyboardInterrupt:
         ckpt = config.run_dir() / "detector.pt"
         raise Interrupted(ckpt if ckpt.exists() else None) from None
+
+
+def build_config(
+    *,
+    method: str,
+    preset: str | None,
+    setup: str,
+    **fields: object,
+) -> DetectorConfig:
+    """The detector config of ``method``: the memory's own preset, or the 3DSR schedule
+    ``preset`` (default ``cpu``) for ``3dsr`` and ``fused``."""
+    import threedsr
+
+    if method == "memory":
+        if preset is not None:
+            raise CLIError("--preset: picks a 3DSR schedule; it applies to --method 3dsr or fused")
+        network_only = [k for k in ("iterations", "batch_size", "precision") if fields.get(k)]
+        if network_only:
+            flag = "--" + network_only[0].replace("_", "-")
+            raise CLIError(
+                f"{flag}: the memory trains nothing; it applies to --method 3dsr or fused"
+            )
+        return threedsr.DetectorConfig.preset("memory", setup=setup, **fields)
+    return threedsr.DetectorConfig.preset(preset or "cpu", setup=setup, method=method, **fields)
 
 
 def train_command(
@@ -43,7 +76,8 @@ def train_command(
     data: Path,
     category: str,
     setup: str,
-    preset: str,
+    method: str = "memory",
+    preset: str | None,
     dada: Path | None,
     out: Path,
     resume: bool,
@@ -77,8 +111,9 @@ def train_command(
         backbone_file = check_backbone(dada, setup)
         backbone = str(backbone_file)
     dev = resolve_device(device)
-    config = threedsr.DetectorConfig.preset(
-        preset,
+    config = build_config(
+        method=method,
+        preset=preset,
         setup=setup,
         data_root=str(data),
         category=category,
@@ -93,40 +128,66 @@ def train_command(
         seed=seed,
         resume=True,
     )
+    reads_backbone = config.uses_network or config.memory.features == "encoder"
     settings = {
+        "method": method,
         "data": str(Path(data).resolve()),
         "category": category,
         "setup": setup,
-        "preset": preset,
-        "dada": "pretrained" if backbone is None else str(backbone_file.resolve()),
-        "iterations": config.iterations,
-        "batch_size": config.batch_size,
+        "preset": preset if config.uses_network else None,
+        "dada": (
+            None
+            if not reads_backbone
+            else "pretrained"
+            if backbone is None
+            else str(backbone_file.resolve())
+        ),
+        "iterations": config.iterations if config.uses_network else 0,
+        "batch_size": config.batch_size if config.uses_network else None,
         "size": config.image_size,  # run.json keeps the CLI's option names
         "seed": seed,
     }
-    check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
+    if config.uses_network:
+        check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
     run = claim_run(out, "train", settings, resume=resume, overwrite=overwrite)
-    ui.info(
-        f"stage 2: {setup} detector for {category!r}, preset {preset}, backbone "
-        f"{'pretrained (' + backbone_file.name + ')' if backbone is None else backbone_file}, "
-        f"{config.iterations} "
-        f"iterations, batch {config.batch_size}, {config.image_size}px, on {dev} ({config.precision})"
-    )
+    what = threedsr.METHOD_SUMMARY[method]
+    if config.uses_network:
+        source = (
+            "pretrained (" + backbone_file.name + ")" if backbone is None else str(backbone_file)
+        )
+        ui.info(
+            f"method {method}: {what}\n{setup} detector for {category!r}, 3DSR preset "
+            f"{preset or 'cpu'}, backbone {source}, {config.iterations} iterations, batch "
+            f"{config.batch_size}, {config.image_size}px, on {dev} ({config.precision})"
+        )
+    else:
+        ui.info(
+            f"method {method}: {what}\n{setup} detector for {category!r}, {config.image_size}px, "
+            f"on {dev}"
+        )
     start = time.perf_counter()
     # On a failure before the first checkpoint (bad data, out of memory, Ctrl-C) the folder goes
     # back to what it was: a replaced run (--overwrite) returns, a new folder disappears.
     with run.guard(Path(out) / "detector.pt"):
         train_data = prepare_train_data(ui, config)
-        result = run_stage_two(ui, config, train_data, f"stage 2 ({setup}, {category})")
+        result = run_training(ui, config, train_data, f"{method} ({setup}, {category})")
     run.finish(checkpoint=str(result.path), steps=result.step, metrics=result.metrics)
     from rich.table import Table
 
-    table = Table(title="stage 2 done", show_header=False)
+    info = threedsr.detector_info(result.path)
+    table = Table(title=f"{method} detector done", show_header=False)
+    table.add_row("method", f"{method}: {what}")
     table.add_row("checkpoint", str(result.path))
-    table.add_row("steps", str(result.step))
-    for key, value in result.metrics.items():
-        if key in ("total", "focal", "image"):
-            table.add_row(key, f"{value:.4g}")
+    if config.uses_network:
+        table.add_row("3DSR steps", str(result.step))
+        for key, value in result.metrics.items():
+            if key in ("total", "focal", "image"):
+                table.add_row(key, f"{value:.4g}")
+    if info.display is not None:
+        table.add_row(
+            "threshold",
+            f"{info.display.threshold:.4g} (largest score of the good {info.display.source} scans)",
+        )
     table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
     table.add_row("next", f"threedsr-cli eval --run {out} --data {data}")
     ui.out.print(table)
