@@ -69,5 +69,5 @@ def export_command(
             f"{batch}, map = {branches}"
         )
     )
-    ui.info(f"wrote {out} ({meta['bytes']} bytes) and {out.name}.json")
+    ui.info(f"wrote {out} ({meta['bytes']} bytes, method {meta['method']}) and {out.name}.json")
     return meta

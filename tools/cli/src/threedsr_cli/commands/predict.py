@@ -243,6 +243,7 @@ def predict_command(
                 progress(k, len(results))
         summary = {
             "run": str(run),
+            "method": str(getattr(detector, "method", "")),
             "setup": detector.setup,
             "category": detector.category,
             "backend": backend,
