@@ -258,17 +258,28 @@ def test_ui_is_silent_on_nonzero_ranks(monkeypatch):
 
 def test_progress_rows_fit_narrow_terminals() -> None:
     import io
+    import re
 
     from rich.console import Console
     from threedsr_cli.ui import UI
 
     def row(width: int) -> str:
         buf = io.StringIO()
-        ui = UI(err=Console(file=buf, width=width, force_terminal=False, highlight=False))
+        err = Console(
+            file=buf,
+            width=width,
+            force_terminal=True,
+            force_interactive=True,
+            color_system=None,
+            highlight=False,
+        )
+        ui = UI(err=err)
         with ui.trainings([("stage 1: rgb-only backbone", 600)]) as bars:
             stats = {"loss": 0.08544, "perplexity_top": 75.2, "perplexity_bot": 193.0, "it_s": 10.7}
             bars[0](50, 600, stats)
-        return buf.getvalue().strip().splitlines()[-1]
+        # the last frame the live display drew, without its cursor controls
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+        return text.strip().replace("\r", "\n").splitlines()[-1]
 
     narrow, wide = row(80), row(140)
     assert "50/600" in narrow and "ETA -:--:--" in narrow and "…" not in narrow
