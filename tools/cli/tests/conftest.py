@@ -106,6 +106,8 @@ def run_rgbd(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, dada_rgb
         CATEGORY,
         "--setup",
         "rgbd",
+        "--method",
+        "fused",
         "--preset",
         "cpu",
         "--dada",

@@ -121,6 +121,8 @@ def test_train_dada_ctrl_c_saves_and_resume_continues(bad_input, cli, tmp_path, 
 def _train_args(data, dada, out, *extra):
     return [
         "train",
+        "--method",
+        "fused",
         "--data",
         data,
         "--category",
@@ -284,17 +286,22 @@ def test_eval_precision_bf16_on_cpu(cli, run_rgbd, tiny_data, tmp_path):
     assert res.exit_code == 2 and "fp16" in res.stderr
 
 
-def test_eval_memory_weight_switches_between_memory_and_heads(cli, run_rgbd, tiny_data, tmp_path):
-    pixel = {}
-    for w in ("0", "1"):
-        out = tmp_path / w
+def test_eval_method_switches_between_a_fused_detectors_maps(cli, run_rgbd, tiny_data, tmp_path):
+    pixel, anchors = {}, {}
+    for method in ("3dsr", "memory", "fused"):
+        out = tmp_path / method
         res = cli("eval", "--run", run_rgbd, "--data", tiny_data, "--device", "cpu", "--out", out,
-                  "--memory-weight", w)  # fmt: skip
+                  "--method", method)  # fmt: skip
         assert res.exit_code == 0, res.stderr
-        pixel[w] = json.loads((out / "metrics.json").read_text())[CATEGORY]["pixel_auroc"]
-    assert pixel["0"] != pixel["1"]
-    res = cli("eval", "--run", run_rgbd, "--data", tiny_data, "--memory-weight", "1.5")
-    assert res.exit_code == 2 and "--memory-weight" in res.stderr
+        assert f"method {method}" in " ".join(res.stdout.split())
+        m = json.loads((out / "metrics.json").read_text())[CATEGORY]
+        pixel[method], anchors[method] = m["pixel_auroc"], m["reference_name"]
+        assert m["method"] == method
+        assert f"**{method}**" in (out / "metrics.md").read_text()
+    assert len(set(pixel.values())) == 3
+    assert anchors == {"3dsr": "3DSR paper", "memory": "BTF", "fused": "3DSR paper"}
+    res = cli("eval", "--run", run_rgbd, "--data", tiny_data, "--method", "magic")
+    assert res.exit_code == 2 and "--method" in res.stderr
 
 
 def test_eval_errors(bad_input, cli, run_rgbd, tiny_data, tmp_path, dada_rgbd):

@@ -34,10 +34,10 @@ def test_export_then_predict_with_onnxruntime_equals_torch(cli, run_copy, tiny_d
     meta = json.loads((run_copy / "detector.onnx.json").read_text())
     assert meta["setup"] == "rgbd" and meta["channels"] == ["D", "R", "G", "B"]
     assert meta["input"]["shape"] == [1, 4, 64, 64] and meta["threshold"] == 0.5
-    assert meta["memory"] == {
+    assert meta["method"] == "fused" and meta["memory"] == {
         "kind": "descriptors",
-        "weight": 1.0,
-        "heads": False,
+        "weight": 0.7,
+        "heads": True,
         # The tiny class has fewer scans than memory_local_min_scans: plain distances.
         "local_scale": False,
     }
@@ -56,13 +56,14 @@ def test_export_torchscript_with_heads_and_dynamic_batch(cli, run_copy, tmp_path
     out = tmp_path / "d.pt"
     res = cli(
         "export", "--run", run_copy, "--format", "torchscript", "--out", out,
-        "--dynamic-batch", "--memory-weight", "0", "--size", "128",
+        "--dynamic-batch", "--method", "3dsr",
     )  # fmt: skip
     assert res.exit_code == 0, res.stderr
     meta = json.loads((tmp_path / "d.pt.json").read_text())
     assert meta["format"] == "torchscript" and meta["memory"] is None
-    assert meta["input"]["shape"] == ["batch", 4, 128, 128] and "codes_top" in meta["outputs"]
-    assert meta["preprocess"]["size"] == 128
+    assert meta["method"] == "3dsr"
+    assert meta["input"]["shape"] == ["batch", 4, 64, 64] and "codes_top" in meta["outputs"]
+    assert meta["preprocess"]["size"] == 64
 
 
 def test_export_and_backend_errors(bad_input, cli, run_copy, tiny_data, tmp_path):
@@ -74,13 +75,9 @@ def test_export_and_backend_errors(bad_input, cli, run_copy, tiny_data, tmp_path
         "holds no detector.onnx",
         "threedsr-cli export",
     )
-    # An export at another size, where the run's detector.pt is 64 px.
-    assert cli("export", "--run", run_copy, "--size", "128", "-q").exit_code == 0
-    bad_input(
-        _predict(cli, run_copy, tiny_data, tmp_path / "p", "--backend", "onnxruntime"),
-        "exported for a 'rgbd' detector at size 128",
-        "size 64",
-    )
+    # Another size than the detector's (64 px): its descriptor scales and codes would not hold.
+    bad_input(cli("export", "--run", run_copy, "--size", "128", "-q"), "not the detector's 64")
+    assert cli("export", "--run", run_copy, "-q").exit_code == 0
     # The same file on its own runs; truncated, it is refused before it runs.
     alone = tmp_path / "alone.onnx"
     shutil.copy(run_copy / "detector.onnx", alone)
@@ -93,9 +90,9 @@ def test_export_and_backend_errors(bad_input, cli, run_copy, tiny_data, tmp_path
     bad_input(
         _predict(
             cli, run_copy, tiny_data, tmp_path / "p", "--backend", "onnxruntime",
-            "--memory-weight", "0.5",
+            "--method", "3dsr",
         ),
-        "--memory-weight",
+        "--method",
         "re-export",
     )  # fmt: skip
     assert not (tmp_path / "p" / "scores.json").exists()

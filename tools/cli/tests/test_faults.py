@@ -85,7 +85,7 @@ def test_kill_during_training_checkpoint_keeps_a_resumable_run(
         return real(config, [callbacks, stop], **kwargs)
 
     out = tmp_path / "run"
-    args = ["train", "--data", tiny_data, "--category", CATEGORY, "--dada", dada_rgbd,
+    args = ["train", "--method", "fused", "--data", tiny_data, "--category", CATEGORY, "--dada", dada_rgbd,
             "--out", out, "--iterations", 12, "--batch-size", 2, "--size", 64,
             "--device", "cpu", "-q"]  # fmt: skip
     monkeypatch.setattr(threedsr, "train_detector", interrupted)

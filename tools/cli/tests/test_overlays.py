@@ -31,9 +31,14 @@ def test_predict_draws_a_scan_the_same_alone_or_with_others(cli, run_rgbd, tiny_
     alone = _predict(cli, run_rgbd, [test / "good"], tmp_path / "alone")
     together = _predict(cli, run_rgbd, [test], tmp_path / "together")
     assert len(alone["samples"]) == 1 and len(together["samples"]) == 5
-    # No calibrated display scale on this detector: the fixed (0, 1) range of a probability map.
+    # The detector's display scale, calibrated on the validation good scans when it was made.
+    import threedsr
+
+    display = threedsr.detector_info(run_rgbd).display
+    assert display is not None and display.source == "validation"
     for scores in (alone, together):
-        assert scores["map_scale"] == [0.0, 1.0] and scores["scale_source"] == "fixed"
+        assert scores["map_scale"] == [display.low, display.high]
+        assert scores["scale_source"] == "detector"
     for suffix in ("_overlay.png", "_map.png"):
         a = (tmp_path / "alone" / f"good_000{suffix}").read_bytes()
         b = (tmp_path / "together" / f"good_000{suffix}").read_bytes()

@@ -48,7 +48,19 @@ def test_train_precision(cli, tmp_path, tiny_data, monkeypatch, preset, flag, ex
 
     seen = _capture(monkeypatch, threedsr, "train_detector")
     args = ["train", "--data", tiny_data, "--category", CATEGORY, "--out", tmp_path / "r"]
-    args += ["--preset", preset, "--setup", "depth", "--size", 64, "--device", "cpu", "-q"]
+    args += [
+        "--method",
+        "3dsr",
+        "--preset",
+        preset,
+        "--setup",
+        "depth",
+        "--size",
+        64,
+        "--device",
+        "cpu",
+        "-q",
+    ]
     res = cli(*args, *(["--precision", flag] if flag else []))
     assert res.exit_code == 130, res.stderr
     assert [c.precision for c in seen] == [expected]

@@ -85,8 +85,8 @@ def test_predict_eyecandies_uses_the_eval_preprocessing(
     real = libs.load_detector
     loaded = []
 
-    def with_border_drop(run, device, precision="auto", memory_weight=None):
-        det = real(run, device, precision, memory_weight)
+    def with_border_drop(run, device, precision="auto", method=None):
+        det = real(run, device, precision, method)
         det.preprocess = {**det.preprocess, "drop_border_objects": True}
         loaded.append(det)
         return det

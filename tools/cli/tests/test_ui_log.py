@@ -165,7 +165,8 @@ def test_the_interval_is_the_module_constant_read_when_a_ui_is_made(monkeypatch)
 def test_a_redirected_train_logs_its_stages(cli, tiny_data: Path, dada_rgbd: Path, tmp_path):
     """Through the CLI (CliRunner's stderr is no terminal): preprocessing and training lines."""
     res = cli(
-        "train", "--data", tiny_data, "--category", CATEGORY, "--dada", dada_rgbd,
+        "train", "--method", "fused", "--data", tiny_data, "--category", CATEGORY,
+        "--dada", dada_rgbd,
         "--out", tmp_path / "run", "--iterations", 2, "--batch-size", 2, "--size", 64,
         "--device", "cpu",
     )  # fmt: skip

@@ -62,7 +62,11 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+            metavar="",
         ),
     ] = False,
 ) -> None:
@@ -81,7 +85,7 @@ def _root(
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("demo-run"),
     fast: Annotated[
-        bool, typer.Option("--fast", help="Tiny sizes and iterations (< 1 min).")
+        bool, typer.Option("--fast", help="Tiny sizes and iterations (< 1 min).", metavar="")
     ] = False,
     stage1: Annotated[
         bool,
@@ -89,6 +93,7 @@ def demo(
             "--stage1",
             help="Also train the stage-1 backbones (default: the pretrained ones that ship "
             "with threedsr); the memory reads them only for RGB alone.",
+            metavar="",
         ),
     ] = False,
     method: Annotated[
@@ -329,6 +334,7 @@ def evaluate(
         typer.Option(
             "--overwrite",
             help="Replace metrics of another detector or class already in --out.",
+            metavar="",
         ),
     ] = False,
     allow_missing_masks: Annotated[
@@ -337,6 +343,7 @@ def evaluate(
             "--allow-missing-masks",
             help="Score defective test scans without a ground-truth mask as all-normal pixels "
             "(a warning names them); without it a missing mask is an error.",
+            metavar="",
         ),
     ] = False,
     device: DeviceOpt = Device.auto,
@@ -430,7 +437,7 @@ def predict(
     ] = Backend.torch,
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Replace the predictions already in --out."),
+        typer.Option("--overwrite", help="Replace the predictions already in --out.", metavar=""),
     ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
@@ -490,7 +497,7 @@ def export(
         typer.Option("--size", help="Model input side (default: the detector's; multiple of 32)."),
     ] = None,
     dynamic_batch: Annotated[
-        bool, typer.Option("--dynamic-batch", help="Any batch size (default: batch 1).")
+        bool, typer.Option("--dynamic-batch", help="Any batch size (default: batch 1).", metavar="")
     ] = False,
     threshold: Annotated[
         float | None,

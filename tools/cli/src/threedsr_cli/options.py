@@ -106,17 +106,24 @@ MethodOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw (reproducible).")]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bars or info lines; results only.")
+    bool,
+    typer.Option("--quiet", "-q", help="No progress bars or info lines; results only.", metavar=""),
 ]
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", "-v", help="More detail, and the traceback on errors.")
+    bool,
+    typer.Option("--verbose", "-v", help="More detail, and the traceback on errors.", metavar=""),
 ]
 ResumeOpt = Annotated[
-    bool, typer.Option("--resume", help="Continue the unfinished run in --out (same settings).")
+    bool,
+    typer.Option(
+        "--resume", help="Continue the unfinished run in --out (same settings).", metavar=""
+    ),
 ]
 OverwriteOpt = Annotated[
     bool,
-    typer.Option("--overwrite", help="Replace the run already in --out (a run this tool wrote)."),
+    typer.Option(
+        "--overwrite", help="Replace the run already in --out (a run this tool wrote).", metavar=""
+    ),
 ]
 
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

@@ -197,8 +197,8 @@ def eval_command(
     unfinished = warn_unfinished(detector)
     arith = "bf16" if detector.bf16 else "fp32"
     ui.info(
-        f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test: method "
-        f"{detector.method} ({threedsr.METHOD_SUMMARY[detector.method]}), {arith}"
+        f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith}): "
+        f"method {detector.method}, {threedsr.METHOD_SUMMARY[detector.method]}"
     )
     with ui.stage(f"evaluate {cat}") as progress:
         results = threedsr.evaluate(

@@ -134,7 +134,7 @@ def train_command(
         "data": str(Path(data).resolve()),
         "category": category,
         "setup": setup,
-        "preset": preset if config.uses_network else None,
+        "preset": (preset or "cpu") if config.uses_network else None,
         "dada": (
             None
             if not reads_backbone
