@@ -163,33 +163,26 @@ def _detector_config(
 ) -> DetectorConfig:
     import threedsr
 
-    if method == "memory":
-        return threedsr.DetectorConfig.preset(
-            "memory",
-            setup=setup,
-            data_root=str(data),
-            category=profile.category,
-            backbone=None if backbone is None else str(backbone),
-            out_dir=str(out),
-            image_size=profile.detector_size,
-            device=device,
-            seed=seed,
-        )
-    return threedsr.DetectorConfig.preset(
-        "cpu",
+    common: dict[str, Any] = dict(
         setup=setup,
-        method=method,
         data_root=str(data),
         category=profile.category,
         backbone=None if backbone is None else str(backbone),
         out_dir=str(out),
-        iterations=profile.detector_iterations,
         image_size=profile.detector_size,
-        batch_size=profile.detector_batch,
-        checkpoint_every=max(1, profile.detector_iterations // 4),
         device=device,
         seed=seed,
+    )
+    if method == "memory":  # nothing is trained: no schedule
+        return threedsr.DetectorConfig.preset("memory", **common)
+    return threedsr.DetectorConfig.preset(
+        "cpu",
+        method=method,
+        iterations=profile.detector_iterations,
+        batch_size=profile.detector_batch,
+        checkpoint_every=max(1, profile.detector_iterations // 4),
         resume=True,
+        **common,
         **dict(profile.detector_model),
     )
 
