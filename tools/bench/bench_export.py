@@ -5,14 +5,15 @@ one's best s/img (the machine is shared: the minimum is the least disturbed meas
 
 - ``ref``: the reference test loop (plain eager fp32 NCHW, batch 1, ``no_grad``, box + max),
   ``bench_threedsr.reference_forward``;
-- ``torch``: ``threedsr.Detector`` with its CPU defaults (batch 1, Winograd fast conv);
+- ``torch``: ``threedsr.Detector`` with its CPU defaults (batch 1);
 - ``ort``: the batch-1 ONNX export of the same detector (``threedsr.export_detector``) on
   onnxruntime's CPU provider with as many intra-op threads as torch has.
 
-Widths: ``paper`` (384², the paper's model) and ``cpu`` (the cpu preset's widths at its size,
-heads only, i.e. ``memory_weight=0``, which is what the reference loop computes). ``--memory``
-adds the cpu preset's deployed map for rgbd/depth: a descriptor memory at weight 1 (a random
-100k-row bank), torch eager against onnxruntime (the reference loop has no memory).
+Widths: ``paper`` (384², the paper's model) and ``cpu`` (the cpu preset's widths at its size),
+both the 3DSR network alone (``method="3dsr"``, which is what the reference loop computes).
+``--memory`` adds the memory method's map for rgbd/depth (``DetectorConfig.preset("memory")``):
+the setup's descriptor memory with a random bank of ``MemoryConfig.size`` rows (100k) and random
+local scales, torch eager against onnxruntime (the reference loop has no memory).
 
     uv run python tools/bench/bench_export.py --setups rgbd --images 2 --repeats 2 --threads 1
     uv run python tools/bench/bench_export.py --widths cpu --memory
@@ -33,7 +34,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_threedsr import CH, alternate_best, build, reference_forward
-from threedsr import Detector, OnnxDetector, export_detector
+from threedsr import (
+    Detector,
+    DetectorConfig,
+    FeatureMemory,
+    MapCalibration,
+    OnnxDetector,
+    export_detector,
+)
+from threedsr.memory import MemoryFeatures
 from threedsr.memory.descriptors import descriptor_channels
 
 
@@ -48,11 +57,11 @@ def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> 
     size = 384 if widths == "paper" else cfg.image_size
     k = cfg.filter_size
     x = torch.rand(n, CH[setup], size, size)
-    det = Detector(copy.deepcopy(model), cfg, device="cpu")
+    det = Detector(cfg, network=copy.deepcopy(model), method="3dsr", device="cpu")
     det.preprocess["size"] = size
     ort = _ort(det, folder, torch.get_num_threads())
     xn = x.numpy()
-    # warm-up: oneDNN primitives, Winograd weight transforms, onnxruntime's first run
+    # warm-up: oneDNN primitives, onnxruntime's first run
     reference_forward(model, x[:1], k)
     det.predict(x[:1])
     ort.predict(xn[:1])
@@ -76,20 +85,20 @@ def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> 
 
 
 def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, float]:
-    """The cpu preset's rgbd/depth map: descriptors at weight 1 against a random 100k bank."""
-    model, cfg = build(setup, "cpu")
+    """The memory method's rgbd/depth map: the setup's descriptors against a random bank."""
+    cfg = DetectorConfig.preset("memory", setup)
+    mem = cfg.memory
     g = torch.Generator().manual_seed(0)
-    c = descriptor_channels(setup, len(cfg.descriptor_scales))
-    memory = {
-        "bank": torch.randn(cfg.memory_size, c, generator=g).half(),
-        "features": {"kind": "descriptors", "scales": list(cfg.descriptor_scales), "pool": 2},
-        "center": torch.zeros(c),
-        "scale": torch.ones(c),
-        "heads_calibration": [0.5, 0.1],
-        "memory_calibration": [1.0, 0.5],
-        "weight": 1.0,
-    }
-    det = Detector(model, cfg, device="cpu", memory=memory)
+    c = descriptor_channels(setup, len(mem.scales), mem.groups)
+    memory = FeatureMemory(
+        torch.randn(mem.size, c, generator=g),
+        setup,
+        features=MemoryFeatures.from_config(mem),
+        center=torch.zeros(c),
+        scale=torch.ones(c),
+        local_scale=torch.rand(mem.size, generator=g) + 0.5 if mem.local_k else None,
+    )
+    det = Detector(cfg, memory=memory, memory_calibration=MapCalibration(1.0, 0.5), device="cpu")
     ort = _ort(det, folder, torch.get_num_threads())
     x = torch.rand(n, CH[setup], cfg.image_size, cfg.image_size)
     xn = x.numpy()
@@ -140,13 +149,13 @@ def main() -> None:
                 )
         if args.memory:
             print()
-            print("| setup | cpu preset map | size | torch img/s | onnxruntime img/s | "
+            print("| setup | map | size | torch img/s | onnxruntime img/s | "
                   "onnxruntime / torch | max abs diff |")  # fmt: skip
             print("|---|---|---|---|---|---|---|")
             for setup in [s for s in args.setups if s != "rgb"]:
                 r = bench_memory(setup, args.images, args.repeats, Path(tmp))
                 print(
-                    f"| {setup} | descriptors, weight 1 | {r['size']} | {1 / r['torch_s']:.3f} | "
+                    f"| {setup} | memory (descriptors) | {r['size']} | {1 / r['torch_s']:.3f} | "
                     f"{1 / r['ort_s']:.3f} | {r['torch_s'] / r['ort_s']:.2f}x | "
                     f"{r['ort_vs_torch']:.1e} |",
                     flush=True,

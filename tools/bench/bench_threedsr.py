@@ -1,15 +1,20 @@
 """Benchmark of the threedsr package: inference images/s and stage-2 training it/s.
 
 Inference (paper widths, 384², each setup): the reference way (plain eager fp32, NCHW, batch 1,
-``torch.no_grad``, box filter + max) against ``threedsr.Detector`` with its CPU defaults
-(``inference_mode``, NCHW, ``--batch`` images per forward, fp32 Winograd F(4x4, 3x3) for the
-object decoder's wide 3x3 convs) and against the same Detector with ``fast_conv=False``, in the
-same process, on the same random weights; the maps must agree to 1e-4. ``--layers`` adds a per-layer table (oneDNN conv vs Winograd). Training: stage-2 steps/s (generator + forward + backward + Adam) for the cpu and
-paper widths at a small batch.
+``torch.no_grad``, box filter + max) against a ``threedsr.Detector`` of the 3DSR network
+(``method="3dsr"``) with its CPU defaults (``inference_mode``, NCHW, ``--batch`` images per
+forward), in the same process, on the same random weights; the maps must agree to 1e-4.
+Training: stage-2 steps/s (generator + forward + backward + Adam) for the cpu and paper widths at
+a small batch.
+
+The Winograd fast-conv path (``threedsr.fastconv``, ``Detector(fast_conv=...)``) is gone from the
+package, and with it this script's comparisons against it: the exact-conv columns of the
+inference table, the Winograd rows of ``--alternatives`` and the per-layer ``--layers`` table
+(oneDNN vs Winograd F(4x4)/F(2x2)). The Detector's convolutions are torch's own.
 
     uv run python tools/bench/bench_threedsr.py                 # everything (several minutes)
     uv run python tools/bench/bench_threedsr.py --setups rgbd --no-train
-    uv run python tools/bench/bench_threedsr.py --layers --no-inference --no-train
+    uv run python tools/bench/bench_threedsr.py --modules --setups rgbd --no-inference --no-train
     uv run python tools/bench/bench_threedsr.py --alternatives --compile --setups rgbd --no-inference --no-train
     uv run python tools/bench/bench_threedsr.py --bf16 --no-inference --no-train
 """
@@ -28,7 +33,6 @@ import torch
 import torch.nn.functional as F
 import vqcore
 from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData
-from threedsr.fastconv import pack_weight, winograd_conv2d, winograd_weight
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator
 from threedsr.dsr.loss import stage2_losses
 from threedsr.dsr.train import make_batch
@@ -37,8 +41,9 @@ CH = {"rgbd": 4, "depth": 1, "rgb": 3}
 
 
 def build(setup: str, preset: str, seed: int = 0) -> tuple[ThreeDSR, DetectorConfig]:
+    """Random weights of a 3DSR preset's widths (``paper`` or ``cpu``; method ``3dsr``)."""
     torch.manual_seed(seed)
-    cfg = DetectorConfig.preset(preset, setup=setup)
+    cfg = DetectorConfig.preset(preset, setup=setup, method="3dsr")
     bb = vqcore.build_backbone(vqcore.BackboneConfig.preset(preset, setup)).eval()
     return ThreeDSR(bb, cfg.model).eval(), cfg
 
@@ -71,40 +76,36 @@ def alternate_best(
     return best, out
 
 
+def network_detector(model: ThreeDSR, cfg: DetectorConfig, **options: Any) -> Detector:
+    """A CPU Detector of the 3DSR network alone (its own copy of the weights, so no path pays for
+    another's memory-format change)."""
+    return Detector(cfg, network=copy.deepcopy(model), method="3dsr", device="cpu", **options)
+
+
 def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> dict[str, float]:
-    """Alternate the reference loop, threedsr's default CPU Detector (Winograd fast conv) and
-    the exact-conv Detector (``fast_conv=False``) ``repeats`` times and
+    """Alternate the reference loop and threedsr's default CPU Detector ``repeats`` times and
     keep each one's best time (the machine is shared: the minimum is the least disturbed
-    measurement). Each path has its own copy of the same weights, so no path pays for another's
-    memory-format change or weight re-transform."""
+    measurement)."""
     model, cfg = build(setup, "paper")
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
-    ours = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=batch)
-    exact = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=batch, fast_conv=False)
-    # warm-up: oneDNN primitive creation, Winograd weight transform and packing
+    ours = network_detector(model, cfg, batch_size=batch)
+    # warm-up: oneDNN primitive creation
     reference_forward(model, x[:1], k)
     ours.predict(x[:batch])
-    exact.predict(x[:batch])
     best, out = alternate_best(
-        {
-            "ref": lambda: reference_forward(model, x, k),
-            "ours": lambda: ours.predict(x),
-            "exact": lambda: exact.predict(x),
-        },
+        {"ref": lambda: reference_forward(model, x, k), "ours": lambda: ours.predict(x)},
         n,
         repeats,
     )
     ref_maps, ref_scores = out["ref"]
-    pred, pred_exact = out["ours"], out["exact"]
+    pred = out["ours"]
     diff = (pred.maps - ref_maps).abs()
     return {
         "ref_s": best["ref"],
         "ours_s": best["ours"],
-        "exact_s": best["exact"],
         "max_err": max(float(diff.max()), float((pred.scores - ref_scores).abs().max())),
         "frac_over": float((diff > 1e-4).float().mean()),
-        "exact_err": float((pred_exact.maps - ref_maps).abs().max()),
     }
 
 
@@ -115,7 +116,7 @@ def bench_bf16(setup: str, size: int, n: int, repeats: int) -> dict[str, float]:
     model, cfg = build(setup, "paper")
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
-    det = Detector(copy.deepcopy(model), cfg, device="cpu", batch_size=1, bf16=True)
+    det = network_detector(model, cfg, batch_size=1, bf16=True)
     reference_forward(model, x[:1], k)
     det.predict(x[:1])
     best, out = alternate_best(
@@ -137,15 +138,15 @@ def bench_bf16(setup: str, size: int, n: int, repeats: int) -> dict[str, float]:
 
 def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bool) -> None:
     """Speed-up over the reference loop (and max abs map diff) of the CPU variants considered:
-    Detector layouts and batch sizes with and without Winograd, ``torch.jit.freeze`` +
+    Detector layouts and batch sizes, ``torch.jit.freeze`` +
     ``optimize_for_inference`` and (``compile_``) ``torch.compile`` with inductor freezing,
     alternated in one process, best of ``repeats``."""
     model, cfg = build(setup, "paper")
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
 
-    def det(**kw: object) -> object:
-        d = Detector(copy.deepcopy(model), cfg, device="cpu", **kw)  # type: ignore[arg-type]
+    def det(**kw: Any) -> object:
+        d = network_detector(model, cfg, **kw)
         return lambda xx: d.predict(xx).maps
 
     def per_image(fn: object) -> object:
@@ -168,12 +169,10 @@ def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bo
             return self.m(xx).anomaly_map
 
     variants = {
-        "threedsr default (Winograd, NCHW, batch 1)": det(),
-        "Winograd, channels_last, batch 1": det(channels_last=True),
-        f"Winograd, NCHW, batch {n}": det(batch_size=n),
-        "exact, NCHW, batch 1 (inference_mode only)": det(fast_conv=False),
-        "exact, channels_last, batch 1": det(fast_conv=False, channels_last=True),
-        f"exact, channels_last, batch {n}": det(fast_conv=False, channels_last=True, batch_size=n),
+        "threedsr default (NCHW, batch 1, inference_mode)": det(),
+        "channels_last, batch 1": det(channels_last=True),
+        f"NCHW, batch {n}": det(batch_size=n),
+        f"channels_last, batch {n}": det(channels_last=True, batch_size=n),
     }
     with torch.no_grad():
         traced = torch.jit.trace(Maps(copy.deepcopy(model)).eval(), x[:1], check_trace=False)
@@ -211,70 +210,13 @@ def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bo
         )
 
 
-# 3x3 convs of the paper model at a 384² input, (C_in, C_out, H, groups): the object decoder's
-# four wide ones (512/1024 at 96², 1024/2048 at 48²), then narrower ones downstream of the last
-# re-quantisation (object decoder residual stack, general decoder, anomaly UNet) around the
-# Detector's default threshold (per-group C_in * C_out >= 256 * 256).
-LAYERS = [
-    (512, 512, 96, 1),
-    (512, 1024, 96, 1),
-    (1024, 1024, 48, 1),
-    (1024, 2048, 48, 1),
-    (256, 256, 96, 1),
-    (256, 128, 96, 1),
-    (512, 256, 96, 2),
-    (128, 128, 96, 1),
-    (256, 128, 96, 2),
-    (64, 32, 384, 1),
-]
-
-
-def bench_layers(batch: int, repeats: int) -> None:
-    """Per-layer time of one 3x3 conv: oneDNN (NCHW) vs Winograd F(4x4) with each GEMM route
-    (one ``torch.bmm`` / oneDNN 1x1 convs on prepacked weights) and F(2x2) (bmm)."""
-    print(
-        "| C_in -> C_out @ H (groups) | oneDNN ms | F(4x4) bmm ms | speed-up | "
-        "F(4x4) oneDNN-GEMM ms | F(4x4) rel err | F(2x2) ms |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    ws: dict[str, torch.Tensor] = {}
-    for c, kk, h, g in LAYERS:
-        x = torch.randn(batch, c, h, h)
-        w, b = torch.randn(kk, c // g, 3, 3) * 0.02, torch.randn(kk)
-        ref = F.conv2d(x.double(), w.double(), b.double(), padding=1, groups=g)
-        u4, u2 = winograd_weight(w, 4), winograd_weight(w, 2)
-        packed = pack_weight(u4, batch * (h // 4) ** 2) if g == 1 else None
-        with torch.inference_mode():
-            err = float((winograd_conv2d(x, u4, b) - ref).abs().max() / ref.abs().max())
-            fns = {
-                "direct": lambda x=x, w=w, b=b, g=g: F.conv2d(x, w, b, padding=1, groups=g),
-                "f4": lambda x=x, u=u4, b=b: winograd_conv2d(x, u, b, tile=4, workspace=ws),
-                "f2": lambda x=x, u=u2, b=b: winograd_conv2d(x, u, b, tile=2, workspace=ws),
-            }
-            if packed is not None:
-                fns["f4dnn"] = lambda x=x, u=packed, b=b: winograd_conv2d(x, u, b, workspace=ws)
-            best = dict.fromkeys(fns, float("inf"))
-            for f in fns.values():
-                f()
-            for _ in range(repeats):
-                for name, f in fns.items():
-                    t = time.perf_counter()
-                    f()
-                    best[name] = min(best[name], time.perf_counter() - t)
-        dnn = f"{1e3 * best['f4dnn']:.0f}" if "f4dnn" in best else "-"
-        print(
-            f"| {c} -> {kk} @ {h}² ({g}) | {1e3 * best['direct']:.0f} | {1e3 * best['f4']:.0f} | "
-            f"{best['direct'] / best['f4']:.2f}x | {dnn} | {err:.1e} | {1e3 * best['f2']:.0f} |",
-            flush=True,
-        )
-
-
 def bench_modules(setup: str, size: int, repeats: int) -> None:
     """Where one CPU-default forward spends its time: each top-level module, timed with forward
     hooks (best of ``repeats``), upstream of the last re-quantisation or after it."""
     model, cfg = build(setup, "paper")
-    det = Detector(model, cfg, device="cpu")
-    m = det.model
+    det = network_detector(model, cfg)
+    m = det.network
+    assert m is not None
     parts = {f"backbone.{n}": c for n, c in m.backbone.named_children()}
     parts.update(m.trainable_modules())
     downstream = {"object_decoder": "yes", "anomaly_unet": "yes", "backbone.decoder": "yes"}
@@ -295,12 +237,8 @@ def bench_modules(setup: str, size: int, repeats: int) -> None:
             )
         )
     x = torch.rand(1, CH[setup], size, size)
-    exact = Detector(copy.deepcopy(model), cfg, device="cpu", fast_conv=False)
     t = time.perf_counter()
-    exact.predict(x)
-    exact_first = time.perf_counter() - t
-    t = time.perf_counter()
-    det.predict(x)  # first call: kernel cache load, GEMM route probe, transformed weights
+    det.predict(x)  # first call: oneDNN primitive creation
     first = time.perf_counter() - t
     best: dict[str, float] = {}
     total = float("inf")
@@ -319,16 +257,13 @@ def bench_modules(setup: str, size: int, repeats: int) -> None:
         print(f"| {n} | {v:.3f} | {downstream.get(n, 'no')} |")
     print(f"| whole predict | {total:.3f} | |")
     print()
-    print(
-        f"First predict of a fresh Detector: {first:.2f} s (CPU defaults), "
-        f"{exact_first:.2f} s (exact path, fast_conv=False)"
-    )
+    print(f"First predict of a fresh Detector: {first:.2f} s (CPU defaults)")
 
 
 def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> float:
     model, cfg = build(setup, preset)
     model.train()
-    cfg = cfg.replace(size=size, batch_size=batch)
+    cfg = cfg.replace(image_size=size, batch_size=batch)
     g = torch.Generator().manual_seed(0)
     fg = torch.zeros(8, 1, size, size)
     fg[:, :, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1
@@ -366,7 +301,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-train", action="store_true")
     ap.add_argument("--no-inference", action="store_true")
-    ap.add_argument("--layers", action="store_true", help="per-layer conv table")
     ap.add_argument("--modules", action="store_true", help="per-module time of one forward")
     ap.add_argument("--alternatives", action="store_true", help="CPU variants table (1st setup)")
     ap.add_argument("--compile", action="store_true", help="add torch.compile to --alternatives")
@@ -382,11 +316,6 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
     print()
-    if args.layers:
-        print(f"Per-layer 3x3 conv, batch {args.batch}, best of {args.repeats}")
-        print()
-        bench_layers(args.batch, args.repeats)
-        print()
     if args.modules:
         print(f"Per-module time, CPU defaults, {args.size}², best of {args.repeats}")
         print()
@@ -426,16 +355,14 @@ def main() -> None:
         )
         print()
         print(
-            "| setup | reference s/img | threedsr s/img | speed-up | exact-conv s/img | "
-            "exact speed-up | max abs diff | pixels > 1e-4 | exact max abs diff |"
+            "| setup | reference s/img | threedsr s/img | speed-up | max abs diff | pixels > 1e-4 |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|")
         for s in args.setups:
             r = bench_inference(s, args.size, args.images, args.batch, args.repeats)
             print(
                 f"| {s} | {r['ref_s']:.2f} | {r['ours_s']:.2f} | {r['ref_s'] / r['ours_s']:.2f}x | "
-                f"{r['exact_s']:.2f} | {r['ref_s'] / r['exact_s']:.2f}x | {r['max_err']:.1e} | "
-                f"{100 * r['frac_over']:.3f} % | {r['exact_err']:.1e} |",
+                f"{r['max_err']:.1e} | {100 * r['frac_over']:.3f} % |",
                 flush=True,
             )
     if args.no_train:

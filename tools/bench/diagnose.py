@@ -1,6 +1,9 @@
 """Why a trained detector misses, stage by stage, on a class's test split.
 
-    uv run python tools/bench/diagnose.py RUN DATA [--category C] [--json out.json]
+    uv run python tools/bench/diagnose.py RUN DATA [--category C] [--method M] [--json out.json]
+
+RUN must hold the 3DSR network (a ``3dsr`` or ``fused`` detector; a ``memory`` one has no stages
+to look at).
 
 For every stage of the 3DSR forward pass it prints one figure on the defects (inside the
 ground truth) against the same figure on normal object pixels:
@@ -14,7 +17,9 @@ ground truth) against the same figure on normal object pixels:
 4. anomaly UNet: mean raw anomaly probability inside the ground truth, on normal foreground and
    on the background;
 5. image maxima: where each test scan's smoothed-map maximum lies (inside the ground truth, on
-   the object's rim (3 px band of the silhouette), inside the object, background).
+   the object's rim (3 px band of the silhouette), inside the object, background), in the map
+   of ``--method`` (default: the detector's own; ``3dsr`` reads a fused detector's network
+   alone).
 """
 
 from __future__ import annotations
@@ -39,13 +44,20 @@ def _cells(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_max_pool2d(mask[:, None].float(), size)[:, 0] > 0.5
 
 
-def diagnose(run: Path, data: Path, category: str | None = None) -> dict[str, Any]:
+def diagnose(
+    run: Path, data: Path, category: str | None = None, method: str | None = None
+) -> dict[str, Any]:
     import threedsr
     from threedsr.data import foreground_of, load_split, stack_inputs
 
-    det = threedsr.Detector.load(run, device="cpu", fast_conv=False)
+    det = threedsr.Detector.load(run, device="cpu", method=method)
+    model, setup = det.network, det.setup
+    if model is None:
+        raise SystemExit(
+            f"error: {run} runs the {det.method} method, which has no 3DSR network to diagnose "
+            "(use a 3dsr or fused detector)"
+        )
     cat = category or det.category
-    model, setup = det.model, det.setup
     bb = model.backbone
     train = load_split(str(data), cat, "train", det.preprocess)
     test = load_split(str(data), cat, "test", det.preprocess)
@@ -121,11 +133,17 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("data", type=Path)
     ap.add_argument("--category", default=None)
+    ap.add_argument(
+        "--method",
+        default=None,
+        choices=["3dsr", "fused"],
+        help="the map whose maxima are located (default: the detector's)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    s = diagnose(args.run, args.data, args.category)
+    s = diagnose(args.run, args.data, args.category, args.method)
     for key, value in s.items():
         print(f"{key:28s} {value if isinstance(value, dict) else f'{value:.4f}'}")
     if args.json:

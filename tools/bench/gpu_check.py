@@ -4,12 +4,12 @@ Sections (paper widths at 384² on the GPU; ``--dry-run``: tiny widths and sizes
 code path still taken, for the CPU test that keeps this script working):
 
 1. CUDA tests: the pytest summary the shell script hands over (``--pytest-log``, ``--pytest-rc``).
-2. Inference img/s of ``threedsr.Detector`` for the three setups, batch 1 and 8, fp32 and bf16,
-   against the reference loop (``bench_threedsr.reference_forward``: one image at a time, eager
+2. Inference img/s of a ``threedsr.Detector`` of the 3DSR network (``method="3dsr"``) for the
+   three setups, batch 1 and 8, fp32 and bf16, against the reference loop (``bench_threedsr.reference_forward``: one image at a time, eager
    fp32, no_grad), on the same random weights, with the max map difference to the reference.
 3. bf16 vs fp32 anomaly maps and scores of the same Detector weights and inputs.
-4. Stage-1 (``vqcore.train_dada``) and stage-2 (``threedsr.train_detector``) it/s and peak GPU
-   memory at the ``paper`` presets' widths and batches, fp32 and bf16.
+4. Stage-1 (``vqcore.train_dada``) and stage-2 (``threedsr.train_detector``, method ``3dsr``)
+   it/s and peak GPU memory at the ``paper`` presets' widths and batches, fp32 and bf16.
 
 Weights are random, so map differences say how far the arithmetic moves a map, not how a trained
 detector's metrics move.
@@ -75,7 +75,10 @@ def backbone_config(setup: str, sz: Sizes) -> vqcore.BackboneConfig:
 
 
 def detector_config(setup: str, sz: Sizes, **over: Any) -> DetectorConfig:
-    return DetectorConfig.preset("paper", setup=setup, **(TINY_HEADS if sz.tiny else {}), **over)
+    """The paper preset of the 3DSR network alone: the figures measure 3DSR itself."""
+    return DetectorConfig.preset(
+        "paper", setup=setup, method="3dsr", **(TINY_HEADS if sz.tiny else {}), **over
+    )
 
 
 def build_model(setup: str, sz: Sizes, seed: int = 0) -> tuple[ThreeDSR, DetectorConfig]:
@@ -110,9 +113,16 @@ def bench_inference(setup: str, sz: Sizes) -> tuple[list[dict[str, Any]], dict[s
     runs: dict[str, Callable[[], Any]] = {"ref": ref}
     for b in sz.batches:
         for p in PRECISIONS:
-            det = Detector(copy.deepcopy(model), cfg, device=dev, batch_size=b, bf16=p == "bf16")
+            det = Detector(
+                cfg,
+                network=copy.deepcopy(model),
+                method="3dsr",
+                device=dev,
+                batch_size=b,
+                bf16=p == "bf16",
+            )
             runs[f"{b}/{p}"] = lambda det=det: det.predict(x)
-    for run in runs.values():  # warm-up: cuDNN autotune, kernels, weight transforms
+    for run in runs.values():  # warm-up: cuDNN autotune, kernels
         run()
     _sync(dev)
     best, out = alternate_best(runs, sz.images, sz.repeats)
@@ -246,7 +256,8 @@ def write_report(
         "",
         f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}",
-        f"- widths: {'tiny (dry run)' if sz.tiny else 'paper'}; random weights",
+        f"- widths: {'tiny (dry run)' if sz.tiny else 'paper'}; random weights; method 3dsr "
+        "(the 3DSR network's map, no descriptor memory)",
         f"- measurements took {seconds:.0f} s",
         "",
         "## CUDA tests",

@@ -1,5 +1,7 @@
 """Stage-2 learning curve: I-AUROC, P-AUROC and AUPRO against training wall minutes and
-iterations, for the fixed synthetic benchmark and for real data (the cable_gland copy).
+iterations, for the fixed synthetic benchmark and for real data (the cable_gland copy). The
+detector is the `cpu` preset's, the 3DSR network alone (method ``3dsr``); ``--set
+method='"fused"'`` adds the descriptor memory to its map.
 
 One training run is continued checkpoint by checkpoint (the learning-rate milestone stays at 80 %
 of the last budget), and the detector is evaluated after each budget. Wall minutes count
@@ -13,7 +15,7 @@ training only (evaluation excluded).
         --category cable_gland --budgets 200 400 800 1600 --out runs/lc-cg
     # a PNG of one or more finished curves:
     uv run python tools/bench/learning_curve.py --plot runs/lc-*/curve.json --png docs/images/lc.png
-    # the `cpu` preset's map is the feature memory's, which stage-2 iterations do not change:
+    # the descriptor memory (method `memory`) trains nothing, so iterations do not change it:
     # its curve is over the good scans stored (tools/bench/memory_features.py --train-scans, one
     # JSON line per row); a PNG of such rows:
     uv run python tools/bench/learning_curve.py --plot-scans runs/scans-*.jsonl \

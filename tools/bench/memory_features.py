@@ -1,6 +1,12 @@
-"""The feature memory on its own (no stage-2 heads): fit it on a class's good training scans and
-score its test scans, for each feature choice, model size and bank size asked for. Minutes per
-row instead of a full `train`; the map equals a `cpu`-preset detector's at memory weight 1.
+"""The descriptor memory on its own (the ``memory`` method; nothing is trained): fit it on a
+class's good training scans and score its test scans, for each feature choice, model size and
+bank size asked for. Minutes per row. Each option below sets one field of the memory's part
+(:class:`threedsr.MemoryConfig`), starting from the setup's default (``DetectorConfig.preset(
+"memory", setup).memory``): ``--features`` = ``features``, ``--bank`` = ``size``, ``--scales`` =
+``scales``, ``--groups`` = ``groups`` and ``weights``, ``--local-k`` = ``local_k``,
+``--local-min-scans`` = ``local_min_scans``. The map is the memory's distance map
+(``FeatureMemory``), which a ``memory``-method detector z-scores on good scans and squashes (a
+monotone map of it) before smoothing.
 
     uv run python tools/bench/memory_features.py --data $THREEDSR_CABLE_GLAND \\
         --category cable_gland --features descriptors encoder --size 128 256
@@ -59,6 +65,13 @@ def main() -> None:
         default=[None],
         help="local-scale neighbour k (0 = plain distances; default: the preset's)",
     )
+    ap.add_argument(
+        "--local-min-scans",
+        type=int,
+        default=None,
+        help="fewer good training scans than this keep plain distances (default: the preset's; "
+        "1 = always use the local scale)",
+    )
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     args = ap.parse_args()
@@ -69,51 +82,55 @@ def main() -> None:
     import torch
     import vqcore
     from threedsr.data import load_split, stack_inputs
-    from threedsr.memory.torch_model import MemoryFeatures, fit_memory, memory_map
     from threedsr.smoothing import smooth_maps
 
     torch.set_num_threads(args.threads)
     data = data_root(args)
     backbone = vqcore.load_pretrained(args.setup).eval()
-    config = threedsr.DetectorConfig.cpu(args.setup)
+    config = threedsr.DetectorConfig.preset("memory", args.setup)
+    if args.local_min_scans is not None:
+        config = config.replace(memory=config.memory.replace(local_min_scans=args.local_min_scans))
     rows = itertools.product(
         args.category, args.size, args.features, args.scales, args.groups, args.bank,
         args.train_scans, args.local_k,
     )  # fmt: skip
     for category, size, kind, scales, groups, bank, n_train, local_k in rows:
-        local_k = config.memory_local_k if local_k is None else local_k
+        local_k = config.memory.local_k if local_k is None else local_k
         start = time.perf_counter()
         params = config.preprocess.kwargs(size)
         split = {
             s: load_split(str(data), category, s, params, cache_dir=str(args.cache_dir))
             for s in ("train", "test")
         }
-        scales = scales or ",".join(str(v) for v in config.descriptor_scales)
+        scales = scales or ",".join(str(v) for v in config.memory.scales)
         if groups is None:
-            names, weights = config.descriptor_groups, config.descriptor_weights
+            names, weights = config.memory.groups, config.memory.weights
         else:
             parts = [g.split(":") for g in groups.split(",")]
             names = tuple(p[0] for p in parts)
             weights = tuple(float(p[1]) if len(p) > 1 else 1.0 for p in parts)
             weights = weights if any(len(p) > 1 for p in parts) else None
-        features = MemoryFeatures(
-            kind, tuple(float(v) for v in scales.split(",")), groups=names, weights=weights
-        )
-        train = split["train"][:n_train] if n_train else split["train"]
-        memory = fit_memory(
-            backbone,
-            stack_inputs(train, args.setup),
-            features=features,
-            max_size=bank,
+        memory_config = config.memory.replace(
+            features=kind,
+            size=bank,
+            scales=tuple(float(v) for v in scales.split(",")),
+            groups=names,
+            weights=weights,
             local_k=local_k,
         )
-        test = split["test"]
-        raw = torch.cat(
-            [
-                memory_map(memory, backbone, stack_inputs(test[i : i + 8], args.setup))
-                for i in range(0, len(test), 8)
-            ]
+        train = split["train"][:n_train] if n_train else split["train"]
+        memory = threedsr.fit_memory(
+            stack_inputs(train, args.setup),
+            args.setup,
+            memory_config,
+            backbone=backbone if kind == "encoder" else None,
+            seed=config.seed,
         )
+        test = split["test"]
+        with torch.inference_mode():
+            raw = torch.cat(
+                [memory(stack_inputs(test[i : i + 8], args.setup)) for i in range(0, len(test), 8)]
+            )
         seconds = time.perf_counter() - start
         labels = np.array([p.label for p in test])
         types = np.array([p.defect_type for p in test])
@@ -146,6 +163,8 @@ def main() -> None:
                 "aupro": round(admetrics.aupro(gt, maps.numpy()), 4),
                 "aupro_object_gt": round(admetrics.aupro(on_object, maps.numpy()), 4),
                 "local_k": local_k,
+                "local_min_scans": memory_config.local_min_scans,
+                "local_scale": memory.local_scale is not None,
                 "seconds": round(seconds, 1),
                 "threads": args.threads,
             }

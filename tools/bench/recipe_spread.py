@@ -1,7 +1,9 @@
-"""How much a CPU-budget stage-2 result depends on the training set: train one detector on a
-freshly generated ``depthsim.scenes`` training set and score it on a fixed test set.
+"""How much a CPU-budget stage-2 result depends on the training set: train one detector (the `cpu`
+preset: the 3DSR network, method ``3dsr``) on a freshly generated ``depthsim.scenes`` training set
+and score it on a fixed test set.
 
-Usage (after ``uv run threedsr-cli demo --out /tmp/demo``, whose DADA and test set it reuses):
+Usage (after ``uv run threedsr-cli demo --out /tmp/demo``, whose test set it reuses, and its
+stage-1 backbone when the demo trained one with ``--stage1``; else the pretrained one):
     uv run python tools/bench/recipe_spread.py --demo /tmp/demo --data-seed 1 --n-train 40
     uv run python tools/bench/recipe_spread.py --demo /tmp/demo --data-seed 1 --n-train 200
 
@@ -38,6 +40,8 @@ def main() -> None:
         f"/tmp/recipe_spread/{args.setup}_n{args.n_train}_s{args.data_seed}_{args.iterations}"
     )
     backbone = args.demo / ("dada-rgbd" if args.setup == "rgbd" else "backbone-rgb")
+    # A demo without --stage1 uses the shipped pretrained backbones and writes none.
+    backbone_arg = str(backbone) if (backbone / "backbone.pt").exists() else None
     start = time.perf_counter()
     data = depthsim.scenes.generate_dataset(
         out / "data",
@@ -53,7 +57,7 @@ def main() -> None:
         setup=args.setup,
         data_root=str(data),
         category=category,
-        backbone=str(backbone),
+        backbone=backbone_arg,
         out_dir=str(out / "detector"),
         iterations=args.iterations,
         image_size=args.size,
@@ -74,6 +78,7 @@ def main() -> None:
                 "n_train": args.n_train,
                 "data_seed": args.data_seed,
                 "iterations": args.iterations,
+                "backbone": backbone_arg or "pretrained",
                 "train_s": round(trained - start),
                 "image_auroc": round(m["image_auroc"], 3),
                 "per_defect_type": {k: round(v, 3) for k, v in m["per_defect_type"].items()},
