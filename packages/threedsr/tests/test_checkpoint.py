@@ -7,6 +7,7 @@ import torch
 from threedsr import (
     Detector,
     DetectorConfig,
+    DisplayScale,
     ThreedsrError,
     detector_info,
     read_checkpoint,
@@ -29,7 +30,15 @@ def test_checkpoint_is_self_describing(tiny_run) -> None:
     assert res.path == out / "detector.pt" and res.step == 6
     ck = read_checkpoint(res.path)
     assert ck["kind"] == KIND and ck["setup"] == "rgbd" and ck["category"] == "synthetic"
-    assert ck["step"] == 6 and ck["finished"] is True
+    assert ck["step"] == 6 and ck["finished"] is True and ck["total"] == 6
+    assert ck["format_version"] == FORMAT_VERSION == 3 and ck["method"] == "3dsr"
+    # The network's parts and its calibration; no memory (the 3dsr method does not read one).
+    assert {"backbone_config", "backbone_state", "heads_state", "heads_calibration"} <= set(ck)
+    assert not {"memory", "memory_calibration"} & set(ck)
+    assert ck["heads_calibration"][1] > 0
+    display = DisplayScale.from_state(ck["display"])
+    assert display is not None and display.source == "training"
+    assert display.low < display.threshold < display.high
     assert ck["preprocess"] == {
         "size": 64,
         "plane": "robust",
@@ -48,7 +57,9 @@ def test_detector_info_reports_setup_and_progress(tiny_run, tmp_path) -> None:
     info = detector_info(out)
     assert info.path == out / "detector.pt" and info.setup == "rgbd"
     assert info.category == "synthetic" and info.finished and (info.step, info.total) == (6, 6)
-    assert info.format_version == FORMAT_VERSION == 2 and info.config["category"] == "synthetic"
+    assert info.format_version == FORMAT_VERSION and info.config["category"] == "synthetic"
+    assert info.method == "3dsr" and info.config["method"] == "3dsr"
+    assert info.display == DisplayScale.from_state(read_checkpoint(info.path)["display"])
     ck = read_checkpoint(out / "detector.pt")
     atomic_save({**ck, "finished": False, "step": 3}, tmp_path / "detector.pt")
     half = detector_info(tmp_path / "detector.pt")
@@ -81,8 +92,12 @@ def test_wrong_kind_truncated_wrong_setup_rejected(tiny_run, tmp_path) -> None:
         Detector.load(out, setup="depth")
     with pytest.raises(ThreedsrError, match="no such detector checkpoint"):
         Detector.load(tmp_path / "missing")
-    for err in (ThreedsrError("x"),):
-        assert "\n" not in str(err)
+    # Format 1 (before the config was split into parts) is refused, not guessed at.
+    old = tmp_path / "old.pt"
+    atomic_save({**read_checkpoint(out / "detector.pt"), "format_version": 1}, old)
+    with pytest.raises(ThreedsrError, match=r"old\.pt: unsupported format version 1") as err:
+        Detector.load(old)
+    assert "\n" not in str(err.value)
 
 
 def test_resume_equals_uninterrupted(tmp_path) -> None:
@@ -142,3 +157,57 @@ def test_keyboard_interrupt_saves_then_reraises(tmp_path) -> None:
     assert ck["step"] == 2 and ck["finished"] is False
     res = train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
     assert res.step == 6
+
+
+def _as_format_2(ckpt: dict, weight: float) -> dict:
+    """A format-3 fused detector.pt rewritten the way format 2 wrote it: one flat config for both
+    methods (the memory's fields flat, no method), the method implied by ``memory_weight``, the
+    memory dict carrying the two calibrations and the weight (no memory at weight 0), no display
+    scale."""
+    old = {k: v for k, v in ckpt.items() if k not in ("method", "display")}
+    cfg = dict(old["detector_config"])
+    memory = cfg.pop("memory")
+    del cfg["method"], cfg["fusion_weight"]
+    cfg.update(
+        memory_weight=weight,
+        memory_size=memory["size"],
+        memory_features=memory["features"],
+        descriptor_scales=memory["scales"],
+        descriptor_groups=memory["groups"],
+        descriptor_weights=memory["weights"],
+        memory_local_k=memory["local_k"],
+        memory_local_min_scans=memory["local_min_scans"],
+    )
+    heads_cal, memory_cal = old.pop("heads_calibration"), old.pop("memory_calibration")
+    stored = old.pop("memory")
+    if weight > 0:
+        old["memory"] = {
+            **stored,
+            "heads_calibration": heads_cal,
+            "memory_calibration": memory_cal,
+            "weight": weight,
+        }
+    return {**old, "format_version": 2, "detector_config": cfg}
+
+
+@pytest.mark.parametrize(("weight", "method"), [(0.0, "3dsr"), (0.6, "fused"), (1.0, "memory")])
+def test_a_format_2_detector_loads_as_its_method_with_equal_maps(
+    tmp_path, weight: float, method: str
+) -> None:
+    cfg = tiny_config(
+        "rgbd", out=str(tmp_path / "run"), iterations=2, method="fused", fusion_weight=0.6
+    )
+    train_detector(cfg, backbone=tiny_backbone("rgbd"), data=synthetic_class("rgbd"))
+    ckpt = read_checkpoint(tmp_path / "run" / "detector.pt")
+    atomic_save(_as_format_2(ckpt, weight), tmp_path / "old.pt")
+
+    info = detector_info(tmp_path / "old.pt")
+    assert (info.format_version, info.method, info.display) == (3, method, None)
+    old = Detector.load(tmp_path / "old.pt", device="cpu")
+    assert old.method == method and old.config.method == method and old.display is None
+    assert old.config.memory == cfg.memory and old.config.model == cfg.model
+    assert old.map.weight == weight
+    new = Detector.load(tmp_path / "run", device="cpu", method=method)
+    x = synthetic_class("rgbd", n=2, seed=7).x
+    a, b = old.predict(x), new.predict(x)
+    assert torch.equal(a.maps, b.maps) and torch.equal(a.scores, b.scores)

@@ -13,8 +13,8 @@ from threedsr import (
     ThreedsrError,
     train_detector,
 )
-from threedsr.dsr.augment import deform_depth, paint_rgb
 from threedsr.dsr.anomaly_generator import DEPTH_ONLY, JOINT, RGB_ONLY, FeatureAnomalyGenerator
+from threedsr.dsr.augment import deform_depth, paint_rgb
 from threedsr.dsr.modules import GeneralDecoderCopy, SubspaceRestriction
 from threedsr.dsr.train import generate_anomalies, image_space_anomalies
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config

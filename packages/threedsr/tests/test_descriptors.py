@@ -7,7 +7,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threedsr import Detector, train_detector
+from threedsr import Detector, MemoryConfig, train_detector
+from threedsr.errors import ThreedsrError
+from threedsr.memory import FeatureMemory, MemoryFeatures, fit_memory
 from threedsr.memory.descriptors import (
     DESCRIPTOR_GROUPS,
     LEGACY_GROUPS,
@@ -20,9 +22,10 @@ from threedsr.memory.descriptors import (
     surface_descriptors,
     texture_descriptors,
 )
-from threedsr.errors import ThreedsrError
-from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, fit_memory, memory_map
-from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_memory_config
+
+# The descriptors of session 6: surface and colour at 1, 2 and 4 px, every channel weighing 1.
+LEGACY = MemoryConfig(scales=(1.0, 2.0, 4.0), groups=LEGACY_GROUPS, weights=None, local_k=0)
 
 
 def _grid(n: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,10 +175,10 @@ def test_errors_say_what_was_expected() -> None:
         MemoryFeatures("descriptors", groups=("surface", "edges"))
     with pytest.raises(ValueError, match="one positive number per group"):
         MemoryFeatures("descriptors", groups=("surface",), weights=(1.0, 2.0))
-    with pytest.raises(ThreedsrError, match="descriptor_weights must be one positive number"):
-        tiny_config("rgbd", descriptor_groups=("surface", "colour"), descriptor_weights=(0.0, 1.0))
-    with pytest.raises(ThreedsrError, match="descriptor_groups must be some of"):
-        tiny_config("rgbd", descriptor_groups=("curvature",))
+    with pytest.raises(ThreedsrError, match="MemoryConfig: weights must be one positive number"):
+        tiny_memory_config("rgbd", groups=("surface", "colour"), weights=(0.0, 1.0))
+    with pytest.raises(ThreedsrError, match="MemoryConfig: groups must be some of"):
+        tiny_memory_config("rgbd", groups=("curvature",))
 
 
 def test_a_descriptor_memory_flags_a_dent_the_encoder_memory_barely_sees() -> None:
@@ -189,50 +192,47 @@ def test_a_descriptor_memory_flags_a_dent_the_encoder_memory_barely_sees() -> No
     inside = (slice(28, 36), slice(28, 36))
     ratio = {}
     for kind in ("descriptors", "encoder"):
-        mem = fit_memory(bb, data.x, features=MemoryFeatures(kind))  # type: ignore[arg-type]
-        hit = memory_map(mem, bb, dented)[0][inside].mean()
-        base = memory_map(mem, bb, data.x[:1], exclude=torch.tensor([0]))[0][inside].mean()
+        mem = fit_memory(data.x, "depth", LEGACY.replace(features=kind), backbone=bb)
+        hit = mem(dented)[0][inside].mean()
+        base = mem(data.x[:1], exclude=torch.tensor([0]))[0][inside].mean()
         ratio[kind] = float(hit) / max(float(base), 1e-6)
     assert ratio["descriptors"] > 3 and ratio["descriptors"] > 2 * ratio["encoder"]
 
 
 def test_descriptor_memory_is_standardised_and_survives_a_round_trip() -> None:
-    bb = tiny_backbone("rgbd")
     data = synthetic_class("rgbd", n=3)
-    mem = fit_memory(bb, data.x, features=MemoryFeatures("descriptors", (1.0, 2.0), pool=4))
+    mem = fit_memory(data.x, "rgbd", LEGACY.replace(scales=(1.0, 2.0)))
     assert mem.bank.shape[1] == descriptor_channels("rgbd", 2)
     torch.testing.assert_close(mem.bank.mean(0), torch.zeros(12), atol=1e-4, rtol=0)
-    back = FeatureMemory.from_state(mem.state())
-    assert back.features == mem.features
-    torch.testing.assert_close(
-        memory_map(back, bb, data.x[:1]), memory_map(mem, bb, data.x[:1]), atol=2e-2, rtol=1e-2
-    )
+    back = FeatureMemory.from_state(mem.state(), "rgbd")
+    assert back.features == mem.features == MemoryFeatures("descriptors", (1.0, 2.0))
+    torch.testing.assert_close(back(data.x[:1]), mem(data.x[:1]), atol=2e-2, rtol=1e-2)
 
 
 def test_group_weights_set_each_groups_share_of_the_distance() -> None:
-    bb = tiny_backbone("rgbd")
     data = synthetic_class("rgbd", n=3)
     weights = (2.0, 1.0, 0.5, 1.0)
     features = MemoryFeatures("descriptors", (1.0, 2.0), groups=DESCRIPTOR_GROUPS, weights=weights)
-    mem = fit_memory(bb, data.x, features=features, max_size=10**9)
+    cfg = MemoryConfig(scales=(1.0, 2.0), weights=weights, size=10**9, local_k=0)
+    mem = fit_memory(data.x, "rgbd", cfg)
+    assert mem.features == features
     var = mem.bank.var(0, correction=0)
     for (group, sl), w in zip(
         group_slices("rgbd", 2, DESCRIPTOR_GROUPS).items(), weights, strict=True
     ):
         # Each group's variance adds up to w^2, whatever its channel count (interior: 1 channel).
         assert abs(float(var[sl].sum()) - w * w) < 1e-3 * w * w, group
-    back = FeatureMemory.from_state(mem.state())
+    back = FeatureMemory.from_state(mem.state(), "rgbd")
     assert back.features == features
     torch.testing.assert_close(back.scale, mem.scale)
 
 
 def test_searching_object_cells_only_equals_masking_afterwards() -> None:
-    bb = tiny_backbone("depth")
     data = synthetic_class("depth", n=3)
-    mem = fit_memory(bb, data.x, features=MemoryFeatures("descriptors"))
+    mem = fit_memory(data.x, "depth", LEGACY)
     # Off the bank: at an exact match, sqrt magnifies the rounding of ||q||^2 + ||e||^2 - 2 q.e,
     # which depends on how many rows a block holds.
-    f = mem.features.extract(bb, data.x) + 0.1 * torch.randn(3, 9, 32, 32)
+    f = mem.features.extract("depth", data.x) + 0.1 * torch.randn(3, 9, 32, 32)
     where = torch.rand(f.shape[0], *f.shape[2:]) > 0.5
     torch.testing.assert_close(mem.distance(f, where=where), mem.distance(f) * where)
     with pytest.raises(ValueError, match=r"where must be \(3, 32, 32\)"):
@@ -248,45 +248,22 @@ def test_memory_states_without_groups_are_the_session_6_descriptors() -> None:
 
 
 def test_old_memory_states_mean_encoder_features() -> None:
-    state = FeatureMemory(torch.randn(4, 3)).state()
+    state = FeatureMemory(torch.randn(4, 3), "rgbd").state()
     del state["features"]
-    assert FeatureMemory.from_state(state).features == MemoryFeatures("encoder")
+    bb = tiny_backbone("rgbd")
+    assert FeatureMemory.from_state(state, "rgbd", bb).features == MemoryFeatures("encoder")
+    with pytest.raises(ValueError, match="needs its backbone"):
+        FeatureMemory.from_state(state, "rgbd")
 
 
 def test_a_detector_trained_with_descriptors_uses_them(tmp_path) -> None:
-    cfg = tiny_config(
-        "rgbd",
-        out=str(tmp_path / "run"),
-        iterations=2,
-        memory_weight=1.0,
-        memory_features="descriptors",
-        descriptor_scales=(1.0, 2.0),
-    )
-    bb, data = tiny_backbone("rgbd"), synthetic_class("rgbd")
-    train_detector(cfg, backbone=bb, data=data)
+    cfg = tiny_memory_config("rgbd", out=str(tmp_path / "run"), scales=(1.0, 2.0))
+    data = synthetic_class("rgbd")
+    train_detector(cfg, data=data)
     det = Detector.load(tmp_path / "run", device="cpu")
     assert det.memory is not None and det.memory.features == MemoryFeatures(
-        "descriptors", (1.0, 2.0), groups=cfg.descriptor_groups, weights=cfg.descriptor_weights
+        "descriptors", (1.0, 2.0), groups=cfg.memory.groups, weights=cfg.memory.weights
     )
-    assert det.config.memory_features == "descriptors"
+    assert det.config.memory.features == "descriptors" and det.memory.local_scale is not None
     pred = det.predict(data.x[:2])
     assert pred.maps.shape == (2, *data.x.shape[2:]) and bool(torch.isfinite(pred.maps).all())
-
-
-def test_memory_alone_skips_the_heads_and_equals_the_fused_path(tmp_path, monkeypatch) -> None:
-    cfg = tiny_config(
-        "depth", out=str(tmp_path / "run"), iterations=2, memory_weight=1.0,
-        memory_features="descriptors",
-    )  # fmt: skip
-    bb, data = tiny_backbone("depth"), synthetic_class("depth")
-    train_detector(cfg, backbone=bb, data=data)
-    det = Detector.load(tmp_path / "run", device="cpu")
-    calls = []
-    det.model.register_forward_hook(lambda *a: calls.append(1))
-    got = det.predict(data.x[:2]).raw_maps
-    assert not calls
-    # The general path: heads computed, then fused with weight 0 on them.
-    monkeypatch.setattr(Detector, "_memory_alone", property(lambda self: False))
-    want = det.predict(data.x[:2]).raw_maps
-    assert calls
-    torch.testing.assert_close(got, want, atol=0, rtol=0)

@@ -1,6 +1,6 @@
 """Exported graphs (ONNX on onnxruntime, TorchScript) against the eager fp32 Detector: identical
-codes, maps and scores within 1e-4, for the three setups, with and without the feature memory,
-at batch 1 and N; the sidecar; one-line errors for bad files."""
+codes, maps and scores within 1e-4, for the three setups and the three methods, at batch 1 and N;
+the sidecar; one-line errors for bad files."""
 
 from __future__ import annotations
 
@@ -11,12 +11,22 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from threedsr import Detector, ThreeDSR, ThreedsrError, export_detector, read_sidecar
+from threedsr import (
+    Detector,
+    DisplayScale,
+    InferenceGraph,
+    ThreeDSR,
+    ThreedsrError,
+    export_detector,
+    fit_memory,
+    read_sidecar,
+)
 from threedsr.export import sidecar_path
-from threedsr.dsr.train import build_memory
+from threedsr.fit import _calibrate
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 N = 3
+METHODS = ["3dsr", "memory", "fused"]
 
 
 def noisy(setup: str, n: int, seed: int) -> torch.Tensor:
@@ -29,23 +39,32 @@ def noisy(setup: str, n: int, seed: int) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module", params=["rgbd", "depth", "rgb"])
-def parts(request: pytest.FixtureRequest) -> tuple[ThreeDSR, object, dict, torch.Tensor]:
-    """Model, config and memory (the cpu preset's: descriptors at weight 1 for rgbd/depth,
-    encoder features at 0.7 for rgb) of one setup, and N test inputs."""
+def parts(request: pytest.FixtureRequest) -> tuple[object, dict, torch.Tensor]:
+    """The config, the detector parts (network, the setup's memory: descriptors for rgbd/depth,
+    encoder features for rgb, and both calibrations) of one setup, and N test inputs."""
     setup = request.param
     cfg = tiny_config(setup)
     torch.manual_seed(3)
     model = ThreeDSR(tiny_backbone(setup), cfg.model).eval()
     train = synthetic_class(setup, n=4, seed=1)
     train.x = noisy(setup, 4, 1)
-    memory = build_memory(model, train, cfg, torch.device("cpu"))
-    return model, cfg, memory, noisy(setup, N, 5)
+    bb = model.backbone if cfg.memory.features == "encoder" else None
+    memory = fit_memory(train.x, setup, cfg.memory, backbone=bb)
+    heads_cal, memory_cal, _ = _calibrate(model, memory, train, torch.device("cpu"))
+    kw = dict(
+        network=model, memory=memory, heads_calibration=heads_cal, memory_calibration=memory_cal
+    )
+    return cfg, kw, noisy(setup, N, 5)
 
 
-def eager(model: ThreeDSR, cfg: object, memory: dict | None, x: torch.Tensor):
-    """The eager fp32 Detector's prediction at the input's batch size, and its codes."""
-    det = Detector(model, cfg, memory=memory, batch_size=x.shape[0], fast_conv=False)
-    pred = det.predict(x)
+def detector(cfg, kw: dict, method: str, **options) -> Detector:
+    return Detector(cfg.replace(method=method), **kw, **options)
+
+
+def eager(cfg, kw: dict, method: str, x: torch.Tensor):
+    """The eager fp32 Detector's prediction at the input's batch size, and the network's codes."""
+    pred = detector(cfg, kw, method, batch_size=x.shape[0]).predict(x)
+    model = kw["network"]
     bb = model.backbone
     with torch.no_grad():
         enc = bb.encode(x)
@@ -55,7 +74,7 @@ def eager(model: ThreeDSR, cfg: object, memory: dict | None, x: torch.Tensor):
             bb.vq_top(model.srm_top(enc.q_top)).indices,
             bb.vq_bot(model.srm_bot(enc.q_bot)).indices,
         ]
-    return det, pred, [c.numpy() for c in codes]
+    return pred, [c.numpy() for c in codes]
 
 
 def check(maps, scores, codes, pred, ref_codes, heads: bool) -> None:
@@ -66,35 +85,34 @@ def check(maps, scores, codes, pred, ref_codes, heads: bool) -> None:
         np.testing.assert_array_equal(np.asarray(got), want)
 
 
-@pytest.mark.parametrize("with_memory", [False, True], ids=["heads", "memory"])
-def test_onnx_equals_eager_batch_1_and_n(parts, with_memory, tmp_path) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_onnx_equals_eager_batch_1_and_n(parts, method, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     from threedsr import OnnxDetector
 
-    model, cfg, memory, x = parts
-    memory = memory if with_memory else None
-    det = Detector(model, cfg, memory=memory)
-    export_detector(det, tmp_path / "d.onnx", dynamic_batch=True)
+    cfg, kw, x = parts
+    export_detector(detector(cfg, kw, method), tmp_path / "d.onnx", dynamic_batch=True)
     onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
     for b in (1, N):
-        ref_det, pred, ref_codes = eager(model, cfg, memory, x[:b])
+        pred, ref_codes = eager(cfg, kw, method, x[:b])
         out = onnx_det.run(x[:b].numpy())
-        check(out[0], out[1], out[2:], pred, ref_codes, not ref_det._memory_alone)
+        check(out[0], out[1], out[2:], pred, ref_codes, method != "memory")
 
 
-def test_torchscript_equals_eager_batch_1_and_n(parts, tmp_path) -> None:
-    model, cfg, memory, x = parts
-    det = Detector(model, cfg, memory=memory)
+@pytest.mark.parametrize("method", METHODS)
+def test_torchscript_equals_eager_batch_1_and_n(parts, method, tmp_path) -> None:
+    cfg, kw, x = parts
+    det = detector(cfg, kw, method)
     meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript", dynamic_batch=True)
-    assert meta["format"] == "torchscript"
+    assert meta["format"] == "torchscript" and meta["method"] == method
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still shipped
         ts = torch.jit.load(str(tmp_path / "d.pt"))
     for b in (1, N):
-        ref_det, pred, ref_codes = eager(model, cfg, memory, x[:b])
+        pred, ref_codes = eager(cfg, kw, method, x[:b])
         with torch.no_grad():
             out = [t.numpy() for t in ts(x[:b])]
-        check(out[0], out[1], out[2:], pred, ref_codes, not ref_det._memory_alone)
+        check(out[0], out[1], out[2:], pred, ref_codes, method != "memory")
 
 
 def test_batch_1_export_loops_over_a_batch_and_sidecar_says_all(tmp_path) -> None:
@@ -104,10 +122,11 @@ def test_batch_1_export_loops_over_a_batch_and_sidecar_says_all(tmp_path) -> Non
     cfg = tiny_config("depth")
     torch.manual_seed(3)
     model = ThreeDSR(tiny_backbone("depth"), cfg.model).eval()
-    det = Detector(model, cfg)
+    det = Detector(cfg, network=model)
     meta = export_detector(det, tmp_path / "d.onnx", threshold=0.25)
     assert json.loads(sidecar_path(tmp_path / "d.onnx").read_text()) == meta
     assert meta["setup"] == "depth" and meta["size"] == 64 and meta["channels"] == ["D"]
+    assert meta["method"] == "3dsr" and meta["display"] is None
     assert meta["input"]["shape"] == [1, 1, 64, 64] and meta["threshold"] == 0.25
     assert meta["preprocess"]["size"] == 64 and "fg_threshold" in meta["preprocess"]
     assert meta["outputs"]["codes_top"] == [1, 8, 8] and meta["memory"] is None
@@ -115,20 +134,40 @@ def test_batch_1_export_loops_over_a_batch_and_sidecar_says_all(tmp_path) -> Non
     onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
     x = noisy("depth", N, 7)
     got = onnx_det.predict(x.numpy())
-    ref = Detector(model, cfg, batch_size=1).predict(x)
+    ref = Detector(cfg, network=model, batch_size=1).predict(x)
     np.testing.assert_allclose(got.maps, ref.maps.numpy(), rtol=0, atol=1e-4)
     assert got.scores.shape == (N,) and onnx_det.threshold == 0.25
     with pytest.raises(ThreedsrError, match=r"expects \(B, 1, 64, 64\).*got \(2, 4, 64, 64\)"):
         onnx_det.predict(np.zeros((2, 4, 64, 64), np.float32))
 
 
-def test_memory_alone_export_has_no_network(parts, tmp_path) -> None:
-    model, cfg, memory, _ = parts
-    det = Detector(model, cfg, memory=memory)
+@pytest.mark.parametrize("method", ["memory", "fused"])
+def test_the_graph_runs_the_detectors_memory_and_says_what_it_holds(
+    parts, method, tmp_path
+) -> None:
+    cfg, kw, _ = parts
+    det = detector(cfg, kw, method)
+    graph = InferenceGraph(det, det.size)
+    assert graph.memory is det.memory is kw["memory"]  # the very module, not a copy
+    assert (graph.network is None) is (method == "memory")
     meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript")
-    heads = not det._memory_alone
-    assert meta["memory"]["heads"] is heads
+    heads = method == "fused"
+    assert meta["method"] == method and meta["memory"]["heads"] is heads
+    assert meta["memory"]["weight"] == det.map.weight == (1.0 if method == "memory" else 0.7)
+    assert meta["memory"]["kind"] == cfg.memory.features
     assert ("codes_top" in meta["outputs"]) is heads
+
+
+def test_the_sidecar_threshold_defaults_to_the_calibrated_one(tmp_path) -> None:
+    cfg = tiny_config("depth")
+    torch.manual_seed(3)
+    scale = DisplayScale(0.1, 0.55, 0.4, "validation")
+    det = Detector(cfg, network=ThreeDSR(tiny_backbone("depth"), cfg.model), display=scale)
+    meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript")
+    assert meta["threshold"] == 0.4 and meta["display"] == scale.state()
+    assert read_sidecar(tmp_path / "d.pt") == meta
+    mine = export_detector(det, tmp_path / "e.pt", fmt="torchscript", threshold=0.25)
+    assert mine["threshold"] == 0.25 and mine["display"] == scale.state()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +175,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("onnxruntime")
     cfg = tiny_config("rgbd")
     torch.manual_seed(3)
-    det = Detector(ThreeDSR(tiny_backbone("rgbd"), cfg.model), cfg)
+    det = Detector(cfg, network=ThreeDSR(tiny_backbone("rgbd"), cfg.model))
     path = tmp_path_factory.mktemp("exp") / "d.onnx"
     export_detector(det, path)
     return path
@@ -182,11 +221,14 @@ def test_truncated_corrupt_and_mismatched_files_are_one_line_errors(exported, tm
 
 def test_export_argument_errors(tmp_path) -> None:
     cfg = tiny_config("rgb")
-    det = Detector(ThreeDSR(tiny_backbone("rgb"), cfg.model), cfg)
+    det = Detector(cfg, network=ThreeDSR(tiny_backbone("rgb"), cfg.model))
     with pytest.raises(ThreedsrError, match="unknown format 'tflite'"):
         export_detector(det, tmp_path / "d.x", fmt="tflite")
     with pytest.raises(ThreedsrError, match="multiple of 32"):
         export_detector(det, tmp_path / "d.pt", fmt="torchscript", size=48)
+    # The memory's descriptor scales and the network's codes hold at the detector's own size.
+    with pytest.raises(ThreedsrError, match="export: size 128 is not the detector's 64"):
+        export_detector(det, tmp_path / "d.pt", fmt="torchscript", size=128)
     with pytest.raises(ThreedsrError, match="folder not found"):
         export_detector(det, tmp_path / "no" / "d.pt", fmt="torchscript")
     assert list(tmp_path.iterdir()) == []

@@ -21,14 +21,14 @@ from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 def detector() -> Detector:
     cfg = tiny_config("rgbd")
     torch.manual_seed(3)
-    return Detector(ThreeDSR(tiny_backbone("rgbd"), cfg.model), cfg, batch_size=2)
+    return Detector(cfg, network=ThreeDSR(tiny_backbone("rgbd"), cfg.model), batch_size=2)
 
 
 def test_predict_equals_plain_eager_fp32_batch1(detector: Detector) -> None:
     x = synthetic_class("rgbd", n=5, seed=4).x
     pred = detector.predict(x)
     ref_maps = []
-    model = detector.model
+    model = detector.network
     with torch.no_grad():
         for i in range(5):
             raw = model(x[i : i + 1].contiguous()).anomaly_map
@@ -58,11 +58,11 @@ def test_gaussian_filter_matches_scipy_constant_mode() -> None:
 def test_depth_filter_is_21_as_the_reference_11_in_the_cpu_preset_and_gaussian_option() -> None:
     assert DetectorConfig.paper("depth").filter_size == 21
     cfg = tiny_config("depth")  # the cpu preset, shrunk
-    det = Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg)
+    det = Detector(cfg, network=ThreeDSR(tiny_backbone("depth"), cfg.model))
     assert det.filter_size == 11
     cfg = cfg.replace(smoothing_size=None)
-    assert Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg).filter_size == 21
-    g = Detector(ThreeDSR(tiny_backbone("depth"), cfg.model), cfg, smoothing="gaussian")
+    assert Detector(cfg, network=ThreeDSR(tiny_backbone("depth"), cfg.model)).filter_size == 21
+    g = Detector(cfg, network=ThreeDSR(tiny_backbone("depth"), cfg.model), smoothing="gaussian")
     p = g.predict(torch.rand(1, 1, 64, 64))
     assert p.scores.item() == pytest.approx(p.maps.max().item())
 
@@ -116,22 +116,24 @@ def test_predict_samples_reports_progress_per_batch(detector: Detector) -> None:
     assert [r.score for r in again] == [r.score for r in res]
 
 
-def test_cpu_defaults_are_fp32_winograd_nchw(detector: Detector) -> None:
-    assert not detector.bf16 and detector.fast_conv and not detector.channels_last
+def test_cpu_defaults_are_fp32_nchw(detector: Detector) -> None:
+    assert not detector.bf16 and not detector.channels_last and detector.batch_size == 2
+    assert detector.method == "3dsr" and detector.memory is None and detector.display is None
 
 
 def test_bf16_on_cpu_is_opt_in_and_close_to_fp32(detector: Detector) -> None:
     cfg = detector.config
-    fp32 = Detector(detector.model, cfg, batch_size=2, smoothing="none", channels_last=False)
-    bf16 = Detector(detector.model, cfg, batch_size=2, smoothing="none", bf16=True)
-    # bf16 brings channels_last (the fast CPU layout) and drops the fp32-only Winograd path
-    assert bf16.bf16 and bf16.channels_last and not bf16.fast_conv
+    net = detector.network
+    fp32 = Detector(cfg, network=net, batch_size=2, smoothing="none", channels_last=False)
+    bf16 = Detector(cfg, network=net, batch_size=2, smoothing="none", bf16=True)
+    # bf16 brings channels_last (the fast CPU layout)
+    assert bf16.bf16 and bf16.channels_last
     x = synthetic_class("rgbd", n=3, seed=5).x
     try:
         a = fp32.predict(x)
         b = bf16.predict(x)
     finally:
-        detector.model.to(memory_format=torch.contiguous_format)
+        net.to(memory_format=torch.contiguous_format)
     assert b.maps.dtype == torch.float32 and b.maps.shape == a.maps.shape
     assert torch.isfinite(b.maps).all()
     assert not torch.equal(a.raw_maps, b.raw_maps)  # the autocast really ran in bf16

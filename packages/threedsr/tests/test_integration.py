@@ -1,6 +1,8 @@
-"""End to end on a synthetic ``depthsim.scenes`` class: stage 1 (short) -> stage 2 -> eval/predict.
+"""End to end on a synthetic ``depthsim.scenes`` class: each method's detector made from the
+dataset folder, then evaluated and used for prediction.
 
-The trained artefacts are shared by a session-scoped fixture.
+The artefacts are shared by session-scoped fixtures: the descriptor memory (``memory``, nothing
+trained) and a short 3DSR network run (``3dsr``).
 """
 
 from __future__ import annotations
@@ -24,36 +26,72 @@ from threedsr import (
 )
 
 CLASS = "puck"
+SIZE = 128
 # 0 = the pretrained backbone that ships with vqcore (what `threedsr-cli train` uses by default).
 STAGE1_ITERS = int(os.environ.get("THREEDSR_IT_STAGE1", "0"))
-STAGE2_ITERS = int(os.environ.get("THREEDSR_IT_STAGE2", "400"))
-SIZE = int(os.environ.get("THREEDSR_IT_SIZE", "128"))
-# The `cpu` preset as shipped (pretrained backbone, descriptor memory, 400 iterations at 128 px
-# here for CI time, one thread) on this seeded class, measured: image AUROC 0.973 (bump 0.984,
-# dent 0.984, crack 0.969, stain 0.953), pixel AUROC 0.991, AUPRO 0.964. The map is the
-# training-free memory's (seeded subset, deterministic), so the floors hold every time; dent and
-# bump are depth-only (their RGB is that of a good scan), the case issue 12 was about.
-PIXEL_AUROC_MIN = 0.9
-AUPRO_MIN = 0.85
-IMAGE_AUROC_MIN = float(os.environ.get("THREEDSR_IT_MIN_IMAGE_AUROC", "0.85"))
-DEPTH_ONLY_MIN = float(os.environ.get("THREEDSR_IT_MIN_DEPTH_AUROC", "0.8"))
+STAGE2_ITERS = int(os.environ.get("THREEDSR_IT_STAGE2", "24"))
+# The memory preset (rgbd descriptors, local scale; 128 px here for CI time, one thread) on this
+# seeded class, measured: image AUROC 0.984 (bump 1.0, dent 1.0, crack 1.0, stain 0.938), pixel
+# AUROC 0.984, AUPRO 0.942. The memory is fitted, not trained (seeded subset, deterministic), so
+# the floors (about 0.1 below) hold every time; dent and bump are depth-only (their RGB is that of
+# a good scan), the case issue 12 was about.
+IMAGE_AUROC_MIN = 0.88
+PIXEL_AUROC_MIN = 0.88
+AUPRO_MIN = 0.84
+DEPTH_ONLY_MIN = 0.9
+# The cpu preset's 3DSR network at CI budget (24 steps, about half a minute on one thread) is
+# near chance on this class (30 steps measured: image AUROC 0.59, pixel AUROC 0.39): what it must
+# show here is that it learns (measured: total loss 0.65 at step 4 -> 0.33 at step 24, ratio 0.5).
+LOSS_RATIO_MAX = 0.8
+
+
+def _threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("THREEDSR_TEST_THREADS", "1")))
+    return threads
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("THREEDSR_TEST_THREADS", "1")))
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("threedsr_it")
+    data = depthsim.scenes.generate_dataset(
+        root / "data",
+        classes=[CLASS],
+        size=128,
+        n_train=40,
+        n_validation=8,
+        n_test_per_type=8,
+        seed=0,
+    )
+    # One preprocessing of the class serves both methods' runs.
+    return {"root": root, "data": data, "cache": str(root / "cache")}
+
+
+@pytest.fixture(scope="session")
+def memory_run(dataset):
+    threads = _threads()
     try:
-        root = tmp_path_factory.mktemp("threedsr_it")
-        data = depthsim.scenes.generate_dataset(
-            root / "data",
-            classes=[CLASS],
-            size=128,
-            n_train=40,
-            n_validation=8,
-            n_test_per_type=8,
-            seed=0,
+        cfg = DetectorConfig.preset(
+            "memory",
+            "rgbd",
+            data_root=str(dataset["data"]),
+            category=CLASS,
+            out_dir=str(dataset["root"] / "memory"),
+            image_size=SIZE,
+            cache_dir=dataset["cache"],
         )
+        events = []
+        result = train_detector(cfg, events.append)
+        yield {**dataset, "run": dataset["root"] / "memory", "result": result, "events": events}
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def network_run(dataset):
+    threads = _threads()
+    root = dataset["root"]
+    try:
         backbone = None
         if STAGE1_ITERS:
             vqcore.train_dada(
@@ -65,65 +103,81 @@ def trained(tmp_path_factory):
         cfg = DetectorConfig.preset(
             "cpu",
             setup="rgbd",
-            data_root=str(data),
+            data_root=str(dataset["data"]),
             category=CLASS,
             backbone=backbone,
-            out_dir=str(root / "run"),
+            out_dir=str(root / "network"),
             iterations=STAGE2_ITERS,
             image_size=SIZE,
-            log_every=50,
+            log_every=4,
+            cache_dir=dataset["cache"],
         )
         events = []
         result = train_detector(cfg, events.append)
-        yield {"root": root, "data": data, "run": root / "run", "result": result, "events": events}
+        yield {**dataset, "run": root / "network", "result": result, "events": events}
     finally:
         torch.set_num_threads(threads)
 
 
-def test_training_wrote_a_finished_run(trained) -> None:
-    res = trained["result"]
-    assert res.path.is_file() and res.step == STAGE2_ITERS
-    ev = trained["events"]
-    assert ev[-1].step == STAGE2_ITERS and np.isfinite(ev[-1].metrics["total"])
-    assert ev[-1].metrics["total"] < ev[0].metrics["total"]
+def test_the_memory_method_fits_without_training(memory_run) -> None:
+    res = memory_run["result"]
+    assert res.path.is_file() and res.step == 0 and res.history == []
+    assert {e.stage for e in memory_run["events"]} == {"memory"}
+    det = Detector.load(memory_run["run"], device="cpu")
+    assert det.method == "memory" and det.network is None and det.size == SIZE
+    # The dataset has a validation split: the display scale and threshold come from it.
+    assert det.display is not None and det.display.source == "validation"
+    assert det.display.low < det.display.threshold < det.display.high
 
 
-def test_evaluate_separates_good_from_defective(trained) -> None:
-    det = Detector.load(trained["run"], device="cpu")
-    metrics = evaluate(det, trained["data"], out=trained["run"])
+def test_the_memory_separates_good_from_defective(memory_run) -> None:
+    det = Detector.load(memory_run["run"], device="cpu")
+    metrics = evaluate(
+        det, memory_run["data"], out=memory_run["run"], cache_dir=memory_run["cache"]
+    )
     m = metrics[CLASS]
-    saved = json.loads((trained["run"] / "metrics.json").read_text())
+    saved = json.loads((memory_run["run"] / "metrics.json").read_text())
     assert set(saved[CLASS]) >= {"image_auroc", "pixel_auroc", "aupro", "per_defect_type"}
-    assert (trained["run"] / "metrics.md").read_text().startswith("| class |")
+    assert (memory_run["run"] / "metrics.md").read_text().startswith("Method: **memory**")
+    assert m["method"] == "memory" and m["reference_name"] == "BTF" and m["reference"] == {}
     assert set(m["per_defect_type"]) == set(depthsim.scenes.DEFECT_MODALITY)
     assert m["n_good"] == 8 and m["n_defective"] == 32
     assert m["native"]["pixel_auroc"] is not None
     print(json.dumps({k: m[k] for k in ("image_auroc", "pixel_auroc", "aupro", "per_defect_type")}))
-    assert m["pixel_auroc"] > PIXEL_AUROC_MIN
-    assert m["aupro"] > AUPRO_MIN
-    assert 0.0 <= m["image_auroc"] <= 1.0
     assert m["image_auroc"] >= IMAGE_AUROC_MIN
+    assert m["pixel_auroc"] >= PIXEL_AUROC_MIN
+    assert m["aupro"] >= AUPRO_MIN
     for t, mod in depthsim.scenes.DEFECT_MODALITY.items():
         if mod == "depth":  # dent and bump: invisible in RGB
             assert m["per_defect_type"][t] >= DEPTH_ONLY_MIN, t
 
 
-def test_predict_samples_and_threshold_from_validation(trained) -> None:
-    det = Detector.load(trained["run"], device="cpu")
-    val = [r.load() for r in pcprep.index_dataset(trained["data"], CLASS, "validation")]
+def test_predict_samples_and_threshold_from_validation(memory_run) -> None:
+    det = Detector.load(memory_run["run"], device="cpu")
+    val = [r.load() for r in pcprep.index_dataset(memory_run["data"], CLASS, "validation")]
     thr = choose_threshold(det, val)
-    test_refs = pcprep.index_dataset(trained["data"], CLASS, "test")[:6]
+    # The calibrated threshold is the same rule on the same scans (up to the bank's fp16 storage:
+    # the scale was calibrated on the fp32 bank before it was written).
+    assert det.display is not None and thr == pytest.approx(det.display.threshold, abs=1e-4)
+    test_refs = pcprep.index_dataset(memory_run["data"], CLASS, "test")[:6]
     preds = predict_samples(det, [r.load() for r in test_refs], batch_size=4)
     assert len(preds) == 6
     for p, r in zip(preds, test_refs, strict=True):
         assert p.native_map.shape == (128, 128) and p.map.shape == (SIZE, SIZE)
         assert p.defect_type == r.defect_type and np.isfinite(p.score)
-    assert np.isfinite(thr)
 
 
-def test_evaluate_keeps_the_per_sample_maps_it_computed(trained, tmp_path) -> None:
-    det = Detector.load(trained["run"], device="cpu")
-    res = evaluate(det, trained["data"], native=False, chunk=16, keep_samples=True, out=tmp_path)
+def test_evaluate_keeps_the_per_sample_maps_it_computed(memory_run, tmp_path) -> None:
+    det = Detector.load(memory_run["run"], device="cpu")
+    res = evaluate(
+        det,
+        memory_run["data"],
+        native=False,
+        chunk=16,
+        keep_samples=True,
+        out=tmp_path,
+        cache_dir=memory_run["cache"],
+    )
     s = res[CLASS]["samples"]
     n = res[CLASS]["n_good"] + res[CLASS]["n_defective"]
     assert s.maps.shape == (n, SIZE, SIZE) and s.gts.shape == s.maps.shape and s.gts.dtype == bool
@@ -133,4 +187,27 @@ def test_evaluate_keeps_the_per_sample_maps_it_computed(trained, tmp_path) -> No
     preds = predict_samples(det, [r.load() for r in s.refs[:3]], batch_size=1)
     np.testing.assert_allclose(np.stack([p.map for p in preds]), s.maps[:3], atol=1e-6)
     assert "samples" not in json.loads((tmp_path / "metrics.json").read_text())[CLASS]
-    assert "samples" not in evaluate(det, trained["data"], native=False)[CLASS]
+
+
+def test_the_network_learns_and_writes_a_finished_detector(network_run) -> None:
+    res = network_run["result"]
+    assert res.path.is_file() and res.step == STAGE2_ITERS
+    ev = [e for e in network_run["events"] if e.stage == "detector"]
+    assert ev[-1].step == STAGE2_ITERS and np.isfinite(ev[-1].metrics["total"])
+    print([round(e.metrics["total"], 3) for e in ev])
+    assert ev[-1].metrics["total"] < LOSS_RATIO_MAX * ev[0].metrics["total"]
+    det = Detector.load(network_run["run"], device="cpu")
+    assert det.method == "3dsr" and det.memory is None and det.training_state["finished"]
+    assert det.display is not None and det.display.source == "validation"
+
+
+def test_the_network_detector_is_evaluated_as_3dsr(network_run, tmp_path) -> None:
+    det = Detector.load(network_run["run"], device="cpu")
+    m = evaluate(
+        det, network_run["data"], native=False, out=tmp_path, cache_dir=network_run["cache"]
+    )[CLASS]
+    assert m["method"] == "3dsr" and m["reference_name"] == "3DSR paper" and "samples" not in m
+    assert m["reference"] == {}  # the paper has no synthetic puck
+    assert m["image_auroc"] is not None and m["n_defective"] == 32
+    md = (tmp_path / "metrics.md").read_text()
+    assert md.startswith("Method: **3dsr**") and "anchor: 3DSR paper" in md

@@ -8,10 +8,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threedsr import DetectorConfig
+from threedsr import DetectorConfig, MemoryConfig, ThreedsrError
+from threedsr.memory import FeatureMemory, fit_memory
 from threedsr.memory.knn import local_scales, nearest_rows
-from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, fit_memory, memory_map
-from threedsr_testutil import synthetic_class, tiny_backbone
+from threedsr_testutil import synthetic_class
 
 
 def _brute_local(bank: torch.Tensor, ids: torch.Tensor | None, k: int) -> torch.Tensor:
@@ -95,62 +95,61 @@ def test_memory_distance_is_plain_distance_over_the_nearest_rows_scale() -> None
     bank, ids = torch.randn(50, 4, generator=g), torch.arange(50) // 10
     scales = local_scales(bank, ids, 3)
     feats = torch.randn(2, 4, 3, 5, generator=g)
-    plain = FeatureMemory(bank, ids).distance(feats)
-    scaled = FeatureMemory(bank, ids, local_scale=scales).distance(feats)
+    plain = FeatureMemory(bank, "rgbd", ids).distance(feats)
+    scaled = FeatureMemory(bank, "rgbd", ids, local_scale=scales).distance(feats)
     q = feats.permute(0, 2, 3, 1).reshape(-1, 4)
     nearest = torch.cdist(q, bank).argmin(1)
     torch.testing.assert_close(scaled.flatten(), plain.flatten() / scales[nearest])
     # A common rescaling of the features (units) leaves the ratio unchanged.
-    again = FeatureMemory(bank * 7.0, ids, local_scale=local_scales(bank * 7.0, ids, 3))
+    again = FeatureMemory(bank * 7.0, "rgbd", ids, local_scale=local_scales(bank * 7.0, ids, 3))
     torch.testing.assert_close(again.distance(feats * 7.0), scaled, rtol=1e-4, atol=1e-5)
 
 
 def test_local_scale_survives_the_state_and_older_states_stay_plain() -> None:
     g = torch.Generator().manual_seed(1)
     bank, ids = torch.randn(30, 3, generator=g), torch.arange(30) // 5
-    mem = FeatureMemory(bank, ids, local_scale=local_scales(bank, ids, 2))
+    mem = FeatureMemory(bank, "rgbd", ids, local_scale=local_scales(bank, ids, 2))
     state = mem.state()
     assert "local_scale" in state
-    back = FeatureMemory.from_state(state)
+    back = FeatureMemory.from_state(state, "rgbd")
     torch.testing.assert_close(back.local_scale, mem.local_scale)
     state.pop("local_scale")  # a memory written before session 8
-    assert FeatureMemory.from_state(state).local_scale is None
+    assert FeatureMemory.from_state(state, "rgbd").local_scale is None
     with pytest.raises(ValueError, match="local_scale must be"):
-        FeatureMemory(bank, ids, local_scale=torch.ones(3))
+        FeatureMemory(bank, "rgbd", ids, local_scale=torch.ones(3))
 
 
 def test_fit_memory_with_local_k_scores_good_scans_near_one() -> None:
     """On good scans scored against the memory without their own rows (the calibration's
     leave-one-scan-out), the local-scale distance is of order 1: that is its unit."""
     data = synthetic_class("depth", n=6, seed=2)
-    bb = tiny_backbone("depth").eval()
-    feats = MemoryFeatures("descriptors", (1.0, 2.0), groups=("surface", "interior"))
-    mem = fit_memory(bb, data.x, features=feats, local_k=3)
+    cfg = MemoryConfig(
+        scales=(1.0, 2.0), groups=("surface", "interior"), weights=None, local_min_scans=6
+    )
+    mem = fit_memory(data.x, "depth", cfg.replace(local_k=3))
     assert mem.local_scale is not None and mem.local_scale.shape == (mem.bank.shape[0],)
-    plain = fit_memory(bb, data.x, features=feats)
+    plain = fit_memory(data.x, "depth", cfg.replace(local_k=0))
     assert plain.local_scale is None
     # Fewer scans than local_min_scans: plain distances (the scales would be too noisy).
-    few = fit_memory(bb, data.x, features=feats, local_k=3, local_min_scans=7)
+    few = fit_memory(data.x, "depth", cfg.replace(local_k=3, local_min_scans=7))
     assert few.local_scale is None
     torch.testing.assert_close(few.bank, plain.bank)
     x = data.x[:3]
-    d = memory_map(mem, bb, x, exclude=torch.arange(3))
+    d = mem(x, exclude=torch.arange(3))
     on = x[:, 0] > 0.05
     assert 0.2 < float(d[on].median()) < 5.0
 
 
 def test_config_field_and_presets() -> None:
-    assert DetectorConfig.cpu("rgbd").memory_local_k == 3
-    assert DetectorConfig.cpu("depth").memory_local_k == 3
-    assert DetectorConfig.cpu("rgb").memory_local_k == 0  # encoder memory, session 5's recipe
-    assert DetectorConfig.paper("rgbd").memory_local_k == 0
-    with pytest.raises(Exception, match="memory_local_k must be >= 0"):
-        DetectorConfig.cpu("rgbd", memory_local_k=-1)
-    assert DetectorConfig.cpu("rgbd").memory_local_min_scans == 40
-    with pytest.raises(Exception, match="memory_local_min_scans must be >= 1"):
-        DetectorConfig.cpu("rgbd", memory_local_min_scans=0)
-    cfg = DetectorConfig.cpu("depth")
-    assert DetectorConfig.from_dict(cfg.to_dict()).memory_local_k == 3
-    old = cfg.to_dict()
-    old.pop("memory_local_k")  # a detector.pt written before the field existed
-    assert DetectorConfig.from_dict(old).memory_local_k == 0
+    assert DetectorConfig.for_memory("rgbd").memory.local_k == 3
+    assert DetectorConfig.for_memory("depth").memory.local_k == 3
+    assert DetectorConfig.for_memory("rgb").memory.local_k == 0  # encoder memory, plain distances
+    assert DetectorConfig.cpu("rgbd", method="fused").memory.local_k == 3
+    assert DetectorConfig.paper("rgb", method="fused").memory == MemoryConfig.for_setup("rgb")
+    with pytest.raises(ThreedsrError, match="local_k must be >= 0"):
+        DetectorConfig.for_memory("rgbd", local_k=-1)
+    assert DetectorConfig.for_memory("rgbd").memory.local_min_scans == 40
+    with pytest.raises(ThreedsrError, match="local_min_scans must be >= 1"):
+        DetectorConfig.for_memory("rgbd", local_min_scans=0)
+    cfg = DetectorConfig.for_memory("depth", local_k=5)
+    assert DetectorConfig.from_dict(cfg.to_dict()).memory.local_k == 5

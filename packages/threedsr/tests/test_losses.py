@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from threedsr import ThreeDSROutput, focal_loss, stage2_losses, train_detector
+from threedsr import ThreeDSROutput, train_detector
+from threedsr.dsr import focal_loss, stage2_losses
 from threedsr.dsr.anomaly_generator import GeneratedAnomalies
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -87,6 +88,9 @@ def test_losses_decrease_on_tiny_synthetic_class(setup: str, tmp_path) -> None:
     events = []
     cfg = tiny_config(setup, out=str(tmp_path), iterations=40, lr=2e-3, checkpoint_every=1000)
     train_detector(cfg, events.append, backbone=tiny_backbone(setup), data=synthetic_class(setup))
+    # The network's steps, then the finishing stages (calibration, display scale, file).
+    assert [e.stage for e in events] == ["detector"] * 40 + ["memory"] * 3
+    events = [e for e in events if e.stage == "detector"]
     tot = np.array([e.metrics["total"] for e in events])
     img = np.array([e.metrics["image"] for e in events])
     assert len(events) == 40 and events[-1].step == 40 and events[-1].total == 40
@@ -100,11 +104,12 @@ def test_training_steps_are_the_documented_recipe(tmp_path) -> None:
     step ``s`` comes from ``_step_seeds(seed, rank, s)`` and is drawn in the order make_batch ->
     generate_anomalies; the loss is ``stage2_losses(out, gen, x)``."""
     import vqcore
-    from threedsr import FeatureAnomalyGenerator, ThreeDSR, read_checkpoint
+    from threedsr import ThreeDSR, read_checkpoint
+    from threedsr.dsr import FeatureAnomalyGenerator
     from threedsr.dsr.train import _step_seeds, generate_anomalies, make_batch
 
     data = synthetic_class("rgbd")
-    cfg = tiny_config("rgbd", out=str(tmp_path), iterations=2, memory_weight=0.0)
+    cfg = tiny_config("rgbd", out=str(tmp_path), iterations=2)
     res = train_detector(cfg, backbone=tiny_backbone("rgbd"), data=data)
 
     backbone = tiny_backbone("rgbd")
@@ -112,12 +117,12 @@ def test_training_steps_are_the_documented_recipe(tmp_path) -> None:
     model = ThreeDSR(backbone, cfg.model)
     params = [p for m in model.trainable_modules().values() for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), cfg.gamma)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.lr_milestones), cfg.lr_gamma)
     gen = FeatureAnomalyGenerator(
-        cfg.strength_range,
-        cfg.exclude_nearest,
-        cfg.shuffle_prob,
-        modality_split_prob=cfg.modality_split_prob,
+        cfg.anomaly.strength_range,
+        cfg.anomaly.exclude_nearest,
+        cfg.anomaly.shuffle_prob,
+        modality_split_prob=cfg.anomaly.modality_split_prob,
     )
     model.train()
     cpu = torch.device("cpu")
@@ -132,10 +137,10 @@ def test_training_steps_are_the_documented_recipe(tmp_path) -> None:
             out,
             anomalies,
             x,
-            gamma=cfg.focal_gamma,
-            mask_l1=cfg.mask_l1,
-            feature_loss=cfg.feature_loss,
-            image_weight=cfg.image_loss_weight,
+            gamma=cfg.loss.focal_gamma,
+            mask_l1=cfg.loss.mask_l1,
+            feature_loss=cfg.loss.feature_loss,
+            image_weight=cfg.loss.image_loss_weight,
         )
         opt.zero_grad(set_to_none=True)
         losses.total.backward()

@@ -1,15 +1,30 @@
-"""Feature memory: exact nearest-neighbour distances, leave-one-scan-out, fusion, checkpoints."""
+"""Feature memory: exact nearest-neighbour distances, leave-one-scan-out, its module form, the
+memory method (nothing trained) and the fused detector, checkpoints."""
 
 from __future__ import annotations
+
+import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threedsr import Detector, DetectorConfig, ThreedsrError, train_detector
-from threedsr.memory.torch_model import FeatureMemory, MapCalibration, fit_memory, fuse_maps, memory_map
-from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+from threedsr import (
+    Detector,
+    DetectorConfig,
+    FeatureMemory,
+    MemoryConfig,
+    ThreedsrError,
+    fit_memory,
+    fuse_maps,
+    train_detector,
+)
+from threedsr.memory import MemoryFeatures
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config, tiny_memory_config
+
+ENCODER = MemoryConfig(features="encoder", local_k=0)
 
 
 def _brute(bank: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -21,21 +36,20 @@ def _brute(bank: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     n=st.integers(1, 40),
     c=st.integers(1, 6),
     hw=st.tuples(st.integers(1, 5), st.integers(1, 5)),
-    chunk=st.integers(1, 9),
     seed=st.integers(0, 2**16),
 )
-def test_distance_equals_brute_force(n: int, c: int, hw: tuple[int, int], chunk: int, seed: int):
+def test_distance_equals_brute_force(n: int, c: int, hw: tuple[int, int], seed: int):
     g = torch.Generator().manual_seed(seed)
     bank = torch.randn(n, c, generator=g)
     feats = torch.randn(2, c, *hw, generator=g)
-    got = FeatureMemory(bank, chunk=chunk).distance(feats)
+    got = FeatureMemory(bank, "rgbd").distance(feats)
     want = _brute(bank, feats.permute(0, 2, 3, 1).reshape(-1, c)).view(2, *hw)
     torch.testing.assert_close(got, want, atol=2e-3, rtol=1e-3)
 
 
 def test_a_stored_feature_has_distance_zero_unless_its_scan_is_left_out() -> None:
     bank = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
-    mem = FeatureMemory(bank, torch.tensor([0, 1]))
+    mem = FeatureMemory(bank, "rgbd", torch.tensor([0, 1]))
     q = torch.tensor([[0.0, 0.0]]).view(1, 2, 1, 1)
     assert float(mem.distance(q)) == 0.0
     assert float(mem.distance(q, exclude=torch.tensor([0]))) == pytest.approx(5.0)
@@ -43,88 +57,162 @@ def test_a_stored_feature_has_distance_zero_unless_its_scan_is_left_out() -> Non
 
 def test_shape_errors_name_the_dims() -> None:
     with pytest.raises(ValueError, match=r"bank must be \(N>0, C\)"):
-        FeatureMemory(torch.zeros(0, 3))
+        FeatureMemory(torch.zeros(0, 3), "rgbd")
     with pytest.raises(ValueError, match="features have 2 channels, the bank 3"):
-        FeatureMemory(torch.zeros(4, 3)).distance(torch.zeros(1, 2, 2, 2))
+        FeatureMemory(torch.zeros(4, 3), "rgbd").distance(torch.zeros(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="an encoder-feature memory needs its backbone"):
+        FeatureMemory(torch.zeros(4, 3), "rgbd", features=MemoryFeatures("encoder"))
 
 
 def test_state_round_trip_is_fp16_and_keeps_ids() -> None:
-    mem = FeatureMemory(torch.randn(5, 3), torch.arange(5))
+    mem = FeatureMemory(torch.randn(5, 3), "rgbd", torch.arange(5))
     state = mem.state()
     assert state["bank"].dtype == torch.float16 and state["image_ids"].dtype == torch.int32
-    back = FeatureMemory.from_state(state)
+    back = FeatureMemory.from_state(state, "rgbd")
     torch.testing.assert_close(back.bank, mem.bank, atol=1e-2, rtol=1e-2)
     assert torch.equal(back.image_ids, torch.arange(5))
+
+
+def test_the_memory_is_a_module_whose_buffers_move_with_it() -> None:
+    data = synthetic_class("depth", n=3)
+    mem = fit_memory(data.x, "depth", MemoryConfig(scales=(1.0, 2.0), local_k=0))
+    buffers = dict(mem.named_buffers())
+    assert {"bank", "image_ids", "center", "scale"} <= set(buffers)
+    assert mem.local_scale is None and "local_scale" not in buffers
+    # A descriptor memory holds no network at all.
+    assert mem.backbone is None and not list(mem.parameters())
+    half = mem.to(torch.float64)
+    assert half.bank.dtype == torch.float64
+    enc = fit_memory(data.x, "depth", ENCODER, backbone=tiny_backbone("depth"))
+    assert enc.backbone is not None and list(enc.parameters())
 
 
 @pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])
 def test_fit_memory_keeps_object_cells_with_depth_and_all_cells_without(setup: str) -> None:
     bb = tiny_backbone(setup)
     data = synthetic_class(setup, n=3)
-    mem = fit_memory(bb, data.x)
+    mem = fit_memory(data.x, setup, ENCODER, backbone=bb)
     cells = (data.x.shape[2] // 4) * (data.x.shape[3] // 4)
     if setup == "rgb":
         assert mem.bank.shape[0] == 3 * cells
     else:
         assert 0 < mem.bank.shape[0] < 3 * cells
-        dist = memory_map(mem, bb, data.x)
+        dist = mem(data.x)
+        assert dist.shape == (3, 64, 64)
         assert float(dist[:, :2, :2].abs().max()) == 0.0  # the corner is background
-    capped = fit_memory(bb, data.x, max_size=7, seed=1)
+    capped = fit_memory(data.x, setup, ENCODER.replace(size=7), backbone=bb, seed=1)
     assert capped.bank.shape[0] == 7
-    assert torch.equal(capped.bank, fit_memory(bb, data.x, max_size=7, seed=1).bank)
+    again = fit_memory(data.x, setup, ENCODER.replace(size=7), backbone=bb, seed=1)
+    assert torch.equal(capped.bank, again.bank)
 
 
-def test_fuse_maps_weights_and_range() -> None:
-    heads, mem = torch.full((1, 2, 2), 0.3), torch.full((1, 2, 2), 5.0)
-    hc, mc = MapCalibration(0.1, 0.1), MapCalibration(1.0, 2.0)
-    only_heads = fuse_maps(heads, mem, hc, mc, 0.0)
-    only_mem = fuse_maps(heads, mem, hc, mc, 1.0)
-    torch.testing.assert_close(only_heads, torch.sigmoid(torch.full((1, 2, 2), 2.0)))
-    torch.testing.assert_close(only_mem, torch.sigmoid(torch.full((1, 2, 2), 2.0)))
-    half = fuse_maps(heads, mem, hc, mc, 0.5)
-    assert bool(((half > 0) & (half < 1)).all())
-
-
-def test_training_stores_the_memory_and_the_detector_fuses(tmp_path) -> None:
-    cfg = tiny_config("rgbd", out=str(tmp_path / "run"), iterations=2, memory_weight=0.6)
+def test_a_fused_detector_stores_both_parts_and_runs_as_each_method(tmp_path) -> None:
+    cfg = tiny_config(
+        "rgbd", out=str(tmp_path / "run"), iterations=2, method="fused", fusion_weight=0.6
+    )
     bb, data = tiny_backbone("rgbd"), synthetic_class("rgbd")
     train_detector(cfg, backbone=bb, data=data)
     ckpt = torch.load(tmp_path / "run" / "detector.pt", weights_only=True)
-    mem = ckpt["memory"]
-    assert mem["weight"] == 0.6 and mem["bank"].dtype == torch.float16
-    assert mem["memory_calibration"][1] > 0 and mem["heads_calibration"][1] > 0
+    assert ckpt["method"] == "fused" and ckpt["detector_config"]["fusion_weight"] == 0.6
+    assert {"backbone_state", "heads_state", "memory", "display"} <= set(ckpt)
+    assert ckpt["memory"]["bank"].dtype == torch.float16 and "weight" not in ckpt["memory"]
+    assert ckpt["memory_calibration"][1] > 0 and ckpt["heads_calibration"][1] > 0
     fused = Detector.load(tmp_path / "run", device="cpu")
-    heads = Detector.load(tmp_path / "run", device="cpu", memory_weight=0.0)
-    assert fused.memory_weight == 0.6 and heads.memory_weight == 0.0
-    x = data.x[:2]
-    a, b = fused.predict(x), heads.predict(x)
+    heads = Detector.load(tmp_path / "run", device="cpu", method="3dsr")
+    memory = Detector.load(tmp_path / "run", device="cpu", method="memory")
+    assert (fused.method, heads.method, memory.method) == ("fused", "3dsr", "memory")
+    assert (fused.map.weight, heads.map.weight, memory.map.weight) == (0.6, 0.0, 1.0)
+    assert heads.memory is None and memory.network is None
+    # The stored display scale was calibrated on the fused maps only.
+    assert fused.display is not None and heads.display is memory.display is None
+    x = synthetic_class("rgbd", n=2, seed=7).x  # unseen scans
+    calls: list[str] = []
+
+    def count(module: torch.nn.Module, args: tuple, out: object) -> None:
+        if type(module).__name__ == "ThreeDSR":
+            calls.append(type(module).__name__)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        c = memory.predict(x)
+        assert not calls  # the memory method never runs the network
+        a, b = fused.predict(x), heads.predict(x)
+        assert len(calls) == 4  # batch 1: two images each
+    finally:
+        handle.remove()
     assert not torch.allclose(a.raw_maps, b.raw_maps)
+    assert not torch.allclose(a.raw_maps, c.raw_maps)
     with torch.no_grad():
-        torch.testing.assert_close(b.raw_maps, heads.model(x).anomaly_map)
+        torch.testing.assert_close(b.raw_maps, heads.network(x).anomaly_map)
+        dist = torch.cat([fused.memory(x[i : i + 1]) for i in range(2)])  # predict's batch 1
+    amap = fused.map
+    want = fuse_maps(b.raw_maps, dist, amap.heads_calibration, amap.memory_calibration, 0.6)
+    torch.testing.assert_close(a.raw_maps, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        c.raw_maps, torch.sigmoid(amap.memory_calibration.normalise(dist)), rtol=0, atol=1e-6
+    )
     assert bool(((a.raw_maps > 0) & (a.raw_maps < 1)).all())
 
 
-def test_a_detector_without_memory_refuses_a_memory_weight(tmp_path) -> None:
-    cfg = tiny_config("depth", out=str(tmp_path / "run"), iterations=1, memory_weight=0.0)
+def test_a_3dsr_detector_holds_no_memory_and_refuses_the_memory_methods(tmp_path) -> None:
+    cfg = tiny_config("depth", out=str(tmp_path / "run"), iterations=1)
     train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
-    assert "memory" not in torch.load(tmp_path / "run" / "detector.pt", weights_only=True)
-    with pytest.raises(ThreedsrError, match="has no feature memory"):
-        Detector.load(tmp_path / "run", device="cpu", memory_weight=0.5)
+    ckpt = torch.load(tmp_path / "run" / "detector.pt", weights_only=True)
+    assert ckpt["method"] == "3dsr" and "memory" not in ckpt and "memory_calibration" not in ckpt
+    path = re.escape(str(tmp_path / "run" / "detector.pt"))
+    for method in ("memory", "fused"):
+        with pytest.raises(ThreedsrError, match=rf"^{path}: the {method} method needs the descr"):
+            Detector.load(tmp_path / "run", device="cpu", method=method)
 
 
-@pytest.mark.parametrize("bad", [dict(memory_weight=1.5), dict(memory_size=0)])
-def test_config_rejects_bad_memory_options(bad: dict[str, float]) -> None:
-    with pytest.raises(ThreedsrError, match=next(iter(bad))):
-        DetectorConfig.preset("cpu", **bad)
+def test_the_memory_method_trains_nothing_and_stores_no_network(tmp_path, monkeypatch) -> None:
+    import threedsr.fit
+
+    def no_backbone(config):
+        raise AssertionError("the descriptor memory must not load a backbone")
+
+    monkeypatch.setattr(threedsr.fit, "load_backbone", no_backbone)
+    cfg = tiny_memory_config("depth", out=str(tmp_path / "run"), category="synthetic")
+    events = []
+    data = synthetic_class("depth")
+    res = train_detector(cfg, events.append, data=data)
+    assert (res.step, res.metrics, res.history) == (0, {}, [])
+    assert [(e.step, e.total, e.stage) for e in events] == [(s, 4, "memory") for s in range(4)]
+    assert json.loads((tmp_path / "run" / "train_history.json").read_text()) == []
+    ckpt = torch.load(res.path, weights_only=True)
+    assert ckpt["method"] == "memory" and (ckpt["step"], ckpt["total"]) == (0, 0)
+    assert ckpt["finished"] and ckpt["display"]["source"] == "training"
+    # Nothing of the network: no backbone, no heads, no heads' calibration.
+    assert not {"backbone_state", "backbone_config", "heads_state", "heads_calibration"} & set(ckpt)
+    assert ckpt["memory"]["features"]["kind"] == "descriptors" and ckpt["memory_calibration"]
+    det = Detector.load(tmp_path / "run", device="cpu")
+    assert det.method == "memory" and det.network is None and det.memory is not None
+    assert det.display is not None and det.display.low < det.display.threshold
+    pred = det.predict(data.x[:2])
+    assert pred.maps.shape == (2, 64, 64) and bool(torch.isfinite(pred.maps).all())
+    path = re.escape(str(res.path))
+    with pytest.raises(ThreedsrError, match=rf"^{path}: the 3dsr method needs the 3DSR network"):
+        Detector.load(tmp_path / "run", device="cpu", method="3dsr")
+    with pytest.raises(ThreedsrError, match=rf"^{path}: the fused method needs the 3DSR network"):
+        Detector.load(res.path, device="cpu", method="fused")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(dict(fusion_weight=1.5), "fusion_weight must be in"), (dict(size=0), "size must be >= 1")],
+)
+def test_config_rejects_bad_memory_options(bad: dict[str, float], message: str) -> None:
+    with pytest.raises(ThreedsrError, match=message):
+        DetectorConfig.preset("cpu", method="fused", **bad)
 
 
 def test_memory_flags_a_feature_unlike_the_training_scans() -> None:
     bb = tiny_backbone("depth")
     data = synthetic_class("depth", n=4)
-    mem = fit_memory(bb, data.x)
+    mem = fit_memory(data.x, "depth", ENCODER, backbone=bb)
     odd = data.x[:1].clone()
     odd[:, :, 24:40, 24:40] = torch.where(odd[:, :, 24:40, 24:40] > 0, 0.9, 0.0)
-    d_odd = memory_map(mem, bb, odd)[0, 24:40, 24:40].mean()
-    d_same = memory_map(mem, bb, data.x[:1])[0, 24:40, 24:40].mean()
+    d_odd = mem(odd)[0, 24:40, 24:40].mean()
+    d_same = mem(data.x[:1])[0, 24:40, 24:40].mean()
     assert float(d_same) == pytest.approx(0.0, abs=1e-3) and float(d_odd) > 10 * float(d_same)
     assert np.isfinite(float(d_odd))

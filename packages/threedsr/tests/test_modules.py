@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from threedsr import AnomalyUNet, ModelConfig, ObjectDecoder, SubspaceRestriction, ThreeDSR
+from threedsr.dsr import AnomalyUNet, ModelConfig, ObjectDecoder, SubspaceRestriction, ThreeDSR
 from threedsr_testutil import tiny_backbone
 
 SETUP_CH = {"rgbd": 4, "depth": 1, "rgb": 3}

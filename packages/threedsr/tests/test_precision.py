@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 from threedsr import DetectorConfig, ThreedsrError, read_checkpoint, train_detector
-from threedsr.checkpoint import atomic_save
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
@@ -23,13 +22,10 @@ def test_presets_and_validation() -> None:
 def test_training_forward_runs_under_the_chosen_precision(
     tmp_path, precision: str, bf16: bool
 ) -> None:
-    cfg = tiny_config(
-        "depth", out=str(tmp_path), iterations=2, memory_weight=0.0, precision=precision
-    )
+    cfg = tiny_config("depth", out=str(tmp_path), iterations=2, precision=precision)
     seen: list[tuple[bool, torch.dtype]] = []
 
     def spy(module: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
-        # The anomaly UNet's convs run only inside the training forward (no memory at weight 0).
         if type(module).__name__ == "AnomalyUNet":
             seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
 
@@ -38,22 +34,21 @@ def test_training_forward_runs_under_the_chosen_precision(
         result = train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
     finally:
         handle.remove()
-    assert result.step == 2 and len(seen) == 2
-    assert seen == [(bf16, torch.bfloat16 if bf16 else torch.float32)] * 2
+    # Two training steps in the chosen precision, then the calibration's two fp32 forwards (six
+    # scans, four at a time) outside any autocast.
+    assert result.step == 2
+    assert (
+        seen
+        == [(bf16, torch.bfloat16 if bf16 else torch.float32)] * 2 + [(False, torch.float32)] * 2
+    )
     assert read_checkpoint(result.path)["detector_config"]["precision"] == precision
 
 
-def test_checkpoint_without_precision_reads_as_auto(tmp_path) -> None:
-    cfg = tiny_config("depth", out=str(tmp_path), iterations=1, memory_weight=0.0)
+def test_a_run_resumes_under_another_precision(tmp_path) -> None:
+    cfg = tiny_config("depth", out=str(tmp_path), iterations=1, precision="bf16")
     path = train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth")).path
-    ckpt = torch.load(path, weights_only=True)
-    del ckpt["detector_config"]["precision"]
-    atomic_save(ckpt, path)
-    # before the option, CUDA runs trained in bf16 and CPU runs in fp32: "auto"
-    assert read_checkpoint(path)["detector_config"]["precision"] == "auto"
-    # and the run resumes under an explicit precision (the arithmetic is resume-free)
+    assert read_checkpoint(path)["detector_config"]["precision"] == "bf16"
+    # the arithmetic is resume-free: the run continues in fp32 and says so
     more = cfg.replace(iterations=2, precision="fp32")
-    assert (
-        train_detector(more, backbone=tiny_backbone("depth"), data=synthetic_class("depth")).step
-        == 2
-    )
+    res = train_detector(more, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
+    assert res.step == 2 and read_checkpoint(res.path)["detector_config"]["precision"] == "fp32"

@@ -1,6 +1,6 @@
 """On the real MVTec 3D-AD cable_gland development copy (``THREEDSR_CABLE_GLAND``; skipped
 without it): the data reads, the shipped backbone reconstructs real depth, and the training-free
-feature memory already separates good from defective scans, and the `cpu` preset's map meets
+feature memory already separates good from defective scans, and the memory preset's map meets
 issue 12's targets on it."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pcprep
 import pytest
 import torch
 import vqcore
-from threedsr import DetectorConfig
+from threedsr import DetectorConfig, MemoryConfig
 from threedsr.data import foreground_of, load_split, stack_inputs
-from threedsr.memory.torch_model import MemoryFeatures, fit_memory, memory_map
+from threedsr.memory import fit_memory
+from threedsr.memory.descriptors import LEGACY_GROUPS
 from threedsr.smoothing import smooth_maps
 
 PARAMS = dict(size=128, plane="robust", fg_threshold=0.005, fill_iterations=2)
@@ -49,43 +50,37 @@ def test_shipped_backbone_reconstructs_real_depth(splits) -> None:
     assert mae < 0.05, mae  # the object spans [0.1, 0.9]
 
 
-def _memory_auroc(splits, features: MemoryFeatures, max_size: int, local_k: int = 0) -> float:
+def _memory_auroc(splits, config: MemoryConfig) -> float:
     torch.manual_seed(0)
-    bb = vqcore.load_pretrained("rgbd")
+    bb = vqcore.load_pretrained("rgbd") if config.features == "encoder" else None
     train = stack_inputs(splits["train"], "rgbd")
-    memory = fit_memory(bb, train, features=features, max_size=max_size, local_k=local_k)
+    memory = fit_memory(train, "rgbd", config, backbone=bb)
     test = splits["test"]
-    maps = torch.cat(
-        [
-            memory_map(memory, bb, stack_inputs(test[i : i + 8], "rgbd"))
-            for i in range(0, len(test), 8)
-        ]
-    )
+    with torch.no_grad():
+        maps = torch.cat(
+            [memory(stack_inputs(test[i : i + 8], "rgbd")) for i in range(0, len(test), 8)]
+        )
     scores = smooth_maps(maps, "box", 11, 4.0).flatten(1).amax(1).numpy()
     labels = np.array([p.label for p in test])
     return admetrics.image_auroc(labels, scores)
 
 
 def test_encoder_memory_separates_good_from_defective(splits) -> None:
-    auroc = _memory_auroc(splits, MemoryFeatures("encoder"), 40_000)
+    auroc = _memory_auroc(splits, MemoryConfig(features="encoder", size=40_000, local_k=0))
     assert auroc > 0.6, auroc
 
 
 def test_descriptor_memory_at_256_px_does_better(splits256) -> None:
-    # The `cpu` preset's map (descriptors, 256 px): its detector measured 0.694 on this copy.
-    auroc = _memory_auroc(splits256, MemoryFeatures("descriptors"), 100_000)
+    # The session-6 descriptors (surface and colour, 256 px): their detector measured 0.694 here.
+    legacy = MemoryConfig(scales=(1.0, 2.0, 4.0), groups=LEGACY_GROUPS, weights=None, local_k=0)
+    auroc = _memory_auroc(splits256, legacy)
     assert auroc > 0.68, auroc
 
 
-def test_the_cpu_preset_map_meets_the_image_target(splits256) -> None:
+def test_the_memory_preset_map_meets_the_image_target(splits256) -> None:
     # Descriptor groups, weights and the local scale (k = 3): 0.884 end to end on this copy, 0.888
     # memory alone; the issue's target is 0.80.
-    cfg = DetectorConfig.cpu("rgbd")
-    features = MemoryFeatures(
-        "descriptors",
-        cfg.descriptor_scales,
-        groups=cfg.descriptor_groups,
-        weights=cfg.descriptor_weights,
-    )
-    auroc = _memory_auroc(splits256, features, cfg.memory_size, cfg.memory_local_k)
+    cfg = DetectorConfig.for_memory("rgbd")
+    assert cfg.image_size == 256
+    auroc = _memory_auroc(splits256, cfg.memory)
     assert auroc > 0.84, auroc

@@ -111,30 +111,28 @@ def test_presets_and_model_wiring() -> None:
     assert skips == {"relu"}
 
 
-def _save(tmp_path, skip: str, *, drop_field: bool) -> Detector:
-    """A detector.pt with fixed random heads; ``drop_field`` writes it as before issue 13."""
+def _save(tmp_path, skip: str) -> tuple[Detector, ThreeDSR]:
+    """A detector.pt with fixed random heads, loaded back, and the network it was written from."""
     torch.manual_seed(3)
-    cfg = tiny_config("rgbd", object_decoder="reference", objdec_res_skip=skip, memory_weight=0.0)
-    model = ThreeDSR(tiny_backbone("rgbd"), cfg.model)
-    payload = detector_payload(model, cfg, step=6, finished=True, preprocess={"size": 64})
-    if drop_field:
-        del payload["detector_config"]["model"]["objdec_res_skip"]
-    path = tmp_path / f"{skip}-{drop_field}.pt"
+    cfg = tiny_config("rgbd", object_decoder="reference", objdec_res_skip=skip)
+    model = ThreeDSR(tiny_backbone("rgbd"), cfg.model).eval()
+    payload = detector_payload(cfg, network=model, step=6, finished=True)
+    path = tmp_path / f"{skip}.pt"
     atomic_save(payload, path)
-    return Detector.load(path, device="cpu", fast_conv=False)
+    return Detector.load(path, device="cpu"), model
 
 
-def test_checkpoint_without_the_field_loads_the_identity_skip(tmp_path) -> None:
+def test_the_checkpoint_keeps_the_skip_and_the_skip_changes_the_map(tmp_path) -> None:
     x = synthetic_class("rgbd", n=2, seed=4).x
-    legacy = _save(tmp_path, "identity", drop_field=True)
-    current = _save(tmp_path, "identity", drop_field=False)
-    relu = _save(tmp_path, "relu", drop_field=False)
-    assert legacy.config.model.objdec_res_skip == "identity"
+    identity, model = _save(tmp_path, "identity")
+    relu, _ = _save(tmp_path, "relu")
+    assert identity.config.model.objdec_res_skip == "identity"
     assert relu.config.model.objdec_res_skip == "relu"
-    maps = [d.predict(x).raw_maps for d in (legacy, current, relu)]
-    assert torch.equal(maps[0], maps[1])
-    # same weights, other skip: the maps move, so loading an old file as "relu" would show
-    assert not torch.allclose(maps[0], maps[2], atol=1e-7)
+    maps = [d.predict(x).raw_maps for d in (identity, relu)]
+    with torch.no_grad():
+        torch.testing.assert_close(maps[0], model(x).anomaly_map, rtol=0, atol=1e-5)
+    # same weights, other skip: the maps move, so loading a file with the wrong skip would show
+    assert not torch.allclose(maps[0], maps[1], atol=1e-7)
 
 
 def test_detector_with_the_older_block_layout_loads(tmp_path) -> None:
@@ -142,9 +140,9 @@ def test_detector_with_the_older_block_layout_loads(tmp_path) -> None:
     written before stores them as ``block.1``/``block.3`` and must load to the same maps."""
     x = synthetic_class("rgbd", n=2, seed=4).x
     torch.manual_seed(3)
-    cfg = tiny_config("rgbd", object_decoder="reference", objdec_res_skip="relu", memory_weight=0.0)
+    cfg = tiny_config("rgbd", object_decoder="reference", objdec_res_skip="relu")
     model = ThreeDSR(tiny_backbone("rgbd"), cfg.model)
-    payload = detector_payload(model, cfg, step=6, finished=True, preprocess={"size": 64})
+    payload = detector_payload(cfg, network=model, step=6, finished=True)
     atomic_save(payload, tmp_path / "new.pt")
     old = {"conv3.": "block.1.", "conv1.": "block.3."}
     heads = payload["heads_state"]["object_decoder"]
@@ -156,6 +154,6 @@ def test_detector_with_the_older_block_layout_loads(tmp_path) -> None:
     assert renamed.keys() != heads.keys() and any(".block.1." in k for k in renamed)
     payload["heads_state"]["object_decoder"] = renamed
     atomic_save(payload, tmp_path / "old.pt")
-    new = Detector.load(tmp_path / "new.pt", device="cpu", fast_conv=False)
-    older = Detector.load(tmp_path / "old.pt", device="cpu", fast_conv=False)
+    new = Detector.load(tmp_path / "new.pt", device="cpu")
+    older = Detector.load(tmp_path / "old.pt", device="cpu")
     assert torch.equal(new.predict(x).raw_maps, older.predict(x).raw_maps)

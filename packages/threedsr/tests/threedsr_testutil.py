@@ -30,10 +30,20 @@ def tiny_config(setup: str = "rgbd", out: str | None = None, **over: object) -> 
         out_dir=out,
         device="cpu",
         # Test classes have a handful of scans: keep the preset's local scale in the path tested.
-        memory_local_min_scans=1,
+        local_min_scans=1,
     )
     base.update(over)
     return DetectorConfig.preset("cpu", setup=setup, **base)
+
+
+def tiny_memory_config(
+    setup: str = "rgbd", out: str | None = None, **over: object
+) -> DetectorConfig:
+    """The memory preset (method ``memory``: nothing trained) at 64 px with two descriptor scales;
+    the local scale stays on with a handful of scans."""
+    base = dict(image_size=64, out_dir=out, device="cpu", scales=(1.0, 2.0), local_min_scans=1)
+    base.update(over)
+    return DetectorConfig.preset("memory", setup=setup, **base)
 
 
 def synthetic_class(setup: str = "rgbd", n: int = 6, size: int = 64, seed: int = 0) -> TrainData:

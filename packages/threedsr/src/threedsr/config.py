@@ -313,8 +313,8 @@ class DetectorConfig(ConfigMixin):
         given, the milestone is at 80 % of the run's length (:func:`vqcore.milestones_at`)."""
         if name == "memory":  # the field ``memory`` holds the memory's part: another name
             name = "for_memory"
-        elif name == "for_memory":
-            name = "unknown"
+        elif name == "for_memory":  # a method, not a preset name: refused under its own name
+            raise ThreedsrError(cls._PRESET_MESSAGE.format(name=name))
         return super().preset(name, setup, **overrides)
 
     @classmethod

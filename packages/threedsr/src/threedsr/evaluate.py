@@ -207,7 +207,7 @@ def evaluate(
         for c in cats
     }
     if out is not None:
-        write_metrics(results, out, setup=detector.setup)
+        write_metrics(results, out, setup=detector.setup, method=detector.method)
     return results
 
 
