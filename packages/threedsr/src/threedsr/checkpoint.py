@@ -157,8 +157,7 @@ def _migrate_format_2(ckpt: dict[str, Any]) -> None:
     cfg = dict(cfg)
     stored = ckpt.get("memory")
     weight = float(stored["weight"]) if isinstance(stored, dict) else 0.0
-    for key in ("memory_weight",):
-        cfg.pop(key, None)
+    cfg.pop("memory_weight", None)  # now derived from the method
     cfg["memory"] = {
         "features": cfg.pop("memory_features", "encoder"),
         "size": cfg.pop("memory_size", 40_000),

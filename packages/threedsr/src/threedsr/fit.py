@@ -190,7 +190,8 @@ def _display(
     loo_maps: torch.Tensor,
 ) -> DisplayScale:
     """The display scale on good validation scans; without them, on the calibration's
-    leave-one-out training maps put through the detector's fusion and smoothing."""
+    leave-one-out training maps: the memory's, squashed as the memory method's map is (a fused
+    detector's scale then leaves out the network's term), or the network's; then smoothed."""
     if validation is None:
         validation = load_validation(config)
     elif not isinstance(validation, TrainData):
