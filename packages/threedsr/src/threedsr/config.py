@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from vqcore import PRECISIONS, SETUPS, ConfigMixin, Setup, milestones_at
 
@@ -157,7 +157,9 @@ class DetectorConfig(ConfigMixin):
     """
 
     _error = ThreedsrError
-    _PRESETS = ("memory", "paper", "cpu", "for_memory")
+    _PRESETS = ("memory", "paper", "cpu")
+    # The field ``memory`` holds the memory's part, so the memory preset's builder has another name.
+    _PRESET_BUILDERS: ClassVar[dict[str, str]] = {"memory": "for_memory"}
     _PRESET_MESSAGE = "unknown detector preset {name!r} (expected 'memory', 'paper' or 'cpu')"
     _NESTED = _PARTS
 
@@ -311,10 +313,6 @@ class DetectorConfig(ConfigMixin):
         :class:`MemoryConfig`) are accepted as plain overrides too; ``None`` overrides are
         ignored (so unset CLI flags keep the preset's value); when ``lr_milestones`` is not
         given, the milestone is at 80 % of the run's length (:func:`vqcore.milestones_at`)."""
-        if name == "memory":  # the field ``memory`` holds the memory's part: another name
-            name = "for_memory"
-        elif name == "for_memory":  # a method, not a preset name: refused under its own name
-            raise ThreedsrError(cls._PRESET_MESSAGE.format(name=name))
         return super().preset(name, setup, **overrides)
 
     @classmethod

@@ -47,6 +47,9 @@ class ConfigMixin:
     _PRESETS: ClassVar[tuple[str, ...]] = ("paper", "cpu")
     _PRESET_MESSAGE: ClassVar[str] = "unknown preset {name!r} (expected 'paper' or 'cpu')"
     _PRESET_DROPS_NONE: ClassVar[bool] = True
+    #: Preset name -> the classmethod that builds it, where the two differ (a preset may share
+    #: its name with a field, e.g. threedsr's ``memory``).
+    _PRESET_BUILDERS: ClassVar[dict[str, str]] = {}
     _NESTED: ClassVar[dict[str, type[ConfigMixin]]] = {}
 
     @classmethod
@@ -60,7 +63,7 @@ class ConfigMixin:
             raise cls._error(cls._PRESET_MESSAGE.format(name=name, presets=cls._PRESETS))
         if cls._PRESET_DROPS_NONE:
             overrides = {k: v for k, v in overrides.items() if v is not None}
-        return getattr(cls, name)(*args, **overrides)
+        return getattr(cls, cls._PRESET_BUILDERS.get(name, name))(*args, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of str/int/float/bool/None/list/dict (checkpoint- and JSON-safe: safe for
