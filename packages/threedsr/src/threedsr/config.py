@@ -37,7 +37,7 @@ METHODS: tuple[str, ...] = ("memory", "3dsr", "fused")
 #: What each method is and costs, in one line (the CLI's help and reports use these).
 METHOD_SUMMARY = {
     "memory": "descriptor memory: kNN over hand-made surface, colour, texture and interior "
-    "descriptors of good scans; nothing is trained (about 2 min on a CPU)",
+    "descriptors of good scans; nothing is trained (minutes on a CPU)",
     "3dsr": "3DSR network (Zavrtanik et al., WACV 2024): heads trained on a frozen backbone; "
     "GPU-scale training (paper: 30k iterations, hours)",
     "fused": "3DSR network and descriptor memory, the two maps fused after z-scoring on good "
