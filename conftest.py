@@ -4,7 +4,9 @@ The real MVTec 3D-AD / Eyecandies samples live outside the repository (their lic
 copying them in). Tests that use them request the ``real_data`` fixture, which skips cleanly when
 the folder is absent. The development copy of the real cable_gland class (made by
 ``../shared/data/get-cable-gland.sh``) is found through ``THREEDSR_CABLE_GLAND`` (the folder that
-holds ``cable_gland/``); tests that need it request ``cable_gland`` and skip without it.
+holds ``cable_gland/``); tests that need it request ``cable_gland`` and skip without it. The
+Eyecandies CandyCane copy (``../shared/data/get-candycane.sh``) is found the same way through
+``THREEDSR_CANDYCANE`` (the folder that holds ``CandyCane/``, fixture ``candycane``).
 """
 
 from __future__ import annotations
@@ -48,4 +50,20 @@ def cable_gland() -> Path:
         pytest.skip("THREEDSR_CABLE_GLAND is not set (the real cable_gland development copy)")
     if not (root / "cable_gland" / "train").is_dir():
         pytest.skip(f"no cable_gland/train under THREEDSR_CABLE_GLAND={root}")
+    return root
+
+
+def candycane_dir() -> Path | None:
+    """Eyecandies root holding ``CandyCane/{train,val,test_public}`` (``THREEDSR_CANDYCANE``)."""
+    env = os.environ.get("THREEDSR_CANDYCANE")
+    return Path(env) if env else None
+
+
+@pytest.fixture(scope="session")
+def candycane() -> Path:
+    root = candycane_dir()
+    if root is None:
+        pytest.skip("THREEDSR_CANDYCANE is not set (the Eyecandies CandyCane development copy)")
+    if not (root / "CandyCane" / "train" / "data").is_dir():
+        pytest.skip(f"no CandyCane/train/data under THREEDSR_CANDYCANE={root}")
     return root

@@ -2,8 +2,8 @@
 
     uv run python tools/bench/diagnose.py RUN DATA [--category C] [--method M] [--json out.json]
 
-RUN must hold the 3DSR network (a ``3dsr`` or ``fused`` detector; a ``memory`` one has no stages
-to look at).
+A ``memory`` detector has no network stages: for it this runs ``diagnose_memory.py`` (where
+each scan's maximum lies, which descriptor group makes the distance, ``--png`` pictures).
 
 For every stage of the 3DSR forward pass it prints one figure on the defects (inside the
 ground truth) against the same figure on normal object pixels:
@@ -141,8 +141,19 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--png", type=Path, default=None, help="memory detectors: pictures")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    import threedsr
+
+    if threedsr.detector_info(args.run).method == "memory":
+        from diagnose_memory import diagnose_memory, print_summary
+
+        summary = diagnose_memory(args.run, args.data, args.category, args.png)
+        print_summary(summary)
+        if args.json:
+            args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        return
     s = diagnose(args.run, args.data, args.category, args.method)
     for key, value in s.items():
         print(f"{key:28s} {value if isinstance(value, dict) else f'{value:.4f}'}")

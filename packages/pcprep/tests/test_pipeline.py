@@ -128,3 +128,21 @@ def test_hole_filling_only_fills_zeros():
     keep = raw.depth != 0
     np.testing.assert_array_equal(filled.depth[keep], raw.depth[keep])
     assert (filled.depth > 0).sum() > keep.sum()
+
+
+def test_drop_border_objects_removes_rails_and_keeps_an_object_that_reaches_the_border():
+    s = scan_sample()
+    plain = preprocess(s, size=32)
+    centre = plain.foreground.copy()
+    assert centre.any() and not centre[0].any()
+    s.xyz[:4, :, 2] -= 0.02  # a rail along the top edge, 2 cm above the support
+    railed = preprocess(s, size=32)
+    dropped = preprocess(s, size=32, drop_border_objects=True)
+    assert railed.foreground[0].all()
+    np.testing.assert_array_equal(dropped.foreground, centre)
+    # the object itself touches the border: nothing else is left, so the mask stays whole
+    s = scan_sample(bump_height=0.0)
+    s.xyz[:, :12, 2] -= 0.02
+    whole = preprocess(s, size=32, drop_border_objects=True)
+    assert whole.foreground[:, 0].all()
+    np.testing.assert_array_equal(whole.foreground, preprocess(s, size=32).foreground)

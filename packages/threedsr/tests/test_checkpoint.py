@@ -44,6 +44,7 @@ def test_checkpoint_is_self_describing(tiny_run) -> None:
         "plane": "robust",
         "fg_threshold": 0.005,
         "fill_iterations": 2,
+        "drop_border_objects": False,
     }
     assert set(ck["versions"]) >= {"threedsr", "vqcore", "torch"}
     assert DetectorConfig.from_dict(ck["detector_config"]).model.unet_base == 4

@@ -116,3 +116,18 @@ def test_detector_smoothing_options_default_to_the_config() -> None:
     narrow = Detector(cfg, network=net, gaussian_sigma=1.0).predict(x)
     assert not torch.equal(narrow.maps, det.predict(x).maps)
     assert torch.equal(narrow.raw_maps, det.predict(x).raw_maps)
+
+
+def test_border_objects_are_dropped_by_default_for_eyecandies_only(tmp_path) -> None:
+    (tmp_path / "eye" / "CandyCane" / "train" / "data").mkdir(parents=True)
+    (tmp_path / "mvtec" / "puck" / "train" / "good" / "xyz").mkdir(parents=True)
+
+    def drop(root: str | None, **overrides) -> bool:
+        cfg = DetectorConfig.for_memory("rgbd", data_root=root, **overrides)
+        return cfg.preprocess_kwargs()["drop_border_objects"]
+
+    assert drop(str(tmp_path / "eye")) is True
+    assert drop(str(tmp_path / "mvtec")) is False
+    assert drop(None) is False and drop(str(tmp_path / "missing")) is False
+    assert drop(str(tmp_path / "eye"), drop_border_objects=False) is False
+    assert drop(str(tmp_path / "mvtec"), drop_border_objects=True) is True

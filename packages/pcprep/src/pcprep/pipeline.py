@@ -87,6 +87,7 @@ def preprocess(
         ransac_iterations: RANSAC hypotheses (seeded: the result is deterministic).
         drop_border_objects: remove foreground components touching the image border (after
             closing), e.g. Eyecandies' conveyor rails; off by default (reference behaviour).
+            When every foreground part touches the border, the mask is kept whole.
 
     Returns:
         `Prepared` at the requested size.
@@ -137,7 +138,9 @@ def preprocess(
 
     fg = close_mask(foreground_mask(xyz, valid, plane_eq, fg_threshold), closing_iterations)
     if drop_border_objects:
-        fg = drop_border_components(fg)
+        inner = drop_border_components(fg)
+        # An object that itself reaches the border is all there is: keep it rather than fail.
+        fg = inner if (inner & valid).any() else fg
     depth, count = normalize_depth(xyz[..., 2], fg & valid)
     if count == 0:
         raise PcprepError.at(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import pcprep
 from vqcore import PRECISIONS, SETUPS, ConfigMixin, Setup, milestones_at
 
 from threedsr.dsr.config import AnomalyConfig, LossConfig, ModelConfig
@@ -63,10 +64,16 @@ class PreprocessConfig(ConfigMixin):
         plane: background-plane removal (``robust``, see :func:`pcprep.preprocess`).
         fg_threshold: foreground height above the plane.
         fill_iterations: hole-filling passes.
+        drop_border_objects: drop foreground parts that touch the image border. None = the
+            dataset's default: on for the Eyecandies layout, whose conveyor rails and back wall
+            rise off the belt and would otherwise be most of the "object" (CandyCane: 3 of 4
+            foreground pixels; package README, "CandyCane"), off elsewhere.
 
     Example:
         >>> PreprocessConfig().kwargs(256)
-        {'size': 256, 'plane': 'robust', 'fg_threshold': 0.005, 'fill_iterations': 2}
+        {'size': 256, 'plane': 'robust', 'fg_threshold': 0.005, 'fill_iterations': 2, 'drop_border_objects': False}
+        >>> PreprocessConfig().kwargs(layout="eyecandies")["drop_border_objects"]
+        True
     """
 
     _error = ThreedsrError
@@ -74,13 +81,19 @@ class PreprocessConfig(ConfigMixin):
     plane: str = "robust"
     fg_threshold: float = 0.005
     fill_iterations: int = 2
+    drop_border_objects: bool | None = None
 
-    def kwargs(self, size: int | None = None) -> dict[str, Any]:
+    def kwargs(self, size: int | None = None, layout: str | None = None) -> dict[str, Any]:
         """Keyword arguments of :func:`pcprep.preprocess` (what ``detector.pt`` stores as
-        ``preprocess``); ``size`` (the model side) first when given."""
+        ``preprocess``); ``size`` (the model side) first when given; ``layout`` (pcprep's
+        :func:`~pcprep.detect_layout`) settles the dataset defaults."""
         out: dict[str, Any] = {} if size is None else {"size": int(size)}
+        drop = self.drop_border_objects
         out.update(
-            plane=self.plane, fg_threshold=self.fg_threshold, fill_iterations=self.fill_iterations
+            plane=self.plane,
+            fg_threshold=self.fg_threshold,
+            fill_iterations=self.fill_iterations,
+            drop_border_objects=bool(layout == "eyecandies" if drop is None else drop),
         )
         return out
 
@@ -243,8 +256,15 @@ class DetectorConfig(ConfigMixin):
         return {"rgbd": 4, "depth": 1, "rgb": 3}[self.setup]
 
     def preprocess_kwargs(self) -> dict[str, Any]:
-        """pcprep keywords the detector is trained with (``detector.pt``'s ``preprocess``)."""
-        return self.preprocess.kwargs(self.image_size)
+        """pcprep keywords the detector is trained with (``detector.pt``'s ``preprocess``), with
+        the defaults of the dataset layout under ``data_root`` (when it is a folder)."""
+        layout = None
+        if self.data_root is not None and Path(self.data_root).is_dir():
+            try:
+                layout = pcprep.detect_layout(self.data_root)
+            except (pcprep.PcprepError, OSError):
+                layout = None  # unreadable: the reader reports it, naming the folder
+        return self.preprocess.kwargs(self.image_size, layout)
 
     def run_dir(self) -> Path:
         """``out_dir`` as a Path; training needs it."""
