@@ -106,6 +106,11 @@ def diagnose_memory(
         )
         sh, groups = _group_shares(det, x[i : i + 1])
         size = sh.shape[2:]
+        at = sh[0, :, r * size[0] // m.shape[0], c * size[1] // m.shape[1]]
+        rows[-1]["groups_at_max"] = {
+            g: round(float(v), 3)
+            for g, v in zip(groups, at / at.sum().clamp_min(1e-12), strict=True)
+        }
         gt_c = F.adaptive_max_pool2d(torch.from_numpy(gt)[None, None].float(), size)[0, 0] > 0.5
         fg_c = F.adaptive_avg_pool2d(torch.from_numpy(fg)[None, None].float(), size)[0, 0] > 0.5
         if gt_c.any():
@@ -133,7 +138,8 @@ def _draw(test: list[Any], maps: np.ndarray, scores: np.ndarray, png: Path) -> N
     good = [i for i, p in enumerate(test) if p.label == 0]
     bad = [i for i, p in enumerate(test) if p.label == 1]
     pick = sorted(good, key=lambda i: -scores[i])[:3] + sorted(bad, key=lambda i: scores[i])[:4]
-    vmax = float(np.percentile(maps, 99.9))
+    on = np.stack([foreground_of(p) for p in test])
+    vmin, vmax = (float(v) for v in np.percentile(maps[on], [50, 99.9]))
     fig, ax = plt.subplots(len(pick), 5, figsize=(12.5, 2.6 * len(pick)))
     for row, i in enumerate(pick):
         p, fg = test[i], foreground_of(test[i])
@@ -146,7 +152,7 @@ def _draw(test: list[Any], maps: np.ndarray, scores: np.ndarray, png: Path) -> N
         ax[row, 2].set_title("foreground (border parts bright)", fontsize=8)
         ax[row, 3].imshow(p.gt if p.gt is not None else np.zeros_like(fg))
         ax[row, 3].set_title("ground truth", fontsize=8)
-        ax[row, 4].imshow(maps[i], vmin=0, vmax=vmax, cmap="jet")
+        ax[row, 4].imshow(maps[i], vmin=vmin, vmax=vmax, cmap="jet")
         r, c = np.unravel_index(int(maps[i].argmax()), maps[i].shape)
         ax[row, 4].plot(c, r, "w+", ms=12, mew=2)
         ax[row, 4].set_title("map, maximum +", fontsize=8)
@@ -159,7 +165,8 @@ def _draw(test: list[Any], maps: np.ndarray, scores: np.ndarray, png: Path) -> N
 def print_summary(s: dict[str, Any]) -> None:
     for row in s["scans"]:
         print(f"{row['scan']:16s} {row['type']:28s} {row['score']:8.3f} "
-              f"above {row['above_good_share']:.2f} of good  max at {row['max_at']}")  # fmt: skip
+              f"above {row['above_good_share']:.2f} of good  max at {row['max_at']:11s} "
+              f"{row['groups_at_max']}")  # fmt: skip
     print("max location:", s["max_location"])
     print("mean squared distance per group:", s["group_sq_distance"])
 

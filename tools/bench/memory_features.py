@@ -72,12 +72,19 @@ def main() -> None:
         help="fewer good training scans than this keep plain distances (default: the preset's; "
         "1 = always use the local scale)",
     )
+    ap.add_argument(
+        "--drop-border-objects",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="drop foreground parts touching the border (auto: on for Eyecandies only)",
+    )
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     args = ap.parse_args()
 
     import admetrics
     import numpy as np
+    import pcprep
     import threedsr
     import torch
     import vqcore
@@ -88,6 +95,7 @@ def main() -> None:
     data = data_root(args)
     backbone = vqcore.load_pretrained(args.setup).eval()
     config = threedsr.DetectorConfig.preset("memory", args.setup)
+    drop = {"auto": None, "on": True, "off": False}[args.drop_border_objects]
     if args.local_min_scans is not None:
         config = config.replace(memory=config.memory.replace(local_min_scans=args.local_min_scans))
     rows = itertools.product(
@@ -97,7 +105,9 @@ def main() -> None:
     for category, size, kind, scales, groups, bank, n_train, local_k in rows:
         local_k = config.memory.local_k if local_k is None else local_k
         start = time.perf_counter()
-        params = config.preprocess.kwargs(size)
+        params = config.preprocess.replace(drop_border_objects=drop).kwargs(
+            size, pcprep.detect_layout(data)
+        )
         split = {
             s: load_split(str(data), category, s, params, cache_dir=str(args.cache_dir))
             for s in ("train", "test")

@@ -216,3 +216,44 @@ def test_memory_flags_a_feature_unlike_the_training_scans() -> None:
     d_same = mem(data.x[:1])[0, 24:40, 24:40].mean()
     assert float(d_same) == pytest.approx(0.0, abs=1e-3) and float(d_odd) > 10 * float(d_same)
     assert np.isfinite(float(d_odd))
+
+
+def _scans(n: int = 6, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 4, 64, 64, generator=g)
+    x[:, 0] = 0
+    x[:, 0, 16:48, 16:48] = 0.5 + 0.1 * torch.rand(n, 32, 32, generator=g)
+    return x
+
+
+def test_separate_modalities_sum_two_searches_each_over_its_own_spread() -> None:
+    x = _scans()
+    mem = fit_memory(x, "rgbd", MemoryConfig(modalities="separate", local_min_scans=3))
+    # 4 scales: surface 12 and interior 1 channels are part 0, colour 12 and texture 8 part 1
+    assert mem.parts.tolist() == [0] * 12 + [1] * 20 + [0]
+    assert mem.local_scale.shape == (2, mem.bank.shape[0]) and (mem.part_scale > 0).all()
+    # the sum of the two parts' distances, each searched alone, on a scan it does not store
+    # (a stored cell's distance is a rounding residue over a tiny local scale)
+    new = _scans(2, seed=1)
+    feats = mem.features.extract("rgbd", new[:1])
+    q = (feats - mem.center.view(1, -1, 1, 1)) / mem.scale.view(1, -1, 1, 1)
+    want = torch.zeros(1, 32, 32)
+    for p, (cols, local, part) in enumerate(mem.part_columns()):
+        one = FeatureMemory(mem.bank[:, cols], "rgbd", local_scale=local)
+        want += one.distance(q[:, cols]) / mem.part_scale[p]
+        assert part is not None
+    torch.testing.assert_close(mem.distance(feats), want, atol=2e-3, rtol=1e-3)
+    # the traced search (the exported graph's) computes the same map
+    with torch.no_grad():
+        traced = torch.jit.trace(mem, new, check_trace=False)
+    torch.testing.assert_close(traced(new), mem(new), atol=1e-4, rtol=1e-4)
+    back = FeatureMemory.from_state(mem.state(), "rgbd")
+    assert back.parts.tolist() == mem.parts.tolist()
+    torch.testing.assert_close(back.part_scale, mem.part_scale)
+
+
+def test_separate_modalities_need_rgbd_descriptors() -> None:
+    with pytest.raises(ValueError, match="modalities='separate' needs rgbd descriptors"):
+        fit_memory(_scans()[:, :1], "depth", MemoryConfig(modalities="separate"))
+    with pytest.raises(ThreedsrError, match="modalities must be"):
+        MemoryConfig(modalities="both")

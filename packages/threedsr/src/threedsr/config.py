@@ -66,8 +66,8 @@ class PreprocessConfig(ConfigMixin):
         fill_iterations: hole-filling passes.
         drop_border_objects: drop foreground parts that touch the image border. None = the
             dataset's default: on for the Eyecandies layout, whose conveyor rails and back wall
-            rise off the belt and would otherwise be most of the "object" (CandyCane: 3 of 4
-            foreground pixels; package README, "CandyCane"), off elsewhere.
+            rise off the belt and would otherwise be most of the "object" (CandyCane: 3 of 5
+            foreground pixels; package README, row 34), off elsewhere.
 
     Example:
         >>> PreprocessConfig().kwargs(256)

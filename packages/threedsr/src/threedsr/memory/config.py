@@ -35,6 +35,12 @@ class MemoryConfig(ConfigMixin):
             0 = plain distances.
         local_min_scans: with fewer good training scans the local scale is skipped (too noisy:
             cable_gland, 14 / 28 scans: I-AUROC 0.60 / 0.76 against 0.79 / 0.82 plain).
+        modalities: ``joint``: one nearest-neighbour search over all descriptor channels;
+            ``separate`` (rgbd descriptors): the depth groups (surface, interior) and the colour
+            groups (colour, texture) are searched apart, each distance divided by the spread of
+            its own per-scan maxima on training scans left out, and the two summed, so that the
+            normal variation of one modality (a rare hue) cannot bury a defect of the other
+            (a shallow dent). Package README row 35.
 
     Example:
         >>> MemoryConfig().local_k, MemoryConfig.for_setup("rgb").features
@@ -50,6 +56,7 @@ class MemoryConfig(ConfigMixin):
     weights: tuple[float, ...] | None = (2.0, 1.0, 1.0, 1.0)
     local_k: int = 3
     local_min_scans: int = 40
+    modalities: Literal["joint", "separate"] = "joint"
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
@@ -61,6 +68,8 @@ class MemoryConfig(ConfigMixin):
             fail(f"size must be >= 1, got {self.size}")
         if self.local_k < 0:
             fail(f"local_k must be >= 0, got {self.local_k}")
+        if self.modalities not in ("joint", "separate"):
+            fail(f"modalities must be 'joint' or 'separate', got {self.modalities!r}")
         if self.local_min_scans < 1:
             fail(f"local_min_scans must be >= 1, got {self.local_min_scans}")
         if not self.scales or min(self.scales) <= 0:

@@ -8,6 +8,7 @@ from torch import Tensor
 from vqcore import DiscreteAutoencoder
 
 from threedsr.memory.config import MemoryConfig
+from threedsr.memory.descriptors import group_slices
 from threedsr.memory.knn import local_scales
 from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, object_cells
 
@@ -72,11 +73,23 @@ def fit_memory(
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[: config.size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
+    parts = _modality_parts(features, setup) if config.modalities == "separate" else None
+    columns = [None] if parts is None else [(parts == p).nonzero()[:, 0] for p in range(2)]
     local = None
     if config.local_k > 0 and x.shape[0] >= config.local_min_scans:
-        # An N x N search: on the inputs' device (a GPU when one is used).
-        local = local_scales(bank.to(x.device), image_ids.to(x.device), config.local_k).cpu()
-    return FeatureMemory(
+        # An N x N search per part: on the inputs' device (a GPU when one is used).
+        local = torch.stack(
+            [
+                local_scales(
+                    (bank if cols is None else bank[:, cols]).to(x.device),
+                    image_ids.to(x.device),
+                    config.local_k,
+                ).cpu()
+                for cols in columns
+            ]
+        )
+        local = local[0] if parts is None else local
+    memory = FeatureMemory(
         bank,
         setup,
         image_ids,
@@ -85,4 +98,59 @@ def fit_memory(
         scale=scale,
         local_scale=local,
         backbone=backbone,
+        parts=parts,
+        part_scale=None if parts is None else torch.ones(2),
     )
+    if parts is not None:
+        memory.part_scale = _part_scales(memory, x, batch_size).to(memory.part_scale)
+    return memory
+
+
+#: Descriptor groups of each modality, searched apart with ``modalities="separate"``.
+_MODALITY_GROUPS = (("surface", "interior"), ("colour", "texture"))
+#: Training scans left out one at a time to measure each part's spread.
+_PART_SCANS = 16
+
+
+def _modality_parts(features: MemoryFeatures, setup: str) -> Tensor:
+    """(C,) part of each descriptor channel: 0 = depth groups, 1 = colour groups."""
+    slices = group_slices(setup, len(features.scales), features.groups)
+    if features.kind != "descriptors" or setup != "rgbd" or not all(
+        any(g in slices for g in groups) for groups in _MODALITY_GROUPS
+    ):
+        raise ValueError(
+            "fit_memory: modalities='separate' needs rgbd descriptors with a depth group "
+            f"and a colour group, got {features.kind} {setup} {features.groups}"
+        )
+    parts = torch.empty(sum(sl.stop - sl.start for sl in slices.values()), dtype=torch.long)
+    for group, sl in slices.items():
+        parts[sl] = 0 if group in _MODALITY_GROUPS[0] else 1
+    return parts
+
+
+def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
+    """(P,) each part's scale: the spread (standard deviation, else mean) of its per-scan maximum
+    over training scans searched with their own cells left out."""
+    picks = torch.linspace(0, x.shape[0] - 1, min(_PART_SCANS, x.shape[0])).round().long()
+    maxima = []
+    for start in range(0, picks.numel(), batch_size):
+        ids = picks[start : start + batch_size]
+        xb = x[ids]
+        f = memory.features.extract(memory.setup, xb)
+        where = object_cells(memory.setup, xb, (f.shape[2], f.shape[3]))
+        per_part = []
+        for cols, local, _ in memory.part_columns():
+            one = FeatureMemory(
+                memory.bank[:, cols],
+                memory.setup,
+                memory.image_ids,
+                features=memory.features,
+                local_scale=local,
+            )
+            q = (f - memory.center.view(1, -1, 1, 1)) / memory.scale.view(1, -1, 1, 1)
+            d = one.distance(q[:, cols], exclude=ids.to(x.device), where=where)
+            per_part.append(d.flatten(1).amax(1))
+        maxima.append(torch.stack(per_part, 1))
+    m = torch.cat(maxima).cpu()
+    spread = m.std(0) if m.shape[0] > 1 else m.mean(0)
+    return torch.where(spread > 1e-6 * m.mean(0).clamp_min(1e-12), spread, m.mean(0))

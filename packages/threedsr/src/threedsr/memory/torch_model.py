@@ -156,8 +156,13 @@ class FeatureMemory(nn.Module):
         center, scale: (C,) per-channel standardisation applied to queries (descriptors mix
             units: depth slopes, curvatures, colour ratios); None = none.
         local_scale: (N,) each row's local scale (:func:`threedsr.memory.knn.local_scales`): a
-            query's distance is divided by its nearest row's; None = plain distances.
+            query's distance is divided by its nearest row's; None = plain distances. With
+            ``parts``: (P, N), one scale per part.
         backbone: the frozen stage-1 backbone, for ``encoder`` features only.
+        parts: (C,) int64 part of each channel (``MemoryConfig.modalities="separate"``): each
+            part is searched on its own channels and its distance divided by ``part_scale``;
+            the parts' distances are summed. None = one search over every channel.
+        part_scale: (P,) each part's scale; required with ``parts``.
 
     Shape:
         - Input: (B, C_in, H, W) model inputs.
@@ -174,6 +179,8 @@ class FeatureMemory(nn.Module):
     scale: Tensor | None
     local_scale: Tensor | None
     image_ids: Tensor | None
+    parts: Tensor | None
+    part_scale: Tensor | None
 
     def __init__(
         self,
@@ -186,6 +193,8 @@ class FeatureMemory(nn.Module):
         scale: Tensor | None = None,
         local_scale: Tensor | None = None,
         backbone: DiscreteAutoencoder | None = None,
+        parts: Tensor | None = None,
+        part_scale: Tensor | None = None,
     ) -> None:
         super().__init__()
         if bank.ndim != 2 or bank.shape[0] == 0:
@@ -195,10 +204,20 @@ class FeatureMemory(nn.Module):
                 raise ValueError(
                     f"FeatureMemory: {name} must be ({bank.shape[1]},), got {tuple(v.shape)}"
                 )
-        if local_scale is not None and tuple(local_scale.shape) != (bank.shape[0],):
+        n_parts = 1 if parts is None else int(parts.max()) + 1
+        if parts is not None and (
+            tuple(parts.shape) != (bank.shape[1],)
+            or part_scale is None
+            or tuple(part_scale.shape) != (n_parts,)
+        ):
             raise ValueError(
-                f"FeatureMemory: local_scale must be ({bank.shape[0]},), got "
-                f"{tuple(local_scale.shape)}"
+                f"FeatureMemory: parts must be ({bank.shape[1]},) with a part_scale of one value "
+                "per part"
+            )
+        want = (bank.shape[0],) if parts is None else (n_parts, bank.shape[0])
+        if local_scale is not None and tuple(local_scale.shape) != want:
+            raise ValueError(
+                f"FeatureMemory: local_scale must be {want}, got {tuple(local_scale.shape)}"
             )
         self.setup = setup
         self.features = features or MemoryFeatures("descriptors")
@@ -213,6 +232,23 @@ class FeatureMemory(nn.Module):
         self.register_buffer(
             "local_scale", None if local_scale is None else local_scale.float().clamp_min(1e-12)
         )
+        self.register_buffer("parts", None if parts is None else parts.long())
+        self.register_buffer(
+            "part_scale", None if part_scale is None else part_scale.float().clamp_min(1e-12)
+        )
+
+    def part_columns(self) -> list[tuple[Tensor | None, Tensor | None, Tensor | None]]:
+        """(channel indices or None = all, local scale or None, part scale or None) per part."""
+        if self.parts is None:
+            return [(None, self.local_scale, None)]
+        return [
+            (
+                (self.parts == p).nonzero()[:, 0],
+                None if self.local_scale is None else self.local_scale[p],
+                self.part_scale[p],  # type: ignore[index]
+            )
+            for p in range(int(self.parts.max()) + 1)
+        ]
 
     def forward(
         self, x: Tensor, *, encoder: Tensor | None = None, exclude: Tensor | None = None
@@ -283,9 +319,13 @@ class FeatureMemory(nn.Module):
             )
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
-            di, nearest = nearest_rows(qi, self.bank, skip=skip, chunk=chunk)
-            if self.local_scale is not None:
-                di = di / self.local_scale[nearest]
+            di = torch.zeros(qi.shape[0], device=feats.device)
+            for cols, local, part in self.part_columns():
+                qc, bc = (qi, self.bank) if cols is None else (qi[:, cols], self.bank[:, cols])
+                dp, nearest = nearest_rows(qc, bc, skip=skip, chunk=chunk)
+                if local is not None:
+                    dp = dp / local[nearest]
+                di = di + (dp if part is None else dp / part)
             if rows is None:
                 out[i] = di
             else:
@@ -303,18 +343,24 @@ class FeatureMemory(nn.Module):
         for s in range(0, h * w, rows):
             qb = q[:, s : s + rows]
             n = qb.shape[1]
-            v, i = squared_distances(qb.reshape(-1, c), self.bank).min(dim=1)
-            d = v.sqrt()
-            if self.local_scale is not None:
-                d = d / self.local_scale[i]
-            blocks.append(d.reshape(-1, n))
+            d: Tensor | None = None
+            for cols, local, part in self.part_columns():
+                qc = qb.reshape(-1, c) if cols is None else qb.reshape(-1, c)[:, cols]
+                bc = self.bank if cols is None else self.bank[:, cols]
+                v, i = squared_distances(qc, bc).min(dim=1)
+                dp = v.sqrt()
+                if local is not None:
+                    dp = dp / local[i]
+                dp = dp if part is None else dp / part
+                d = dp if d is None else d + dp
+            blocks.append(d.reshape(-1, n))  # type: ignore[union-attr]
         return torch.cat(blocks, dim=1).reshape(-1, h, w)
 
     def state(self) -> dict[str, Any]:
         """Tensors and primitives for a ``weights_only`` checkpoint (the bank in fp16 halves
         the file)."""
         state: dict[str, Any] = {"bank": self.bank.half().cpu(), "features": self.features.state()}
-        for name in ("image_ids", "center", "scale", "local_scale"):
+        for name in ("image_ids", "center", "scale", "local_scale", "parts", "part_scale"):
             t = getattr(self, name)
             if t is not None:
                 state[name] = (t.to(torch.int32) if name == "image_ids" else t).cpu()
@@ -334,6 +380,8 @@ class FeatureMemory(nn.Module):
             scale=state.get("scale"),
             local_scale=state.get("local_scale"),  # absent before session 8: plain distances
             backbone=backbone,
+            parts=state.get("parts"),  # absent before session 10: one joint search
+            part_scale=state.get("part_scale"),
         )
 
 
