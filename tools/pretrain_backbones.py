@@ -29,7 +29,7 @@ RECIPE = {
     "depth": {"iterations": 6000},
     "rgb": {"iterations": 6000},
 }
-COMMON = ["--preset", "cpu", "--batch-size", "16", "--image-size", "64", "--seed", "0"]
+COMMON = ["--preset", "cpu", "--batch-size", "16", "--size", "64", "--seed", "0"]
 
 
 def command(setup: str, out: Path) -> list[str]:

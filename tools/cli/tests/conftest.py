@@ -75,7 +75,7 @@ def _train_dada(out: Path, setup: str) -> Path:
         2,
         "--batch-size",
         2,
-        "--image-size",
+        "--size",
         32,
         "--device",
         "cpu",

@@ -1,4 +1,5 @@
-"""kill -9 during a training checkpoint, an eval write and a predict write (issue 14).
+"""kill -9 during a training checkpoint, an eval, predict and export write (issues 14, 24), and
+two trainings racing for one run folder.
 
 The CLI runs in a subprocess whose ``os.replace`` is wrapped (test-only, see ``_DRIVER``): at the
 N-th rename onto a file matching a name pattern the process sends itself SIGKILL, so it dies with
@@ -15,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,14 @@ def _killed(args: list[Any], pattern: str, nth: int) -> None:
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
 
 
+def _record(folder: Path, *names: str) -> None:
+    """The tool's record of ``names`` (see outputs.commit_outputs)."""
+    import hashlib
+
+    files = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
+    (folder / ".threedsr-written.json").write_text(json.dumps({"files": files}))
+
+
 def _visible(state: dict[str, Any]) -> dict[str, Any]:
     """The state without this tool's hidden temporaries (``.name-XXXX.tmp`` files)."""
     return {k: v for k, v in state.items() if not Path(k).name.startswith(".")}
@@ -109,7 +119,7 @@ def test_kill_during_training_checkpoint_keeps_a_resumable_run(
 
 @pytest.mark.parametrize(("nth", "expect"), [(1, "old"), (2, "new")])
 def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect):
-    from threedsr_cli.runs import recover_outputs
+    from threedsr_cli.outputs import recover_outputs
 
     run = tmp_path / "run"
     shutil.copytree(run_rgbd, run)
@@ -117,6 +127,7 @@ def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect)
     old_metrics = {CATEGORY: {"detector": detector, "image_auroc": 0.123}}
     (run / "metrics.json").write_text(json.dumps(old_metrics))
     (run / "metrics.md").write_text("old table\n")
+    _record(run, "metrics.json", "metrics.md")  # as an earlier eval left them
     before = snapshot(run)
     # metrics.json is renamed twice: into the staging folder (1), then into place (2)
     _killed(["eval", "--run", run, "--data", tiny_data, "--device", "cpu", "-q"],
@@ -127,9 +138,9 @@ def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect)
         assert after == before
     else:
         changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-        assert changed == {"metrics.json", "metrics.md"}
+        assert changed == {"metrics.json", "metrics.md", ".threedsr-written.json"}
         new = json.loads((run / "metrics.json").read_text())[CATEGORY]
-        assert new["image_auroc"] != 0.123 and new["detector"] == detector
+        assert new["image_auroc"] != 0.123 and new["detector"] == "detector.pt"
         assert "old table" not in (run / "metrics.md").read_text()
 
 
@@ -138,7 +149,8 @@ def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect)
     [("*_overlay.png", 1, "old"), ("scores.json", 2, "new"), ("*_map.png", 1, "incomplete")],
 )
 def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, nth, expect):
-    from threedsr_cli.runs import STAGING_PREFIX, recover_outputs
+    from threedsr_cli.outputs import recover_outputs
+    from threedsr_cli.runs import STAGING_PREFIX
 
     out = tmp_path / "p"
     if expect != "incomplete":  # an earlier prediction, replaced with --overwrite
@@ -166,3 +178,93 @@ def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, 
     else:
         assert sorted(after) == ["dent_000_map.png", "dent_000_overlay.png", "scores.json"]
         assert json.loads((out / "scores.json").read_text())["run"] == str(run_rgbd)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "nth", "expect"), [("d.pt", 1, "old"), ("d.pt.json", 2, "new")]
+)
+def test_kill_during_export_write(cli, tmp_path, run_rgbd, pattern, nth, expect):
+    """An export replacing an earlier one (--overwrite), killed as its model file lands in the
+    staging folder (1) or as the sidecar is renamed into place (2, the model already is): the
+    target holds the old pair, or a journal the next command completes to the new pair; never a
+    partial file."""
+    from threedsr.export import read_sidecar
+    from threedsr_cli.outputs import recover_outputs
+
+    out = tmp_path / "x"
+    out.mkdir()
+    args = ["export", "--run", run_rgbd, "--format", "torchscript", "--out", out / "d.pt", "-q"]
+    assert cli(*args, "--threshold", "0.25").exit_code == 0
+    before = snapshot(out)
+    _killed([*args, "--overwrite", "--threshold", "0.75"], pattern, nth)
+    now = {k: v for k, v in snapshot(out).items() if not any(x[0] == "." for x in Path(k).parts)}
+    assert sorted(now) == ["d.pt", "d.pt.json"]  # no partial file beside them
+    if expect == "old":
+        assert now == before
+        assert read_sidecar(out / "d.pt")["threshold"] == 0.25
+    recover_outputs(out)  # what the next eval / predict / export on the folder does first
+    assert read_sidecar(out / "d.pt")["threshold"] == (0.25 if expect == "old" else 0.75)
+    assert sorted(p.name for p in out.iterdir()) == ["d.pt", "d.pt.json"]
+
+
+_WAIT_DRIVER = r"""
+import os, sys, time
+import threedsr
+real = threedsr.train_detector
+def waiting(*args, **kwargs):  # hold the run folder until the test says go
+    start = time.monotonic()
+    while not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() - start < 300:
+        time.sleep(0.05)
+    return real(*args, **kwargs)
+threedsr.train_detector = waiting
+from threedsr_cli.app import app
+sys.argv[0] = "threedsr-cli"
+app()
+"""
+
+
+def test_two_trains_into_one_folder(tmp_path, tiny_data, dada_rgbd):
+    """The second train into a folder another train is writing stops at once (exit 2, one line
+    naming the folder and the other process); the folder holds the first run's detector. The
+    first one waits inside its training (test-only driver) until the second has finished."""
+    import threedsr
+
+    out, go = tmp_path / "run", tmp_path / "go"
+    base = ["train", "--method", "fused", "--data", tiny_data, "--category", CATEGORY,
+            "--dada", dada_rgbd, "--out", out, "--batch-size", 2, "--size", 64,
+            "--device", "cpu", "-q"]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1", GO_FILE=str(go))
+    first = subprocess.Popen(
+        [sys.executable, "-c", _WAIT_DRIVER, *map(str, base), "--iterations", "6"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "run.json").exists():  # the first one holds the folder
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.1)
+        second = subprocess.run(
+            [sys.executable, "-m", "threedsr_cli", *map(str, base), "--iterations", "3",
+             "--overwrite"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )  # fmt: skip
+        go.touch()
+        _, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert second.returncode == 2, second.stderr
+    lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {out}: "), second.stderr
+    assert f"another threedsr-cli train (pid {first.pid})" in lines[0], lines[0]
+    marker = json.loads((out / "run.json").read_text())
+    assert marker["finished"] and marker["settings"]["iterations"] == 6
+    ck = threedsr.read_checkpoint(out / "detector.pt")
+    assert ck["step"] == 6 and ck["finished"]

@@ -85,8 +85,8 @@ def test_predict_eyecandies_uses_the_eval_preprocessing(
     real = libs.load_detector
     loaded = []
 
-    def with_border_drop(run, device, precision="auto", method=None):
-        det = real(run, device, precision, method)
+    def with_border_drop(run, device, precision="auto", method=None, **kwargs):
+        det = real(run, device, precision, method, **kwargs)
         det.preprocess = {**det.preprocess, "drop_border_objects": True}
         loaded.append(det)
         return det
@@ -142,7 +142,19 @@ def test_predict_eyecandies_bad_files(bad_input, cli, run_rgbd, eye_root, tmp_pa
     breaks, named, says = BAD[kind]
     breaks(data)
     arg = {"depth": data / "00_depth.png", "image": data / "00_image_0.png", "folder": data}[form]
-    line = bad_input(_predict(cli, run_rgbd, arg, out=tmp_path / "p"), str(data / named), says)
+    res = _predict(cli, run_rgbd, arg, out=tmp_path / "p")
+    if form == "folder" and kind not in ("missing_yaml", "missing_rgb"):
+        # a sample whose files cannot be read, among three: skipped with a warning naming the
+        # file, the other two written, exit 2 at the end
+        assert res.exit_code == 2, res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 2 and lines[0].startswith("warning: "), res.stderr
+        assert str(data / named) in lines[0] and says in lines[0], lines[0]
+        assert lines[1].startswith("error: ") and "1 of 3 inputs skipped" in lines[1], lines[1]
+        samples = json.loads((tmp_path / "p" / "scores.json").read_text())["samples"]
+        assert [s["name"] for s in samples] == [f"{CATEGORY}_01", f"{CATEGORY}_02"]
+        return
+    line = bad_input(res, str(data / named), says)
     assert line.count(str(data)) == 1  # the one file, not a list
     assert not (tmp_path / "p" / "scores.json").exists()
 

@@ -14,23 +14,32 @@ import typer.core
 
 from threedsr_cli import __version__
 from threedsr_cli.errors import guard
+from threedsr_cli.helptext import EPILOGS
 from threedsr_cli.options import (
     Backend,
+    BatchSizeOpt,
+    CacheDirOpt,
     Device,
     DeviceOpt,
     ExportFormat,
+    ExportThresholdOpt,
     Method,
     MethodOpt,
     OverwriteOpt,
     Precision,
     PrecisionOpt,
+    PredictThresholdOpt,
     Preset,
     QuietOpt,
     ResumeOpt,
+    RunOpt,
     SeedOpt,
     Setup,
     TrainPrecisionOpt,
     VerboseOpt,
+    at_least,
+    model_size,
+    stage1_size,
 )
 from threedsr_cli.ui import UI
 
@@ -73,15 +82,7 @@ def _root(
     """Surface anomaly detection on RGB + depth scans: the descriptor memory or 3DSR."""
 
 
-@app.command(
-    "demo",
-    epilog=(
-        "Examples:\n\n"
-        "  threedsr-cli demo                      # full demo into ./demo-run (< 10 min, 2 cores)\n\n"
-        "  threedsr-cli demo --fast --out /tmp/d  # sub-minute smoke run\n\n"
-        "  threedsr-cli demo --resume             # continue an interrupted demo"
-    ),
-)
+@app.command("demo", epilog=EPILOGS["demo"])
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Run folder to write.")] = Path("demo-run"),
     fast: Annotated[
@@ -136,17 +137,7 @@ def _value(option: object) -> str:
     return str(getattr(option, "value", option))
 
 
-@app.command(
-    "train-dada",
-    epilog=(
-        "Examples:\n\n"
-        "  threedsr-cli train-dada --preset cpu --out runs/dada\n\n"
-        "  threedsr-cli train-dada --preset paper --rgb-dir ~/imagenet/train --out runs/dada "
-        "--device cuda\n\n"
-        "  threedsr-cli train-dada --preset cpu --setup rgb --out runs/rgb-backbone\n\n"
-        "  threedsr-cli train-dada --preset cpu --out runs/dada --resume   # after Ctrl-C"
-    ),
-)
+@app.command("train-dada", epilog=EPILOGS["train-dada"])
 def train_dada(
     out: Annotated[Path, typer.Option("--out", help="Run folder (gets backbone.pt).")],
     preset: Annotated[
@@ -163,13 +154,24 @@ def train_dada(
         ),
     ] = None,
     iterations: Annotated[
-        int | None, typer.Option("--iterations", min=1, help="Override the preset.")
+        int | None,
+        typer.Option(
+            "--iterations", callback=at_least("--iterations", 1), help="Override the preset."
+        ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Override the preset.")
+        int | None,
+        typer.Option(
+            "--batch-size", callback=at_least("--batch-size", 1), help="Override the preset."
+        ),
     ] = None,
     image_size: Annotated[
-        int | None, typer.Option("--image-size", min=8, help="Override the preset (multiple of 8).")
+        int | None,
+        typer.Option(
+            "--size",
+            callback=stage1_size,
+            help="Training image side (multiple of 8); overrides the preset.",
+        ),
     ] = None,
     precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
@@ -204,25 +206,7 @@ def train_dada(
         )
 
 
-@app.command(
-    "train",
-    epilog=(
-        "Methods (--method):\n\n"
-        "  memory  the descriptor memory: a kNN over hand-made surface, colour, texture and "
-        "interior descriptors of the good scans. Nothing is trained: 2-3 minutes on 2 CPU "
-        "cores for 223 scans (MVTec 3D-AD cable_gland). The default.\n\n"
-        "  3dsr    the 3DSR network (Zavrtanik et al., WACV 2024): heads trained on a frozen "
-        "stage-1 backbone. Needs GPU-scale training (--preset paper: 30k iterations, hours); "
-        "--preset cpu is a minutes-long CPU schedule whose map is near chance on real data.\n\n"
-        "  fused   both maps fused; costs the 3DSR training.\n\n"
-        "Examples:\n\n"
-        "  threedsr-cli train --data mvtec3d --category bagel --out runs/bagel   "
-        "# descriptor memory\n\n"
-        "  threedsr-cli train --data mvtec3d --category bagel --setup depth --method 3dsr "
-        "--preset paper --dada runs/dada-depth/backbone.pt --out runs/bagel-3dsr --device cuda\n\n"
-        "  threedsr-cli train ... --method 3dsr --out runs/bagel-3dsr --resume   # after Ctrl-C"
-    ),
-)
+@app.command("train", epilog=EPILOGS["train"])
 def train(
     data: Annotated[
         Path, typer.Option("--data", help="Dataset root (MVTec 3D-AD, Eyecandies or own scans).")
@@ -258,18 +242,27 @@ def train(
     ] = None,
     iterations: Annotated[
         int | None,
-        typer.Option("--iterations", min=1, help="3DSR iterations (overrides the preset)."),
+        typer.Option(
+            "--iterations",
+            callback=at_least("--iterations", 1),
+            help="3DSR iterations (overrides the preset).",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", min=1, help="3DSR batch size (overrides the preset)."),
+        typer.Option(
+            "--batch-size",
+            callback=at_least("--batch-size", 1),
+            help="3DSR batch size (overrides the preset).",
+        ),
     ] = None,
     size: Annotated[
-        int | None, typer.Option("--size", min=32, help="Model input side (multiple of 32).")
+        int | None,
+        typer.Option(
+            "--size", callback=model_size, help="Model input side (a multiple of 32, at least 64)."
+        ),
     ] = None,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset).")
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -304,19 +297,9 @@ def train(
         )
 
 
-@app.command(
-    "eval",
-    epilog=(
-        "Examples:\n\n"
-        "  threedsr-cli eval --run runs/bagel --data mvtec3d\n\n"
-        "  threedsr-cli eval --run runs/bagel/detector.pt --data mvtec3d --category bagel "
-        "--out results/bagel"
-    ),
-)
+@app.command("eval", epilog=EPILOGS["eval"])
 def evaluate(
-    run: Annotated[
-        Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
-    ],
+    run: RunOpt,
     data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
     category: Annotated[
         str | None, typer.Option("--category", help="Class to test on (default: the detector's).")
@@ -325,10 +308,7 @@ def evaluate(
         Path | None,
         typer.Option("--out", help="Where metrics.json goes (default: the run folder)."),
     ] = None,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset)."),
-    ] = None,
+    cache_dir: CacheDirOpt = None,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -346,6 +326,7 @@ def evaluate(
             metavar="",
         ),
     ] = False,
+    batch_size: BatchSizeOpt = None,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     method: MethodOpt = None,
@@ -373,25 +354,13 @@ def evaluate(
             ui=UI(quiet, verbose),
             overwrite=overwrite,
             allow_missing_masks=allow_missing_masks,
+            batch_size=batch_size,
         )
 
 
-@app.command(
-    "predict",
-    epilog=(
-        "Examples:\n\n"
-        "  threedsr-cli predict --run runs/bagel mvtec3d/bagel/test/crack\n\n"
-        "  threedsr-cli predict --run runs/bagel scan1.tiff scan1.png scan2.tiff scan2.png\n\n"
-        "  threedsr-cli predict --run runs/bagel my_scans/ --threshold auto --data mvtec3d\n\n"
-        "  threedsr-cli predict --run runs/candy eyecandies/CandyCane/test_public/data/25_depth.png\n\n"
-        "  threedsr-cli predict --run runs/bagel part.tiff part.png --threshold 0.42 --out preds\n\n"
-        "  threedsr-cli predict --run runs/bagel/detector.onnx --backend onnxruntime scans/"
-    ),
-)
+@app.command("predict", epilog=EPILOGS["predict"])
 def predict(
-    run: Annotated[
-        Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
-    ],
+    run: RunOpt,
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(
@@ -405,13 +374,7 @@ def predict(
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: <run>/predictions).")
     ] = None,
-    threshold: Annotated[
-        str | None,
-        typer.Option(
-            "--threshold",
-            help="Image-score threshold, or 'auto' (max over good validation samples).",
-        ),
-    ] = None,
+    threshold: PredictThresholdOpt = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -422,16 +385,14 @@ def predict(
         str | None,
         typer.Option("--category", help="Class for --threshold auto (default: the detector's)."),
     ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Images per forward pass.")
-    ] = 8,
+    batch_size: BatchSizeOpt = None,
     backend: Annotated[
         Backend,
         typer.Option(
             "--backend",
             help=(
                 "torch: the run's detector.pt; onnxruntime: a file written by export "
-                "(--run FILE.onnx, or a run folder holding detector.onnx; needs threedsr[onnx])."
+                "(--run FILE.onnx, or a run folder holding detector.onnx; needs threedsr\\[onnx])."
             ),
         ),
     ] = Backend.torch,
@@ -446,7 +407,11 @@ def predict(
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Anomaly maps for new scans: PNG overlays on RGB and depth, maps, and scores.json."""
+    """Anomaly maps for new scans: PNG overlays on RGB and depth, maps, and scores.json.
+
+    An input that cannot be read is skipped with a "warning: FILE: problem" line and the others
+    are written; the exit status is then 2 (as for any bad input), 0 when every input was read.
+    """
     from threedsr_cli.commands.predict import predict_command
 
     with guard(verbose):
@@ -468,41 +433,45 @@ def predict(
         )
 
 
-@app.command(
-    "export",
-    epilog=(
-        "Examples:\n\n"
-        "  threedsr-cli export --run runs/bagel                 # runs/bagel/detector.onnx\n\n"
-        "  threedsr-cli export --run runs/bagel --format torchscript --out bagel.pt\n\n"
-        "  threedsr-cli export --run runs/bagel --out bagel.onnx --dynamic-batch --threshold 0.42"
-    ),
-)
+@app.command("export", epilog=EPILOGS["export"])
 def export(
-    run: Annotated[
-        Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
-    ],
+    run: RunOpt,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", help="onnx (onnxruntime, ...) or torchscript.")
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="onnx (onnxruntime, ...; the checker and runtime need threedsr\\[onnx]) or "
+            "torchscript.",
+        ),
     ] = ExportFormat.onnx,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             help="File to write (default: <run>/detector.onnx or <run>/detector.torchscript.pt); "
-            "the JSON sidecar goes to <out>.json.",
+            "the JSON sidecar goes to <out>.json. An existing file is replaced only with "
+            "--overwrite, and only when it is an earlier export; a run's own files never.",
         ),
     ] = None,
     size: Annotated[
         int | None,
-        typer.Option("--size", help="Model input side (default: the detector's; multiple of 32)."),
+        typer.Option(
+            "--size",
+            callback=model_size,
+            help="Model input side: the one the detector was made at (its default); another "
+            "is refused.",
+        ),
     ] = None,
     dynamic_batch: Annotated[
         bool, typer.Option("--dynamic-batch", help="Any batch size (default: batch 1).", metavar="")
     ] = False,
-    threshold: Annotated[
-        float | None,
-        typer.Option("--threshold", help="Image-score threshold to record in the sidecar."),
-    ] = None,
+    threshold: ExportThresholdOpt = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace an earlier export at --out (nothing else).", metavar=""
+        ),
+    ] = False,
     method: MethodOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -521,6 +490,7 @@ def export(
             size=size,
             dynamic_batch=dynamic_batch,
             threshold=threshold,
+            overwrite=overwrite,
             method=None if method is None else _value(method),
             ui=UI(quiet, verbose),
         )

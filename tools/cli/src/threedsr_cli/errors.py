@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -25,6 +26,7 @@ __all__ = [
     "is_bad_input",
     "is_out_of_memory",
     "one_line",
+    "option_error",
 ]
 
 EXIT_BAD_INPUT = 2
@@ -132,6 +134,13 @@ def _print_error(message: str) -> None:
     sys.stderr.flush()
 
 
+def option_error(message: str) -> NoReturn:
+    """A bad option value found while the command line is parsed (a parameter callback): one
+    ``error:`` line and exit 2, like every other bad input, instead of Typer's usage box."""
+    _print_error(" ".join(message.split()))
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
 @contextmanager
 def guard(verbose: bool = False) -> Iterator[None]:
     """Run a command body, mapping exceptions to exit codes (raises ``SystemExit``)."""
@@ -158,8 +167,7 @@ def guard(verbose: bool = False) -> Iterator[None]:
             raise SystemExit(EXIT_BAD_INPUT) from None
         if is_out_of_memory(exc):
             _print_error(
-                "out of memory; use a smaller --batch-size (or --size / --image-size), "
-                "or another --device"
+                "out of memory; use a smaller --batch-size (or --size), or another --device"
             )
             raise SystemExit(EXIT_BAD_INPUT) from None
         hint = "rerun with --verbose for the traceback and " if not verbose else ""

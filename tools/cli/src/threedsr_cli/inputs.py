@@ -7,14 +7,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError
 
 if TYPE_CHECKING:
     from pcprep import Sample
 
-__all__ = ["EYECANDIES_RGB_INDEX", "InputItem", "eyecandies_prefix", "resolve_inputs"]
+__all__ = ["EYECANDIES_RGB_INDEX", "InputItem", "eyecandies_prefix", "printable", "resolve_inputs"]
 
 GEOMETRY_EXT = {".tif", ".tiff", ".npy"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -22,6 +22,26 @@ IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 #: the same one whichever ``<id>_image_<k>.png`` names the sample, so its inputs match training.
 EYECANDIES_RGB_INDEX = 5
 _EYE_IMAGE = re.compile(r"^(?P<id>.+)_image_\d+$")
+
+
+def printable(value: Any) -> Any:
+    """``value`` (a string, or a JSON-able dict / list of them) with every undecodable byte of a
+    file name (kept by Python as a lone surrogate, ``os.fsdecode``) written as ``\\xNN``: text
+    that UTF-8 files, JSON readers, terminals and matplotlib all accept.
+
+    Example:
+        >>> printable("scan_\\udcff.tiff")
+        'scan_\\\\xff.tiff'
+        >>> printable({"d\\udce9nt": ["ok"]})
+        {'d\\\\xe9nt': ['ok']}
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -96,7 +116,7 @@ def _eyecandies_item(prefix: Path) -> InputItem:
         )
     data = prefix.parent
     name = f"{data.parent.parent.name}_{prefix.name}" if data.name == "data" else prefix.name
-    return InputItem(name, depth, rgb, "eyecandies")
+    return InputItem(printable(name), depth, rgb, "eyecandies")
 
 
 def _mvtec_rgb(xyz: Path) -> Path | None:
@@ -108,13 +128,14 @@ def _mvtec_rgb(xyz: Path) -> Path | None:
 
 
 def _name(geometry: Path) -> str:
+    """The sample's output name (printable: its files and titles take any file name)."""
     if geometry.parent.name == "xyz":
-        return f"{geometry.parent.parent.name}_{geometry.stem}"
+        return printable(f"{geometry.parent.parent.name}_{geometry.stem}")
     stem = geometry.stem
     for tag in ("_xyz", "_depth"):
         if stem.endswith(tag):
-            return stem[: -len(tag)]
-    return stem
+            return printable(stem[: -len(tag)])
+    return printable(stem)
 
 
 def _from_xyz_folder(xyz_dir: Path) -> list[InputItem]:
@@ -141,7 +162,7 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
             if geo.stem.endswith(tag) and geo.suffix.lower() in GEOMETRY_EXT | {".png"}:
                 stem = geo.stem[: -len(tag)]
                 if stem in rgbs:
-                    items.append(InputItem(stem, geo, rgbs[stem]))
+                    items.append(InputItem(printable(stem), geo, rgbs[stem]))
                 elif geo.name.endswith("_depth.png"):
                     items.append(_eyecandies_item(geo.with_name(stem)))
                 else:

@@ -156,12 +156,27 @@ def pretrained_backbone(setup: str) -> Path:
     return vqcore.pretrained_path(setup)
 
 
+def _is_export(path: Path) -> bool:
+    """An ``.onnx`` file, or any file with an export sidecar next to it."""
+    return path.is_file() and (
+        path.suffix.lower() == ".onnx" or path.with_name(path.name + ".json").is_file()
+    )
+
+
 def load_detector(
-    run: Path, device: str, precision: str = "auto", method: str | None = None
+    run: Path,
+    device: str,
+    precision: str = "auto",
+    method: str | None = None,
+    *,
+    batch_size: int | None = None,
+    command: str = "predict",
 ) -> Detector:
     """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
     ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only);
-    ``method`` runs another method a fused detector holds (None = its own)."""
+    ``method`` runs another method a fused detector holds (None = its own); ``batch_size``
+    images per forward pass (None: the Detector's default). ``command`` says, for an exported
+    file given as ``--run``, what to do instead."""
     import threedsr
 
     run = Path(run)
@@ -169,8 +184,15 @@ def load_detector(
         raise CLIError(f"{run}: run not found")
     if run.is_dir() and not (run / "detector.pt").is_file():
         raise CLIError(f"{run}: holds no detector.pt (train one with: threedsr-cli train)")
+    if _is_export(run):
+        what = "an ONNX export" if run.suffix.lower() == ".onnx" else "an exported model"
+        if command == "predict" and run.suffix.lower() == ".onnx":
+            raise CLIError(f"--run {run}: {what}; pass --backend onnxruntime to run it")
+        raise CLIError(f"--run {run}: {what}; {command} reads the run folder or its detector.pt")
     bf16 = None if precision == "auto" else precision == "bf16"
-    return threedsr.Detector.load(run, device=resolve_device(device), bf16=bf16, method=method)
+    return threedsr.Detector.load(
+        run, device=resolve_device(device), bf16=bf16, method=method, batch_size=batch_size
+    )
 
 
 def load_exported(
@@ -199,6 +221,11 @@ def load_exported(
         raise CLIError(
             f"{run}: holds no {EXPORTED_FILE} (write one with: threedsr-cli export --run {run})"
         )
+    if not run.is_dir() and not _is_export(path) and _is_torch_file(path):
+        raise CLIError(
+            f"--backend onnxruntime: {run} is a PyTorch checkpoint, not an export; drop "
+            "--backend to run it with torch (or export it: threedsr-cli export --run ...)"
+        )
     detector = threedsr.OnnxDetector(path)
     ckpt = run / "detector.pt"
     if run.is_dir() and ckpt.is_file():
@@ -206,6 +233,18 @@ def load_exported(
         size = int(dict(meta.get("preprocess") or {}).get("size", 0))
         detector.check_matches(str(meta.get("setup")), size, str(ckpt))
     return detector
+
+
+def _is_torch_file(path: Path) -> bool:
+    """A ``.pt`` / ``.pth`` name, or torch's zip (``PK``) or legacy pickle header."""
+    if path.suffix.lower() in (".pt", ".pth"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head in (b"PK", b"\x80\x02")
 
 
 def warn(message: str) -> None:

@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from threedsr_cli.errors import CLIError
+from threedsr_cli.errors import CLIError, option_error
 
 __all__ = [
     "Backend",
+    "BatchSizeOpt",
+    "CacheDirOpt",
     "Device",
     "DeviceOpt",
     "ExportFormat",
+    "ExportThresholdOpt",
+    "PredictThresholdOpt",
     "Preset",
     "QuietOpt",
+    "RunOpt",
     "SeedOpt",
     "Setup",
     "TrainPrecisionOpt",
     "VerboseOpt",
+    "at_least",
     "check_cache_dir",
     "check_data_root",
     "check_image_folder",
+    "check_outside_data",
+    "model_size",
+    "parse_threshold",
+    "stage1_size",
 ]
 
 
@@ -69,6 +81,12 @@ class Method(StrEnum):
     fused = "fused"
 
 
+CacheDirOpt = Annotated[
+    Path | None, typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset).")
+]
+RunOpt = Annotated[
+    Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
+]
 DeviceOpt = Annotated[
     Device, typer.Option("--device", help="Where to run: auto (CUDA when present), cpu or cuda.")
 ]
@@ -104,7 +122,112 @@ MethodOpt = Annotated[
         ),
     ),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every random draw (reproducible).")]
+
+
+# ----------------------------------------------------------------- values checked while parsing
+# Each check runs as the option's callback, so a bad value is one "error: --option: ..." line and
+# exit 2 before any work, like every other bad input (Typer's own min=/max= would print its
+# multi-line usage box instead).
+
+
+def at_least(option: str, low: int) -> Callable[[int | None], int | None]:
+    """A callback refusing integers below ``low`` (None = the option was not given)."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and value < low:
+            what = "a non-negative integer" if low == 0 else f"an integer of at least {low}"
+            option_error(f"{option}: must be {what} (got {value})")
+        return value
+
+    return check
+
+
+def _sides(option: str, multiple: int, low: int) -> Callable[[int | None], int | None]:
+    def check(value: int | None) -> int | None:
+        if value is not None and (value % multiple or value < low):
+            option_error(
+                f"{option}: must be a multiple of {multiple} and at least {low} (got {value})"
+            )
+        return value
+
+    return check
+
+
+#: the model input side of a detector (train, export): the graph needs a multiple of 32, >= 64
+model_size = _sides("--size", 32, 64)
+#: the stage-1 training side (train-dada): a multiple of 8
+stage1_size = _sides("--size", 8, 8)
+
+
+def parse_threshold(value: str | None) -> float | str | None:
+    """``None``, ``"auto"`` or a finite float (``--threshold`` of predict and export).
+
+    Example:
+        >>> parse_threshold("0.5"), parse_threshold("auto"), parse_threshold(None)
+        (0.5, 'auto', None)
+    """
+    if value is None or value == "auto":
+        return value
+    try:
+        t = float(value)
+    except ValueError:
+        raise CLIError(f"--threshold: expected a number or 'auto', got {value!r}") from None
+    if not math.isfinite(t):
+        raise CLIError(f"--threshold: must be finite, got {value!r}")
+    return t
+
+
+def _check_threshold(value: str | None) -> str | None:
+    try:
+        parse_threshold(value)
+    except CLIError as exc:
+        option_error(str(exc))
+    return value
+
+
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed of every random draw (reproducible); a non-negative integer.",
+        callback=at_least("--seed", 0),
+    ),
+]
+#: --threshold of predict and export: one type, one metavar
+PredictThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        metavar="<auto|number>",
+        callback=_check_threshold,
+        help="Image-score threshold: a number, or 'auto' (the largest score of the good "
+        "validation scans of --data, computed now). Default: the one the detector calibrated "
+        "the same way when it was made.",
+        show_default=False,
+    ),
+]
+ExportThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        metavar="<auto|number>",
+        callback=_check_threshold,
+        help="Image-score threshold the sidecar records: a number, or 'auto' (the default: "
+        "the largest score of the good validation scans, calibrated when the detector was made).",
+        show_default=False,
+    ),
+]
+#: --batch-size of the inference commands (eval, predict): the detector's forward batch
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        callback=at_least("--batch-size", 1),
+        help="Images per forward pass (default: 8 on CUDA, 1 on the CPU, where batching "
+        "measured slower).",
+        show_default=False,
+    ),
+]
 QuietOpt = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No progress bars or info lines; results only.", metavar=""),
@@ -164,6 +287,25 @@ def _check_link(path: Path, what: str) -> None:
             raise CLIError(f"{path}: {what} is a broken symbolic link") from None
 
 
+def check_outside_data(path: Path | None, data: Path | None, option: str) -> None:
+    """An output folder (``option``) must lie outside the dataset: the dataset is only read.
+
+    Example:
+        >>> check_outside_data(Path("/d/mvtec/out"), Path("/d/mvtec"), "--out")
+        Traceback (most recent call last):
+        ...
+        threedsr_cli.errors.CLIError: /d/mvtec/out: --out lies inside the dataset /d/mvtec; choose a folder outside it (the dataset is never written)
+    """
+    if path is None or data is None:
+        return
+    target, root = Path(path).resolve(), Path(data).resolve()
+    if target == root or root in target.parents:
+        raise CLIError(
+            f"{path}: {option} lies inside the dataset {data}; choose a folder outside "
+            "it (the dataset is never written)"
+        )
+
+
 def check_cache_dir(cache_dir: Path | None, data: Path) -> None:
     """The preprocessing cache must lie outside the dataset (the dataset is only read).
 
@@ -175,12 +317,8 @@ def check_cache_dir(cache_dir: Path | None, data: Path) -> None:
     """
     if cache_dir is None:
         return
-    cache, root = Path(cache_dir).resolve(), Path(data).resolve()
-    if cache == root or root in cache.parents:
-        raise CLIError(
-            f"{cache_dir}: --cache-dir lies inside the dataset {data}; choose a folder outside "
-            "it (the dataset is never written)"
-        )
+    check_outside_data(cache_dir, data, "--cache-dir")
+    cache = Path(cache_dir).resolve()
     if cache.exists() and not cache.is_dir():
         raise CLIError(f"{cache_dir}: --cache-dir exists and is not a folder")
 

@@ -4,20 +4,21 @@ A second command never silently overwrites a finished run: the same run (same ki
 settings) continues only with ``--resume``; a different run, or an unrelated non-empty folder, is
 refused; ``--overwrite`` replaces a run this tool wrote (never an unrelated folder). Only the
 files the tool writes (:data:`OWNED`) are replaced; they are moved aside into ``.overwritten/``
-and restored if the new run fails before it has written its first checkpoint.
+and restored if the new run fails before it has written its first checkpoint. Files that other
+commands add to a run folder (eval's ``metrics.json`` / ``metrics.md``) are replaced only while
+their content is the one this tool recorded in the folder's :data:`MANIFEST`: a file the user
+wrote or edited is never moved or deleted.
 
-Output groups (eval's metrics, predict's overlays and ``scores.json``) are written by
-:func:`commit_outputs`: every file goes to a hidden staging folder first, a journal lists the
-renames, then they are renamed into place; a kill at any moment leaves the old files, or a journal
-that :func:`recover_outputs` completes (the next eval / predict on the folder does it).
+Output groups (metrics, predictions, exports) are written by :mod:`threedsr_cli.outputs`; the
+write lock of a folder is :mod:`threedsr_cli.locks`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,21 +30,25 @@ from threedsr_cli.errors import CLIError
 __all__ = [
     "BACKUP",
     "JOURNAL",
+    "MANIFEST",
     "MARKER",
     "OWNED",
+    "RECORDED",
+    "STAGING_PREFIX",
     "RunFolder",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "atomic_write_with",
-    "check_output_folder",
+    "check_written",
     "claim_run",
-    "commit_outputs",
     "distributed_rank",
     "file_mode",
+    "file_sha256",
+    "prediction_files",
+    "read_manifest",
     "read_marker",
-    "recover_outputs",
-    "staging_folder",
+    "written_by_tool",
 ]
 
 MARKER = "run.json"
@@ -53,6 +58,8 @@ BACKUP = ".overwritten"
 JOURNAL = ".threedsr-commit.json"
 #: prefix of the hidden folder an output group is staged in (it marks the folder incomplete)
 STAGING_PREFIX = ".incomplete-"
+#: the record of the files this tool wrote into a folder: name -> SHA-256 (see outputs.py)
+MANIFEST = ".threedsr-written.json"
 
 #: top-level names each kind of run writes: the only ones ``--overwrite`` replaces
 OWNED: dict[str, tuple[str, ...]] = {
@@ -64,6 +71,7 @@ OWNED: dict[str, tuple[str, ...]] = {
         "metrics.json",
         "metrics.md",
         "predictions",
+        MANIFEST,
     ),
     "train-dada": (MARKER, "backbone.pt"),
     "demo": (
@@ -82,6 +90,11 @@ OWNED: dict[str, tuple[str, ...]] = {
         "overlays",
     ),
 }
+
+
+#: names of :data:`OWNED` that another command (eval) writes into the run folder: ``--overwrite``
+#: moves them only while :func:`written_by_tool` says their content is the recorded one
+RECORDED: dict[str, frozenset[str]] = {"train": frozenset({"metrics.json", "metrics.md"})}
 
 
 def file_mode() -> int:
@@ -129,6 +142,55 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     )
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, str]:
+    """The files this tool recorded in ``folder`` (name -> SHA-256); {} when there is no record
+    or it cannot be read (then nothing counts as the tool's: nothing is replaced)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        files = data["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def written_by_tool(folder: Path, name: str) -> bool:
+    """True when ``folder/name`` is a plain file whose content is the one this tool recorded."""
+    path = Path(folder) / name
+    recorded = read_manifest(folder).get(name)
+    if recorded is None or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return file_sha256(path) == recorded
+    except OSError:
+        return False
+
+
+def check_written(folder: Path, names: Iterable[str]) -> None:
+    """Each of ``names`` that exists in ``folder`` must be a file this tool wrote, unchanged.
+
+    Raises:
+        CLIError: one was written by hand, or edited since (names the file; nothing replaced).
+    """
+    for name in names:
+        path = Path(folder) / name
+        if (path.exists() or path.is_symlink()) and not written_by_tool(folder, name):
+            raise CLIError(
+                f"{path}: not written by threedsr-cli, or changed since (its content is not the "
+                f"one recorded in {MANIFEST}); it is never replaced: move it away or choose "
+                "another --out"
+            )
+
+
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The folder's ``run.json`` or None; a corrupt marker is bad input."""
     path = Path(folder) / MARKER
@@ -159,6 +221,9 @@ class RunFolder:
     writer: bool = True
     backup: Path | None = None
     created: bool = False
+    #: names in the folder at the claim that were not moved aside (files the user wrote): a
+    #: rollback never removes them
+    kept: frozenset[str] = frozenset()
 
     def finish(self, **extra: Any) -> None:
         if not self.writer:
@@ -181,7 +246,8 @@ class RunFolder:
         if not self.writer or self.resumed:
             return
         for name in OWNED.get(self.kind, (MARKER,)):
-            _remove(self.path / name)
+            if name not in self.kept:
+                _remove(self.path / name)
         if self.backup is not None and self.backup.exists():
             for entry in self.backup.iterdir():
                 os.replace(entry, self.path / entry.name)
@@ -253,12 +319,6 @@ def _diff_pairs(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _owned_only(out: Path, kind: str) -> bool:
-    """True when every entry of ``out`` is one this kind of run writes."""
-    owned = set(OWNED.get(kind, (MARKER,))) | {BACKUP}
-    return all(p.name in owned for p in out.iterdir())
 
 
 def _restore_backup(out: Path, marker: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -352,7 +412,8 @@ def claim_run(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CLIError(f"{out}: cannot create the folder ({exc.strerror})") from None
-    run = RunFolder(out, kind, settings, resumed, backup=backup, created=created)
+    kept = frozenset(p.name for p in out.iterdir() if p.name not in (MARKER, BACKUP))
+    run = RunFolder(out, kind, settings, resumed, backup=backup, created=created, kept=kept)
     if not (resumed and marker is not None and marker.get("finished")):
         atomic_write_json(out / MARKER, {"kind": kind, "settings": settings, "finished": False})
     return run
@@ -360,17 +421,27 @@ def claim_run(
 
 def _move_aside(out: Path, marker: dict[str, Any]) -> Path:
     """``--overwrite``: move the old run's own files into ``out/.overwritten``; anything else
-    (a user's notes, data) stays where it is."""
-    owned = set(OWNED.get(str(marker.get("kind")), (MARKER,)))
+    (a user's notes, data, a metrics file written or edited by hand) stays where it is."""
+    from threedsr_cli.libs import warn
+
+    kind = str(marker.get("kind"))
+    owned = set(OWNED.get(kind, (MARKER,)))
+    moving = []
+    for entry in sorted(out.iterdir()):
+        if entry.name not in owned or entry.name == BACKUP:
+            continue
+        if entry.name == "predictions" and prediction_files(entry) is None:
+            continue  # a predictions folder holding other files: not ours to move
+        if entry.name in RECORDED.get(kind, ()) and not written_by_tool(out, entry.name):
+            warn(f"{entry}: kept (not written by threedsr-cli, or changed since)")
+            continue
+        moving.append(entry)
     backup = out / BACKUP
     if backup.exists():
         shutil.rmtree(backup)  # an older replaced run, already given up by an earlier --overwrite
     backup.mkdir()
-    for entry in sorted(out.iterdir()):
-        if entry.name in owned and entry.name != BACKUP:
-            if entry.name == "predictions" and prediction_files(entry) is None:
-                continue  # a predictions folder holding other files: not ours to move
-            os.replace(entry, backup / entry.name)
+    for entry in moving:
+        os.replace(entry, backup / entry.name)
     return backup
 
 
@@ -391,93 +462,3 @@ def prediction_files(folder: Path) -> set[str] | None:
             return None
     present = {p.name for p in folder.iterdir() if not p.name.startswith(STAGING_PREFIX)}
     return present if present <= names else None
-
-
-def check_output_folder(out: Path) -> Path:
-    """Before any work: ``out`` must be a folder or creatable, and writable.
-
-    Nothing is created: a probe file is made in ``out`` (or its nearest existing parent) and
-    removed again.
-
-    Raises:
-        CLIError: ``out`` is a file, lies under a file, or cannot be written.
-    """
-    out = Path(out)
-    if out.is_symlink() and not out.exists():
-        raise CLIError(f"{out}: is a broken symbolic link")
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"{out}: exists and is not a folder")
-    probe_dir = out
-    while not probe_dir.exists():
-        if probe_dir.is_symlink():
-            raise CLIError(f"{out}: cannot create the folder ({probe_dir} is a broken link)")
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise CLIError(f"{out}: cannot create the folder ({probe_dir} is a file)")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".threedsr-probe-", dir=probe_dir)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        what = "folder" if probe_dir == out else f"folder (in {probe_dir})"
-        raise CLIError(f"{out}: cannot write to the {what}: {exc.strerror}") from None
-    return out
-
-
-def staging_folder(out: Path) -> Path:
-    """A fresh hidden folder in ``out`` that marks it incomplete while an output group is
-    written (see :func:`commit_outputs`)."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
-    except OSError as exc:
-        raise CLIError(f"{out}: cannot write ({exc.strerror})") from None
-
-
-def commit_outputs(out: Path, staging: Path, remove: Iterable[str] = ()) -> None:
-    """Move every file of ``staging`` into ``out`` and delete ``remove`` (names this tool wrote
-    before) as one step: the journal is written first, so a kill during the renames is completed
-    by :func:`recover_outputs`. ``.json`` files (the summary: ``scores.json``,
-    ``metrics.json``) are renamed last."""
-    out = Path(out)
-    names = sorted(p.name for p in staging.iterdir())
-    names.sort(key=lambda n: n.endswith(".json"))  # the summary last
-    journal = {
-        "staging": staging.name,
-        "files": names,
-        "remove": sorted(set(remove) - set(names)),
-    }
-    atomic_write_json(out / JOURNAL, journal)
-    recover_outputs(out)
-
-
-def recover_outputs(out: Path) -> bool:
-    """Finish an output commit that a kill interrupted (idempotent); remove staging folders
-    without a journal (an output group that never got as far as its commit). True when a
-    journal was completed."""
-    out = Path(out)
-    if not out.is_dir():
-        return False
-    journal_path = out / JOURNAL
-    done = False
-    if journal_path.is_file():
-        try:
-            journal = json.loads(journal_path.read_text(encoding="utf-8"))
-            staging = out / str(journal["staging"])
-            files, remove = list(journal["files"]), list(journal["remove"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CLIError(f"{journal_path}: unreadable output journal ({exc})") from None
-        for name in files:
-            if (staging / name).exists():
-                os.replace(staging / name, out / name)
-        for name in remove:
-            (out / Path(name).name).unlink(missing_ok=True)
-        if staging.is_dir():
-            shutil.rmtree(staging)
-        journal_path.unlink()
-        done = True
-    for p in out.iterdir():
-        if p.name.startswith(STAGING_PREFIX) and p.is_dir():
-            shutil.rmtree(p)
-    return done

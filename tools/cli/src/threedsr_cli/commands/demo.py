@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from threedsr_cli.commands.train import run_training
 from threedsr_cli.commands.train_dada import run_stage_one
 from threedsr_cli.concurrent import TrainJob, train_concurrently
+from threedsr_cli.locks import run_lock
 from threedsr_cli.runs import atomic_write_json, claim_run
 from threedsr_cli.ui import UI
 
@@ -450,7 +451,13 @@ def _summary(
     ui.out.print(f"report: {out / 'report.html'}  (also report.md, metrics.json)")
 
 
-def demo_command(
+def demo_command(*, out: Path, **kwargs: Any) -> dict[str, Any]:
+    """The demo into ``out``, holding the folder's write lock throughout (``locks.py``)."""
+    with run_lock(out):
+        return _demo(out=out, **kwargs)
+
+
+def _demo(
     *,
     out: Path,
     fast: bool,

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError
-from threedsr_cli.report import fmt_metric
-from threedsr_cli.runs import (
-    atomic_write_json,
-    atomic_write_text,
+from threedsr_cli.inputs import printable
+from threedsr_cli.locks import folder_lock
+from threedsr_cli.outputs import (
     check_output_folder,
     commit_outputs,
     recover_outputs,
     staging_folder,
 )
+from threedsr_cli.report import fmt_metric
+from threedsr_cli.runs import atomic_write_json, atomic_write_text, check_written, file_sha256
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
@@ -130,9 +131,44 @@ def check_masks(data: Path, category: str, allow_missing: bool) -> int:
     return len(missing)
 
 
-def check_metrics_target(folder: Path, detector_file: str, category: str, own: bool) -> None:
-    """``folder/metrics.json`` may be replaced only by the same detector and class (or, for a
-    file written before the detector was recorded, in the run's own folder).
+#: the files eval writes (replaced only while their content is the one recorded at writing)
+METRICS_FILES = ("metrics.json", "metrics.md")
+
+
+def detector_identity(folder: Path, detector_path: Path) -> dict[str, str]:
+    """How ``metrics.json`` in ``folder`` names its detector: the path relative to ``folder``
+    when the detector lies inside it (a run folder stays valid wherever it is copied), else
+    absolute, and the file's SHA-256 (what decides whether two detectors are the same).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "detector.pt").write_bytes(b"x")
+        >>> detector_identity(d, d / "detector.pt")["detector"]
+        'detector.pt'
+    """
+    path = Path(detector_path).resolve()
+    try:
+        name = str(path.relative_to(Path(folder).resolve()))
+    except ValueError:
+        name = str(path)
+    return {"detector": name, "detector_sha256": file_sha256(path)}
+
+
+def _same_detector(folder: Path, old: dict[str, Any], new: dict[str, str]) -> bool:
+    if old.get("detector_sha256") is not None:
+        return old["detector_sha256"] == new["detector_sha256"]
+    # written before the content was recorded: the path, relative ones read from the folder
+    previous = Path(str(old["detector"]))
+    previous = previous if previous.is_absolute() else Path(folder).resolve() / previous
+    current = Path(new["detector"])
+    current = current if current.is_absolute() else Path(folder).resolve() / current
+    return previous == current
+
+
+def check_metrics_target(folder: Path, detector: dict[str, str], category: str, own: bool) -> None:
+    """``folder/metrics.json`` may be replaced only by the same detector (the same content,
+    wherever the run folder lies now) and class (or, for a file written before the detector was
+    recorded, in the run's own folder).
 
     Raises:
         CLIError: it holds another class's or another detector's metrics, or cannot be read.
@@ -145,6 +181,7 @@ def check_metrics_target(folder: Path, detector_file: str, category: str, own: b
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         raise CLIError(f"{path}: holds a metrics file this tool cannot read; {hint}") from None
+    category = printable(category)  # as metrics.json names it
     if not isinstance(old, dict) or set(old) != {category}:
         names = ", ".join(sorted(map(str, old))) if isinstance(old, dict) else "?"
         raise CLIError(f"{path}: holds the metrics of {names}, not of {category!r}; {hint}")
@@ -152,7 +189,7 @@ def check_metrics_target(folder: Path, detector_file: str, category: str, own: b
     previous = entry.get("detector")
     if previous is None and not own:
         raise CLIError(f"{path}: holds metrics of an unknown detector; {hint}")
-    if previous is not None and previous != detector_file:
+    if previous is not None and not _same_detector(folder, entry, detector):
         raise CLIError(f"{path}: holds the metrics of another detector ({previous}); {hint}")
 
 
@@ -170,35 +207,66 @@ def eval_command(
     ui: UI,
     overwrite: bool = False,
     allow_missing_masks: bool = False,
+    batch_size: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    import threedsr
-
-    from threedsr_cli.libs import check_category, load_detector, seed_everything, warn_unfinished
-    from threedsr_cli.options import check_cache_dir
+    from threedsr_cli.libs import check_category, load_detector, seed_everything
+    from threedsr_cli.options import check_cache_dir, check_outside_data
 
     seed_everything(seed)
     own = Path(run) if Path(run).is_dir() else Path(run).parent
     folder = Path(out) if out is not None else own
     # Everything that can refuse the command runs before the evaluation: nothing is computed for
     # an output that cannot be written, and nothing is written on bad input.
-    detector = load_detector(run, device, precision, method)
+    detector = load_detector(run, device, precision, method, batch_size=batch_size, command="eval")
     check_output_folder(folder)
     cat = category or detector.category
     if cat is None:
         raise CLIError(f"{run}: the detector names no category; pass --category")
     check_category(data, cat)
     check_cache_dir(cache_dir, data)
-    detector_file = str(Path(detector.path).resolve()) if detector.path else str(run)
+    check_outside_data(folder, data, "--out" if out is not None else "the run folder (--run)")
+    # One writer per folder: a second eval, a train --overwrite or an export into it waits.
+    with folder_lock(folder):
+        return _evaluate(
+            detector, run, data, cat, own, folder, cache_dir, ui, overwrite, allow_missing_masks
+        )
+
+
+def _evaluate(
+    detector: Any,
+    run: Path,
+    data: Path,
+    cat: str,
+    own: Path,
+    folder: Path,
+    cache_dir: Path | None,
+    ui: UI,
+    overwrite: bool,
+    allow_missing_masks: bool,
+) -> dict[str, dict[str, Any]]:
+    import threedsr
+
+    from threedsr_cli.libs import warn_unfinished
+
     recover_outputs(folder)
+    # Only files this tool wrote (their content as recorded) are replaced, --overwrite or not.
+    check_written(folder, METRICS_FILES)
+    identity = (
+        detector_identity(folder, detector.path)
+        if detector.path
+        else {"detector": str(run), "detector_sha256": ""}
+    )
     if not overwrite:
         same_folder = folder.resolve() == own.resolve()
-        check_metrics_target(folder, detector_file, cat, same_folder)
+        check_metrics_target(folder, identity, cat, same_folder)
     check_masks(data, cat, allow_missing_masks)
     unfinished = warn_unfinished(detector)
     arith = "bf16" if detector.bf16 else "fp32"
     ui.info(
-        f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith}): "
-        f"method {detector.method}, {threedsr.METHOD_SUMMARY[detector.method]}"
+        printable(
+            f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith}): "
+            f"method {detector.method}, {threedsr.METHOD_SUMMARY[detector.method]}"
+        )
     )
     with ui.stage(f"evaluate {cat}") as progress:
         results = threedsr.evaluate(
@@ -206,11 +274,14 @@ def eval_command(
             data,
             cat,
             cache_dir=None if cache_dir is None else str(cache_dir),
+            chunk=max(32, detector.batch_size),  # scans preprocessed at a time: whole batches
             progress=progress,
         )
-    summary = metrics_summary(results)
+    # Names from the file system (defect types) may hold bytes that are not UTF-8: written as
+    # \xNN, so the files, the JSON and the terminal take them.
+    summary = printable(metrics_summary(results))
     for entry in summary.values():
-        entry["detector"] = detector_file
+        entry.update(printable(identity))
         entry["detector_finished"] = not unfinished
     markdown = (
         threedsr.format_markdown(summary, setup=detector.setup, method=detector.method) + "\n"
@@ -222,7 +293,7 @@ def eval_command(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    commit_outputs(folder, staging)
+    commit_outputs(folder, staging, record=True)
     print_metrics(ui, summary, f"{detector.method} map, {detector.setup} detector on {cat}")
-    ui.info(f"wrote {folder / 'metrics.json'}")
+    ui.info(printable(f"wrote {folder / 'metrics.json'}"))
     return summary

@@ -2,17 +2,94 @@
 
 from __future__ import annotations
 
-import math
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from threedsr_cli.errors import CLIError
+from threedsr_cli.locks import folder_lock
+from threedsr_cli.options import parse_threshold
+from threedsr_cli.outputs import commit_outputs, recover_outputs, staging_folder
+from threedsr_cli.runs import BACKUP, JOURNAL, MANIFEST, MARKER, OWNED, read_marker
 from threedsr_cli.ui import UI
 
-__all__ = ["EXPORTED_FILE", "export_command"]
+__all__ = ["EXPORTED_FILE", "check_export_target", "export_command"]
 
 #: What ``predict --backend onnxruntime --run FOLDER`` looks for in a run folder.
 EXPORTED_FILE = "detector.onnx"
+
+
+def _run_owned(folder: Path) -> set[str]:
+    """The names the run in ``folder`` owns (none when it holds no run)."""
+    try:
+        marker = read_marker(folder)
+    except CLIError:  # an unreadable marker: still the run's
+        marker = {"kind": None}
+    if marker is None:
+        return set()
+    owned = set(OWNED.get(str(marker.get("kind")), ()))
+    return owned | {MARKER, BACKUP, JOURNAL, MANIFEST, "detector.pt"}
+
+
+def _is_earlier_export(out: Path) -> bool:
+    """``out`` is a file this tool exported, unchanged: its sidecar is an export sidecar whose
+    size and SHA-256 are the file's (or, the file gone, the sidecar alone is one)."""
+    from threedsr import ThreedsrError
+    from threedsr.export import EXPORT_KIND, read_sidecar, sidecar_path
+
+    sidecar = sidecar_path(out)
+    if out.is_symlink() or sidecar.is_symlink():
+        return False
+    if out.exists():
+        try:
+            read_sidecar(out)
+        except ThreedsrError:
+            return False
+        return True
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("kind") == EXPORT_KIND
+
+
+def check_export_target(out: Path, source: Path, overwrite: bool) -> None:
+    """``out`` and its sidecar ``out.json`` may be written: neither is a file the run owns (or
+    the detector being exported), and an existing one is an earlier export replaced only with
+    ``overwrite``.
+
+    Raises:
+        CLIError: one line naming the file (nothing is written).
+    """
+    from threedsr.export import sidecar_path
+
+    sidecar = sidecar_path(out)
+    if out.is_dir():
+        raise CLIError(f"{out}: is a folder; give the file to write (--out FILE)")
+    if not out.parent.is_dir():
+        raise CLIError(f"{out.parent}: folder not found (the folder of --out)")
+    owned = _run_owned(out.parent)
+    for path in (out, sidecar):
+        if path.name in owned or (path.exists() and path.resolve() == source.resolve()):
+            raise CLIError(
+                f"{path}: belongs to the run in {out.parent}; export never replaces a run's own "
+                "files: choose another --out"
+            )
+    existing = [p for p in (out, sidecar) if p.exists() or p.is_symlink()]
+    if not existing:
+        return
+    if not overwrite:
+        raise CLIError(
+            f"{existing[0]}: exists; pass --overwrite to replace an earlier export, or choose "
+            "another --out"
+        )
+    if not _is_earlier_export(out):
+        raise CLIError(
+            f"{existing[0]}: not an export written by threedsr-cli (or changed since: its "
+            f"sidecar {sidecar.name} does not match); --overwrite replaces only those: choose "
+            "another --out"
+        )
 
 
 def export_command(
@@ -22,34 +99,70 @@ def export_command(
     out: Path | None,
     size: int | None,
     dynamic_batch: bool,
-    threshold: float | None,
+    threshold: str | None,
+    method: str | None,
+    ui: UI,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Load the run on the CPU in fp32 and write ``out`` plus its ``out.json`` sidecar, as one
+    step (a kill leaves the earlier export, or a journal the next command completes)."""
+    thr = parse_threshold(threshold)
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    if out is None:
+        out = folder / (EXPORTED_FILE if fmt == "onnx" else "detector.torchscript.pt")
+    out = Path(out)
+    source = Path(run) / "detector.pt" if Path(run).is_dir() else Path(run)
+    if out.is_dir():
+        raise CLIError(f"{out}: is a folder; give the file to write (--out FILE)")
+    if not out.parent.is_dir():
+        raise CLIError(f"{out.parent}: folder not found (the folder of --out)")
+    # One writer per folder: a train --overwrite or another export into it waits.
+    with folder_lock(out.parent):
+        recover_outputs(out.parent)
+        check_export_target(out, source, overwrite)
+        return _export(run, fmt, out, size, dynamic_batch, thr, method, ui)
+
+
+def _export(
+    run: Path,
+    fmt: str,
+    out: Path,
+    size: int | None,
+    dynamic_batch: bool,
+    threshold: float | str | None,
     method: str | None,
     ui: UI,
 ) -> dict[str, Any]:
-    """Load the run on the CPU in fp32 and write ``out`` plus its ``out.json`` sidecar."""
     import threedsr
     from rich.markup import escape
 
     from threedsr_cli.libs import load_detector
 
-    if size is not None and (size % 32 or size < 64):
-        raise CLIError(f"--size: must be a multiple of 32 and at least 64, got {size}")
-    if threshold is not None and not math.isfinite(threshold):
-        raise CLIError(f"--threshold: must be finite, got {threshold}")
-    detector = load_detector(run, "cpu", "fp32", method)
-    if out is None:
-        folder = Path(run) if Path(run).is_dir() else Path(run).parent
-        out = folder / (EXPORTED_FILE if fmt == "onnx" else "detector.torchscript.pt")
-    with ui.stage(f"export {fmt}", 1) as progress:
-        meta = threedsr.export_detector(
-            detector,
-            out,
-            fmt=fmt,
-            size=size,
-            dynamic_batch=dynamic_batch,
-            threshold=threshold,
+    detector = load_detector(run, "cpu", "fp32", method, command="export")
+    if size is not None and size != detector.size:
+        raise CLIError(
+            f"--size {size}: not the detector's {detector.size} px (its descriptor scales and "
+            "codes hold only at the size it was made at); drop --size"
         )
-        progress(1, 1)
+    # 'auto' is the default: the threshold the detector calibrated when it was made
+    given = threshold if isinstance(threshold, float) else None
+    staging = staging_folder(out.parent)
+    try:
+        with ui.stage(f"export {fmt}", 1) as progress:
+            meta = threedsr.export_detector(
+                detector,
+                staging / out.name,
+                fmt=fmt,
+                size=size,
+                dynamic_batch=dynamic_batch,
+                threshold=given,
+            )
+            progress(1, 1)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # the file, then its sidecar (the .json goes last): a kill leaves both old, or a journal
+    commit_outputs(out.parent, staging)
     branches = (
         "heads"
         if meta["memory"] is None

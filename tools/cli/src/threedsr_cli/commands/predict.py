@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from threedsr_cli.errors import CLIError
-from threedsr_cli.inputs import InputItem, resolve_inputs
-from threedsr_cli.runs import (
-    STAGING_PREFIX,
-    atomic_write_json,
+from threedsr_cli.errors import CLIError, is_bad_input, one_line
+from threedsr_cli.inputs import InputItem, printable, resolve_inputs
+from threedsr_cli.locks import folder_lock
+from threedsr_cli.options import check_outside_data, parse_threshold
+from threedsr_cli.outputs import (
     check_output_folder,
     commit_outputs,
-    prediction_files,
     recover_outputs,
     staging_folder,
 )
+from threedsr_cli.runs import STAGING_PREFIX, atomic_write_json, prediction_files
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
@@ -30,7 +29,16 @@ if TYPE_CHECKING:
 
     from threedsr_cli.report import MapScale
 
-__all__ = ["auto_threshold", "check_prediction_target", "parse_threshold", "predict_command"]
+__all__ = [
+    "auto_threshold",
+    "check_prediction_target",
+    "dataset_roots",
+    "parse_threshold",
+    "predict_command",
+]
+
+#: split folder names of the dataset layouts (MVTec 3D-AD, Eyecandies): <root>/<class>/<split>
+_SPLITS = ("train", "validation", "val", "test", "test_public", "test_private")
 
 
 def check_prediction_target(out: Path, overwrite: bool) -> set[str]:
@@ -66,22 +74,37 @@ def check_prediction_target(out: Path, overwrite: bool) -> set[str]:
     return names
 
 
-def parse_threshold(value: str | None) -> float | str | None:
-    """``None``, ``"auto"`` or a finite float.
+def _dataset_root(split: Path) -> Path | None:
+    """``<root>`` when ``split`` is ``<root>/<class>/<split>`` of an MVTec 3D-AD or Eyecandies
+    dataset (pcprep's layouts), else None."""
+    import pcprep
+
+    root = split.parent.parent
+    try:
+        if pcprep.detect_layout(root) == "generic":
+            return None
+        return root if split.parent.name in pcprep.list_categories(root) else None
+    except Exception:  # an unreadable folder is no dataset to protect
+        return None
+
+
+def dataset_roots(paths: list[Path]) -> list[Path]:
+    """The MVTec 3D-AD / Eyecandies dataset roots that predict's inputs lie in (the inputs'
+    ``<root>/<class>/<split>/...``).
 
     Example:
-        >>> parse_threshold("0.5"), parse_threshold("auto"), parse_threshold(None)
-        (0.5, 'auto', None)
+        >>> dataset_roots([Path("/nonexistent/bagel/test/crack/xyz/000.tiff")])
+        []
     """
-    if value is None or value == "auto":
-        return value
-    try:
-        t = float(value)
-    except ValueError:
-        raise CLIError(f"--threshold: expected a number or 'auto', got {value!r}") from None
-    if not math.isfinite(t):
-        raise CLIError(f"--threshold: must be finite, got {value!r}")
-    return t
+    roots: list[Path] = []
+    for p in paths:
+        for a in Path(p).absolute().parents:
+            if a.name in _SPLITS and a.parent != a.parent.parent:
+                root = _dataset_root(a)
+                if root is not None:
+                    roots.append(root)
+                    break
+    return roots
 
 
 def auto_threshold(
@@ -95,16 +118,20 @@ def auto_threshold(
     import pcprep
     import threedsr
 
-    root = (
-        data if data is not None else getattr(getattr(detector, "config", None), "data_root", None)
-    )
+    root = data if data is not None else _training_data(detector)
     cat = category or detector.category
     if root is None or cat is None:
         raise CLIError(f"{run}: --threshold auto needs validation data; pass --data ROOT")
     root = Path(root)
     if not (root / cat).is_dir():
+        recorded = (
+            ""
+            if data is not None or root.is_absolute()
+            else (f" (recorded relative to the folder {run} was trained from)")
+        )
         raise CLIError(
-            f"{root / cat}: validation data for --threshold auto not found; pass --data ROOT"
+            f"{root / cat}: validation data for --threshold auto not found{recorded}; pass "
+            "--data ROOT"
         )
     refs = [r for r in pcprep.index_dataset(root, cat, "validation") if int(r.label) == 0]
     if not refs:
@@ -114,6 +141,24 @@ def auto_threshold(
         scores = np.asarray(detector.predict(prepared).scores)
     threshold = threedsr.choose_threshold(scores=scores, method="max")
     return threshold, f"max score of {len(refs)} good validation samples of {root / cat}"
+
+
+def _training_data(detector: Detector | OnnxDetector) -> Path | None:
+    """The dataset root the detector was trained on (an absolute path since train records it
+    so; older runs recorded it relative to the folder they were trained from)."""
+    root = getattr(getattr(detector, "config", None), "data_root", None)
+    return None if root is None else Path(root)
+
+
+def _output_checks(
+    out: Path, run: Path, inputs: list[Path], data: Path | None, detector: Any
+) -> None:
+    """--out must not lie inside a dataset: --data, the training data or the inputs' dataset."""
+    check_output_folder(out)
+    train_data = _training_data(detector)
+    for root in [data, train_data, *dataset_roots(inputs)]:
+        if root is not None and (root.is_absolute() or root.exists()):
+            check_outside_data(out, root, "--out")
 
 
 def _save(
@@ -131,7 +176,7 @@ def _save(
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
     m, native, score = pred.map, pred.native_map, pred.score
     overlay = out / f"{item.name}_overlay.png"
-    title = f"{item.name}: score {score:.4f}"
+    title = printable(f"{item.name}: score {score:.4f}")
     if threshold is not None:
         title += " ANOMALOUS" if score > threshold else " normal"
     overlay_figure(
@@ -146,8 +191,8 @@ def _save(
     map_png = save_map_png(native, out / f"{item.name}_map.png", *scale.range, threshold)
     record: dict[str, Any] = {
         "name": item.name,
-        "xyz": str(item.geometry),
-        "rgb": str(item.rgb) if item.rgb is not None else None,
+        "xyz": printable(str(item.geometry)),
+        "rgb": printable(str(item.rgb)) if item.rgb is not None else None,
         "layout": item.layout,
         "score": float(score),
         "overlay": overlay.name,
@@ -167,7 +212,7 @@ def predict_command(
     threshold: str | None,
     data: Path | None,
     category: str | None,
-    batch_size: int,
+    batch_size: int | None,
     backend: str = "torch",
     device: str,
     precision: str,
@@ -176,10 +221,7 @@ def predict_command(
     ui: UI,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    import threedsr
-
-    from threedsr_cli.libs import load_detector, load_exported, seed_everything, warn_unfinished
-    from threedsr_cli.report import display_scale
+    from threedsr_cli.libs import load_detector, load_exported, seed_everything
 
     seed_everything(seed)
     if not inputs:
@@ -192,17 +234,42 @@ def predict_command(
     if backend == "onnxruntime":
         detector = load_exported(run, device, precision, method)
     else:
-        detector = load_detector(run, device, precision, method)
+        detector = load_detector(run, device, precision, method, batch_size=batch_size)
     out = (
         Path(out)
         if out is not None
         else (Path(run) if Path(run).is_dir() else Path(run).parent) / "predictions"
     )
-    # Before any work: an output that cannot be written, or that holds an earlier prediction
-    # (without --overwrite) or other files, is refused while nothing has been computed.
-    check_output_folder(out)
-    recover_outputs(out)
-    replaced = check_prediction_target(out, overwrite)
+    # Before any work: an output that cannot be written, lies in a dataset, or holds an earlier
+    # prediction (without --overwrite) or other files, is refused while nothing has been computed.
+    _output_checks(out, Path(run), inputs, data, detector)
+    # One writer per folder: a second predict into it waits.
+    with folder_lock(out):
+        recover_outputs(out)
+        replaced = check_prediction_target(out, overwrite)
+        return _predict(
+            detector, items, run, out, replaced, thr, data, category, batch_size, backend, ui
+        )
+
+
+def _predict(
+    detector: Any,
+    items: list[InputItem],
+    run: Path,
+    out: Path,
+    replaced: set[str],
+    thr: float | str | None,
+    data: Path | None,
+    category: str | None,
+    batch_size: int | None,
+    backend: str,
+    ui: UI,
+) -> dict[str, Any]:
+    import threedsr
+
+    from threedsr_cli.libs import warn, warn_unfinished
+    from threedsr_cli.report import display_scale
+
     warn_unfinished(detector)
     source = None
     if thr == "auto":
@@ -221,16 +288,36 @@ def predict_command(
         )
     records: list[dict[str, Any]] = []
     prepared: list[Prepared] = []
+    used: list[InputItem] = []
+    skipped: list[InputItem] = []
 
     def load() -> Iterator[Prepared]:
         for item in items:
-            prepared.append(detector.prepare(item.load()))
-            yield prepared[-1]
+            try:
+                p = detector.prepare(item.load())
+            except Exception as exc:
+                # One unreadable input among several is skipped (named on a warning line); alone
+                # it is the command's error.
+                if len(items) == 1 or not is_bad_input(exc):
+                    raise
+                text = printable(one_line(exc))
+                names = [printable(str(f)) for f in (item.geometry, item.rgb) if f is not None]
+                warn(text if any(n in text for n in names) else f"{names[0]}: {text}")
+                skipped.append(item)
+                continue
+            used.append(item)
+            prepared.append(p)
+            yield p
 
+    bs = batch_size or getattr(detector, "batch_size", None) or 8
     with ui.stage("predict", len(items)) as progress:
-        preds = threedsr.predict_samples(detector, load(), batch_size=batch_size, progress=progress)
-    results = list(zip(items, prepared, preds, strict=True))
-    created = not out.exists()
+        preds = threedsr.predict_samples(detector, load(), batch_size=bs, progress=progress)
+    if not used:
+        raise CLIError(
+            f"predict: none of the {len(items)} inputs could be read (see the warnings above); "
+            "nothing written"
+        )
+    results = list(zip(used, prepared, preds, strict=True))
     # Every file goes to a hidden .incomplete-* folder first (it marks the folder as partial),
     # then commit_outputs moves the group into place with scores.json last, removing the replaced
     # prediction's files: a kill leaves the old prediction, or a journal the next run completes.
@@ -242,28 +329,36 @@ def predict_command(
                 records.append(_save(it, p, sp, staging, t, scale))
                 progress(k, len(results))
         summary = {
-            "run": str(run),
+            "run": printable(str(run)),
             "method": str(getattr(detector, "method", "")),
             "setup": detector.setup,
             "category": detector.category,
             "backend": backend,
             "threshold": None if thr is None else float(thr),
-            "threshold_source": source,
+            "threshold_source": printable(source),
             "map_scale": list(scale.range),
             "scale_source": scale.source,
             "samples": records,
+            "skipped": [printable(str(it.geometry)) for it in skipped],
         }
         atomic_write_json(staging / "scores.json", summary)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            try:
-                out.rmdir()
-            except OSError:
-                pass
         raise
     commit_outputs(out, staging, remove=replaced)
-    path = out / "scores.json"
+    _print_scores(ui, detector, records, thr)
+    ui.info(printable(f"wrote {out / 'scores.json'} and {len(records)} overlays to {out}"))
+    if skipped:
+        raise CLIError(
+            f"predict: {len(skipped)} of {len(items)} inputs skipped (unreadable, see the "
+            f"warnings above); the other {len(records)} were written to {printable(str(out))}"
+        )
+    return summary
+
+
+def _print_scores(
+    ui: UI, detector: Any, records: list[dict[str, Any]], thr: float | str | None
+) -> None:
     from rich.table import Table
 
     table = Table(title=f"{detector.setup} detector: {len(records)} samples")
@@ -277,5 +372,3 @@ def predict_command(
             row.append("anomalous" if r["anomalous"] else "normal")
         table.add_row(*row)
     ui.out.print(table)
-    ui.info(f"wrote {path} and {len(records)} overlays to {out}")
-    return summary

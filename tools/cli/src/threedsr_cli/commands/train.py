@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError, Interrupted
+from threedsr_cli.locks import run_lock
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
@@ -71,7 +72,14 @@ def build_config(
     return threedsr.DetectorConfig.preset(preset or "cpu", setup=setup, method=method, **fields)
 
 
-def train_command(
+def train_command(*, out: Path, **kwargs: Any) -> None:
+    """Make the detector into ``out``, holding the run folder's write lock throughout: a second
+    command writing the folder stops at once with one line (``locks.py``)."""
+    with run_lock(out):
+        _train(out=out, **kwargs)
+
+
+def _train(
     *,
     data: Path,
     category: str,
@@ -100,10 +108,11 @@ def train_command(
         pretrained_backbone,
         resolve_device,
     )
-    from threedsr_cli.options import check_cache_dir
+    from threedsr_cli.options import check_cache_dir, check_outside_data
 
     check_category(data, category)
     check_cache_dir(cache_dir, data)
+    check_outside_data(out, data, "--out")
     if dada is None:
         backbone_file = pretrained_backbone(setup)
         backbone = None
@@ -115,7 +124,8 @@ def train_command(
         method=method,
         preset=preset,
         setup=setup,
-        data_root=str(data),
+        # absolute: predict --threshold auto finds it from any working directory
+        data_root=str(Path(data).absolute()),
         category=category,
         backbone=backbone,
         out_dir=str(out),

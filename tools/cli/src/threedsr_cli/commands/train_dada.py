@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError, Interrupted
+from threedsr_cli.locks import run_lock
 from threedsr_cli.options import check_image_folder
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
@@ -33,7 +34,13 @@ def run_stage_one(
         raise Interrupted(ckpt if ckpt.exists() else None) from None
 
 
-def train_dada_command(
+def train_dada_command(*, out: Path, **kwargs: Any) -> None:
+    """Stage 1 into ``out``, holding the run folder's write lock throughout (``locks.py``)."""
+    with run_lock(out):
+        _train_dada(out=out, **kwargs)
+
+
+def _train_dada(
     *,
     preset: str,
     setup: str,
