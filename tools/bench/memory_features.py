@@ -4,7 +4,7 @@ bank size asked for. Minutes per row. Each option below sets one field of the me
 (:class:`threedsr.MemoryConfig`), starting from the setup's default (``DetectorConfig.preset(
 "memory", setup).memory``): ``--features`` = ``features``, ``--bank`` = ``size``, ``--scales`` =
 ``scales``, ``--groups`` = ``groups`` and ``weights``, ``--local-k`` = ``local_k``,
-``--local-min-scans`` = ``local_min_scans``. The map is the memory's distance map
+``--local-min-scans`` = ``local_min_scans``, ``--modalities`` = ``modalities``. The map is the memory's distance map
 (``FeatureMemory``), which a ``memory``-method detector z-scores on good scans and squashes (a
 monotone map of it) before smoothing.
 
@@ -66,6 +66,13 @@ def main() -> None:
         help="local-scale neighbour k (0 = plain distances; default: the preset's)",
     )
     ap.add_argument(
+        "--modalities",
+        nargs="+",
+        default=[None],
+        choices=["joint", "separate", None],
+        help="one search over every descriptor, or depth and colour apart (default: the preset's)",
+    )
+    ap.add_argument(
         "--local-min-scans",
         type=int,
         default=None,
@@ -100,9 +107,10 @@ def main() -> None:
         config = config.replace(memory=config.memory.replace(local_min_scans=args.local_min_scans))
     rows = itertools.product(
         args.category, args.size, args.features, args.scales, args.groups, args.bank,
-        args.train_scans, args.local_k,
+        args.train_scans, args.local_k, args.modalities,
     )  # fmt: skip
-    for category, size, kind, scales, groups, bank, n_train, local_k in rows:
+    for category, size, kind, scales, groups, bank, n_train, local_k, modalities in rows:
+        modalities = modalities or config.memory.modalities
         local_k = config.memory.local_k if local_k is None else local_k
         start = time.perf_counter()
         params = config.preprocess.replace(drop_border_objects=drop).kwargs(
@@ -127,6 +135,7 @@ def main() -> None:
             groups=names,
             weights=weights,
             local_k=local_k,
+            modalities=modalities if kind == "descriptors" and args.setup == "rgbd" else "joint",
         )
         train = split["train"][:n_train] if n_train else split["train"]
         memory = threedsr.fit_memory(
@@ -173,6 +182,7 @@ def main() -> None:
                 "aupro": round(admetrics.aupro(gt, maps.numpy()), 4),
                 "aupro_object_gt": round(admetrics.aupro(on_object, maps.numpy()), 4),
                 "local_k": local_k,
+                "modalities": memory_config.modalities,
                 "local_min_scans": memory_config.local_min_scans,
                 "local_scale": memory.local_scale is not None,
                 "seconds": round(seconds, 1),

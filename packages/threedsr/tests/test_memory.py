@@ -252,8 +252,15 @@ def test_separate_modalities_sum_two_searches_each_over_its_own_spread() -> None
     torch.testing.assert_close(back.part_scale, mem.part_scale)
 
 
-def test_separate_modalities_need_rgbd_descriptors() -> None:
-    with pytest.raises(ValueError, match="modalities='separate' needs rgbd descriptors"):
-        fit_memory(_scans()[:, :1], "depth", MemoryConfig(modalities="separate"))
+def test_separate_modalities_need_descriptors_and_two_modalities_to_differ() -> None:
+    depth = _scans()[:, :1]
+    one = fit_memory(depth, "depth", MemoryConfig(modalities="separate", local_min_scans=3))
+    joint = fit_memory(depth, "depth", MemoryConfig(local_min_scans=3))
+    assert one.parts is None and one.part_scale is None
+    torch.testing.assert_close(one(depth[:1]), joint(depth[:1]))
+    with pytest.raises(ValueError, match="modalities='separate' needs descriptors"):
+        fit_memory(
+            _scans(), "rgbd", ENCODER.replace(modalities="separate"), backbone=tiny_backbone("rgbd")
+        )
     with pytest.raises(ThreedsrError, match="modalities must be"):
         MemoryConfig(modalities="both")

@@ -78,9 +78,10 @@ def test_descriptor_memory_at_256_px_does_better(splits256) -> None:
 
 
 def test_the_memory_preset_map_meets_the_image_target(splits256) -> None:
-    # Descriptor groups, weights and the local scale (k = 3): 0.884 end to end on this copy, 0.888
-    # memory alone; the issue's target is 0.80.
+    # Descriptor groups, weights, the local scale (k = 3) and depth and colour searched apart:
+    # 0.928 end to end on this copy and memory alone (one search: 0.884 / 0.888); issue 12's
+    # target is 0.80. Standard error on 11 good x 44 defective scans near 0.93: about 0.04.
     cfg = DetectorConfig.for_memory("rgbd")
-    assert cfg.image_size == 256
+    assert cfg.image_size == 256 and cfg.memory.modalities == "separate"
     auroc = _memory_auroc(splits256, cfg.memory)
-    assert auroc > 0.84, auroc
+    assert auroc > 0.88, auroc

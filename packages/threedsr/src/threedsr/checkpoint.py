@@ -166,6 +166,7 @@ def _migrate_format_2(ckpt: dict[str, Any]) -> None:
         "weights": cfg.pop("descriptor_weights", None),
         "local_k": cfg.pop("memory_local_k", 0),
         "local_min_scans": cfg.pop("memory_local_min_scans", 40),
+        "modalities": "joint",
     }
     feats = (stored.get("features") or {}) if isinstance(stored, dict) else {}
     if weight <= 0:

@@ -93,9 +93,12 @@ class MemoryConfig(ConfigMixin):
         """The default memory of a setup. RGB alone gives no object mask, so the colour
         descriptors would share the bank with the dark support, which a dark stain matches
         (demo: I-AUROC 0.50): RGB stores the backbone's encoder features instead, with plain
-        distances."""
+        distances. RGB-D searches depth and colour apart (row 35: CandyCane 0.628 -> 0.750,
+        cable_gland 0.888 -> 0.928 I-AUROC, memory alone)."""
         base: dict[str, Any] = {}
         if setup == "rgb":
             base = dict(features="encoder", size=40_000, local_k=0)
+        elif setup == "rgbd":
+            base = dict(modalities="separate")
         base.update(overrides)
         return cls(**base)

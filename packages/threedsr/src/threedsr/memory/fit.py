@@ -112,16 +112,16 @@ _MODALITY_GROUPS = (("surface", "interior"), ("colour", "texture"))
 _PART_SCANS = 16
 
 
-def _modality_parts(features: MemoryFeatures, setup: str) -> Tensor:
-    """(C,) part of each descriptor channel: 0 = depth groups, 1 = colour groups."""
-    slices = group_slices(setup, len(features.scales), features.groups)
-    if features.kind != "descriptors" or setup != "rgbd" or not all(
-        any(g in slices for g in groups) for groups in _MODALITY_GROUPS
-    ):
+def _modality_parts(features: MemoryFeatures, setup: str) -> Tensor | None:
+    """(C,) part of each descriptor channel: 0 = depth groups, 1 = colour groups; None when
+    the setup or the groups give one modality only (one search is then the same thing)."""
+    if features.kind != "descriptors":
         raise ValueError(
-            "fit_memory: modalities='separate' needs rgbd descriptors with a depth group "
-            f"and a colour group, got {features.kind} {setup} {features.groups}"
+            "fit_memory: modalities='separate' needs descriptors, not encoder features"
         )
+    slices = group_slices(setup, len(features.scales), features.groups)
+    if not all(any(g in slices for g in groups) for groups in _MODALITY_GROUPS):
+        return None
     parts = torch.empty(sum(sl.stop - sl.start for sl in slices.values()), dtype=torch.long)
     for group, sl in slices.items():
         parts[sl] = 0 if group in _MODALITY_GROUPS[0] else 1
@@ -135,7 +135,7 @@ def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
     maxima = []
     for start in range(0, picks.numel(), batch_size):
         ids = picks[start : start + batch_size]
-        xb = x[ids]
+        xb = x[ids.to(x.device)].cpu()  # the memory is still on the CPU here
         f = memory.features.extract(memory.setup, xb)
         where = object_cells(memory.setup, xb, (f.shape[2], f.shape[3]))
         per_part = []
@@ -148,7 +148,7 @@ def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
                 local_scale=local,
             )
             q = (f - memory.center.view(1, -1, 1, 1)) / memory.scale.view(1, -1, 1, 1)
-            d = one.distance(q[:, cols], exclude=ids.to(x.device), where=where)
+            d = one.distance(q[:, cols], exclude=ids, where=where)
             per_part.append(d.flatten(1).amax(1))
         maxima.append(torch.stack(per_part, 1))
     m = torch.cat(maxima).cpu()
