@@ -37,33 +37,25 @@ def real_data() -> Path:
     return root
 
 
-def cable_gland_dir() -> Path | None:
-    """Dataset root holding ``cable_gland/{train,validation,test}`` (``THREEDSR_CABLE_GLAND``)."""
-    env = os.environ.get("THREEDSR_CABLE_GLAND")
-    return Path(env) if env else None
+def dev_copy(env: str, marker: str, what: str) -> Path:
+    """The dataset root that environment variable ``env`` names, holding ``marker``; skips the
+    test when the variable is unset or the folder lacks it."""
+    value = os.environ.get(env)
+    if not value:
+        pytest.skip(f"{env} is not set (the {what} development copy)")
+    root = Path(value)
+    if not (root / marker).is_dir():
+        pytest.skip(f"no {marker} under {env}={root}")
+    return root
 
 
 @pytest.fixture(scope="session")
 def cable_gland() -> Path:
-    root = cable_gland_dir()
-    if root is None:
-        pytest.skip("THREEDSR_CABLE_GLAND is not set (the real cable_gland development copy)")
-    if not (root / "cable_gland" / "train").is_dir():
-        pytest.skip(f"no cable_gland/train under THREEDSR_CABLE_GLAND={root}")
-    return root
-
-
-def candycane_dir() -> Path | None:
-    """Eyecandies root holding ``CandyCane/{train,val,test_public}`` (``THREEDSR_CANDYCANE``)."""
-    env = os.environ.get("THREEDSR_CANDYCANE")
-    return Path(env) if env else None
+    """Dataset root holding ``cable_gland/{train,validation,test}`` (``THREEDSR_CABLE_GLAND``)."""
+    return dev_copy("THREEDSR_CABLE_GLAND", "cable_gland/train", "real cable_gland")
 
 
 @pytest.fixture(scope="session")
 def candycane() -> Path:
-    root = candycane_dir()
-    if root is None:
-        pytest.skip("THREEDSR_CANDYCANE is not set (the Eyecandies CandyCane development copy)")
-    if not (root / "CandyCane" / "train" / "data").is_dir():
-        pytest.skip(f"no CandyCane/train/data under THREEDSR_CANDYCANE={root}")
-    return root
+    """Eyecandies root holding ``CandyCane/{train,val,test_public}`` (``THREEDSR_CANDYCANE``)."""
+    return dev_copy("THREEDSR_CANDYCANE", "CandyCane/train/data", "Eyecandies CandyCane")

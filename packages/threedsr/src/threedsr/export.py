@@ -54,11 +54,9 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
 
 
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
+    """SHA-256 of a file's bytes, hex."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _hypot(g: Any, a: Any, b: Any) -> Any:

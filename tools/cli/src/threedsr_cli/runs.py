@@ -143,11 +143,9 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    """SHA-256 of a file's bytes, hex."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, str]:
