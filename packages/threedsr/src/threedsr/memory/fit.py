@@ -132,24 +132,25 @@ def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
     """(P,) each part's scale: the spread (standard deviation, else mean) of its per-scan maximum
     over training scans searched with their own cells left out."""
     picks = torch.linspace(0, x.shape[0] - 1, min(_PART_SCANS, x.shape[0])).round().long()
+    # Each part as a memory of its own (its columns, its local scales), fed standardised rows.
+    parts = [
+        (
+            cols,
+            FeatureMemory(memory.bank[:, cols], memory.setup, memory.image_ids, local_scale=local),
+        )
+        for cols, local, _ in memory.part_columns()
+    ]
     maxima = []
     for start in range(0, picks.numel(), batch_size):
         ids = picks[start : start + batch_size]
         xb = x[ids.to(x.device)].cpu()  # the memory is still on the CPU here
         f = memory.features.extract(memory.setup, xb)
         where = object_cells(memory.setup, xb, (f.shape[2], f.shape[3]))
-        per_part = []
-        for cols, local, _ in memory.part_columns():
-            one = FeatureMemory(
-                memory.bank[:, cols],
-                memory.setup,
-                memory.image_ids,
-                features=memory.features,
-                local_scale=local,
-            )
-            q = (f - memory.center.view(1, -1, 1, 1)) / memory.scale.view(1, -1, 1, 1)
-            d = one.distance(q[:, cols], exclude=ids, where=where)
-            per_part.append(d.flatten(1).amax(1))
+        q = (f - memory.center.view(1, -1, 1, 1)) / memory.scale.view(1, -1, 1, 1)
+        per_part = [
+            one.distance(q[:, cols], exclude=ids, where=where).flatten(1).amax(1)
+            for cols, one in parts
+        ]
         maxima.append(torch.stack(per_part, 1))
     m = torch.cat(maxima).cpu()
     spread = m.std(0) if m.shape[0] > 1 else m.mean(0)
