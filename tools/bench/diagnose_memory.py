@@ -9,7 +9,8 @@ smoothed map's maximum: inside the ground truth, on the object's rim (3 px band 
 silhouette), inside the object, or on a foreground part that touches the image border (rails
 and walls that rise off the support plane are foreground too). For the cells on the defects
 and on normal object cells it splits the squared distance to the nearest stored cell by
-descriptor group (``surface``, ``colour``, ``texture``, ``interior``), to tell which group
+descriptor group (``surface``, ``colour``, ``texture``, ``interior``; raw squared differences,
+before the local and part scales), to tell which group
 measures the defect and which one only adds noise. ``--png`` draws, per picked scan, the
 input colour, the preprocessed depth on the foreground, the foreground mask with the border
 parts in another shade, the ground truth and the map with its maximum marked.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pcprep
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
@@ -34,14 +36,12 @@ from scipy import ndimage
 
 def _border_parts(fg: np.ndarray) -> np.ndarray:
     """Foreground components (8-connected) that touch the image border."""
-    labels, _ = ndimage.label(fg, structure=np.ones((3, 3), bool))
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    edge = edge[edge > 0]
-    return np.isin(labels, edge)
+    return fg & ~pcprep.drop_border_components(fg)
 
 
 def _group_shares(det: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-    """(B, G, h, w): each group's share of the squared distance of a cell to its nearest row."""
+    """(B, G, h, w): each group's squared difference between a cell and its nearest row; with
+    depth and colour searched apart, the nearest row of the group's own part."""
     from threedsr.memory.descriptors import group_slices
     from threedsr.memory.knn import nearest_rows
 
@@ -54,8 +54,11 @@ def _group_shares(det: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
     slices = group_slices(mem.setup, len(mem.features.scales), mem.features.groups)
     out = torch.zeros(b, len(slices), h * w)
     for i in range(b):
-        _, nearest = nearest_rows(q[i], mem.bank)
-        diff2 = (q[i] - mem.bank[nearest]) ** 2
+        diff2 = torch.empty_like(q[i])
+        for cols, _, _ in mem.part_columns():
+            cols = torch.arange(c) if cols is None else cols
+            _, nearest = nearest_rows(q[i][:, cols], mem.bank[:, cols])
+            diff2[:, cols] = (q[i][:, cols] - mem.bank[nearest][:, cols]) ** 2
         for g, sl in enumerate(slices.values()):
             out[i, g] = diff2[:, sl].sum(1)
     return out.view(b, len(slices), h, w), list(slices)

@@ -14,7 +14,6 @@ import numpy as np
 import pcprep
 import pytest
 import torch
-from scipy import ndimage
 from threedsr import DetectorConfig
 from threedsr.data import foreground_of, load_split, stack_inputs
 from threedsr.memory import fit_memory
@@ -50,9 +49,7 @@ def test_eyecandies_default_keeps_the_candy_alone(config, splits) -> None:
     assert config.preprocess_kwargs()["drop_border_objects"] is True
     for p in splits["test"][:5]:
         fg = foreground_of(p)
-        labels, n = ndimage.label(fg, structure=np.ones((3, 3), bool))
-        border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        assert n >= 1 and not border.any(), p.path
+        assert fg.any() and not (fg[0].any() or fg[-1].any() or fg[:, 0].any() or fg[:, -1].any())
         # the cane alone is some 7 % of the image; with the rails and wall it was 18 %
         assert fg.mean() < 0.1, (p.path, fg.mean())
 
