@@ -56,7 +56,7 @@ def test_method_presets_and_the_memory_weight() -> None:
     assert (mem.method, mem.image_size, mem.smoothing_size) == ("memory", 256, 11)
     assert mem.memory == MemoryConfig.for_setup("depth") and not mem.uses_network
     assert DetectorConfig.for_memory("rgb").memory.features == "encoder"
-    for name in ("paper", "cpu"):
+    for name in ("paper", "gpu", "cpu"):
         net = DetectorConfig.preset(name, "rgbd")
         assert net.method == "3dsr" and net.uses_network and not net.uses_memory
         fused = DetectorConfig.preset(name, "rgbd", method="fused", fusion_weight=0.4)
@@ -131,3 +131,15 @@ def test_border_objects_are_dropped_by_default_for_eyecandies_only(tmp_path) -> 
     assert drop(None) is False and drop(str(tmp_path / "missing")) is False
     assert drop(str(tmp_path / "eye"), drop_border_objects=False) is False
     assert drop(str(tmp_path / "mvtec"), drop_border_objects=True) is True
+
+
+def test_gpu_preset_is_the_paper_network_on_a_short_schedule() -> None:
+    paper, gpu = DetectorConfig.preset("paper", "rgbd"), DetectorConfig.preset("gpu", "rgbd")
+    # The paper's network, anomalies, losses and optimizer; only length, side and arithmetic
+    # differ.
+    assert (gpu.model, gpu.anomaly, gpu.loss) == (paper.model, paper.anomaly, paper.loss)
+    assert (gpu.lr, gpu.batch_size, gpu.lr_gamma) == (paper.lr, paper.batch_size, paper.lr_gamma)
+    assert (gpu.iterations, gpu.lr_milestones, gpu.image_size) == (7_000, (5_600,), 256)
+    assert gpu.precision == "auto" and paper.precision == "fp32"
+    assert DetectorConfig.preset("gpu", "rgb").image_size == 128
+    assert DetectorConfig.preset("gpu", "depth", iterations=1000).lr_milestones == (800,)

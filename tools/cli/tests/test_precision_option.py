@@ -69,3 +69,21 @@ def test_train_precision(cli, tmp_path, tiny_data, monkeypatch, preset, flag, ex
 def test_bad_precision_is_a_usage_error(cli, tmp_path) -> None:
     res = cli("train-dada", "--out", tmp_path / "d", "--precision", "fp16")
     assert res.exit_code == 2
+
+
+@pytest.mark.parametrize(("preset", "iterations"), [(None, 400), ("gpu", 7_000)])
+def test_train_preset_default_and_gpu(
+    cli, tmp_path, tiny_data, monkeypatch, preset, iterations
+) -> None:
+    # Without --preset the CPU gets the cpu schedule (CUDA would get gpu: default_preset's
+    # doctest); --preset gpu is the paper's network on a short schedule.
+    import threedsr
+
+    seen = _capture(monkeypatch, threedsr, "train_detector")
+    args = ["train", "--data", tiny_data, "--category", CATEGORY, "--out", tmp_path / "r"]
+    args += ["--method", "3dsr", "--setup", "depth", "--size", 64, "--device", "cpu", "-q"]
+    res = cli(*args, *(["--preset", preset] if preset else []))
+    assert res.exit_code == 130, res.stderr
+    assert [(c.iterations, c.model.unet_base) for c in seen] == [
+        (iterations, 32 if preset == "gpu" else 8)
+    ]

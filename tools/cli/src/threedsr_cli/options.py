@@ -71,6 +71,7 @@ class Setup(StrEnum):
 
 class Preset(StrEnum):
     paper = "paper"
+    gpu = "gpu"
     cpu = "cpu"
 
 

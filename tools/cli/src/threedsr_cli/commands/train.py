@@ -56,7 +56,8 @@ def build_config(
     **fields: object,
 ) -> DetectorConfig:
     """The detector config of ``method``: the memory's own preset, or the 3DSR schedule
-    ``preset`` (default ``cpu``) for ``3dsr`` and ``fused``."""
+    ``preset`` (default ``cpu``; ``train`` picks :func:`default_preset`) for ``3dsr`` and
+    ``fused``."""
     import threedsr
 
     if method == "memory":
@@ -70,6 +71,16 @@ def build_config(
             )
         return threedsr.DetectorConfig.preset("memory", setup=setup, **fields)
     return threedsr.DetectorConfig.preset(preset or "cpu", setup=setup, method=method, **fields)
+
+
+def default_preset(device: object) -> str:
+    """The 3DSR schedule when ``--preset`` is not given: ``gpu`` on CUDA, ``cpu`` elsewhere.
+
+    Example:
+        >>> default_preset("cuda:0"), default_preset("cpu")
+        ('gpu', 'cpu')
+    """
+    return "gpu" if str(device).startswith("cuda") else "cpu"
 
 
 def train_command(*, out: Path, **kwargs: Any) -> None:
@@ -120,6 +131,8 @@ def _train(
         backbone_file = check_backbone(dada, setup)
         backbone = str(backbone_file)
     dev = resolve_device(device)
+    if method != "memory" and preset is None:
+        preset = default_preset(dev)
     config = build_config(
         method=method,
         preset=preset,
@@ -144,7 +157,7 @@ def _train(
         "data": str(Path(data).resolve()),
         "category": category,
         "setup": setup,
-        "preset": (preset or "cpu") if config.uses_network else None,
+        "preset": preset if config.uses_network else None,
         "dada": (
             None
             if not reads_backbone
@@ -167,7 +180,7 @@ def _train(
         )
         ui.info(
             f"method {method}: {what}\n{setup} detector for {category!r}, 3DSR preset "
-            f"{preset or 'cpu'}, backbone {source}, {config.iterations} iterations, batch "
+            f"{preset}, backbone {source}, {config.iterations} iterations, batch "
             f"{config.batch_size}, {config.image_size}px, on {dev} ({config.precision})"
         )
     else:
