@@ -14,6 +14,9 @@ training only (evaluation excluded).
     # real data (THREEDSR_CABLE_GLAND = the folder holding cable_gland/):
     uv run python tools/bench/learning_curve.py --data $THREEDSR_CABLE_GLAND \\
         --category cable_gland --budgets 200 400 800 1600 --out runs/lc-cg
+    # on a GPU, the gpu preset fused, points at training minutes (sized by a warm-up's speed):
+    python3 tools/bench/learning_curve.py --data cable_gland.pack --category cable_gland \\
+        --preset gpu --device cuda --set method='"fused"' --minutes 2 5 10 --out runs/lc-gpu
     # a PNG of one or more finished curves:
     uv run python tools/bench/learning_curve.py --plot runs/lc-*/curve.json --png docs/images/lc.png
     # the descriptor memory (method `memory`) trains nothing, so iterations do not change it:
@@ -82,6 +85,10 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
     data = data_root(args)
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     budgets = sorted(args.budgets)
+    if args.minutes:
+        # Sized after a warm-up segment measures the speed (its milestone out of reach; each
+        # later call resets it to 80 % of the last budget).
+        budgets = [args.warmup]
     cfg = threedsr.DetectorConfig.preset(
         args.preset,
         setup=args.setup,
@@ -93,13 +100,21 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         device=args.device,
         precision=args.precision,
-        lr_milestones=vqcore.milestones_at(budgets[-1]),
+        lr_milestones=(10**9,) if args.minutes else vqcore.milestones_at(budgets[-1]),
         **extra,
     )
     # A fused detector's curve also scores each of its two maps alone: does fusing beat both?
     methods = [cfg.method] + (["3dsr", "memory"] if cfg.method == "fused" else [])
     points = []
     train_s = 0.0
+    if args.minutes:
+        start = time.perf_counter()
+        threedsr.train_detector(cfg.replace(iterations=args.warmup))
+        train_s += time.perf_counter() - start
+        rate = measured_rate(args.out / "detector" / "train_history.json")
+        budgets = minute_budgets(args.minutes, rate, args.warmup)
+        cfg = cfg.replace(lr_milestones=vqcore.milestones_at(budgets[-1]))
+        print(json.dumps({"warmup_it_per_s": round(rate, 2), "budgets": budgets}), flush=True)
     for n in budgets:
         start = time.perf_counter()
         threedsr.train_detector(cfg.replace(iterations=n))
@@ -136,6 +151,26 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curve.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def measured_rate(history: Path) -> float:
+    """Training iterations per second of a finished call: the median of its logged rates,
+    the first (start-up and autotune) left out when there are others."""
+    rates = [row["it_per_s"] for row in json.loads(history.read_text())]
+    rates = rates[1:] or rates
+    return float(sorted(rates)[len(rates) // 2])
+
+
+def minute_budgets(minutes: list[float], it_per_s: float, done: int) -> list[int]:
+    """Iteration budgets that reach ``minutes`` of training at ``it_per_s``, past ``done``.
+
+    Example:
+        >>> minute_budgets([2, 5], 10.0, 100)
+        [1200, 3000]
+        >>> minute_budgets([0.01], 10.0, 100)
+        [101]
+    """
+    return sorted({max(done + 1, round(m * 60 * it_per_s)) for m in minutes})
 
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
@@ -210,6 +245,15 @@ def main() -> None:
     add_data_arguments(ap, required=False, many=False)
     ap.add_argument("--dada", default=None, help="stage-1 backbone (default: the pretrained one)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[200, 400, 800, 1600])
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        nargs="+",
+        default=None,
+        help="budgets in training minutes instead of --budgets: iterations sized by the speed "
+        "of a --warmup segment",
+    )
+    ap.add_argument("--warmup", type=int, default=300, help="iterations of the warm-up segment")
     ap.add_argument("--preset", default="cpu", choices=["cpu", "gpu", "paper"])
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--precision", default=None, help="the preset's when unset")
