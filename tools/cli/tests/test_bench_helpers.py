@@ -1,0 +1,51 @@
+"""The pure helpers of tools/bench that the GPU session relies on (the folder is not a package
+and not in the doctest paths, so its doctests run here)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[3] / "tools" / "bench"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["flops", "learning_curve"])
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(_load(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_flops_of_a_convolution_forward_and_backward() -> None:
+    import torch
+
+    flops = _load("flops")
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    x = torch.rand(2, 3, 16, 16)
+    forward = flops.count_flops(lambda: conv(x))
+    assert forward == 2 * 2 * 8 * 16 * 16 * 3 * 3 * 3  # 2 x batch x out x H x W x in x k x k
+    # Backward: the input gradient and the weight gradient cost one forward each.
+    both = flops.count_flops(lambda: conv(x.requires_grad_()).sum().backward())
+    assert both == 3 * forward
+    assert flops.fraction_of_peak(forward, 1.0, "cpu", "bf16") is None
+
+
+def test_measured_rate_skips_the_start_up_window(tmp_path) -> None:
+    lc = _load("learning_curve")
+    history = tmp_path / "train_history.json"
+    history.write_text(json.dumps([{"it_per_s": r} for r in (1.0, 9.0, 10.0, 11.0)]))
+    assert lc.measured_rate(history) == 10.0
+    history.write_text(json.dumps([{"it_per_s": 4.0}]))
+    assert lc.measured_rate(history) == 4.0
