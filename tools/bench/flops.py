@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["PEAK_TFLOPS", "count_flops", "fraction_of_peak", "peak_tflops"]
@@ -31,6 +30,7 @@ def count_flops(work: Callable[[], Any]) -> int:
     """Floating-point operations PyTorch counts while ``work()`` runs (2 per multiply-add).
 
     Example:
+        >>> import torch
         >>> a, b = torch.ones(4, 8), torch.ones(8, 3)
         >>> count_flops(lambda: a @ b)
         192
