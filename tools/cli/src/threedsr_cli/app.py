@@ -7,12 +7,13 @@ commands, so ``threedsr-cli --help`` starts in well under a second.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 import typer.core
 
 from threedsr_cli import __version__
+from threedsr_cli.compat import check_typer_click
 from threedsr_cli.errors import guard
 from threedsr_cli.helptext import EPILOGS
 from threedsr_cli.options import (
@@ -148,26 +149,26 @@ def train_dada(
         Setup, typer.Option("--setup", help="rgbd = DADA; depth / rgb = single-modality VQ-VAE.")
     ] = Setup.rgbd,
     rgb_dir: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(
             "--rgb-dir",
             help="Folder tree of RGB images (ImageNet style); default: procedural textures.",
         ),
     ] = None,
     iterations: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--iterations", callback=at_least("--iterations", 1), help="Override the preset."
         ),
     ] = None,
     batch_size: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--batch-size", callback=at_least("--batch-size", 1), help="Override the preset."
         ),
     ] = None,
     image_size: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--size",
             callback=stage1_size,
@@ -215,7 +216,7 @@ def train(
     category: Annotated[str, typer.Option("--category", help="Object class to train on.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder (gets detector.pt).")],
     dada: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(
             "--dada",
             help="Stage-1 folder or backbone.pt written by train-dada. Default: the pretrained "
@@ -234,7 +235,7 @@ def train(
         ),
     ] = Method.memory,
     preset: Annotated[
-        Preset | None,
+        Optional[Preset],
         typer.Option(
             "--preset",
             help="3DSR schedule of --method 3dsr / fused: paper (30k it, 384 px; GPU hours), "
@@ -243,7 +244,7 @@ def train(
         ),
     ] = None,
     iterations: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--iterations",
             callback=at_least("--iterations", 1),
@@ -251,7 +252,7 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--batch-size",
             callback=at_least("--batch-size", 1),
@@ -259,7 +260,7 @@ def train(
         ),
     ] = None,
     size: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--size", callback=model_size, help="Model input side (a multiple of 32, at least 64)."
         ),
@@ -304,10 +305,11 @@ def evaluate(
     run: RunOpt,
     data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
     category: Annotated[
-        str | None, typer.Option("--category", help="Class to test on (default: the detector's).")
+        Optional[str],
+        typer.Option("--category", help="Class to test on (default: the detector's)."),
     ] = None,
     out: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option("--out", help="Where metrics.json goes (default: the run folder)."),
     ] = None,
     cache_dir: CacheDirOpt = None,
@@ -364,7 +366,7 @@ def evaluate(
 def predict(
     run: RunOpt,
     inputs: Annotated[
-        list[Path] | None,
+        Optional[list[Path]],
         typer.Argument(
             help=(
                 "Sample folders (xyz/ + rgb/), XYZ RGB file pairs, Eyecandies samples "
@@ -374,17 +376,17 @@ def predict(
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Output folder (default: <run>/predictions).")
+        Optional[Path], typer.Option("--out", help="Output folder (default: <run>/predictions).")
     ] = None,
     threshold: PredictThresholdOpt = None,
     data: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(
             "--data", help="Dataset root for --threshold auto (default: the training data)."
         ),
     ] = None,
     category: Annotated[
-        str | None,
+        Optional[str],
         typer.Option("--category", help="Class for --threshold auto (default: the detector's)."),
     ] = None,
     batch_size: BatchSizeOpt = None,
@@ -447,7 +449,7 @@ def export(
         ),
     ] = ExportFormat.onnx,
     out: Annotated[
-        Path | None,
+        Optional[Path],
         typer.Option(
             "--out",
             help="File to write (default: <run>/detector.onnx or <run>/detector.torchscript.pt); "
@@ -456,7 +458,7 @@ def export(
         ),
     ] = None,
     size: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--size",
             callback=model_size,
@@ -499,7 +501,8 @@ def export(
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point (also ``python -m threedsr_cli``)."""
+    check_typer_click()  # before Typer builds the command line, where a bad pair fails
     app()
 
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -83,7 +83,7 @@ class Method(StrEnum):
 
 
 CacheDirOpt = Annotated[
-    Path | None, typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset).")
+    Optional[Path], typer.Option("--cache-dir", help="Preprocessing cache (outside the dataset).")
 ]
 RunOpt = Annotated[
     Path, typer.Option("--run", help="Run folder (or detector.pt) written by train.")
@@ -102,7 +102,7 @@ PrecisionOpt = Annotated[
     ),
 ]
 TrainPrecisionOpt = Annotated[
-    Precision | None,
+    Optional[Precision],
     typer.Option(
         "--precision",
         help=(
@@ -113,7 +113,7 @@ TrainPrecisionOpt = Annotated[
     ),
 ]
 MethodOpt = Annotated[
-    Method | None,
+    Optional[Method],
     typer.Option(
         "--method",
         help=(
@@ -196,7 +196,7 @@ SeedOpt = Annotated[
 ]
 #: --threshold of predict and export: one type, one metavar
 PredictThresholdOpt = Annotated[
-    str | None,
+    Optional[str],
     typer.Option(
         "--threshold",
         metavar="<auto|number>",
@@ -208,7 +208,7 @@ PredictThresholdOpt = Annotated[
     ),
 ]
 ExportThresholdOpt = Annotated[
-    str | None,
+    Optional[str],
     typer.Option(
         "--threshold",
         metavar="<auto|number>",
@@ -220,7 +220,7 @@ ExportThresholdOpt = Annotated[
 ]
 #: --batch-size of the inference commands (eval, predict): the detector's forward batch
 BatchSizeOpt = Annotated[
-    int | None,
+    Optional[int],
     typer.Option(
         "--batch-size",
         callback=at_least("--batch-size", 1),
