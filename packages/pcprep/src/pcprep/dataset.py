@@ -6,7 +6,6 @@ import inspect
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,13 @@ from pcprep.records import Prepared
 
 __all__ = ["preprocess_dataset", "preprocess_refs"]
 
-try:
-    _VERSION = version("pcprep")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    _VERSION = "0+unknown"
+
+def _version() -> str:
+    # The package's own __version__, not importlib.metadata: a source tree on PYTHONPATH
+    # (tools/portable.sh) has no metadata, and its cache keys must still change with the version.
+    from pcprep import __version__
+
+    return __version__
 
 
 def _is_inside(child: Path, parent: Path) -> bool:
@@ -67,7 +69,7 @@ def preprocess_refs(
         target = None
         if cache is not None:
             key_params = {**resolved, "layout": ref.layout, "read_options": list(ref.options)}
-            key = cache_key(ref.files, key_params, _VERSION)
+            key = cache_key(ref.files, key_params, _version())
             target = cache / key[:2] / f"{key}.npz"
             hit = load_prepared(target)
             if hit is not None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
 
 from pcprep.errors import PcprepError
 
@@ -40,6 +39,14 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise PcprepError.at(path, "is a folder, not an image file")
     if not path.is_file():
         raise PcprepError.at(path, "file not found")
+    # Imported here: TIFF point clouds and NPY arrays read without pillow.
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ModuleNotFoundError:
+        raise PcprepError.at(
+            path,
+            "reading PNG / JPEG images needs pillow, which is not installed (pip install pillow)",
+        ) from None
     try:
         with Image.open(path) as im:
             im.load()  # decode now so truncated files fail here, not later

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import depthsim
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from .errors import VqcoreError
@@ -71,6 +70,19 @@ class ProceduralRGBSource(RGBSource):
         return depthsim.procedural_rgb(1, (size, size), rng=rng)[0].astype(np.float32)
 
 
+def _pillow(root: Path) -> tuple[Any, type[Exception]]:
+    """PIL's ``Image`` and ``UnidentifiedImageError``, imported only for image folders: the
+    procedural source and everything after stage 1 run without pillow."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ModuleNotFoundError:
+        raise VqcoreError(
+            f"{root}: reading an RGB image folder needs pillow, which is not installed "
+            "(pip install pillow)"
+        ) from None
+    return Image, UnidentifiedImageError
+
+
 class ImageFolderSource(RGBSource):
     """Random images (uniform, with replacement) from a folder tree, resized without cropping.
 
@@ -84,8 +96,10 @@ class ImageFolderSource(RGBSource):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.files = list_images(self.root)
+        _pillow(self.root)  # fail before training starts, not in a DataLoader worker
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        Image, UnidentifiedImageError = _pillow(self.root)
         path = self.files[int(rng.integers(len(self.files)))]
         try:
             with Image.open(path) as img:

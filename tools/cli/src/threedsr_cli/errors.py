@@ -3,7 +3,9 @@
 Bad input (the libraries' own error classes, ``FileNotFoundError``/``ValueError`` raised while
 validating, and :class:`CLIError`) -> one line on stderr naming the file and the problem, exit 2.
 Ctrl-C during training -> where the checkpoint is and how to continue, exit 130. Running out of
-memory -> one line asking for a smaller batch, exit 2. Anything else is a bug in threedsr: one
+memory -> one line asking for a smaller batch, exit 2. A third-party module that is not installed
+(pillow for PNG files, matplotlib for figures: imported only where needed) -> one line naming
+what to install, exit 2. Anything else is a bug in threedsr: one
 line asking to report it, exit 1. ``--verbose`` adds the traceback in every case.
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "guard",
     "is_bad_input",
     "is_out_of_memory",
+    "missing_module",
     "one_line",
     "option_error",
 ]
@@ -41,6 +44,18 @@ _LIBRARY_ERRORS = (
     ("threedsr", "ThreedsrError"),
     ("admetrics", "AdmetricsError"),
     ("depthsim", "DepthsimError"),
+)
+
+
+# The package to install for a module the CLI or a library imports only where it is needed.
+_PIP_NAMES = {
+    "PIL": "pillow",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+}
+_OWN_PACKAGES = frozenset(
+    {"threedsr", "threedsr_cli", "vqcore", "pcprep", "depthsim", "admetrics", "bench_threedsr"}
 )
 
 
@@ -92,6 +107,24 @@ def _is_shape_error(exc: BaseException) -> bool:
     mod = sys.modules.get("vqcore.shapes")
     cls = getattr(mod, "ShapeError", None) if mod is not None else None
     return isinstance(cls, type) and isinstance(exc, cls)
+
+
+def missing_module(exc: BaseException) -> str | None:
+    """The one-line install hint for a third-party module that is not installed, else ``None``
+    (one of threedsr's own modules missing is a broken checkout: a bug report, not a hint).
+
+    Example:
+        >>> print(missing_module(ModuleNotFoundError("No module named 'PIL'", name="PIL")))
+        pillow is not installed; this command needs it (pip install pillow)
+        >>> missing_module(ModuleNotFoundError("No module named 'threedsr.x'", name="threedsr.x"))
+    """
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    top = exc.name.partition(".")[0]
+    if top in _OWN_PACKAGES:
+        return None
+    package = _PIP_NAMES.get(top, top)
+    return f"{package} is not installed; this command needs it (pip install {package})"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -164,6 +197,9 @@ def guard(verbose: bool = False) -> Iterator[None]:
             traceback.print_exc()
         if is_bad_input(exc):
             _print_error(one_line(exc))
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        if (hint := missing_module(exc)) is not None:
+            _print_error(hint)
             raise SystemExit(EXIT_BAD_INPUT) from None
         if is_out_of_memory(exc):
             _print_error(

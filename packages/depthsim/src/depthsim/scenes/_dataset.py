@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image
 
 from depthsim._rng import DepthsimError
 from depthsim.scenes._defects import DEFECT_MODALITY, GT_IDS
@@ -50,6 +49,14 @@ def write_xyz_tiff(path: Path, xyz: np.ndarray) -> None:
 
 def write_png(path: Path, image: np.ndarray) -> None:
     """uint8 ``(H, W)`` (mode L) or ``(H, W, 3)`` (RGB) as PNG."""
+    # Imported here: depthsim's noise and depth simulation (what vqcore and stage 1 use) run
+    # without pillow; only writing a dataset needs it.
+    try:
+        from PIL import Image
+    except ModuleNotFoundError:
+        raise DepthsimError(
+            f"{path}: writing PNG images needs pillow, which is not installed (pip install pillow)"
+        ) from None
     _atomic_write(
         path, lambda p: Image.fromarray(np.ascontiguousarray(image)).save(p, format="PNG")
     )
