@@ -5,6 +5,9 @@
 #   bash tools/gpu_check.sh            # on one data-centre GPU, about 8 minutes at most
 #   bash tools/gpu_check.sh --dry-run  # any CPU, under a minute: tiny sizes, every code path
 #
+# Python: `uv run --frozen` when uv is on PATH and the workspace is synced (.venv), else this
+# tree on PYTHONPATH in an existing environment (tools/portable.sh: no uv, no network, nothing
+# installed) with python3, or with PYTHON=/path/to/python, which also skips uv when set.
 # OUT defaults to ./gpu-check-out. Exit status: non-zero when the CUDA tests or a measurement
 # fail (the report is still written when the measurements ran).
 set -euo pipefail
@@ -13,7 +16,7 @@ DRY=""
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY="--dry-run" ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
     *) echo "error: unknown argument $arg (use --dry-run)" >&2; exit 2 ;;
   esac
 done
@@ -27,12 +30,18 @@ cd "$ROOT"
 if [[ -n "$DRY" ]]; then
   export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1
 fi
-RUN=(uv run --frozen)
+if [[ -z "${PYTHON:-}" ]] && command -v uv >/dev/null 2>&1 && [[ -d "$ROOT/.venv" ]]; then
+  RUN=(uv run --frozen)
+  echo "python: uv run --frozen (the synced workspace)"
+else
+  RUN=(bash "$ROOT/tools/portable.sh")
+  echo "python: ${PYTHON:-python3} with this source tree on PYTHONPATH (tools/portable.sh)"
+fi
 
 # 1. CUDA tests (pytest marker "cuda"; skipped, not failed, without a GPU). Budget: 3 minutes.
 PYTEST_LOG="$OUT/cuda-tests.log"
 set +e
-timeout 180 "${RUN[@]}" pytest -m cuda -q \
+timeout 180 "${RUN[@]}" python -m pytest -m cuda -q \
   packages/threedsr/tests/test_cuda.py >"$PYTEST_LOG" 2>&1
 PYTEST_RC=$?
 set -e

@@ -16,9 +16,12 @@ from .functional import (
 from .report import format_report
 from .streaming import AnomalyMetrics
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AdmetricsError",
     "AnomalyMetrics",
+    "__version__",
     "aupro",
     "average_precision",
     "format_report",

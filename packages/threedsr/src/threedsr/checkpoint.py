@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,11 +45,20 @@ TRAIN_STATE_FILE = "train_state.pt"
 
 
 def package_versions() -> dict[str, str]:
+    """The versions a checkpoint records, from each module's own ``__version__``.
+
+    Not ``importlib.metadata``: a source tree on ``PYTHONPATH`` (tools/portable.sh) has no
+    installed metadata, and installed or not the two agree (a test keeps them equal).
+
+    Example:
+        >>> package_versions()["threedsr"]
+        '0.1.0'
+    """
     out = {}
     for name in ("threedsr", "vqcore", "pcprep", "depthsim", "admetrics", "torch", "numpy"):
         try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
+            out[name] = str(importlib.import_module(name).__version__)
+        except (ImportError, AttributeError):
             out[name] = "unknown"
     return out
 

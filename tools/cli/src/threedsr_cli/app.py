@@ -503,7 +503,7 @@ def export(
 def main() -> None:
     """Console entry point (also ``python -m threedsr_cli``)."""
     check_typer_click()  # before Typer builds the command line, where a bad pair fails
-    app()
+    app(prog_name="threedsr-cli")  # not "python -m threedsr_cli" (tools/portable.sh)
 
 
 if __name__ == "__main__":
