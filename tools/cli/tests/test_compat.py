@@ -11,6 +11,8 @@ import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from threedsr_cli import compat
 from threedsr_cli.app import app
 
@@ -58,6 +60,25 @@ def test_broken_pair_table(typer_version: str, click_version: str, broken: bool)
         assert problem is not None and "\n" not in problem
         assert typer_version in problem and click_version in problem
         assert "'typer>=0.16'" in problem
+
+
+@given(
+    parts=st.lists(st.integers(0, 10**6), min_size=1, max_size=4),
+    tag=st.sampled_from(["", "rc1", ".dev0", "a2", "+local.7", ".post1"]),
+)
+def test_release_reads_the_numeric_part(parts: list[int], tag: str) -> None:
+    assert compat.release(".".join(map(str, parts)) + tag) == tuple(parts)
+
+
+@given(
+    typer=st.tuples(st.integers(0, 1), st.integers(0, 40), st.integers(0, 9)),
+    click=st.tuples(st.integers(7, 9), st.integers(0, 9), st.integers(0, 9)),
+)
+def test_broken_exactly_below_typer_016_from_click_82(
+    typer: tuple[int, int, int], click: tuple[int, int, int]
+) -> None:
+    problem = compat.broken_pair(".".join(map(str, typer)), ".".join(map(str, click)))
+    assert (problem is not None) == (typer < (0, 16, 0) and click >= (8, 2, 0))
 
 
 def test_release_refuses_garbage() -> None:
