@@ -99,7 +99,7 @@ def demo(
         ),
     ] = False,
     method: Annotated[
-        Method | None,
+        Optional[Method],
         typer.Option(
             "--method",
             help="memory (no training), 3dsr (the network: on CUDA the gpu preset, 2,500 "
