@@ -158,8 +158,10 @@ class DetectorConfig(ConfigMixin):
         cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
         log_every: callback period in steps.
         compile: ``torch.compile`` the trainable modules (CUDA only pays).
-        precision: arithmetic of the network's training forward: ``fp32`` (the reference),
-            ``bf16`` or ``auto`` (bf16 on CUDA, fp32 on the CPU). The VQ searches stay fp32.
+        precision: arithmetic of the network's training: ``fp32`` (the reference; on CUDA with
+            TF32 off), ``tf32`` (TF32 convolutions and matmuls on CUDA; fp32 on a CPU), ``bf16``
+            or ``auto`` (bf16 on CUDA, fp32 on the CPU, TF32 as PyTorch's defaults). The VQ
+            searches stay fp32 (see :func:`vqcore.precision_scope`).
 
     Example:
         >>> DetectorConfig.preset("memory", "rgbd").method, DetectorConfig().memory.local_k
@@ -204,7 +206,7 @@ class DetectorConfig(ConfigMixin):
     cache_dir: str | None = None
     log_every: int = 10
     compile: bool = False
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
