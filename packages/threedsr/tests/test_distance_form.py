@@ -130,16 +130,21 @@ def test_tf32_on_a_cpu_is_fp32_and_bad_precisions_are_refused() -> None:
         Detector(cfg, network=model, device="cpu", precision="fp16")
 
 
-def test_stage2_trains_under_its_precision_scope(tmp_path) -> None:
+def test_stage2_trains_and_calibrates_under_its_precision_scope(tmp_path) -> None:
     cfg = tiny_config("depth", out=str(tmp_path), iterations=2, precision="tf32")
     seen: list[tuple[bool, bool]] = []
+
+    def spy(module: torch.nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if type(module).__name__ == "AnomalyUNet":
+            seen.append(tf32_enabled())
+
     before = tf32_enabled()
-    res = train_detector(
-        cfg,
-        lambda event: seen.append(tf32_enabled()) if event.stage == "detector" else None,
-        backbone=tiny_backbone("depth"),
-        data=synthetic_class("depth"),
-    )
-    assert res.step == 2 and seen == [(True, True)] * 2
+    handle = torch.nn.modules.module.register_module_forward_hook(spy)
+    try:
+        res = train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
+    finally:
+        handle.remove()
+    # two training steps, then the calibration's two forwards (six scans, four at a time)
+    assert res.step == 2 and seen == [(True, True)] * 4
     assert tf32_enabled() == before
     assert read_checkpoint(res.path)["detector_config"]["precision"] == "tf32"

@@ -127,8 +127,10 @@ NETWORK_FIELDS = (
 @dataclass(frozen=True)
 class DetectorConfig(ConfigMixin):
     """Everything a detector needs. The bare defaults are the 3DSR reference code's choices
-    (what produced the paper's numbers); :meth:`for_memory` (preset ``memory``) is the descriptor memory, :meth:`paper`
-    and :meth:`cpu` are 3DSR schedules.
+    (what produced the paper's numbers) but for ``model.vq_distance``, ``fast`` by default so a
+    file written before the field loads as it ran (:meth:`paper` sets ``reference``);
+    :meth:`for_memory` (preset ``memory``) is the descriptor memory, :meth:`paper` and :meth:`cpu`
+    are 3DSR schedules.
 
     Args:
         method: ``memory`` (the descriptor memory alone; nothing is trained), ``3dsr`` (the
