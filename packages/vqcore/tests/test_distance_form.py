@@ -10,12 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vqcore import (
     BackboneConfig,
+    StageOneConfig,
     VectorQuantizer,
     VectorQuantizerEMA,
     VqcoreError,
     build_backbone,
     nearest_codes,
+    read_checkpoint,
     reference_distances,
+    save_checkpoint,
+    train_dada,
 )
 
 
@@ -130,3 +134,22 @@ def test_backbone_config_carries_the_form_to_its_quantizers() -> None:
             cfg = BackboneConfig.cpu("depth", vq_distance=form, quantizer=quantizer, **tiny)
             bb = build_backbone(cfg)
             assert bb.vq_top.distance == bb.vq_bot.distance == form
+
+
+def test_stage_one_presets_and_resuming_a_file_written_before_the_field(
+    tmp_path, tiny_stage_one
+) -> None:
+    assert StageOneConfig.paper("rgbd").backbone.vq_distance == "reference"
+    assert StageOneConfig.cpu("rgbd").backbone.vq_distance == "fast"
+    cfg = tiny_stage_one("depth", tmp_path, iterations=2)
+    train_dada(cfg)
+    state = read_checkpoint(tmp_path)
+    del state["config"]["vq_distance"]
+    save_checkpoint(
+        {k: v for k, v in state.items() if k not in ("kind", "format_version")},
+        tmp_path / "backbone.pt",
+    )
+    form = cfg.backbone.replace(vq_distance="reference")
+    res = train_dada(cfg.replace(iterations=3, resume=True, backbone=form))
+    assert res.steps == 3 and res.model.vq_top.distance == "reference"
+    assert read_checkpoint(tmp_path)["config"]["vq_distance"] == "reference"

@@ -3,8 +3,13 @@ keeps the old ``auto`` (bf16 on CUDA only), ``bf16`` autocasts on any device."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import warnings
+
 import pytest
 import torch
+import vqcore.device
 from vqcore import (
     StageOneConfig,
     VqcoreError,
@@ -100,3 +105,39 @@ def test_stage_one_trains_under_its_precision_scope(tmp_path, tiny_stage_one) ->
     res = train_dada(cfg, lambda event: seen.append(tf32_enabled()))
     assert res.steps == 2 and seen == [(True, True)] * 2
     assert tf32_enabled() == before
+
+
+def test_precision_scope_warns_nothing_and_uses_one_api() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with precision_scope("fp32"), precision_scope("tf32"):
+            assert tf32_enabled() == (True, True)
+    newer = hasattr(torch.backends.cuda.matmul, "fp32_precision")
+    assert vqcore.device.TF32_API == ("fp32_precision" if newer else "allow_tf32")
+
+
+# torch 2.5-2.8 have only ``allow_tf32``; the branch runs in its own process, as flags set
+# through both APIs in one process make torch raise on the next read.
+_LEGACY = """
+import warnings
+warnings.simplefilter("error")
+import torch
+import vqcore.device as d
+d.TF32_API = "allow_tf32"
+m, c = torch.backends.cuda.matmul, torch.backends.cudnn
+before = (m.allow_tf32, c.allow_tf32)
+with d.precision_scope("fp32"):
+    assert (m.allow_tf32, c.allow_tf32) == (False, False) == d.tf32_enabled()
+    with d.precision_scope("tf32"):
+        assert (m.allow_tf32, c.allow_tf32) == (True, True) == d.tf32_enabled()
+    assert (m.allow_tf32, c.allow_tf32) == (False, False)
+assert (m.allow_tf32, c.allow_tf32) == before, before
+print("ok")
+"""
+
+
+def test_precision_scope_with_the_allow_tf32_switches() -> None:
+    res = subprocess.run(
+        [sys.executable, "-c", _LEGACY], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

@@ -98,14 +98,23 @@ def training_autocast(
     return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+def _new_tf32_api() -> bool:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(conv, "fp32_precision")
+
+
+#: Which TF32 switches :func:`precision_scope` uses: ``"fp32_precision"`` (torch >= 2.9) or
+#: ``"allow_tf32"`` (torch 2.5-2.8). Mixing the two makes torch raise on the next read of a
+#: flag, so only one is ever used: the newer where it exists.
+TF32_API: str = "fp32_precision" if _new_tf32_api() else "allow_tf32"
+
+
 def _tf32_switches() -> list[tuple[object, str, object, object]]:
-    """``(holder, attribute, strict value, tf32 value)`` of the switches of CUDA matmuls and cuDNN
-    convolutions. torch >= 2.9 has ``fp32_precision`` ("ieee" | "tf32"); mixing it with the older
-    ``allow_tf32`` flags makes torch raise on the next read of a flag, so only one API is used:
-    the newer where it exists, ``allow_tf32`` (torch 2.5-2.8) otherwise."""
+    """``(holder, attribute, strict value, tf32 value)`` of the switches of CUDA matmuls and
+    cuDNN convolutions."""
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    conv = getattr(cudnn, "conv", None)
-    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
+    if TF32_API == "fp32_precision":
+        conv = cudnn.conv  # type: ignore[attr-defined]
         return [
             (matmul, "fp32_precision", "ieee", "tf32"),
             (conv, "fp32_precision", "ieee", "tf32"),
