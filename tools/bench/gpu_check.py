@@ -8,6 +8,9 @@ code path still taken, for the CPU test that keeps this script working):
    three setups, batch 1 and 8, fp32 and bf16, against the reference loop (``bench_threedsr.reference_forward``: one image at a time, eager
    fp32, no_grad), on the same random weights, with the max map difference to the reference.
 3. bf16 vs fp32 anomaly maps and scores of the same Detector weights and inputs.
+3b. Precision (issue 25): the ``paper`` preset's Detector in fp32 (TF32 off, the reference
+   distance form) against the reference loop in fp32 (must be <= 1e-4), and how far tf32, bf16
+   and the fast distance form move the maps from that fp32 Detector (:func:`bench_precision`).
 4. Stage-1 (``vqcore.train_dada``) and stage-2 (``threedsr.train_detector``, method ``3dsr``)
    it/s and peak GPU memory at the ``paper`` presets' widths and batches, fp32 and bf16.
 
@@ -156,6 +159,94 @@ def bench_inference(setup: str, sz: Sizes) -> tuple[list[dict[str, Any]], dict[s
     return rows, bf16
 
 
+#: The bound the paper preset's fp32 maps must keep to the reference loop (issue 25).
+PAPER_TOLERANCE = 1e-4
+
+
+def bench_precision(setup: str, sz: Sizes) -> list[dict[str, Any]]:
+    """Paper preset, fp32 (TF32 off): max |map - reference loop| (the loop in fp32 too), then
+    max |map - fp32 map| of the same Detector in tf32 and bf16, and with the fast distance form
+    (fp32) instead of the reference one. One row per variant."""
+    dev = torch.device(sz.device)
+    model, cfg = build_model(setup, sz)
+    x = torch.rand(
+        sz.images, CH[setup], sz.size, sz.size, generator=torch.Generator().manual_seed(1)
+    )
+    with vqcore.precision_scope("fp32"):
+        ref_maps, _ = reference_forward(copy.deepcopy(model).to(dev), x.to(dev), cfg.filter_size)
+    ref_maps = ref_maps.cpu()
+    fast = copy.deepcopy(model)
+    for vq in (fast.backbone.vq_top, fast.backbone.vq_bot):
+        vq.set_distance("fast")
+    variants = {
+        "fp32": (model, "fp32"),
+        "tf32": (model, "tf32"),
+        "bf16": (model, "bf16"),
+        "fp32, fast distance": (fast, "fp32"),
+    }
+    preds = {}
+    for name, (net, precision) in variants.items():
+        det = Detector(
+            cfg,
+            network=copy.deepcopy(net),
+            method="3dsr",
+            device=dev,
+            batch_size=sz.batches[-1],
+            precision=precision,
+        )
+        preds[name] = det.predict(x)
+    base = preds["fp32"]
+    rows = [
+        {
+            "setup": setup,
+            "what": "fp32 (TF32 off) vs the reference loop (fp32)",
+            "map_max": float((base.maps - ref_maps).abs().max()),
+            "raw_max": None,
+            "score_max": None,
+            "bound": PAPER_TOLERANCE,
+        }
+    ]
+    for name, pred in preds.items():
+        if name == "fp32":
+            continue
+        rows.append(
+            {
+                "setup": setup,
+                "what": f"{name} vs fp32",
+                "map_max": float((pred.maps - base.maps).abs().max()),
+                "raw_max": float((pred.raw_maps - base.raw_maps).abs().max()),
+                "score_max": float((pred.scores - base.scores).abs().max()),
+                "bound": None,
+            }
+        )
+    return rows
+
+
+def precision_lines(sz: Sizes, rows: list[dict[str, Any]]) -> list[str]:
+    """The report section of :func:`bench_precision`."""
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1e}"
+
+    lines = [
+        "",
+        f"## Precision: paper preset ({sz.size}², {sz.images} images, batch {sz.batches[-1]})",
+        "",
+        "fp32: TF32 off and the reference distance form; the reference loop runs in fp32 too. "
+        f"check: max smoothed-map diff <= {PAPER_TOLERANCE:g}.",
+        "",
+        "| setup | comparison | max smoothed-map diff | max raw-map diff | max score diff | check |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        check = "-" if r["bound"] is None else ("ok" if r["map_max"] <= r["bound"] else "FAIL")
+        lines.append(
+            f"| {r['setup']} | {r['what']} | {num(r['map_max'])} | {num(r['raw_max'])} | "
+            f"{num(r['score_max'])} | {check} |"
+        )
+    return lines
+
+
 def _peak_reset(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -247,6 +338,7 @@ def write_report(
     bf16: list[dict[str, float]],
     training: list[dict[str, Any]],
     seconds: float,
+    precision: list[dict[str, Any]] | None = None,
 ) -> Path:
     dev = torch.device(sz.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "CPU"
@@ -290,6 +382,8 @@ def write_report(
             f"| {r['setup']} | {r['map_max']:.1e} | {r['map_mean']:.1e} | {r['raw_max']:.1e} | "
             f"{100 * r['frac_over_1e2']:.2f} % | {r['score_max']:.1e} |"
         )
+    if precision:
+        lines += precision_lines(sz, precision)
     lines += [
         "",
         "## Training it/s and peak memory (paper presets' widths and batches)",
@@ -337,12 +431,18 @@ def main() -> None:
     inference: list[dict[str, Any]] = []
     bf16: list[dict[str, float]] = []
     training: list[dict[str, Any]] = []
+    precision: list[dict[str, Any]] = []
 
     def report() -> Path:
         # Rewritten after every measurement: a run cut short by the time limit keeps its figures.
         return write_report(
-            args.out, sz, summary, inference, bf16, training, time.perf_counter() - t0
+            args.out, sz, summary, inference, bf16, training, time.perf_counter() - t0, precision
         )
+
+    for setup in SETUPS:
+        precision += bench_precision(setup, sz)
+        report()
+        print(f"precision {setup}: fp32 vs reference {precision[-4]['map_max']:.1e}", flush=True)
 
     for setup in SETUPS:
         rows, diff = bench_inference(setup, sz)
@@ -363,6 +463,12 @@ def main() -> None:
                 print(f"stage 2 {setup} {p}: {training[-1]['its']:.2f} it/s", flush=True)
     path = report()
     print(f"wrote {path}")
+    failed = [r["setup"] for r in precision if r["bound"] is not None and r["map_max"] > r["bound"]]
+    if failed:
+        raise SystemExit(
+            f"error: paper preset fp32 maps differ from the reference loop by more than "
+            f"{PAPER_TOLERANCE:g} ({', '.join(failed)}); see {path}"
+        )
 
 
 if __name__ == "__main__":

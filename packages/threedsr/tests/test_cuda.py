@@ -1,11 +1,15 @@
-"""CUDA paths (issue 13): skipped without a GPU; ``tools/gpu_check.sh`` runs them (``-m cuda``)."""
+"""CUDA paths (issues 13, 25): skipped without a GPU; ``tools/gpu_check.sh`` runs them
+(``-m cuda``)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 import vqcore
-from threedsr import Detector, ThreeDSR, read_checkpoint, train_detector
+from threedsr import Detector, DetectorConfig, ThreeDSR, read_checkpoint, train_detector
 from threedsr_testutil import TINY, synthetic_class, tiny_backbone, tiny_config, tiny_memory_config
 
 pytestmark = [
@@ -17,10 +21,63 @@ pytestmark = [
 @pytest.fixture
 def no_tf32():
     # Plain fp32 on both sides: cuDNN convs default to TF32 on Ampere and later.
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    with vqcore.precision_scope("fp32"):
+        yield
+
+
+@pytest.mark.parametrize("op", ["matmul", "conv"])
+def test_cuda_fp32_scope_turns_tf32_off_and_restores_it(op: str) -> None:
+    before = vqcore.tf32_enabled()
+    with vqcore.precision_scope("fp32"):
+        assert vqcore.tf32_enabled() == (False, False)
+    assert vqcore.tf32_enabled() == before
+    g = torch.Generator().manual_seed(0)
+    if op == "matmul":
+        a, b, fn = (
+            torch.randn(512, 1024, generator=g),
+            torch.randn(1024, 512, generator=g),
+            torch.matmul,
+        )
+    else:
+        a, b, fn = (
+            torch.randn(2, 128, 32, 32, generator=g),
+            torch.randn(128, 128, 3, 3, generator=g),
+            F.conv2d,
+        )
+    a, b = a.to("cuda"), b.to("cuda")
+    exact = fn(a.double(), b.double())
+    err = {}
+    for precision in ("fp32", "tf32"):
+        with vqcore.precision_scope(precision):
+            err[precision] = float((fn(a, b).double() - exact).norm() / exact.norm())
+    assert err["fp32"] < 1e-5, err  # IEEE fp32; TF32's 10-bit mantissa gives ~1e-4
+    if torch.cuda.get_device_capability() >= (8, 0):  # TF32 exists from Ampere on
+        assert err["tf32"] > 10 * err["fp32"], err
+
+
+def _reference_loop(model: ThreeDSR, x: torch.Tensor, k: int) -> torch.Tensor:
+    # The authors' test loop: one image at a time, eager fp32 NCHW, no_grad, box smoothing.
+    maps = []
+    with torch.no_grad(), vqcore.precision_scope("fp32"):
+        for i in range(x.shape[0]):
+            raw = model(x[i : i + 1]).anomaly_map
+            maps.append(F.avg_pool2d(raw[:, None], k, 1, k // 2, count_include_pad=True)[:, 0])
+    return torch.cat(maps).cpu()
+
+
+@pytest.mark.parametrize("setup", ["rgbd", "depth"])
+def test_cuda_paper_preset_fp32_maps_match_the_reference_loop(setup: str) -> None:
+    # Paper widths, random weights: the fp32 Detector (batched, channels_last, TF32 off, the
+    # reference distance form) against the reference loop on the same weights.
+    cfg = DetectorConfig.preset("paper", setup, method="3dsr")
+    torch.manual_seed(0)
+    backbone = vqcore.build_backbone(vqcore.BackboneConfig.paper(setup)).eval()
+    model = ThreeDSR(backbone, cfg.model).eval()
+    assert model.backbone.vq_top.distance == "reference"
+    x = torch.rand(4, backbone.in_channels, 256, 256, generator=torch.Generator().manual_seed(1))
+    ref = _reference_loop(copy.deepcopy(model).to("cuda"), x.to("cuda"), cfg.filter_size)
+    det = Detector(cfg, network=model, device="cuda", precision="fp32", batch_size=4)
+    assert (det.predict(x).maps - ref).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("skip", ["relu", "identity"])
@@ -44,7 +101,7 @@ def test_cuda_bf16_inference_stays_close_to_fp32() -> None:
     assert torch.isfinite(p16.maps).all() and (p16.maps - p32.maps).abs().max() < 0.5
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "auto"])
 def test_cuda_stage2_training_in_each_precision(tmp_path, precision: str) -> None:
     cfg = tiny_config(
         "depth",
@@ -77,7 +134,7 @@ def test_cuda_fused_detector_trains_and_predicts(tmp_path) -> None:
     assert torch.isfinite(pred.maps).all() and ((pred.maps > 0) & (pred.maps < 1)).all()
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
 def test_cuda_stage1_training_in_each_precision(tmp_path, precision: str) -> None:
     cfg = vqcore.StageOneConfig.cpu(
         "rgbd",

@@ -25,7 +25,8 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path) -> None:
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     report = (tmp_path / "gpu-report.md").read_text()
     assert report.startswith("# GPU check (DRY RUN")
-    for section in ("## CUDA tests", "## Inference at 64²", "## bf16 vs fp32 maps", "## Training"):
+    sections = ("## CUDA tests", "## Inference at 64²", "## bf16 vs fp32 maps", "## Precision")
+    for section in (*sections, "## Training"):
         assert section in report
     assert "skipped" in report  # the CUDA tests ran, and skipped without a device
     rows = [
@@ -33,9 +34,10 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path) -> None:
         for ln in report.splitlines()
         if ln.startswith(("| rgbd", "| depth", "| rgb", "| 1 ", "| 2 "))
     ]
-    # 3 setups x 2 batches x 2 precisions, 3 bf16 rows, 2x2 stage-1 and 3x2 stage-2 rows
-    assert len(rows) == 12 + 3 + 4 + 6
-    assert "nan" not in report
+    # 3 setups x 2 batches x 2 precisions, 3 bf16 rows, 3 x 4 precision rows, 2x2 stage-1 and
+    # 3x2 stage-2 rows
+    assert len(rows) == 12 + 3 + 12 + 4 + 6
+    assert "nan" not in report and "FAIL" not in report
 
 
 def test_gpu_check_rejects_unknown_arguments(tmp_path) -> None:

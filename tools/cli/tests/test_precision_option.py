@@ -1,5 +1,5 @@
-"""``--precision`` of train-dada and train (issue 13) reaches the training config; unset keeps the
-preset's value (paper: fp32, cpu: auto)."""
+"""``--precision`` of train-dada and train (issues 13, 25) reaches the training config; unset keeps
+the preset's value (paper: fp32, cpu: auto)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def _capture(monkeypatch, module, name: str) -> list:
         ("paper", None, "fp32"),
         ("paper", "bf16", "bf16"),
         ("cpu", "fp32", "fp32"),
+        ("paper", "tf32", "tf32"),
     ],
 )
 def test_train_dada_precision(cli, tmp_path, monkeypatch, preset, flag, expected) -> None:
@@ -41,7 +42,8 @@ def test_train_dada_precision(cli, tmp_path, monkeypatch, preset, flag, expected
 
 
 @pytest.mark.parametrize(
-    ("preset", "flag", "expected"), [("cpu", None, "auto"), ("paper", "bf16", "bf16")]
+    ("preset", "flag", "expected"),
+    [("cpu", None, "auto"), ("paper", "bf16", "bf16"), ("paper", "tf32", "tf32")],
 )
 def test_train_precision(cli, tmp_path, tiny_data, monkeypatch, preset, flag, expected) -> None:
     import threedsr

@@ -127,8 +127,10 @@ NETWORK_FIELDS = (
 @dataclass(frozen=True)
 class DetectorConfig(ConfigMixin):
     """Everything a detector needs. The bare defaults are the 3DSR reference code's choices
-    (what produced the paper's numbers); :meth:`for_memory` (preset ``memory``) is the descriptor memory; :meth:`paper`,
-    :meth:`gpu` and :meth:`cpu` are 3DSR schedules.
+    (what produced the paper's numbers) but for ``model.vq_distance``, ``fast`` by default so a
+    file written before the field loads as it ran (:meth:`paper` sets ``reference``);
+    :meth:`for_memory` (preset ``memory``) is the descriptor memory; :meth:`paper`, :meth:`gpu`
+    and :meth:`cpu` are 3DSR schedules.
 
     Args:
         method: ``memory`` (the descriptor memory alone; nothing is trained), ``3dsr`` (the
@@ -158,8 +160,10 @@ class DetectorConfig(ConfigMixin):
         cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
         log_every: callback period in steps.
         compile: ``torch.compile`` the trainable modules (CUDA only pays).
-        precision: arithmetic of the network's training forward: ``fp32`` (the reference),
-            ``bf16`` or ``auto`` (bf16 on CUDA, fp32 on the CPU). The VQ searches stay fp32.
+        precision: arithmetic of the network's training: ``fp32`` (the reference; on CUDA with
+            TF32 off), ``tf32`` (TF32 convolutions and matmuls on CUDA; fp32 on a CPU), ``bf16``
+            or ``auto`` (bf16 on CUDA, fp32 on the CPU, TF32 as PyTorch's defaults). The VQ
+            searches stay fp32 (see :func:`vqcore.precision_scope`).
 
     Example:
         >>> DetectorConfig.preset("memory", "rgbd").method, DetectorConfig().memory.local_k
@@ -206,7 +210,7 @@ class DetectorConfig(ConfigMixin):
     cache_dir: str | None = None
     log_every: int = 10
     compile: bool = False
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = "fp32"
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
@@ -312,12 +316,14 @@ class DetectorConfig(ConfigMixin):
         Why these numbers: on one H200, paper-width heads at 256² in bf16 trained at about
         15 it/s, and 2,800 such iterations reached image AUROC 0.918 on a synthetic class
         (issue 25), so 7,000 fit in 8 minutes with room for the calibration. 384² (the paper's
-        side) costs about 2.2x per step. Only the length and the side depart from ``paper``.
+        side) costs about 2.2x per step. Only the length, the side, the arithmetic and the nearest-code
+        distance form (the fast one) depart from ``paper``.
         """
         base: dict[str, Any] = dict(
             method="3dsr",
             setup=setup,
-            model=ModelConfig.paper(),
+            # The fast distance form: the reference's order matters for bit parity, not detection.
+            model=ModelConfig.paper(vq_distance="fast"),
             memory=MemoryConfig.for_setup(setup),
             image_size=128 if setup == "rgb" else 256,
             batch_size=16,

@@ -105,7 +105,9 @@ def train_detector(
             seed=config.seed,
         ).to(device)
     report(1, "calibrate")
-    heads_cal, memory_cal, loo_maps = _calibrate(network, memory, train, device)
+    # fp32 like the training's fp32 parts: TF32 as config.precision says (no autocast here).
+    with vqcore.precision_scope(config.precision):
+        heads_cal, memory_cal, loo_maps = _calibrate(network, memory, train, device)
     detector = Detector(
         config,
         network=network,

@@ -88,6 +88,11 @@ class Detector:
             near-tie VQ code can flip).
         bf16: bf16 autocast of the network (the VQ and memory searches stay fp32). None = on for
             CUDA, off on CPU.
+        precision: ``fp32`` (no autocast; on CUDA TF32 off: IEEE fp32 convolutions and
+            matmuls, the reference's arithmetic), ``tf32`` (no autocast, TF32 on; on a CPU the
+            same as fp32), ``bf16`` (autocast, TF32 off for what stays fp32) or ``auto``/None
+            (``bf16`` decides the autocast, TF32 as PyTorch's defaults); see
+            :func:`vqcore.precision_scope`. Give ``precision`` or ``bf16``, not both.
 
     Example:
         >>> import torch
@@ -118,6 +123,7 @@ class Detector:
         batch_size: int | None = None,
         channels_last: bool | None = None,
         bf16: bool | None = None,
+        precision: str | None = None,
         path: Path | None = None,
         category: str | None = None,
         preprocess: dict[str, Any] | None = None,
@@ -149,6 +155,15 @@ class Detector:
             config.gaussian_sigma if gaussian_sigma is None else gaussian_sigma
         )
         self.batch_size = int(batch_size or (8 if self.device.type == "cuda" else 1))
+        self.precision = precision or "auto"
+        if self.precision not in vqcore.PRECISIONS:
+            raise ThreedsrError(
+                f"{where}: precision must be one of {vqcore.PRECISIONS}, got {precision!r}"
+            )
+        if self.precision != "auto":
+            if bf16 is not None:
+                raise ThreedsrError(f"{where}: give precision or bf16, not both")
+            bf16 = self.precision == "bf16"
         self.bf16 = self.device.type == "cuda" if bf16 is None else bool(bf16)
         self.channels_last = (
             self.device.type == "cuda" or self.bf16
@@ -267,7 +282,7 @@ class Detector:
             if self.bf16
             else contextlib.nullcontext()
         )
-        with torch.inference_mode():
+        with torch.inference_mode(), vqcore.precision_scope(self.precision):
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self.channels_last:

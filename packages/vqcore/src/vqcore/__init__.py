@@ -24,7 +24,14 @@ from .checkpoint import (
 from .config import SETUPS, BackboneConfig, Setup
 from .config_base import ConfigMixin, milestones_at
 from .data import ImageFolderSource, ProceduralRGBSource, StageOneBatches
-from .device import PRECISIONS, resolve_device, training_autocast, uses_bf16
+from .device import (
+    PRECISIONS,
+    precision_scope,
+    resolve_device,
+    tf32_enabled,
+    training_autocast,
+    uses_bf16,
+)
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import (
@@ -53,7 +60,7 @@ from .quantizer import (
     nearest_codes,
     squared_distances,
 )
-from .search import ranked_codes
+from .search import DISTANCES, ranked_codes, reference_distances
 from .shapes import ShapeError, check_shape
 from .train import (
     StageOneResult,
@@ -71,6 +78,7 @@ __all__ = [
     "CHECKPOINT_KIND",
     "CHECKPOINT_NAME",
     "DADA",
+    "DISTANCES",
     "FORMAT_VERSION",
     "PRECISIONS",
     "PRESETS",
@@ -115,17 +123,20 @@ __all__ = [
     "load_pretrained",
     "milestones_at",
     "nearest_codes",
+    "precision_scope",
     "pretrained_manifest",
     "pretrained_path",
     "ranked_codes",
     "read_checkpoint",
     "reconstruction_loss",
+    "reference_distances",
     "resolve_device",
     "save_checkpoint",
     "sha256_of",
     "split_groups",
     "squared_distances",
     "strip_checkpoint",
+    "tf32_enabled",
     "train_dada",
     "training_autocast",
     "uses_bf16",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from .config_base import SETUPS, ConfigMixin, Setup
 from .errors import VqcoreError
+from .search import DISTANCES
 
 __all__ = ["SETUPS", "BackboneConfig", "Setup"]
 
@@ -30,10 +31,14 @@ class BackboneConfig(ConfigMixin):
         restart_dead_codes: re-seed dead EMA codes from the batch (off in the reference).
         init_std: std of the N(0, std) conv-weight init (spec §1.6); ``None`` keeps PyTorch's
             default (Kaiming-uniform) init.
+        vq_distance: distance form of the quantizers' nearest-code search: ``"reference"`` (the
+            authors' ``x² + e² - 2xe``, whole; the ``paper`` preset) or ``"fast"`` (row blocks,
+            one fused ``addmm``; the default, so a checkpoint written before the option loads
+            as it ran). The two differ only on near-tie codes (:func:`vqcore.nearest_codes`).
 
     Example:
-        >>> BackboneConfig.paper("rgbd").num_embeddings
-        2048
+        >>> BackboneConfig.paper("rgbd").num_embeddings, BackboneConfig.paper().vq_distance
+        (2048, 'reference')
         >>> BackboneConfig.from_dict(BackboneConfig.cpu("depth").to_dict()) == BackboneConfig.cpu("depth")
         True
     """
@@ -55,6 +60,7 @@ class BackboneConfig(ConfigMixin):
     quantizer: Literal["ema", "loss"] = "ema"
     restart_dead_codes: bool = False
     init_std: float | None = 0.02
+    vq_distance: Literal["fast", "reference"] = "fast"
 
     def __post_init__(self) -> None:
         if self.setup not in SETUPS:
@@ -62,6 +68,10 @@ class BackboneConfig(ConfigMixin):
         if self.quantizer not in ("ema", "loss"):
             raise VqcoreError(
                 f"BackboneConfig: quantizer must be 'ema' or 'loss', got {self.quantizer!r}"
+            )
+        if self.vq_distance not in DISTANCES:
+            raise VqcoreError(
+                f"BackboneConfig: vq_distance must be one of {DISTANCES}, got {self.vq_distance!r}"
             )
         for name in ("hidden", "res_hidden", "num_res_layers", "num_embeddings", "embedding_dim"):
             if int(getattr(self, name)) < 1:
@@ -87,8 +97,9 @@ class BackboneConfig(ConfigMixin):
 
     @classmethod
     def paper(cls, setup: Setup = "rgbd", **overrides: Any) -> BackboneConfig:
-        """The paper/reference widths: 256 / 128 / 2 blocks / 2048 x 256 codes."""
-        return cls(setup=setup, **overrides)
+        """The paper/reference widths: 256 / 128 / 2 blocks / 2048 x 256 codes, and the
+        reference's distance expression in the VQ search."""
+        return cls(setup=setup, **{"vq_distance": "reference", **overrides})
 
     @classmethod
     def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> BackboneConfig:

@@ -1,17 +1,31 @@
-"""Device selection and training precision."""
+"""Device selection and arithmetic precision (training and inference)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
 from .errors import VqcoreError
 
-__all__ = ["PRECISIONS", "check_precision", "resolve_device", "training_autocast", "uses_bf16"]
+__all__ = [
+    "PRECISIONS",
+    "check_precision",
+    "precision_scope",
+    "resolve_device",
+    "tf32_enabled",
+    "training_autocast",
+    "uses_bf16",
+]
 
-# "fp32": no autocast (the reference trains in fp32). "bf16": bf16 autocast on any device (a speed
+# "fp32": no autocast and, on CUDA, no TF32 (IEEE fp32 convolutions and matmuls: the reference's
+# arithmetic). "tf32": no autocast, TF32 convolutions and matmuls on CUDA (a speed option; on a
+# CPU it is fp32). "bf16": bf16 autocast on any device, TF32 off for what stays fp32 (a speed
 # option on GPUs; on a CPU without native bf16 it is slow). "auto": what this project did before
-# the option existed: bf16 on CUDA, fp32 on the CPU.
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+# the option existed: bf16 on CUDA, fp32 on the CPU, TF32 flags left as they are (PyTorch's
+# default: TF32 cuDNN convolutions, IEEE matmuls).
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -53,7 +67,7 @@ def uses_bf16(precision: str, device: str | torch.device, *, auto: bool = True) 
     """Whether a training step on ``device`` runs under bf16 autocast.
 
     Args:
-        precision: ``auto`` | ``fp32`` | ``bf16``.
+        precision: ``auto`` | ``fp32`` | ``tf32`` | ``bf16``.
         device: the training device.
         auto: what ``auto`` means on CUDA (stage 1's ``amp`` flag); ``auto`` is fp32 on the CPU.
 
@@ -61,7 +75,7 @@ def uses_bf16(precision: str, device: str | torch.device, *, auto: bool = True) 
         True for bf16 autocast, False for plain fp32.
 
     Example:
-        >>> uses_bf16("auto", "cpu"), uses_bf16("bf16", "cpu"), uses_bf16("fp32", "cpu")
+        >>> uses_bf16("auto", "cpu"), uses_bf16("bf16", "cpu"), uses_bf16("tf32", "cuda")
         (False, True, False)
     """
     check_precision(precision, "training")
@@ -82,3 +96,68 @@ def training_autocast(
     dev = torch.device(device)
     enabled = uses_bf16(precision, dev, auto=auto)
     return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _new_tf32_api() -> bool:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return hasattr(torch.backends.cuda.matmul, "fp32_precision") and hasattr(conv, "fp32_precision")
+
+
+#: Which TF32 switches :func:`precision_scope` uses: ``"fp32_precision"`` (torch >= 2.9) or
+#: ``"allow_tf32"`` (torch 2.5-2.8). Mixing the two makes torch raise on the next read of a
+#: flag, so only one is ever used: the newer where it exists.
+TF32_API: str = "fp32_precision" if _new_tf32_api() else "allow_tf32"
+
+
+def _tf32_switches() -> list[tuple[object, str, object, object]]:
+    """``(holder, attribute, strict value, tf32 value)`` of the switches of CUDA matmuls and
+    cuDNN convolutions."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    if TF32_API == "fp32_precision":
+        conv = cudnn.conv  # type: ignore[attr-defined]
+        return [
+            (matmul, "fp32_precision", "ieee", "tf32"),
+            (conv, "fp32_precision", "ieee", "tf32"),
+        ]
+    return [(matmul, "allow_tf32", False, True), (cudnn, "allow_tf32", False, True)]
+
+
+def tf32_enabled() -> tuple[bool, bool]:
+    """Whether CUDA matmuls and cuDNN convolutions may use TF32 now, ``(matmul, conv)``.
+
+    Example:
+        >>> with precision_scope("fp32"):
+        ...     tf32_enabled()
+        (False, False)
+    """
+    matmul, conv = (getattr(h, a) == on for h, a, _, on in _tf32_switches())
+    return matmul, conv
+
+
+@contextlib.contextmanager
+def precision_scope(precision: str) -> Iterator[None]:
+    """TF32 of CUDA matmuls and cuDNN convolutions as ``precision`` asks, restored on exit.
+
+    ``fp32`` and ``bf16``: off (what runs in fp32 runs in IEEE fp32); ``tf32``: on; ``auto``: left
+    as it is. The switches are process-wide, so they are set on every device (a CPU ignores them:
+    there ``tf32`` computes exactly what ``fp32`` does). Autocast is separate
+    (:func:`training_autocast`).
+
+    Example:
+        >>> with precision_scope("tf32"):
+        ...     tf32_enabled()
+        (True, True)
+    """
+    check_precision(precision, "precision_scope")
+    if precision == "auto":
+        yield
+        return
+    switches = _tf32_switches()
+    before = [getattr(h, a) for h, a, _, _ in switches]
+    try:
+        for h, a, strict, on in switches:
+            setattr(h, a, on if precision == "tf32" else strict)
+        yield
+    finally:
+        for (h, a, _, _), value in zip(switches, before, strict=True):
+            setattr(h, a, value)

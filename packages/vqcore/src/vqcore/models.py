@@ -95,6 +95,7 @@ def _make_quantizer(
             config.num_embeddings,
             config.embedding_dim,
             commitment_cost=config.commitment_cost,
+            distance=config.vq_distance,
             **factory,  # type: ignore[arg-type]
         )
     return VectorQuantizerEMA(
@@ -104,6 +105,7 @@ def _make_quantizer(
         decay=config.decay,
         eps=config.eps,
         restart_dead_codes=config.restart_dead_codes,
+        distance=config.vq_distance,
         **factory,  # type: ignore[arg-type]
     )
 

@@ -1,8 +1,9 @@
 """Vector quantizers: EMA codebook (what the 3DSR code trains) and loss-based (paper Eq. 1).
 
 Both search the nearest code by squared L2 with a chunked matmul,
-``||x||^2 - 2 x.e + ||e||^2``, so memory stays at ``chunk x K`` (never ``N x K x D``), and both pass
-gradients with the straight-through estimator. The search always runs in float32 (or float64 for
+``||x||^2 - 2 x.e + ||e||^2``, so memory stays at ``chunk x K`` (never ``N x K x D``), or with
+``distance="reference"`` by the authors' own expression (:func:`vqcore.search.reference_distances`),
+and both pass gradients with the straight-through estimator. The search always runs in float32 (or float64 for
 float64 inputs) with autocast disabled: a bf16 argmin picks wrong codes.
 """
 
@@ -18,8 +19,10 @@ from torch import Tensor, nn
 from .ops import code_usage
 from .search import (
     DEFAULT_BLOCK_ELEMENTS,
+    check_distance,
     nearest_codes,
     ranked_codes,
+    reference_distances,
     row_chunk,
     squared_distances,
 )
@@ -67,6 +70,14 @@ class _QuantizerBase(nn.Module):
     embedding_dim: int
     commitment_cost: float
     usage_decay: float
+    #: Distance form of the nearest-code search (:data:`vqcore.search.DISTANCES`); not part of
+    #: the state dict: the model's config sets it (``BackboneConfig.vq_distance``).
+    distance: str = "fast"
+
+    def set_distance(self, distance: str) -> None:
+        """Search with the ``"fast"`` or the ``"reference"`` distance form from now on."""
+        check_distance(distance)
+        self.distance = distance
 
     @property
     def codebook(self) -> Tensor:  # (K, D)
@@ -107,7 +118,7 @@ class _QuantizerBase(nn.Module):
 
     @torch.no_grad()
     def _search(self, flat: Tensor) -> Tensor:
-        return nearest_codes(flat, self.codebook.detach().to(flat.dtype))
+        return nearest_codes(flat, self.codebook.detach().to(flat.dtype), distance=self.distance)
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Code vectors for integer indices.
@@ -136,16 +147,21 @@ class _QuantizerBase(nn.Module):
             x: (B, D, H, W) features.
 
         Returns:
-            (B, H, W, K) float32 distances (computed in chunks, returned whole).
+            (B, H, W, K) float32 distances in the quantizer's distance form (fast: computed in
+            chunks, returned whole).
         """
         self._check(x)
         with torch.no_grad(), torch.autocast(device_type=x.device.type, enabled=False):
             flat = self._flatten(x)
             cb = self.codebook.detach().to(flat.dtype)
-            rows = row_chunk(self.num_embeddings, DEFAULT_BLOCK_ELEMENTS)
-            out = torch.cat(
-                [squared_distances(flat[s : s + rows], cb) for s in range(0, flat.shape[0], rows)]
-            )
+            if self.distance == "reference":
+                out = reference_distances(flat, cb)
+            else:
+                rows = row_chunk(self.num_embeddings, DEFAULT_BLOCK_ELEMENTS)
+                parts = [
+                    squared_distances(flat[s : s + rows], cb) for s in range(0, len(flat), rows)
+                ]
+                out = torch.cat(parts)
         return out.view(x.shape[0], x.shape[2], x.shape[3], self.num_embeddings)
 
     def nearest_k(self, x: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -179,7 +195,7 @@ class _QuantizerBase(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}, "
-            f"commitment_cost={self.commitment_cost}"
+            f"commitment_cost={self.commitment_cost}, distance={self.distance!r}"
         )
 
 
@@ -201,6 +217,8 @@ class VectorQuantizerEMA(_QuantizerBase):
         restart_dead_codes: re-seed codes whose smoothed cluster size falls below
             ``restart_threshold`` with random inputs of the current batch (off in the reference).
         restart_threshold: see ``restart_dead_codes``.
+        distance: nearest-code distance form, ``"fast"`` or ``"reference"`` (see
+            :func:`vqcore.search.nearest_codes`).
         device: factory kwarg for the buffers.
         dtype: factory kwarg for the buffers.
 
@@ -226,10 +244,12 @@ class VectorQuantizerEMA(_QuantizerBase):
         eps: float = 1e-5,
         restart_dead_codes: bool = False,
         restart_threshold: float = 1e-2,
+        distance: str = "fast",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        self.set_distance(distance)
         if num_embeddings < 1 or embedding_dim < 1:
             raise ValueError("num_embeddings and embedding_dim must be positive")
         if not 0.0 <= decay < 1.0:
@@ -330,6 +350,7 @@ class VectorQuantizer(_QuantizerBase):
         embedding_dim: code dimension D.
         commitment_cost: beta (lambda_K in the paper).
         usage_decay: decay of the usage statistics.
+        distance: nearest-code distance form, ``"fast"`` or ``"reference"``.
         device: factory kwarg.
         dtype: factory kwarg.
 
@@ -348,10 +369,12 @@ class VectorQuantizer(_QuantizerBase):
         *,
         commitment_cost: float = 0.25,
         usage_decay: float = 0.99,
+        distance: str = "fast",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        self.set_distance(distance)
         factory = {"device": device, "dtype": dtype}
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim

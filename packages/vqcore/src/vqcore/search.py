@@ -4,6 +4,11 @@ Never materialises an ``N x K x D`` tensor; at most ``block_elements`` distances
 Two searches, one distance formula: :func:`nearest_codes` (the nearest code, ``argmin``: the
 quantizers' forward) and :func:`ranked_codes` (the ``k`` nearest, ranked by ``torch.topk``: the
 quantizers' ``nearest_k`` and the anomaly generator's ``sample_codes``).
+
+:func:`nearest_codes` has a second distance form, ``"reference"``: the authors' expression in
+their order, whole (:func:`reference_distances`). Both forms round differently, so near-tie
+codes (distances equal to a few ulps) can go either way; the reference form reproduces the
+authors' choice on the same hardware and arithmetic.
 """
 
 from __future__ import annotations
@@ -13,14 +18,21 @@ from torch import Tensor
 
 __all__ = [
     "DEFAULT_BLOCK_ELEMENTS",
+    "DISTANCES",
+    "check_distance",
     "nearest_codes",
     "ranked_codes",
+    "reference_distances",
     "row_chunk",
     "squared_distances",
 ]
 
 #: Upper bound on the number of elements of one (rows x K) distance block.
 DEFAULT_BLOCK_ELEMENTS = 1 << 22
+
+#: Distance forms of the nearest-code search: ``"fast"`` (:func:`squared_distances` in row
+#: blocks, clamped) and ``"reference"`` (:func:`reference_distances`, whole, as the authors).
+DISTANCES: tuple[str, ...] = ("fast", "reference")
 
 
 def squared_distances(flat: Tensor, codebook: Tensor, *, row_norms: bool = True) -> Tensor:
@@ -47,19 +59,47 @@ def squared_distances(flat: Tensor, codebook: Tensor, *, row_norms: bool = True)
     return part.add_(x_sq).clamp_min_(0)
 
 
+def reference_distances(flat: Tensor, codebook: Tensor) -> Tensor:
+    """The authors' distances (zalando pytorch-vq-vae, used by DSR/3DSR), term for term:
+    ``sum(x**2) + sum(e**2) - 2 * matmul(x, e.t())``, whole (N x K), not clamped.
+
+    Example:
+        >>> reference_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0], [1.0, 0.0]]))
+        tensor([[25.,  1.]])
+    """
+    return (
+        torch.sum(flat**2, dim=1, keepdim=True)
+        + torch.sum(codebook**2, dim=1)
+        - 2 * torch.matmul(flat, codebook.t())
+    )
+
+
+def check_distance(distance: str) -> None:
+    """Raise ``ValueError`` unless ``distance`` is one of :data:`DISTANCES`."""
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+
+
 def row_chunk(num_codes: int, block_elements: int) -> int:
     return max(1, block_elements // max(1, num_codes))
 
 
 def nearest_codes(
-    flat: Tensor, codebook: Tensor, *, block_elements: int = DEFAULT_BLOCK_ELEMENTS
+    flat: Tensor,
+    codebook: Tensor,
+    *,
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
+    distance: str = "fast",
 ) -> Tensor:
-    """Index of the nearest code for every row, computed in row chunks.
+    """Index of the nearest code for every row (``argmin``: the first of equal distances).
 
     Args:
         flat: (N, D) vectors.
         codebook: (K, D) codes.
-        block_elements: largest (rows x K) block materialised at once.
+        block_elements: largest (rows x K) block materialised at once (``fast`` only).
+        distance: ``"fast"``: :func:`squared_distances` in row chunks; ``"reference"``:
+            :func:`reference_distances` of all rows at once, as the authors compute them (N x K
+            floats: the reference's memory, and no block boundary to change the rounding).
 
     Returns:
         (N,) int64 indices.
@@ -68,12 +108,17 @@ def nearest_codes(
         >>> cb = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
         >>> nearest_codes(torch.tensor([[0.9, 0.8], [0.1, -0.2]]), cb, block_elements=2).tolist()
         [1, 0]
+        >>> nearest_codes(torch.tensor([[0.9, 0.8]]), cb, distance="reference").tolist()
+        [1]
     """
     if flat.ndim != 2 or codebook.ndim != 2 or flat.shape[1] != codebook.shape[1]:
         raise ValueError(
             f"nearest_codes expects (N, D) and (K, D), got {tuple(flat.shape)} and "
             f"{tuple(codebook.shape)}"
         )
+    check_distance(distance)
+    if distance == "reference":
+        return torch.argmin(reference_distances(flat, codebook), dim=1)
     rows = row_chunk(codebook.shape[0], block_elements)
     out = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
     for start in range(0, flat.shape[0], rows):

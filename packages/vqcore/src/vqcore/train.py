@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import ImageFolderSource, ProceduralRGBSource, RGBSource, StageOneBatches
-from .device import uses_bf16
+from .device import precision_scope, uses_bf16
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import DiscreteAutoencoder, build_backbone
@@ -243,8 +243,10 @@ class _Trainer:
             )
         state = read_checkpoint(path, map_location="cpu")
         assert self.config.backbone is not None
+        # The distance form is arithmetic, like the precision: a run may continue in another
+        # (a checkpoint written before the field existed has none).
         expected = self.config.backbone.to_dict()
-        stored = dict(state["config"])
+        stored = {**dict(state["config"]), "vq_distance": expected["vq_distance"]}
         if stored != expected:
             diff = sorted(
                 k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)
@@ -403,7 +405,8 @@ def train_dada(
     try:
         trainer = _Trainer(config, ctx)
         if trainer.step < config.iterations:
-            trainer.run(as_callbacks(callbacks))
+            with precision_scope(config.precision):
+                trainer.run(as_callbacks(callbacks))
         trainer.model.eval()
         return StageOneResult(
             model=trainer.model,

@@ -45,9 +45,10 @@ class StageOneConfig(ConfigMixin):
         checkpoint_every: steps between checkpoints (one is always written at the end).
         resume: continue from ``<out_dir>/backbone.pt`` when it exists.
         overwrite: allow replacing an existing checkpoint when not resuming.
-        precision: ``fp32`` (the reference trains in fp32; the ``paper`` preset), ``bf16``
-            (bf16 autocast on any device: a GPU speed option, slow on a CPU without native bf16)
-            or ``auto`` (bf16 on CUDA when ``amp``, fp32 on the CPU: the ``cpu`` preset, and
+        precision: ``fp32`` (the reference trains in fp32; the ``paper`` preset; TF32 off on
+            CUDA), ``tf32`` (TF32 convolutions and matmuls on CUDA: a speed option; on a CPU the
+            same as fp32), ``bf16`` (bf16 autocast on any device: a GPU speed option, slow on a
+            CPU without native bf16) or ``auto`` (bf16 on CUDA when ``amp``, fp32 on the CPU: the ``cpu`` preset, and
             what every run did before the option existed).
         amp: bf16 autocast on CUDA under ``precision="auto"`` (ignored otherwise and on CPU).
         channels_last: channels_last memory format on CUDA (ignored on CPU).
@@ -85,7 +86,7 @@ class StageOneConfig(ConfigMixin):
     checkpoint_every: int = 1000
     resume: bool = False
     overwrite: bool = False
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = "fp32"
     amp: bool = True
     channels_last: bool = True
 

@@ -173,7 +173,7 @@ def load_detector(
     command: str = "predict",
 ) -> Detector:
     """``Detector.load`` of a run folder or ``detector.pt`` with a friendly missing-run message;
-    ``precision`` auto | fp32 | bf16 (auto: the Detector's default, bf16 on CUDA only);
+    ``precision`` auto | fp32 | tf32 | bf16 (auto: the Detector's default, bf16 on CUDA only);
     ``method`` runs another method a fused detector holds (None = its own); ``batch_size``
     images per forward pass (None: the Detector's default). ``command`` says, for an exported
     file given as ``--run``, what to do instead."""
@@ -189,9 +189,12 @@ def load_detector(
         if command == "predict" and run.suffix.lower() == ".onnx":
             raise CLIError(f"--run {run}: {what}; pass --backend onnxruntime to run it")
         raise CLIError(f"--run {run}: {what}; {command} reads the run folder or its detector.pt")
-    bf16 = None if precision == "auto" else precision == "bf16"
     return threedsr.Detector.load(
-        run, device=resolve_device(device), bf16=bf16, method=method, batch_size=batch_size
+        run,
+        device=resolve_device(device),
+        precision=precision,
+        method=method,
+        batch_size=batch_size,
     )
 
 

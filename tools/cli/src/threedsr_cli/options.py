@@ -48,6 +48,7 @@ class Device(StrEnum):
 class Precision(StrEnum):
     auto = "auto"
     fp32 = "fp32"
+    tf32 = "tf32"
     bf16 = "bf16"
 
 
@@ -96,8 +97,10 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         help=(
-            "Inference arithmetic: auto (bf16 on CUDA, fp32 on the CPU), fp32, or bf16 "
-            "(fast on CPUs with AMX / AVX512-BF16; maps then differ slightly from fp32)."
+            "Inference arithmetic: auto (bf16 on CUDA, fp32 on the CPU), fp32 (on CUDA with "
+            "TF32 off: the reference's arithmetic), tf32 (TF32 on CUDA; on the CPU the same as "
+            "fp32) or bf16 (fast on CPUs with AMX / AVX512-BF16; maps then differ slightly "
+            "from fp32)."
         ),
     ),
 ]
@@ -106,7 +109,8 @@ TrainPrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         help=(
-            "Training arithmetic: fp32 (the reference; default of --preset paper), bf16 "
+            "Training arithmetic: fp32 (the reference, TF32 off on CUDA; default of --preset "
+            "paper), tf32 (TF32 on CUDA, a speed option; on the CPU the same as fp32), bf16 "
             "(bf16 autocast, a GPU speed option; slow on CPUs without native bf16) or auto "
             "(bf16 on CUDA, fp32 on the CPU; default of --preset cpu)."
         ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from vqcore import ConfigMixin
+from vqcore import DISTANCES, ConfigMixin
 
 from threedsr.errors import ThreedsrError
 
@@ -23,6 +23,8 @@ class ModelConfig(ConfigMixin):
     Example:
         >>> ModelConfig.paper().unet_base, ModelConfig.cpu().srm_base
         (32, 16)
+        >>> ModelConfig.paper().vq_distance, ModelConfig.cpu().vq_distance, ModelConfig().vq_distance
+        ('reference', 'fast', 'fast')
     """
 
     _error = ThreedsrError
@@ -57,6 +59,12 @@ class ModelConfig(ConfigMixin):
     # narrow CPU backbone reconstructs depth too coarsely (MAE ~0.03 of the [0.1, 0.9] range) for
     # a small dent to survive in its general reconstruction; the input keeps it.
     unet_input: Literal["general", "input"] = "general"
+    # Distance form of every nearest-code search of the network (the backbone's two quantizers:
+    # its encoding and the re-quantisation of the SRM outputs), set on the backbone by ThreeDSR.
+    # "reference": the authors' x² + e² - 2xe, whole (the paper preset); "fast": threedsr's
+    # blocked addmm. They differ on near-tie codes only, and one flipped SRM code moves the UNet's
+    # logits by up to 5e-2. "fast" by default: a detector.pt without the field ran with it.
+    vq_distance: Literal["fast", "reference"] = "fast"
 
     def __post_init__(self) -> None:
         if self.objdec_res_skip not in ("relu", "identity"):
@@ -68,6 +76,10 @@ class ModelConfig(ConfigMixin):
             raise ThreedsrError(
                 f"ModelConfig: unet_input must be 'general' or 'input', got {self.unet_input!r}"
             )
+        if self.vq_distance not in DISTANCES:
+            raise ThreedsrError(
+                f"ModelConfig: vq_distance must be one of {DISTANCES}, got {self.vq_distance!r}"
+            )
         if self.object_decoder not in ("reference", "general_copy"):
             raise ThreedsrError(
                 "ModelConfig: object_decoder must be 'reference' or 'general_copy', got "
@@ -76,8 +88,9 @@ class ModelConfig(ConfigMixin):
 
     @classmethod
     def paper(cls, **overrides: Any) -> ModelConfig:
-        """Spec widths (≈55 M trainable parameters with the paper backbone)."""
-        return cls(**overrides)
+        """Spec widths (≈55 M trainable parameters with the paper backbone) and the reference's
+        distance expression in the VQ searches."""
+        return cls(**{"vq_distance": "reference", **overrides})
 
     @classmethod
     def cpu(cls, **overrides: Any) -> ModelConfig:

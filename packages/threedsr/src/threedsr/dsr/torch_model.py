@@ -76,6 +76,9 @@ class ThreeDSR(nn.Module):
         self.backbone = backbone
         for p in backbone.parameters():
             p.requires_grad_(False)
+        # The network's searches (encoding, SRM re-quantisation) follow the stage-2 config.
+        for vq in (backbone.vq_top, backbone.vq_bot):
+            vq.set_distance(config.vq_distance)
         srm = {"residual": config.srm_residual, "levels": config.srm_levels, **factory}
         self.srm_top = SubspaceRestriction(dim, config.srm_base, **srm)
         self.srm_bot = SubspaceRestriction(dim, config.srm_base, **srm)

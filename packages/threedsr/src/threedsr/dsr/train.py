@@ -224,8 +224,9 @@ _RESUME_FREE = {
     "out_dir",
     "cache_dir",
     "compile",
-    # Arithmetic, like the device: a run may continue in another precision.
+    # Arithmetic, like the device: a run may continue in another precision or distance form.
     "precision",
+    "model.vq_distance",
     "data_root",
     # Used only when the finished detector is written; the heads' training does not see them.
     "method",
@@ -279,7 +280,9 @@ def _try_resume(
         raise ThreedsrError(
             f"{det}: holds a different run (differs in {', '.join(diffs)}); use a new --out"
         )
-    if ckpt["backbone_config"] != model.backbone.config.to_dict():
+    # The backbone's own distance form does not matter here: the stage-2 config sets it.
+    current = model.backbone.config.to_dict()
+    if {**ckpt["backbone_config"], "vq_distance": None} != {**current, "vq_distance": None}:
         raise ThreedsrError(f"{det}: was trained on a different backbone; use a new --out")
     model.load_heads_state_dict(heads)
     optimizer.load_state_dict(state["optimizer"])
@@ -300,7 +303,8 @@ def train_heads(
     anomaly mask ∩ foreground ∩ valid (zeroed for half the samples), feature-space anomalies from
     :class:`FeatureAnomalyGenerator`, then ``focal + L1(mask) + MSE(SRM, Q) x 2 + 10 MSE(image)``
     and an Adam step on all four modules (MultiStepLR). CUDA: channels_last; bf16 autocast when
-    ``config.precision`` asks for it (``bf16``, or ``auto`` on CUDA; ``fp32`` = the reference).
+    ``config.precision`` asks for it (``bf16``, or ``auto`` on CUDA; ``fp32`` = the reference,
+    TF32 off; ``tf32``: TF32 convolutions and matmuls, see :func:`vqcore.precision_scope`).
     Under ``torchrun`` the heads are wrapped in DDP and each rank draws ``batch_size / world``.
 
     ``<out_dir>/detector.pt`` (the network so far, not finished) and ``train_state.pt`` are
@@ -314,7 +318,8 @@ def train_heads(
     ctx = vqcore.init_distributed(config.device)
     try:
         trainer = _DetectorTrainer(config, ctx, out, backbone=backbone, data=data)
-        path = trainer.run(callbacks)
+        with vqcore.precision_scope(config.precision):
+            path = trainer.run(callbacks)
         result = TrainResult(
             path, trainer.step, trainer.metrics, trainer.elapsed(), trainer.history
         )

@@ -261,7 +261,9 @@ def _evaluate(
         check_metrics_target(folder, identity, cat, same_folder)
     check_masks(data, cat, allow_missing_masks)
     unfinished = warn_unfinished(detector)
-    arith = "bf16" if detector.bf16 else "fp32"
+    arith = (
+        detector.precision if detector.precision != "auto" else "bf16" if detector.bf16 else "fp32"
+    )
     ui.info(
         printable(
             f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith}): "
