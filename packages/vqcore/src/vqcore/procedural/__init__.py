@@ -1,0 +1,10 @@
+"""Stage-1 samples generated with torch on the training device (the ``device`` sampler).
+
+Torch ports of depthsim's numba/numpy generators: Perlin noise (:mod:`.noise`), the 3DSR depth
+simulator (:mod:`.depth`) and procedural colour textures (:mod:`.rgb`), batched and driven by a
+``torch.Generator`` so a batch is a pure function of its seed on a given device.
+"""
+
+from .noise import fade, fractal_perlin, perlin_from_gradients, perlin_noise, random_gradients
+
+__all__ = ["fade", "fractal_perlin", "perlin_from_gradients", "perlin_noise", "random_gradients"]
