@@ -5,6 +5,26 @@ simulator (:mod:`.depth`) and procedural colour textures (:mod:`.rgb`), batched 
 ``torch.Generator`` so a batch is a pure function of its seed on a given device.
 """
 
+from .depth import (
+    TorchDepthParams,
+    depth_params_from_numpy,
+    render_depth,
+    rotate_bilinear,
+    sample_depth_params,
+    simulate_depth,
+)
 from .noise import fade, fractal_perlin, perlin_from_gradients, perlin_noise, random_gradients
 
-__all__ = ["fade", "fractal_perlin", "perlin_from_gradients", "perlin_noise", "random_gradients"]
+__all__ = [
+    "TorchDepthParams",
+    "depth_params_from_numpy",
+    "fade",
+    "fractal_perlin",
+    "perlin_from_gradients",
+    "perlin_noise",
+    "random_gradients",
+    "render_depth",
+    "rotate_bilinear",
+    "sample_depth_params",
+    "simulate_depth",
+]

@@ -57,15 +57,19 @@ def random_gradients(
     return torch.cos(theta), torch.sin(theta)
 
 
-def _as_res(res: int | Tensor | tuple[int, int], n: int, device: torch.device) -> Tensor:
-    """Per-item lattice cells as an int64 ``(n,)`` tensor on ``device``."""
+def _as_res(res: int | Tensor, n: int, device: torch.device) -> Tensor:
+    """Per-item lattice cells as an int64 ``(n,)`` tensor on ``device``.
+
+    Only Python ints are range-checked: checking a tensor would wait for the device, and the
+    samplers pass tensors they drew in range.
+    """
+    if not isinstance(res, Tensor) and int(res) < 1:
+        raise ValueError(f"res: lattice cells per axis must be >= 1, got {res}")
     t = torch.as_tensor(res, dtype=torch.int64, device=device)
     if t.dim() == 0:
         t = t.expand(n)
     if t.shape != (n,):
         raise ValueError(f"res: expected an int or {n} values, got shape {tuple(t.shape)}")
-    if bool((t < 1).any()):
-        raise ValueError("res: lattice cells per axis must be >= 1")
     return t
 
 
@@ -115,10 +119,11 @@ def perlin_from_gradients(
     h, w = int(shape[0]), int(shape[1])
     if res is None:
         res = (ly - 1, lx - 1)
+    for given, size in zip(res, (ly, lx), strict=True):
+        if not isinstance(given, Tensor) and int(given) >= size:
+            raise ValueError(f"res: needs (ry + 1, rx + 1) <= gradient lattice {(ly, lx)}")
     ry = _as_res(res[0], n, gcos.device)
     rx = _as_res(res[1], n, gcos.device)
-    if bool((ry >= ly).any()) or bool((rx >= lx).any()):
-        raise ValueError(f"res: needs (ry + 1, rx + 1) <= gradient lattice {(ly, lx)}")
     r, ty = _axis(h, ry)  # (n, H)
     c, tx = _axis(w, rx)  # (n, W)
     ty = ty.to(gcos.dtype)[:, :, None]
@@ -155,14 +160,17 @@ def fractal_perlin(
     lacunarity: int = 2,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    max_res: tuple[int, int] | None = None,
+    max_octaves: int | None = None,
 ) -> Tensor:
     """``n`` fractal noise images: octave o (lattice ``res * lacunarity**o``, amplitude
     ``persistence**o``), summed and divided by the sum of the amplitudes (depthsim's
     ``perlin_batch`` recipe).
 
     ``res`` and ``octaves`` may be per-item ``(n,)`` int tensors; item k then sums its first
-    ``octaves[k]`` octaves only. Gradients are drawn octave by octave on the largest lattice of
-    the batch (so a batch's draws depend on its largest member, not on the thread count).
+    ``octaves[k]`` octaves only. Gradients are drawn octave by octave on a lattice of
+    ``max_res`` cells (default: the largest ``res`` of the batch) for ``max_octaves`` octaves
+    (default: the largest ``octaves``); giving both for tensor arguments saves the device a wait.
 
     Returns:
         ``(n, H, W)`` float32 in [-1, 1].
@@ -174,20 +182,23 @@ def fractal_perlin(
         (torch.Size([3, 16, 16]), True)
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
+    if not isinstance(octaves, Tensor) and int(octaves) < 1:
+        raise ValueError(f"octaves: expected >= 1, got {octaves}")
     ry = _as_res(res[0], n, dev)
     rx = _as_res(res[1], n, dev)
     octs = torch.as_tensor(octaves, dtype=torch.int64, device=dev)
     octs = octs.expand(n) if octs.dim() == 0 else octs
     if n == 0:
         return torch.zeros((0, *shape), device=dev)
-    if bool((octs < 1).any()):
-        raise ValueError("octaves: expected >= 1")
-    amp = persistence ** torch.arange(int(octs.max()), device=dev, dtype=torch.float32)
+    my, mx = max_res if max_res is not None else (int(ry.max()), int(rx.max()))
+    m_oct = max_octaves if max_octaves is not None else int(octs.max())
+    amp = persistence ** torch.arange(m_oct, device=dev, dtype=torch.float32)
     total = torch.cumsum(amp, 0)[octs - 1]  # (n,) sum of each item's own amplitudes
     out = torch.zeros((n, *shape), device=dev)
-    for o in range(int(octs.max())):
+    for o in range(m_oct):
         ky, kx = ry * lacunarity**o, rx * lacunarity**o
-        gc, gs = random_gradients(n, int(ky.max()), int(kx.max()), generator=generator, device=dev)
+        scale = lacunarity**o
+        gc, gs = random_gradients(n, my * scale, mx * scale, generator=generator, device=dev)
         weight = torch.where(octs > o, amp[o] / total, torch.zeros_like(total))
         out += weight[:, None, None] * perlin_from_gradients(gc, gs, shape, (ky, kx))
     return out
