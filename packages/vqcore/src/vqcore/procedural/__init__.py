@@ -14,6 +14,7 @@ from .depth import (
     simulate_depth,
 )
 from .noise import fade, fractal_perlin, perlin_from_gradients, perlin_noise, random_gradients
+from .rgb import procedural_rgb, sample_beta
 
 __all__ = [
     "TorchDepthParams",
@@ -22,9 +23,11 @@ __all__ = [
     "fractal_perlin",
     "perlin_from_gradients",
     "perlin_noise",
+    "procedural_rgb",
     "random_gradients",
     "render_depth",
     "rotate_bilinear",
+    "sample_beta",
     "sample_depth_params",
     "simulate_depth",
 ]
