@@ -25,6 +25,7 @@ from .config import SETUPS, BackboneConfig, Setup
 from .config_base import ConfigMixin, milestones_at
 from .data import ImageFolderSource, ProceduralRGBSource, StageOneBatches
 from .device import PRECISIONS, resolve_device, training_autocast, uses_bf16
+from .device_data import SAMPLERS, DeviceStageOneBatches, resolve_sampler
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import (
@@ -60,6 +61,7 @@ from .train import (
     TrainCallback,
     TrainEvent,
     as_callbacks,
+    host_workers,
     reconstruction_loss,
     train_dada,
 )
@@ -76,11 +78,13 @@ __all__ = [
     "PRESETS",
     "PRETRAINED_DIR",
     "RGBVQVAE",
+    "SAMPLERS",
     "SETUPS",
     "BackboneConfig",
     "CheckpointInfo",
     "ConfigMixin",
     "DepthVQVAE",
+    "DeviceStageOneBatches",
     "DiscreteAutoencoder",
     "DistContext",
     "Encoding",
@@ -108,6 +112,7 @@ __all__ = [
     "checkpoint_info",
     "code_usage",
     "count_parameters",
+    "host_workers",
     "init_conv_weights",
     "init_distributed",
     "interleave_groups",
@@ -121,6 +126,7 @@ __all__ = [
     "read_checkpoint",
     "reconstruction_loss",
     "resolve_device",
+    "resolve_sampler",
     "save_checkpoint",
     "sha256_of",
     "split_groups",
