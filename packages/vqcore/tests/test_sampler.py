@@ -97,3 +97,23 @@ def test_host_worker_count_scales_with_cores_on_cuda_only():
     many = host_workers(-1, cuda=True)
     assert 1 <= many <= 16
     assert host_workers(-1, cuda=True, ranks_per_node=64) == 1
+
+
+def test_device_batches_never_wait_for_the_device():
+    # Reading a tensor value on the host (``.item()``, ``bool()``, ``int()``) dispatches
+    # ``_local_scalar_dense``, which on CUDA waits for every queued kernel: the device sampler
+    # must let the GPU run ahead, so it must never do that.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class ScalarReads(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                ScalarReads.count += 1
+            return func(*args, **(kwargs or {}))
+
+    data = DeviceStageOneBatches("rgbd", image_size=16, batch_size=3)
+    with ScalarReads():
+        data[0]
+    assert ScalarReads.count == 0
