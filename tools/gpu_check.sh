@@ -42,7 +42,7 @@ fi
 PYTEST_LOG="$OUT/cuda-tests.log"
 set +e
 timeout 180 "${RUN[@]}" python -m pytest -m cuda -q \
-  packages/threedsr/tests/test_cuda.py >"$PYTEST_LOG" 2>&1
+  packages/threedsr/tests/test_cuda.py packages/vqcore/tests/test_procedural_cuda.py >"$PYTEST_LOG" 2>&1
 PYTEST_RC=$?
 set -e
 tail -n 3 "$PYTEST_LOG"

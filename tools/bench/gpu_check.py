@@ -11,7 +11,7 @@ code path still taken, for the CPU test that keeps this script working):
 3b. Precision (issue 25): the ``paper`` preset's Detector in fp32 (TF32 off, the reference
    distance form) against the reference loop in fp32 (must be <= 1e-4), and how far tf32, bf16
    and the fast distance form move the maps from that fp32 Detector (:func:`bench_precision`).
-4. Stage-1 (``vqcore.train_dada``) and stage-2 (``threedsr.train_detector``, method ``3dsr``)
+4. Stage-1 (``vqcore.train_dada``, host and device samplers) and stage-2 (``threedsr.train_detector``, method ``3dsr``)
    it/s and peak GPU memory at the ``paper`` presets' widths and batches, fp32 and bf16.
 
 Weights are random, so map differences say how far the arithmetic moves a map, not how a trained
@@ -262,19 +262,36 @@ def _rate(history: list[dict[str, float]], key: str) -> float:
     return float(history[-1][key]) if history else float("nan")
 
 
-def bench_stage1(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, Any]:
+#: Stage-1 runs (setup, precision, sampler): both samplers at the issue-25 target (rgbd, bf16),
+#: the host sampler in fp32 too (the paper preset's precision), and depth alone.
+STAGE1_RUNS = (
+    ("rgbd", "bf16", "device"),
+    ("rgbd", "bf16", "host"),
+    ("rgbd", "fp32", "device"),
+    ("rgbd", "fp32", "host"),
+    ("depth", "bf16", "device"),
+    ("depth", "bf16", "host"),
+)
+
+
+def bench_stage1(
+    setup: str, precision: str, sz: Sizes, tmp: Path, sampler: str = "host"
+) -> dict[str, Any]:
+    """Stage-1 it/s with ``sampler`` making the batches (``host``: DataLoader workers, one per
+    core on the GPU box; ``device``: the GPU, in the training process)."""
     dev = torch.device(sz.device)
     n = sz.stage1_steps
     cfg = vqcore.StageOneConfig.paper(
         setup,
         backbone=backbone_config(setup, sz),
-        out_dir=tmp / f"s1-{setup}-{precision}",
+        out_dir=tmp / f"s1-{setup}-{precision}-{sampler}",
         image_size=sz.stage1_size,
         batch_size=sz.stage1_batch,
         iterations=n,
         log_every=max(1, n // 3),
         checkpoint_every=10 * n,
-        num_workers=0 if sz.tiny else 4,
+        num_workers=0 if sz.tiny else -1,
+        sampler=sampler,
         device=str(dev),
         precision=precision,
     )
@@ -282,7 +299,7 @@ def bench_stage1(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, 
     res = vqcore.train_dada(cfg)
     return {
         "stage": "1",
-        "setup": setup,
+        "setup": f"{setup}, {sampler} sampler",
         "precision": precision,
         "batch": sz.stage1_batch,
         "size": sz.stage1_size,
@@ -451,11 +468,10 @@ def main() -> None:
         report()
         print(f"inference {setup}: done", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for setup in ("rgbd", "depth"):
-            for p in PRECISIONS:
-                training.append(bench_stage1(setup, p, sz, Path(tmp)))
-                report()
-                print(f"stage 1 {setup} {p}: {training[-1]['its']:.2f} it/s", flush=True)
+        for setup, p, sampler in STAGE1_RUNS:
+            training.append(bench_stage1(setup, p, sz, Path(tmp), sampler))
+            report()
+            print(f"stage 1 {setup} {p} {sampler}: {training[-1]['its']:.2f} it/s", flush=True)
         for setup in SETUPS:
             for p in PRECISIONS:
                 training.append(bench_stage2(setup, p, sz, Path(tmp)))

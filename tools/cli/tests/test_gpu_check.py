@@ -34,9 +34,10 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path) -> None:
         for ln in report.splitlines()
         if ln.startswith(("| rgbd", "| depth", "| rgb", "| 1 ", "| 2 "))
     ]
-    # 3 setups x 2 batches x 2 precisions, 3 bf16 rows, 3 x 4 precision rows, 2x2 stage-1 and
-    # 3x2 stage-2 rows
-    assert len(rows) == 12 + 3 + 12 + 4 + 6
+    # 3 setups x 2 batches x 2 precisions, 3 bf16 rows, 3 x 4 precision rows, 6 stage-1 (setup,
+    # precision, sampler) and 3x2 stage-2 rows
+    assert len(rows) == 12 + 3 + 12 + 6 + 6
+    assert sum("device sampler" in ln for ln in rows) == 3
     assert "nan" not in report and "FAIL" not in report
 
 

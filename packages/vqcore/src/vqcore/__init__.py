@@ -32,6 +32,7 @@ from .device import (
     training_autocast,
     uses_bf16,
 )
+from .device_data import SAMPLERS, DeviceStageOneBatches, resolve_sampler
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import (
@@ -67,6 +68,7 @@ from .train import (
     TrainCallback,
     TrainEvent,
     as_callbacks,
+    host_workers,
     reconstruction_loss,
     train_dada,
 )
@@ -84,11 +86,13 @@ __all__ = [
     "PRESETS",
     "PRETRAINED_DIR",
     "RGBVQVAE",
+    "SAMPLERS",
     "SETUPS",
     "BackboneConfig",
     "CheckpointInfo",
     "ConfigMixin",
     "DepthVQVAE",
+    "DeviceStageOneBatches",
     "DiscreteAutoencoder",
     "DistContext",
     "Encoding",
@@ -116,6 +120,7 @@ __all__ = [
     "checkpoint_info",
     "code_usage",
     "count_parameters",
+    "host_workers",
     "init_conv_weights",
     "init_distributed",
     "interleave_groups",
@@ -131,6 +136,7 @@ __all__ = [
     "reconstruction_loss",
     "reference_distances",
     "resolve_device",
+    "resolve_sampler",
     "save_checkpoint",
     "sha256_of",
     "split_groups",

@@ -7,6 +7,7 @@ Single process on CPU or CUDA (bf16 autocast, channels_last), or several process
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import ImageFolderSource, ProceduralRGBSource, RGBSource, StageOneBatches
 from .device import precision_scope, uses_bf16
+from .device_data import DeviceStageOneBatches, resolve_sampler
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .models import DiscreteAutoencoder, build_backbone
@@ -33,6 +35,7 @@ __all__ = [
     "TrainCallback",
     "TrainEvent",
     "as_callbacks",
+    "host_workers",
     "reconstruction_loss",
     "train_dada",
 ]
@@ -137,16 +140,38 @@ def _rgb_source(config: StageOneConfig) -> RGBSource:
     )
 
 
+def host_workers(num_workers: int, cuda: bool, ranks_per_node: int = 1) -> int:
+    """DataLoader workers of the host sampler: ``num_workers``, or for ``-1`` one per available
+    core (shared by this node's ranks) but one for the training process, at most 16, on CUDA,
+    and none on the CPU, where the training itself needs the cores.
+
+    Example:
+        >>> host_workers(3, cuda=True), host_workers(-1, cuda=False)
+        (3, 0)
+    """
+    if num_workers >= 0:
+        return num_workers
+    if not cuda:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(16, (cores or 1) // max(1, ranks_per_node) - 1))
+
+
 def _batches(
-    dataset: StageOneBatches, start: int, stop: int, config: StageOneConfig, pin: bool
+    dataset: StageOneBatches | DeviceStageOneBatches,
+    start: int,
+    stop: int,
+    config: StageOneConfig,
+    workers: int,
+    pin: bool,
 ) -> Iterable[Tensor]:
-    if config.num_workers == 0:
+    if workers == 0 or isinstance(dataset, DeviceStageOneBatches):
         return (dataset[s] for s in range(start, stop))
     return DataLoader(
         dataset,
         batch_size=None,
         sampler=range(start, stop),
-        num_workers=config.num_workers,
+        num_workers=workers,
         pin_memory=pin,
         prefetch_factor=4,
         # Its own generator: the loader must not draw from the global torch RNG, which the
@@ -217,18 +242,42 @@ class _Trainer:
                 device_ids=[self.device.index] if self.cuda else None,
                 broadcast_buffers=False,
             )
-        self.dataset = StageOneBatches(
-            config.setup,
-            _rgb_source(config),
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            affine=config.affine,
-            depth_source=config.depth_source,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-        )
+        self.sampler = self._sampler(state)
+        self.dataset: StageOneBatches | DeviceStageOneBatches
+        if self.sampler == "device":
+            self.dataset = DeviceStageOneBatches(
+                config.setup,
+                image_size=config.image_size,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                affine=config.affine,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                device=self.device,
+            )
+        else:
+            self.dataset = StageOneBatches(
+                config.setup,
+                _rgb_source(config),
+                image_size=config.image_size,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                affine=config.affine,
+                depth_source=config.depth_source,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+            )
         self.history: list[dict[str, float]] = []
+
+    def _sampler(self, state: dict[str, Any] | None) -> str:
+        """``auto`` resumes with the checkpoint's sampler (``host`` before the option existed),
+        so a resumed run sees the batches of an uninterrupted one; an explicit choice wins."""
+        cfg = self.config
+        if cfg.sampler == "auto" and state is not None:
+            return str(state.get("train_config", {}).get("sampler", "host"))
+        return resolve_sampler(
+            cfg.sampler, self.device, rgb_dir=cfg.rgb_dir, depth_source=cfg.depth_source
+        )
 
     def _existing_state(self) -> dict[str, Any] | None:
         path = self.config.checkpoint_path
@@ -272,7 +321,7 @@ class _Trainer:
             "step": self.step,
             "total": self.config.iterations,
             "complete": self.step >= self.config.iterations,
-            "train_config": self.config.to_dict(),
+            "train_config": self.config.to_dict() | {"sampler": self.sampler},
             "rng": _rng_state(),
             "metrics": dict(self.history[-1]) if self.history else {},
             "curve": [dict(p) for p in self.curve],
@@ -337,8 +386,10 @@ class _Trainer:
     def run(self, callbacks: list[TrainCallback]) -> None:
         cfg = self.config
         self.model.train()
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", self.ctx.world_size))
+        workers = host_workers(cfg.num_workers, self.cuda, ranks_here)
         batches: Iterator[Tensor] = iter(
-            _batches(self.dataset, self.step, cfg.iterations, cfg, pin=self.cuda)
+            _batches(self.dataset, self.step, cfg.iterations, cfg, workers, pin=self.cuda)
         )
         tick, since = time.perf_counter(), 0
         try:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 from .config import BackboneConfig
 from .config_base import SETUPS, ConfigMixin, Setup, milestones_at
 from .device import check_precision
+from .device_data import SAMPLERS
 from .errors import VqcoreError
 
 __all__ = ["PRESETS", "StageOneConfig"]
@@ -40,7 +41,12 @@ class StageOneConfig(ConfigMixin):
             ablation).
         seed: seeds model init (torch) and data (numpy Generators keyed by seed and step).
         device: ``auto``, ``cpu`` or ``cuda``.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes of the host sampler; ``-1`` (the ``paper``
+            preset) -> one per available core but one, at most 16, on CUDA; none on the CPU.
+        sampler: where samples are made: ``host`` (depthsim's numba/numpy generators, in
+            ``num_workers`` DataLoader workers), ``device`` (:mod:`vqcore.procedural` on the
+            training device, main process; procedural RGB and Perlin depth only) or ``auto``
+            (``device`` on CUDA when possible, else ``host``; on resume, the checkpoint's).
         log_every: steps between callback events with metrics.
         checkpoint_every: steps between checkpoints (one is always written at the end).
         resume: continue from ``<out_dir>/backbone.pt`` when it exists.
@@ -82,6 +88,7 @@ class StageOneConfig(ConfigMixin):
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    sampler: Literal["auto", "device", "host"] = "auto"
     log_every: int = 10
     checkpoint_every: int = 1000
     resume: bool = False
@@ -112,8 +119,14 @@ class StageOneConfig(ConfigMixin):
         for name in ("batch_size", "iterations", "log_every", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            fail(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.num_workers < -1:
+            fail(f"num_workers must be >= 0, or -1 for one per core, got {self.num_workers}")
+        if self.sampler not in SAMPLERS:
+            fail(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.sampler == "device" and (self.rgb_dir is not None or self.depth_source != "perlin"):
+            fail(
+                "sampler 'device' makes procedural RGB and Perlin depth only (no rgb_dir/grayscale)"
+            )
         if self.loss not in ("l1", "l2"):
             fail(f"loss must be 'l1' or 'l2', got {self.loss!r}")
         if (self.lambda_depth is None) != (self.lambda_rgb is None):
@@ -147,7 +160,8 @@ class StageOneConfig(ConfigMixin):
             lr=2e-4,
             lr_milestones=milestones_at(iterations, 0.8, 0.9),
             loss="l2" if setup == "depth" else "l1",
-            num_workers=4,
+            num_workers=-1,  # host sampler: one worker per core (an image folder needs them)
+            sampler="auto",  # procedural data on the GPU, same recipes (vqcore README)
             log_every=50,
             checkpoint_every=1000,
             precision="fp32",  # the reference trains in fp32; bf16 is a speed option
