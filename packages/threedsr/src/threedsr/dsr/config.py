@@ -134,8 +134,8 @@ class AnomalyConfig(ConfigMixin):
         restrict_to_foreground: anomalies only on foreground ∩ valid (True, as the reference).
         sampler: where batches and anomalies are drawn. ``host``: numpy + numba on the CPU
             (the data path before issue 25); ``device``: torch on the training device with no
-            host synchronisation in the step (:mod:`threedsr.dsr.device_batch`: same laws,
-            another random stream, a simpler painted texture); ``auto`` (default): ``device``
+            host synchronisation in the step (:mod:`threedsr.dsr.device_batch`: the same
+            laws from another random stream); ``auto`` (default): ``device``
             on CUDA, ``host`` elsewhere. Stored in the checkpoint; files written before the
             field load as ``host``.
     """

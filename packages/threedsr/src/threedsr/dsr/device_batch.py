@@ -5,19 +5,21 @@ Every random value comes from one ``torch.Generator`` on the device seeded by
 ``(seed, rank, step)``; decisions are masks applied with ``torch.where`` / multiplications, so
 the step's work does not depend on a value the host would have to read. The host path
 (:func:`threedsr.dsr.train.make_batch`, numpy + numba) draws the same distributions from a
-different stream; the one difference in law is the painted texture (:func:`procedural_paint`
-instead of ``depthsim.procedural_rgb``).
+different stream (noise and textures: :mod:`vqcore.procedural`, torch ports of depthsim's).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 import vqcore
 from torch import Tensor
-from vqcore.noise_torch import perlin_noise, random_perlin
+from vqcore.procedural import (
+    perlin_from_gradients,
+    procedural_rgb,
+    rotate_bilinear,
+    sample_depth_params,
+)
 
 from threedsr.config import DetectorConfig
 from threedsr.dsr.anomaly_generator import GeneratedAnomalies
@@ -29,7 +31,6 @@ __all__ = [
     "generate_anomalies_device",
     "image_space_anomalies_device",
     "make_batch_device",
-    "procedural_paint",
 ]
 
 
@@ -46,8 +47,9 @@ def device_anomaly_masks(
     zero_prob: float = 0.5,
 ) -> Tensor:
     """:func:`threedsr.dsr.augment.anomaly_masks` on the generator's device: ``|noise| > t``,
-    noise by :func:`vqcore.noise_torch.random_perlin` (depthsim's recipe), t ~ U(threshold),
-    each mask zeroed with probability ``zero_prob``.
+    rotated Perlin noise with depthsim's recipe (lattice ``2**a x 2**b``, a, b ~ U{0..5},
+    rotation U(-90, 90) degrees; :mod:`vqcore.procedural`), t ~ U(threshold), each mask zeroed
+    with probability ``zero_prob``.
 
     Returns:
         (n, 1, H, W) float32 in {0, 1}.
@@ -58,7 +60,8 @@ def device_anomaly_masks(
         >>> m.shape, float(m.sum())
         (torch.Size([4, 1, 32, 32]), 0.0)
     """
-    noise = random_perlin(n, shape, generator=generator)
+    p = sample_depth_params(n, generator=generator, device=generator.device)
+    noise = rotate_bilinear(perlin_from_gradients(p.gcos, p.gsin, shape, (p.ry, p.rx)), p.angle)
     t = _uniform(n, *threshold, generator)
     keep = torch.rand(n, generator=generator, device=generator.device) >= zero_prob
     mask = (noise.abs() > t[:, None, None]) & keep[:, None, None]
@@ -86,54 +89,6 @@ def make_batch_device(
     return x, mask
 
 
-def procedural_paint(n: int, shape: tuple[int, int], generator: torch.Generator) -> Tensor:
-    """``n`` colour textures in [0, 1] for painted anomalies, on the generator's device: a
-    three-octave Perlin field (base lattice 1-8 cells per axis), min-max normalised, mapped
-    through a random three-colour palette, lit by a random ramp, with sensor grain. A simpler
-    family than ``depthsim.procedural_rgb`` (no stripes, checkers or discs).
-
-    Returns:
-        (n, 3, H, W) float32.
-
-    Example:
-        >>> p = procedural_paint(2, (16, 16), torch.Generator().manual_seed(0))
-        >>> p.shape, bool(p.min() >= 0 and p.max() <= 1)
-        (torch.Size([2, 3, 16, 16]), True)
-    """
-    g, dev = generator, generator.device
-    h, w = shape
-    base = torch.randint(1, 9, (2, n), generator=g, device=dev)
-    field = torch.zeros(n, h, w, device=dev)
-    for o in range(3):
-        ry, rx = base[0] * 2**o, base[1] * 2**o
-        side = 8 * 2**o + 1
-        th = torch.rand(n, side, side, generator=g, device=dev) * (2 * math.pi)
-        field += 0.5**o * perlin_noise(th.cos(), th.sin(), ry, rx, shape)
-    lo = field.flatten(1).amin(1)[:, None, None]
-    hi = field.flatten(1).amax(1)[:, None, None]
-    f = (field - lo) / (hi - lo).clamp_min(1e-6)
-    palette = torch.rand(n, 3, 3, generator=g, device=dev)  # (item, colour, rgb)
-    pos = f * 2.0
-    i0 = pos.floor().clamp(0, 1).long()
-    frac = (pos - i0)[:, None]
-    c0 = palette.gather(1, i0.view(n, -1, 1).expand(-1, -1, 3)).view(n, h, w, 3).permute(0, 3, 1, 2)
-    c1 = (
-        palette.gather(1, (i0 + 1).view(n, -1, 1).expand(-1, -1, 3))
-        .view(n, h, w, 3)
-        .permute(0, 3, 1, 2)
-    )
-    img = c0 + (c1 - c0) * frac
-    ang = torch.rand(n, generator=g, device=dev) * math.pi
-    yy = torch.arange(h, device=dev, dtype=torch.float32)[None, :, None] / max(h, w)
-    xx = torch.arange(w, device=dev, dtype=torch.float32)[None, None, :] / max(h, w)
-    ramp = xx * ang.cos()[:, None, None] + yy * ang.sin()[:, None, None]
-    light = _uniform(n, 0.6, 1.0, g)[:, None, None] + _uniform(n, 0.0, 0.5, g)[:, None, None] * ramp
-    img = img * light[:, None]
-    grain = _uniform(n, 0.0, 0.03, g)[:, None, None, None]
-    img = img + grain * torch.randn(img.shape, generator=g, device=dev)
-    return img.clamp(0.0, 1.0)
-
-
 def image_space_anomalies_device(
     x: Tensor, mask: Tensor, config: DetectorConfig, g: torch.Generator
 ) -> Tensor:
@@ -151,7 +106,7 @@ def image_space_anomalies_device(
         amp = _uniform(n, lo, hi, g) * sign * (which != 1)
         out = deform_depth(out, mask, amp)
     if setup in ("rgbd", "rgb"):
-        paint = procedural_paint(n, tuple(x.shape[2:]), g)
+        paint = procedural_rgb(n, tuple(x.shape[2:]), generator=g, device=g.device)
         plo, phi = config.anomaly.paint_opacity
         opacity = _uniform(n, plo, phi, g) * (which != 0)
         out = paint_rgb(out, mask, paint, opacity, first=1 if setup == "rgbd" else 0)
