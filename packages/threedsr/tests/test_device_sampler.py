@@ -11,6 +11,7 @@ from threedsr.dsr.anomaly_generator import MODE_BOTH, MODE_HI, MODE_LO, code_ran
 from threedsr.dsr.augment import anomaly_masks
 from threedsr.dsr.device_batch import (
     device_anomaly_masks,
+    generate_anomalies_device,
     image_space_anomalies_device,
     make_batch_device,
 )
@@ -134,8 +135,10 @@ def _count_reads(monkeypatch, trainer: _DetectorTrainer) -> list[str]:
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
-def test_a_device_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch) -> None:
-    trainer = _trainer(tmp_path, "device")
+@pytest.mark.parametrize("prob", [0.0, 0.5, 1.0])
+def test_a_device_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch, prob) -> None:
+    # 0: feature-space anomalies only (the paper preset), 1: image space only (the cpu preset)
+    trainer = _trainer(tmp_path, "device", image_anomaly_prob=prob)
     trainer.model.train()
     trainer.train_step()  # warm up lazily built state
     calls = _count_reads(monkeypatch, trainer)
@@ -226,3 +229,26 @@ def test_device_sampler_learns_like_the_host_sampler(tmp_path) -> None:
         assert last[sampler]["total"] < 0.9 * first["total"], (sampler, first, last)
     ratio = last["device"]["total"] / last["host"]["total"]
     assert 0.8 < ratio < 1.25, last
+
+
+def test_all_image_space_anomalies_skip_the_code_replacement() -> None:
+    data = synthetic_class("rgbd", n=4)
+    cfg = tiny_config("rgbd", image_anomaly_prob=1.0)
+    bb = tiny_backbone("rgbd")
+    mask = torch.zeros_like(data.foreground)
+    mask[:2, :, 16:40, 16:40] = 1  # samples 2 and 3: no anomaly
+    gen, x_anom = generate_anomalies_device(
+        DeviceAnomalyGenerator(),
+        bb,
+        data.x,
+        mask,
+        cfg,
+        torch.Generator().manual_seed(0),
+        np.random.default_rng(0),
+    )
+    assert torch.equal(gen.gt, mask)
+    assert torch.equal(x_anom[2:], data.x[2:]) and not torch.equal(x_anom[:2], data.x[:2])
+    clean, anom = bb.encode(data.x), bb.encode(x_anom)
+    torch.testing.assert_close(gen.q_top, clean.q_top)
+    torch.testing.assert_close(gen.q_bot_anom, anom.q_bot)
+    torch.testing.assert_close(gen.q_bot_anom[2:], clean.q_bot[2:])

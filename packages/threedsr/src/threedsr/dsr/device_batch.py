@@ -131,12 +131,30 @@ def generate_anomalies_device(
         prob = config.anomaly.depth_anomaly_prob
     if prob == 0:
         return generator(backbone, x, mask, generator=g, rng=rng, autocast=autocast), x
+    ctx = autocast if autocast is not None else torch.autocast(x.device.type, enabled=False)
+    if prob >= 1:
+        # Every sample with a mask is drawn in image space (the cpu preset): no code to replace.
+        # A sample without one is unchanged (both defects act under the mask only), so its
+        # "anomalous" codes are its clean codes and its ground truth its empty mask.
+        x_anom = image_space_anomalies_device(x, mask, config, g)
+        with torch.no_grad(), ctx:
+            clean, anom = backbone.encode(x), backbone.encode(x_anom)
+        none = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
+        gen = GeneratedAnomalies(
+            clean.q_top.float(),
+            clean.q_bot.float(),
+            anom.q_top.float(),
+            anom.q_bot.float(),
+            mask.float(),
+            none,  # mode and modality: -1, no feature-space anomaly
+            none,
+        )
+        return gen, x_anom
     has = mask.flatten(1).amax(dim=1) > 0
     sel = has & (torch.rand(x.shape[0], generator=g, device=g.device) < prob)
     s4 = sel[:, None, None, None]
     gen = generator(backbone, x, mask * ~s4, generator=g, rng=rng, autocast=autocast)
     x_anom = torch.where(s4, image_space_anomalies_device(x, mask, config, g), x)
-    ctx = autocast if autocast is not None else torch.autocast(x.device.type, enabled=False)
     with torch.no_grad(), ctx:
         enc = backbone.encode(x_anom)
     gen = gen._replace(

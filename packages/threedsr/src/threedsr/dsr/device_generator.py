@@ -41,6 +41,9 @@ __all__ = ["DeviceAnomalyGenerator", "patch_shuffle_device", "sample_codes_dense
 
 _PATCH_SIZES = (1, 2, 4, 8)
 
+#: Largest (cells x K) distance block of the device sampler's ranking (128 MiB of fp32).
+DEVICE_BLOCK_ELEMENTS = 1 << 25
+
 
 def sample_codes_dense(
     features: Tensor,
@@ -136,7 +139,9 @@ class DeviceAnomalyGenerator:
     exclude_nearest: float = 0.05
     shuffle_prob: float = 0.5
     modality_split_prob: float = 0.0
-    block_elements: int = DEFAULT_BLOCK_ELEMENTS
+    # Every cell is ranked (static shapes): at 384², batch 16 the fine level alone is 147k rows
+    # x 2048 codes, so blocks 8x the searches' default cut the per-block launches.
+    block_elements: int = DEVICE_BLOCK_ELEMENTS
 
     def replace(
         self,
