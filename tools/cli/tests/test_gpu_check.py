@@ -36,7 +36,8 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path) -> None:
     # 3 setups x 2 batches x 2 precisions, 3 bf16 rows, 2x2 stage-1 and 3x2 stage-2 rows, then
     # stage 2 rgbd bf16 with the host sampler and with cudnn.benchmark off
     assert len(rows) == 12 + 3 + 4 + 6 + 2
-    assert "| 2 | rgbd | bf16 | host |" in report
+    assert "| 2 | rgbd, host sampler | bf16 |" in report
+    assert "| 2 | rgbd, device sampler, cudnn.benchmark off | bf16 |" in report
     assert "nan" not in report
 
 
