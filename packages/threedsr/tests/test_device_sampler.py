@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from threedsr.checkpoint import atomic_save, read_checkpoint
 from threedsr.dsr.anomaly_generator import MODE_BOTH, MODE_HI, MODE_LO, code_rank_bounds
@@ -20,6 +22,7 @@ from threedsr.dsr.train import _DetectorTrainer
 from threedsr.fit import train_detector
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 from vqcore import DistContext
+from vqcore.search import squared_distances
 
 
 def test_masks_have_the_host_masks_statistics() -> None:
@@ -60,20 +63,43 @@ def test_image_space_anomalies_change_the_input_only_under_the_mask(setup: str) 
     assert bool((y != data.x).flatten(1).any(1).all())  # every sample got a defect
 
 
-def test_dense_code_sampling_draws_ranks_inside_the_bounds() -> None:
-    g = torch.Generator().manual_seed(0)
-    feats, cb = torch.randn(3, 4, 5, 5, generator=g), torch.randn(64, 4, generator=g)
-    mask = torch.rand(3, 5, 5, generator=g) > 0.3
-    s = torch.tensor([0.1, 0.5, 1.0])
-    _, idx = sample_codes_dense(feats, cb, mask, s, generator=g)
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    k=st.integers(3, 80),
+    strengths=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=3),
+    exclude=st.floats(0.0, 0.5),
+)
+def test_dense_code_sampling_draws_ranks_inside_the_bounds(seed, k, strengths, exclude) -> None:
+    b = len(strengths)
+    g = torch.Generator().manual_seed(seed)
+    feats, cb = torch.randn(b, 4, 5, 5, generator=g), torch.randn(k, 4, generator=g)
+    mask = torch.rand(b, 5, 5, generator=g) > 0.3
+    s = torch.tensor(strengths)
+    _, idx = sample_codes_dense(feats, cb, mask, s, exclude_nearest=exclude, generator=g)
     assert torch.equal(idx >= 0, mask)
-    d = torch.cdist(feats.permute(0, 2, 3, 1).reshape(-1, 4), cb)
+    # the ranking's own distances (cdist would round near-ties differently)
+    d = squared_distances(feats.permute(0, 2, 3, 1).reshape(-1, 4), cb, row_norms=False)
     rank = d.argsort(1).argsort(1)  # rank of every code for every cell
-    picked = rank.gather(1, idx.reshape(-1, 1).clamp_min(0))[:, 0].view(3, 5, 5)
-    for i in range(3):
-        lo, hi = code_rank_bounds(float(s[i]), 64)
+    picked = rank.gather(1, idx.reshape(-1, 1).clamp_min(0))[:, 0].view(b, 5, 5)
+    for i in range(b):
+        lo, hi = code_rank_bounds(float(s[i]), k, exclude)
         r = picked[i][mask[i]]
-        assert bool(((r >= lo) & (r < hi)).all())
+        assert bool(((r >= lo) & (r < hi)).all()), (lo, hi, r)
+
+
+def test_dense_code_sampling_covers_the_whole_rank_range() -> None:
+    g = torch.Generator().manual_seed(0)
+    feats, cb = torch.randn(1, 4, 40, 40, generator=g), torch.randn(64, 4, generator=g)
+    mask = torch.ones(1, 40, 40, dtype=torch.bool)
+    _, idx = sample_codes_dense(feats, cb, mask, torch.tensor([0.5]), generator=g)
+    d = squared_distances(feats.permute(0, 2, 3, 1).reshape(-1, 4), cb, row_norms=False)
+    r = d.argsort(1).argsort(1).gather(1, idx.reshape(-1, 1))[:, 0]
+    lo, hi = code_rank_bounds(0.5, 64)
+    counts = torch.bincount(r - lo, minlength=hi - lo)
+    assert len(counts) == hi - lo and bool((counts > 0).all())  # every allowed rank is drawn
+    # uniform over [lo, hi): chi-square against equal counts
+    assert stats.chisquare(counts.numpy()).pvalue > 1e-3
 
 
 def test_device_generator_changes_only_masked_cells_and_draws_every_mode() -> None:
