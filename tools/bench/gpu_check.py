@@ -17,6 +17,11 @@ code path still taken, for the CPU test that keeps this script working):
 Weights are random, so map differences say how far the arithmetic moves a map, not how a trained
 detector's metrics move.
 
+Stage 2 runs with the ``device`` batch sampler (``AnomalyConfig.sampler``: torch on the GPU, no
+host sync in the step); rgbd bf16 runs again with the ``host`` sampler (numpy/numba, the path
+before issue 25) and with ``cudnn.benchmark`` off (peak memory without cuDNN's autotune
+workspaces). The setup column names the sampler.
+
     uv run python tools/bench/gpu_check.py --out /tmp/gpu            # on a GPU machine
     uv run python tools/bench/gpu_check.py --out /tmp/gpu --dry-run  # CPU smoke run
 """
@@ -308,7 +313,10 @@ def bench_stage1(
     }
 
 
-def bench_stage2(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, Any]:
+def bench_stage2(
+    setup: str, precision: str, sz: Sizes, tmp: Path, sampler: str = "device", note: str = ""
+) -> dict[str, Any]:
+    """Stage-2 it/s with ``sampler`` making the batches; ``note`` is added to the setup label."""
     dev = torch.device(sz.device)
     n = sz.stage2_steps
     s = sz.stage2_size
@@ -321,7 +329,7 @@ def bench_stage2(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, 
     cfg = detector_config(
         setup,
         sz,
-        out_dir=str(tmp / f"s2-{setup}-{precision}"),
+        out_dir=str(tmp / f"s2-{setup}-{precision}-{sampler}-{time.monotonic_ns()}"),
         image_size=s,
         batch_size=sz.stage2_batch,
         iterations=n,
@@ -329,12 +337,13 @@ def bench_stage2(setup: str, precision: str, sz: Sizes, tmp: Path) -> dict[str, 
         checkpoint_every=10 * n,
         device=str(dev),
         precision=precision,
+        sampler=sampler,
     )
     _peak_reset(dev)
     res = train_detector(cfg, backbone=backbone, data=data)
     return {
         "stage": "2",
-        "setup": setup,
+        "setup": f"{setup}, {sampler} sampler{note}",
         "precision": precision,
         "batch": sz.stage2_batch,
         "size": s,
@@ -477,6 +486,17 @@ def main() -> None:
                 training.append(bench_stage2(setup, p, sz, Path(tmp)))
                 report()
                 print(f"stage 2 {setup} {p}: {training[-1]['its']:.2f} it/s", flush=True)
+        training.append(bench_stage2("rgbd", "bf16", sz, Path(tmp), "host"))
+        report()
+        print(f"stage 2 rgbd bf16 host sampler: {training[-1]['its']:.2f} it/s", flush=True)
+        before = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = False
+        try:
+            off = ", cudnn.benchmark off"
+            training.append(bench_stage2("rgbd", "bf16", sz, Path(tmp), "device", off))
+        finally:
+            torch.backends.cudnn.benchmark = before
+        report()
     path = report()
     print(f"wrote {path}")
     failed = [r["setup"] for r in precision if r["bound"] is not None and r["map_max"] > r["bound"]]

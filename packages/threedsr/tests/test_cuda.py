@@ -149,3 +149,56 @@ def test_cuda_stage1_training_in_each_precision(tmp_path, precision: str) -> Non
     )
     res = vqcore.train_dada(cfg)
     assert res.steps == 3 and torch.isfinite(torch.tensor(res.metrics["loss"]))
+
+
+@pytest.mark.parametrize("setup", ["rgbd", "depth", "rgb"])
+def test_cuda_device_sampler_step_never_waits_for_the_device(tmp_path, setup: str) -> None:
+    # Issue 25: with the device sampler a stage-2 step queues its work and returns; any
+    # device-to-host copy or synchronize in it raises under the sync debug mode.
+    from threedsr.dsr.train import _DetectorTrainer
+
+    cfg = tiny_config(
+        setup,
+        out=str(tmp_path),
+        device="cuda",
+        sampler="device",
+        precision="bf16",
+        image_anomaly_prob=0.5,
+        modality_split_prob=0.5 if setup == "rgbd" else 0.0,
+    )
+    ctx = vqcore.DistContext(0, 1, 0, torch.device("cuda"), False)
+    trainer = _DetectorTrainer(
+        cfg, ctx, tmp_path, backbone=tiny_backbone(setup), data=synthetic_class(setup)
+    )
+    assert trainer.x_all.is_cuda and trainer.optimizer.param_groups[0]["fused"]
+    trainer.model.train()
+    trainer.train_step()  # first step: lazy initialisation (cuDNN, optimizer state)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            losses = trainer.train_step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(losses.total).item()
+    trainer.check_finite()
+
+
+def test_cuda_device_sampler_batches_are_a_function_of_the_seed() -> None:
+    import numpy as np
+    from threedsr.dsr.device_batch import generate_anomalies_device, make_batch_device
+    from threedsr.dsr.device_generator import DeviceAnomalyGenerator
+
+    cfg = tiny_config("rgbd", image_anomaly_prob=0.5)
+    data = synthetic_class("rgbd")
+    x_all, fg_all = data.x.cuda(), data.foreground.cuda()
+    bb = tiny_backbone("rgbd").cuda()
+    out = []
+    for seed in (3, 3, 4):
+        g = torch.Generator(device="cuda").manual_seed(seed)
+        x, mask = make_batch_device(x_all, fg_all, cfg, 4, g)
+        gen, x_in = generate_anomalies_device(
+            DeviceAnomalyGenerator(), bb, x, mask, cfg, g, np.random.default_rng(seed)
+        )
+        out.append(torch.cat([x_in.flatten(), gen.gt.flatten(), gen.q_bot_anom.flatten()]))
+    assert torch.equal(out[0], out[1]) and not torch.equal(out[0], out[2])

@@ -35,9 +35,12 @@ def test_gpu_check_dry_run_writes_the_report(tmp_path) -> None:
         if ln.startswith(("| rgbd", "| depth", "| rgb", "| 1 ", "| 2 "))
     ]
     # 3 setups x 2 batches x 2 precisions, 3 bf16 rows, 3 x 4 precision rows, 6 stage-1 (setup,
-    # precision, sampler) and 3x2 stage-2 rows
-    assert len(rows) == 12 + 3 + 12 + 6 + 6
-    assert sum("device sampler" in ln for ln in rows) == 3
+    # precision, sampler) and 3x2 stage-2 rows, then stage 2 rgbd bf16 with the host sampler and
+    # with cudnn.benchmark off
+    assert len(rows) == 12 + 3 + 12 + 6 + 6 + 2
+    assert sum(ln.startswith("| 1 ") and "device sampler" in ln for ln in rows) == 3
+    assert "| 2 | rgbd, host sampler | bf16 |" in report
+    assert "| 2 | rgbd, device sampler, cudnn.benchmark off | bf16 |" in report
     assert "nan" not in report and "FAIL" not in report
 
 

@@ -152,7 +152,17 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
         )
     if kind == KIND and ckpt["format_version"] == 2:
         _migrate_format_2(ckpt)
+    _default_host_sampler(ckpt)
     return ckpt
+
+
+def _default_host_sampler(ckpt: dict[str, Any]) -> None:
+    """A config written before ``AnomalyConfig.sampler`` existed trained with the numpy/numba
+    batches: it keeps them (``host``), so a resumed run continues its own random stream."""
+    cfg = ckpt.get("detector_config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("anomaly"), dict):
+        if "sampler" not in cfg["anomaly"]:
+            ckpt["detector_config"] = {**cfg, "anomaly": {**cfg["anomaly"], "sampler": "host"}}
 
 
 def _migrate_format_2(ckpt: dict[str, Any]) -> None:

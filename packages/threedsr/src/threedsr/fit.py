@@ -84,6 +84,9 @@ def train_detector(
     if config.uses_network:
         assert backbone is not None
         network, result = train_heads(config, train, backbone, cbs)
+        if result.sampler is not None:
+            # The finished detector records the sampler the run used ("auto" resolved).
+            config = config.replace(anomaly=config.anomaly.replace(sampler=result.sampler))
         if int(os.environ.get("RANK", "0")) != 0:
             return result  # rank 0 writes the finished detector
     device = vqcore.resolve_device(config.device)
@@ -140,6 +143,7 @@ def train_detector(
         {} if result is None else result.metrics,
         time.perf_counter() - start,
         [] if result is None else result.history,
+        None if result is None else result.sampler,
     )
 
 

@@ -13,6 +13,14 @@ from torch import Tensor
 __all__ = ["anomaly_masks", "deform_depth", "paint_rgb", "rotate"]
 
 
+def _per_sample(v: Tensor | np.ndarray, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(B,) values as a tensor on ``device``: arrays are copied there, tensors moved (a no-op
+    for the device sampler's, which are already there)."""
+    if isinstance(v, Tensor):
+        return v.to(device, dtype)
+    return torch.as_tensor(np.asarray(v, dtype=np.float64), device=device).to(dtype)
+
+
 def rotate(x: Tensor, angles_deg: Tensor | np.ndarray, *, mode: str = "bilinear") -> Tensor:
     """Rotate each image about its centre, zero fill outside (imgaug ``Rotate`` semantics).
 
@@ -26,11 +34,12 @@ def rotate(x: Tensor, angles_deg: Tensor | np.ndarray, *, mode: str = "bilinear"
         >>> torch.allclose(rotate(x, np.zeros(2)), x, atol=1e-6)
         True
     """
-    a = torch.as_tensor(np.asarray(angles_deg, dtype=np.float64) * math.pi / 180.0)
+    # A tensor stays on its device (the device sampler's angles): no host round trip.
+    a = _per_sample(angles_deg, x.device, torch.float64) * math.pi / 180.0
     b, _, h, w = x.shape
     cos, sin = torch.cos(a), torch.sin(a)
     # Normalised coordinates are anisotropic for non-square images: scale the shear terms.
-    theta = torch.zeros(b, 2, 3, dtype=torch.float64)
+    theta = torch.zeros(b, 2, 3, dtype=torch.float64, device=x.device)
     theta[:, 0, 0] = cos
     theta[:, 0, 1] = -sin * h / w
     theta[:, 1, 0] = sin * w / h
@@ -90,7 +99,7 @@ def deform_depth(
         >>> round(float(y[0, 0].min()), 3), float(y[0, 1].abs().max())
         (-0.2, 0.0)
     """
-    amp = torch.as_tensor(np.asarray(amplitudes, dtype=np.float32), device=x.device)
+    amp = _per_sample(amplitudes, x.device, torch.float32)
     soft = mask.float()
     for _ in range(2):
         soft = F.avg_pool2d(soft, blur, 1, blur // 2, count_include_pad=False)
@@ -122,7 +131,7 @@ def paint_rgb(
         >>> float(y[0, 1, 0, 0]), float(y[0, 1, 7, 0]), float(y[0, 0].abs().max())
         (0.5, 0.0, 0.0)
     """
-    a = torch.as_tensor(np.asarray(opacity, dtype=np.float32), device=x.device).view(-1, 1, 1, 1)
+    a = _per_sample(opacity, x.device, torch.float32).view(-1, 1, 1, 1)
     out = x.clone()
     rgb = x[:, first : first + 3]
     out[:, first : first + 3] = rgb + (paint.to(x.dtype) - rgb) * (a * mask.to(x.dtype))

@@ -11,7 +11,7 @@ from vqcore import DISTANCES, ConfigMixin
 
 from threedsr.errors import ThreedsrError
 
-__all__ = ["AnomalyConfig", "LossConfig", "ModelConfig"]
+__all__ = ["AnomalyConfig", "LossConfig", "ModelConfig", "resolve_sampler"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,12 @@ class AnomalyConfig(ConfigMixin):
         rotate_mask_with_image: rotate the anomaly mask with the image (True); False = reference
             parity (mask built in the unrotated frame, image rotated afterwards).
         restrict_to_foreground: anomalies only on foreground ∩ valid (True, as the reference).
+        sampler: where batches and anomalies are drawn. ``host``: numpy + numba on the CPU
+            (the data path before issue 25); ``device``: torch on the training device with no
+            host synchronisation in the step (:mod:`threedsr.dsr.device_batch`: the same
+            laws from another random stream); ``auto`` (default): ``device``
+            on CUDA, ``host`` elsewhere. Stored in the checkpoint; files written before the
+            field load as ``host``.
     """
 
     _error = ThreedsrError
@@ -162,11 +168,14 @@ class AnomalyConfig(ConfigMixin):
     rotation_deg: float = 15.0
     rotate_mask_with_image: bool = True
     restrict_to_foreground: bool = True
+    sampler: Literal["auto", "device", "host"] = "auto"
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
             raise ThreedsrError(f"AnomalyConfig: {msg}")
 
+        if self.sampler not in ("auto", "device", "host"):
+            fail(f"sampler must be 'auto', 'device' or 'host', got {self.sampler!r}")
         lo, hi = self.strength_range
         if not 0.0 <= lo <= hi <= 1.0:
             fail(f"strength_range must lie in [0, 1], got {self.strength_range}")
@@ -184,6 +193,18 @@ class AnomalyConfig(ConfigMixin):
             "paint_opacity",
         ):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+
+
+def resolve_sampler(sampler: str, device: str | object) -> str:
+    """``device`` or ``host``: what ``AnomalyConfig.sampler`` means on ``device``.
+
+    Example:
+        >>> resolve_sampler("auto", "cpu"), resolve_sampler("device", "cpu")
+        ('host', 'device')
+    """
+    if sampler != "auto":
+        return sampler
+    return "device" if str(device).startswith("cuda") else "host"
 
 
 @dataclass(frozen=True)

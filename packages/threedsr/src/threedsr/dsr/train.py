@@ -31,6 +31,9 @@ from threedsr.config import DetectorConfig
 from threedsr.data import TrainData
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, GeneratedAnomalies
 from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
+from threedsr.dsr.config import resolve_sampler
+from threedsr.dsr.device_batch import generate_anomalies_device, make_batch_device
+from threedsr.dsr.device_generator import DeviceAnomalyGenerator
 from threedsr.dsr.loss import Stage2Losses, stage2_losses
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
@@ -50,6 +53,9 @@ class TrainResult(NamedTuple):
     metrics: dict[str, float]
     seconds: float
     history: list[dict[str, float]]
+    # The sampler the run used (``AnomalyConfig.sampler`` resolved): the finished detector
+    # stores it, so that extending the run keeps its random stream.
+    sampler: str | None = None
 
 
 Callback = Callable[[TrainEvent], Any]
@@ -253,12 +259,24 @@ def _changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def _with_sampler(config: DetectorConfig, sampler: str) -> DetectorConfig:
+    return config.replace(anomaly=config.anomaly.replace(sampler=sampler))
+
+
 def _try_resume(
-    out: Path, model: ThreeDSR, config: DetectorConfig, optimizer: Any, scheduler: Any
-) -> int:
+    out: Path,
+    model: ThreeDSR,
+    config: DetectorConfig,
+    optimizer: Any,
+    scheduler: Any,
+    *,
+    adopt_sampler: bool = False,
+) -> tuple[int, DetectorConfig]:
+    """Load the run in ``out``: returns its step and ``config``, whose sampler is the stored
+    one with ``adopt_sampler`` (the user asked for ``auto``: a run keeps its random stream)."""
     det, st = out / DETECTOR_FILE, out / TRAIN_STATE_FILE
     if not det.exists():
-        return 0
+        return 0, config
     ckpt = read_checkpoint(det)
     if "heads_state" not in ckpt:
         raise ThreedsrError(
@@ -275,6 +293,8 @@ def _try_resume(
             )
         heads = state["heads_state"]  # detector.pt's write was cut short: the state is newer
     old = DetectorConfig.from_dict(ckpt["detector_config"])
+    if adopt_sampler:
+        config = _with_sampler(config, old.anomaly.sampler)
     diffs = [name for name in _changed_fields(old, config) if name not in _RESUME_FREE]
     if diffs:
         raise ThreedsrError(
@@ -288,7 +308,7 @@ def _try_resume(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scheduler.milestones = type(scheduler.milestones)(config.lr_milestones)
-    return int(state["step"])
+    return int(state["step"]), config
 
 
 def train_heads(
@@ -321,7 +341,12 @@ def train_heads(
         with vqcore.precision_scope(config.precision):
             path = trainer.run(callbacks)
         result = TrainResult(
-            path, trainer.step, trainer.metrics, trainer.elapsed(), trainer.history
+            path,
+            trainer.step,
+            trainer.metrics,
+            trainer.elapsed(),
+            trainer.history,
+            trainer.config.anomaly.sampler,
         )
         # Ranks leave together: gloo can abort a process whose peer destroys the group first.
         ctx.barrier()
@@ -374,13 +399,22 @@ class _DetectorTrainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         heads = [p for m in model.trainable_modules().values() for p in m.parameters()]
-        self.optimizer = torch.optim.Adam(heads, lr=config.lr)
+        # Fused Adam on CUDA: one kernel for all parameters (same update rule as the CPU's).
+        self.optimizer = torch.optim.Adam(heads, lr=config.lr, fused=self.cuda or None)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, list(config.lr_milestones), config.lr_gamma
         )
-        self.step = (
-            _try_resume(out, model, config, self.optimizer, self.scheduler) if config.resume else 0
-        )
+        # Stored resolved, so that a run resumed on another device keeps its random stream;
+        # "auto" resuming a run adopts the run's sampler.
+        auto = config.anomaly.sampler == "auto"
+        config = _with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
+        self.step = 0
+        if config.resume:
+            self.step, config = _try_resume(
+                out, model, config, self.optimizer, self.scheduler, adopt_sampler=auto
+            )
+            config = _with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
+        self.config = config
         if not config.resume and (out / DETECTOR_FILE).exists():
             raise ThreedsrError(f"{out / DETECTOR_FILE}: exists and resume is off; use a new --out")
 
@@ -400,6 +434,21 @@ class _DetectorTrainer:
             modality_split_prob=config.anomaly.modality_split_prob,
         )
         self.autocast = vqcore.training_autocast(config.precision, device)
+        self.on_device = config.anomaly.sampler == "device"
+        if self.on_device:
+            # The class stays on the device for the whole run (on the CPU: the same tensors).
+            self.x_all = data.x.to(device)
+            self.fg_all = data.foreground.to(device)
+            self.device_generator = DeviceAnomalyGenerator(
+                config.anomaly.strength_range,
+                config.anomaly.exclude_nearest,
+                config.anomaly.shuffle_prob,
+                modality_split_prob=config.anomaly.modality_split_prob,
+            )
+            self.tgen = torch.Generator(device=device)
+        # Step of the first non-finite loss (-1: none), kept on the device by the device
+        # sampler and read only when the run logs or saves.
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
         self.history: list[dict[str, float]] = []
         #: The metrics of the last logged step ({} until one is logged in this call).
         self.metrics: dict[str, float] = {}
@@ -408,8 +457,21 @@ class _DetectorTrainer:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t_start
 
-    def train_step(self) -> Stage2Losses:
-        """One optimizer step on this rank's share of the batch; returns the step's losses."""
+    def _device_batch(self) -> tuple[torch.Tensor, GeneratedAnomalies, torch.Tensor]:
+        """The device sampler's batch and anomalies: no host synchronisation."""
+        cfg = self.config
+        rng, tseed = _step_seeds(cfg.seed, self.ctx.rank, self.step)
+        g = self.tgen.manual_seed(tseed)
+        x, mask = make_batch_device(self.x_all, self.fg_all, cfg, self.local_batch, g)
+        if self.cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        gen, x_in = generate_anomalies_device(
+            self.device_generator, self.model.backbone, x, mask, cfg, g, rng, self.autocast
+        )
+        return x, gen, x_in
+
+    def _host_batch(self) -> tuple[torch.Tensor, GeneratedAnomalies, torch.Tensor]:
+        """The host sampler's batch and anomalies (numpy + numba, the data path before issue 25)."""
         cfg = self.config
         rng, tseed = _step_seeds(cfg.seed, self.ctx.rank, self.step)
         tgen = torch.Generator(device=self.device).manual_seed(tseed)
@@ -417,6 +479,19 @@ class _DetectorTrainer:
         if self.cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         gen, x_in = generate_anomalies(self.generator, self.model.backbone, x, mask, cfg, rng, tgen)
+        return x, gen, x_in
+
+    def check_finite(self) -> None:
+        """Raise if a step since the last check had a non-finite loss (reads the device flag)."""
+        bad = int(self.first_bad)
+        if bad >= 0:
+            raise ThreedsrError(f"stage-2 loss became non-finite at step {bad}")
+
+    def train_step(self) -> Stage2Losses:
+        """One optimizer step on this rank's share of the batch; returns the step's losses.
+        With the device sampler nothing in it waits for the device."""
+        cfg = self.config
+        x, gen, x_in = self._device_batch() if self.on_device else self._host_batch()
         with self.autocast:
             out = self.net(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom, image=x_in)
         losses = stage2_losses(
@@ -428,7 +503,10 @@ class _DetectorTrainer:
             feature_loss=cfg.loss.feature_loss,
             image_weight=cfg.loss.image_loss_weight,
         )
-        if not torch.isfinite(losses.total):
+        if self.on_device:
+            bad = ~torch.isfinite(losses.total) & (self.first_bad < 0)
+            self.first_bad = torch.where(bad, self.step, self.first_bad)
+        elif not torch.isfinite(losses.total):
             raise ThreedsrError(f"stage-2 loss became {losses.total.item()} at step {self.step}")
         self.optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
@@ -440,6 +518,7 @@ class _DetectorTrainer:
     def log(self, losses: Stage2Losses, callbacks: list[Callback]) -> dict[str, float]:
         """This rank's metrics of the step just taken (losses, lr, it_per_s since the last log),
         appended to the history and sent to every callback (on every rank)."""
+        self.check_finite()
         now = time.perf_counter()
         metrics = {k: float(v.detach()) for k, v in losses._asdict().items()}
         metrics["lr"] = float(self.optimizer.param_groups[0]["lr"])
@@ -456,6 +535,7 @@ class _DetectorTrainer:
         so far: the finished detector is written by the caller); with ``sync`` every rank waits
         for it."""
         path = self.out / DETECTOR_FILE
+        self.check_finite()
         if self.ctx.is_main:
             cfg = self.config
             path = _save_all(
