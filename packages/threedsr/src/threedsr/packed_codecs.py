@@ -1,5 +1,6 @@
-"""Array codecs of a pack (:mod:`threedsr.packed`), each lossless: measured on cable_gland, they
-are what made its depth 9 MiB and its colour 46 MiB (of 75 and 184 MiB raw, at 256 px)."""
+"""Array codecs of a pack (:mod:`threedsr.packed`), each lossless. Chosen by measurement on 8
+cable_gland scans scaled to its 301: depth at 256 px as byte planes + xz 9.4 MiB (75 MiB raw),
+native colour as R-G, G, B-G planes + xz 46 MiB (interleaved 51, PNG 56)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def from_byte_planes(data: bytes, dtype: Any, shape: tuple[int, ...]) -> np.ndar
 
 def colour_planes(rgb: np.ndarray) -> bytes:
     """uint8 (H, W, 3) as planes R-G, G, B-G (mod 256): colour channels of one camera correlate,
-    the differences are smaller numbers (cable_gland: 46 MiB against 51 interleaved)."""
+    the differences are smaller numbers."""
     p = np.moveaxis(rgb, -1, 0).astype(np.int16)
     return np.stack([p[0] - p[1], p[1], p[2] - p[1]]).astype(np.uint8).tobytes()
 
