@@ -108,3 +108,28 @@ def test_uint8_pack_warns_that_colour_is_rounded(cli, tiny_data, tmp_path):
     res = cli("train", "--data", out, "--out", tmp_path / "run", "--size", 64, "--quiet")
     assert res.exit_code == 0, res.stderr
     assert "rounded to 8 bits (--rgb uint8)" in " ".join(res.stderr.split())
+
+
+def test_tiny_3dsr_run_on_the_pack_equals_the_folder(cli, tiny_data, pack64, tmp_path):
+    """The network's training (seeded) sees the same inputs: the same weights, the same maps."""
+    import torch
+
+    net = ("--method", "3dsr", "--preset", "cpu", "--iterations", 2, "--batch-size", 2)
+    _train(cli, tiny_data, tmp_path / "folder", "--category", CATEGORY, *net)
+    _train(cli, pack64, tmp_path / "pack", *net)
+    states = [
+        torch.load(tmp_path / run / "detector.pt", weights_only=True)["heads_state"]
+        for run in ("folder", "pack")
+    ]
+
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+    assert states[0] and same(states[0], states[1])
+    for run in ("folder", "pack"):
+        res = cli("eval", "--run", tmp_path / run, "--data", tiny_data, "--out",
+                  tmp_path / f"m-{run}", "--device", "cpu", "--quiet")  # fmt: skip
+        assert res.exit_code == 0, res.stderr
+    assert _metrics(tmp_path / "m-folder") == _metrics(tmp_path / "m-pack")
