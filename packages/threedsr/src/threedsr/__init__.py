@@ -55,6 +55,7 @@ from threedsr.inference import (
 from threedsr.maps import AnomalyMap
 from threedsr.memory import FeatureMemory, fit_memory
 from threedsr.onnx_backend import OnnxDetector
+from threedsr.packed import PACK_SUFFIX, RGB_CODECS, Pack, PackedSample, is_pack, write_pack
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
 
 __version__ = "0.1.0"
@@ -64,7 +65,9 @@ __all__ = [
     "KIND",
     "METHODS",
     "METHOD_SUMMARY",
+    "PACK_SUFFIX",
     "PAPER_RESULTS",
+    "RGB_CODECS",
     "AnomalyConfig",
     "AnomalyMap",
     "Detector",
@@ -79,6 +82,8 @@ __all__ = [
     "MemoryConfig",
     "ModelConfig",
     "OnnxDetector",
+    "Pack",
+    "PackedSample",
     "Prediction",
     "PreprocessConfig",
     "SamplePrediction",
@@ -98,6 +103,7 @@ __all__ = [
     "format_markdown",
     "fuse_maps",
     "gaussian_filter",
+    "is_pack",
     "load_split",
     "load_train_data",
     "load_validation",
@@ -111,4 +117,5 @@ __all__ = [
     "train_detector",
     "upsample_map",
     "write_metrics",
+    "write_pack",
 ]

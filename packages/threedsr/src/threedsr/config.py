@@ -14,6 +14,7 @@ from vqcore import PRECISIONS, SETUPS, ConfigMixin, Setup, milestones_at
 from threedsr.dsr.config import AnomalyConfig, LossConfig, ModelConfig
 from threedsr.errors import ThreedsrError
 from threedsr.memory.config import MemoryConfig
+from threedsr.packed import Pack, is_pack
 
 __all__ = [
     "METHODS",
@@ -263,9 +264,12 @@ class DetectorConfig(ConfigMixin):
 
     def preprocess_kwargs(self) -> dict[str, Any]:
         """pcprep keywords the detector is trained with (``detector.pt``'s ``preprocess``), with
-        the defaults of the dataset layout under ``data_root`` (when it is a folder)."""
+        the defaults of the dataset layout under ``data_root`` (a folder, or the folder a pack
+        was made from)."""
         layout = None
-        if self.data_root is not None and Path(self.data_root).is_dir():
+        if is_pack(self.data_root):
+            layout = Pack(self.data_root).layout  # the layout of the folder it was packed from
+        elif self.data_root is not None and Path(self.data_root).is_dir():
             try:
                 layout = pcprep.detect_layout(self.data_root)
             except (pcprep.PcprepError, OSError):

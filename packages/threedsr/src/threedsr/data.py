@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from threedsr.errors import ThreedsrError
+from threedsr.packed import Pack, is_pack
 
 __all__ = [
     "TrainData",
@@ -102,7 +103,15 @@ def load_split(
 
     Work is parallel (pcprep threads); with ``cache_dir`` results are cached outside the dataset
     (keyed by file content and parameters). pcprep's ``PcprepError`` (naming the file) propagates.
+    ``data_root`` may be a pack (:mod:`threedsr.packed`) made with the same ``params``.
     """
+    if is_pack(data_root):
+        pack = Pack(data_root)
+        pack.check(category, params)
+        prepared = pack.prepared(split, progress)
+        if not prepared:
+            raise ThreedsrError(f"{data_root}: no samples for split {split!r} in the pack")
+        return prepared
     refs = list(pcprep.index_dataset(data_root, category, split))
     if not refs:
         raise ThreedsrError(f"{data_root}: no samples for category {category!r}, split {split!r}")
@@ -141,6 +150,11 @@ def load_validation(
     display scale and threshold), or None when the dataset has no such split."""
     if config.data_root is None or config.category is None:
         return None
+    if is_pack(config.data_root):
+        pack = Pack(config.data_root)
+        pack.check(config.category, config.preprocess_kwargs())
+        good = [p for p in pack.prepared("validation", progress) if int(p.label) == 0]
+        return train_data_from_prepared(good, config.setup) if good else None
     try:
         refs = list(pcprep.index_dataset(config.data_root, config.category, "validation"))
     except pcprep.PcprepError:

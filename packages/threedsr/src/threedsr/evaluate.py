@@ -17,6 +17,7 @@ import vqcore
 from threedsr.config import METHOD_SUMMARY
 from threedsr.errors import ThreedsrError
 from threedsr.inference import Detector, upsample_map
+from threedsr.packed import Pack, is_pack
 
 __all__ = [
     "BTF_RESULTS",
@@ -167,7 +168,8 @@ def evaluate(
 
     Args:
         detector: a loaded :class:`Detector`.
-        data_root: dataset root (any pcprep layout).
+        data_root: dataset root (any pcprep layout), or a pack of one class
+            (:mod:`threedsr.packed`) made with the detector's preprocessing.
         category: a class, several, or None for the detector's own class.
         out: folder for ``metrics.json`` and ``metrics.md`` (atomic writes); None = no files.
         native: also compute native-resolution pixel metrics.
@@ -223,13 +225,21 @@ def _evaluate_one(
     progress: Callable[[int, int], None] | None,
     keep_samples: bool = False,
 ) -> dict[str, Any]:
-    refs = list(pcprep.index_dataset(root, category, "test"))
+    pack = Pack(root) if is_pack(root) else None
+    if pack is not None:
+        pack.check(category, detector.preprocess)
+        refs: list[Any] = pack.samples.get("test", [])
+    else:
+        refs = list(pcprep.index_dataset(root, category, "test"))
     if not refs:
         raise ThreedsrError(f"{root}: no test samples for category {category!r}")
     labels, types, scores, maps, gts, nmaps, ngts = [], [], [], [], [], [], []
     for start in range(0, len(refs), chunk):
         part = refs[start : start + chunk]
-        prepared = pcprep.preprocess_refs(part, cache_dir, **detector.preprocess)
+        if pack is not None:
+            prepared = pack.decode(part)
+        else:
+            prepared = pcprep.preprocess_refs(part, cache_dir, **detector.preprocess)
         pred = detector.predict(prepared)
         for ref, p, m, s in zip(
             part, prepared, pred.maps.numpy(), pred.scores.numpy(), strict=True
@@ -242,7 +252,7 @@ def _evaluate_one(
             if native:
                 shape = tuple(p.native_shape)
                 nmaps.append(upsample_map(m, shape))
-                ngts.append(_native_gt(ref, shape))
+                ngts.append(pack.native_gt(ref) if pack is not None else _native_gt(ref, shape))
         if progress is not None:
             progress(min(start + chunk, len(refs)), len(refs))
     lab = np.asarray(labels)

@@ -13,6 +13,7 @@ import typer
 import typer.core
 
 from threedsr_cli import __version__
+from threedsr_cli.commands.pack import RgbCodec
 from threedsr_cli.compat import check_typer_click
 from threedsr_cli.errors import guard
 from threedsr_cli.helptext import EPILOGS
@@ -211,10 +212,16 @@ def train_dada(
 @app.command("train", epilog=EPILOGS["train"])
 def train(
     data: Annotated[
-        Path, typer.Option("--data", help="Dataset root (MVTec 3D-AD, Eyecandies or own scans).")
+        Path,
+        typer.Option(
+            "--data", help="Dataset root (MVTec 3D-AD, Eyecandies or own scans) or a pack."
+        ),
     ],
-    category: Annotated[str, typer.Option("--category", help="Object class to train on.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder (gets detector.pt).")],
+    category: Annotated[
+        str | None,
+        typer.Option("--category", help="Object class to train on (a pack: its own class)."),
+    ] = None,
     dada: Annotated[
         Optional[Path],
         typer.Option(
@@ -303,7 +310,7 @@ def train(
 @app.command("eval", epilog=EPILOGS["eval"])
 def evaluate(
     run: RunOpt,
-    data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset root or a pack.")],
     category: Annotated[
         Optional[str],
         typer.Option("--category", help="Class to test on (default: the detector's)."),
@@ -359,6 +366,49 @@ def evaluate(
             overwrite=overwrite,
             allow_missing_masks=allow_missing_masks,
             batch_size=batch_size,
+        )
+
+
+@app.command("pack", epilog=EPILOGS["pack"])
+def pack(
+    data: Annotated[Path, typer.Option("--data", help="Dataset root.")],
+    category: Annotated[str, typer.Option("--category", help="Object class to pack.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write (NAME.3dsrpack).")],
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            callback=model_size,
+            help="Model input side the pack serves (train/eval refuse another). Default: 256.",
+        ),
+    ] = None,
+    rgb: Annotated[
+        RgbCodec,
+        typer.Option(
+            "--rgb",
+            help="exact: the colour train/eval compute from the folder, bit for bit; uint8: "
+            "rounded to 8 bits (smaller, results differ slightly). Depth is always exact.",
+        ),
+    ] = RgbCodec.exact,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier pack at --out.", metavar="")
+    ] = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Pack a class's preprocessed train, validation and test splits into one compact file that
+    train, eval and predict --threshold auto take as --data (depth stored losslessly)."""
+    from threedsr_cli.commands.pack import pack_command
+
+    with guard(verbose):
+        pack_command(
+            data=data,
+            category=category,
+            out=out,
+            size=size,
+            rgb=_value(rgb),
+            overwrite=overwrite,
+            ui=UI(quiet, verbose),
         )
 
 

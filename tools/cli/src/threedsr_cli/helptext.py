@@ -41,6 +41,13 @@ EPILOGS: dict[str, str] = {
         "  threedsr-cli eval --run runs/bagel/detector.pt --data mvtec3d --category bagel "
         "--out results/bagel"
     ),
+    "pack": (
+        "Examples:\n\n"
+        "  threedsr-cli pack --data mvtec3d --category cable_gland --out cable_gland.3dsrpack\n\n"
+        "  threedsr-cli pack --data mvtec3d --category cable_gland --size 256 --rgb uint8 "
+        "--out cg256.3dsrpack   # small enough for a 64 MiB upload\n\n"
+        "  threedsr-cli train --data cg256.3dsrpack --out runs/cg   # the class comes from the pack"
+    ),
     "predict": (
         "Examples:\n\n"
         "  threedsr-cli predict --run runs/bagel mvtec3d/bagel/test/crack\n\n"

@@ -105,10 +105,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_category(root: Path, category: str) -> str:
-    """``category`` must be one of the dataset's classes (the message lists the known ones)."""
+def check_category(root: Path, category: str | None) -> str:
+    """``category`` must be one of the dataset's classes (the message lists the known ones); a
+    pack (``threedsr-cli pack``) holds one class, which ``None`` stands for."""
     import pcprep
 
+    from threedsr_cli.commands.pack import open_pack
+
+    pack = open_pack(root)
+    if pack is not None:
+        if category is not None and category != pack.category:
+            raise CLIError(f"{root}: the pack holds class {pack.category!r}, not {category!r}")
+        if pack.rgb != "exact":
+            warn(f"{root}: the pack's colour is rounded to 8 bits (--rgb {pack.rgb}); results "
+                 "differ slightly from those on the dataset folder")  # fmt: skip
+        return pack.category
+    if category is None:
+        raise CLIError(f"{root}: --category is required with a dataset folder")
     check_data_root(root)
     known = list(pcprep.list_categories(root))
     if not known:

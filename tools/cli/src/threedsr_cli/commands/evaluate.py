@@ -110,14 +110,19 @@ def check_masks(data: Path, category: str, allow_missing: bool) -> int:
     """
     import pcprep
 
+    from threedsr_cli.commands.pack import open_pack
     from threedsr_cli.libs import warn
 
-    refs = list(pcprep.index_dataset(data, category, "test"))
-    defective = [r for r in refs if int(r.label) == 1]
-    missing = [r for r in defective if r.gt_path is None]
+    pack = open_pack(data)
+    if pack is not None:
+        defective = [r for r in pack.samples.get("test", []) if r.label == 1]
+        missing = [r for r in defective if not r.has_native_gt]
+    else:
+        defective = [r for r in pcprep.index_dataset(data, category, "test") if r.label == 1]
+        missing = [r for r in defective if r.gt_path is None]
     if not missing:
         return 0
-    first = _mask_path(missing[0])
+    first = data if pack is not None else _mask_path(missing[0])
     what = (
         f"ground-truth mask missing for the defective test scan {missing[0].path} "
         f"({len(missing)} of {len(defective)} defective scans have none)"
@@ -209,6 +214,7 @@ def eval_command(
     allow_missing_masks: bool = False,
     batch_size: int | None = None,
 ) -> dict[str, dict[str, Any]]:
+    from threedsr_cli.commands.pack import open_pack
     from threedsr_cli.libs import check_category, load_detector, seed_everything
     from threedsr_cli.options import check_cache_dir, check_outside_data
 
@@ -219,10 +225,13 @@ def eval_command(
     # an output that cannot be written, and nothing is written on bad input.
     detector = load_detector(run, device, precision, method, batch_size=batch_size, command="eval")
     check_output_folder(folder)
-    cat = category or detector.category
+    pack = open_pack(data)
+    cat = category or (detector.category if pack is None else pack.category)
     if cat is None:
         raise CLIError(f"{run}: the detector names no category; pass --category")
     check_category(data, cat)
+    if pack is not None:  # refused before anything is computed
+        pack.check(cat, detector.preprocess)
     check_cache_dir(cache_dir, data)
     check_outside_data(folder, data, "--out" if out is not None else "the run folder (--run)")
     # One writer per folder: a second eval, a train --overwrite or an export into it waits.

@@ -118,11 +118,23 @@ def auto_threshold(
     import pcprep
     import threedsr
 
+    from threedsr_cli.commands.pack import open_pack
+
     root = data if data is not None else _training_data(detector)
     cat = category or detector.category
     if root is None or cat is None:
         raise CLIError(f"{run}: --threshold auto needs validation data; pass --data ROOT")
     root = Path(root)
+    pack = open_pack(root)
+    if pack is not None:
+        pack.check(cat, detector.preprocess)
+        with ui.stage("validation scores") as progress:
+            good = [p for p in pack.prepared("validation", progress) if p.label == 0]
+            if not good:
+                raise CLIError(f"{root}: the pack holds no good validation samples")
+            scores = np.asarray(detector.predict(good).scores)
+        threshold = threedsr.choose_threshold(scores=scores, method="max")
+        return threshold, f"max score of {len(good)} good validation samples of {root}"
     if not (root / cat).is_dir():
         recorded = (
             ""

@@ -93,7 +93,7 @@ def train_command(*, out: Path, **kwargs: Any) -> None:
 def _train(
     *,
     data: Path,
-    category: str,
+    category: str | None,
     setup: str,
     method: str = "memory",
     preset: str | None,
@@ -112,6 +112,7 @@ def _train(
 ) -> None:
     import threedsr
 
+    from threedsr_cli.commands.pack import open_pack
     from threedsr_cli.libs import (
         check_backbone,
         check_batch_memory,
@@ -121,7 +122,7 @@ def _train(
     )
     from threedsr_cli.options import check_cache_dir, check_outside_data
 
-    check_category(data, category)
+    category = check_category(data, category)
     check_cache_dir(cache_dir, data)
     check_outside_data(out, data, "--out")
     if dada is None:
@@ -151,6 +152,9 @@ def _train(
         seed=seed,
         resume=True,
     )
+    pack = open_pack(data)
+    if pack is not None:  # refused now, before the run folder is claimed
+        pack.check(category, config.preprocess_kwargs())
     reads_backbone = config.uses_network or config.memory.features == "encoder"
     settings = {
         "method": method,
