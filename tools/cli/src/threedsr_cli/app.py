@@ -219,7 +219,7 @@ def train(
     ],
     out: Annotated[Path, typer.Option("--out", help="Run folder (gets detector.pt).")],
     category: Annotated[
-        str | None,
+        Optional[str],
         typer.Option("--category", help="Object class to train on (a pack: its own class)."),
     ] = None,
     dada: Annotated[
@@ -375,7 +375,7 @@ def pack(
     category: Annotated[str, typer.Option("--category", help="Object class to pack.")],
     out: Annotated[Path, typer.Option("--out", help="File to write (NAME.3dsrpack).")],
     size: Annotated[
-        int | None,
+        Optional[int],
         typer.Option(
             "--size",
             callback=model_size,
