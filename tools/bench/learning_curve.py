@@ -135,6 +135,17 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
         }
         points.append(point)
         print(json.dumps(point), flush=True)
+    # The last detector's network map under each inference arithmetic: what tf32 and bf16 do
+    # to detection, not only to the maps.
+    by_precision = {}
+    for precision in args.final_precisions:
+        det = threedsr.Detector.load(
+            args.out / "detector", device=args.device, method="3dsr", precision=precision
+        )
+        r = threedsr.evaluate(det, data, args.category, native=False, cache_dir=cfg.cache_dir)
+        r = r[args.category]
+        by_precision[precision] = {k: r[k] for k in ("image_auroc", "pixel_auroc", "aupro")}
+        print(json.dumps({"precision": precision, **by_precision[precision]}), flush=True)
     result = {
         "data": str(data),
         "category": args.category,
@@ -146,7 +157,8 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "options": extra,
         "points": points,
-        "command": "uv run python tools/bench/learning_curve.py " + " ".join(args.argv),
+        "final_by_precision": by_precision,
+        "command": "python tools/bench/learning_curve.py " + " ".join(args.argv),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curve.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -255,6 +267,13 @@ def main() -> None:
     )
     ap.add_argument("--warmup", type=int, default=300, help="iterations of the warm-up segment")
     ap.add_argument("--preset", default="cpu", choices=["cpu", "gpu", "paper"])
+    ap.add_argument(
+        "--final-precisions",
+        nargs="*",
+        default=[],
+        choices=["fp32", "tf32", "bf16"],
+        help="also score the last detector's 3DSR map under each inference arithmetic",
+    )
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ap.add_argument("--precision", default=None, help="the preset's when unset")
     ap.add_argument("--seed", type=int, default=0)

@@ -53,3 +53,37 @@ def test_gpu_check_rejects_unknown_arguments(tmp_path) -> None:
         timeout=30,
     )
     assert res.returncode == 2 and res.stderr.strip().startswith("error: unknown argument")
+
+
+def test_gpu_session_curve_dry_run(tmp_path) -> None:
+    # Issue 25's prepared curve part: the gpu preset fused, points sized by a warm-up's speed,
+    # each point scoring the fused map and its two maps, then the 3DSR map per arithmetic.
+    env = {**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu_session.sh"), "--dry-run", "curve", "depth"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    import json
+
+    curve = json.loads((tmp_path / "curve-depth" / "curve.json").read_text())
+    assert (curve["preset"], curve["method"], curve["setup"]) == ("gpu", "fused", "depth")
+    assert len(curve["points"]) == 2
+    assert all(set(p["by_method"]) == {"fused", "3dsr", "memory"} for p in curve["points"])
+    assert set(curve["final_by_precision"]) == {"fp32", "tf32", "bf16"}
+
+
+def test_gpu_session_rejects_unknown_parts(tmp_path) -> None:
+    for args in (["fast"], ["curve", "bagel"]):
+        res = subprocess.run(
+            ["bash", str(ROOT / "tools" / "gpu_session.sh"), *args],
+            env={**os.environ, "OUT": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert res.returncode == 2 and res.stderr.startswith("error:"), res.stderr
