@@ -14,6 +14,9 @@ code path still taken, for the CPU test that keeps this script working):
 4. Stage-1 (``vqcore.train_dada``, host and device samplers) and stage-2 (``threedsr.train_detector``, method ``3dsr``)
    it/s and peak GPU memory at the ``paper`` presets' widths and batches, fp32 and bf16.
 
+Every speed row also gives the achieved TFLOP/s and the fraction of the device's dense peak
+(PyTorch-counted FLOPs, ``tools/bench/flops.py``; counted once per stage and setup).
+
 Weights are random, so map differences say how far the arithmetic moves a map, not how a trained
 detector's metrics move.
 
@@ -42,6 +45,7 @@ from typing import Any
 import torch
 import vqcore
 from bench_threedsr import CH, alternate_best, reference_forward
+from flops import count_flops, fraction_of_peak
 from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData, train_detector
 
 SETUPS = ("rgbd", "depth", "rgb")
@@ -135,20 +139,20 @@ def bench_inference(setup: str, sz: Sizes) -> tuple[list[dict[str, Any]], dict[s
     _sync(dev)
     best, out = alternate_best(runs, sz.images, sz.repeats)
     ref_maps, _ = out["ref"]
+    flops = flops_once("inference", setup, lambda: runs[f"{sz.batches[-1]}/fp32"](), sz.images)
     rows = []
     for b in sz.batches:
         for p in PRECISIONS:
             pred = out[f"{b}/{p}"]
-            rows.append(
-                {
-                    "setup": setup,
-                    "batch": b,
-                    "precision": p,
-                    "ref_ips": 1.0 / best["ref"],
-                    "ips": 1.0 / best[f"{b}/{p}"],
-                    "max_diff": float((pred.maps - ref_maps).abs().max()),
-                }
-            )
+            row = {
+                "setup": setup,
+                "batch": b,
+                "precision": p,
+                "ref_ips": 1.0 / best["ref"],
+                "ips": 1.0 / best[f"{b}/{p}"],
+                "max_diff": float((pred.maps - ref_maps).abs().max()),
+            }
+            rows.append(with_flops(row, flops, row["ips"], dev))
     b = sz.batches[-1]
     p32, p16 = out[f"{b}/fp32"], out[f"{b}/bf16"]
     diff = (p16.maps - p32.maps).abs()
@@ -162,6 +166,33 @@ def bench_inference(setup: str, sz: Sizes) -> tuple[list[dict[str, Any]], dict[s
         "score_max": float((p16.scores - p32.scores).abs().max()),
     }
     return rows, bf16
+
+
+#: FLOPs of one step (training) or one image (inference) by (stage, setup): the count does not
+#: depend on the precision or the sampler, so each is taken once.
+_FLOPS: dict[tuple[str, str], float] = {}
+
+
+def flops_once(stage: str, setup: str, work: Callable[[], Any], per: int = 1) -> float:
+    """FLOPs of ``work()`` divided by ``per``, counted on the first call for (stage, setup)."""
+    if (stage, setup) not in _FLOPS:
+        _FLOPS[stage, setup] = count_flops(work) / per
+    return _FLOPS[stage, setup]
+
+
+def with_flops(row: dict[str, Any], flops: float, rate: float, dev: torch.device) -> dict:
+    """``row`` with the achieved TFLOP/s and the fraction of the device's dense peak."""
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    return {
+        **row,
+        "tflops": flops * rate / 1e12,
+        "peak_frac": fraction_of_peak(flops, rate, name, row["precision"]),
+    }
+
+
+def _fmt_flops(r: dict[str, Any]) -> str:
+    frac = "-" if r.get("peak_frac") is None else f"{100 * r['peak_frac']:.1f} %"
+    return f"{r.get('tflops', float('nan')):.2f} | {frac}"
 
 
 #: The bound the paper preset's fp32 maps must keep to the reference loop (issue 25).
@@ -302,7 +333,7 @@ def bench_stage1(
     )
     _peak_reset(dev)
     res = vqcore.train_dada(cfg)
-    return {
+    row = {
         "stage": "1",
         "setup": f"{setup}, {sampler} sampler",
         "precision": precision,
@@ -311,6 +342,9 @@ def bench_stage1(
         "its": _rate(res.history, "it_s"),
         "peak": _peak_gib(dev),
     }
+    one = cfg.replace(iterations=1, out_dir=tmp / f"s1-{setup}-flops")
+    flops = flops_once("1", setup, lambda: vqcore.train_dada(one))
+    return with_flops(row, flops, row["its"], dev)
 
 
 def bench_stage2(
@@ -341,7 +375,7 @@ def bench_stage2(
     )
     _peak_reset(dev)
     res = train_detector(cfg, backbone=backbone, data=data)
-    return {
+    row = {
         "stage": "2",
         "setup": f"{setup}, {sampler} sampler{note}",
         "precision": precision,
@@ -350,6 +384,9 @@ def bench_stage2(
         "its": _rate(res.history, "it_per_s"),
         "peak": _peak_gib(dev),
     }
+    one = cfg.replace(iterations=1, out_dir=cfg.out_dir + "-flops")
+    flops = flops_once("2", setup, lambda: train_detector(one, backbone=backbone, data=data))
+    return with_flops(row, flops, row["its"], dev)
 
 
 def _fmt_peak(v: float | None) -> str:
@@ -387,13 +424,18 @@ def write_report(
         "Reference: the authors' test loop (one image at a time, eager fp32, no_grad). max diff: "
         "largest |map - reference map| over all pixels.",
         "",
-        "| setup | batch | precision | reference img/s | threedsr img/s | speed-up | max diff |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "TFLOP/s: PyTorch-counted matmul and convolution FLOPs (tools/bench/flops.py) times the "
+        "rate; % of peak: of the device's dense peak for the precision (fp32: TF32 off).",
+        "",
+        "| setup | batch | precision | reference img/s | threedsr img/s | speed-up | max diff | "
+        "TFLOP/s | % of peak |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in inference:
         lines.append(
             f"| {r['setup']} | {r['batch']} | {r['precision']} | {r['ref_ips']:.1f} | "
-            f"{r['ips']:.1f} | {r['ips'] / r['ref_ips']:.2f}x | {r['max_diff']:.1e} |"
+            f"{r['ips']:.1f} | {r['ips'] / r['ref_ips']:.2f}x | {r['max_diff']:.1e} | "
+            f"{_fmt_flops(r)} |"
         )
     lines += [
         "",
@@ -416,13 +458,13 @@ def write_report(
         "",
         "it/s: the last logged window (warm-up excluded); peak: torch.cuda.max_memory_allocated.",
         "",
-        "| stage | setup | precision | batch | size | it/s | peak GiB |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| stage | setup | precision | batch | size | it/s | peak GiB | TFLOP/s | % of peak |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in training:
         lines.append(
             f"| {r['stage']} | {r['setup']} | {r['precision']} | {r['batch']} | {r['size']} | "
-            f"{r['its']:.2f} | {_fmt_peak(r['peak'])} |"
+            f"{r['its']:.2f} | {_fmt_peak(r['peak'])} | {_fmt_flops(r)} |"
         )
     path = out / "gpu-report.md"
     path.write_text("\n".join(lines) + "\n")
