@@ -305,8 +305,8 @@ class FeatureAnomalyGenerator:
             split = rng.random(b) < self.modality_split_prob
             depth_only = rng.random(b) < 0.5
             modality = np.where(split, np.where(depth_only, DEPTH_ONLY, RGB_ONLY), JOINT)
-            q_top_a = _keep_stream(q_top_a, enc.q_top, modality)
-            q_bot_a = _keep_stream(q_bot_a, enc.q_bot, modality)
+            q_top_a = keep_stream(q_top_a, enc.q_top, modality)
+            q_bot_a = keep_stream(q_bot_a, enc.q_bot, modality)
         coarse = torch.as_tensor(mode != MODE_HI, device=x.device)[:, None, None, None]
         gt = torch.where(coarse, blocky_mask(mask.float(), dt), blocky_mask(mask.float(), db))
         return GeneratedAnomalies(
@@ -320,13 +320,11 @@ class FeatureAnomalyGenerator:
         )
 
 
-def _keep_stream(anomalous: Tensor, clean: Tensor, modality: np.ndarray) -> Tensor:
-    """Restore the clean RGB half for depth-only samples and the clean depth half for RGB-only."""
+def keep_stream(anomalous: Tensor, clean: Tensor, modality: Tensor | np.ndarray) -> Tensor:
+    """The clean RGB half for depth-only samples, the clean depth half for RGB-only (by masks,
+    so the device sampler reads nothing back); ``modality`` holds one mode per sample."""
     half = anomalous.shape[1] // 2
-    out = anomalous.clone()
-    dev = anomalous.device
-    depth_only = torch.as_tensor(np.flatnonzero(modality == DEPTH_ONLY), device=dev)
-    rgb_only = torch.as_tensor(np.flatnonzero(modality == RGB_ONLY), device=dev)
-    out[depth_only, half:] = clean[depth_only, half:]
-    out[rgb_only, :half] = clean[rgb_only, :half]
-    return out
+    chan = torch.arange(anomalous.shape[1], device=anomalous.device)[None, :, None, None]
+    mod = torch.as_tensor(modality, device=anomalous.device)[:, None, None, None]
+    keep_clean = ((mod == DEPTH_ONLY) & (chan >= half)) | ((mod == RGB_ONLY) & (chan < half))
+    return torch.where(keep_clean, clean, anomalous)

@@ -32,9 +32,11 @@ from threedsr.dsr.anomaly_generator import (
     MODE_HI,
     MODE_LO,
     RGB_ONLY,
+    FeatureAnomalyGenerator,
     GeneratedAnomalies,
     blocky_mask,
     code_rank_bounds,
+    keep_stream,
 )
 
 __all__ = ["DeviceAnomalyGenerator", "patch_shuffle_device", "sample_codes_dense"]
@@ -120,9 +122,10 @@ def _cast(enc: vqcore.Encoding) -> vqcore.Encoding:
 
 
 @dataclass
-class DeviceAnomalyGenerator:
+class DeviceAnomalyGenerator(FeatureAnomalyGenerator):
     """The ``device`` sampler's feature-space anomaly generator (see the module docstring);
-    the fields are :class:`~threedsr.dsr.anomaly_generator.FeatureAnomalyGenerator`'s.
+    the fields are :class:`~threedsr.dsr.anomaly_generator.FeatureAnomalyGenerator`'s, only
+    ``block_elements`` has its own default.
 
     Example:
         >>> import vqcore
@@ -135,10 +138,6 @@ class DeviceAnomalyGenerator:
         (torch.Size([2, 1, 32, 32]), torch.Size([2, 8, 8, 8]))
     """
 
-    strength_range: tuple[float, float] = (0.1, 1.0)
-    exclude_nearest: float = 0.05
-    shuffle_prob: float = 0.5
-    modality_split_prob: float = 0.0
     # Every cell is ranked (static shapes): at 384², batch 16 the fine level alone is 147k rows
     # x 2048 codes, so blocks 8x the searches' default cut the per-block launches.
     block_elements: int = DEVICE_BLOCK_ELEMENTS
@@ -227,17 +226,8 @@ class DeviceAnomalyGenerator:
                 torch.where(v[1] < 0.5, DEPTH_ONLY, RGB_ONLY),
                 JOINT,
             )
-            q_top_a = _keep_stream(q_top_a, enc.q_top, modality)
-            q_bot_a = _keep_stream(q_bot_a, enc.q_bot, modality)
+            q_top_a = keep_stream(q_top_a, enc.q_top, modality)
+            q_bot_a = keep_stream(q_bot_a, enc.q_bot, modality)
         coarse = (mode != MODE_HI)[:, None, None, None]
         gt = torch.where(coarse, blocky_mask(mf, dt), blocky_mask(mf, db))
         return GeneratedAnomalies(enc.q_top, enc.q_bot, q_top_a, q_bot_a, gt, mode, modality)
-
-
-def _keep_stream(anomalous: Tensor, clean: Tensor, modality: Tensor) -> Tensor:
-    """Clean RGB half for depth-only samples, clean depth half for RGB-only (by masks)."""
-    half = anomalous.shape[1] // 2
-    chan = torch.arange(anomalous.shape[1], device=anomalous.device)[None, :, None, None]
-    mod = modality[:, None, None, None]
-    keep_clean = ((mod == DEPTH_ONLY) & (chan >= half)) | ((mod == RGB_ONLY) & (chan < half))
-    return torch.where(keep_clean, clean, anomalous)
