@@ -244,28 +244,19 @@ class _Trainer:
             )
         self.sampler = self._sampler(state)
         self.dataset: StageOneBatches | DeviceStageOneBatches
+        common: dict[str, Any] = dict(
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            affine=config.affine,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+        )
         if self.sampler == "device":
-            self.dataset = DeviceStageOneBatches(
-                config.setup,
-                image_size=config.image_size,
-                batch_size=config.batch_size,
-                seed=config.seed,
-                affine=config.affine,
-                rank=ctx.rank,
-                world_size=ctx.world_size,
-                device=self.device,
-            )
+            self.dataset = DeviceStageOneBatches(config.setup, device=self.device, **common)
         else:
             self.dataset = StageOneBatches(
-                config.setup,
-                _rgb_source(config),
-                image_size=config.image_size,
-                batch_size=config.batch_size,
-                seed=config.seed,
-                affine=config.affine,
-                depth_source=config.depth_source,
-                rank=ctx.rank,
-                world_size=ctx.world_size,
+                config.setup, _rgb_source(config), depth_source=config.depth_source, **common
             )
         self.history: list[dict[str, float]] = []
 
