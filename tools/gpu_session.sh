@@ -5,6 +5,7 @@
 #   bash tools/gpu_session.sh curve rgbd           # 3DSR on the packed cable_gland copy
 #   bash tools/gpu_session.sh curve depth          #   (gpu preset, fused; every point scores
 #   bash tools/gpu_session.sh curve synthetic      #   fused, 3DSR alone and memory alone)
+#   bash tools/gpu_session.sh curve candycane      # rgbd on the packed Eyecandies CandyCane copy
 #   bash tools/gpu_session.sh --dry-run curve rgbd # any CPU: tiny widths, every code path
 #
 # Why parts: the speed and precision checks take about 5 minutes and one curve to 5 training
@@ -13,7 +14,8 @@
 # (default "2 5") picks the points. Results go to $OUT (default ./gpu-session-out): curve.json,
 # the run log and gpu-report.md. The cable_gland pack is $PACK (default
 # gpu-data/cable_gland-256-uint8.3dsrpack, made by `threedsr-cli pack --size 256 --rgb uint8`;
-# carry the gpu-data folder, it is ignored by git). Python: as gpu_check.sh (uv when synced, else
+# carry the gpu-data folder, it is ignored by git); the CandyCane pack is $PACK_CANDYCANE (default
+# gpu-data/CandyCane-256-uint8.3dsrpack, issue 23's deliverable 4). Python: as gpu_check.sh (uv when synced, else
 # tools/portable.sh with python3 or $PYTHON).
 set -euo pipefail
 
@@ -25,6 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$PWD/gpu-session-out}"
 MINUTES="${MINUTES:-2 5}"
 PACK="${PACK:-$ROOT/gpu-data/cable_gland-256-uint8.3dsrpack}"
+PACK_CANDYCANE="${PACK_CANDYCANE:-$ROOT/gpu-data/CandyCane-256-uint8.3dsrpack}"
 mkdir -p "$OUT"
 cd "$ROOT"
 if [[ -z "${PYTHON:-}" ]] && command -v uv >/dev/null 2>&1 && [[ -d .venv ]]; then
@@ -39,25 +42,27 @@ case "$PART" in
     exit $?
     ;;
   curve) ;;
-  *) echo "error: give 'check' or 'curve rgbd|depth|synthetic' (see --help in the file)" >&2; exit 2 ;;
+  *) echo "error: give 'check' or 'curve rgbd|depth|synthetic|candycane' (see the file's head)" >&2; exit 2 ;;
 esac
 
 ARGS=(--preset gpu --set 'method="fused"' --out "$OUT/curve-$WHAT" --final-precisions fp32 tf32 bf16)
 case "$WHAT" in
-  rgbd|depth)
+  rgbd|depth|candycane)
+    SETUP="$WHAT"; CATEGORY=cable_gland; FILE="$PACK"
+    [[ "$WHAT" == candycane ]] && { SETUP=rgbd; CATEGORY=CandyCane; FILE="$PACK_CANDYCANE"; }
     if [[ -n "$DRY" ]]; then
       DATA="$OUT/dry-data"
       "${RUN[@]}" -c "import depthsim.scenes as s; s.generate_dataset('$DATA', classes=['puck'], size=64, n_train=6, n_validation=2, n_test_per_type=2, seed=3)"
-      ARGS+=(--data "$DATA" --category puck --setup "$WHAT")
+      ARGS+=(--data "$DATA" --category puck --setup "$SETUP")
     else
-      [[ -f "$PACK" ]] || { echo "error: $PACK: no cable_gland pack (threedsr-cli pack ... --size 256 --rgb uint8)" >&2; exit 2; }
-      ARGS+=(--data "$PACK" --category cable_gland --setup "$WHAT")
+      [[ -f "$FILE" ]] || { echo "error: $FILE: no $CATEGORY pack (threedsr-cli pack ... --size 256 --rgb uint8)" >&2; exit 2; }
+      ARGS+=(--data "$FILE" --category "$CATEGORY" --setup "$SETUP")
     fi
     ;;
   synthetic)
     ARGS+=(--synthetic "$OUT/synthetic-benchmark" --category puck --setup rgbd)
     ;;
-  *) echo "error: curve needs rgbd, depth or synthetic" >&2; exit 2 ;;
+  *) echo "error: curve needs rgbd, depth, synthetic or candycane" >&2; exit 2 ;;
 esac
 if [[ -n "$DRY" ]]; then
   # Tiny paper-architecture heads, 64 px, a few iterations; the warm-up sizes the rest.

@@ -87,3 +87,17 @@ def test_gpu_session_rejects_unknown_parts(tmp_path) -> None:
             timeout=30,
         )
         assert res.returncode == 2 and res.stderr.startswith("error:"), res.stderr
+
+
+def test_gpu_session_candycane_curve_names_a_missing_pack(tmp_path) -> None:
+    # Issue 23's deliverable 4 runs on the packed CandyCane copy; without it, one line, exit 2.
+    missing = tmp_path / "no-such.3dsrpack"
+    res = subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu_session.sh"), "curve", "candycane"],
+        env={**os.environ, "OUT": str(tmp_path), "PACK_CANDYCANE": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: {missing}: no CandyCane pack (threedsr-cli pack ... --size 256 --rgb uint8)"
