@@ -100,4 +100,7 @@ def test_gpu_session_candycane_curve_names_a_missing_pack(tmp_path) -> None:
         timeout=30,
     )
     assert res.returncode == 2, res.stderr
-    assert res.stderr.strip() == f"error: {missing}: no CandyCane pack (threedsr-cli pack ... --size 256 --rgb uint8)"
+    assert (
+        res.stderr.strip()
+        == f"error: {missing}: no CandyCane pack (threedsr-cli pack ... --size 256 --rgb uint8)"
+    )
