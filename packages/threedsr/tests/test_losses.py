@@ -101,12 +101,12 @@ def test_losses_decrease_on_tiny_synthetic_class(setup: str, tmp_path) -> None:
 
 def test_training_steps_are_the_documented_recipe(tmp_path) -> None:
     """``train_detector`` equals the loop written out by hand, bit for bit: the randomness of
-    step ``s`` comes from ``_step_seeds(seed, rank, s)`` and is drawn in the order make_batch ->
+    step ``s`` comes from ``step_seeds(seed, rank, s)`` and is drawn in the order make_batch ->
     generate_anomalies; the loss is ``stage2_losses(out, gen, x)``."""
     import vqcore
     from threedsr import ThreeDSR, read_checkpoint
     from threedsr.dsr import FeatureAnomalyGenerator
-    from threedsr.dsr.train import _step_seeds, generate_anomalies, make_batch
+    from threedsr.dsr.host_batch import generate_anomalies, make_batch, step_seeds
 
     data = synthetic_class("rgbd")
     cfg = tiny_config("rgbd", out=str(tmp_path), iterations=2)
@@ -127,7 +127,7 @@ def test_training_steps_are_the_documented_recipe(tmp_path) -> None:
     model.train()
     cpu = torch.device("cpu")
     for step in range(cfg.iterations):
-        rng, tseed = _step_seeds(cfg.seed, 0, step)
+        rng, tseed = step_seeds(cfg.seed, 0, step)
         tgen = torch.Generator().manual_seed(tseed)
         x, mask = make_batch(data, cfg, cfg.batch_size, rng, cpu)
         anomalies, x_in = generate_anomalies(gen, model.backbone, x, mask, cfg, rng, tgen)

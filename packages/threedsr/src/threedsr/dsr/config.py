@@ -136,7 +136,7 @@ class AnomalyConfig(ConfigMixin):
             units (the foreground spans [0.1, 0.9]); the sign is random.
         image_anomaly_prob: all setups: probability that a sample with an anomaly mask gets its
             anomaly drawn in image space (depth dent/bump and/or a procedural texture painted
-            into RGB, see :func:`threedsr.dsr.train.image_space_anomalies`) instead of feature-space
+            into RGB, see :func:`threedsr.dsr.host_batch.image_space_anomalies`) instead of feature-space
             code replacement (0 = the reference). Excludes ``depth_anomaly_prob``.
         paint_opacity: U(lo, hi) opacity of the painted texture.
         mask_threshold: |Perlin| threshold range of the anomaly mask (0.4, 0.8).

@@ -4,7 +4,7 @@ anomalies in torch on the training device, with no host synchronisation.
 Every random value comes from one ``torch.Generator`` on the device seeded by
 ``(seed, rank, step)``; decisions are masks applied with ``torch.where`` / multiplications, so
 the step's work does not depend on a value the host would have to read. The host path
-(:func:`threedsr.dsr.train.make_batch`, numpy + numba) draws the same distributions from a
+(:func:`threedsr.dsr.host_batch.make_batch`, numpy + numba) draws the same distributions from a
 different stream (noise and textures: :mod:`vqcore.procedural`, torch ports of depthsim's).
 """
 
@@ -71,7 +71,7 @@ def device_anomaly_masks(
 def make_batch_device(
     x_all: Tensor, fg_all: Tensor, config: DetectorConfig, batch_size: int, g: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    """:func:`threedsr.dsr.train.make_batch` from class data already on ``g``'s device."""
+    """:func:`threedsr.dsr.host_batch.make_batch` from class data already on ``g``'s device."""
     idx = torch.randint(x_all.shape[0], (batch_size,), generator=g, device=g.device)
     x, fg = x_all[idx], fg_all[idx]
     h, w = x.shape[2:]
@@ -92,7 +92,7 @@ def make_batch_device(
 def image_space_anomalies_device(
     x: Tensor, mask: Tensor, config: DetectorConfig, g: torch.Generator
 ) -> Tensor:
-    """:func:`threedsr.dsr.train.image_space_anomalies` for the whole batch with per-sample
+    """:func:`threedsr.dsr.host_batch.image_space_anomalies` for the whole batch with per-sample
     kinds as masks: a sample not deformed gets amplitude 0, one not painted opacity 0."""
     n, setup = x.shape[0], config.setup
     lo, hi = config.anomaly.depth_anomaly_amplitude
@@ -123,7 +123,7 @@ def generate_anomalies_device(
     rng: np.random.Generator,
     autocast: torch.autocast | None = None,
 ) -> tuple[GeneratedAnomalies, Tensor]:
-    """:func:`threedsr.dsr.train.generate_anomalies` without host synchronisation: the
+    """:func:`threedsr.dsr.host_batch.generate_anomalies` without host synchronisation: the
     image-space samples are chosen by a device mask, and every sample is made both ways, the
     mask picking each one's result."""
     prob = config.anomaly.image_anomaly_prob

@@ -5,36 +5,26 @@ needs) is written by :func:`threedsr.fit.train_detector`, which calls this."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import depthsim
-import numpy as np
 import torch
 import vqcore
 from torch import nn
 
-from threedsr.checkpoint import (
-    DETECTOR_FILE,
-    FORMAT_VERSION,
-    TRAIN_STATE_FILE,
-    TRAIN_STATE_KIND,
-    atomic_save,
-    detector_payload,
-    read_checkpoint,
-)
+from threedsr.checkpoint import DETECTOR_FILE
 from threedsr.config import DetectorConfig
 from threedsr.data import TrainData
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, GeneratedAnomalies
-from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
 from threedsr.dsr.config import resolve_sampler
 from threedsr.dsr.device_batch import generate_anomalies_device, make_batch_device
 from threedsr.dsr.device_generator import DeviceAnomalyGenerator
+from threedsr.dsr.host_batch import generate_anomalies, make_batch, step_seeds
 from threedsr.dsr.loss import Stage2Losses, stage2_losses
+from threedsr.dsr.resume import save_training_state, try_resume, with_sampler
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
 
@@ -61,12 +51,6 @@ class TrainResult(NamedTuple):
 Callback = Callable[[TrainEvent], Any]
 
 
-def _step_seeds(seed: int, rank: int, step: int) -> tuple[np.random.Generator, int]:
-    # Randomness is a pure function of (seed, rank, step): resuming needs no RNG state.
-    ss = np.random.SeedSequence([seed, rank, step])
-    return np.random.default_rng(ss), int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
 def load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
     """The frozen stage-1 backbone of ``config``: its file, or the shipped pretrained one."""
     try:
@@ -76,239 +60,6 @@ def load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
         return vqcore.load_backbone(config.backbone, map_location="cpu")
     except vqcore.VqcoreError as exc:
         raise ThreedsrError(str(exc)) from None
-
-
-def make_batch(
-    data: TrainData,
-    config: DetectorConfig,
-    batch_size: int,
-    rng: np.random.Generator,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented batch: rotated inputs and the anomaly mask (foreground-restricted)."""
-    idx = torch.as_tensor(rng.integers(len(data), size=batch_size))
-    x = data.x[idx].to(device, non_blocking=True)
-    fg = data.foreground[idx].to(device, non_blocking=True)
-    h, w = x.shape[2:]
-    aug = config.anomaly
-    perlin = anomaly_masks(
-        batch_size,
-        (h, w),
-        rng=rng,
-        threshold=aug.mask_threshold,
-        zero_prob=aug.zero_mask_prob,
-    )
-    mask = torch.from_numpy(perlin[:, None]).to(device)
-    if aug.restrict_to_foreground:
-        mask = mask * fg
-    angles = rng.uniform(-aug.rotation_deg, aug.rotation_deg, batch_size)
-    if aug.rotation_deg > 0:
-        x = rotate(x, angles)
-        if aug.rotate_mask_with_image:
-            mask = rotate(mask, angles, mode="nearest")
-    return x, mask
-
-
-def generate_anomalies(
-    generator: FeatureAnomalyGenerator,
-    backbone: vqcore.DiscreteAutoencoder,
-    x: torch.Tensor,
-    mask: torch.Tensor,
-    config: DetectorConfig,
-    rng: np.random.Generator,
-    tgen: torch.Generator | None = None,
-) -> tuple[GeneratedAnomalies, torch.Tensor]:
-    """Feature-space anomalies (the reference), and with ``config.anomaly.image_anomaly_prob`` (or
-    the older ``depth_anomaly_prob``) > 0 some samples' anomalies made in image space instead: the
-    input is changed under the mask (depth pushed in or out, a foreign texture painted into the
-    colour) and encoded by the frozen backbone, so the detector also trains on what a real defect
-    does to the codes. The feature-loss targets stay the clean codes and the ground truth is the
-    pixel mask.
-
-    Returns:
-        The anomalies and the image the anomalous codes came from: the changed input for
-        image-space samples, ``x`` for the others (the anomaly UNet's image input when
-        ``ModelConfig.unet_input == "input"``).
-    """
-    sel = np.zeros(x.shape[0], dtype=bool)
-    has = (mask.flatten(1).amax(dim=1) > 0).cpu().numpy()
-    prob = config.anomaly.image_anomaly_prob
-    if prob == 0 and config.setup in ("rgbd", "depth"):
-        prob = config.anomaly.depth_anomaly_prob
-    if prob > 0:
-        sel = has & (rng.random(x.shape[0]) < prob)
-    if not sel.any():
-        return generator(backbone, x, mask, rng=rng, generator=tgen), x
-    t = torch.as_tensor(np.flatnonzero(sel), device=x.device)
-    feature_mask = mask.clone()
-    feature_mask[t] = 0
-    gen = generator(backbone, x, feature_mask, rng=rng, generator=tgen)
-    x_anom = x.clone()
-    x_anom[t] = image_space_anomalies(x[t], mask[t], config, rng)
-    with torch.no_grad():
-        enc = backbone.encode(x_anom[t])
-    q_top_a, q_bot_a, gt = gen.q_top_anom.clone(), gen.q_bot_anom.clone(), gen.gt.clone()
-    q_top_a[t], q_bot_a[t], gt[t] = enc.q_top, enc.q_bot, mask[t].to(gt.dtype)
-    return gen._replace(q_top_anom=q_top_a, q_bot_anom=q_bot_a, gt=gt), x_anom
-
-
-def image_space_anomalies(
-    x: torch.Tensor, mask: torch.Tensor, config: DetectorConfig, rng: np.random.Generator
-) -> torch.Tensor:
-    """Defects drawn in the input itself under ``mask``: a dent or bump in depth
-    (:func:`deform_depth`, signed amplitude from ``depth_anomaly_amplitude``) and/or a procedural
-    texture blended into RGB (:func:`paint_rgb`, opacity from ``paint_opacity``). rgbd samples get
-    depth only, RGB only or both with equal odds; with ``image_anomaly_prob`` == 0 (the older
-    ``depth_anomaly_prob`` option) only depth is changed."""
-    n = x.shape[0]
-    setup = config.setup
-    if setup == "rgbd" and config.anomaly.image_anomaly_prob > 0:
-        which = rng.integers(0, 3, n)  # 0 depth, 1 RGB, 2 both
-    else:
-        which = np.full(n, 0 if setup in ("rgbd", "depth") else 1)
-    out = x
-    d = np.flatnonzero(which != 1)
-    if d.size:
-        lo, hi = config.anomaly.depth_anomaly_amplitude
-        amp = np.zeros(n)
-        amp[d] = rng.uniform(lo, hi, d.size) * rng.choice((-1.0, 1.0), d.size)
-        out = deform_depth(out, mask, amp)
-    c = np.flatnonzero(which != 0)
-    if c.size:
-        h, w = x.shape[2:]
-        paint = torch.zeros(n, 3, h, w, dtype=x.dtype, device=x.device)
-        tex = depthsim.procedural_rgb(c.size, (h, w), rng=rng)
-        paint[torch.as_tensor(c, device=x.device)] = (
-            torch.from_numpy(tex).permute(0, 3, 1, 2).to(x.device, x.dtype)
-        )
-        lo, hi = config.anomaly.paint_opacity
-        opacity = np.zeros(n)
-        opacity[c] = rng.uniform(lo, hi, c.size)
-        out = paint_rgb(out, mask, paint, opacity, first=1 if setup == "rgbd" else 0)
-    return out
-
-
-def _save_all(
-    out: Path,
-    model: ThreeDSR,
-    config: DetectorConfig,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    step: int,
-    finished: bool,
-    metrics: dict[str, float],
-) -> Path:
-    state = {
-        "kind": TRAIN_STATE_KIND,
-        "format_version": FORMAT_VERSION,
-        "step": int(step),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "detector_config": config.to_dict(),
-        # The heads too, so that train_state.pt alone resumes: a kill between its write and
-        # detector.pt's leaves a detector.pt one checkpoint older, which resume then ignores.
-        "heads_state": {
-            name: {k: v.detach().cpu() for k, v in sd.items()}
-            for name, sd in model.heads_state_dict().items()
-        },
-    }
-    # train_state first: a crash in between leaves a detector.pt older than or equal to it, which
-    # resume detects through the step numbers.
-    atomic_save(state, out / TRAIN_STATE_FILE)
-    payload = detector_payload(config, network=model, step=step, finished=finished, metrics=metrics)
-    return atomic_save(payload, out / DETECTOR_FILE)
-
-
-#: Fields (dotted for a part's: ``anomaly.rotation_deg``) a run may change when it resumes.
-_RESUME_FREE = {
-    "iterations",
-    "lr_milestones",
-    "checkpoint_every",
-    "log_every",
-    "device",
-    "resume",
-    "out_dir",
-    "cache_dir",
-    "compile",
-    # Arithmetic, like the device: a run may continue in another precision or distance form.
-    "precision",
-    "model.vq_distance",
-    "data_root",
-    # Used only when the finished detector is written; the heads' training does not see them.
-    "method",
-    "memory",
-    "fusion_weight",
-    # Inference defaults: training never reads them.
-    "smoothing",
-    "smoothing_size",
-    "gaussian_sigma",
-}
-
-
-def _changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted names of the fields that differ between two configs, parts searched field by field."""
-    out = []
-    for f in dataclasses.fields(new):
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if prefix + f.name in _RESUME_FREE:
-            continue
-        if dataclasses.is_dataclass(b) and type(a) is type(b):
-            out += _changed_fields(a, b, f"{prefix}{f.name}.")
-        elif a != b:
-            out.append(prefix + f.name)
-    return out
-
-
-def _with_sampler(config: DetectorConfig, sampler: str) -> DetectorConfig:
-    return config.replace(anomaly=config.anomaly.replace(sampler=sampler))
-
-
-def _try_resume(
-    out: Path,
-    model: ThreeDSR,
-    config: DetectorConfig,
-    optimizer: Any,
-    scheduler: Any,
-    *,
-    adopt_sampler: bool = False,
-) -> tuple[int, DetectorConfig]:
-    """Load the run in ``out``: returns its step and ``config``, whose sampler is the stored
-    one with ``adopt_sampler`` (the user asked for ``auto``: a run keeps its random stream)."""
-    det, st = out / DETECTOR_FILE, out / TRAIN_STATE_FILE
-    if not det.exists():
-        return 0, config
-    ckpt = read_checkpoint(det)
-    if "heads_state" not in ckpt:
-        raise ThreedsrError(
-            f"{det}: holds a {ckpt.get('method')} detector without a 3DSR network; use a new --out"
-        )
-    if not st.exists():
-        raise ThreedsrError(f"{st}: missing, cannot resume the run in {out} (use a new --out)")
-    state = read_checkpoint(st, kind=TRAIN_STATE_KIND)
-    heads = ckpt["heads_state"]
-    if state["step"] != ckpt["step"]:
-        if "heads_state" not in state or state["step"] < ckpt["step"]:
-            raise ThreedsrError(
-                f"{st}: step {state['step']} does not match {det} step {ckpt['step']}"
-            )
-        heads = state["heads_state"]  # detector.pt's write was cut short: the state is newer
-    old = DetectorConfig.from_dict(ckpt["detector_config"])
-    if adopt_sampler:
-        config = _with_sampler(config, old.anomaly.sampler)
-    diffs = [name for name in _changed_fields(old, config) if name not in _RESUME_FREE]
-    if diffs:
-        raise ThreedsrError(
-            f"{det}: holds a different run (differs in {', '.join(diffs)}); use a new --out"
-        )
-    # The backbone's own distance form does not matter here: the stage-2 config sets it.
-    current = model.backbone.config.to_dict()
-    if {**ckpt["backbone_config"], "vq_distance": None} != {**current, "vq_distance": None}:
-        raise ThreedsrError(f"{det}: was trained on a different backbone; use a new --out")
-    model.load_heads_state_dict(heads)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scheduler.milestones = type(scheduler.milestones)(config.lr_milestones)
-    return int(state["step"]), config
 
 
 def train_heads(
@@ -361,7 +112,7 @@ class _DetectorTrainer:
     :meth:`log` (metrics, history, callbacks), :meth:`save` (``train_state.pt`` then
     ``detector.pt``) and :meth:`run` (the loop, Ctrl-C, the finished detector and its history).
 
-    Randomness is a pure function of ``(seed, rank, step)`` (:func:`_step_seeds`), so a resumed
+    Randomness is a pure function of ``(seed, rank, step)`` (:func:`step_seeds`), so a resumed
     run needs no RNG state and equals an uninterrupted one.
     """
 
@@ -407,13 +158,13 @@ class _DetectorTrainer:
         # Stored resolved, so that a run resumed on another device keeps its random stream;
         # "auto" resuming a run adopts the run's sampler.
         auto = config.anomaly.sampler == "auto"
-        config = _with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
+        config = with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
         self.step = 0
         if config.resume:
-            self.step, config = _try_resume(
+            self.step, config = try_resume(
                 out, model, config, self.optimizer, self.scheduler, adopt_sampler=auto
             )
-            config = _with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
+            config = with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
         self.config = config
         if not config.resume and (out / DETECTOR_FILE).exists():
             raise ThreedsrError(f"{out / DETECTOR_FILE}: exists and resume is off; use a new --out")
@@ -460,7 +211,7 @@ class _DetectorTrainer:
     def _device_batch(self) -> tuple[torch.Tensor, GeneratedAnomalies, torch.Tensor]:
         """The device sampler's batch and anomalies: no host synchronisation."""
         cfg = self.config
-        rng, tseed = _step_seeds(cfg.seed, self.ctx.rank, self.step)
+        rng, tseed = step_seeds(cfg.seed, self.ctx.rank, self.step)
         g = self.tgen.manual_seed(tseed)
         x, mask = make_batch_device(self.x_all, self.fg_all, cfg, self.local_batch, g)
         if self.cuda:
@@ -473,7 +224,7 @@ class _DetectorTrainer:
     def _host_batch(self) -> tuple[torch.Tensor, GeneratedAnomalies, torch.Tensor]:
         """The host sampler's batch and anomalies (numpy + numba, the data path before issue 25)."""
         cfg = self.config
-        rng, tseed = _step_seeds(cfg.seed, self.ctx.rank, self.step)
+        rng, tseed = step_seeds(cfg.seed, self.ctx.rank, self.step)
         tgen = torch.Generator(device=self.device).manual_seed(tseed)
         x, mask = make_batch(self.data, cfg, self.local_batch, rng, self.device)
         if self.cuda:
@@ -538,7 +289,7 @@ class _DetectorTrainer:
         self.check_finite()
         if self.ctx.is_main:
             cfg = self.config
-            path = _save_all(
+            path = save_training_state(
                 self.out,
                 self.model,
                 cfg,
