@@ -34,8 +34,8 @@ import torch.nn.functional as F
 import vqcore
 from threedsr import Detector, DetectorConfig, ThreeDSR, TrainData
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator
+from threedsr.dsr.host_batch import make_batch
 from threedsr.dsr.loss import stage2_losses
-from threedsr.dsr.train import make_batch
 
 CH = {"rgbd": 4, "depth": 1, "rgb": 3}
 

@@ -15,8 +15,8 @@ from threedsr import (
 )
 from threedsr.dsr.anomaly_generator import DEPTH_ONLY, JOINT, RGB_ONLY, FeatureAnomalyGenerator
 from threedsr.dsr.augment import deform_depth, paint_rgb
+from threedsr.dsr.host_batch import generate_anomalies, image_space_anomalies
 from threedsr.dsr.modules import GeneralDecoderCopy, SubspaceRestriction
-from threedsr.dsr.train import generate_anomalies, image_space_anomalies
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
