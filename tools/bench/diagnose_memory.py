@@ -55,7 +55,7 @@ def _group_shares(det: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
     out = torch.zeros(b, len(slices), h * w)
     for i in range(b):
         diff2 = torch.empty_like(q[i])
-        for cols, _, _ in mem.part_columns():
+        for cols, _ in mem.part_columns():
             cols = torch.arange(c) if cols is None else cols
             _, nearest = nearest_rows(q[i][:, cols], mem.bank[:, cols])
             diff2[:, cols] = (q[i][:, cols] - mem.bank[nearest][:, cols]) ** 2

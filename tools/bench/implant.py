@@ -83,7 +83,8 @@ def evaluate_configs(
     results = {}
     for name, overrides in configs.items():
         t0 = time.time()
-        memory = fit_memory(train, "rgbd", MemoryConfig(**overrides), seed=0)
+        # Overrides of the rgbd preset's memory, so that {} is what `train` fits.
+        memory = fit_memory(train, "rgbd", MemoryConfig.for_setup("rgbd", **overrides), seed=0)
 
         def scores(x: torch.Tensor, memory: Any = memory) -> np.ndarray:
             with torch.no_grad():
@@ -107,7 +108,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data")
     ap.add_argument("category")
-    ap.add_argument("--configs", default='{"default": {}}', help="name -> MemoryConfig fields")
+    ap.add_argument(
+        "--configs",
+        default='{"default": {}}',
+        help="name -> MemoryConfig fields over the rgbd preset's",
+    )
     ap.add_argument("--copies", type=int, default=3)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)

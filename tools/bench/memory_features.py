@@ -4,7 +4,8 @@ bank size asked for. Minutes per row. Each option below sets one field of the me
 (:class:`threedsr.MemoryConfig`), starting from the setup's default (``DetectorConfig.preset(
 "memory", setup).memory``): ``--features`` = ``features``, ``--bank`` = ``size``, ``--scales`` =
 ``scales``, ``--groups`` = ``groups`` and ``weights``, ``--local-k`` = ``local_k``,
-``--local-min-scans`` = ``local_min_scans``, ``--modalities`` = ``modalities``. The map is the memory's distance map
+``--local-min-scans`` = ``local_min_scans``, ``--modalities`` = ``modalities``, ``--modality-fusion`` =
+``modality_fusion``. The map is the memory's distance map
 (``FeatureMemory``), which a ``memory``-method detector z-scores on good scans and squashes (a
 monotone map of it) before smoothing.
 
@@ -73,6 +74,14 @@ def main() -> None:
         help="one search over every descriptor, or depth and colour apart (default: the preset's)",
     )
     ap.add_argument(
+        "--modality-fusion",
+        nargs="+",
+        default=[None],
+        choices=["sum", "max", None],
+        help="with separate modalities: sum the two distances or take the larger z-score "
+        "(default: the preset's)",
+    )
+    ap.add_argument(
         "--local-min-scans",
         type=int,
         default=None,
@@ -107,10 +116,11 @@ def main() -> None:
         config = config.replace(memory=config.memory.replace(local_min_scans=args.local_min_scans))
     rows = itertools.product(
         args.category, args.size, args.features, args.scales, args.groups, args.bank,
-        args.train_scans, args.local_k, args.modalities,
+        args.train_scans, args.local_k, args.modalities, args.modality_fusion,
     )  # fmt: skip
-    for category, size, kind, scales, groups, bank, n_train, local_k, modalities in rows:
+    for category, size, kind, scales, groups, bank, n_train, local_k, modalities, fusion in rows:
         modalities = modalities or config.memory.modalities
+        fusion = fusion or config.memory.modality_fusion
         local_k = config.memory.local_k if local_k is None else local_k
         start = time.perf_counter()
         params = config.preprocess.replace(drop_border_objects=drop).kwargs(
@@ -136,6 +146,7 @@ def main() -> None:
             weights=weights,
             local_k=local_k,
             modalities=modalities if kind == "descriptors" and args.setup == "rgbd" else "joint",
+            modality_fusion=fusion,
         )
         train = split["train"][:n_train] if n_train else split["train"]
         memory = threedsr.fit_memory(
@@ -183,6 +194,7 @@ def main() -> None:
                 "aupro_object_gt": round(admetrics.aupro(on_object, maps.numpy()), 4),
                 "local_k": local_k,
                 "modalities": memory_config.modalities,
+                "modality_fusion": memory_config.modality_fusion,
                 "local_min_scans": memory_config.local_min_scans,
                 "local_scale": memory.local_scale is not None,
                 "seconds": round(seconds, 1),

@@ -199,7 +199,7 @@ def test_a_format_2_detector_loads_as_its_method_with_equal_maps(
         "rgbd", out=str(tmp_path / "run"), iterations=2, method="fused", fusion_weight=0.6
     )
     # format 2 memories made one search (modalities came with format 3)
-    cfg = cfg.replace(memory=cfg.memory.replace(modalities="joint"))
+    cfg = cfg.replace(memory=cfg.memory.replace(modalities="joint", modality_fusion="sum"))
     train_detector(cfg, backbone=tiny_backbone("rgbd"), data=synthetic_class("rgbd"))
     ckpt = read_checkpoint(tmp_path / "run" / "detector.pt")
     atomic_save(_as_format_2(ckpt, weight), tmp_path / "old.pt")

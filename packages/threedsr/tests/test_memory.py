@@ -226,30 +226,87 @@ def _scans(n: int = 6, seed: int = 0) -> torch.Tensor:
     return x
 
 
-def test_separate_modalities_sum_two_searches_each_over_its_own_spread() -> None:
+@pytest.mark.parametrize("fusion", ["sum", "max"])
+def test_separate_modalities_combine_two_searches_each_over_its_own_spread(fusion: str) -> None:
     x = _scans()
-    mem = fit_memory(x, "rgbd", MemoryConfig(modalities="separate", local_min_scans=3))
+    cfg = MemoryConfig(modalities="separate", modality_fusion=fusion, local_min_scans=3)
+    mem = fit_memory(x, "rgbd", cfg)
     # 4 scales: surface 12 and interior 1 channels are part 0, colour 12 and texture 8 part 1
     assert mem.parts.tolist() == [0] * 12 + [1] * 20 + [0]
     assert mem.local_scale.shape == (2, mem.bank.shape[0]) and (mem.part_scale > 0).all()
-    # the sum of the two parts' distances, each searched alone, on a scan it does not store
+    assert mem.part_fusion == fusion and (mem.part_center > 0).all()
+    # the parts' distances, each searched alone, combined by hand, on a scan it does not store
     # (a stored cell's distance is a rounding residue over a tiny local scale)
     new = _scans(2, seed=1)
     feats = mem.features.extract("rgbd", new[:1])
     q = (feats - mem.center.view(1, -1, 1, 1)) / mem.scale.view(1, -1, 1, 1)
-    want = torch.zeros(1, 32, 32)
-    for p, (cols, local, part) in enumerate(mem.part_columns()):
-        one = FeatureMemory(mem.bank[:, cols], "rgbd", local_scale=local)
-        want += one.distance(q[:, cols]) / mem.part_scale[p]
-        assert part is not None
+    d = [
+        FeatureMemory(mem.bank[:, cols], "rgbd", local_scale=local).distance(q[:, cols])
+        for cols, local in mem.part_columns()
+    ]
+    s, m = mem.part_scale, mem.part_center
+    if fusion == "sum":
+        want = d[0] / s[0] + d[1] / s[1]
+    else:
+        z = torch.maximum((d[0] - m[0]) / s[0], (d[1] - m[1]) / s[1])
+        want = (z + torch.maximum(m[0] / s[0], m[1] / s[1])).clamp_min(0)
     torch.testing.assert_close(mem.distance(feats), want, atol=2e-3, rtol=1e-3)
     # the traced search (the exported graph's) computes the same map
     with torch.no_grad():
         traced = torch.jit.trace(mem, new, check_trace=False)
     torch.testing.assert_close(traced(new), mem(new), atol=1e-4, rtol=1e-4)
     back = FeatureMemory.from_state(mem.state(), "rgbd")
-    assert back.parts.tolist() == mem.parts.tolist()
+    assert back.parts.tolist() == mem.parts.tolist() and back.part_fusion == fusion
     torch.testing.assert_close(back.part_scale, mem.part_scale)
+    torch.testing.assert_close(back.part_center, mem.part_center)
+
+
+def test_a_memory_saved_before_max_fusion_sums_its_parts() -> None:
+    mem = fit_memory(_scans(), "rgbd", MemoryConfig(modalities="separate", local_min_scans=3))
+    state = mem.state()
+    del state["part_fusion"], state["part_center"]
+    old = FeatureMemory.from_state(state, "rgbd")
+    new = _scans(1, seed=1)
+    summed = FeatureMemory.from_state({**mem.state(), "part_fusion": "sum"}, "rgbd")
+    assert old.part_fusion == "sum"
+    torch.testing.assert_close(old(new), summed(new))
+    assert not torch.allclose(old(new), mem(new))  # max fusion is a different map
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    d=st.lists(st.tuples(st.floats(0, 50), st.floats(0, 50)), min_size=1, max_size=8),
+    scale=st.tuples(st.floats(0.1, 10), st.floats(0.1, 10)),
+    center=st.tuples(st.floats(0, 30), st.floats(0, 30)),
+    bump=st.floats(0.1, 20),
+    part=st.integers(0, 1),
+)
+def test_max_fusion_is_the_most_abnormal_modality(d, scale, center, bump, part) -> None:
+    mem = FeatureMemory(
+        torch.zeros(2, 2),
+        "rgbd",
+        parts=torch.tensor([0, 1]),
+        part_scale=torch.tensor(scale),
+        part_center=torch.tensor(center),
+        part_fusion="max",
+    )
+    dist = torch.tensor(d, dtype=torch.float32).T  # (2 parts, cells)
+    fused = mem.combine_parts(list(dist))
+    s, m = torch.tensor(scale), torch.tensor(center)
+    z = ((dist - m[:, None]) / s[:, None]).amax(0) + (m / s).max()
+    torch.testing.assert_close(fused, z.clamp_min(0))
+    assert (fused >= 0).all()
+    # a cell at each part's typical good maximum scores the larger typical z-offset
+    typical = mem.combine_parts([m[:1], m[1:]])
+    torch.testing.assert_close(typical, (m / s).max().view(1))
+    # more distance in one modality never lowers the score; it raises it once that modality
+    # is the most abnormal one
+    more = dist.clone()
+    more[part] += bump
+    raised = mem.combine_parts(list(more))
+    assert (raised >= fused - 1e-5).all()
+    top = ((more - m[:, None]) / s[:, None]).argmax(0) == part
+    assert (raised[top & (fused > 0)] > fused[top & (fused > 0)]).all()
 
 
 def test_separate_modalities_need_descriptors_and_two_modalities_to_differ() -> None:
@@ -264,3 +321,13 @@ def test_separate_modalities_need_descriptors_and_two_modalities_to_differ() -> 
         )
     with pytest.raises(ThreedsrError, match="modalities must be"):
         MemoryConfig(modalities="both")
+    with pytest.raises(ThreedsrError, match="modality_fusion must be"):
+        MemoryConfig(modality_fusion="mean")
+    with pytest.raises(ValueError, match="needs a part_center"):
+        FeatureMemory(
+            torch.zeros(2, 2),
+            "rgbd",
+            parts=torch.tensor([0, 1]),
+            part_scale=torch.ones(2),
+            part_fusion="max",
+        )

@@ -152,17 +152,27 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
         )
     if kind == KIND and ckpt["format_version"] == 2:
         _migrate_format_2(ckpt)
-    _default_host_sampler(ckpt)
+    _default_later_fields(ckpt)
     return ckpt
 
 
-def _default_host_sampler(ckpt: dict[str, Any]) -> None:
-    """A config written before ``AnomalyConfig.sampler`` existed trained with the numpy/numba
-    batches: it keeps them (``host``), so a resumed run continues its own random stream."""
+#: (config section, field) -> the value every file written before the field existed used:
+#: ``AnomalyConfig.sampler`` (numpy/numba batches, so a resumed run continues its own random
+#: stream) and ``MemoryConfig.modality_fusion`` (the two modalities' distances were summed).
+_LATER_FIELDS = {("anomaly", "sampler"): "host", ("memory", "modality_fusion"): "sum"}
+
+
+def _default_later_fields(ckpt: dict[str, Any]) -> None:
+    """A config written before a field existed gets the value it was trained with, not
+    today's default."""
     cfg = ckpt.get("detector_config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("anomaly"), dict):
-        if "sampler" not in cfg["anomaly"]:
-            ckpt["detector_config"] = {**cfg, "anomaly": {**cfg["anomaly"], "sampler": "host"}}
+    if not isinstance(cfg, dict):
+        return
+    for (section, field), value in _LATER_FIELDS.items():
+        part = cfg.get(section)
+        if isinstance(part, dict) and field not in part:
+            cfg = {**cfg, section: {**part, field: value}}
+    ckpt["detector_config"] = cfg
 
 
 def _migrate_format_2(ckpt: dict[str, Any]) -> None:

@@ -41,6 +41,10 @@ class MemoryConfig(ConfigMixin):
             its own per-scan maxima on training scans left out, and the two summed, so that the
             normal variation of one modality (a rare hue) cannot bury a defect of the other
             (a shallow dent). Package README row 35.
+        modality_fusion: how ``separate`` combines the two distances: ``sum`` = each over its
+            spread, summed (row 35); ``max`` = the larger of the two z-scores against each part's
+            per-scan maxima on good scans (:meth:`FeatureMemory.combine_parts`), so that the
+            quiet modality's normal variation does not dilute the other's evidence. Row 37.
 
     Example:
         >>> MemoryConfig().local_k, MemoryConfig.for_setup("rgb").features
@@ -57,6 +61,7 @@ class MemoryConfig(ConfigMixin):
     local_k: int = 3
     local_min_scans: int = 40
     modalities: Literal["joint", "separate"] = "joint"
+    modality_fusion: Literal["sum", "max"] = "max"
 
     def __post_init__(self) -> None:
         def fail(msg: str) -> None:
@@ -70,6 +75,8 @@ class MemoryConfig(ConfigMixin):
             fail(f"local_k must be >= 0, got {self.local_k}")
         if self.modalities not in ("joint", "separate"):
             fail(f"modalities must be 'joint' or 'separate', got {self.modalities!r}")
+        if self.modality_fusion not in ("sum", "max"):
+            fail(f"modality_fusion must be 'sum' or 'max', got {self.modality_fusion!r}")
         if self.local_min_scans < 1:
             fail(f"local_min_scans must be >= 1, got {self.local_min_scans}")
         if not self.scales or min(self.scales) <= 0:

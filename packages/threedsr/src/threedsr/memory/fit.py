@@ -100,9 +100,15 @@ def fit_memory(
         backbone=backbone,
         parts=parts,
         part_scale=None if parts is None else torch.ones(2),
+        part_center=None if parts is None else torch.zeros(2),
+        part_fusion=config.modality_fusion,
     )
     if parts is not None:
-        memory.part_scale = _part_scales(memory, x, batch_size).to(memory.part_scale)
+        center, spread = _part_statistics(memory, x, batch_size)
+        memory.part_center, memory.part_scale = (
+            center.to(memory.part_scale),
+            spread.to(memory.part_scale),
+        )
     return memory
 
 
@@ -128,8 +134,8 @@ def _modality_parts(features: MemoryFeatures, setup: str) -> Tensor | None:
     return parts
 
 
-def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
-    """(P,) each part's scale: the spread (standard deviation, else mean) of its per-scan maximum
+def _part_statistics(memory: FeatureMemory, x: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+    """(P,) mean and (P,) spread (standard deviation, else mean) of each part's per-scan maximum
     over training scans searched with their own cells left out."""
     picks = torch.linspace(0, x.shape[0] - 1, min(_PART_SCANS, x.shape[0])).round().long()
     # Each part as a memory of its own (its columns, its local scales), fed standardised rows.
@@ -138,7 +144,7 @@ def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
             cols,
             FeatureMemory(memory.bank[:, cols], memory.setup, memory.image_ids, local_scale=local),
         )
-        for cols, local, _ in memory.part_columns()
+        for cols, local in memory.part_columns()
     ]
     maxima = []
     for start in range(0, picks.numel(), batch_size):
@@ -153,5 +159,6 @@ def _part_scales(memory: FeatureMemory, x: Tensor, batch_size: int) -> Tensor:
         ]
         maxima.append(torch.stack(per_part, 1))
     m = torch.cat(maxima).cpu()
-    spread = m.std(0) if m.shape[0] > 1 else m.mean(0)
-    return torch.where(spread > 1e-6 * m.mean(0).clamp_min(1e-12), spread, m.mean(0))
+    mean = m.mean(0)
+    spread = m.std(0) if m.shape[0] > 1 else mean
+    return mean, torch.where(spread > 1e-6 * mean.clamp_min(1e-12), spread, mean)

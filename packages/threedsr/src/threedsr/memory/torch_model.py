@@ -160,9 +160,13 @@ class FeatureMemory(nn.Module):
             ``parts``: (P, N), one scale per part.
         backbone: the frozen stage-1 backbone, for ``encoder`` features only.
         parts: (C,) int64 part of each channel (``MemoryConfig.modalities="separate"``): each
-            part is searched on its own channels and its distance divided by ``part_scale``;
-            the parts' distances are summed. None = one search over every channel.
-        part_scale: (P,) each part's scale; required with ``parts``.
+            part is searched on its own channels, and the parts' distances are combined by
+            ``part_fusion`` (:meth:`combine_parts`). None = one search over every channel.
+        part_scale: (P,) each part's spread; required with ``parts``.
+        part_center: (P,) each part's typical good-scan maximum; required with
+            ``part_fusion="max"``.
+        part_fusion: ``sum`` = the parts' distances over their spreads, summed; ``max`` = the
+            largest of the parts' z-scores (``MemoryConfig.modality_fusion``).
 
     Shape:
         - Input: (B, C_in, H, W) model inputs.
@@ -181,6 +185,7 @@ class FeatureMemory(nn.Module):
     image_ids: Tensor | None
     parts: Tensor | None
     part_scale: Tensor | None
+    part_center: Tensor | None
 
     def __init__(
         self,
@@ -195,6 +200,8 @@ class FeatureMemory(nn.Module):
         backbone: DiscreteAutoencoder | None = None,
         parts: Tensor | None = None,
         part_scale: Tensor | None = None,
+        part_center: Tensor | None = None,
+        part_fusion: str = "sum",
     ) -> None:
         super().__init__()
         if bank.ndim != 2 or bank.shape[0] == 0:
@@ -213,6 +220,18 @@ class FeatureMemory(nn.Module):
             raise ValueError(
                 f"FeatureMemory: parts must be ({bank.shape[1]},) with a part_scale of one value "
                 "per part"
+            )
+        if part_fusion not in ("sum", "max"):
+            raise ValueError(
+                f"FeatureMemory: part_fusion must be 'sum' or 'max', got {part_fusion!r}"
+            )
+        if (
+            part_fusion == "max"
+            and parts is not None
+            and (part_center is None or tuple(part_center.shape) != (n_parts,))
+        ):
+            raise ValueError(
+                "FeatureMemory: part_fusion='max' needs a part_center of one value per part"
             )
         want = (bank.shape[0],) if parts is None else (n_parts, bank.shape[0])
         if local_scale is not None and tuple(local_scale.shape) != want:
@@ -236,19 +255,49 @@ class FeatureMemory(nn.Module):
         self.register_buffer(
             "part_scale", None if part_scale is None else part_scale.float().clamp_min(1e-12)
         )
+        self.register_buffer(
+            "part_center", None if part_center is None else part_center.float().clamp_min(0)
+        )
+        self.part_fusion = part_fusion
 
-    def part_columns(self) -> list[tuple[Tensor | None, Tensor | None, Tensor | None]]:
-        """(channel indices or None = all, local scale or None, part scale or None) per part."""
+    def part_columns(self) -> list[tuple[Tensor | None, Tensor | None]]:
+        """(channel indices or None = all, local scale or None) per part."""
         if self.parts is None:
-            return [(None, self.local_scale, None)]
+            return [(None, self.local_scale)]
         return [
             (
                 (self.parts == p).nonzero()[:, 0],
                 None if self.local_scale is None else self.local_scale[p],
-                self.part_scale[p],  # type: ignore[index]
             )
             for p in range(int(self.parts.max()) + 1)
         ]
+
+    def combine_parts(self, distances: list[Tensor]) -> Tensor:
+        """One distance from each part's (one per :meth:`part_columns` entry, same shapes).
+
+        ``sum``: ``sum_p d_p / s_p``. ``max``: ``max_p (d_p - m_p) / s_p + max_p m_p / s_p``,
+        at least 0, where ``m_p`` and ``s_p`` are the mean and spread of part ``p``'s per-scan
+        maximum on good scans: a cell is as abnormal as its most abnormal modality, so a
+        modality that is quiet on a defect (CandyCane's depth on a colour defect) does not add
+        its own normal variation to the other's evidence. The constant keeps a good cell near
+        its sum-fusion value and the background (0) below every object cell.
+
+        Example:
+            >>> bank = torch.zeros(4, 2)
+            >>> mem = FeatureMemory(bank, "rgbd", parts=torch.tensor([0, 1]),
+            ...     part_scale=torch.tensor([1.0, 2.0]), part_center=torch.tensor([1.0, 4.0]),
+            ...     part_fusion="max")
+            >>> mem.combine_parts([torch.tensor([1.0, 5.0]), torch.tensor([8.0, 4.0])])
+            tensor([4., 6.])
+        """
+        if self.parts is None:
+            return distances[0]
+        scale = self.part_scale
+        if self.part_fusion == "sum":
+            return sum(d / scale[p] for p, d in enumerate(distances))  # type: ignore[index,return-value]
+        center = self.part_center
+        z = torch.stack([(d - center[p]) / scale[p] for p, d in enumerate(distances)])  # type: ignore[index]
+        return (z.amax(0) + (center / scale).max()).clamp_min(0)  # type: ignore[operator]
 
     def forward(
         self, x: Tensor, *, encoder: Tensor | None = None, exclude: Tensor | None = None
@@ -319,13 +368,12 @@ class FeatureMemory(nn.Module):
             )
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
-            di = torch.zeros(qi.shape[0], device=feats.device)
-            for cols, local, part in self.part_columns():
+            per_part = []
+            for cols, local in self.part_columns():
                 qc, bc = (qi, self.bank) if cols is None else (qi[:, cols], self.bank[:, cols])
                 dp, nearest = nearest_rows(qc, bc, skip=skip, chunk=chunk)
-                if local is not None:
-                    dp = dp / local[nearest]
-                di = di + (dp if part is None else dp / part)
+                per_part.append(dp if local is None else dp / local[nearest])
+            di = self.combine_parts(per_part)
             if rows is None:
                 out[i] = di
             else:
@@ -343,27 +391,34 @@ class FeatureMemory(nn.Module):
         for s in range(0, h * w, rows):
             qb = q[:, s : s + rows]
             n = qb.shape[1]
-            d: Tensor | None = None
-            for cols, local, part in self.part_columns():
+            per_part = []
+            for cols, local in self.part_columns():
                 qc = qb.reshape(-1, c) if cols is None else qb.reshape(-1, c)[:, cols]
                 bc = self.bank if cols is None else self.bank[:, cols]
                 v, i = squared_distances(qc, bc).min(dim=1)
-                dp = v.sqrt()
-                if local is not None:
-                    dp = dp / local[i]
-                dp = dp if part is None else dp / part
-                d = dp if d is None else d + dp
-            blocks.append(d.reshape(-1, n))  # type: ignore[union-attr]
+                per_part.append(v.sqrt() if local is None else v.sqrt() / local[i])
+            blocks.append(self.combine_parts(per_part).reshape(-1, n))
         return torch.cat(blocks, dim=1).reshape(-1, h, w)
 
     def state(self) -> dict[str, Any]:
         """Tensors and primitives for a ``weights_only`` checkpoint (the bank in fp16 halves
         the file)."""
         state: dict[str, Any] = {"bank": self.bank.half().cpu(), "features": self.features.state()}
-        for name in ("image_ids", "center", "scale", "local_scale", "parts", "part_scale"):
+        names = (
+            "image_ids",
+            "center",
+            "scale",
+            "local_scale",
+            "parts",
+            "part_scale",
+            "part_center",
+        )
+        for name in names:
             t = getattr(self, name)
             if t is not None:
                 state[name] = (t.to(torch.int32) if name == "image_ids" else t).cpu()
+        if self.parts is not None:
+            state["part_fusion"] = self.part_fusion
         return state
 
     @classmethod
@@ -382,6 +437,8 @@ class FeatureMemory(nn.Module):
             backbone=backbone,
             parts=state.get("parts"),  # absent before session 10: one joint search
             part_scale=state.get("part_scale"),
+            part_center=state.get("part_center"),
+            part_fusion=str(state.get("part_fusion", "sum")),  # absent before session 13: summed
         )
 
 
