@@ -78,10 +78,12 @@ def test_descriptor_memory_at_256_px_does_better(splits256) -> None:
 
 
 def test_the_memory_preset_map_meets_the_image_target(splits256) -> None:
-    # Descriptor groups, weights, the local scale (k = 3) and depth and colour searched apart:
-    # 0.928 end to end on this copy and memory alone (one search: 0.884 / 0.888); issue 12's
-    # target is 0.80. Standard error on 11 good x 44 defective scans near 0.93: about 0.04.
+    # Descriptor groups, weights, the local scale (k = 3) and depth and colour searched apart,
+    # a cell scored by the more abnormal of the two: 0.903 memory alone on this copy (summed:
+    # 0.928; one search: 0.888); issue 12's target is 0.80. Standard error on 11 good x 44
+    # defective scans near 0.90: about 0.04.
     cfg = DetectorConfig.for_memory("rgbd")
     assert cfg.image_size == 256 and cfg.memory.modalities == "separate"
+    assert cfg.memory.modality_fusion == "max"
     auroc = _memory_auroc(splits256, cfg.memory)
-    assert auroc > 0.88, auroc
+    assert auroc > 0.86, auroc

@@ -101,7 +101,9 @@ class MemoryConfig(ConfigMixin):
         descriptors would share the bank with the dark support, which a dark stain matches
         (demo: I-AUROC 0.50): RGB stores the backbone's encoder features instead, with plain
         distances. RGB-D searches depth and colour apart (row 35: CandyCane 0.628 -> 0.750,
-        cable_gland 0.888 -> 0.928 I-AUROC, memory alone)."""
+        cable_gland 0.888 -> 0.928 I-AUROC, memory alone) and scores a cell by the more abnormal
+        of the two (row 37, chosen on implanted defects and a tuning copy: CandyCane 0.731,
+        cable_gland 0.903, synthetic bar 0.9669 -> 0.9838)."""
         base: dict[str, Any] = {}
         if setup == "rgb":
             base = dict(features="encoder", size=40_000, local_k=0)
