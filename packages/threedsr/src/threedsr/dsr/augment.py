@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["anomaly_masks", "deform_depth", "paint_rgb", "rotate"]
+from threedsr.dsr.config import AnomalyConfig
+
+__all__ = ["anomaly_masks", "deform_depth", "paint_rgb", "place_masks", "rotate"]
 
 
 def _per_sample(v: Tensor | np.ndarray, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -46,6 +48,36 @@ def rotate(x: Tensor, angles_deg: Tensor | np.ndarray, *, mode: str = "bilinear"
     theta[:, 1, 1] = cos
     grid = F.affine_grid(theta.to(x.device, torch.float32), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+
+
+def place_masks(
+    x: Tensor, mask: Tensor, fg: Tensor, angles_deg: Tensor | np.ndarray, aug: AnomalyConfig
+) -> tuple[Tensor, Tensor]:
+    """A drawn batch after the config's foreground restriction and rotation, as both stage-2
+    samplers apply them (the angles are drawn even at 0 degrees, so each random stream stays
+    the same whatever the config).
+
+    Args:
+        x: (B, C, H, W) inputs.
+        mask: (B, 1, H, W) anomaly masks.
+        fg: (B, 1, H, W) foreground.
+        angles_deg: (B,) rotation angles.
+        aug: the anomaly config (``restrict_to_foreground``, ``rotation_deg``,
+            ``rotate_mask_with_image``).
+
+    Example:
+        >>> x, m = place_masks(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4),
+        ...     torch.zeros(1, 1, 4, 4), np.zeros(1), AnomalyConfig())
+        >>> float(m.sum())
+        0.0
+    """
+    if aug.restrict_to_foreground:
+        mask = mask * fg
+    if aug.rotation_deg > 0:
+        x = rotate(x, angles_deg)
+        if aug.rotate_mask_with_image:
+            mask = rotate(mask, angles_deg, mode="nearest")
+    return x, mask
 
 
 def anomaly_masks(

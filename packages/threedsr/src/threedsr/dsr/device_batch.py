@@ -23,7 +23,7 @@ from vqcore.procedural import (
 
 from threedsr.config import DetectorConfig
 from threedsr.dsr.anomaly_generator import GeneratedAnomalies
-from threedsr.dsr.augment import deform_depth, paint_rgb, rotate
+from threedsr.dsr.augment import deform_depth, paint_rgb, place_masks
 from threedsr.dsr.device_generator import DeviceAnomalyGenerator
 
 __all__ = [
@@ -79,14 +79,8 @@ def make_batch_device(
     mask = device_anomaly_masks(
         batch_size, (h, w), generator=g, threshold=aug.mask_threshold, zero_prob=aug.zero_mask_prob
     )
-    if aug.restrict_to_foreground:
-        mask = mask * fg
     angles = _uniform(batch_size, -aug.rotation_deg, aug.rotation_deg, g)
-    if aug.rotation_deg > 0:
-        x = rotate(x, angles)
-        if aug.rotate_mask_with_image:
-            mask = rotate(mask, angles, mode="nearest")
-    return x, mask
+    return place_masks(x, mask, fg, angles, aug)
 
 
 def image_space_anomalies_device(

@@ -12,7 +12,7 @@ import vqcore
 from threedsr.config import DetectorConfig
 from threedsr.data import TrainData
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, GeneratedAnomalies
-from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, rotate
+from threedsr.dsr.augment import anomaly_masks, deform_depth, paint_rgb, place_masks
 
 __all__ = ["generate_anomalies", "image_space_anomalies", "make_batch", "step_seeds"]
 
@@ -44,14 +44,8 @@ def make_batch(
         zero_prob=aug.zero_mask_prob,
     )
     mask = torch.from_numpy(perlin[:, None]).to(device)
-    if aug.restrict_to_foreground:
-        mask = mask * fg
     angles = rng.uniform(-aug.rotation_deg, aug.rotation_deg, batch_size)
-    if aug.rotation_deg > 0:
-        x = rotate(x, angles)
-        if aug.rotate_mask_with_image:
-            mask = rotate(mask, angles, mode="nearest")
-    return x, mask
+    return place_masks(x, mask, fg, angles, aug)
 
 
 def generate_anomalies(
