@@ -8,7 +8,9 @@ standard error near 0.1 and cannot tell options apart that differ by less (Candy
 Here every good validation scan gets ``--copies`` defective twins, each with one blob on the
 object (radius 3-8 px at the model size, smoothed Perlin-free disc): a dent or a bump pushed
 into the depth (``threedsr.dsr.augment.deform_depth``, 1-4 % of the object's depth range) or a
-patch of another colour blended in (``paint_rgb``, opacity 0.6-1). The figure is the image
+patch of another colour blended in (``paint_rgb``, opacity 0.6-1); with ``--kinds ... both``
+also a dent and a patch in the same disc, as a cut or a hole changes shape and colour together
+(``--kinds`` picks the kinds the twins cycle through, so the default three reproduce earlier runs). The figure is the image
 AUROC of the good scans against their twins, per kind: hundreds of pairs, the same scans on
 both sides, so the nuisance between scans (pose, tint, lighting) is the real one.
 
@@ -33,11 +35,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-KINDS = ("dent", "bump", "colour")
+KINDS = ("dent", "bump", "colour", "both")
+DEFAULT_KINDS = ("dent", "bump", "colour")
 
 
 def implant(
-    x: torch.Tensor, copies: int, seed: int = 0
+    x: torch.Tensor, copies: int, seed: int = 0, kinds_cycle: tuple[str, ...] = DEFAULT_KINDS
 ) -> tuple[torch.Tensor, list[str], torch.Tensor]:
     """``copies`` defective twins of each (C=4 rgbd) scan: (inputs, kinds, masks)."""
     from threedsr.dsr.augment import deform_depth, paint_rgb
@@ -52,19 +55,19 @@ def implant(
         inner = -F.max_pool2d(-fg[None, None].float(), 5, 1, 2)[0, 0] > 0.5
         cells = inner.nonzero()
         for k in range(copies):
-            kind = KINDS[(i * copies + k) % len(KINDS)]
+            kind = kinds_cycle[(i * copies + k) % len(kinds_cycle)]
             cy, cx = cells[rng.integers(len(cells))].tolist()
             radius = rng.uniform(3, 8)
             m = (((yy - cy) ** 2 + (xx - cx) ** 2) <= radius**2) & fg
             m = m[None, None].float()
             xi = x[i : i + 1]
-            if kind == "colour":
+            if kind in ("colour", "both"):
                 colour = torch.from_numpy(rng.uniform(0, 1, 3).astype(np.float32))
                 paint = colour.view(1, 3, 1, 1).expand(1, 3, h, w)
                 xi = paint_rgb(xi, m, paint, np.array([rng.uniform(0.6, 1.0)]), first=1)
-            else:
+            if kind != "colour":
                 span = float(xi[0, 0][fg].max() - xi[0, 0][fg].min())
-                amp = rng.uniform(0.01, 0.04) * span * (-1 if kind == "dent" else 1)
+                amp = rng.uniform(0.01, 0.04) * span * (-1 if kind in ("dent", "both") else 1)
                 xi = deform_depth(xi, m, np.array([amp]))
             outs.append(xi)
             kinds.append(kind)
@@ -73,13 +76,17 @@ def implant(
 
 
 def evaluate_configs(
-    train: torch.Tensor, good: torch.Tensor, configs: dict[str, dict[str, Any]], copies: int
+    train: torch.Tensor,
+    good: torch.Tensor,
+    configs: dict[str, dict[str, Any]],
+    copies: int,
+    kinds_cycle: tuple[str, ...] = DEFAULT_KINDS,
 ) -> dict[str, dict[str, float]]:
     from threedsr import MemoryConfig
     from threedsr.memory import fit_memory
     from threedsr.smoothing import smooth_maps
 
-    bad, kinds, _ = implant(good, copies)
+    bad, kinds, _ = implant(good, copies, kinds_cycle=kinds_cycle)
     results = {}
     for name, overrides in configs.items():
         t0 = time.time()
@@ -93,7 +100,7 @@ def evaluate_configs(
 
         s_good, s_bad = scores(good), scores(bad)
         row = {}
-        for kind in KINDS:
+        for kind in kinds_cycle:
             sel = np.array([k == kind for k in kinds])
             labels = np.r_[np.zeros(len(s_good)), np.ones(sel.sum())]
             row[kind] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad[sel]]), 3)
@@ -114,6 +121,7 @@ def main() -> None:
         help="name -> MemoryConfig fields over the rgbd preset's",
     )
     ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(DEFAULT_KINDS))
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -134,7 +142,9 @@ def main() -> None:
         "rgbd",
     )
     print(f"{args.category}: {len(train)} training scans, {len(good)} good validation scans")
-    results = evaluate_configs(train, good, json.loads(args.configs), args.copies)
+    results = evaluate_configs(
+        train, good, json.loads(args.configs), args.copies, tuple(args.kinds)
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -35,6 +35,8 @@ from .device import (
 from .device_data import SAMPLERS, DeviceStageOneBatches, resolve_sampler
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
+from .loader import host_workers
+from .loss import reconstruction_loss
 from .models import (
     DADA,
     RGBVQVAE,
@@ -54,6 +56,7 @@ from .pretrained import (
     sha256_of,
     strip_checkpoint,
 )
+from .progress import TrainCallback, TrainEvent, as_callbacks
 from .quantizer import (
     VectorQuantizer,
     VectorQuantizerEMA,
@@ -63,15 +66,7 @@ from .quantizer import (
 )
 from .search import DISTANCES, ranked_codes, reference_distances
 from .shapes import ShapeError, check_shape
-from .train import (
-    StageOneResult,
-    TrainCallback,
-    TrainEvent,
-    as_callbacks,
-    host_workers,
-    reconstruction_loss,
-    train_dada,
-)
+from .train import StageOneResult, train_dada
 from .train_config import PRESETS, StageOneConfig
 
 __version__ = "0.1.0"

@@ -9,53 +9,30 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from .checkpoint import read_checkpoint, save_checkpoint
-from .data import ImageFolderSource, ProceduralRGBSource, RGBSource, StageOneBatches
+from .data import StageOneBatches
 from .device import precision_scope, uses_bf16
 from .device_data import DeviceStageOneBatches, resolve_sampler
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
+from .loader import host_workers, rgb_source, stage_one_batches
+from .loss import reconstruction_loss
 from .models import DiscreteAutoencoder, build_backbone
 from .ops import code_usage
+from .progress import TrainCallback, TrainEvent, as_callbacks
 from .train_config import StageOneConfig
 
-__all__ = [
-    "StageOneResult",
-    "TrainCallback",
-    "TrainEvent",
-    "as_callbacks",
-    "host_workers",
-    "reconstruction_loss",
-    "train_dada",
-]
-
-
-class TrainEvent(NamedTuple):
-    """Progress report of either training stage: ``step`` of ``total`` done, latest ``metrics``.
-
-    Stage 1 (``stage="backbone"``): loss, recon, vq_loss, perplexity_top/bot, lr, it_s, samples_s
-    (and recon_depth/recon_rgb for rgbd). Stage 2 (``threedsr``, ``stage="detector"``): the
-    stage-2 losses, lr, it_per_s.
-    """
-
-    step: int
-    total: int
-    metrics: dict[str, float]
-    stage: str = "backbone"
-
-
-TrainCallback = Callable[[TrainEvent], Any]
+__all__ = ["StageOneResult", "train_dada"]
 
 
 @dataclass
@@ -82,102 +59,6 @@ class StageOneResult:
     def metrics(self) -> dict[str, float]:
         """Metrics of the last logged step ({} when nothing was trained in this call)."""
         return self.history[-1] if self.history else {}
-
-
-def reconstruction_loss(
-    recon: Tensor,
-    target: Tensor,
-    *,
-    kind: str = "l1",
-    lambda_depth: float | None = None,
-    lambda_rgb: float | None = None,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Stage-1 reconstruction loss.
-
-    Args:
-        recon: (B, C, H, W) model output.
-        target: (B, C, H, W) input.
-        kind: ``l1`` (mean absolute error) or ``l2`` (mean squared error).
-        lambda_depth: with ``lambda_rgb`` (C = 4 only): ``λ_D·mean_D + λ_I·mean_I`` (the paper);
-            ``None`` -> mean over all channels (the reference code: depth weighs 1/4).
-        lambda_rgb: see ``lambda_depth``.
-
-    Returns:
-        ``(loss, parts)`` where ``parts`` has ``recon_depth``/``recon_rgb`` for 4-channel input.
-
-    Example:
-        >>> loss, parts = reconstruction_loss(torch.zeros(1, 4, 2, 2), torch.ones(1, 4, 2, 2))
-        >>> float(loss), sorted(parts)
-        (1.0, ['recon_depth', 'recon_rgb'])
-    """
-    if recon.shape != target.shape:
-        raise ValueError(f"recon {tuple(recon.shape)} and target {tuple(target.shape)} differ")
-    err = (recon - target).abs() if kind == "l1" else (recon - target).square()
-    parts: dict[str, Tensor] = {}
-    if target.shape[1] == 4:
-        parts = {"recon_depth": err[:, :1].mean(), "recon_rgb": err[:, 1:].mean()}
-    if lambda_depth is not None and lambda_rgb is not None:
-        if not parts:
-            raise ValueError("lambda_depth/lambda_rgb need a 4-channel [D, R, G, B] tensor")
-        return lambda_depth * parts["recon_depth"] + lambda_rgb * parts["recon_rgb"], parts
-    return err.mean(), parts
-
-
-def as_callbacks(
-    callbacks: TrainCallback | Iterable[TrainCallback] | None,
-) -> list[TrainCallback]:
-    """``None``, one callable or several -> a list of callables (both stages' ``callbacks=``)."""
-    if callbacks is None:
-        return []
-    if callable(callbacks):
-        return [callbacks]
-    return list(callbacks)
-
-
-def _rgb_source(config: StageOneConfig) -> RGBSource:
-    return (
-        ImageFolderSource(config.rgb_dir) if config.rgb_dir is not None else ProceduralRGBSource()
-    )
-
-
-def host_workers(num_workers: int, cuda: bool, ranks_per_node: int = 1) -> int:
-    """DataLoader workers of the host sampler: ``num_workers``, or for ``-1`` one per available
-    core (shared by this node's ranks) but one for the training process, at most 16, on CUDA,
-    and none on the CPU, where the training itself needs the cores.
-
-    Example:
-        >>> host_workers(3, cuda=True), host_workers(-1, cuda=False)
-        (3, 0)
-    """
-    if num_workers >= 0:
-        return num_workers
-    if not cuda:
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(16, (cores or 1) // max(1, ranks_per_node) - 1))
-
-
-def _batches(
-    dataset: StageOneBatches | DeviceStageOneBatches,
-    start: int,
-    stop: int,
-    config: StageOneConfig,
-    workers: int,
-    pin: bool,
-) -> Iterable[Tensor]:
-    if workers == 0 or isinstance(dataset, DeviceStageOneBatches):
-        return (dataset[s] for s in range(start, stop))
-    return DataLoader(
-        dataset,
-        batch_size=None,
-        sampler=range(start, stop),
-        num_workers=workers,
-        pin_memory=pin,
-        prefetch_factor=4,
-        # Its own generator: the loader must not draw from the global torch RNG, which the
-        # codebook restart uses (a run with workers equals one without).
-        generator=torch.Generator().manual_seed(config.seed),
-    )
 
 
 #: Metrics kept per logged step in the checkpoint's ``curve`` (the loss curve of the run).
@@ -256,7 +137,7 @@ class _Trainer:
             self.dataset = DeviceStageOneBatches(config.setup, device=self.device, **common)
         else:
             self.dataset = StageOneBatches(
-                config.setup, _rgb_source(config), depth_source=config.depth_source, **common
+                config.setup, rgb_source(config), depth_source=config.depth_source, **common
             )
         self.history: list[dict[str, float]] = []
 
@@ -380,7 +261,7 @@ class _Trainer:
         ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", self.ctx.world_size))
         workers = host_workers(cfg.num_workers, self.cuda, ranks_here)
         batches: Iterator[Tensor] = iter(
-            _batches(self.dataset, self.step, cfg.iterations, cfg, workers, pin=self.cuda)
+            stage_one_batches(self.dataset, self.step, cfg.iterations, cfg, workers, pin=self.cuda)
         )
         tick, since = time.perf_counter(), 0
         try:
