@@ -9,8 +9,9 @@ from vqcore import DiscreteAutoencoder
 
 from threedsr.memory.config import MemoryConfig
 from threedsr.memory.descriptors import group_slices
+from threedsr.memory.features import MemoryFeatures
 from threedsr.memory.knn import local_scales
-from threedsr.memory.torch_model import FeatureMemory, MemoryFeatures, object_cells
+from threedsr.memory.torch_model import FeatureMemory, object_cells
 
 __all__ = ["fit_memory"]
 
