@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from threedsr_cli import report
+from threedsr_cli import overlays, report
 
 CATEGORY = "puck"
 
@@ -72,18 +72,18 @@ def test_predict_uses_the_detectors_display_scale(cli, run_rgbd, tiny_data, tmp_
 
 
 def test_display_scale_from_the_detector_or_the_fixed_fallback():
-    assert report.display_scale(SimpleNamespace(display=None)) == report.MapScale(0.0, 1.0)
+    assert overlays.display_scale(SimpleNamespace(display=None)) == overlays.MapScale(0.0, 1.0)
     sidecar = {"low": 0.8, "high": 0.95, "threshold": 0.9, "source": "validation"}
     for display in (sidecar, SimpleNamespace(**sidecar)):
-        scale = report.display_scale(SimpleNamespace(display=display))
-        assert scale == report.MapScale(0.8, 0.95, 0.9, "detector", "validation")
+        scale = overlays.display_scale(SimpleNamespace(display=display))
+        assert scale == overlays.MapScale(0.8, 0.95, 0.9, "detector", "validation")
         assert scale.range == (0.8, 0.95)
 
 
 def test_save_map_png_maps_low_to_0_and_high_to_255(tmp_path):
     low, high = 0.84, 0.97
     m = np.array([[low - 0.5, low, low + 0.25 * (high - low), high, high + 0.5]])
-    path = report.save_map_png(m, tmp_path / "m.png", low, high)
+    path = overlays.save_map_png(m, tmp_path / "m.png", low, high)
     with Image.open(path) as im:
         assert im.mode == "L"
         assert np.asarray(im).tolist() == [[0, 0, 64, 255, 255]]
@@ -92,17 +92,17 @@ def test_save_map_png_maps_low_to_0_and_high_to_255(tmp_path):
 
 def test_heat_map_is_transparent_below_low_and_ramps_above():
     image = np.full((1, 4, 3), 0.5)
-    out = report.blend(image, np.array([[0.1, 0.5, 0.75, 1.0]]), 0.5, 1.0)
+    out = overlays.blend(image, np.array([[0.1, 0.5, 0.75, 1.0]]), 0.5, 1.0)
     assert np.array_equal(out[0, :2], image[0, :2])  # at and below low: the image itself
-    alpha = report.colorize(np.array([[0.5, 0.75, 1.0]]), 0.5, 1.0)[0, :, 3]
-    assert alpha.tolist() == pytest.approx([0.0, report.HEAT_ALPHA / 2, report.HEAT_ALPHA])
+    alpha = overlays.colorize(np.array([[0.5, 0.75, 1.0]]), 0.5, 1.0)[0, :, 3]
+    assert alpha.tolist() == pytest.approx([0.0, overlays.HEAT_ALPHA / 2, overlays.HEAT_ALPHA])
 
 
-def _row(rng: np.random.Generator, gt: bool) -> report.OverlayRow:
+def _row(rng: np.random.Generator, gt: bool) -> overlays.OverlayRow:
     mask = np.zeros((16, 16), bool)
     mask[4:8, 4:8] = gt
     maps = {s: rng.random((16, 16)) for s in ("rgbd", "rgb")}
-    return report.OverlayRow(rng.random((16, 16, 3)), rng.random((16, 16)), maps, mask)
+    return overlays.OverlayRow(rng.random((16, 16, 3)), rng.random((16, 16)), maps, mask)
 
 
 def _texts(fig: Any) -> list[str]:
@@ -113,7 +113,7 @@ def _texts(fig: Any) -> list[str]:
 def test_overlay_layout_adds_the_good_reference_row(with_good):
     rng = np.random.default_rng(0)
     scale = {"rgbd": (0.2, 0.9), "rgb": (0.1, 0.8)}
-    fig = report.overlay_layout(
+    fig = overlays.overlay_layout(
         _row(rng, True),
         scale=scale,
         threshold={"rgbd": 0.5, "rgb": None},
@@ -125,7 +125,7 @@ def test_overlay_layout_adds_the_good_reference_row(with_good):
     # RGB, depth, ground truth, then each of the 2 maps over RGB and over depth; a bar per map
     assert len(panels) == rows * 7 and len(bars) == 2
     assert {ax.get_subplotspec().get_gridspec().nrows for ax in fig.axes} == {rows}
-    assert (report.GOOD_LABEL in _texts(fig)) == with_good
+    assert (overlays.GOOD_LABEL in _texts(fig)) == with_good
     for bar, name in zip(bars, scale, strict=True):
         assert bar.get_ylabel() == f"{name} anomaly score"
         assert bar.get_ylim() == pytest.approx(scale[name])
@@ -138,7 +138,7 @@ def test_overlay_figure_with_good_writes_a_taller_png(tmp_path):
     row, good = _row(rng, True), _row(rng, False)
     sizes = []
     for name, ref in (("one.png", None), ("two.png", good)):
-        path = report.overlay_figure(
+        path = overlays.overlay_figure(
             row.rgb, row.depth, row.maps, tmp_path / name, scale=(0.0, 1.0), gt=row.gt, good=ref
         )
         with Image.open(path) as im:

@@ -764,8 +764,8 @@ def test_help_shows_no_bool_metavar(cli: Any) -> None:
 
 
 def test_write_error_names_the_file_not_the_temporary(tmp_path: Path) -> None:
+    from threedsr_cli.atomic import atomic_write_json
     from threedsr_cli.errors import CLIError
-    from threedsr_cli.runs import atomic_write_json
 
     target = PROC / "metrics.json"
     with pytest.raises(CLIError) as info:

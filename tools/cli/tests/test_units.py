@@ -186,7 +186,7 @@ def test_format_train_stats_handles_missing_and_nan():
 
 
 def test_report_figures_from_arrays(tmp_path):
-    from threedsr_cli import report
+    from threedsr_cli import overlays, report
 
     rng = np.random.default_rng(0)
     labels = np.array([0] * 10 + [1] * 10)
@@ -201,7 +201,7 @@ def test_report_figures_from_arrays(tmp_path):
         {"dent": "depth", "stain": "rgb"},
         tmp_path / "bars.png",
     )
-    ov = report.overlay_figure(
+    ov = overlays.overlay_figure(
         rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
         rng.random((16, 16)),
         {"rgbd": maps[2]},
@@ -211,7 +211,7 @@ def test_report_figures_from_arrays(tmp_path):
         title="dent",
         scores={"rgbd": 1.2},
     )
-    gray = report.save_map_png(maps[2], tmp_path / "m.png", 0.0, 2.0)
+    gray = overlays.save_map_png(maps[2], tmp_path / "m.png", 0.0, 2.0)
     from PIL import Image
 
     for p in (roc, pro, bars, ov, gray):

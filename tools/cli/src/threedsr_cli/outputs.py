@@ -19,15 +19,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from threedsr_cli.atomic import atomic_write_json, file_sha256
 from threedsr_cli.errors import CLIError
-from threedsr_cli.runs import (
-    JOURNAL,
-    MANIFEST,
-    STAGING_PREFIX,
-    atomic_write_json,
-    file_sha256,
-    read_manifest,
-)
+from threedsr_cli.runs import JOURNAL, MANIFEST, STAGING_PREFIX, read_manifest
 
 __all__ = [
     "check_output_folder",

@@ -1,42 +1,36 @@
-"""Figures and reports from arrays: metrics tables (Markdown / HTML), ROC and PRO curves, and
-anomaly-map overlays on RGB and depth. matplotlib (Agg backend) is imported lazily."""
+"""Evaluation results as a reader sees them: metrics tables (Markdown / HTML), ROC and PRO curves
+and per-defect-type bars.
+
+The figures here and the anomaly-map overlays (:mod:`threedsr_cli.overlays`) share one lazy
+matplotlib (:func:`_pyplot`, Agg backend: no display needed) and one atomic PNG writer
+(:func:`_save_figure`), so ``--help`` and the commands that draw nothing never import matplotlib.
+"""
 
 from __future__ import annotations
 
 import html
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from threedsr_cli.runs import atomic_write_bytes, atomic_write_text
+from threedsr_cli.atomic import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from numpy.typing import ArrayLike
 
 __all__ = [
-    "FALLBACK_SCALE",
-    "GOOD_LABEL",
-    "MapScale",
-    "OverlayRow",
-    "blend",
-    "colorize",
     "defect_type_table",
-    "display_scale",
     "fmt_metric",
     "metrics_table",
-    "overlay_figure",
-    "overlay_layout",
     "plot_per_defect_type",
     "plot_pro",
     "plot_roc",
     "render_html",
-    "save_map_png",
 ]
 
 METRICS = (("image_auroc", "I-AUROC"), ("pixel_auroc", "P-AUROC"), ("aupro", "AUPRO@0.3"))
@@ -189,294 +183,6 @@ def plot_per_defect_type(
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
     return _save_figure(fig, path)
-
-
-#: The fallback colour scale of a detector without a calibrated display scale: every threedsr map
-#: is a softmax probability (or the logistic-squashed fusion with the feature memory), so it lies
-#: in (0, 1) and [0, 1] is its whole range, the same for every scan and every call.
-FALLBACK_SCALE = (0.0, 1.0)
-
-#: Largest opacity of the heat map (at ``high``); it ramps down to 0 at ``low``.
-HEAT_ALPHA = 0.8
-
-#: Row label of the defect-free scan drawn under a defective one (``overlay_figure(good=...)``).
-GOOD_LABEL = "good scan (reference)"
-
-
-@dataclass(frozen=True)
-class MapScale:
-    """One detector's colour scale for anomaly maps: ``low`` (transparent) to ``high``.
-
-    Fixed by the detector, never by the maps being drawn, so a scan gets the same picture alone or
-    among others. ``source`` is ``"detector"`` (a calibrated display scale) or ``"fixed"``
-    (:data:`FALLBACK_SCALE`); ``calibration`` says on what the detector calibrated it.
-    """
-
-    low: float
-    high: float
-    threshold: float | None = None
-    source: str = "fixed"
-    calibration: str | None = None
-
-    @property
-    def range(self) -> tuple[float, float]:
-        return (self.low, self.high)
-
-
-def _field(display: Any, name: str) -> Any:
-    """An attribute of the display scale, or its key (a sidecar may hold it as a plain dict)."""
-    if isinstance(display, Mapping):
-        return display.get(name)
-    return getattr(display, name, None)
-
-
-def display_scale(detector: Any) -> MapScale:
-    """The colour scale of ``detector``'s maps (a ``threedsr.Detector`` or ``OnnxDetector``).
-
-    Its ``display`` (``low``, ``high``, ``threshold``, ``source``: calibrated on good validation
-    scans) when it has one; otherwise :data:`FALLBACK_SCALE`, the whole (0, 1) range of a map,
-    with no threshold. Never the min-max of the maps at hand: that would paint a lone good scan
-    red edge to edge and give a scan another picture in other company.
-
-    Example:
-        >>> display_scale(object())
-        MapScale(low=0.0, high=1.0, threshold=None, source='fixed', calibration=None)
-    """
-    display = getattr(detector, "display", None)
-    if display is None:
-        return MapScale(*FALLBACK_SCALE)
-    threshold = _field(display, "threshold")
-    calibration = _field(display, "source")
-    return MapScale(
-        float(_field(display, "low")),
-        float(_field(display, "high")),
-        None if threshold is None else float(threshold),
-        "detector",
-        None if calibration is None else str(calibration),
-    )
-
-
-def _normalise(m: np.ndarray, low: float, high: float) -> np.ndarray:
-    """``m`` mapped from [low, high] to [0, 1], clipped (float64)."""
-    span = max(float(high) - float(low), 1e-12)
-    return np.clip((np.asarray(m, np.float64) - float(low)) / span, 0.0, 1.0)
-
-
-def colorize(m: np.ndarray, low: float, high: float, alpha: float = HEAT_ALPHA) -> np.ndarray:
-    """(H, W) map -> (H, W, 4) float RGBA: the 'jet' colour of the value on [low, high] and an
-    opacity ramping from 0 at ``low`` to ``alpha`` at ``high``.
-
-    The ramp is what makes a good scan readable: its pixels sit near ``low`` (what good scans
-    typically score), so they stay transparent and show the scan, and only what rises above
-    them is painted, the more opaquely the higher.
-
-    Example:
-        >>> colorize(np.array([[0.0, 1.0]]), 0.0, 1.0)[..., 3].tolist()
-        [[0.0, 0.8]]
-    """
-    from matplotlib import colormaps
-
-    norm = _normalise(m, low, high)
-    rgba = colormaps["jet"](norm)
-    rgba[..., 3] = alpha * norm
-    return rgba
-
-
-def _base(image: np.ndarray) -> np.ndarray:
-    img = np.asarray(image, np.float64)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    if img.max(initial=0.0) > 1.0:
-        img = img / 255.0
-    return np.clip(img, 0.0, 1.0)
-
-
-def blend(
-    image: np.ndarray, m: np.ndarray, low: float, high: float, alpha: float = HEAT_ALPHA
-) -> np.ndarray:
-    """Heat map over an RGB or grayscale image (both in [0, 1] or uint8), float RGB in [0, 1];
-    transparent at and below ``low`` (see :func:`colorize`), so a good scan shows its own image.
-
-    Example:
-        >>> img = np.full((1, 2, 3), 0.5)
-        >>> blend(img, np.array([[0.0, 1.0]]), 0.0, 1.0)[0, 0].tolist()
-        [0.5, 0.5, 0.5]
-    """
-    heat = colorize(m, low, high, alpha)
-    a = heat[..., 3:]
-    return (1 - a) * _base(image) + a * heat[..., :3]
-
-
-@dataclass(frozen=True)
-class OverlayRow:
-    """One scan of an overlay figure: its RGB and depth, named maps, optional ground truth and
-    image scores (``overlay_figure(good=...)`` takes one as the reference row)."""
-
-    rgb: np.ndarray
-    depth: np.ndarray
-    maps: Mapping[str, np.ndarray]
-    gt: np.ndarray | None = None
-    scores: Mapping[str, float] | None = None
-
-
-def _per_map(value: Any, names: Sequence[str]) -> dict[str, Any]:
-    """``{name: value}`` from one value for every map or a mapping by map name."""
-    if isinstance(value, Mapping):
-        return {n: value[n] for n in names}
-    return dict.fromkeys(names, value)
-
-
-def _row_panels(
-    row: Any, names: Sequence[str], scales: Mapping[str, tuple[float, float]], with_gt: bool
-) -> list[tuple[str, np.ndarray, bool]]:
-    """(title, image, is a map panel) of one row: RGB, depth, gt, each map over RGB and depth."""
-    panels = [("RGB", _base(row.rgb), False), ("depth", _base(row.depth), False)]
-    if with_gt:
-        gt = getattr(row, "gt", None)
-        gt = np.zeros(np.shape(row.depth)[:2]) if gt is None else np.asarray(gt, np.float64)
-        panels.append(("ground truth", _base(gt), False))
-    scores = getattr(row, "scores", None) or {}
-    for name in names:
-        m, (lo, hi) = row.maps[name], scales[name]
-        score = f" {scores[name]:.3f}" if name in scores else ""
-        panels.append((f"{name}{score} on RGB", blend(row.rgb, m, lo, hi), True))
-        panels.append((f"{name} on depth", blend(row.depth, m, lo, hi), True))
-    return panels
-
-
-def _colour_bar(
-    fig: Figure, cax: Any, scale: tuple[float, float], threshold: float | None, label: str
-) -> None:
-    """A labelled colour bar on [low, high]; the threshold as a black line and a named tick (an
-    end tick too close to it is dropped so the labels stay legible)."""
-    from matplotlib import cm, colors
-
-    lo, hi = scale
-    bar = fig.colorbar(cm.ScalarMappable(colors.Normalize(lo, hi), cmap="jet"), cax=cax)
-    bar.set_label(label, fontsize=7)
-    bar.ax.tick_params(labelsize=6)
-    if threshold is None:
-        return
-    y = min(max(float(threshold), lo), hi)  # a threshold off the scale sits at its end
-    bar.ax.axhline(y, color="black", lw=1.6)
-    ends = [v for v in (lo, hi) if abs(v - y) > 0.12 * (hi - lo)]
-    bar.set_ticks([*ends, y], labels=[*(f"{v:.3g}" for v in ends), f"threshold {threshold:.3g}"])
-
-
-def _draw_row(
-    axes: Sequence[Any], panels: Sequence[tuple[str, np.ndarray, bool]], gt: Any, label: str
-) -> None:
-    """One row's panels; the ground truth's outline on every map panel (where the defect is,
-    whatever the map), and the row's label left of its first panel."""
-    for ax, (title, img, is_map) in zip(axes, panels, strict=True):
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(title, fontsize=7)
-        ax.axis("off")
-        if is_map and gt is not None and np.any(gt):
-            ax.contour(np.asarray(gt, np.float64), levels=[0.5], colors="white", linewidths=0.7)
-    if label:
-        axes[0].text(
-            -0.08,
-            0.5,
-            label,
-            rotation=90,
-            transform=axes[0].transAxes,
-            ha="right",
-            va="center",
-            fontsize=8,
-        )
-
-
-def overlay_layout(
-    row: Any,
-    *,
-    scale: tuple[float, float] | Mapping[str, tuple[float, float]],
-    threshold: float | Mapping[str, float | None] | None = None,
-    good: Any = None,
-    title: str = "",
-) -> Figure:
-    """The overlay figure (not saved): one row per scan (``row``, then ``good`` labelled
-    :data:`GOOD_LABEL`), a colour bar per map after its two panels, spanning the rows.
-
-    Both rows use the same fixed scale per map, so the reference row shows what the detector
-    paints on a defect-free scan and the defect is read against it, not against a glow.
-    """
-    plt = _pyplot()
-    rows = [row] if good is None else [row, good]
-    names = list(row.maps)
-    scales = {n: (float(lo), float(hi)) for n, (lo, hi) in _per_map(scale, names).items()}
-    thresholds = _per_map(threshold, names)
-    with_gt = any(getattr(r, "gt", None) is not None for r in rows)
-    grid = [_row_panels(r, names, scales, with_gt) for r in rows]
-    lead = len(grid[0]) - 2 * len(names)  # RGB, depth (and gt) before the map panels
-    # per map: on RGB, on depth, its colour bar, room for the bar's labels
-    ratios = [1.0] * lead + [1.0, 1.0, 0.07, 0.6] * len(names)
-    fig = plt.figure(figsize=(2.1 * len(grid[0]) + 1.4 * len(names) + 0.4, 2.4 * len(rows)))
-    gs = fig.add_gridspec(len(rows), len(ratios), width_ratios=ratios, wspace=0.12, hspace=0.2)
-    cols = list(range(lead)) + [lead + 4 * k + j for k in range(len(names)) for j in (0, 1)]
-    labels = ["", ""] if good is None else ["scan", GOOD_LABEL]
-    for r, (panels, sample) in enumerate(zip(grid, rows, strict=True)):
-        axes = [fig.add_subplot(gs[r, c]) for c in cols]
-        _draw_row(axes, panels, getattr(sample, "gt", None), labels[r])
-    for k, name in enumerate(names):
-        label = "anomaly score" if len(names) == 1 else f"{name} anomaly score"
-        cax = fig.add_subplot(gs[:, lead + 4 * k + 2])
-        _colour_bar(fig, cax, scales[name], thresholds[name], label)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return fig
-
-
-def overlay_figure(
-    rgb: np.ndarray,
-    depth: np.ndarray,
-    maps: Mapping[str, np.ndarray],
-    path: Path,
-    *,
-    scale: tuple[float, float] | Mapping[str, tuple[float, float]],
-    threshold: float | Mapping[str, float | None] | None = None,
-    gt: np.ndarray | None = None,
-    title: str = "",
-    scores: Mapping[str, float] | None = None,
-    good: Any = None,
-) -> Path:
-    """One sample: RGB, depth, gt, then each named map over RGB and over depth, saved as PNG.
-
-    ``scale`` ((low, high), or one per map name) is fixed by the detector (:func:`display_scale`):
-    ``low`` is transparent, so a scan is painted only where it scores above good scans, and the
-    same scan always gets the same picture. ``threshold`` (one, or per map) is marked on the
-    colour bar. ``good`` (an :class:`OverlayRow`, or anything with ``rgb``, ``depth``, ``maps``)
-    adds a defect-free scan as a second row on the same scale (see :func:`overlay_layout`).
-    """
-    fig = overlay_layout(
-        OverlayRow(rgb, depth, maps, gt, scores),
-        scale=scale,
-        threshold=threshold,
-        good=good,
-        title=title,
-    )
-    return _save_figure(fig, path)
-
-
-def save_map_png(
-    m: np.ndarray, path: Path, low: float, high: float, threshold: float | None = None
-) -> Path:
-    """The anomaly map as an 8-bit grayscale PNG: ``low`` -> 0, ``high`` -> 255 (clipped).
-
-    The scale is the detector's (:func:`display_scale`), so a pixel value means the same score in
-    every map it writes; the PNG's text chunks record ``low``, ``high`` and ``threshold`` so the
-    score can be read back (``low + v / 255 * (high - low)``).
-    """
-    from PIL import Image, PngImagePlugin
-
-    img = (_normalise(m, low, high) * 255).round().astype(np.uint8)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("threedsr:scale", f"{float(low)!r} {float(high)!r}")
-    if threshold is not None:
-        info.add_text("threedsr:threshold", repr(float(threshold)))
-    buf = io.BytesIO()
-    Image.fromarray(img, mode="L").save(buf, format="PNG", pnginfo=info)
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def render_html(title: str, sections: Sequence[tuple[str, str]]) -> str:

@@ -1,4 +1,4 @@
-"""Run folders: a ``run.json`` marker that says what a folder holds, and atomic file writes.
+"""Run folders: a ``run.json`` marker that says what a folder holds.
 
 A second command never silently overwrites a finished run: the same run (same kind and key
 settings) continues only with ``--resume``; a different run, or an unrelated non-empty folder, is
@@ -10,21 +10,22 @@ their content is the one this tool recorded in the folder's :data:`MANIFEST`: a 
 wrote or edited is never moved or deleted.
 
 Output groups (metrics, predictions, exports) are written by :mod:`threedsr_cli.outputs`; the
-write lock of a folder is :mod:`threedsr_cli.locks`.
+write lock of a folder is :mod:`threedsr_cli.locks`; single files are written atomically by
+:mod:`threedsr_cli.atomic`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from threedsr_cli.atomic import atomic_write_json, file_sha256
 from threedsr_cli.errors import CLIError
 
 __all__ = [
@@ -36,15 +37,9 @@ __all__ = [
     "RECORDED",
     "STAGING_PREFIX",
     "RunFolder",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "atomic_write_with",
     "check_written",
     "claim_run",
     "distributed_rank",
-    "file_mode",
-    "file_sha256",
     "prediction_files",
     "read_manifest",
     "read_marker",
@@ -95,57 +90,6 @@ OWNED: dict[str, tuple[str, ...]] = {
 #: names of :data:`OWNED` that another command (eval) writes into the run folder: ``--overwrite``
 #: moves them only while :func:`written_by_tool` says their content is the recorded one
 RECORDED: dict[str, frozenset[str]] = {"train": frozenset({"metrics.json", "metrics.md"})}
-
-
-def file_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open()`` gives new files (mkstemp: 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _write_error(path: Path, exc: OSError) -> CLIError:
-    """An OSError of a temporary file, reported on the file the user asked for."""
-    return CLIError(f"{path}: cannot write ({exc.strerror or type(exc).__name__})")
-
-
-def atomic_write_with(path: Path, write: Callable[[Path], None]) -> Path:
-    """:func:`vqcore.atomic_write` (temporary name in ``path``'s folder, fsync, ``os.replace``,
-    the umask's mode) whose ``OSError`` names ``path``, never the temporary file."""
-    import vqcore  # lazily: --help and the light commands do not load torch
-
-    try:
-        return vqcore.atomic_write(path, write)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write_with(path, lambda p: p.write_bytes(data))
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write text atomically.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "hi")
-        >>> p.read_text()
-        'hi'
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> Path:
-    return atomic_write_text(
-        path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    )
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, str]:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.commands.demo_profile import SETUPS, DemoProfile
 from threedsr_cli.commands.demo_report import (
     depth_only_verdict,
@@ -26,7 +27,7 @@ from threedsr_cli.commands.train import run_training
 from threedsr_cli.commands.train_dada import run_stage_one
 from threedsr_cli.concurrent import TrainJob, train_concurrently
 from threedsr_cli.locks import run_lock
-from threedsr_cli.runs import atomic_write_json, claim_run
+from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
@@ -287,7 +288,7 @@ def _demo(
 
         t0 = time.perf_counter()
         modality = dict(meta.get("defect_types", {}))
-        from threedsr_cli.report import display_scale
+        from threedsr_cli.overlays import display_scale
 
         scales = {s: display_scale(det) for s, det in detectors.items()}
         overlays = write_figures(ui, out, profile, meta, metrics, test, scales)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from threedsr import EvaluatedSamples
 
     from threedsr_cli.commands.demo_profile import DemoProfile
-    from threedsr_cli.report import MapScale, OverlayRow
+    from threedsr_cli.overlays import MapScale, OverlayRow
     from threedsr_cli.ui import UI
 
 __all__ = [
@@ -103,9 +103,9 @@ def _overlays(
     progress: Callable[[int], None],
 ) -> list[tuple[str, Path]]:
     """The overlay figures, each map on its detector's fixed scale (``scales``, from
-    ``report.display_scale``). A defective scan gets the first good test scan as a reference row
+    ``overlays.display_scale``). A defective scan gets the first good test scan as a reference row
     on the same scale: the defect is read against what the detector paints on a good scan."""
-    from threedsr_cli import report as rp
+    from threedsr_cli.overlays import overlay_figure
 
     ref = next((j for j, t in enumerate(test["types"]) if t == "good"), None)
     good = None if ref is None else _overlay_row(test, ref)
@@ -115,7 +115,7 @@ def _overlays(
     for k, t in enumerate(types, 1):
         for i in [j for tt, j in picks if tt == t]:
             row = _overlay_row(test, i)
-            path = rp.overlay_figure(
+            path = overlay_figure(
                 row.rgb,
                 row.depth,
                 row.maps,
@@ -134,7 +134,7 @@ def _overlays(
 
 def _overlay_row(test: dict[str, Any], i: int) -> OverlayRow:
     """Test scan ``i`` (one of the preprocessed overlay samples) as a row of an overlay figure."""
-    from threedsr_cli.report import OverlayRow
+    from threedsr_cli.overlays import OverlayRow
 
     p = test["prepared"][i]
     return OverlayRow(

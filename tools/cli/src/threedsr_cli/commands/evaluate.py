@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from threedsr_cli.atomic import atomic_write_json, atomic_write_text, file_sha256
 from threedsr_cli.errors import CLIError
 from threedsr_cli.inputs import printable
 from threedsr_cli.locks import folder_lock
@@ -17,7 +18,7 @@ from threedsr_cli.outputs import (
     staging_folder,
 )
 from threedsr_cli.report import fmt_metric
-from threedsr_cli.runs import atomic_write_json, atomic_write_text, check_written, file_sha256
+from threedsr_cli.runs import check_written
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:

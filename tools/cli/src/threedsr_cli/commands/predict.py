@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.errors import CLIError, is_bad_input, one_line
 from threedsr_cli.inputs import InputItem, printable, resolve_inputs
 from threedsr_cli.locks import folder_lock
@@ -20,14 +21,14 @@ from threedsr_cli.outputs import (
     recover_outputs,
     staging_folder,
 )
-from threedsr_cli.runs import STAGING_PREFIX, atomic_write_json, prediction_files
+from threedsr_cli.runs import STAGING_PREFIX, prediction_files
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
     from pcprep import Prepared
     from threedsr import Detector, OnnxDetector, SamplePrediction
 
-    from threedsr_cli.report import MapScale
+    from threedsr_cli.overlays import MapScale
 
 __all__ = [
     "auto_threshold",
@@ -183,7 +184,7 @@ def _save(
 ) -> dict[str, Any]:
     """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
     do not depend on the other scans of the call); ``threshold`` is marked on the colour bar."""
-    from threedsr_cli.report import overlay_figure, save_map_png
+    from threedsr_cli.overlays import overlay_figure, save_map_png
 
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
     m, native, score = pred.map, pred.native_map, pred.score
@@ -280,7 +281,7 @@ def _predict(
     import threedsr
 
     from threedsr_cli.libs import warn, warn_unfinished
-    from threedsr_cli.report import display_scale
+    from threedsr_cli.overlays import display_scale
 
     warn_unfinished(detector)
     source = None
