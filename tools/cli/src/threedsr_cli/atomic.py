@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,16 +21,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "atomic_write_with",
-    "file_mode",
     "file_sha256",
 ]
-
-
-def file_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open()`` gives new files (mkstemp: 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _write_error(path: Path, exc: OSError) -> CLIError:
