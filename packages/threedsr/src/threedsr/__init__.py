@@ -20,7 +20,6 @@ from threedsr.config import (
     LossConfig,
     MemoryConfig,
     ModelConfig,
-    PreprocessConfig,
 )
 from threedsr.data import (
     TrainData,
@@ -44,19 +43,15 @@ from threedsr.evaluate import (
 from threedsr.export import export_detector, read_sidecar
 from threedsr.fit import TrainEvent, TrainResult, train_detector
 from threedsr.graph import InferenceGraph
-from threedsr.inference import (
-    Detector,
-    Prediction,
-    SamplePrediction,
-    choose_threshold,
-    predict_samples,
-    upsample_map,
-)
+from threedsr.inference import Detector, Prediction
 from threedsr.maps import AnomalyMap
 from threedsr.memory import FeatureMemory, fit_memory
 from threedsr.onnx_backend import OnnxDetector
 from threedsr.packed import PACK_SUFFIX, RGB_CODECS, Pack, PackedSample, is_pack, write_pack
+from threedsr.preprocess_config import PreprocessConfig
+from threedsr.sample_predictions import SamplePrediction, predict_samples, upsample_map
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
+from threedsr.thresholds import choose_threshold
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,7 @@
 """``DetectorConfig``: which method makes the map (``memory``, ``3dsr`` or ``fused``), the data,
-the runtime, and each method's parts: the 3DSR network's (:mod:`threedsr.dsr.config`) and the
-memory's (:class:`~threedsr.memory.MemoryConfig`)."""
+the runtime, and each method's parts: the 3DSR network's (:mod:`threedsr.dsr.config`), the
+memory's (:class:`~threedsr.memory.MemoryConfig`) and the preprocessing both share
+(:class:`~threedsr.preprocess_config.PreprocessConfig`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from threedsr.dsr.config import AnomalyConfig, LossConfig, ModelConfig
 from threedsr.errors import ThreedsrError
 from threedsr.memory.config import MemoryConfig
 from threedsr.packed import Pack, is_pack
+from threedsr.preprocess_config import PreprocessConfig
 
 __all__ = [
     "METHODS",
@@ -26,7 +28,6 @@ __all__ = [
     "MemoryConfig",
     "Method",
     "ModelConfig",
-    "PreprocessConfig",
     "Setup",
     "default_smoothing_size",
 ]
@@ -55,48 +56,6 @@ def default_smoothing_size(setup: str) -> int:
         (21, 11)
     """
     return 21 if setup == "depth" else 11
-
-
-@dataclass(frozen=True)
-class PreprocessConfig(ConfigMixin):
-    """pcprep preprocessing parameters (besides the side, ``DetectorConfig.image_size``).
-
-    Args:
-        plane: background-plane removal (``robust``, see :func:`pcprep.preprocess`).
-        fg_threshold: foreground height above the plane.
-        fill_iterations: hole-filling passes.
-        drop_border_objects: drop foreground parts that touch the image border. None = the
-            dataset's default: on for the Eyecandies layout, whose conveyor rails and back wall
-            rise off the belt and would otherwise be most of the "object" (CandyCane: 3 of 5
-            foreground pixels; package README, row 34), off elsewhere.
-
-    Example:
-        >>> PreprocessConfig().kwargs(256)
-        {'size': 256, 'plane': 'robust', 'fg_threshold': 0.005, 'fill_iterations': 2, 'drop_border_objects': False}
-        >>> PreprocessConfig().kwargs(layout="eyecandies")["drop_border_objects"]
-        True
-    """
-
-    _error = ThreedsrError
-
-    plane: str = "robust"
-    fg_threshold: float = 0.005
-    fill_iterations: int = 2
-    drop_border_objects: bool | None = None
-
-    def kwargs(self, size: int | None = None, layout: str | None = None) -> dict[str, Any]:
-        """Keyword arguments of :func:`pcprep.preprocess` (what ``detector.pt`` stores as
-        ``preprocess``); ``size`` (the model side) first when given; ``layout`` (pcprep's
-        :func:`~pcprep.detect_layout`) settles the dataset defaults."""
-        out: dict[str, Any] = {} if size is None else {"size": int(size)}
-        drop = self.drop_border_objects
-        out.update(
-            plane=self.plane,
-            fg_threshold=self.fg_threshold,
-            fill_iterations=self.fill_iterations,
-            drop_border_objects=bool(layout == "eyecandies" if drop is None else drop),
-        )
-        return out
 
 
 _PARTS: dict[str, type[ConfigMixin]] = {

@@ -16,8 +16,9 @@ import vqcore
 
 from threedsr.config import METHOD_SUMMARY
 from threedsr.errors import ThreedsrError
-from threedsr.inference import Detector, upsample_map
+from threedsr.inference import Detector
 from threedsr.packed import Pack, is_pack
+from threedsr.sample_predictions import upsample_map
 
 __all__ = [
     "BTF_RESULTS",

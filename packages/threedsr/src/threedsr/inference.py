@@ -1,19 +1,21 @@
-"""Inference: ``Detector`` (load a run, predict batches, whichever method made it),
-native-resolution maps, thresholds."""
+"""``Detector``: inference in one object, whichever method (``memory``, ``3dsr``, ``fused``)
+made the detector. ``Detector.load`` needs only the run's ``detector.pt``, and ``predict`` runs
+the smoothing the detector was calibrated with, so its scores are on the stored threshold's scale.
+
+It works on batched tensors at model resolution; raw scans and native-resolution maps are
+:mod:`threedsr.sample_predictions`, the threshold choice :mod:`threedsr.thresholds`."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence, Sized
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pcprep
 import torch
-import torch.nn.functional as F
 import vqcore
 from torch import Tensor
 
@@ -27,14 +29,7 @@ from threedsr.maps import AnomalyMap
 from threedsr.memory.torch_model import FeatureMemory
 from threedsr.smoothing import smooth_maps
 
-__all__ = [
-    "Detector",
-    "Prediction",
-    "SamplePrediction",
-    "choose_threshold",
-    "predict_samples",
-    "upsample_map",
-]
+__all__ = ["Detector", "Prediction"]
 
 
 class Prediction(NamedTuple):
@@ -49,18 +44,6 @@ class Prediction(NamedTuple):
     maps: Tensor
     scores: Tensor
     raw_maps: Tensor
-
-
-@dataclass
-class SamplePrediction:
-    """One sample's result: model-resolution and native-resolution maps (numpy, float32)."""
-
-    score: float
-    map: np.ndarray
-    native_map: np.ndarray
-    path: Path | None = None
-    label: int = 0
-    defect_type: str = "good"
 
 
 class Detector:
@@ -312,107 +295,3 @@ class Detector:
     def prepare(self, sample: Any) -> Any:
         """pcprep-preprocess a raw `Sample` with the parameters the detector was fitted with."""
         return pcprep.preprocess(sample, **self.preprocess)
-
-
-def upsample_map(m: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of one (H, W) map to ``shape`` (align_corners=False).
-
-    Example:
-        >>> upsample_map(np.ones((4, 4), np.float32), (6, 8)).shape
-        (6, 8)
-    """
-    t = torch.as_tensor(np.asarray(m, dtype=np.float32))[None, None]
-    if tuple(t.shape[2:]) == tuple(shape):
-        return t[0, 0].numpy().copy()
-    return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()
-
-
-def _prepared_iter(detector: Detector, samples: Iterable[Any]) -> Iterable[Any]:
-    for s in samples:
-        yield s if hasattr(s, "depth") and hasattr(s, "foreground") else detector.prepare(s)
-
-
-def predict_samples(
-    detector: Detector,
-    samples: Iterable[Any],
-    *,
-    batch_size: int | None = None,
-    progress: Callable[[int, int | None], None] | None = None,
-) -> list[SamplePrediction]:
-    """Predict raw `Sample`s (preprocessed with the detector's parameters) or `Prepared` records,
-    returning maps at model resolution and at each sample's native resolution (bilinear).
-
-    ``detector`` is a :class:`Detector` or anything with its ``prepare``/``predict`` pair (the
-    ONNX backend's ``OnnxDetector``). Samples are prepared lazily and predicted
-    ``batch_size`` at a time; ``progress(done, total)`` is called after each batch with the
-    number of samples predicted (``total`` is ``len(samples)``, or None for an iterator).
-    """
-    bs = batch_size or detector.batch_size
-    total = len(samples) if isinstance(samples, Sized) else None
-    out: list[SamplePrediction] = []
-    buf: list[Any] = []
-
-    def flush() -> None:
-        pred = detector.predict(buf)
-        for p, m, s in zip(buf, np.asarray(pred.maps), np.asarray(pred.scores), strict=True):
-            native = tuple(getattr(p, "native_shape", m.shape))
-            out.append(
-                SamplePrediction(
-                    float(s),
-                    m,
-                    upsample_map(m, native),
-                    getattr(p, "path", None),
-                    int(getattr(p, "label", 0)),
-                    str(getattr(p, "defect_type", "good")),
-                )
-            )
-        buf.clear()
-        if progress is not None:
-            progress(len(out), total)
-
-    for p in _prepared_iter(detector, samples):
-        buf.append(p)
-        if len(buf) == bs:
-            flush()
-    if buf:
-        flush()
-    return out
-
-
-def choose_threshold(
-    detector: Detector | None = None,
-    samples: Iterable[Any] | None = None,
-    *,
-    scores: Sequence[float] | np.ndarray | None = None,
-    method: str = "max",
-    quantile: float = 0.99,
-    margin: float = 0.0,
-) -> float:
-    """An image-score threshold from anomaly-free validation samples.
-
-    ``method="max"``: the largest validation score (no validation sample flagged) plus ``margin``;
-    ``method="quantile"``: the ``quantile`` of validation scores (accepts that fraction as normal).
-    Pass either ``detector`` + ``samples`` or precomputed ``scores``.
-
-    Example:
-        >>> choose_threshold(scores=[0.1, 0.3, 0.2])
-        0.3
-        >>> round(choose_threshold(scores=np.linspace(0, 1, 101), method="quantile", quantile=0.9), 6)
-        0.9
-    """
-    if scores is None:
-        if detector is None or samples is None:
-            raise ThreedsrError("choose_threshold: pass detector and samples, or scores")
-        scores = [p.score for p in predict_samples(detector, samples)]
-    arr = np.asarray(scores, dtype=np.float64)
-    if arr.size == 0:
-        raise ThreedsrError("choose_threshold: no validation scores")
-    if not np.isfinite(arr).all():
-        raise ThreedsrError("choose_threshold: validation scores contain NaN or inf")
-    if method == "max":
-        return float(arr.max() + margin)
-    if method == "quantile":
-        if not 0.0 <= quantile <= 1.0:
-            raise ThreedsrError(f"choose_threshold: quantile must be in [0, 1], got {quantile}")
-        return float(np.quantile(arr, quantile) + margin)
-    raise ThreedsrError(f"choose_threshold: unknown method {method!r} (max or quantile)")
