@@ -81,6 +81,7 @@ def evaluate_configs(
     configs: dict[str, dict[str, Any]],
     copies: int,
     kinds_cycle: tuple[str, ...] = DEFAULT_KINDS,
+    boxes: tuple[int, ...] = (11,),
 ) -> dict[str, dict[str, float]]:
     from threedsr import MemoryConfig
     from threedsr.memory import fit_memory
@@ -93,21 +94,25 @@ def evaluate_configs(
         # Overrides of the rgbd preset's memory, so that {} is what `train` fits.
         memory = fit_memory(train, "rgbd", MemoryConfig.for_setup("rgbd", **overrides), seed=0)
 
-        def scores(x: torch.Tensor, memory: Any = memory) -> np.ndarray:
-            with torch.no_grad():
-                maps = torch.cat([memory(x[i : i + 4]) for i in range(0, len(x), 4)])
-            return smooth_maps(maps, "box", 11, 4.0).flatten(1).amax(1).numpy()
-
-        s_good, s_bad = scores(good), scores(bad)
-        row = {}
-        for kind in kinds_cycle:
-            sel = np.array([k == kind for k in kinds])
-            labels = np.r_[np.zeros(len(s_good)), np.ones(sel.sum())]
-            row[kind] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad[sel]]), 3)
-        labels = np.r_[np.zeros(len(s_good)), np.ones(len(s_bad))]
-        row["all"] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad]), 3)
-        results[name] = row
-        print(f"{name:24s} {row}  ({time.time() - t0:.0f} s)", flush=True)
+        with torch.no_grad():
+            raw_good, raw_bad = (
+                torch.cat([memory(x[i : i + 4]) for i in range(0, len(x), 4)]) for x in (good, bad)
+            )
+        for box in boxes:
+            s_good, s_bad = (
+                smooth_maps(m, "box", box, 4.0).flatten(1).amax(1).numpy()
+                for m in (raw_good, raw_bad)
+            )
+            row = {}
+            for kind in kinds_cycle:
+                sel = np.array([k == kind for k in kinds])
+                labels = np.r_[np.zeros(len(s_good)), np.ones(sel.sum())]
+                row[kind] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad[sel]]), 3)
+            labels = np.r_[np.zeros(len(s_good)), np.ones(len(s_bad))]
+            row["all"] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad]), 3)
+            key = name if boxes == (11,) else f"{name} box {box}"
+            results[key] = row
+            print(f"{key:24s} {row}  ({time.time() - t0:.0f} s)", flush=True)
     return results
 
 
@@ -122,6 +127,9 @@ def main() -> None:
     )
     ap.add_argument("--copies", type=int, default=3)
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(DEFAULT_KINDS))
+    ap.add_argument(
+        "--box", type=int, nargs="+", default=[11], help="smoothing box sides, scored on one fit"
+    )
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -143,7 +151,7 @@ def main() -> None:
     )
     print(f"{args.category}: {len(train)} training scans, {len(good)} good validation scans")
     results = evaluate_configs(
-        train, good, json.loads(args.configs), args.copies, tuple(args.kinds)
+        train, good, json.loads(args.configs), args.copies, tuple(args.kinds), tuple(args.box)
     )
     if args.json:
         with open(args.json, "w") as f:
