@@ -130,7 +130,7 @@ def test_overlay_layout_adds_the_good_reference_row(with_good):
         assert bar.get_ylabel() == f"{name} anomaly score"
         assert bar.get_ylim() == pytest.approx(scale[name])
     assert any("threshold 0.5" in t.get_text() for t in bars[0].get_yticklabels())
-    report._pyplot().close(fig)
+    report.pyplot().close(fig)
 
 
 def test_overlay_figure_with_good_writes_a_taller_png(tmp_path):

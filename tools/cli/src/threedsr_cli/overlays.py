@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from threedsr_cli.atomic import atomic_write_bytes
-from threedsr_cli.report import _pyplot, _save_figure
+from threedsr_cli.report import pyplot, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -248,7 +248,7 @@ def overlay_layout(
     Both rows use the same fixed scale per map, so the reference row shows what the detector
     paints on a defect-free scan and the defect is read against it, not against a glow.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows = [row] if good is None else [row, good]
     names = list(row.maps)
     scales = {n: (float(lo), float(hi)) for n, (lo, hi) in _per_map(scale, names).items()}
@@ -302,7 +302,7 @@ def overlay_figure(
         good=good,
         title=title,
     )
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def save_map_png(

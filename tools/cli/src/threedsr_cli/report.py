@@ -2,8 +2,8 @@
 and per-defect-type bars.
 
 The figures here and the anomaly-map overlays (:mod:`threedsr_cli.overlays`) share one lazy
-matplotlib (:func:`_pyplot`, Agg backend: no display needed) and one atomic PNG writer
-(:func:`_save_figure`), so ``--help`` and the commands that draw nothing never import matplotlib.
+matplotlib (:func:`pyplot`, Agg backend: no display needed) and one atomic PNG writer
+(:func:`save_figure`), so ``--help`` and the commands that draw nothing never import matplotlib.
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ __all__ = [
     "plot_per_defect_type",
     "plot_pro",
     "plot_roc",
+    "pyplot",
     "render_html",
+    "save_figure",
 ]
 
 METRICS = (("image_auroc", "I-AUROC"), ("pixel_auroc", "P-AUROC"), ("aupro", "AUPRO@0.3"))
 
 
-def _pyplot() -> ModuleType:
+def pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -45,10 +47,10 @@ def _pyplot() -> ModuleType:
     return plt
 
 
-def _save_figure(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -121,7 +123,7 @@ def plot_roc(
     """Image-level ROC curves, one per name, from ``{name: (labels, scores)}`` (admetrics)."""
     import admetrics
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = admetrics.roc_curve(np.asarray(labels), np.asarray(scores, np.float64))
@@ -132,7 +134,7 @@ def plot_roc(
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right", fontsize=8)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pro(
@@ -145,7 +147,7 @@ def plot_pro(
     """PRO curves up to ``fpr_limit`` from ``{name: (masks, maps)}`` (exact, admetrics)."""
     import admetrics
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     for name, (masks, maps) in curves.items():
         fpr, pro = admetrics.pro_curve(np.asarray(masks), np.asarray(maps), fpr_limit=fpr_limit)
@@ -155,7 +157,7 @@ def plot_pro(
     ax.set_xlim(0, fpr_limit)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right", fontsize=8)
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_defect_type(
@@ -165,7 +167,7 @@ def plot_per_defect_type(
     title: str = "Image AUROC per defect type",
 ) -> Path:
     """Grouped bars: image AUROC of each setup for each defect type (labelled with its modality)."""
-    plt = _pyplot()
+    plt = pyplot()
     setups = list(per_setup)
     types = sorted({t for v in per_setup.values() for t in v})
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(types), 3.2))
@@ -182,7 +184,7 @@ def plot_per_defect_type(
     ax.set_ylabel("image AUROC (%)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def render_html(title: str, sections: Sequence[tuple[str, str]]) -> str:
