@@ -1,7 +1,7 @@
 """Choose memory options without test labels: defects implanted into a class's good validation
 scans, which the memory never stores.
 
-    uv run python tools/bench/implant.py DATA CATEGORY [--configs JSON] [--copies 3]
+    uv run python tools/bench/implant.py DATA CATEGORY [--configs JSON] [--copies 3] [--box 11 ...]
 
 A real class's public test half holds a dozen defective scans, so its image AUROC has a
 standard error near 0.1 and cannot tell options apart that differ by less (CandyCane: issue 23).
