@@ -57,14 +57,15 @@ from .pretrained import (
     strip_checkpoint,
 )
 from .progress import TrainCallback, TrainEvent, as_callbacks
-from .quantizer import (
-    VectorQuantizer,
-    VectorQuantizerEMA,
-    VQOutput,
+from .quantizer import VectorQuantizer, VectorQuantizerEMA
+from .quantizer_base import VQOutput
+from .search import (
+    DISTANCES,
     nearest_codes,
+    ranked_codes,
+    reference_distances,
     squared_distances,
 )
-from .search import DISTANCES, ranked_codes, reference_distances
 from .shapes import ShapeError, check_shape
 from .train import StageOneResult, train_dada
 from .train_config import PRESETS, StageOneConfig
