@@ -8,6 +8,7 @@ Example:
     torch.Size([1, 4, 32, 32])
 """
 
+from .autoencoder import DiscreteAutoencoder, Encoding
 from .blocks import ResidualBlock, ResidualStack
 from .checkpoint import (
     CHECKPOINT_KIND,
@@ -41,8 +42,6 @@ from .models import (
     DADA,
     RGBVQVAE,
     DepthVQVAE,
-    DiscreteAutoencoder,
-    Encoding,
     build_backbone,
     count_parameters,
     init_conv_weights,

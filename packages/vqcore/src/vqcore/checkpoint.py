@@ -12,9 +12,10 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .autoencoder import DiscreteAutoencoder
 from .config import BackboneConfig
 from .errors import VqcoreError
-from .models import DiscreteAutoencoder, build_backbone
+from .models import build_backbone
 
 __all__ = [
     "CHECKPOINT_KIND",

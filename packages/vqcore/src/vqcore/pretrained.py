@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
+from .autoencoder import DiscreteAutoencoder
 from .checkpoint import load_backbone, read_checkpoint, save_checkpoint
 from .config import SETUPS
 from .errors import VqcoreError
-from .models import DiscreteAutoencoder
 
 __all__ = [
     "PRETRAINED_DIR",

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
+from .autoencoder import DiscreteAutoencoder
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import StageOneBatches
 from .device import precision_scope, uses_bf16
@@ -27,7 +28,7 @@ from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .loader import host_workers, rgb_source, stage_one_batches
 from .loss import reconstruction_loss
-from .models import DiscreteAutoencoder, build_backbone
+from .models import build_backbone
 from .ops import code_usage
 from .progress import TrainCallback, TrainEvent, as_callbacks
 from .train_config import StageOneConfig
