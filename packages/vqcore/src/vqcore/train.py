@@ -20,10 +20,10 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from .autoencoder import DiscreteAutoencoder
-from .checkpoint import read_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .data import StageOneBatches
 from .device import precision_scope, uses_bf16
-from .device_data import DeviceStageOneBatches, resolve_sampler
+from .device_data import DeviceStageOneBatches
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
 from .loader import host_workers, rgb_source, stage_one_batches
@@ -31,6 +31,7 @@ from .loss import reconstruction_loss
 from .models import build_backbone
 from .ops import code_usage
 from .progress import TrainCallback, TrainEvent, as_callbacks
+from .resume import checkpoint_payload, existing_state, run_sampler, set_rng_state
 from .train_config import StageOneConfig
 
 __all__ = ["StageOneResult", "train_dada"]
@@ -66,22 +67,6 @@ class StageOneResult:
 _CURVE_KEYS = ("loss", "recon", "vq_loss", "perplexity_top", "perplexity_bot", "lr")
 
 
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    if "torch" in state:
-        torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        cuda = [s.cpu() for s in state["cuda"]]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-
-
 class _Trainer:
     """The state of one stage-1 run; methods are the explicit steps of :func:`train_dada`."""
 
@@ -93,7 +78,7 @@ class _Trainer:
         self.amp = uses_bf16(config.precision, self.device, auto=config.amp)
         self.channels_last = self.cuda and config.channels_last
         assert config.backbone is not None
-        state = self._existing_state()
+        state = existing_state(config)
         torch.manual_seed(config.seed)
         # Built on the CPU so the initial weights do not depend on the device.
         model = build_backbone(config.backbone)
@@ -115,7 +100,7 @@ class _Trainer:
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            _set_rng_state(state.get("rng", {}))
+            set_rng_state(state.get("rng", {}))
         self.net: torch.nn.Module = model
         if ctx.enabled:
             # Buffers (EMA codebooks) stay identical by the quantizers' all-reduce.
@@ -124,7 +109,7 @@ class _Trainer:
                 device_ids=[self.device.index] if self.cuda else None,
                 broadcast_buffers=False,
             )
-        self.sampler = self._sampler(state)
+        self.sampler = run_sampler(config, self.device, state)
         self.dataset: StageOneBatches | DeviceStageOneBatches
         common: dict[str, Any] = dict(
             image_size=config.image_size,
@@ -142,64 +127,18 @@ class _Trainer:
             )
         self.history: list[dict[str, float]] = []
 
-    def _sampler(self, state: dict[str, Any] | None) -> str:
-        """``auto`` resumes with the checkpoint's sampler (``host`` before the option existed),
-        so a resumed run sees the batches of an uninterrupted one; an explicit choice wins."""
-        cfg = self.config
-        if cfg.sampler == "auto" and state is not None:
-            return str(state.get("train_config", {}).get("sampler", "host"))
-        return resolve_sampler(
-            cfg.sampler, self.device, rgb_dir=cfg.rgb_dir, depth_source=cfg.depth_source
-        )
-
-    def _existing_state(self) -> dict[str, Any] | None:
-        path = self.config.checkpoint_path
-        if not path.exists():
-            return None
-        if not self.config.resume:
-            if self.config.overwrite:
-                return None
-            raise VqcoreError(
-                f"{path}: a checkpoint already exists; resume to continue it or overwrite to "
-                "replace it"
-            )
-        state = read_checkpoint(path, map_location="cpu")
-        assert self.config.backbone is not None
-        # The distance form is arithmetic, like the precision: a run may continue in another
-        # (a checkpoint written before the field existed has none).
-        expected = self.config.backbone.to_dict()
-        stored = {**dict(state["config"]), "vq_distance": expected["vq_distance"]}
-        if stored != expected:
-            diff = sorted(
-                k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k)
-            )
-            raise VqcoreError(
-                f"{path}: cannot resume, the checkpoint's backbone differs in {diff} "
-                f"(it is a {stored.get('setup')!r} model)"
-            )
-        for key in ("optimizer", "scheduler", "step"):
-            if key not in state:
-                raise VqcoreError(f"{path}: cannot resume, the checkpoint has no {key!r} state")
-        return state
-
     def payload(self) -> dict[str, Any]:
         """Everything needed to rebuild the model and continue training exactly."""
-        assert self.config.backbone is not None
-        return {
-            "config": self.config.backbone.to_dict(),
-            "setup": self.config.setup,
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "step": self.step,
-            "total": self.config.iterations,
-            "complete": self.step >= self.config.iterations,
-            "train_config": self.config.to_dict() | {"sampler": self.sampler},
-            "rng": _rng_state(),
-            "metrics": dict(self.history[-1]) if self.history else {},
-            "curve": [dict(p) for p in self.curve],
-            "versions": {"vqcore": _version(), "torch": str(torch.__version__)},
-        }
+        return checkpoint_payload(
+            self.config,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            step=self.step,
+            sampler=self.sampler,
+            history=self.history,
+            curve=self.curve,
+        )
 
     def save(self) -> Path:
         """Rank 0 writes the checkpoint atomically; every rank waits for it."""
@@ -290,12 +229,6 @@ class _Trainer:
                 save_checkpoint(self.payload(), self.config.checkpoint_path)
             raise
         self.save()
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def train_dada(
