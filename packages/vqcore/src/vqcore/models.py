@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .autoencoder import Device, DiscreteAutoencoder, Encoding
+from .autoencoder import Device, DiscreteAutoencoder
 from .config import BackboneConfig
 from .encoders import (
     EncoderTop,
@@ -20,14 +20,10 @@ from .encoders import (
 )
 from .quantizer import VectorQuantizerEMA
 
-# DiscreteAutoencoder and Encoding stay in __all__: both were importable from here before the
-# autoencoder got a module of its own.
 __all__ = [
     "DADA",
     "RGBVQVAE",
     "DepthVQVAE",
-    "DiscreteAutoencoder",
-    "Encoding",
     "build_backbone",
     "count_parameters",
     "init_conv_weights",

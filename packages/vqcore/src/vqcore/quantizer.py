@@ -12,18 +12,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .quantizer_base import VQOutput, _QuantizerBase
-from .search import nearest_codes, squared_distances
+from .quantizer_base import _QuantizerBase
 
-# VQOutput and the two searches are re-exported: they were importable from here before the
-# quantizer interface (quantizer_base) and the searches (search) got modules of their own.
-__all__ = [
-    "VQOutput",
-    "VectorQuantizer",
-    "VectorQuantizerEMA",
-    "nearest_codes",
-    "squared_distances",
-]
+__all__ = ["VectorQuantizer", "VectorQuantizerEMA"]
 
 
 def _distributed_world() -> int:
