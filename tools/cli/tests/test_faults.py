@@ -150,7 +150,7 @@ def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect)
 )
 def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, nth, expect):
     from threedsr_cli.outputs import recover_outputs
-    from threedsr_cli.runs import STAGING_PREFIX
+    from threedsr_cli.ownership import STAGING_PREFIX
 
     out = tmp_path / "p"
     if expect != "incomplete":  # an earlier prediction, replaced with --overwrite

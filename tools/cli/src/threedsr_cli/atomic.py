@@ -3,7 +3,7 @@ one, never half written, and a failed write is reported on that file, not on a t
 
 The writing itself is :func:`vqcore.atomic_write` (imported lazily: ``--help`` and the light
 commands do not load torch); :func:`file_sha256` is how run folders recognise the files this tool
-wrote (:data:`threedsr_cli.runs.MANIFEST`).
+wrote (:data:`threedsr_cli.ownership.MANIFEST`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ renamed into place (:func:`commit_outputs`); a kill at any moment leaves the old
 journal that :func:`recover_outputs` completes (the next command on the folder does it).
 
 A commit can also record its files, name and SHA-256, in the folder's ``.threedsr-written.json``
-(:data:`~threedsr_cli.runs.MANIFEST`): a later command replaces a file only while its content is
+(:data:`~threedsr_cli.ownership.MANIFEST`): a later command replaces a file only while its content is
 the recorded one, so a file the user wrote, or edited since, is never replaced.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from threedsr_cli.atomic import atomic_write_json, file_sha256
 from threedsr_cli.errors import CLIError
-from threedsr_cli.runs import JOURNAL, MANIFEST, STAGING_PREFIX, read_manifest
+from threedsr_cli.ownership import JOURNAL, MANIFEST, STAGING_PREFIX, read_manifest
 
 __all__ = [
     "check_output_folder",

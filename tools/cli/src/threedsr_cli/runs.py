@@ -3,15 +3,17 @@
 A second command never silently overwrites a finished run: the same run (same kind and key
 settings) continues only with ``--resume``; a different run, or an unrelated non-empty folder, is
 refused; ``--overwrite`` replaces a run this tool wrote (never an unrelated folder). Only the
-files the tool writes (:data:`OWNED`) are replaced; they are moved aside into ``.overwritten/``
-and restored if the new run fails before it has written its first checkpoint. Files that other
-commands add to a run folder (eval's ``metrics.json`` / ``metrics.md``) are replaced only while
-their content is the one this tool recorded in the folder's :data:`MANIFEST`: a file the user
-wrote or edited is never moved or deleted.
+files the tool writes (:data:`~threedsr_cli.ownership.OWNED`) are replaced; they are moved aside
+into ``.overwritten/`` and restored if the new run fails before it has written its first
+checkpoint. Files that other commands add to a run folder (eval's ``metrics.json`` /
+``metrics.md``) are replaced only while their content is the one this tool recorded in the
+folder's :data:`~threedsr_cli.ownership.MANIFEST`: a file the user wrote or edited is never moved
+or deleted.
 
-Output groups (metrics, predictions, exports) are written by :mod:`threedsr_cli.outputs`; the
-write lock of a folder is :mod:`threedsr_cli.locks`; single files are written atomically by
-:mod:`threedsr_cli.atomic`.
+Which names a run owns, and the record of what this tool wrote, are
+:mod:`threedsr_cli.ownership`; output groups (metrics, predictions, exports) are written by
+:mod:`threedsr_cli.outputs`; the write lock of a folder is :mod:`threedsr_cli.locks`; single files
+are written atomically by :mod:`threedsr_cli.atomic`.
 """
 
 from __future__ import annotations
@@ -25,112 +27,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from threedsr_cli.atomic import atomic_write_json, file_sha256
+from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.errors import CLIError
+from threedsr_cli.ownership import (
+    BACKUP,
+    MARKER,
+    OWNED,
+    RECORDED,
+    prediction_files,
+    written_by_tool,
+)
 
 __all__ = [
-    "BACKUP",
-    "JOURNAL",
-    "MANIFEST",
-    "MARKER",
-    "OWNED",
-    "RECORDED",
-    "STAGING_PREFIX",
     "RunFolder",
-    "check_written",
     "claim_run",
     "distributed_rank",
-    "prediction_files",
-    "read_manifest",
     "read_marker",
-    "written_by_tool",
 ]
-
-MARKER = "run.json"
-#: where ``--overwrite`` keeps the replaced run's files until the new run has a checkpoint
-BACKUP = ".overwritten"
-#: the rename list of an output group being committed (see :func:`commit_outputs`)
-JOURNAL = ".threedsr-commit.json"
-#: prefix of the hidden folder an output group is staged in (it marks the folder incomplete)
-STAGING_PREFIX = ".incomplete-"
-#: the record of the files this tool wrote into a folder: name -> SHA-256 (see outputs.py)
-MANIFEST = ".threedsr-written.json"
-
-#: top-level names each kind of run writes: the only ones ``--overwrite`` replaces
-OWNED: dict[str, tuple[str, ...]] = {
-    "train": (
-        MARKER,
-        "detector.pt",
-        "train_state.pt",
-        "train_history.json",
-        "metrics.json",
-        "metrics.md",
-        "predictions",
-        MANIFEST,
-    ),
-    "train-dada": (MARKER, "backbone.pt"),
-    "demo": (
-        MARKER,
-        "data",
-        "dada-rgbd",
-        "backbone-rgb",
-        "detector-rgbd",
-        "detector-rgb",
-        "metrics.json",
-        "report.md",
-        "report.html",
-        "roc.png",
-        "pro.png",
-        "per_defect_type.png",
-        "overlays",
-    ),
-}
-
-
-#: names of :data:`OWNED` that another command (eval) writes into the run folder: ``--overwrite``
-#: moves them only while :func:`written_by_tool` says their content is the recorded one
-RECORDED: dict[str, frozenset[str]] = {"train": frozenset({"metrics.json", "metrics.md"})}
-
-
-def read_manifest(folder: Path) -> dict[str, str]:
-    """The files this tool recorded in ``folder`` (name -> SHA-256); {} when there is no record
-    or it cannot be read (then nothing counts as the tool's: nothing is replaced)."""
-    try:
-        data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
-        files = data["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    if not isinstance(files, dict):
-        return {}
-    return {str(k): str(v) for k, v in files.items()}
-
-
-def written_by_tool(folder: Path, name: str) -> bool:
-    """True when ``folder/name`` is a plain file whose content is the one this tool recorded."""
-    path = Path(folder) / name
-    recorded = read_manifest(folder).get(name)
-    if recorded is None or path.is_symlink() or not path.is_file():
-        return False
-    try:
-        return file_sha256(path) == recorded
-    except OSError:
-        return False
-
-
-def check_written(folder: Path, names: Iterable[str]) -> None:
-    """Each of ``names`` that exists in ``folder`` must be a file this tool wrote, unchanged.
-
-    Raises:
-        CLIError: one was written by hand, or edited since (names the file; nothing replaced).
-    """
-    for name in names:
-        path = Path(folder) / name
-        if (path.exists() or path.is_symlink()) and not written_by_tool(folder, name):
-            raise CLIError(
-                f"{path}: not written by threedsr-cli, or changed since (its content is not the "
-                f"one recorded in {MANIFEST}); it is never replaced: move it away or choose "
-                "another --out"
-            )
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -385,22 +298,3 @@ def _move_aside(out: Path, marker: dict[str, Any]) -> Path:
     for entry in moving:
         os.replace(entry, backup / entry.name)
     return backup
-
-
-# --------------------------------------------------------------------------- output folders
-
-
-def prediction_files(folder: Path) -> set[str] | None:
-    """The names ``predict`` wrote into ``folder`` (its ``scores.json`` lists them), or None
-    when the folder holds anything else."""
-    names = {"scores.json", JOURNAL}
-    scores = folder / "scores.json"
-    if scores.is_file():
-        try:
-            data = json.loads(scores.read_text(encoding="utf-8"))
-            for s in data.get("samples", []):
-                names.update(str(s.get(k)) for k in ("overlay", "map") if s.get(k))
-        except (OSError, ValueError, AttributeError):
-            return None
-    present = {p.name for p in folder.iterdir() if not p.name.startswith(STAGING_PREFIX)}
-    return present if present <= names else None

@@ -17,8 +17,8 @@ from threedsr_cli.outputs import (
     recover_outputs,
     staging_folder,
 )
+from threedsr_cli.ownership import check_written
 from threedsr_cli.report import fmt_metric
-from threedsr_cli.runs import check_written
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ from threedsr_cli.errors import CLIError
 from threedsr_cli.locks import folder_lock
 from threedsr_cli.options import parse_threshold
 from threedsr_cli.outputs import commit_outputs, recover_outputs, staging_folder
-from threedsr_cli.runs import BACKUP, JOURNAL, MANIFEST, MARKER, OWNED, read_marker
+from threedsr_cli.ownership import BACKUP, JOURNAL, MANIFEST, MARKER, OWNED
+from threedsr_cli.runs import read_marker
 from threedsr_cli.ui import UI
 
 __all__ = ["EXPORTED_FILE", "check_export_target", "export_command"]

@@ -21,7 +21,7 @@ from threedsr_cli.outputs import (
     recover_outputs,
     staging_folder,
 )
-from threedsr_cli.runs import STAGING_PREFIX, prediction_files
+from threedsr_cli.ownership import STAGING_PREFIX, prediction_files
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:

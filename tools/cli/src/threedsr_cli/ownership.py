@@ -1,0 +1,133 @@
+"""What this tool wrote in a folder: the names each kind of run owns, and the record
+(:data:`MANIFEST`) that tells a file this tool wrote from one the user wrote or edited.
+
+``--overwrite`` (:mod:`threedsr_cli.runs`) replaces only the names in :data:`OWNED`; of those,
+files that other commands add to a run folder (eval's ``metrics.json`` / ``metrics.md``,
+:data:`RECORDED`) only while their content is the one recorded in :data:`MANIFEST`, which
+:mod:`threedsr_cli.outputs` writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from threedsr_cli.atomic import file_sha256
+from threedsr_cli.errors import CLIError
+
+__all__ = [
+    "BACKUP",
+    "JOURNAL",
+    "MANIFEST",
+    "MARKER",
+    "OWNED",
+    "RECORDED",
+    "STAGING_PREFIX",
+    "check_written",
+    "prediction_files",
+    "read_manifest",
+    "written_by_tool",
+]
+
+MARKER = "run.json"
+#: where ``--overwrite`` keeps the replaced run's files until the new run has a checkpoint
+BACKUP = ".overwritten"
+#: the rename list of an output group being committed (see :func:`commit_outputs`)
+JOURNAL = ".threedsr-commit.json"
+#: prefix of the hidden folder an output group is staged in (it marks the folder incomplete)
+STAGING_PREFIX = ".incomplete-"
+#: the record of the files this tool wrote into a folder: name -> SHA-256 (see outputs.py)
+MANIFEST = ".threedsr-written.json"
+
+#: top-level names each kind of run writes: the only ones ``--overwrite`` replaces
+OWNED: dict[str, tuple[str, ...]] = {
+    "train": (
+        MARKER,
+        "detector.pt",
+        "train_state.pt",
+        "train_history.json",
+        "metrics.json",
+        "metrics.md",
+        "predictions",
+        MANIFEST,
+    ),
+    "train-dada": (MARKER, "backbone.pt"),
+    "demo": (
+        MARKER,
+        "data",
+        "dada-rgbd",
+        "backbone-rgb",
+        "detector-rgbd",
+        "detector-rgb",
+        "metrics.json",
+        "report.md",
+        "report.html",
+        "roc.png",
+        "pro.png",
+        "per_defect_type.png",
+        "overlays",
+    ),
+}
+
+
+#: names of :data:`OWNED` that another command (eval) writes into the run folder: ``--overwrite``
+#: moves them only while :func:`written_by_tool` says their content is the recorded one
+RECORDED: dict[str, frozenset[str]] = {"train": frozenset({"metrics.json", "metrics.md"})}
+
+
+def read_manifest(folder: Path) -> dict[str, str]:
+    """The files this tool recorded in ``folder`` (name -> SHA-256); {} when there is no record
+    or it cannot be read (then nothing counts as the tool's: nothing is replaced)."""
+    try:
+        data = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+        files = data["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items()}
+
+
+def written_by_tool(folder: Path, name: str) -> bool:
+    """True when ``folder/name`` is a plain file whose content is the one this tool recorded."""
+    path = Path(folder) / name
+    recorded = read_manifest(folder).get(name)
+    if recorded is None or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return file_sha256(path) == recorded
+    except OSError:
+        return False
+
+
+def check_written(folder: Path, names: Iterable[str]) -> None:
+    """Each of ``names`` that exists in ``folder`` must be a file this tool wrote, unchanged.
+
+    Raises:
+        CLIError: one was written by hand, or edited since (names the file; nothing replaced).
+    """
+    for name in names:
+        path = Path(folder) / name
+        if (path.exists() or path.is_symlink()) and not written_by_tool(folder, name):
+            raise CLIError(
+                f"{path}: not written by threedsr-cli, or changed since (its content is not the "
+                f"one recorded in {MANIFEST}); it is never replaced: move it away or choose "
+                "another --out"
+            )
+
+
+def prediction_files(folder: Path) -> set[str] | None:
+    """The names ``predict`` wrote into ``folder`` (its ``scores.json`` lists them), or None
+    when the folder holds anything else."""
+    names = {"scores.json", JOURNAL}
+    scores = folder / "scores.json"
+    if scores.is_file():
+        try:
+            data = json.loads(scores.read_text(encoding="utf-8"))
+            for s in data.get("samples", []):
+                names.update(str(s.get(k)) for k in ("overlay", "map") if s.get(k))
+        except (OSError, ValueError, AttributeError):
+            return None
+    present = {p.name for p in folder.iterdir() if not p.name.startswith(STAGING_PREFIX)}
+    return present if present <= names else None
