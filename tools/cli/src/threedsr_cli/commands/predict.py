@@ -1,8 +1,11 @@
-"""``threedsr-cli predict``: anomaly maps, overlays and scores for new scans."""
+"""``threedsr-cli predict``: anomaly maps, overlays and scores for new scans.
+
+What it writes, and the checks on ``--out``, are :mod:`threedsr_cli.commands.predict_outputs`;
+the inputs it reads are :mod:`threedsr_cli.inputs`.
+"""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,101 +14,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from threedsr_cli.atomic import atomic_write_json
+from threedsr_cli.commands.predict_outputs import (
+    check_predict_out,
+    check_prediction_target,
+    print_scores,
+    save_prediction,
+    training_data,
+)
 from threedsr_cli.errors import CLIError, is_bad_input, one_line
 from threedsr_cli.inputs import InputItem, printable, resolve_inputs
 from threedsr_cli.locks import folder_lock
-from threedsr_cli.options import check_outside_data, parse_threshold
-from threedsr_cli.outputs import (
-    check_output_folder,
-    commit_outputs,
-    recover_outputs,
-    staging_folder,
-)
-from threedsr_cli.ownership import STAGING_PREFIX, prediction_files
+from threedsr_cli.options import parse_threshold
+from threedsr_cli.outputs import commit_outputs, recover_outputs, staging_folder
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
     from pcprep import Prepared
-    from threedsr import Detector, OnnxDetector, SamplePrediction
+    from threedsr import Detector, OnnxDetector
 
-    from threedsr_cli.overlays import MapScale
-
-__all__ = [
-    "auto_threshold",
-    "check_prediction_target",
-    "dataset_roots",
-    "parse_threshold",
-    "predict_command",
-]
-
-#: split folder names of the dataset layouts (MVTec 3D-AD, Eyecandies): <root>/<class>/<split>
-_SPLITS = ("train", "validation", "val", "test", "test_public", "test_private")
-
-
-def check_prediction_target(out: Path, overwrite: bool) -> set[str]:
-    """What ``out`` holds before predict writes there: the names of an earlier prediction to
-    replace (``--overwrite``), or nothing.
-
-    Raises:
-        CLIError: ``out`` holds an earlier prediction and ``overwrite`` is off, or files this tool
-            did not write (never replaced, not even with ``--overwrite``).
-    """
-    out = Path(out)
-    if not out.is_dir():
-        return set()
-    entries = [p for p in out.iterdir() if not p.name.startswith(STAGING_PREFIX)]
-    if not entries:
-        return set()
-    names = prediction_files(out)
-    if names is None:
-        raise CLIError(
-            f"{out}: folder is not empty and holds no threedsr-cli predictions; choose another "
-            "--out"
-        )
-    if not overwrite:
-        try:
-            old = json.loads((out / "scores.json").read_text(encoding="utf-8")).get("run")
-        except (OSError, ValueError, AttributeError):
-            old = None
-        whose = f" of {old}" if old else ""
-        raise CLIError(
-            f"{out}: already holds predictions{whose}; pass --overwrite to replace them or "
-            "choose another --out"
-        )
-    return names
-
-
-def _dataset_root(split: Path) -> Path | None:
-    """``<root>`` when ``split`` is ``<root>/<class>/<split>`` of an MVTec 3D-AD or Eyecandies
-    dataset (pcprep's layouts), else None."""
-    import pcprep
-
-    root = split.parent.parent
-    try:
-        if pcprep.detect_layout(root) == "generic":
-            return None
-        return root if split.parent.name in pcprep.list_categories(root) else None
-    except Exception:  # an unreadable folder is no dataset to protect
-        return None
-
-
-def dataset_roots(paths: list[Path]) -> list[Path]:
-    """The MVTec 3D-AD / Eyecandies dataset roots that predict's inputs lie in (the inputs'
-    ``<root>/<class>/<split>/...``).
-
-    Example:
-        >>> dataset_roots([Path("/nonexistent/bagel/test/crack/xyz/000.tiff")])
-        []
-    """
-    roots: list[Path] = []
-    for p in paths:
-        for a in Path(p).absolute().parents:
-            if a.name in _SPLITS and a.parent != a.parent.parent:
-                root = _dataset_root(a)
-                if root is not None:
-                    roots.append(root)
-                    break
-    return roots
+__all__ = ["auto_threshold", "predict_command"]
 
 
 def auto_threshold(
@@ -121,7 +48,7 @@ def auto_threshold(
 
     from threedsr_cli.commands.pack import open_pack
 
-    root = data if data is not None else _training_data(detector)
+    root = data if data is not None else training_data(detector)
     cat = category or detector.category
     if root is None or cat is None:
         raise CLIError(f"{run}: --threshold auto needs validation data; pass --data ROOT")
@@ -154,67 +81,6 @@ def auto_threshold(
         scores = np.asarray(detector.predict(prepared).scores)
     threshold = threedsr.choose_threshold(scores=scores, method="max")
     return threshold, f"max score of {len(refs)} good validation samples of {root / cat}"
-
-
-def _training_data(detector: Detector | OnnxDetector) -> Path | None:
-    """The dataset root the detector was trained on (an absolute path since train records it
-    so; older runs recorded it relative to the folder they were trained from)."""
-    root = getattr(getattr(detector, "config", None), "data_root", None)
-    return None if root is None else Path(root)
-
-
-def _output_checks(
-    out: Path, run: Path, inputs: list[Path], data: Path | None, detector: Any
-) -> None:
-    """--out must not lie inside a dataset: --data, the training data or the inputs' dataset."""
-    check_output_folder(out)
-    train_data = _training_data(detector)
-    for root in [data, train_data, *dataset_roots(inputs)]:
-        if root is not None and (root.is_absolute() or root.exists()):
-            check_outside_data(out, root, "--out")
-
-
-def _save(
-    item: InputItem,
-    prepared: Prepared,
-    pred: SamplePrediction,
-    out: Path,
-    threshold: float | None,
-    scale: MapScale,
-) -> dict[str, Any]:
-    """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
-    do not depend on the other scans of the call); ``threshold`` is marked on the colour bar."""
-    from threedsr_cli.overlays import overlay_figure, save_map_png
-
-    # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
-    m, native, score = pred.map, pred.native_map, pred.score
-    overlay = out / f"{item.name}_overlay.png"
-    title = printable(f"{item.name}: score {score:.4f}")
-    if threshold is not None:
-        title += " ANOMALOUS" if score > threshold else " normal"
-    overlay_figure(
-        prepared.rgb,
-        prepared.depth,
-        {"anomaly map": m},
-        overlay,
-        scale=scale.range,
-        threshold=threshold,
-        title=title,
-    )
-    map_png = save_map_png(native, out / f"{item.name}_map.png", *scale.range, threshold)
-    record: dict[str, Any] = {
-        "name": item.name,
-        "xyz": printable(str(item.geometry)),
-        "rgb": printable(str(item.rgb)) if item.rgb is not None else None,
-        "layout": item.layout,
-        "score": float(score),
-        "overlay": overlay.name,
-        "map": map_png.name,
-        "native_shape": list(prepared.native_shape),
-    }
-    if threshold is not None:
-        record["anomalous"] = bool(score > threshold)
-    return record
 
 
 def predict_command(
@@ -255,7 +121,7 @@ def predict_command(
     )
     # Before any work: an output that cannot be written, lies in a dataset, or holds an earlier
     # prediction (without --overwrite) or other files, is refused while nothing has been computed.
-    _output_checks(out, Path(run), inputs, data, detector)
+    check_predict_out(out, Path(run), inputs, data, detector)
     # One writer per folder: a second predict into it waits.
     with folder_lock(out):
         recover_outputs(out)
@@ -339,7 +205,7 @@ def _predict(
         with ui.stage("write overlays", len(results)) as progress:
             for k, (it, p, sp) in enumerate(results, 1):
                 t = thr if thr is None else float(thr)
-                records.append(_save(it, p, sp, staging, t, scale))
+                records.append(save_prediction(it, p, sp, staging, t, scale))
                 progress(k, len(results))
         summary = {
             "run": printable(str(run)),
@@ -359,7 +225,7 @@ def _predict(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     commit_outputs(out, staging, remove=replaced)
-    _print_scores(ui, detector, records, thr)
+    print_scores(ui, detector, records, thr)
     ui.info(printable(f"wrote {out / 'scores.json'} and {len(records)} overlays to {out}"))
     if skipped:
         raise CLIError(
@@ -367,21 +233,3 @@ def _predict(
             f"warnings above); the other {len(records)} were written to {printable(str(out))}"
         )
     return summary
-
-
-def _print_scores(
-    ui: UI, detector: Any, records: list[dict[str, Any]], thr: float | str | None
-) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{detector.setup} detector: {len(records)} samples")
-    table.add_column("sample")
-    table.add_column("score", justify="right")
-    if thr is not None:
-        table.add_column(f"> {float(thr):.4f}")
-    for r in records:
-        row = [r["name"], f"{r['score']:.4f}"]
-        if thr is not None:
-            row.append("anomalous" if r["anomalous"] else "normal")
-        table.add_row(*row)
-    ui.out.print(table)

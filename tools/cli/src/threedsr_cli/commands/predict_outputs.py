@@ -1,0 +1,178 @@
+"""What ``threedsr-cli predict`` writes, and where it may: the checks on ``--out`` before any
+work, one scan's overlay, map and record, and the score table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from threedsr_cli.errors import CLIError
+from threedsr_cli.inputs import InputItem, printable
+from threedsr_cli.options import check_outside_data
+from threedsr_cli.outputs import check_output_folder
+from threedsr_cli.ownership import STAGING_PREFIX, prediction_files
+from threedsr_cli.ui import UI
+
+if TYPE_CHECKING:
+    from pcprep import Prepared
+    from threedsr import Detector, OnnxDetector, SamplePrediction
+
+    from threedsr_cli.overlays import MapScale
+
+__all__ = [
+    "check_predict_out",
+    "check_prediction_target",
+    "dataset_roots",
+    "print_scores",
+    "save_prediction",
+    "training_data",
+]
+
+#: split folder names of the dataset layouts (MVTec 3D-AD, Eyecandies): <root>/<class>/<split>
+_SPLITS = ("train", "validation", "val", "test", "test_public", "test_private")
+
+
+def check_prediction_target(out: Path, overwrite: bool) -> set[str]:
+    """What ``out`` holds before predict writes there: the names of an earlier prediction to
+    replace (``--overwrite``), or nothing.
+
+    Raises:
+        CLIError: ``out`` holds an earlier prediction and ``overwrite`` is off, or files this tool
+            did not write (never replaced, not even with ``--overwrite``).
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return set()
+    entries = [p for p in out.iterdir() if not p.name.startswith(STAGING_PREFIX)]
+    if not entries:
+        return set()
+    names = prediction_files(out)
+    if names is None:
+        raise CLIError(
+            f"{out}: folder is not empty and holds no threedsr-cli predictions; choose another "
+            "--out"
+        )
+    if not overwrite:
+        try:
+            old = json.loads((out / "scores.json").read_text(encoding="utf-8")).get("run")
+        except (OSError, ValueError, AttributeError):
+            old = None
+        whose = f" of {old}" if old else ""
+        raise CLIError(
+            f"{out}: already holds predictions{whose}; pass --overwrite to replace them or "
+            "choose another --out"
+        )
+    return names
+
+
+def _dataset_root(split: Path) -> Path | None:
+    """``<root>`` when ``split`` is ``<root>/<class>/<split>`` of an MVTec 3D-AD or Eyecandies
+    dataset (pcprep's layouts), else None."""
+    import pcprep
+
+    root = split.parent.parent
+    try:
+        if pcprep.detect_layout(root) == "generic":
+            return None
+        return root if split.parent.name in pcprep.list_categories(root) else None
+    except Exception:  # an unreadable folder is no dataset to protect
+        return None
+
+
+def dataset_roots(paths: list[Path]) -> list[Path]:
+    """The MVTec 3D-AD / Eyecandies dataset roots that predict's inputs lie in (the inputs'
+    ``<root>/<class>/<split>/...``).
+
+    Example:
+        >>> dataset_roots([Path("/nonexistent/bagel/test/crack/xyz/000.tiff")])
+        []
+    """
+    roots: list[Path] = []
+    for p in paths:
+        for a in Path(p).absolute().parents:
+            if a.name in _SPLITS and a.parent != a.parent.parent:
+                root = _dataset_root(a)
+                if root is not None:
+                    roots.append(root)
+                    break
+    return roots
+
+
+def training_data(detector: Detector | OnnxDetector) -> Path | None:
+    """The dataset root the detector was trained on (an absolute path since train records it
+    so; older runs recorded it relative to the folder they were trained from)."""
+    root = getattr(getattr(detector, "config", None), "data_root", None)
+    return None if root is None else Path(root)
+
+
+def check_predict_out(
+    out: Path, run: Path, inputs: list[Path], data: Path | None, detector: Any
+) -> None:
+    """--out must not lie inside a dataset: --data, the training data or the inputs' dataset."""
+    check_output_folder(out)
+    train_data = training_data(detector)
+    for root in [data, train_data, *dataset_roots(inputs)]:
+        if root is not None and (root.is_absolute() or root.exists()):
+            check_outside_data(out, root, "--out")
+
+
+def save_prediction(
+    item: InputItem,
+    prepared: Prepared,
+    pred: SamplePrediction,
+    out: Path,
+    threshold: float | None,
+    scale: MapScale,
+) -> dict[str, Any]:
+    """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
+    do not depend on the other scans of the call); ``threshold`` is marked on the colour bar."""
+    from threedsr_cli.overlays import overlay_figure, save_map_png
+
+    # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
+    m, native, score = pred.map, pred.native_map, pred.score
+    overlay = out / f"{item.name}_overlay.png"
+    title = printable(f"{item.name}: score {score:.4f}")
+    if threshold is not None:
+        title += " ANOMALOUS" if score > threshold else " normal"
+    overlay_figure(
+        prepared.rgb,
+        prepared.depth,
+        {"anomaly map": m},
+        overlay,
+        scale=scale.range,
+        threshold=threshold,
+        title=title,
+    )
+    map_png = save_map_png(native, out / f"{item.name}_map.png", *scale.range, threshold)
+    record: dict[str, Any] = {
+        "name": item.name,
+        "xyz": printable(str(item.geometry)),
+        "rgb": printable(str(item.rgb)) if item.rgb is not None else None,
+        "layout": item.layout,
+        "score": float(score),
+        "overlay": overlay.name,
+        "map": map_png.name,
+        "native_shape": list(prepared.native_shape),
+    }
+    if threshold is not None:
+        record["anomalous"] = bool(score > threshold)
+    return record
+
+
+def print_scores(
+    ui: UI, detector: Any, records: list[dict[str, Any]], thr: float | str | None
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{detector.setup} detector: {len(records)} samples")
+    table.add_column("sample")
+    table.add_column("score", justify="right")
+    if thr is not None:
+        table.add_column(f"> {float(thr):.4f}")
+    for r in records:
+        row = [r["name"], f"{r['score']:.4f}"]
+        if thr is not None:
+            row.append("anomalous" if r["anomalous"] else "normal")
+        table.add_row(*row)
+    ui.out.print(table)
