@@ -10,8 +10,8 @@ import pytest
 from threedsr_cli.errors import CLIError, Interrupted, guard, is_bad_input, one_line
 from threedsr_cli.inputs import resolve_inputs
 from threedsr_cli.ownership import MARKER
+from threedsr_cli.progress_text import format_train_stats
 from threedsr_cli.runs import claim_run
-from threedsr_cli.ui import format_train_stats
 
 
 def _exit_code(exc: BaseException, verbose: bool = False) -> int:
