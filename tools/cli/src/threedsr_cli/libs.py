@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import CLIError
-from threedsr_cli.options import check_data_root
+from threedsr_cli.path_checks import check_data_root
 
 if TYPE_CHECKING:
     import torch

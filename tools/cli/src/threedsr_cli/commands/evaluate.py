@@ -217,7 +217,7 @@ def eval_command(
 ) -> dict[str, dict[str, Any]]:
     from threedsr_cli.commands.pack import open_pack
     from threedsr_cli.libs import check_category, load_detector, seed_everything
-    from threedsr_cli.options import check_cache_dir, check_outside_data
+    from threedsr_cli.path_checks import check_cache_dir, check_outside_data
 
     seed_everything(seed)
     own = Path(run) if Path(run).is_dir() else Path(run).parent

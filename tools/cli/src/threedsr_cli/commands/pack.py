@@ -51,7 +51,7 @@ def check_pack_target(out: Path, data: Path, overwrite: bool) -> None:
     """
     import threedsr
 
-    from threedsr_cli.options import check_outside_data
+    from threedsr_cli.path_checks import check_outside_data
 
     if out.suffix != threedsr.PACK_SUFFIX:
         raise CLIError(

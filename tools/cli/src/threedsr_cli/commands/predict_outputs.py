@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError
 from threedsr_cli.inputs import InputItem, printable
-from threedsr_cli.options import check_outside_data
 from threedsr_cli.outputs import check_output_folder
 from threedsr_cli.ownership import STAGING_PREFIX, prediction_files
+from threedsr_cli.path_checks import check_outside_data
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:

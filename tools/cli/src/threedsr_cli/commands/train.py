@@ -120,7 +120,7 @@ def _train(
         pretrained_backbone,
         resolve_device,
     )
-    from threedsr_cli.options import check_cache_dir, check_outside_data
+    from threedsr_cli.path_checks import check_cache_dir, check_outside_data
 
     category = check_category(data, category)
     check_cache_dir(cache_dir, data)

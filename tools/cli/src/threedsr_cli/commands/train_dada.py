@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError, Interrupted
 from threedsr_cli.locks import run_lock
-from threedsr_cli.options import check_image_folder
+from threedsr_cli.path_checks import check_image_folder
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
