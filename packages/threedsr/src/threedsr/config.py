@@ -68,23 +68,6 @@ _PARTS: dict[str, type[ConfigMixin]] = {
     "memory": MemoryConfig,
 }
 
-#: Fields of the 3DSR network's training (unused by the memory method).
-NETWORK_FIELDS = (
-    "model",
-    "anomaly",
-    "loss",
-    "backbone",
-    "batch_size",
-    "iterations",
-    "lr",
-    "lr_milestones",
-    "lr_gamma",
-    "checkpoint_every",
-    "log_every",
-    "compile",
-    "precision",
-)
-
 
 @dataclass(frozen=True)
 class DetectorConfig(DetectorPresets):
