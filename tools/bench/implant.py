@@ -2,6 +2,7 @@
 scans, which the memory never stores.
 
     uv run python tools/bench/implant.py DATA CATEGORY [--configs JSON] [--copies 3] [--box 11 ...]
+        [--kinds dent bump colour both] [--pixel]
 
 A real class's public test half holds a dozen defective scans, so its image AUROC has a
 standard error near 0.1 and cannot tell options apart that differ by less (CandyCane: issue 23).
@@ -82,12 +83,15 @@ def evaluate_configs(
     copies: int,
     kinds_cycle: tuple[str, ...] = DEFAULT_KINDS,
     boxes: tuple[int, ...] = (11,),
+    pixel: bool = False,
 ) -> dict[str, dict[str, float]]:
     from threedsr import MemoryConfig
     from threedsr.memory import fit_memory
     from threedsr.smoothing import smooth_maps
 
-    bad, kinds, _ = implant(good, copies, kinds_cycle=kinds_cycle)
+    bad, kinds, masks = implant(good, copies, kinds_cycle=kinds_cycle)
+    # Good scans have no defective pixel: their masks are empty.
+    gts = torch.cat([torch.zeros(len(good), *masks.shape[1:]), masks]).numpy() > 0.5
     results = {}
     for name, overrides in configs.items():
         t0 = time.time()
@@ -99,10 +103,8 @@ def evaluate_configs(
                 torch.cat([memory(x[i : i + 4]) for i in range(0, len(x), 4)]) for x in (good, bad)
             )
         for box in boxes:
-            s_good, s_bad = (
-                smooth_maps(m, "box", box, 4.0).flatten(1).amax(1).numpy()
-                for m in (raw_good, raw_bad)
-            )
+            m_good, m_bad = (smooth_maps(m, "box", box, 4.0) for m in (raw_good, raw_bad))
+            s_good, s_bad = (m.flatten(1).amax(1).numpy() for m in (m_good, m_bad))
             row = {}
             for kind in kinds_cycle:
                 sel = np.array([k == kind for k in kinds])
@@ -110,6 +112,10 @@ def evaluate_configs(
                 row[kind] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad[sel]]), 3)
             labels = np.r_[np.zeros(len(s_good)), np.ones(len(s_bad))]
             row["all"] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad]), 3)
+            if pixel:
+                maps = torch.cat([m_good, m_bad]).numpy()
+                row["P-AUROC"] = round(admetrics.pixel_auroc(gts, maps), 4)
+                row["AUPRO"] = round(admetrics.aupro(gts, maps), 4)
             key = name if boxes == (11,) else f"{name} box {box}"
             results[key] = row
             print(f"{key:24s} {row}  ({time.time() - t0:.0f} s)", flush=True)
@@ -129,6 +135,9 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(DEFAULT_KINDS))
     ap.add_argument(
         "--box", type=int, nargs="+", default=[11], help="smoothing box sides, scored on one fit"
+    )
+    ap.add_argument(
+        "--pixel", action="store_true", help="also P-AUROC and AUPRO of all twins' smoothed maps"
     )
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
@@ -151,7 +160,13 @@ def main() -> None:
     )
     print(f"{args.category}: {len(train)} training scans, {len(good)} good validation scans")
     results = evaluate_configs(
-        train, good, json.loads(args.configs), args.copies, tuple(args.kinds), tuple(args.box)
+        train,
+        good,
+        json.loads(args.configs),
+        args.copies,
+        tuple(args.kinds),
+        tuple(args.box),
+        args.pixel,
     )
     if args.json:
         with open(args.json, "w") as f:
