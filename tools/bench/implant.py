@@ -10,7 +10,9 @@ Here every good validation scan gets ``--copies`` defective twins, each with one
 object (radius 3-8 px at the model size, smoothed Perlin-free disc): a dent or a bump pushed
 into the depth (``threedsr.dsr.augment.deform_depth``, 1-4 % of the object's depth range) or a
 patch of another colour blended in (``paint_rgb``, opacity 0.6-1); with ``--kinds ... both``
-also a dent and a patch in the same disc, as a cut or a hole changes shape and colour together
+also a dent and a patch in the same disc, as a cut or a hole changes shape and colour together;
+with ``swap`` the colours of another place of the same object pasted into the disc, the depth
+unchanged: every colour and every shape is one the object has, only their pairing is new
 (``--kinds`` picks the kinds the twins cycle through, so the default three reproduce earlier runs). The figure is the image
 AUROC of the good scans against their twins, per kind: hundreds of pairs, the same scans on
 both sides, so the nuisance between scans (pose, tint, lighting) is the real one.
@@ -36,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-KINDS = ("dent", "bump", "colour", "both")
+KINDS = ("dent", "bump", "colour", "both", "swap")
 DEFAULT_KINDS = ("dent", "bump", "colour")
 
 
@@ -55,6 +57,9 @@ def implant(
         # centres at least 2 px inside the silhouette
         inner = -F.max_pool2d(-fg[None, None].float(), 5, 1, 2)[0, 0] > 0.5
         cells = inner.nonzero()
+        # Sources of a swapped patch: a whole disc of radius 8 on the object.
+        deep = (-F.max_pool2d(-fg[None, None].float(), 17, 1, 8)[0, 0] > 0.5).nonzero()
+        deep = deep if len(deep) else cells
         for k in range(copies):
             kind = kinds_cycle[(i * copies + k) % len(kinds_cycle)]
             cy, cx = cells[rng.integers(len(cells))].tolist()
@@ -66,7 +71,11 @@ def implant(
                 colour = torch.from_numpy(rng.uniform(0, 1, 3).astype(np.float32))
                 paint = colour.view(1, 3, 1, 1).expand(1, 3, h, w)
                 xi = paint_rgb(xi, m, paint, np.array([rng.uniform(0.6, 1.0)]), first=1)
-            if kind != "colour":
+            if kind == "swap":
+                sy, sx = deep[rng.integers(len(deep))].tolist()
+                moved = torch.roll(xi[:, 1:4], shifts=(cy - sy, cx - sx), dims=(2, 3))
+                xi = paint_rgb(xi, m, moved, np.array([1.0]), first=1)
+            if kind in ("dent", "bump", "both"):
                 span = float(xi[0, 0][fg].max() - xi[0, 0][fg].min())
                 amp = rng.uniform(0.01, 0.04) * span * (-1 if kind in ("dent", "both") else 1)
                 xi = deform_depth(xi, m, np.array([amp]))
