@@ -31,24 +31,18 @@ from threedsr.data import (
 )
 from threedsr.dsr.torch_model import ThreeDSR, ThreeDSROutput
 from threedsr.errors import ThreedsrError
-from threedsr.evaluate import (
-    BTF_RESULTS,
-    PAPER_RESULTS,
-    EvaluatedSamples,
-    evaluate,
-    format_markdown,
-    reference_results,
-    write_metrics,
-)
+from threedsr.evaluate import EvaluatedSamples, evaluate
 from threedsr.export import export_detector, read_sidecar
 from threedsr.fit import TrainEvent, TrainResult, train_detector
 from threedsr.graph import InferenceGraph
 from threedsr.inference import Detector, Prediction
 from threedsr.maps import AnomalyMap
 from threedsr.memory import FeatureMemory, fit_memory
+from threedsr.metrics_report import format_markdown, write_metrics
 from threedsr.onnx_backend import OnnxDetector
 from threedsr.packed import PACK_SUFFIX, RGB_CODECS, Pack, PackedSample, is_pack, write_pack
 from threedsr.preprocess_config import PreprocessConfig
+from threedsr.references import BTF_RESULTS, PAPER_RESULTS, reference_results
 from threedsr.sample_predictions import SamplePrediction, predict_samples, upsample_map
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
 from threedsr.thresholds import choose_threshold
