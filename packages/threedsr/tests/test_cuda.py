@@ -155,7 +155,7 @@ def test_cuda_stage1_training_in_each_precision(tmp_path, precision: str) -> Non
 def test_cuda_device_sampler_step_never_waits_for_the_device(tmp_path, setup: str) -> None:
     # Issue 25: with the device sampler a stage-2 step queues its work and returns; any
     # device-to-host copy or synchronize in it raises under the sync debug mode.
-    from threedsr.dsr.train import _DetectorTrainer
+    from threedsr.dsr.trainer import _DetectorTrainer
 
     cfg = tiny_config(
         setup,

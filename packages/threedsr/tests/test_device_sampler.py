@@ -18,7 +18,7 @@ from threedsr.dsr.device_batch import (
     make_batch_device,
 )
 from threedsr.dsr.device_generator import DeviceAnomalyGenerator, sample_codes_dense
-from threedsr.dsr.train import _DetectorTrainer
+from threedsr.dsr.trainer import _DetectorTrainer
 from threedsr.fit import train_detector
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 from vqcore import DistContext
