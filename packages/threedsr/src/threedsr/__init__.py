@@ -11,7 +11,7 @@ inference (:class:`Detector`), calibration, checkpoints, evaluation and export. 
 """
 
 from threedsr.calibration import DisplayScale, MapCalibration, fuse_maps
-from threedsr.checkpoint import KIND, DetectorInfo, detector_info, read_checkpoint
+from threedsr.checkpoint import KIND, read_checkpoint
 from threedsr.config import (
     METHOD_SUMMARY,
     METHODS,
@@ -29,6 +29,7 @@ from threedsr.data import (
     model_input,
     train_data_from_prepared,
 )
+from threedsr.detector_file import DetectorInfo, detector_info
 from threedsr.dsr.torch_model import ThreeDSR, ThreeDSROutput
 from threedsr.errors import ThreedsrError
 from threedsr.evaluate import EvaluatedSamples, evaluate

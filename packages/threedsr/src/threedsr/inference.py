@@ -20,9 +20,10 @@ import vqcore
 from torch import Tensor
 
 from threedsr.calibration import DisplayScale, MapCalibration
-from threedsr.checkpoint import LoadedDetector, load_detector_parts, resolve_detector_file
+from threedsr.checkpoint import resolve_detector_file
 from threedsr.config import DetectorConfig, default_smoothing_size
 from threedsr.data import model_input
+from threedsr.detector_file import LoadedDetector, load_detector_parts
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
 from threedsr.maps import AnomalyMap
