@@ -37,7 +37,7 @@ Callback = Callable[[TrainEvent], Any]
 
 
 class _DetectorTrainer:
-    """The state of one stage-2 run; its methods are the explicit steps of :func:`train_detector`
+    """The state of one stage-2 run; its methods are the explicit steps of :func:`~threedsr.dsr.train.train_heads`
     (the shape of stage 1's ``vqcore.train._Trainer``): :meth:`train_step` (one optimizer step),
     :meth:`log` (metrics, history, callbacks), :meth:`save` (``train_state.pt`` then
     ``detector.pt``) and :meth:`run` (the loop, Ctrl-C, the finished detector and its history).
