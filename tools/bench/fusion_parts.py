@@ -14,13 +14,11 @@ import os
 import sys
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import admetrics
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from implant import implant
+from implant import implant, score_twins
 from threedsr import DetectorConfig, MemoryConfig
 from threedsr.data import load_split, stack_inputs
 from threedsr.memory import fit_memory
@@ -83,21 +81,8 @@ def rule(d, w, which):
 
 def score(name, mg, mb):
     sg, sb = smooth_maps(mg, "box", 11, 4.0), smooth_maps(mb, "box", 11, 4.0)
-    ig, ib = sg.flatten(1).amax(1).numpy(), sb.flatten(1).amax(1).numpy()
-    row = {}
-    for k in kinds:
-        sel = np.array([q == k for q in bkinds])
-        row[k] = round(
-            admetrics.image_auroc(np.r_[np.zeros(len(ig)), np.ones(sel.sum())], np.r_[ig, ib[sel]]),
-            3,
-        )
-    row["all"] = round(
-        admetrics.image_auroc(np.r_[np.zeros(len(ig)), np.ones(len(ib))], np.r_[ig, ib]), 3
-    )
-    masks = torch.cat([torch.zeros(len(sg), 256, 256), bmasks]).numpy() > 0.5
-    maps = torch.cat([sg, sb]).numpy()
-    row["P"] = round(admetrics.pixel_auroc(masks, maps), 4)
-    row["PRO"] = round(admetrics.aupro(masks, maps), 4)
+    gts = torch.cat([torch.zeros(len(sg), *bmasks.shape[1:]), bmasks]).numpy() > 0.5
+    row = score_twins(sg, sb, bkinds, kinds, gts)
     print(f"{cat} {name:10s} {row}", flush=True)
 
 

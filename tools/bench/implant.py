@@ -85,6 +85,30 @@ def implant(
     return torch.cat(outs), kinds, torch.stack(masks)
 
 
+def score_twins(
+    m_good: torch.Tensor,
+    m_bad: torch.Tensor,
+    kinds: list[str],
+    kinds_cycle: tuple[str, ...],
+    gts: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Image AUROC of the good scans' smoothed maps against each kind's twins and all twins;
+    with ``gts`` ((N_good + N_bad, H, W) bool) also P-AUROC and AUPRO of all maps."""
+    s_good, s_bad = (m.flatten(1).amax(1).numpy() for m in (m_good, m_bad))
+    row = {}
+    for kind in kinds_cycle:
+        sel = np.array([k == kind for k in kinds])
+        labels = np.r_[np.zeros(len(s_good)), np.ones(sel.sum())]
+        row[kind] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad[sel]]), 3)
+    labels = np.r_[np.zeros(len(s_good)), np.ones(len(s_bad))]
+    row["all"] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad]), 3)
+    if gts is not None:
+        maps = torch.cat([m_good, m_bad]).numpy()
+        row["P-AUROC"] = round(admetrics.pixel_auroc(gts, maps), 4)
+        row["AUPRO"] = round(admetrics.aupro(gts, maps), 4)
+    return row
+
+
 def evaluate_configs(
     train: torch.Tensor,
     good: torch.Tensor,
@@ -113,18 +137,7 @@ def evaluate_configs(
             )
         for box in boxes:
             m_good, m_bad = (smooth_maps(m, "box", box, 4.0) for m in (raw_good, raw_bad))
-            s_good, s_bad = (m.flatten(1).amax(1).numpy() for m in (m_good, m_bad))
-            row = {}
-            for kind in kinds_cycle:
-                sel = np.array([k == kind for k in kinds])
-                labels = np.r_[np.zeros(len(s_good)), np.ones(sel.sum())]
-                row[kind] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad[sel]]), 3)
-            labels = np.r_[np.zeros(len(s_good)), np.ones(len(s_bad))]
-            row["all"] = round(admetrics.image_auroc(labels, np.r_[s_good, s_bad]), 3)
-            if pixel:
-                maps = torch.cat([m_good, m_bad]).numpy()
-                row["P-AUROC"] = round(admetrics.pixel_auroc(gts, maps), 4)
-                row["AUPRO"] = round(admetrics.aupro(gts, maps), 4)
+            row = score_twins(m_good, m_bad, kinds, kinds_cycle, gts if pixel else None)
             key = name if boxes == (11,) else f"{name} box {box}"
             results[key] = row
             print(f"{key:24s} {row}  ({time.time() - t0:.0f} s)", flush=True)
