@@ -70,15 +70,16 @@ def main() -> None:
         "--modalities",
         nargs="+",
         default=[None],
-        choices=["joint", "separate", None],
-        help="one search over every descriptor, or depth and colour apart (default: the preset's)",
+        choices=["joint", "separate", "separate+joint", None],
+        help="one search over every descriptor, depth and colour apart, or all three "
+        "(default: the preset's)",
     )
     ap.add_argument(
         "--modality-fusion",
         nargs="+",
         default=[None],
         choices=["sum", "max", None],
-        help="with separate modalities: sum the two distances or take the larger z-score "
+        help="with separate modalities: sum the parts' distances or take the largest z-score "
         "(default: the preset's)",
     )
     ap.add_argument(

@@ -227,13 +227,20 @@ def _scans(n: int = 6, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("fusion", ["sum", "max"])
-def test_separate_modalities_combine_two_searches_each_over_its_own_spread(fusion: str) -> None:
+@pytest.mark.parametrize("modalities", ["separate", "separate+joint"])
+def test_separate_modalities_combine_searches_each_over_its_own_spread(
+    fusion: str, modalities: str
+) -> None:
     x = _scans()
-    cfg = MemoryConfig(modalities="separate", modality_fusion=fusion, local_min_scans=3)
+    cfg = MemoryConfig(modalities=modalities, modality_fusion=fusion, local_min_scans=3)
     mem = fit_memory(x, "rgbd", cfg)
-    # 4 scales: surface 12 and interior 1 channels are part 0, colour 12 and texture 8 part 1
-    assert mem.parts.tolist() == [0] * 12 + [1] * 20 + [0]
-    assert mem.local_scale.shape == (2, mem.bank.shape[0]) and (mem.part_scale > 0).all()
+    # 4 scales: surface 12 and interior 1 channels are part 0, colour 12 and texture 8 part 1,
+    # and the joint search (part 2) every channel
+    depth = torch.tensor([True] * 12 + [False] * 20 + [True])
+    want_parts = [depth, ~depth] + ([torch.ones(33, dtype=torch.bool)] * (modalities != "separate"))
+    assert torch.equal(mem.parts, torch.stack(want_parts))
+    n_parts = len(want_parts)
+    assert mem.local_scale.shape == (n_parts, mem.bank.shape[0]) and (mem.part_scale > 0).all()
     assert mem.part_fusion == fusion and (mem.part_center > 0).all()
     # the parts' distances, each searched alone, combined by hand, on a scan it does not store
     # (a stored cell's distance is a rounding residue over a tiny local scale)
@@ -246,17 +253,17 @@ def test_separate_modalities_combine_two_searches_each_over_its_own_spread(fusio
     ]
     s, m = mem.part_scale, mem.part_center
     if fusion == "sum":
-        want = d[0] / s[0] + d[1] / s[1]
+        want = sum(d[p] / s[p] for p in range(n_parts))
     else:
-        z = torch.maximum((d[0] - m[0]) / s[0], (d[1] - m[1]) / s[1])
-        want = (z + torch.maximum(m[0] / s[0], m[1] / s[1])).clamp_min(0)
+        z = torch.stack([(d[p] - m[p]) / s[p] for p in range(n_parts)]).amax(0)
+        want = (z + (m / s).max()).clamp_min(0)
     torch.testing.assert_close(mem.distance(feats), want, atol=2e-3, rtol=1e-3)
     # the traced search (the exported graph's) computes the same map
     with torch.no_grad():
         traced = torch.jit.trace(mem, new, check_trace=False)
     torch.testing.assert_close(traced(new), mem(new), atol=1e-4, rtol=1e-4)
     back = FeatureMemory.from_state(mem.state(), "rgbd")
-    assert back.parts.tolist() == mem.parts.tolist() and back.part_fusion == fusion
+    assert torch.equal(back.parts, mem.parts) and back.part_fusion == fusion
     torch.testing.assert_close(back.part_scale, mem.part_scale)
     torch.testing.assert_close(back.part_center, mem.part_center)
 
@@ -271,6 +278,23 @@ def test_a_memory_saved_before_max_fusion_sums_its_parts() -> None:
     assert old.part_fusion == "sum"
     torch.testing.assert_close(old(new), summed(new))
     assert not torch.allclose(old(new), mem(new))  # max fusion is a different map
+
+
+def test_a_memory_saved_with_part_indices_reads_them_as_disjoint_masks() -> None:
+    mem = fit_memory(_scans(), "rgbd", MemoryConfig(modalities="separate", local_min_scans=3))
+    # before session 16 a part was an int64 index per channel
+    state = {**mem.state(), "parts": mem.parts.long().argmax(0)}
+    old = FeatureMemory.from_state(state, "rgbd")
+    assert torch.equal(old.parts, mem.parts)
+    new = _scans(1, seed=1)
+    torch.testing.assert_close(old(new), FeatureMemory.from_state(mem.state(), "rgbd")(new))
+    with pytest.raises(ValueError, match="none empty"):
+        FeatureMemory(
+            torch.zeros(2, 2),
+            "rgbd",
+            parts=torch.tensor([[True, True], [False, False]]),
+            part_scale=torch.ones(2),
+        )
 
 
 @settings(max_examples=50, deadline=None)

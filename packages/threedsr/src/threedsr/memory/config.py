@@ -10,7 +10,10 @@ from vqcore import ConfigMixin
 from threedsr.errors import ThreedsrError
 from threedsr.memory.descriptors import DESCRIPTOR_GROUPS
 
-__all__ = ["MemoryConfig"]
+__all__ = ["MODALITIES", "MemoryConfig"]
+
+#: How the descriptor channels are searched (``MemoryConfig.modalities``).
+MODALITIES = ("joint", "separate", "separate+joint")
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,12 @@ class MemoryConfig(ConfigMixin):
             groups (colour, texture) are searched apart, each distance divided by the spread of
             its own per-scan maxima on training scans left out, and the two summed, so that the
             normal variation of one modality (a rare hue) cannot bury a defect of the other
-            (a shallow dent). Package README row 35.
-        modality_fusion: how ``separate`` combines the two distances: ``sum`` = each over its
-            spread, summed (row 35); ``max`` = the larger of the two z-scores against each part's
+            (a shallow dent). Package README row 35. ``separate+joint``: both, three searches
+            (depth, colour, every channel) fused as ``modality_fusion`` says: the joint
+            search sees a pairing of shape and colour that no good cell has, though each is
+            normal on its own (a cut's rim, a hole's thread). Row 38.
+        modality_fusion: how the parts' distances combine: ``sum`` = each over its
+            spread, summed (row 35); ``max`` = the largest of the z-scores against each part's
             per-scan maxima on good scans (:meth:`FeatureMemory.combine_parts`), so that the
             quiet modality's normal variation does not dilute the other's evidence. Row 37.
 
@@ -60,7 +66,7 @@ class MemoryConfig(ConfigMixin):
     weights: tuple[float, ...] | None = (2.0, 1.0, 1.0, 1.0)
     local_k: int = 3
     local_min_scans: int = 40
-    modalities: Literal["joint", "separate"] = "joint"
+    modalities: Literal["joint", "separate", "separate+joint"] = "joint"
     modality_fusion: Literal["sum", "max"] = "max"
 
     def __post_init__(self) -> None:
@@ -73,8 +79,8 @@ class MemoryConfig(ConfigMixin):
             fail(f"size must be >= 1, got {self.size}")
         if self.local_k < 0:
             fail(f"local_k must be >= 0, got {self.local_k}")
-        if self.modalities not in ("joint", "separate"):
-            fail(f"modalities must be 'joint' or 'separate', got {self.modalities!r}")
+        if self.modalities not in MODALITIES:
+            fail(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
         if self.modality_fusion not in ("sum", "max"):
             fail(f"modality_fusion must be 'sum' or 'max', got {self.modality_fusion!r}")
         if self.local_min_scans < 1:

@@ -74,8 +74,8 @@ def fit_memory(
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[: config.size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
-    parts = _modality_parts(features, setup) if config.modalities == "separate" else None
-    columns = [None] if parts is None else [(parts == p).nonzero()[:, 0] for p in range(2)]
+    parts = None if config.modalities == "joint" else _modality_parts(features, setup, config)
+    columns = [None] if parts is None else [part.nonzero()[:, 0] for part in parts]
     local = None
     if config.local_k > 0 and x.shape[0] >= config.local_min_scans:
         # An N x N search per part: on the inputs' device (a GPU when one is used).
@@ -100,8 +100,8 @@ def fit_memory(
         local_scale=local,
         backbone=backbone,
         parts=parts,
-        part_scale=None if parts is None else torch.ones(2),
-        part_center=None if parts is None else torch.zeros(2),
+        part_scale=None if parts is None else torch.ones(parts.shape[0]),
+        part_center=None if parts is None else torch.zeros(parts.shape[0]),
         part_fusion=config.modality_fusion,
     )
     if parts is not None:
@@ -113,25 +113,30 @@ def fit_memory(
     return memory
 
 
-#: Descriptor groups of each modality, searched apart with ``modalities="separate"``.
+#: Descriptor groups of each modality, searched apart unless ``modalities="joint"``.
 _MODALITY_GROUPS = (("surface", "interior"), ("colour", "texture"))
 #: Training scans left out one at a time to measure each part's spread.
 _PART_SCANS = 16
 
 
-def _modality_parts(features: MemoryFeatures, setup: str) -> Tensor | None:
-    """(C,) part of each descriptor channel: 0 = depth groups, 1 = colour groups; None when
-    the setup or the groups give one modality only (one search is then the same thing)."""
+def _modality_parts(features: MemoryFeatures, setup: str, config: MemoryConfig) -> Tensor | None:
+    """(P, C) channels of each part: the depth groups, the colour groups and, with
+    ``separate+joint``, every channel; None when the setup or the groups give one modality only
+    (one search is then the same thing)."""
     if features.kind != "descriptors":
         raise ValueError(
-            "fit_memory: modalities='separate' needs descriptors, not encoder features"
+            f"fit_memory: modalities={config.modalities!r} needs descriptors, not encoder features"
         )
     slices = group_slices(setup, len(features.scales), features.groups)
     if not all(any(g in slices for g in groups) for groups in _MODALITY_GROUPS):
         return None
-    parts = torch.empty(sum(sl.stop - sl.start for sl in slices.values()), dtype=torch.long)
+    channels = sum(sl.stop - sl.start for sl in slices.values())
+    parts = torch.zeros(
+        3 if config.modalities == "separate+joint" else 2, channels, dtype=torch.bool
+    )
     for group, sl in slices.items():
-        parts[sl] = 0 if group in _MODALITY_GROUPS[0] else 1
+        parts[0 if group in _MODALITY_GROUPS[0] else 1, sl] = True
+    parts[2:] = True
     return parts
 
 

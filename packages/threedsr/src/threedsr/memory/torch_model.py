@@ -47,9 +47,12 @@ class FeatureMemory(nn.Module):
             query's distance is divided by its nearest row's; None = plain distances. With
             ``parts``: (P, N), one scale per part.
         backbone: the frozen stage-1 backbone, for ``encoder`` features only.
-        parts: (C,) int64 part of each channel (``MemoryConfig.modalities="separate"``): each
+        parts: (P, C) bool, the channels each part searches (``MemoryConfig.modalities``): each
             part is searched on its own channels, and the parts' distances are combined by
-            ``part_fusion`` (:meth:`combine_parts`). None = one search over every channel.
+            ``part_fusion`` (:meth:`combine_parts`). Parts may share channels
+            (``separate+joint``: depth, colour, and every channel). A (C,) int64 part index per
+            channel (disjoint parts, how detectors before session 16 store them) is read as
+            the same masks. None = one search over every channel.
         part_scale: (P,) each part's spread; required with ``parts``.
         part_center: (P,) each part's typical good-scan maximum; required with
             ``part_fusion="max"``.
@@ -99,15 +102,19 @@ class FeatureMemory(nn.Module):
                 raise ValueError(
                     f"FeatureMemory: {name} must be ({bank.shape[1]},), got {tuple(v.shape)}"
                 )
-        n_parts = 1 if parts is None else int(parts.max()) + 1
+        if parts is not None and parts.ndim == 1:
+            parts = F.one_hot(parts.long()).T
+        n_parts = 1 if parts is None else parts.shape[0]
         if parts is not None and (
-            tuple(parts.shape) != (bank.shape[1],)
+            parts.ndim != 2
+            or parts.shape[1] != bank.shape[1]
+            or not parts.bool().any(1).all()
             or part_scale is None
             or tuple(part_scale.shape) != (n_parts,)
         ):
             raise ValueError(
-                f"FeatureMemory: parts must be ({bank.shape[1]},) with a part_scale of one value "
-                "per part"
+                f"FeatureMemory: parts must be (P, {bank.shape[1]}) channel masks, none empty, "
+                "with a part_scale of one value per part"
             )
         if part_fusion not in ("sum", "max"):
             raise ValueError(
@@ -139,7 +146,7 @@ class FeatureMemory(nn.Module):
         self.register_buffer(
             "local_scale", None if local_scale is None else local_scale.float().clamp_min(1e-12)
         )
-        self.register_buffer("parts", None if parts is None else parts.long())
+        self.register_buffer("parts", None if parts is None else parts.bool())
         self.register_buffer(
             "part_scale", None if part_scale is None else part_scale.float().clamp_min(1e-12)
         )
@@ -154,10 +161,10 @@ class FeatureMemory(nn.Module):
             return [(None, self.local_scale)]
         return [
             (
-                (self.parts == p).nonzero()[:, 0],
+                self.parts[p].nonzero()[:, 0],
                 None if self.local_scale is None else self.local_scale[p],
             )
-            for p in range(int(self.parts.max()) + 1)
+            for p in range(self.parts.shape[0])
         ]
 
     def combine_parts(self, distances: list[Tensor]) -> Tensor:
@@ -171,8 +178,8 @@ class FeatureMemory(nn.Module):
         its sum-fusion value and the background (0) below every object cell.
 
         Example:
-            >>> bank = torch.zeros(4, 2)
-            >>> mem = FeatureMemory(bank, "rgbd", parts=torch.tensor([0, 1]),
+            >>> bank, parts = torch.zeros(4, 2), torch.eye(2, dtype=torch.bool)
+            >>> mem = FeatureMemory(bank, "rgbd", parts=parts,
             ...     part_scale=torch.tensor([1.0, 2.0]), part_center=torch.tensor([1.0, 4.0]),
             ...     part_fusion="max")
             >>> mem.combine_parts([torch.tensor([1.0, 5.0]), torch.tensor([8.0, 4.0])])
@@ -323,7 +330,8 @@ class FeatureMemory(nn.Module):
             scale=state.get("scale"),
             local_scale=state.get("local_scale"),  # absent before session 8: plain distances
             backbone=backbone,
-            parts=state.get("parts"),  # absent before session 10: one joint search
+            # absent before session 10: one joint search; (C,) part indices before session 16
+            parts=state.get("parts"),
             part_scale=state.get("part_scale"),
             part_center=state.get("part_center"),
             part_fusion=str(state.get("part_fusion", "sum")),  # absent before session 13: summed
