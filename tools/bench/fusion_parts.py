@@ -22,7 +22,8 @@ from implant import implant, score_twins
 from threedsr import DetectorConfig, MemoryConfig
 from threedsr.data import load_split, stack_inputs
 from threedsr.memory import fit_memory
-from threedsr.memory.torch_model import FeatureMemory, object_cells
+from threedsr.memory.features import object_cells
+from threedsr.memory.torch_model import FeatureMemory
 from threedsr.smoothing import smooth_maps
 
 data, cat = sys.argv[1], sys.argv[2]

@@ -3,10 +3,10 @@ interior descriptors of a class's good scans. It fits in minutes on a CPU, with 
 
 from threedsr.memory.config import MemoryConfig
 from threedsr.memory.descriptors import DESCRIPTOR_GROUPS, local_descriptors
-from threedsr.memory.features import MemoryFeatures
+from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.fit import fit_memory
 from threedsr.memory.knn import local_scales, nearest_rows
-from threedsr.memory.torch_model import FeatureMemory, object_cells
+from threedsr.memory.torch_model import FeatureMemory
 
 __all__ = [
     "DESCRIPTOR_GROUPS",

@@ -9,11 +9,9 @@ from vqcore import ConfigMixin
 
 from threedsr.errors import ThreedsrError
 from threedsr.memory.descriptors import DESCRIPTOR_GROUPS
+from threedsr.memory.parts import MODALITIES, PART_FUSIONS
 
-__all__ = ["MODALITIES", "MemoryConfig"]
-
-#: How the descriptor channels are searched (``MemoryConfig.modalities``).
-MODALITIES = ("joint", "separate", "separate+joint")
+__all__ = ["MemoryConfig"]
 
 
 @dataclass(frozen=True)
@@ -81,8 +79,8 @@ class MemoryConfig(ConfigMixin):
             fail(f"local_k must be >= 0, got {self.local_k}")
         if self.modalities not in MODALITIES:
             fail(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
-        if self.modality_fusion not in ("sum", "max"):
-            fail(f"modality_fusion must be 'sum' or 'max', got {self.modality_fusion!r}")
+        if self.modality_fusion not in PART_FUSIONS:
+            fail(f"modality_fusion must be one of {PART_FUSIONS}, got {self.modality_fusion!r}")
         if self.local_min_scans < 1:
             fail(f"local_min_scans must be >= 1, got {self.local_min_scans}")
         if not self.scales or min(self.scales) <= 0:

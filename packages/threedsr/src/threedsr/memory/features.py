@@ -14,7 +14,7 @@ from vqcore import DiscreteAutoencoder
 from threedsr.memory.config import MemoryConfig
 from threedsr.memory.descriptors import LEGACY_GROUPS, group_slices, local_descriptors, setup_groups
 
-__all__ = ["MemoryFeatures"]
+__all__ = ["MemoryFeatures", "object_cells"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,20 @@ class MemoryFeatures:
             tuple(state.get("groups") or LEGACY_GROUPS),
             None if weights is None else tuple(weights),
         )
+
+
+def object_cells(setup: str, x: Tensor, cells: tuple[int, int]) -> Tensor | None:
+    """(B, h, w) bool: feature cells on the object, for setups with depth (pcprep leaves the
+    background at depth 0 and puts the object in [0.1, 0.9]); None for RGB alone (no
+    foreground is known, every cell counts): a cell is on the object when most of its pixels
+    are."""
+    if setup == "rgb":
+        return None
+    on = (x[:, :1] > 0.05).float()
+    # Plain ints: a traced graph records the pool with fixed kernels, not shape arithmetic.
+    height, width = int(x.shape[2]), int(x.shape[3])
+    kh, kw = height // int(cells[0]), width // int(cells[1])
+    if (kh * cells[0], kw * cells[1]) == (height, width):
+        # An exact average pool, which an exported graph records with fixed kernels.
+        return F.avg_pool2d(on, (kh, kw))[:, 0] > 0.5
+    return F.adaptive_avg_pool2d(on, cells)[:, 0] > 0.5

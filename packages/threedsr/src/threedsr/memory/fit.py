@@ -8,10 +8,10 @@ from torch import Tensor
 from vqcore import DiscreteAutoencoder
 
 from threedsr.memory.config import MemoryConfig
-from threedsr.memory.descriptors import group_slices
-from threedsr.memory.features import MemoryFeatures
+from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.knn import local_scales
-from threedsr.memory.torch_model import FeatureMemory, object_cells
+from threedsr.memory.parts import modality_parts
+from threedsr.memory.torch_model import FeatureMemory
 
 __all__ = ["fit_memory"]
 
@@ -74,7 +74,11 @@ def fit_memory(
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[: config.size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
-    parts = None if config.modalities == "joint" else _modality_parts(features, setup, config)
+    if config.modalities != "joint" and features.kind != "descriptors":
+        raise ValueError(
+            f"fit_memory: modalities={config.modalities!r} needs descriptors, not encoder features"
+        )
+    parts = modality_parts(setup, len(features.scales), features.groups, config.modalities)
     columns = [None] if parts is None else [part.nonzero()[:, 0] for part in parts]
     local = None
     if config.local_k > 0 and x.shape[0] >= config.local_min_scans:
@@ -113,31 +117,8 @@ def fit_memory(
     return memory
 
 
-#: Descriptor groups of each modality, searched apart unless ``modalities="joint"``.
-_MODALITY_GROUPS = (("surface", "interior"), ("colour", "texture"))
 #: Training scans left out one at a time to measure each part's spread.
 _PART_SCANS = 16
-
-
-def _modality_parts(features: MemoryFeatures, setup: str, config: MemoryConfig) -> Tensor | None:
-    """(P, C) channels of each part: the depth groups, the colour groups and, with
-    ``separate+joint``, every channel; None when the setup or the groups give one modality only
-    (one search is then the same thing)."""
-    if features.kind != "descriptors":
-        raise ValueError(
-            f"fit_memory: modalities={config.modalities!r} needs descriptors, not encoder features"
-        )
-    slices = group_slices(setup, len(features.scales), features.groups)
-    if not all(any(g in slices for g in groups) for groups in _MODALITY_GROUPS):
-        return None
-    channels = sum(sl.stop - sl.start for sl in slices.values())
-    parts = torch.zeros(
-        3 if config.modalities == "separate+joint" else 2, channels, dtype=torch.bool
-    )
-    for group, sl in slices.items():
-        parts[0 if group in _MODALITY_GROUPS[0] else 1, sl] = True
-    parts[2:] = True
-    return parts
 
 
 def _part_statistics(memory: FeatureMemory, x: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:

@@ -22,10 +22,11 @@ from torch import Tensor, nn
 from vqcore import DiscreteAutoencoder
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
 
-from threedsr.memory.features import MemoryFeatures
+from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.knn import nearest_rows
+from threedsr.memory.parts import PART_FUSIONS, combine_part_distances
 
-__all__ = ["FeatureMemory", "object_cells"]
+__all__ = ["FeatureMemory"]
 
 #: Largest (query rows x bank rows) distance block per image of a traced search: its blocks are
 #: fixed when traced, and the bound keeps a 100k-row bank from materialising at once.
@@ -116,9 +117,9 @@ class FeatureMemory(nn.Module):
                 f"FeatureMemory: parts must be (P, {bank.shape[1]}) channel masks, none empty, "
                 "with a part_scale of one value per part"
             )
-        if part_fusion not in ("sum", "max"):
+        if part_fusion not in PART_FUSIONS:
             raise ValueError(
-                f"FeatureMemory: part_fusion must be 'sum' or 'max', got {part_fusion!r}"
+                f"FeatureMemory: part_fusion must be one of {PART_FUSIONS}, got {part_fusion!r}"
             )
         if (
             part_fusion == "max"
@@ -168,31 +169,17 @@ class FeatureMemory(nn.Module):
         ]
 
     def combine_parts(self, distances: list[Tensor]) -> Tensor:
-        """One distance from each part's (one per :meth:`part_columns` entry, same shapes).
-
-        ``sum``: ``sum_p d_p / s_p``. ``max``: ``max_p (d_p - m_p) / s_p + max_p m_p / s_p``,
-        at least 0, where ``m_p`` and ``s_p`` are the mean and spread of part ``p``'s per-scan
-        maximum on good scans: a cell is as abnormal as its most abnormal modality, so a
-        modality that is quiet on a defect (CandyCane's depth on a colour defect) does not add
-        its own normal variation to the other's evidence. The constant keeps a good cell near
-        its sum-fusion value and the background (0) below every object cell.
-
-        Example:
-            >>> bank, parts = torch.zeros(4, 2), torch.eye(2, dtype=torch.bool)
-            >>> mem = FeatureMemory(bank, "rgbd", parts=parts,
-            ...     part_scale=torch.tensor([1.0, 2.0]), part_center=torch.tensor([1.0, 4.0]),
-            ...     part_fusion="max")
-            >>> mem.combine_parts([torch.tensor([1.0, 5.0]), torch.tensor([8.0, 4.0])])
-            tensor([4., 6.])
-        """
+        """One distance from each part's (one per :meth:`part_columns` entry, same shapes):
+        :func:`~threedsr.memory.parts.combine_part_distances` with this memory's fusion and
+        statistics."""
         if self.parts is None:
             return distances[0]
-        scale = self.part_scale
-        if self.part_fusion == "sum":
-            return sum(d / scale[p] for p, d in enumerate(distances))  # type: ignore[index,return-value]
-        center = self.part_center
-        z = torch.stack([(d - center[p]) / scale[p] for p, d in enumerate(distances)])  # type: ignore[index]
-        return (z.amax(0) + (center / scale).max()).clamp_min(0)  # type: ignore[operator]
+        return combine_part_distances(
+            distances,
+            self.part_fusion,
+            self.part_scale,  # type: ignore[arg-type]
+            self.part_center,
+        )
 
     def forward(
         self, x: Tensor, *, encoder: Tensor | None = None, exclude: Tensor | None = None
@@ -336,20 +323,3 @@ class FeatureMemory(nn.Module):
             part_center=state.get("part_center"),
             part_fusion=str(state.get("part_fusion", "sum")),  # absent before session 13: summed
         )
-
-
-def object_cells(setup: str, x: Tensor, cells: tuple[int, int]) -> Tensor | None:
-    """(B, h, w) bool: feature cells on the object, for setups with depth (pcprep leaves the
-    background at depth 0 and puts the object in [0.1, 0.9]); None for RGB alone (no
-    foreground is known, every cell counts): a cell is on the object when most of its pixels
-    are."""
-    if setup == "rgb":
-        return None
-    on = (x[:, :1] > 0.05).float()
-    # Plain ints: a traced graph records the pool with fixed kernels, not shape arithmetic.
-    height, width = int(x.shape[2]), int(x.shape[3])
-    kh, kw = height // int(cells[0]), width // int(cells[1])
-    if (kh * cells[0], kw * cells[1]) == (height, width):
-        # An exact average pool, which an exported graph records with fixed kernels.
-        return F.avg_pool2d(on, (kh, kw))[:, 0] > 0.5
-    return F.adaptive_avg_pool2d(on, cells)[:, 0] > 0.5
