@@ -20,6 +20,10 @@ class DetectorPresets(ConfigMixin):
     """The presets of :class:`~threedsr.config.DetectorConfig`, its only subclass: each builder
     fills a few fields and leaves the rest at the config's defaults."""
 
+    # A field of DetectorConfig (its default is the run length a preset's milestone falls back
+    # to); declared here so that _build's read of it type-checks.
+    iterations: int
+
     _PRESETS = ("memory", "paper", "gpu", "cpu")
     # The field ``memory`` holds the memory's part, so the memory preset's builder has another name.
     _PRESET_BUILDERS: ClassVar[dict[str, str]] = {"memory": "for_memory"}
