@@ -41,7 +41,8 @@ from threedsr.maps import AnomalyMap
 from threedsr.memory import FeatureMemory, fit_memory
 from threedsr.metrics_report import format_markdown, write_metrics
 from threedsr.onnx_backend import OnnxDetector
-from threedsr.packed import PACK_SUFFIX, RGB_CODECS, Pack, PackedSample, is_pack, write_pack
+from threedsr.packed import PACK_SUFFIX, RGB_CODECS, Pack, PackedSample, is_pack
+from threedsr.packed_write import write_pack
 from threedsr.preprocess_config import PreprocessConfig
 from threedsr.references import BTF_RESULTS, PAPER_RESULTS, reference_results
 from threedsr.sample_predictions import SamplePrediction, predict_samples, upsample_map

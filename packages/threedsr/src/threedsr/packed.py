@@ -5,6 +5,7 @@ Depth, masks and the plane are stored bit-exactly. RGB is ``exact`` (the native 
 pcprep's bilinear resize reads, resized again on reading: the same float32 as the folder gives)
 or ``uint8`` (the resized colour rounded to 8 bits: smaller, not identical). Layout:
 ``MAGIC | version u32 | header length u64 | header JSON | blobs | SHA-256 of all before``.
+:mod:`threedsr.packed_write` writes them.
 """
 
 from __future__ import annotations
@@ -15,35 +16,23 @@ import lzma
 import os
 import struct
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pcprep
-import vqcore
 
 from threedsr.errors import ThreedsrError
-from threedsr.packed_codecs import (
-    byte_planes,
-    colour_planes,
-    compress,
-    from_byte_planes,
-    from_colour_planes,
-    pack_bits,
-    read_lines,
-    unpack_bits,
-)
+from threedsr.packed_codecs import from_byte_planes, from_colour_planes, read_lines, unpack_bits
 
-__all__ = ["PACK_SUFFIX", "RGB_CODECS", "Pack", "PackedSample", "is_pack", "write_pack"]
+__all__ = ["PACK_SUFFIX", "RGB_CODECS", "Pack", "PackedSample", "is_pack"]
 
 PACK_SUFFIX = ".3dsrpack"
 RGB_CODECS = ("exact", "uint8")
 MAGIC = b"3DSRPACK"
 VERSION = 1
-SPLITS = ("train", "validation", "test")
-_HEAD = struct.Struct("<8sIQ")
+HEAD = struct.Struct("<8sIQ")
 _DIGEST = 32
 
 
@@ -97,15 +86,15 @@ class Pack:
             raise ThreedsrError(f"{path}: cannot read the pack ({exc.strerror or exc})") from None
         if raw[: len(MAGIC)] != MAGIC:
             raise ThreedsrError(f"{path}: not a threedsr pack (threedsr-cli pack writes them)")
-        if len(raw) < _HEAD.size + _DIGEST:
+        if len(raw) < HEAD.size + _DIGEST:
             raise ThreedsrError(f"{path}: pack is truncated or corrupt ({len(raw)} bytes)")
-        _, version, head_len = _HEAD.unpack_from(raw)
+        _, version, head_len = HEAD.unpack_from(raw)
         if version != VERSION:
             raise ThreedsrError(f"{path}: pack format {version}; this threedsr reads {VERSION}")
         if hashlib.sha256(raw[:-_DIGEST]).digest() != raw[-_DIGEST:]:
             raise ThreedsrError(f"{path}: pack is truncated or corrupt (checksum mismatch)")
-        self._blob = memoryview(raw)[_HEAD.size + head_len : -_DIGEST]
-        header = json.loads(raw[_HEAD.size : _HEAD.size + head_len].decode("utf-8"))
+        self._blob = memoryview(raw)[HEAD.size + head_len : -_DIGEST]
+        header = json.loads(raw[HEAD.size : HEAD.size + head_len].decode("utf-8"))
         self.category: str = header["category"]
         self.layout: str = header["layout"]
         self.params: dict[str, Any] = header["params"]
@@ -174,12 +163,14 @@ class Pack:
         return out
 
     def _decode(self, s: PackedSample) -> pcprep.Prepared:
-        return _decode(lambda key: self._data(s, key), s, self.size, self.rgb)
+        return decode_sample(lambda key: self._data(s, key), s, self.size, self.rgb)
 
 
-def _decode(
+def decode_sample(
     data: Callable[[str], bytes], s: PackedSample, side: int, rgb_codec: str
 ) -> pcprep.Prepared:
+    """One sample's ``Prepared`` record from its blobs (``data(key)``: one, decompressed):
+    what :class:`Pack` reads and what :func:`~threedsr.packed_write.write_pack` checks."""
     shape = (side, side)
     if rgb_codec == "exact":
         h, w = s.native_shape
@@ -202,117 +193,3 @@ def _decode(
         defect_type=s.defect_type,
         plane=np.asarray(s.plane, dtype=np.float64),
     )
-
-
-def _encode(
-    ref: pcprep.SampleRef, split: str, root: Path, params: Mapping[str, Any], rgb_codec: str
-) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """One sample's header entry and compressed arrays, checked to decode to its preprocessing
-    (bit for bit; ``uint8`` RGB within its rounding)."""
-    sample = ref.load()
-    prep = pcprep.preprocess(sample, **params)
-    side = prep.depth.shape[0]
-    if rgb_codec == "exact":
-        h, w = sample.shape
-        rgb = colour_planes(sample.rgb[np.ix_(read_lines(h, side), read_lines(w, side))])
-    else:
-        rgb = colour_planes(np.rint(prep.rgb * 255).astype(np.uint8))
-    raw = {
-        "depth": byte_planes(prep.depth.astype(np.float32, copy=False)),
-        "rgb": rgb,
-        "valid": pack_bits(prep.valid),
-        "foreground": pack_bits(prep.foreground),
-    }
-    if prep.gt is not None:
-        if not np.isin(prep.gt, (0.0, 1.0)).all():
-            raise ThreedsrError(f"{ref.path}: resized mask is not binary; cannot pack it")
-        raw["gt"] = pack_bits(prep.gt)
-    if ref.gt_path is not None and split == "test":
-        gt = np.asarray(pcprep.read_mask(ref.gt_path)) > 0
-        if gt.shape != sample.shape:
-            raise ThreedsrError(f"{ref.gt_path}: mask is {gt.shape}, the scan is {sample.shape}")
-        raw["native_gt"] = pack_bits(gt)
-    blobs = {k: compress(v) for k, v in raw.items()}
-    entry = {
-        "path": ref.path.relative_to(root).as_posix(),
-        "defect_type": ref.defect_type,
-        "label": int(ref.label),
-        "native_shape": list(sample.shape),
-        "plane": [float(v) for v in prep.plane],
-    }
-    shape = (int(sample.shape[0]), int(sample.shape[1]))
-    packed = PackedSample(
-        Path(entry["path"]), split, ref.defect_type, int(ref.label), shape,
-        tuple(entry["plane"]), dict.fromkeys(blobs, (0, 0)),
-    )  # fmt: skip
-    got = _decode(lambda key: lzma.decompress(blobs[key]), packed, side, rgb_codec)
-    tol = 0.0 if rgb_codec == "exact" else 0.5 / 255 + 1e-6
-    same = all(
-        np.array_equal(getattr(got, k), getattr(prep, k))
-        for k in ("depth", "valid", "foreground", "gt", "plane")
-    )
-    if not same or float(np.abs(got.rgb - prep.rgb).max()) > tol:
-        raise ThreedsrError(f"{ref.path}: does not read back from the pack as preprocessed")
-    return entry, blobs
-
-
-def write_pack(
-    out: str | os.PathLike[str],
-    data_root: str | os.PathLike[str],
-    category: str,
-    params: Mapping[str, Any],
-    *,
-    rgb: str = "exact",
-    workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> Pack:
-    """Preprocess every split of ``<data_root>/<category>`` with ``params`` (pcprep keywords,
-    ``size`` included) and write them to ``out`` atomically; every sample is decoded again and
-    compared with its preprocessing before anything is written.
-
-    Raises:
-        ThreedsrError: an unknown codec, no sample, or a sample that does not read back.
-        PcprepError: a sample that cannot be read (names the file).
-    """
-    if rgb not in RGB_CODECS:
-        raise ThreedsrError(f"rgb codec must be one of {RGB_CODECS}, got {rgb!r}")
-    root = Path(data_root)
-    jobs: list[tuple[pcprep.SampleRef, str]] = []
-    for split in SPLITS:
-        try:
-            jobs += [(r, split) for r in pcprep.index_dataset(root, category, split)]
-        except pcprep.PcprepError:
-            if split != "validation":  # the one split a dataset may lack
-                raise
-    if not jobs:
-        raise ThreedsrError(f"{root}: no samples for category {category!r}")
-    n_workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
-    if progress is not None:
-        progress(0, len(jobs))
-    splits: dict[str, list[dict[str, Any]]] = {}
-    chunks: list[bytes] = []
-    offset = 0
-    with ThreadPoolExecutor(n_workers) as pool:
-        # in order: the file's layout does not depend on the thread count
-        work = pool.map(lambda j: _encode(j[0], j[1], root, params, rgb), jobs)
-        for i, ((entry, blobs), (_, split)) in enumerate(zip(work, jobs, strict=True)):
-            entry["blobs"] = {}
-            for key, data in blobs.items():
-                entry["blobs"][key] = [offset, len(data)]
-                chunks.append(data)
-                offset += len(data)
-            splits.setdefault(split, []).append(entry)
-            if progress is not None:
-                progress(i + 1, len(jobs))
-    header = {
-        "category": category,
-        "layout": pcprep.detect_layout(root),
-        "params": json.loads(json.dumps(dict(params))),
-        "rgb": rgb,
-        "pcprep": pcprep.__version__,
-        "splits": splits,
-    }
-    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    body = b"".join([_HEAD.pack(MAGIC, VERSION, len(head)), head, *chunks])
-    digest = hashlib.sha256(body).digest()
-    return Pack(vqcore.atomic_write(out, lambda tmp: tmp.write_bytes(body + digest)))
