@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from threedsr.checkpoint import atomic_save, read_checkpoint
-from threedsr.dsr.anomaly_generator import MODE_BOTH, MODE_HI, MODE_LO, code_rank_bounds
+from threedsr.dsr.anomaly_generator import MODE_BOTH, MODE_HI, MODE_LO
 from threedsr.dsr.augment import anomaly_masks
+from threedsr.dsr.code_sampling import code_rank_bounds
 from threedsr.dsr.device_batch import (
     device_anomaly_masks,
     generate_anomalies_device,

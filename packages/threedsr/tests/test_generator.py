@@ -11,10 +11,9 @@ from threedsr.dsr.anomaly_generator import (
     MODE_LO,
     FeatureAnomalyGenerator,
     blocky_mask,
-    code_rank_bounds,
     patch_shuffle,
-    sample_codes,
 )
+from threedsr.dsr.code_sampling import code_rank_bounds, sample_codes
 from threedsr_testutil import tiny_backbone
 
 

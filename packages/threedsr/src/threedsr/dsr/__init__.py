@@ -2,7 +2,8 @@
 ``vqcore`` backbone, the feature-space anomaly generator and the loss; the heads' training is
 :func:`threedsr.dsr.train.train_heads`."""
 
-from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, patch_shuffle, sample_codes
+from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, patch_shuffle
+from threedsr.dsr.code_sampling import sample_codes
 from threedsr.dsr.config import AnomalyConfig, LossConfig, ModelConfig
 from threedsr.dsr.loss import focal_loss, stage2_losses
 from threedsr.dsr.modules import AnomalyUNet, GeneralDecoderCopy, ObjectDecoder, SubspaceRestriction

@@ -35,9 +35,9 @@ from threedsr.dsr.anomaly_generator import (
     FeatureAnomalyGenerator,
     GeneratedAnomalies,
     blocky_mask,
-    code_rank_bounds,
     keep_stream,
 )
+from threedsr.dsr.code_sampling import code_rank_bounds
 
 __all__ = ["DeviceAnomalyGenerator", "patch_shuffle_device", "sample_codes_dense"]
 
@@ -58,7 +58,7 @@ def sample_codes_dense(
     generator: torch.Generator | None = None,
     block_elements: int = DEFAULT_BLOCK_ELEMENTS,
 ) -> tuple[Tensor, Tensor]:
-    """:func:`~threedsr.dsr.anomaly_generator.sample_codes` for every cell at once: each cell's
+    """:func:`~threedsr.dsr.code_sampling.sample_codes` for every cell at once: each cell's
     rank is drawn uniformly from its sample's ``[lo, hi)`` (:func:`code_rank_bounds`), the codes
     are ranked up to the largest ``hi`` that ``max_strength`` allows.
 
