@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from threedsr_cli import overlays, report
+from threedsr_cli import map_scale, overlays, report
 
 CATEGORY = "puck"
 
@@ -72,11 +72,11 @@ def test_predict_uses_the_detectors_display_scale(cli, run_rgbd, tiny_data, tmp_
 
 
 def test_display_scale_from_the_detector_or_the_fixed_fallback():
-    assert overlays.display_scale(SimpleNamespace(display=None)) == overlays.MapScale(0.0, 1.0)
+    assert map_scale.display_scale(SimpleNamespace(display=None)) == map_scale.MapScale(0.0, 1.0)
     sidecar = {"low": 0.8, "high": 0.95, "threshold": 0.9, "source": "validation"}
     for display in (sidecar, SimpleNamespace(**sidecar)):
-        scale = overlays.display_scale(SimpleNamespace(display=display))
-        assert scale == overlays.MapScale(0.8, 0.95, 0.9, "detector", "validation")
+        scale = map_scale.display_scale(SimpleNamespace(display=display))
+        assert scale == map_scale.MapScale(0.8, 0.95, 0.9, "detector", "validation")
         assert scale.range == (0.8, 0.95)
 
 

@@ -1,10 +1,11 @@
 """Anomaly maps drawn for people: a map over its scan's RGB and depth, and the map itself as a
 grayscale PNG that still holds the score.
 
-The colour scale is the detector's (:func:`display_scale`), never the maps at hand: a scan must
-get the same picture alone or among other scans, and a good scan must stay readable (its own
-image, not a glow), so the defect is read against what the detector paints on good scans.
-matplotlib and pillow are imported lazily (a GPU server's python may lack them).
+The colour scale is the detector's (:func:`~threedsr_cli.map_scale.display_scale`), never the
+maps at hand: a scan must get the same picture alone or among other scans, and a good scan must
+stay readable (its own image, not a glow), so the defect is read against what the detector
+paints on good scans. matplotlib and pillow are imported lazily (a GPU server's python may lack
+them).
 """
 
 from __future__ import annotations
@@ -24,83 +25,22 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "FALLBACK_SCALE",
     "GOOD_LABEL",
     "HEAT_ALPHA",
-    "MapScale",
     "OverlayRow",
     "blend",
     "colorize",
-    "display_scale",
     "overlay_figure",
     "overlay_layout",
     "save_map_png",
 ]
 
 
-#: The fallback colour scale of a detector without a calibrated display scale: every threedsr map
-#: is a softmax probability (or the logistic-squashed fusion with the feature memory), so it lies
-#: in (0, 1) and [0, 1] is its whole range, the same for every scan and every call.
-FALLBACK_SCALE = (0.0, 1.0)
-
 #: Largest opacity of the heat map (at ``high``); it ramps down to 0 at ``low``.
 HEAT_ALPHA = 0.8
 
 #: Row label of the defect-free scan drawn under a defective one (``overlay_figure(good=...)``).
 GOOD_LABEL = "good scan (reference)"
-
-
-@dataclass(frozen=True)
-class MapScale:
-    """One detector's colour scale for anomaly maps: ``low`` (transparent) to ``high``.
-
-    Fixed by the detector, never by the maps being drawn, so a scan gets the same picture alone or
-    among others. ``source`` is ``"detector"`` (a calibrated display scale) or ``"fixed"``
-    (:data:`FALLBACK_SCALE`); ``calibration`` says on what the detector calibrated it.
-    """
-
-    low: float
-    high: float
-    threshold: float | None = None
-    source: str = "fixed"
-    calibration: str | None = None
-
-    @property
-    def range(self) -> tuple[float, float]:
-        return (self.low, self.high)
-
-
-def _field(display: Any, name: str) -> Any:
-    """An attribute of the display scale, or its key (a sidecar may hold it as a plain dict)."""
-    if isinstance(display, Mapping):
-        return display.get(name)
-    return getattr(display, name, None)
-
-
-def display_scale(detector: Any) -> MapScale:
-    """The colour scale of ``detector``'s maps (a ``threedsr.Detector`` or ``OnnxDetector``).
-
-    Its ``display`` (``low``, ``high``, ``threshold``, ``source``: calibrated on good validation
-    scans) when it has one; otherwise :data:`FALLBACK_SCALE`, the whole (0, 1) range of a map,
-    with no threshold. Never the min-max of the maps at hand: that would paint a lone good scan
-    red edge to edge and give a scan another picture in other company.
-
-    Example:
-        >>> display_scale(object())
-        MapScale(low=0.0, high=1.0, threshold=None, source='fixed', calibration=None)
-    """
-    display = getattr(detector, "display", None)
-    if display is None:
-        return MapScale(*FALLBACK_SCALE)
-    threshold = _field(display, "threshold")
-    calibration = _field(display, "source")
-    return MapScale(
-        float(_field(display, "low")),
-        float(_field(display, "high")),
-        None if threshold is None else float(threshold),
-        "detector",
-        None if calibration is None else str(calibration),
-    )
 
 
 def _normalise(m: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -289,11 +229,12 @@ def overlay_figure(
 ) -> Path:
     """One sample: RGB, depth, gt, then each named map over RGB and over depth, saved as PNG.
 
-    ``scale`` ((low, high), or one per map name) is fixed by the detector (:func:`display_scale`):
-    ``low`` is transparent, so a scan is painted only where it scores above good scans, and the
-    same scan always gets the same picture. ``threshold`` (one, or per map) is marked on the
-    colour bar. ``good`` (an :class:`OverlayRow`, or anything with ``rgb``, ``depth``, ``maps``)
-    adds a defect-free scan as a second row on the same scale (see :func:`overlay_layout`).
+    ``scale`` ((low, high), or one per map name) is fixed by the detector
+    (:func:`~threedsr_cli.map_scale.display_scale`): ``low`` is transparent, so a scan is painted
+    only where it scores above good scans, and the same scan always gets the same picture.
+    ``threshold`` (one, or per map) is marked on the colour bar. ``good`` (an :class:`OverlayRow`,
+    or anything with ``rgb``, ``depth``, ``maps``) adds a defect-free scan as a second row on the
+    same scale (see :func:`overlay_layout`).
     """
     fig = overlay_layout(
         OverlayRow(rgb, depth, maps, gt, scores),
@@ -310,9 +251,9 @@ def save_map_png(
 ) -> Path:
     """The anomaly map as an 8-bit grayscale PNG: ``low`` -> 0, ``high`` -> 255 (clipped).
 
-    The scale is the detector's (:func:`display_scale`), so a pixel value means the same score in
-    every map it writes; the PNG's text chunks record ``low``, ``high`` and ``threshold`` so the
-    score can be read back (``low + v / 255 * (high - low)``).
+    The scale is the detector's (:func:`~threedsr_cli.map_scale.display_scale`), so a pixel value
+    means the same score in every map it writes; the PNG's text chunks record ``low``, ``high``
+    and ``threshold`` so the score can be read back (``low + v / 255 * (high - low)``).
     """
     from PIL import Image, PngImagePlugin
 

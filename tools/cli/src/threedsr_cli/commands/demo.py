@@ -288,7 +288,7 @@ def _demo(
 
         t0 = time.perf_counter()
         modality = dict(meta.get("defect_types", {}))
-        from threedsr_cli.overlays import display_scale
+        from threedsr_cli.map_scale import display_scale
 
         scales = {s: display_scale(det) for s, det in detectors.items()}
         overlays = write_figures(ui, out, profile, meta, metrics, test, scales)

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from threedsr import EvaluatedSamples
 
     from threedsr_cli.commands.demo_profile import DemoProfile
-    from threedsr_cli.overlays import MapScale, OverlayRow
+    from threedsr_cli.map_scale import MapScale
+    from threedsr_cli.overlays import OverlayRow
     from threedsr_cli.ui import UI
 
 __all__ = [
@@ -103,7 +104,7 @@ def _overlays(
     progress: Callable[[int], None],
 ) -> list[tuple[str, Path]]:
     """The overlay figures, each map on its detector's fixed scale (``scales``, from
-    ``overlays.display_scale``). A defective scan gets the first good test scan as a reference row
+    ``map_scale.display_scale``). A defective scan gets the first good test scan as a reference row
     on the same scale: the defect is read against what the detector paints on a good scan."""
     from threedsr_cli.overlays import overlay_figure
 

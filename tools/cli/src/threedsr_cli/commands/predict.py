@@ -147,7 +147,7 @@ def _predict(
     import threedsr
 
     from threedsr_cli.libs import warn, warn_unfinished
-    from threedsr_cli.overlays import display_scale
+    from threedsr_cli.map_scale import display_scale
 
     warn_unfinished(detector)
     source = None

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pcprep import Prepared
     from threedsr import Detector, OnnxDetector, SamplePrediction
 
-    from threedsr_cli.overlays import MapScale
+    from threedsr_cli.map_scale import MapScale
 
 __all__ = [
     "check_predict_out",
