@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.atomic import atomic_write_json
-from threedsr_cli.commands.demo_profile import SETUPS, DemoProfile
+from threedsr_cli.commands.demo_profile import (
+    SETUPS,
+    DemoProfile,
+    demo_plan,
+    detector_config,
+    stage_one_config,
+)
 from threedsr_cli.commands.demo_report import (
     depth_only_verdict,
     gather_test_results,
@@ -31,10 +37,9 @@ from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
-    from threedsr import DetectorConfig, EvaluatedSamples
-    from vqcore import StageOneConfig
+    from threedsr import EvaluatedSamples
 
-__all__ = ["demo_command", "demo_plan"]
+__all__ = ["demo_command"]
 
 
 def _generate(ui: UI, profile: DemoProfile, root: Path, seed: int) -> dict[str, Any]:
@@ -58,30 +63,6 @@ def _generate(ui: UI, profile: DemoProfile, root: Path, seed: int) -> dict[str, 
     return json.loads(meta.read_text())
 
 
-def _stage_one_config(
-    profile: DemoProfile, setup: str, out: Path, device: str, seed: int
-) -> StageOneConfig:
-    import vqcore
-
-    backbone = vqcore.BackboneConfig.cpu(setup, **dict(profile.backbone))
-    weights: dict[str, float | None] = {}
-    if setup == "rgbd" and profile.dada_lambda_depth is not None:
-        weights = {"lambda_depth": profile.dada_lambda_depth, "lambda_rgb": profile.dada_lambda_rgb}
-    return vqcore.StageOneConfig.cpu(
-        setup,
-        backbone=backbone,
-        out_dir=out,
-        iterations=profile.dada_iterations,
-        image_size=profile.dada_image_size,
-        batch_size=profile.dada_batch,
-        seed=seed,
-        device=device,
-        resume=True,
-        checkpoint_every=max(1, profile.dada_iterations // 3),
-        **weights,
-    )
-
-
 def _run_trainings(ui: UI, jobs: list[TrainJob], device: str) -> None:
     """Side by side in worker processes on the CPU (see :mod:`threedsr_cli.concurrent`); one
     after the other on a GPU, where each already has the device to itself."""
@@ -95,42 +76,6 @@ def _run_trainings(ui: UI, jobs: list[TrainJob], device: str) -> None:
             run_training(ui, job.config, job.data, job.description)
 
 
-def _detector_config(
-    profile: DemoProfile,
-    setup: str,
-    data: Path,
-    backbone: Path | None,
-    out: Path,
-    device: str,
-    seed: int,
-    method: str = "memory",
-) -> DetectorConfig:
-    import threedsr
-
-    common: dict[str, Any] = dict(
-        setup=setup,
-        data_root=str(data),
-        category=profile.category,
-        backbone=None if backbone is None else str(backbone),
-        out_dir=str(out),
-        image_size=profile.detector_size,
-        device=device,
-        seed=seed,
-    )
-    if method == "memory":  # nothing is trained: no schedule
-        return threedsr.DetectorConfig.preset("memory", **common)
-    return threedsr.DetectorConfig.preset(
-        profile.detector_preset,
-        method=method,
-        iterations=profile.detector_iterations,
-        batch_size=profile.detector_batch,
-        checkpoint_every=max(1, profile.detector_iterations // 4),
-        resume=True,
-        **common,
-        **dict(profile.detector_model),
-    )
-
-
 def _finished(out: Path) -> bool:
     import threedsr
 
@@ -138,23 +83,6 @@ def _finished(out: Path) -> bool:
         return threedsr.detector_info(out / "detector.pt").finished
     except threedsr.ThreedsrError:  # none yet, or unreadable: train it
         return False
-
-
-def demo_plan(method: str | None, device: str, *, fast: bool) -> tuple[str, DemoProfile]:
-    """The method and profile of a demo on ``device`` when ``--method`` may be unset: a GPU
-    trains the 3DSR network itself in minutes; a CPU shows the memory (3DSR's CPU schedule is
-    near chance on real data).
-
-    Example:
-        >>> [(m, p.detector_preset) for m, p in (demo_plan(None, d, fast=False) for d in ("cuda:0", "cpu"))]
-        [('3dsr', 'gpu'), ('memory', 'cpu')]
-    """
-    on_gpu = device.startswith("cuda")
-    if method is None:
-        method = "3dsr" if on_gpu else "memory"
-    if fast:
-        return method, DemoProfile.fast()
-    return method, DemoProfile.gpu() if on_gpu and method != "memory" else DemoProfile()
 
 
 def demo_command(*, out: Path, **kwargs: Any) -> dict[str, Any]:
@@ -230,7 +158,7 @@ def _demo(
         if stage1:
             for setup in SETUPS:
                 folder = out / ("dada-rgbd" if setup == "rgbd" else f"backbone-{setup}")
-                config = _stage_one_config(profile, setup, folder, dev, seed)
+                config = stage_one_config(profile, setup, folder, dev, seed)
                 backbones[setup] = config.checkpoint_path
                 name = "DADA (rgbd)" if setup == "rgbd" else f"{setup}-only backbone"
                 jobs.append(TrainJob("stage1", f"stage 1: {name}", config, config.checkpoint_path))
@@ -251,7 +179,7 @@ def _demo(
         jobs = []
         for setup in SETUPS:
             folder = out / f"detector-{setup}"
-            config = _detector_config(
+            config = detector_config(
                 profile, setup, data, backbones[setup], folder, dev, seed, method
             )
             if _finished(folder):
