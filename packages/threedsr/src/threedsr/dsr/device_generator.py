@@ -77,8 +77,10 @@ def sample_codes_dense(
     dev = features.device
     cb = codebook.to(features.dtype)
     s = strengths.to(dev, torch.float32)
-    # code_rank_bounds in tensor form (same int() truncation: strengths are >= 0).
-    hi = (s * k).floor().long().add(1).clamp(1, k - 1)
+    # code_rank_bounds in tensor form (same int() truncation: strengths are >= 0). The product
+    # is in float64, as code_rank_bounds's: in float32 0.7 * 10 rounds up to 7.0 and would allow
+    # one rank more than the host sampler.
+    hi = (s.double() * k).floor().long().add(1).clamp(1, k - 1)
     lo = torch.minimum(torch.full_like(hi, int(k * exclude_nearest)), hi - 1)
     k_max = code_rank_bounds(max_strength, k, exclude_nearest)[1]
     u = torch.rand(b, h * w, generator=generator, device=dev)
