@@ -83,7 +83,7 @@ def test_the_memory_preset_map_meets_the_image_target(splits256) -> None:
     # 0.928; one search: 0.888); issue 12's target is 0.80. Standard error on 11 good x 44
     # defective scans near 0.90: about 0.04.
     cfg = DetectorConfig.for_memory("rgbd")
-    assert cfg.image_size == 256 and cfg.memory.modalities == "separate"
+    assert cfg.image_size == 256 and cfg.memory.modalities == "separate+joint"
     assert cfg.memory.modality_fusion == "max"
     auroc = _memory_auroc(splits256, cfg.memory)
     assert auroc > 0.86, auroc

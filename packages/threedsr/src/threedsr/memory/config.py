@@ -18,9 +18,10 @@ __all__ = ["MemoryConfig"]
 class MemoryConfig(ConfigMixin):
     """The memory of one class's good cells (:mod:`threedsr.memory`).
 
-    The defaults are the tuned CPU memory (package README rows 18-26, 32 and 33): hand-made
-    descriptors of all four groups at 1, 2, 4 and 8 px, depth weighing as much as colour and
-    texture together, and distances in units of the local normal spread.
+    The defaults are the tuned CPU memory (package README rows 18-26, 32, 33, 35, 37 and 38;
+    :meth:`for_setup` gives each setup its own): hand-made descriptors of all four groups at 1,
+    2, 4 and 8 px, depth weighing as much as colour and texture together, and distances in
+    units of the local normal spread.
 
     Args:
         features: ``descriptors`` (hand-made surface, colour, texture and interior
@@ -105,13 +106,14 @@ class MemoryConfig(ConfigMixin):
         descriptors would share the bank with the dark support, which a dark stain matches
         (demo: I-AUROC 0.50): RGB stores the backbone's encoder features instead, with plain
         distances. RGB-D searches depth and colour apart (row 35: CandyCane 0.628 -> 0.750,
-        cable_gland 0.888 -> 0.928 I-AUROC, memory alone) and scores a cell by the more abnormal
-        of the two (row 37, chosen on implanted defects and a tuning copy: CandyCane 0.731,
-        cable_gland 0.903, synthetic bar 0.9669 -> 0.9838)."""
+        cable_gland 0.888 -> 0.928 I-AUROC, memory alone), and all channels together as a third
+        search, which sees pairings of shape and colour that no good cell has (row 38), and
+        scores a cell by the most abnormal of the three (row 37). Both were chosen on implanted
+        defects of validation scans (row 38: five kinds, both development copies)."""
         base: dict[str, Any] = {}
         if setup == "rgb":
             base = dict(features="encoder", size=40_000, local_k=0)
         elif setup == "rgbd":
-            base = dict(modalities="separate")
+            base = dict(modalities="separate+joint")
         base.update(overrides)
         return cls(**base)
