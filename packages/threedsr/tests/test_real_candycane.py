@@ -20,10 +20,10 @@ from threedsr.memory import fit_memory
 from threedsr.smoothing import smooth_maps
 
 CATEGORY = "CandyCane"
-#: measured on this copy (issue 23, session 13), memory alone: 0.731 (depth and colour searched
-#: apart, a cell scored by the more abnormal one; summed: 0.750; one search: 0.628); standard
-#: error at 0.73 on 13 x 12 scans: 0.10
-IMAGE_AUROC, STANDARD_ERROR = 0.731, 0.10
+#: measured on this copy (issue 23, session 16), memory alone: 0.712 (depth, colour and all
+#: channels searched apart, a cell scored by the most abnormal one; depth and colour alone:
+#: 0.731, summed: 0.750; one search: 0.628); standard error at 0.71 on 13 x 12 scans: 0.10
+IMAGE_AUROC, STANDARD_ERROR = 0.712, 0.10
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +70,4 @@ def test_the_memory_preset_map_meets_the_measured_figure(config, splits) -> None
     assert auroc > IMAGE_AUROC - STANDARD_ERROR, auroc
     masks = np.stack([p.gt if p.gt is not None else np.zeros(p.depth.shape) for p in test]) > 0.5
     pixel = admetrics.pixel_auroc(masks, smoothed.numpy())
-    assert pixel > 0.96, pixel  # 0.981 measured; 0.940 with the rails in the foreground
+    assert pixel > 0.96, pixel  # 0.980 measured; 0.940 with the rails in the foreground
