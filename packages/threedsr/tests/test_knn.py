@@ -32,14 +32,15 @@ def _brute_local(bank: torch.Tensor, ids: torch.Tensor | None, k: int) -> torch.
     n=st.integers(1, 12),
     c=st.integers(1, 5),
     chunk=st.integers(1, 7),
+    bank_block=st.one_of(st.none(), st.integers(1, 13)),
     seed=st.integers(0, 2**16),
 )
-def test_nearest_rows_equals_brute_force(q, n, c, chunk, seed) -> None:
+def test_nearest_rows_equals_brute_force(q, n, c, chunk, bank_block, seed) -> None:
     g = torch.Generator().manual_seed(seed)
     query, bank = torch.randn(q, c, generator=g), torch.randn(n, c, generator=g)
     skip = torch.rand(n, generator=g) < 0.3
     skip[0] = False  # at least one row to find
-    d, i = nearest_rows(query, bank, skip=skip, chunk=chunk)
+    d, i = nearest_rows(query, bank, skip=skip, chunk=chunk, bank_block=bank_block)
     ref = torch.cdist(query.double(), bank.double())
     ref[:, skip] = float("inf")
     torch.testing.assert_close(d.double(), ref.min(1).values, atol=1e-4, rtol=1e-4)
@@ -53,20 +54,36 @@ def test_nearest_rows_equals_brute_force(q, n, c, chunk, seed) -> None:
     scans=st.integers(1, 4),
     k=st.integers(1, 3),
     chunk=st.integers(1, 9),
+    bank_block=st.one_of(st.none(), st.integers(1, 21)),
+    sorted_ids=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_local_scales_equal_brute_force(n, scans, k, chunk, seed) -> None:
+def test_local_scales_equal_brute_force(n, scans, k, chunk, bank_block, sorted_ids, seed) -> None:
     g = torch.Generator().manual_seed(seed)
     bank = torch.randn(n, 3, generator=g)
-    ids = torch.arange(n) % scans
+    # Interleaved scans exercise the search's sort by scan; sorted ones are how fit_memory stores.
+    ids = torch.arange(n) * scans // n if sorted_ids else torch.arange(n) % scans
     if n - int(torch.bincount(ids).max()) < k and scans > 1:
         with pytest.raises(ValueError, match="too few rows"):
-            local_scales(bank, ids, k, chunk=chunk)
+            local_scales(bank, ids, k, chunk=chunk, bank_block=bank_block)
         return
-    got = local_scales(bank, ids, k, chunk=chunk)
+    got = local_scales(bank, ids, k, chunk=chunk, bank_block=bank_block)
     want = _brute_local(bank, ids, k)
     want = want.clamp_min(float(want.median()) * 0.01)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bank_block", [1, 2, 3, None])
+def test_nearest_rows_picks_the_first_of_equal_rows_across_blocks(bank_block) -> None:
+    # Rows 1 and 3 are equally near; row 1 must win whichever block each lands in (the exported
+    # graph's min over the whole bank picks the first, and the row's index picks its scale).
+    bank = torch.tensor([[5.0], [1.0], [7.0], [1.0]])
+    d, i = nearest_rows(torch.tensor([[0.0], [1.0]]), bank, bank_block=bank_block)
+    assert i.tolist() == [1, 1] and d.tolist() == [1.0, 0.0]
+    # A skipped row is never found, even when it is the only exact match.
+    skip = torch.tensor([False, True, False, False])
+    _, i = nearest_rows(torch.tensor([[1.0]]), bank, skip=skip, bank_block=bank_block)
+    assert i.tolist() == [3]
 
 
 def test_local_scales_leave_the_rows_own_scan_out() -> None:

@@ -19,9 +19,59 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from vqcore.search import DEFAULT_BLOCK_ELEMENTS, ranked_codes, row_chunk, squared_distances
+from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk
 
-__all__ = ["local_scales", "nearest_rows"]
+__all__ = ["local_scales", "nearest_rows", "search_blocks"]
+
+#: (query rows, bank rows) of one distance block on a CPU: 4 MB, so the product and its minimum
+#: stay in cache. The earlier whole-bank row blocks (vqcore's 4M distances, 16 MB) went to memory
+#: and back on every pass and searched a 100k-row bank 2-4x slower (tools/bench/bench_knn.py).
+CPU_BLOCK = (2048, 512)
+
+
+def search_blocks(n_bank: int, device: torch.device) -> tuple[int, int]:
+    """(query rows, bank rows) per distance block: cache-sized on a CPU, on a GPU every bank row
+    at once (vqcore's bound on the block), where one large product beats many launches."""
+    if device.type == "cpu":
+        return CPU_BLOCK[0], min(CPU_BLOCK[1], max(1, n_bank))
+    return row_chunk(n_bank, DEFAULT_BLOCK_ELEMENTS), max(1, n_bank)
+
+
+def _nearest(
+    query: Tensor, bank: Tensor, bank_sq: Tensor, block: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """Squared distance of each query row to its nearest bank row, and that row's index.
+
+    ``||e||^2 - 2 x.e`` is minimised over the bank, then ``||x||^2`` added and the sum clamped at
+    0: the same value as the minimum of the whole ``||x||^2 + ||e||^2 - 2 x.e`` (rounding is
+    monotone), two passes fewer over every block. Of equal distances the first row wins; a row
+    whose ``bank_sq`` is ``inf`` is never found.
+    """
+    rows, cols = block
+    best = torch.full((query.shape[0],), float("inf"), device=query.device)
+    index = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
+    for s in range(0, query.shape[0], rows):
+        q = query[s : s + rows]
+        best_q, index_q = best[s : s + rows], index[s : s + rows]
+        for t in range(0, bank.shape[0], cols):
+            part = torch.addmm(
+                bank_sq[t : t + cols].unsqueeze(0), q, bank[t : t + cols].t(), alpha=-2.0
+            )
+            if cols >= bank.shape[0]:  # one block (a GPU): no host sync
+                v, i = part.min(1)
+                best_q.copy_(v)
+                index_q.copy_(i)
+                continue
+            # The values first (a vectorised pass); the index only of rows this block improves,
+            # strictly, so of equal distances the earlier block's (lower) row stays.
+            better = part.amin(1) < best_q
+            if bool(better.any()):
+                rows_better = better.nonzero()[:, 0]
+                v, i = part[rows_better].min(1)
+                best_q[rows_better] = v
+                index_q[rows_better] = i + t
+        best_q.add_((q * q).sum(1)).clamp_min_(0)
+    return best, index
 
 
 def nearest_rows(
@@ -30,6 +80,7 @@ def nearest_rows(
     *,
     skip: Tensor | None = None,
     chunk: int | None = None,
+    bank_block: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Euclidean distance of each query row to its nearest bank row, and that row's index.
 
@@ -37,7 +88,8 @@ def nearest_rows(
         query: (Q, C) rows.
         bank: (N, C) rows.
         skip: (N,) bool: bank rows to ignore (leave-one-scan-out); None = none.
-        chunk: query rows per distance block; None = vqcore's block bound.
+        chunk: query rows per distance block; None = :func:`search_blocks`.
+        bank_block: bank rows per distance block; None = :func:`search_blocks`.
 
     Returns:
         (distances (Q,), indices (Q,) int64).
@@ -49,17 +101,12 @@ def nearest_rows(
     """
     # Not vqcore's ranked_codes(k=1): its topk can pick another row among exact ties than the
     # min of the exported graph (threedsr.graph), and the nearest row's index picks its scale.
-    chunk = chunk or row_chunk(bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
-    dist = torch.empty(query.shape[0], device=query.device)
-    index = torch.empty(query.shape[0], dtype=torch.long, device=query.device)
-    for s in range(0, query.shape[0], chunk):
-        # vqcore's nearest-code search, with the bank as the codebook.
-        d2 = squared_distances(query[s : s + chunk], bank)
-        if skip is not None:
-            d2[:, skip] = float("inf")
-        v, i = d2.min(1)
-        dist[s : s + chunk], index[s : s + chunk] = v.sqrt(), i
-    return dist, index
+    bank_sq = (bank * bank).sum(1)
+    if skip is not None:
+        bank_sq = bank_sq.masked_fill(skip, float("inf"))
+    rows, cols = search_blocks(bank.shape[0], query.device)
+    d2, index = _nearest(query, bank, bank_sq, (chunk or rows, bank_block or cols))
+    return d2.sqrt(), index
 
 
 @torch.no_grad()
@@ -69,6 +116,7 @@ def local_scales(
     k: int,
     *,
     chunk: int | None = None,
+    bank_block: int | None = None,
 ) -> Tensor:
     """Each bank row's distance to its ``k``-th nearest row from another training scan.
 
@@ -80,7 +128,8 @@ def local_scales(
         bank: (N, C) rows (N > k).
         image_ids: (N,) the training scan of each row, or None.
         k: which neighbour (1 = the nearest).
-        chunk: rows per distance block; None = vqcore's block bound.
+        chunk: rows per distance block; None = :func:`search_blocks`.
+        bank_block: bank rows per distance block; None = :func:`search_blocks`.
 
     Returns:
         (N,) float32 scales > 0.
@@ -96,11 +145,45 @@ def local_scales(
     single = image_ids is None or bool((image_ids == image_ids[0]).all())
     if n <= k or (not single and image_ids is not None and _max_other_rows(image_ids) < k):
         raise ValueError(f"local_scales: the bank has too few rows ({n}) for k={k}")
-    chunk = chunk or row_chunk(n, DEFAULT_BLOCK_ELEMENTS)
-    # A row's own scan is left out; with one scan (or none known), only the row itself.
+    rows, cols = search_blocks(n, bank.device)
+    rows, cols = chunk or rows, bank_block or cols
+    # A row's own scan is left out; with one scan (or none known), only the row itself. Rows
+    # sorted by scan make each scan one run of columns, so leaving it out fills a few small
+    # rectangles instead of comparing every pair of scan ids.
     group = (torch.arange(n) if single else image_ids).to(bank.device)  # type: ignore[union-attr]
-    kth, _ = ranked_codes(bank, bank, k, exclude=(group, group), block_elements=chunk * n)
-    out = kth[:, -1].sqrt()
+    order = torch.argsort(group, stable=True)
+    bank, group = bank[order], group[order]
+    _, counts = torch.unique_consecutive(group, return_counts=True)
+    ends = counts.cumsum(0).tolist()
+    starts = [0, *ends[:-1]]
+    bank_sq = (bank * bank).sum(1)
+    sorted_out = torch.empty(n, device=bank.device)
+    for s in range(0, n, rows):
+        q = bank[s : s + rows]
+        # The scans of this query block: (their rows here, their columns in the bank).
+        runs = [(a, e) for a, e in zip(starts, ends, strict=True) if a < s + rows and e > s]
+        # The k smallest ||e||^2 - 2 x.e so far (values only: the k-th is all a scale needs).
+        smallest = torch.full((q.shape[0], k), float("inf"), device=bank.device)
+        for t in range(0, n, cols):
+            part = torch.addmm(
+                bank_sq[t : t + cols].unsqueeze(0), q, bank[t : t + cols].t(), alpha=-2.0
+            )
+            for a, e in runs:
+                if a < t + cols and e > t:
+                    part[max(a - s, 0) : e - s, max(a - t, 0) : e - t] = float("inf")
+            if cols >= n:  # one block (a GPU): no host sync
+                smallest = part.topk(k, dim=1, largest=False, sorted=True).values
+                continue
+            # Only rows whose block holds something nearer than their k-th so far need a rank.
+            near = part.amin(1) < smallest[:, -1]
+            if bool(near.any()):
+                rows_near = near.nonzero()[:, 0]
+                top = part[rows_near].topk(min(k, part.shape[1]), dim=1, largest=False).values
+                merged = torch.cat([smallest[rows_near], top], 1)
+                smallest[rows_near] = merged.topk(k, dim=1, largest=False, sorted=True).values
+        sorted_out[s : s + rows] = (smallest[:, -1] + (q * q).sum(1)).clamp_min(0).sqrt()
+    out = torch.empty_like(sorted_out)
+    out[order] = sorted_out
     floor = float(out.median()) * 0.01
     return out.clamp_min(max(floor, 1e-12))
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from vqcore import DiscreteAutoencoder
-from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk, squared_distances
+from vqcore.search import squared_distances
 
 from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.knn import nearest_rows
@@ -242,7 +242,11 @@ class FeatureMemory(nn.Module):
             raise ValueError(
                 f"FeatureMemory: where must be ({b}, {h}, {w}), got {tuple(where.shape)}"
             )
-        chunk = row_chunk(self.bank.shape[0], DEFAULT_BLOCK_ELEMENTS)
+        # Each part's bank columns once per call, contiguous for the products.
+        parts = [
+            (cols, self.bank if cols is None else self.bank[:, cols].contiguous(), local)
+            for cols, local in self.part_columns()
+        ]
         out = torch.zeros(b, h * w, device=feats.device)
         for i in range(b):
             skip = (
@@ -251,9 +255,8 @@ class FeatureMemory(nn.Module):
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
             per_part = []
-            for cols, local in self.part_columns():
-                qc, bc = (qi, self.bank) if cols is None else (qi[:, cols], self.bank[:, cols])
-                dp, nearest = nearest_rows(qc, bc, skip=skip, chunk=chunk)
+            for cols, bank, local in parts:
+                dp, nearest = nearest_rows(qi if cols is None else qi[:, cols], bank, skip=skip)
                 per_part.append(dp if local is None else dp / local[nearest])
             di = self.combine_parts(per_part)
             if rows is None:
@@ -277,8 +280,10 @@ class FeatureMemory(nn.Module):
             for cols, local in self.part_columns():
                 qc = qb.reshape(-1, c) if cols is None else qb.reshape(-1, c)[:, cols]
                 bc = self.bank if cols is None else self.bank[:, cols]
-                v, i = squared_distances(qc, bc).min(dim=1)
-                per_part.append(v.sqrt() if local is None else v.sqrt() / local[i])
+                # As nearest_rows: the minimum of ||e||^2 - 2 x.e, then + ||x||^2, clamped.
+                v, i = squared_distances(qc, bc, row_norms=False).min(dim=1)
+                v = (v + (qc * qc).sum(1)).clamp_min(0).sqrt()
+                per_part.append(v if local is None else v / local[i])
             blocks.append(self.combine_parts(per_part).reshape(-1, n))
         return torch.cat(blocks, dim=1).reshape(-1, h, w)
 
