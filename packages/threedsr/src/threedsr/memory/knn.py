@@ -37,6 +37,13 @@ def search_blocks(n_bank: int, device: torch.device) -> tuple[int, int]:
     return row_chunk(n_bank, DEFAULT_BLOCK_ELEMENTS), max(1, n_bank)
 
 
+def _partial_distances(q: Tensor, bank: Tensor, bank_sq: Tensor, start: int, cols: int) -> Tensor:
+    """``||e||^2 - 2 x.e`` of query rows ``q`` to bank rows ``start:start + cols``: the squared
+    distance less ``||x||^2``, which ranks a row's neighbours alike and is added after."""
+    rows = slice(start, start + cols)
+    return torch.addmm(bank_sq[rows].unsqueeze(0), q, bank[rows].t(), alpha=-2.0)
+
+
 def _nearest(
     query: Tensor, bank: Tensor, bank_sq: Tensor, block: tuple[int, int]
 ) -> tuple[Tensor, Tensor]:
@@ -54,9 +61,7 @@ def _nearest(
         q = query[s : s + rows]
         best_q, index_q = best[s : s + rows], index[s : s + rows]
         for t in range(0, bank.shape[0], cols):
-            part = torch.addmm(
-                bank_sq[t : t + cols].unsqueeze(0), q, bank[t : t + cols].t(), alpha=-2.0
-            )
+            part = _partial_distances(q, bank, bank_sq, t, cols)
             if cols >= bank.shape[0]:  # one block (a GPU): no host sync
                 v, i = part.min(1)
                 best_q.copy_(v)
@@ -148,29 +153,29 @@ def local_scales(
     rows, cols = search_blocks(n, bank.device)
     rows, cols = chunk or rows, bank_block or cols
     # A row's own scan is left out; with one scan (or none known), only the row itself. Rows
-    # sorted by scan make each scan one run of columns, so leaving it out fills a few small
-    # rectangles instead of comparing every pair of scan ids.
+    # sorted by scan keep a query block's scans in one run of columns, so only the few bank
+    # blocks that meet that run compare scan ids.
     group = (torch.arange(n) if single else image_ids).to(bank.device)  # type: ignore[union-attr]
     order = torch.argsort(group, stable=True)
     bank, group = bank[order], group[order]
-    _, counts = torch.unique_consecutive(group, return_counts=True)
-    ends = counts.cumsum(0).tolist()
-    starts = [0, *ends[:-1]]
     bank_sq = (bank * bank).sum(1)
     sorted_out = torch.empty(n, device=bank.device)
-    for s in range(0, n, rows):
-        q = bank[s : s + rows]
-        # The scans of this query block: (their rows here, their columns in the bank).
-        runs = [(a, e) for a, e in zip(starts, ends, strict=True) if a < s + rows and e > s]
+    # Each query block's run of columns [lo, hi), read to the host once.
+    firsts = torch.arange(0, n, rows, device=bank.device)
+    lasts = (firsts + rows).clamp_max(n) - 1
+    runs = zip(
+        torch.searchsorted(group, group[firsts]).tolist(),
+        torch.searchsorted(group, group[lasts], right=True).tolist(),
+        strict=True,
+    )
+    for s, (lo, hi) in zip(range(0, n, rows), runs, strict=True):
+        q, own = bank[s : s + rows], group[s : s + rows]
         # The k smallest ||e||^2 - 2 x.e so far (values only: the k-th is all a scale needs).
         smallest = torch.full((q.shape[0], k), float("inf"), device=bank.device)
         for t in range(0, n, cols):
-            part = torch.addmm(
-                bank_sq[t : t + cols].unsqueeze(0), q, bank[t : t + cols].t(), alpha=-2.0
-            )
-            for a, e in runs:
-                if a < t + cols and e > t:
-                    part[max(a - s, 0) : e - s, max(a - t, 0) : e - t] = float("inf")
+            part = _partial_distances(q, bank, bank_sq, t, cols)
+            if t < hi and t + cols > lo:
+                part.masked_fill_(own[:, None] == group[None, t : t + cols], float("inf"))
             if cols >= n:  # one block (a GPU): no host sync
                 smallest = part.topk(k, dim=1, largest=False, sorted=True).values
                 continue
