@@ -3,8 +3,10 @@ shapes for batch 0/1/N, error messages, and a memory built on them."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import Detector, MemoryConfig, train_detector
@@ -104,6 +106,44 @@ def test_interior_distance_moves_with_the_object(dy: int, dx: int) -> None:
     torch.testing.assert_close(
         interior_distance(moved), torch.roll(interior_distance(fg), (dy, dx), (2, 3))
     )
+
+
+def _interior_reference(fg: np.ndarray) -> np.ndarray:
+    """Erosions counted with scipy: a cross with the outside as background, then a square with
+    the outside ignored, alternating, over the whole fixed-length loop (what a traced graph
+    runs); over sqrt(area / pi)."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    cross = ndimage.generate_binary_structure(2, 1)
+    square = np.ones((3, 3), bool)
+    cur, depth = fg.astype(bool), np.zeros(fg.shape)
+    for step in range((min(fg.shape) + 1) // 2):
+        depth += cur
+        if step % 2:
+            cur = ndimage.binary_erosion(cur, square, border_value=1)
+        else:
+            cur = ndimage.binary_erosion(cur, cross, border_value=0)
+    return depth / max(1.0, (fg.sum() / np.pi) ** 0.5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(3, 40),
+    w=st.integers(3, 40),
+    fill=st.floats(0.0, 1.0),
+    grow=st.integers(0, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_interior_distance_counts_the_erosions_scipy_counts(
+    h: int, w: int, fill: float, grow: int, seed: int
+) -> None:
+    """Blobs of any size, touching the border or not, empty or full: the eager loop (which
+    stops once nothing is left) gives the full loop's values."""
+    g = torch.Generator().manual_seed(seed)
+    fg = (torch.rand(1, 1, h, w, generator=g) < fill).float()
+    if grow:
+        fg = F.max_pool2d(fg, 2 * grow + 1, 1, grow)
+    ref = _interior_reference(fg[0, 0].numpy())
+    np.testing.assert_allclose(interior_distance(fg)[0, 0].double().numpy(), ref, rtol=1e-6)
 
 
 @settings(max_examples=20, deadline=None)

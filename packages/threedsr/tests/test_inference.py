@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threedsr import (
     Detector,
     DetectorConfig,
@@ -14,6 +16,7 @@ from threedsr import (
     gaussian_filter,
     predict_samples,
 )
+from threedsr.smoothing import gaussian_kernel1d, separable_filter
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
@@ -53,6 +56,48 @@ def test_gaussian_filter_matches_scipy_constant_mode() -> None:
     ours = gaussian_filter(m, 2.0)[0].numpy()
     ref = scipy_ndimage.gaussian_filter(m[0].numpy(), 2.0, mode="constant", cval=0.0, truncate=4.0)
     np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    radius=st.integers(0, 6),
+    mode=st.sampled_from(["constant", "replicate"]),
+    seed=st.integers(0, 2**16),
+)
+def test_separable_filter_is_scipys_correlation_along_w_then_h(
+    n: int, h: int, w: int, radius: int, mode: str, seed: int
+) -> None:
+    """Against scipy.ndimage.correlate1d per axis, float64; kernels wider than the image too."""
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, h, w, generator=g, dtype=torch.float64)
+    k = torch.rand(2 * radius + 1, generator=g, dtype=torch.float64)
+    ours = separable_filter(x, k, mode=mode).numpy()
+    sp_mode = {"constant": "constant", "replicate": "nearest"}[mode]
+    ref = scipy_ndimage.correlate1d(x.numpy(), k.numpy(), axis=2, mode=sp_mode, cval=0.0)
+    ref = scipy_ndimage.correlate1d(ref, k.numpy(), axis=1, mode=sp_mode, cval=0.0)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_separable_filter_equals_the_one_channel_convolutions_it_replaced() -> None:
+    """The descriptors' blur before session 18 (conv2d per image, 1 x K then K x 1): the same
+    sums, so a detector's features do not move."""
+    x = torch.rand(6, 64, 48)
+    k = gaussian_kernel1d(3.0, truncate=3.0)
+    r = (k.numel() - 1) // 2
+    ref = F.conv2d(F.pad(x[:, None], (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    ref = F.conv2d(F.pad(ref, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))[:, 0]
+    torch.testing.assert_close(separable_filter(x, k, mode="replicate"), ref, rtol=0, atol=1e-6)
+
+
+def test_separable_filter_rejects_even_kernels_and_other_ranks() -> None:
+    with pytest.raises(ValueError, match="K odd"):
+        separable_filter(torch.zeros(1, 4, 4), torch.ones(2))
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        separable_filter(torch.zeros(1, 1, 4, 4), torch.ones(3))
 
 
 def test_depth_filter_is_21_as_the_reference_11_in_the_cpu_preset_and_gaussian_option() -> None:

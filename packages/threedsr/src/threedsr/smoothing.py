@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["box_filter", "gaussian_filter", "gaussian_kernel1d", "smooth_maps"]
+__all__ = ["box_filter", "gaussian_filter", "gaussian_kernel1d", "separable_filter", "smooth_maps"]
 
 
 def box_filter(maps: Tensor, size: int) -> Tensor:
@@ -45,6 +45,44 @@ def gaussian_kernel1d(
     return (k / k.sum()).to(dtype)
 
 
+def _filter_rows(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
+    """``kernel`` along the last dim of (N, R, L) ``x``: each of the R rows is one group of a
+    depthwise ``conv1d``."""
+    # int(): a traced graph records the row count as a constant, so the weight is one (ONNX
+    # cannot export a convolution whose kernel shape it has to compute).
+    r, rows = (kernel.numel() - 1) // 2, int(x.shape[1])
+    x = F.pad(x, (r, r), mode=mode)
+    return F.conv1d(x, kernel.view(1, 1, -1).expand(rows, 1, -1), groups=rows)
+
+
+def separable_filter(x: Tensor, kernel: Tensor, *, mode: str = "constant") -> Tensor:
+    """``kernel`` (odd length) along W, then along H, of (N, H, W) ``x``, borders padded by
+    ``mode`` (``constant`` = zeros, or ``replicate``); correlation, as ``conv2d``.
+
+    Each pass is a depthwise ``conv1d`` over the image's rows (its columns for the second pass),
+    not a one-channel ``conv2d`` per image, which PyTorch's CPU convolution runs image by image:
+    the same sums, 6-8x faster on four colour scans at 256² (tools/bench/bench_descriptors.py).
+    The weight's shape depends on the image's size only, fixed in an exported graph.
+
+    Shape:
+        - x: (N, H, W); kernel: (K,). Output: (N, H, W).
+
+    Example:
+        >>> x = torch.zeros(1, 5, 5); x[0, 2, 2] = 1.0
+        >>> separable_filter(x, torch.tensor([1.0, 2.0, 1.0]))[0, 1:4, 1:4].tolist()
+        [[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]
+    """
+    if kernel.ndim != 1 or kernel.numel() % 2 == 0:
+        raise ValueError(
+            f"separable_filter: kernel must be (K,) with K odd, got {tuple(kernel.shape)}"
+        )
+    if x.ndim != 3:
+        raise ValueError(f"separable_filter: x must be (N, H, W), got {tuple(x.shape)}")
+    kernel = kernel.to(x.device, x.dtype)
+    x = _filter_rows(x, kernel, mode)
+    return _filter_rows(x.transpose(1, 2), kernel, mode).transpose(1, 2).contiguous()
+
+
 def gaussian_filter(maps: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur with zero padding (the paper's "Gaussian filter then max").
 
@@ -52,12 +90,7 @@ def gaussian_filter(maps: Tensor, sigma: float) -> Tensor:
         >>> gaussian_filter(torch.ones(1, 32, 32), 2.0)[0, 16, 16].item() > 0.999
         True
     """
-    k = gaussian_kernel1d(sigma, dtype=maps.dtype).to(maps.device)
-    r = (k.numel() - 1) // 2
-    x = maps[:, None]
-    x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, r))
-    x = F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))
-    return x[:, 0]
+    return separable_filter(maps, gaussian_kernel1d(sigma, dtype=maps.dtype))
 
 
 def smooth_maps(maps: Tensor, method: str = "box", size: int = 11, sigma: float = 4.0) -> Tensor:

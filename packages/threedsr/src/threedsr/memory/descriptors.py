@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import vqcore
 from torch import Tensor
 
-from threedsr.smoothing import gaussian_kernel1d
+from threedsr.smoothing import gaussian_kernel1d, separable_filter
 
 __all__ = [
     "DESCRIPTOR_GROUPS",
@@ -52,15 +52,9 @@ _FOREGROUND_DEPTH = 0.05
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian (radius 3 sigma) with replicated borders, per channel."""
-    k = gaussian_kernel1d(sigma, truncate=3.0, dtype=x.dtype).to(x.device)
-    r, (b, c, h, w) = (k.numel() - 1) // 2, x.shape
-    # Channels folded into the batch: one (1, 1, k) kernel of a fixed shape, which an exported
-    # graph needs (torch.onnx cannot export a convolution whose weight shape depends on the
-    # input's); the same per-channel sums as a grouped convolution.
-    x = x.reshape(b * c, 1, h, w)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return x.reshape(b, c, h, w)
+    b, c, h, w = x.shape
+    k = gaussian_kernel1d(sigma, truncate=3.0, dtype=x.dtype)
+    return separable_filter(x.reshape(b * c, h, w), k, mode="replicate").reshape(b, c, h, w)
 
 
 def _gradient(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,6 +144,26 @@ def texture_descriptors(
     return torch.cat(out, 1)
 
 
+def _erode_cross(x: Tensor) -> Tensor:
+    """The minimum over the 4-neighbourhood, the outside counted as 0."""
+    pad = F.pad(x, (1, 1, 1, 1))
+    return (
+        torch.minimum(
+            torch.minimum(pad[..., 1:-1, :-2], pad[..., 1:-1, 2:]),
+            torch.minimum(pad[..., :-2, 1:-1], pad[..., 2:, 1:-1]),
+        )
+        * x
+    )
+
+
+def _erode_square(x: Tensor) -> Tensor:
+    """The minimum over the 3 x 3 neighbourhood within the image (``-max_pool2d(-x, 3, 1, 1)``),
+    as two 3-tap minima: ``max_pool2d`` is 8x slower on a CPU."""
+    pad = F.pad(x, (1, 1, 1, 1), value=float("inf"))
+    rows = torch.minimum(torch.minimum(pad[..., :, :-2], pad[..., :, 1:-1]), pad[..., :, 2:])
+    return torch.minimum(torch.minimum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
+
+
 def interior_distance(foreground: Tensor) -> Tensor:
     """How deep inside the object each pixel lies: the number of erosions it survives (octagonal
     distance to the silhouette, alternating cross and square steps), over the object's
@@ -172,20 +186,14 @@ def interior_distance(foreground: Tensor) -> Tensor:
     _check(foreground, 1, "foreground")
     cur = foreground.float()
     depth = torch.zeros_like(cur)
+    # Eager calls stop once nothing is left to erode (the remaining steps add zeros): a scan's
+    # object is far smaller than the image. A traced graph keeps every step.
+    eager = not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
     for step in range((min(cur.shape[2:]) + 1) // 2):
+        if eager and step % 8 == 0 and not bool(cur.any()):
+            break
         depth = depth + cur
-        if step % 2:
-            cur = -F.max_pool2d(-cur, 3, 1, 1)
-        else:
-            # A cross-shaped erosion: the minimum over the 4-neighbourhood.
-            pad = F.pad(cur, (1, 1, 1, 1))
-            cur = (
-                torch.minimum(
-                    torch.minimum(pad[..., 1:-1, :-2], pad[..., 1:-1, 2:]),
-                    torch.minimum(pad[..., :-2, 1:-1], pad[..., 2:, 1:-1]),
-                )
-                * cur
-            )
+        cur = _erode_square(cur) if step % 2 else _erode_cross(cur)
     radius = (foreground.float().sum((2, 3), keepdim=True) / torch.pi).sqrt().clamp_min(1.0)
     return depth / radius
 
