@@ -126,6 +126,11 @@ MethodOpt = Annotated[
 ]
 
 
+def option_value(option: object) -> str:
+    """An enum option's string (``Device.cpu`` -> ``"cpu"``); a plain string unchanged."""
+    return str(getattr(option, "value", option))
+
+
 # ----------------------------------------------------------------- values checked while parsing
 # Each check runs as the option's callback, so a bad value is one "error: --option: ..." line and
 # exit 2 before any work, like every other bad input (Typer's own min=/max= would print its

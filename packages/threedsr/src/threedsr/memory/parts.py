@@ -11,6 +11,7 @@ cell has while each is normal alone (a cut's rim, a thread), which the joint sea
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from threedsr.memory.descriptors import group_slices
@@ -19,6 +20,7 @@ __all__ = [
     "MODALITIES",
     "MODALITY_GROUPS",
     "PART_FUSIONS",
+    "check_parts",
     "combine_part_distances",
     "modality_parts",
 ]
@@ -55,6 +57,49 @@ def modality_parts(
         parts[0 if group in MODALITY_GROUPS[0] else 1, sl] = True
     parts[2:] = True
     return parts
+
+
+def check_parts(
+    parts: Tensor | None,
+    part_scale: Tensor | None,
+    part_center: Tensor | None,
+    fusion: str,
+    channels: int,
+) -> Tensor | None:
+    """A memory's parts as (P, C) bool masks, after checking them against its statistics; a
+    (C,) part index per channel (disjoint parts, how detectors before session 16 store them) is
+    read as the same masks. Raises ``ValueError`` naming what does not fit.
+
+    Example:
+        >>> check_parts(torch.tensor([0, 0, 1]), torch.ones(2), None, "sum", 3).int()
+        tensor([[1, 1, 0],
+                [0, 0, 1]], dtype=torch.int32)
+    """
+    if fusion not in PART_FUSIONS:
+        raise ValueError(
+            f"FeatureMemory: part_fusion must be one of {PART_FUSIONS}, got {fusion!r}"
+        )
+    if parts is None:
+        return None
+    if parts.ndim == 1:
+        parts = F.one_hot(parts.long()).T
+    n_parts = parts.shape[0]
+    if (
+        parts.ndim != 2
+        or parts.shape[1] != channels
+        or not parts.bool().any(1).all()
+        or part_scale is None
+        or tuple(part_scale.shape) != (n_parts,)
+    ):
+        raise ValueError(
+            f"FeatureMemory: parts must be (P, {channels}) channel masks, none empty, "
+            "with a part_scale of one value per part"
+        )
+    if fusion == "max" and (part_center is None or tuple(part_center.shape) != (n_parts,)):
+        raise ValueError(
+            "FeatureMemory: part_fusion='max' needs a part_center of one value per part"
+        )
+    return parts.bool()
 
 
 def combine_part_distances(

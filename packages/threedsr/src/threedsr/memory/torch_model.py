@@ -24,7 +24,7 @@ from vqcore.search import squared_distances
 
 from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.knn import nearest_rows
-from threedsr.memory.parts import PART_FUSIONS, combine_part_distances
+from threedsr.memory.parts import check_parts, combine_part_distances
 
 __all__ = ["FeatureMemory"]
 
@@ -103,33 +103,8 @@ class FeatureMemory(nn.Module):
                 raise ValueError(
                     f"FeatureMemory: {name} must be ({bank.shape[1]},), got {tuple(v.shape)}"
                 )
-        if parts is not None and parts.ndim == 1:
-            parts = F.one_hot(parts.long()).T
-        n_parts = 1 if parts is None else parts.shape[0]
-        if parts is not None and (
-            parts.ndim != 2
-            or parts.shape[1] != bank.shape[1]
-            or not parts.bool().any(1).all()
-            or part_scale is None
-            or tuple(part_scale.shape) != (n_parts,)
-        ):
-            raise ValueError(
-                f"FeatureMemory: parts must be (P, {bank.shape[1]}) channel masks, none empty, "
-                "with a part_scale of one value per part"
-            )
-        if part_fusion not in PART_FUSIONS:
-            raise ValueError(
-                f"FeatureMemory: part_fusion must be one of {PART_FUSIONS}, got {part_fusion!r}"
-            )
-        if (
-            part_fusion == "max"
-            and parts is not None
-            and (part_center is None or tuple(part_center.shape) != (n_parts,))
-        ):
-            raise ValueError(
-                "FeatureMemory: part_fusion='max' needs a part_center of one value per part"
-            )
-        want = (bank.shape[0],) if parts is None else (n_parts, bank.shape[0])
+        parts = check_parts(parts, part_scale, part_center, part_fusion, bank.shape[1])
+        want = (bank.shape[0],) if parts is None else (parts.shape[0], bank.shape[0])
         if local_scale is not None and tuple(local_scale.shape) != want:
             raise ValueError(
                 f"FeatureMemory: local_scale must be {want}, got {tuple(local_scale.shape)}"
