@@ -13,8 +13,14 @@ is random (a brute-force search costs the same whatever the data), the widths th
 memory's three parts (depth 13, colour 20, every channel 33), or the banks of a trained run
 (``--run``).
 
+``--parts`` measures session 18's change instead: the rgbd memory's three parts (depth, colour,
+every channel) searched together, the joint part's products the sum of the other two's, against
+each part searched alone (the code of sessions 16-17, ``nearest_rows`` / ``local_scales`` once
+per part); same process, alternating.
+
     uv run python tools/bench/bench_knn.py
     uv run python tools/bench/bench_knn.py --run runs/cable_gland
+    uv run python tools/bench/bench_knn.py --parts [--run runs/cable_gland]
 """
 
 from __future__ import annotations
@@ -82,6 +88,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-local", action="store_true", help="nearest-row search only")
+    parser.add_argument("--parts", action="store_true", help="parts together against each alone")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -89,6 +96,9 @@ def main() -> None:
         f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{args.threads} threads"
     )
+    if args.parts:
+        compare_parts(args)
+        return
     print("| search | bank | before (s) | blocked (s) | speed-up | max abs diff | index agrees |")
     print("|---|---|---:|---:|---:|---:|---:|")
     g = torch.Generator().manual_seed(1)
@@ -98,6 +108,59 @@ def main() -> None:
         print(row_nearest(name, query, bank, args.repeats), flush=True)
         if not args.skip_local:
             print(row_local(name, bank, ids, args.k), flush=True)
+
+
+def compare_parts(args: argparse.Namespace) -> None:
+    """Every part in one search (shared products) against each part searched alone."""
+    if args.run:
+        from threedsr import Detector
+
+        mem = Detector.load(args.run, device="cpu").memory
+        assert mem is not None and mem.parts is not None, "--parts --run needs a memory with parts"
+        bank, ids, parts = mem.bank, mem.image_ids, mem.parts
+    else:
+        g = torch.Generator().manual_seed(0)
+        bank = torch.randn(args.bank, 33, generator=g)
+        ids = torch.arange(args.bank) * args.scans // args.bank
+        depth = torch.arange(33) < 13
+        parts = torch.stack([depth, ~depth, torch.ones(33, dtype=torch.bool)])
+    g = torch.Generator().manual_seed(1)
+    pick = torch.randint(0, bank.shape[0], (args.queries,), generator=g)
+    query = bank[pick] + 0.1 * torch.randn(args.queries, bank.shape[1], generator=g)
+    alone = [(bank[:, p].contiguous(), p) for p in parts]
+    name = f"{tuple(bank.shape)}, parts of {parts.sum(1).tolist()} channels"
+    print("| search | bank | each part alone (s) | together (s) | speed-up | max abs diff |")
+    print("|---|---|---:|---:|---:|---:|")
+    best, out = alternate_best(
+        {
+            "alone": lambda: torch.stack([nearest_rows(query[:, p], b)[0] for b, p in alone]),
+            "together": lambda: nearest_rows(query, bank, parts=parts)[0],
+        },
+        1,
+        args.repeats,
+    )
+    diff = float((out["alone"] - out["together"]).abs().max())
+    print(
+        f"| nearest, {args.queries} queries | {name} | {best['alone']:.3f} "
+        f"| {best['together']:.3f} | {best['alone'] / best['together']:.2f}x | {diff:.1e} |",
+        flush=True,
+    )
+    if args.skip_local:
+        return
+    best, out = alternate_best(
+        {
+            "alone": lambda: torch.stack([local_scales(b, ids, args.k) for b, _ in alone]),
+            "together": lambda: local_scales(bank, ids, args.k, parts=parts),
+        },
+        1,
+        1,
+    )
+    diff = float((out["alone"] - out["together"]).abs().max())
+    print(
+        f"| local scales, k={args.k} | {name} | {best['alone']:.2f} | {best['together']:.2f} "
+        f"| {best['alone'] / best['together']:.2f}x | {diff:.1e} |",
+        flush=True,
+    )
 
 
 def row_nearest(name: str, query: Tensor, bank: Tensor, repeats: int) -> str:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import DetectorConfig, MemoryConfig, ThreedsrError
 from threedsr.memory import FeatureMemory, fit_memory
-from threedsr.memory.knn import local_scales, nearest_rows
+from threedsr.memory.knn import channel_atoms, local_scales, nearest_rows
 from threedsr_testutil import synthetic_class
 
 
@@ -71,6 +71,82 @@ def test_local_scales_equal_brute_force(n, scans, k, chunk, bank_block, sorted_i
     want = _brute_local(bank, ids, k)
     want = want.clamp_min(float(want.median()) * 0.01)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def _random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
+    """(P, C) masks, none empty, overlapping at random."""
+    parts = torch.rand(n_parts, c, generator=g) < 0.5
+    parts[torch.arange(n_parts), torch.randint(0, c, (n_parts,), generator=g)] = True
+    return parts
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_parts=st.integers(1, 4), c=st.integers(1, 7), seed=st.integers(0, 2**16))
+def test_channel_atoms_cut_every_part_into_disjoint_atoms(n_parts, c, seed) -> None:
+    parts = _random_parts(torch.Generator().manual_seed(seed), n_parts, c)
+    atoms, of_part = channel_atoms(parts)
+    covered = torch.cat(atoms)
+    assert covered.unique().numel() == covered.numel()  # disjoint
+    assert set(covered.tolist()) == set(parts.any(0).nonzero()[:, 0].tolist())
+    for p, ids in enumerate(of_part):
+        assert (
+            sorted(torch.cat([atoms[a] for a in ids]).tolist()) == parts[p].nonzero()[:, 0].tolist()
+        )
+    # Fewest atoms: two channels share an atom exactly when they belong to the same parts.
+    assert len(atoms) == parts.T[parts.any(0)].unique(dim=0).shape[0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    q=st.integers(1, 9),
+    n=st.integers(1, 12),
+    c=st.integers(1, 6),
+    n_parts=st.integers(1, 4),
+    chunk=st.integers(1, 7),
+    bank_block=st.one_of(st.none(), st.integers(1, 13)),
+    seed=st.integers(0, 2**16),
+)
+def test_nearest_rows_of_parts_equal_each_part_searched_alone(
+    q, n, c, n_parts, chunk, bank_block, seed
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    query, bank = torch.randn(q, c, generator=g), torch.randn(n, c, generator=g)
+    parts = _random_parts(g, n_parts, c)
+    skip = torch.rand(n, generator=g) < 0.3
+    skip[0] = False
+    d, i = nearest_rows(query, bank, skip=skip, parts=parts, chunk=chunk, bank_block=bank_block)
+    assert d.shape == i.shape == (n_parts, q)
+    for p in range(n_parts):
+        ref = torch.cdist(query[:, parts[p]].double(), bank[:, parts[p]].double())
+        ref[:, skip] = float("inf")
+        torch.testing.assert_close(d[p].double(), ref.min(1).values, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ref.gather(1, i[p][:, None])[:, 0], ref.min(1).values)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(4, 16),
+    scans=st.integers(2, 4),
+    n_parts=st.integers(1, 3),
+    chunk=st.integers(1, 9),
+    bank_block=st.one_of(st.none(), st.integers(1, 17)),
+    seed=st.integers(0, 2**16),
+)
+def test_local_scales_of_parts_equal_each_part_alone(
+    n, scans, n_parts, chunk, bank_block, seed
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    bank = torch.randn(n, 5, generator=g)
+    parts = _random_parts(g, n_parts, 5)
+    ids = torch.arange(n) % scans
+    if n - int(torch.bincount(ids).max()) < 2:
+        return
+    got = local_scales(bank, ids, 2, parts=parts, chunk=chunk, bank_block=bank_block)
+    assert got.shape == (n_parts, n)
+    for p in range(n_parts):
+        want = _brute_local(bank[:, parts[p]], ids, 2)
+        want = want.clamp_min(float(want.median()) * 0.01)
+        torch.testing.assert_close(got[p], want, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("bank_block", [1, 2, 3, None])

@@ -79,21 +79,15 @@ def fit_memory(
             f"fit_memory: modalities={config.modalities!r} needs descriptors, not encoder features"
         )
     parts = modality_parts(setup, len(features.scales), features.groups, config.modalities)
-    columns = [None] if parts is None else [part.nonzero()[:, 0] for part in parts]
     local = None
     if config.local_k > 0 and x.shape[0] >= config.local_min_scans:
-        # An N x N search per part: on the inputs' device (a GPU when one is used).
-        local = torch.stack(
-            [
-                local_scales(
-                    (bank if cols is None else bank[:, cols]).to(x.device),
-                    image_ids.to(x.device),
-                    config.local_k,
-                ).cpu()
-                for cols in columns
-            ]
-        )
-        local = local[0] if parts is None else local
+        # An N x N search, every part at once: on the inputs' device (a GPU when one is used).
+        local = local_scales(
+            bank.to(x.device),
+            image_ids.to(x.device),
+            config.local_k,
+            parts=None if parts is None else parts.to(x.device),
+        ).cpu()
     memory = FeatureMemory(
         bank,
         setup,
@@ -125,26 +119,14 @@ def _part_statistics(memory: FeatureMemory, x: Tensor, batch_size: int) -> tuple
     """(P,) mean and (P,) spread (standard deviation, else mean) of each part's per-scan maximum
     over training scans searched with their own cells left out."""
     picks = torch.linspace(0, x.shape[0] - 1, min(_PART_SCANS, x.shape[0])).round().long()
-    # Each part as a memory of its own (its columns, its local scales), fed standardised rows.
-    parts = [
-        (
-            cols,
-            FeatureMemory(memory.bank[:, cols], memory.setup, memory.image_ids, local_scale=local),
-        )
-        for cols, local in memory.part_columns()
-    ]
     maxima = []
     for start in range(0, picks.numel(), batch_size):
         ids = picks[start : start + batch_size]
         xb = x[ids.to(x.device)].cpu()  # the memory is still on the CPU here
         f = memory.features.extract(memory.setup, xb)
         where = object_cells(memory.setup, xb, (f.shape[2], f.shape[3]))
-        q = (f - memory.center.view(1, -1, 1, 1)) / memory.scale.view(1, -1, 1, 1)
-        per_part = [
-            one.distance(q[:, cols], exclude=ids, where=where).flatten(1).amax(1)
-            for cols, one in parts
-        ]
-        maxima.append(torch.stack(per_part, 1))
+        per_part = memory.part_distances(f, exclude=ids, where=where)
+        maxima.append(per_part.flatten(2).amax(2).T)
     m = torch.cat(maxima).cpu()
     mean = m.mean(0)
     spread = m.std(0) if m.shape[0] > 1 else mean

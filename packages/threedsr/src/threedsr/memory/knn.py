@@ -13,6 +13,10 @@ neighbouring cells, nearly copies, and would make every scale tiny). Dividing a 
 by the scale of its nearest row (as the local outlier factor does) asks "how far is this cell,
 in units of the normal spread here?". Not in the paper or the reference code; on the cable_gland
 development copy it lifts I-AUROC / AUPRO of the `cpu` preset's map (docs/bench/threedsr.md).
+
+Both searches take the memory's parts (:mod:`threedsr.memory.parts`) at once: a part's
+``||e||^2 - 2 x.e`` is the sum of its channel atoms' (:func:`channel_atoms`), so the rgbd joint
+part costs an addition, not a product over every channel (docs/bench/threedsr.md, session 18).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 from torch import Tensor
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk
 
-__all__ = ["local_scales", "nearest_rows", "search_blocks"]
+__all__ = ["channel_atoms", "local_scales", "nearest_rows", "search_blocks"]
 
 #: (query rows, bank rows) of one distance block on a CPU: 4 MB, so the product and its minimum
 #: stay in cache. The earlier whole-bank row blocks (vqcore's 4M distances, 16 MB) went to memory
@@ -37,6 +41,40 @@ def search_blocks(n_bank: int, device: torch.device) -> tuple[int, int]:
     return row_chunk(n_bank, DEFAULT_BLOCK_ELEMENTS), max(1, n_bank)
 
 
+def channel_atoms(parts: Tensor | None) -> tuple[list[Tensor | None], list[list[int]]]:
+    """The channels of a part set cut into atoms: the largest sets of channels that belong to
+    the same parts. Returns each atom's channel indices (None = every channel, when ``parts`` is
+    None) and each part's atoms.
+
+    A part's ``||e||^2 - 2 x.e`` is the sum of its atoms', so parts that share channels share
+    their products: the rgbd memory's joint part costs one addition instead of a product over
+    every channel (``separate+joint``: atoms depth and colour, parts depth, colour, both).
+
+    Example:
+        >>> atoms, of_part = channel_atoms(torch.tensor([[1, 1, 0], [0, 0, 1], [1, 1, 1]]).bool())
+        >>> [a.tolist() for a in atoms], of_part
+        ([[0, 1], [2]], [[0], [1], [0, 1]])
+    """
+    if parts is None:
+        return [None], [[0]]
+    used = parts.any(0)
+    patterns, atom_of_channel = torch.unique(parts.T[used].int(), dim=0, return_inverse=True)
+    channels = used.nonzero()[:, 0]
+    # Atoms in the order of their first channel, so one part of disjoint groups keeps its order.
+    firsts = torch.stack([channels[atom_of_channel == a].min() for a in range(len(patterns))])
+    order = torch.argsort(firsts)
+    atoms = [channels[atom_of_channel == a] for a in order.tolist()]
+    of_part = [
+        [i for i, a in enumerate(order.tolist()) if patterns[a, p]] for p in range(len(parts))
+    ]
+    return atoms, of_part
+
+
+def _columns(x: Tensor, atoms: list[Tensor | None]) -> list[Tensor]:
+    """``x``'s columns of each atom, contiguous for the products."""
+    return [x if cols is None else x[:, cols.to(x.device)].contiguous() for cols in atoms]
+
+
 def _partial_distances(q: Tensor, bank: Tensor, bank_sq: Tensor, start: int, cols: int) -> Tensor:
     """``||e||^2 - 2 x.e`` of query rows ``q`` to bank rows ``start:start + cols``: the squared
     distance less ``||x||^2``, which ranks a row's neighbours alike and is added after."""
@@ -44,10 +82,39 @@ def _partial_distances(q: Tensor, bank: Tensor, bank_sq: Tensor, start: int, col
     return torch.addmm(bank_sq[rows].unsqueeze(0), q, bank[rows].t(), alpha=-2.0)
 
 
+def _block_partials(
+    queries: list[Tensor],
+    banks: list[Tensor],
+    banks_sq: list[Tensor],
+    of_part: list[list[int]],
+    start: int,
+    cols: int,
+    hide: Tensor | None = None,
+) -> list[Tensor]:
+    """Each part's partial distances to bank rows ``start:start + cols``, the sum of its atoms'
+    (a one-atom part's is that atom's tensor, not a copy); ``inf`` where ``hide`` is set."""
+    atom = []
+    for q, b, sq in zip(queries, banks, banks_sq, strict=True):
+        partial = _partial_distances(q, b, sq, start, cols)
+        atom.append(partial if hide is None else partial.masked_fill_(hide, float("inf")))
+    out = []
+    for ids in of_part:
+        part = atom[ids[0]]
+        for a in ids[1:]:
+            part = part + atom[a]
+        out.append(part)
+    return out
+
+
 def _nearest(
-    query: Tensor, bank: Tensor, bank_sq: Tensor, block: tuple[int, int]
+    queries: list[Tensor],
+    banks: list[Tensor],
+    banks_sq: list[Tensor],
+    of_part: list[list[int]],
+    block: tuple[int, int],
 ) -> tuple[Tensor, Tensor]:
-    """Squared distance of each query row to its nearest bank row, and that row's index.
+    """(P, Q) squared distance of each query row to its nearest bank row in each part, and that
+    row's index; ``queries``, ``banks`` and ``banks_sq`` per atom (:func:`channel_atoms`).
 
     ``||e||^2 - 2 x.e`` is minimised over the bank, then ``||x||^2`` added and the sum clamped at
     0: the same value as the minimum of the whole ``||x||^2 + ||e||^2 - 2 x.e`` (rounding is
@@ -55,27 +122,29 @@ def _nearest(
     whose ``bank_sq`` is ``inf`` is never found.
     """
     rows, cols = block
-    best = torch.full((query.shape[0],), float("inf"), device=query.device)
-    index = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
-    for s in range(0, query.shape[0], rows):
-        q = query[s : s + rows]
-        best_q, index_q = best[s : s + rows], index[s : s + rows]
-        for t in range(0, bank.shape[0], cols):
-            part = _partial_distances(q, bank, bank_sq, t, cols)
-            if cols >= bank.shape[0]:  # one block (a GPU): no host sync
-                v, i = part.min(1)
-                best_q.copy_(v)
-                index_q.copy_(i)
-                continue
-            # The values first (a vectorised pass); the index only of rows this block improves,
-            # strictly, so of equal distances the earlier block's (lower) row stays.
-            better = part.amin(1) < best_q
-            if bool(better.any()):
-                rows_better = better.nonzero()[:, 0]
-                v, i = part[rows_better].min(1)
-                best_q[rows_better] = v
-                index_q[rows_better] = i + t
-        best_q.add_((q * q).sum(1)).clamp_min_(0)
+    n_query, n_bank, device = queries[0].shape[0], banks[0].shape[0], queries[0].device
+    best = torch.full((len(of_part), n_query), float("inf"), device=device)
+    index = torch.zeros(len(of_part), n_query, dtype=torch.long, device=device)
+    for s in range(0, n_query, rows):
+        q = [a[s : s + rows] for a in queries]
+        best_q, index_q = best[:, s : s + rows], index[:, s : s + rows]
+        for t in range(0, n_bank, cols):
+            for p, part in enumerate(_block_partials(q, banks, banks_sq, of_part, t, cols)):
+                if cols >= n_bank:  # one block (a GPU): no host sync
+                    v, i = part.min(1)
+                    best_q[p].copy_(v)
+                    index_q[p].copy_(i)
+                    continue
+                # The values first (a vectorised pass); the index only of rows this block
+                # improves, strictly, so of equal distances the earlier block's row stays.
+                better = part.amin(1) < best_q[p]
+                if bool(better.any()):
+                    rows_better = better.nonzero()[:, 0]
+                    v, i = part[rows_better].min(1)
+                    best_q[p, rows_better] = v
+                    index_q[p, rows_better] = i + t
+        for p, ids in enumerate(of_part):
+            best_q[p].add_(sum((q[a] * q[a]).sum(1) for a in ids)).clamp_min_(0)
     return best, index
 
 
@@ -84,34 +153,46 @@ def nearest_rows(
     bank: Tensor,
     *,
     skip: Tensor | None = None,
+    parts: Tensor | None = None,
     chunk: int | None = None,
     bank_block: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Euclidean distance of each query row to its nearest bank row, and that row's index.
+    """Euclidean distance of each query row to its nearest bank row, and that row's index; with
+    ``parts``, in each part's channels (parts that share channels share their products).
 
     Args:
         query: (Q, C) rows.
         bank: (N, C) rows.
         skip: (N,) bool: bank rows to ignore (leave-one-scan-out); None = none.
+        parts: (P, C) bool, the channels each part searches; None = one search over every
+            channel.
         chunk: query rows per distance block; None = :func:`search_blocks`.
         bank_block: bank rows per distance block; None = :func:`search_blocks`.
 
     Returns:
-        (distances (Q,), indices (Q,) int64).
+        (distances (Q,), indices (Q,) int64); with ``parts``, (P, Q) each.
 
     Example:
         >>> d, i = nearest_rows(torch.tensor([[0.0, 1.0]]), torch.tensor([[3.0, 5.0], [0.0, 0.0]]))
         >>> d.tolist(), i.tolist()
         ([1.0], [1])
+        >>> d, i = nearest_rows(torch.tensor([[0.0, 1.0]]), torch.tensor([[3.0, 5.0], [0.0, 0.0]]),
+        ...                     parts=torch.tensor([[True, False], [True, True]]))
+        >>> d.tolist(), i.tolist()
+        ([[0.0], [1.0]], [[1], [1]])
     """
     # Not vqcore's ranked_codes(k=1): its topk can pick another row among exact ties than the
     # min of the exported graph (threedsr.graph), and the nearest row's index picks its scale.
-    bank_sq = (bank * bank).sum(1)
+    atoms, of_part = channel_atoms(parts)
+    banks = _columns(bank, atoms)
+    banks_sq = [(b * b).sum(1) for b in banks]
     if skip is not None:
-        bank_sq = bank_sq.masked_fill(skip, float("inf"))
+        banks_sq = [sq.masked_fill(skip, float("inf")) for sq in banks_sq]
     rows, cols = search_blocks(bank.shape[0], query.device)
-    d2, index = _nearest(query, bank, bank_sq, (chunk or rows, bank_block or cols))
-    return d2.sqrt(), index
+    block = (chunk or rows, bank_block or cols)
+    d2, index = _nearest(_columns(query, atoms), banks, banks_sq, of_part, block)
+    d = d2.sqrt()
+    return (d[0], index[0]) if parts is None else (d, index)
 
 
 @torch.no_grad()
@@ -120,10 +201,12 @@ def local_scales(
     image_ids: Tensor | None,
     k: int,
     *,
+    parts: Tensor | None = None,
     chunk: int | None = None,
     bank_block: int | None = None,
 ) -> Tensor:
-    """Each bank row's distance to its ``k``-th nearest row from another training scan.
+    """Each bank row's distance to its ``k``-th nearest row from another training scan; with
+    ``parts``, in each part's channels.
 
     Rows whose scan is unknown (``image_ids`` None), or a bank from a single scan, fall back to
     the ``k``-th nearest other row. The scales are clamped below at 1 % of their median, so a
@@ -133,11 +216,12 @@ def local_scales(
         bank: (N, C) rows (N > k).
         image_ids: (N,) the training scan of each row, or None.
         k: which neighbour (1 = the nearest).
+        parts: (P, C) bool, the channels each part searches; None = every channel.
         chunk: rows per distance block; None = :func:`search_blocks`.
         bank_block: bank rows per distance block; None = :func:`search_blocks`.
 
     Returns:
-        (N,) float32 scales > 0.
+        (N,) float32 scales > 0; with ``parts``, (P, N).
 
     Example:
         >>> bank = torch.tensor([[0.0], [1.0], [3.0]])
@@ -157,9 +241,11 @@ def local_scales(
     # blocks that meet that run compare scan ids.
     group = (torch.arange(n) if single else image_ids).to(bank.device)  # type: ignore[union-attr]
     order = torch.argsort(group, stable=True)
-    bank, group = bank[order], group[order]
-    bank_sq = (bank * bank).sum(1)
-    sorted_out = torch.empty(n, device=bank.device)
+    group = group[order]
+    atoms, of_part = channel_atoms(parts)
+    banks = _columns(bank[order], atoms)
+    banks_sq = [(b * b).sum(1) for b in banks]
+    sorted_out = torch.empty(len(of_part), n, device=bank.device)
     # Each query block's run of columns [lo, hi), read to the host once.
     firsts = torch.arange(0, n, rows, device=bank.device)
     lasts = (firsts + rows).clamp_max(n) - 1
@@ -169,28 +255,32 @@ def local_scales(
         strict=True,
     )
     for s, (lo, hi) in zip(range(0, n, rows), runs, strict=True):
-        q, own = bank[s : s + rows], group[s : s + rows]
-        # The k smallest ||e||^2 - 2 x.e so far (values only: the k-th is all a scale needs).
-        smallest = torch.full((q.shape[0], k), float("inf"), device=bank.device)
+        q, own = [b[s : s + rows] for b in banks], group[s : s + rows]
+        # The k smallest ||e||^2 - 2 x.e so far per part (values: the k-th is all a scale needs).
+        smallest = torch.full((len(of_part), own.shape[0], k), float("inf"), device=bank.device)
         for t in range(0, n, cols):
-            part = _partial_distances(q, bank, bank_sq, t, cols)
+            same = None
             if t < hi and t + cols > lo:
-                part.masked_fill_(own[:, None] == group[None, t : t + cols], float("inf"))
-            if cols >= n:  # one block (a GPU): no host sync
-                smallest = part.topk(k, dim=1, largest=False, sorted=True).values
-                continue
-            # Only rows whose block holds something nearer than their k-th so far need a rank.
-            near = part.amin(1) < smallest[:, -1]
-            if bool(near.any()):
-                rows_near = near.nonzero()[:, 0]
-                top = part[rows_near].topk(min(k, part.shape[1]), dim=1, largest=False).values
-                merged = torch.cat([smallest[rows_near], top], 1)
-                smallest[rows_near] = merged.topk(k, dim=1, largest=False, sorted=True).values
-        sorted_out[s : s + rows] = (smallest[:, -1] + (q * q).sum(1)).clamp_min(0).sqrt()
+                same = own[:, None] == group[None, t : t + cols]
+            for p, part in enumerate(_block_partials(q, banks, banks_sq, of_part, t, cols, same)):
+                if cols >= n:  # one block (a GPU): no host sync
+                    smallest[p] = part.topk(k, dim=1, largest=False, sorted=True).values
+                    continue
+                # Only rows whose block holds something nearer than their k-th need a rank.
+                near = part.amin(1) < smallest[p, :, -1]
+                if bool(near.any()):
+                    rows_near = near.nonzero()[:, 0]
+                    top = part[rows_near].topk(min(k, part.shape[1]), dim=1, largest=False).values
+                    merged = torch.cat([smallest[p, rows_near], top], 1)
+                    smallest[p, rows_near] = merged.topk(k, dim=1, largest=False).values
+        for p, ids in enumerate(of_part):
+            x_sq = sum((q[a] * q[a]).sum(1) for a in ids)
+            sorted_out[p, s : s + rows] = (smallest[p, :, -1] + x_sq).clamp_min(0).sqrt()
     out = torch.empty_like(sorted_out)
-    out[order] = sorted_out
-    floor = float(out.median()) * 0.01
-    return out.clamp_min(max(floor, 1e-12))
+    out[:, order] = sorted_out
+    floor = out.median(1, keepdim=True).values * 0.01
+    out = out.clamp_min(floor).clamp_min(1e-12)
+    return out[0] if parts is None else out
 
 
 def _max_other_rows(image_ids: Tensor) -> int:

@@ -199,7 +199,7 @@ class FeatureMemory(nn.Module):
         self, feats: Tensor, *, exclude: Tensor | None = None, where: Tensor | None = None
     ) -> Tensor:
         """Euclidean distance of every feature vector to its nearest bank row (divided by that
-        row's local scale when the memory has one).
+        row's local scale when the memory has one), the parts' combined (:meth:`combine_parts`).
 
         Args:
             feats: (B, C, h, w) features.
@@ -211,34 +211,44 @@ class FeatureMemory(nn.Module):
         Shape:
             - Output: (B, h, w).
         """
+        d = self.combine_parts(list(self.part_distances(feats, exclude=exclude, where=where)))
+        # The unsearched cells stay 0 (max fusion would lift a part's 0 to its typical value).
+        return d if where is None else d.masked_fill(~where, 0.0)
+
+    @torch.no_grad()
+    def part_distances(
+        self, feats: Tensor, *, exclude: Tensor | None = None, where: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`distance` of each part before they are combined: (P, B, h, w), P = 1 without
+        parts, 0 off ``where``. The parts are searched together
+        (:func:`~threedsr.memory.knn.nearest_rows`), sharing the products of shared channels."""
         b, _, h, w = feats.shape
         q = self._queries(feats)
         if where is not None and tuple(where.shape) != (b, h, w):
             raise ValueError(
                 f"FeatureMemory: where must be ({b}, {h}, {w}), got {tuple(where.shape)}"
             )
-        # Each part's bank columns once per call, contiguous for the products.
-        parts = [
-            (cols, self.bank if cols is None else self.bank[:, cols].contiguous(), local)
-            for cols, local in self.part_columns()
-        ]
-        out = torch.zeros(b, h * w, device=feats.device)
+        n_parts = 1 if self.parts is None else self.parts.shape[0]
+        local = self.local_scale
+        if local is not None and self.parts is None:
+            local = local[None]
+        out = torch.zeros(n_parts, b, h * w, device=feats.device)
         for i in range(b):
             skip = (
                 None if exclude is None or self.image_ids is None else self.image_ids == exclude[i]
             )
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
-            per_part = []
-            for cols, bank, local in parts:
-                dp, nearest = nearest_rows(qi if cols is None else qi[:, cols], bank, skip=skip)
-                per_part.append(dp if local is None else dp / local[nearest])
-            di = self.combine_parts(per_part)
+            d, nearest = nearest_rows(qi, self.bank, skip=skip, parts=self.parts)
+            if self.parts is None:
+                d, nearest = d[None], nearest[None]
+            if local is not None:
+                d = d / local.gather(1, nearest)
             if rows is None:
-                out[i] = di
+                out[:, i] = d
             else:
-                out[i, rows] = di
-        return out.view(b, h, w)
+                out[:, i, rows] = d
+        return out.view(n_parts, b, h, w)
 
     def _traced_distance(self, feats: Tensor) -> Tensor:
         """:meth:`distance` of every cell, as plain tensor operations a tracer records: blocks of
