@@ -60,7 +60,7 @@ def channel_atoms(parts: Tensor | None) -> tuple[list[Tensor | None], list[list[
     used = parts.any(0)
     patterns, atom_of_channel = torch.unique(parts.T[used].int(), dim=0, return_inverse=True)
     channels = used.nonzero()[:, 0]
-    # Atoms in the order of their first channel, so one part of disjoint groups keeps its order.
+    # Atoms ordered by their first channel: the same order whatever torch.unique's is.
     firsts = torch.stack([channels[atom_of_channel == a].min() for a in range(len(patterns))])
     order = torch.argsort(firsts)
     atoms = [channels[atom_of_channel == a] for a in order.tolist()]
