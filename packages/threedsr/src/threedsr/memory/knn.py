@@ -25,7 +25,13 @@ import torch
 from torch import Tensor
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk
 
-__all__ = ["channel_atoms", "local_scales", "nearest_rows", "search_blocks"]
+__all__ = [
+    "channel_atoms",
+    "local_scales",
+    "nearest_rows",
+    "part_partial_distances",
+    "search_blocks",
+]
 
 #: (query rows, bank rows) of one distance block on a CPU: 4 MB, so the product and its minimum
 #: stay in cache. The earlier whole-bank row blocks (vqcore's 4M distances, 16 MB) went to memory
@@ -41,38 +47,35 @@ def search_blocks(n_bank: int, device: torch.device) -> tuple[int, int]:
     return row_chunk(n_bank, DEFAULT_BLOCK_ELEMENTS), max(1, n_bank)
 
 
-def channel_atoms(parts: Tensor | None) -> tuple[list[Tensor | None], list[list[int]]]:
+def channel_atoms(parts: Tensor | None) -> tuple[list[list[int] | None], list[list[int]]]:
     """The channels of a part set cut into atoms: the largest sets of channels that belong to
-    the same parts. Returns each atom's channel indices (None = every channel, when ``parts`` is
-    None) and each part's atoms.
+    the same parts, in the order of their first channel. Returns each atom's channels (None =
+    every channel, when ``parts`` is None) and each part's atoms, as plain lists (constants in
+    a traced graph).
 
     A part's ``||e||^2 - 2 x.e`` is the sum of its atoms', so parts that share channels share
     their products: the rgbd memory's joint part costs one addition instead of a product over
     every channel (``separate+joint``: atoms depth and colour, parts depth, colour, both).
 
     Example:
-        >>> atoms, of_part = channel_atoms(torch.tensor([[1, 1, 0], [0, 0, 1], [1, 1, 1]]).bool())
-        >>> [a.tolist() for a in atoms], of_part
+        >>> channel_atoms(torch.tensor([[1, 1, 0], [0, 0, 1], [1, 1, 1]]).bool())
         ([[0, 1], [2]], [[0], [1], [0, 1]])
     """
     if parts is None:
         return [None], [[0]]
-    used = parts.any(0)
-    patterns, atom_of_channel = torch.unique(parts.T[used].int(), dim=0, return_inverse=True)
-    channels = used.nonzero()[:, 0]
-    # Atoms ordered by their first channel: the same order whatever torch.unique's is.
-    firsts = torch.stack([channels[atom_of_channel == a].min() for a in range(len(patterns))])
-    order = torch.argsort(firsts)
-    atoms = [channels[atom_of_channel == a] for a in order.tolist()]
-    of_part = [
-        [i for i, a in enumerate(order.tolist()) if patterns[a, p]] for p in range(len(parts))
-    ]
-    return atoms, of_part
+    masks = parts.bool().tolist()
+    atoms: dict[tuple[bool, ...], list[int]] = {}
+    for channel in range(len(masks[0])):
+        member = tuple(mask[channel] for mask in masks)
+        if any(member):
+            atoms.setdefault(member, []).append(channel)
+    of_part = [[a for a, member in enumerate(atoms) if member[p]] for p in range(len(masks))]
+    return list(atoms.values()), of_part
 
 
-def _columns(x: Tensor, atoms: list[Tensor | None]) -> list[Tensor]:
+def _columns(x: Tensor, atoms: list[list[int] | None]) -> list[Tensor]:
     """``x``'s columns of each atom, contiguous for the products."""
-    return [x if cols is None else x[:, cols.to(x.device)].contiguous() for cols in atoms]
+    return [x if cols is None else x[:, cols].contiguous() for cols in atoms]
 
 
 def _partial_distances(q: Tensor, bank: Tensor, bank_sq: Tensor, start: int, cols: int) -> Tensor:
@@ -82,7 +85,7 @@ def _partial_distances(q: Tensor, bank: Tensor, bank_sq: Tensor, start: int, col
     return torch.addmm(bank_sq[rows].unsqueeze(0), q, bank[rows].t(), alpha=-2.0)
 
 
-def _block_partials(
+def part_partial_distances(
     queries: list[Tensor],
     banks: list[Tensor],
     banks_sq: list[Tensor],
@@ -91,8 +94,16 @@ def _block_partials(
     cols: int,
     hide: Tensor | None = None,
 ) -> list[Tensor]:
-    """Each part's partial distances to bank rows ``start:start + cols``, the sum of its atoms'
-    (a one-atom part's is that atom's tensor, not a copy); ``inf`` where ``hide`` is set."""
+    """Each part's ``||e||^2 - 2 x.e`` to bank rows ``start:start + cols``, the sum of its atoms'
+    (a one-atom part's is that atom's tensor, not a copy); ``inf`` where ``hide`` is set.
+
+    Args:
+        queries, banks, banks_sq: per atom (:func:`channel_atoms`), the query rows' columns,
+            the bank's columns and the bank rows' squared norms over them.
+        of_part: each part's atoms.
+        start, cols: the bank rows of the block.
+        hide: (Q, cols) bool, pairs that must not be found; None = none.
+    """
     atom = []
     for q, b, sq in zip(queries, banks, banks_sq, strict=True):
         partial = _partial_distances(q, b, sq, start, cols)
@@ -129,7 +140,7 @@ def _nearest(
         q = [a[s : s + rows] for a in queries]
         best_q, index_q = best[:, s : s + rows], index[:, s : s + rows]
         for t in range(0, n_bank, cols):
-            for p, part in enumerate(_block_partials(q, banks, banks_sq, of_part, t, cols)):
+            for p, part in enumerate(part_partial_distances(q, banks, banks_sq, of_part, t, cols)):
                 if cols >= n_bank:  # one block (a GPU): no host sync
                     v, i = part.min(1)
                     best_q[p].copy_(v)
@@ -262,7 +273,9 @@ def local_scales(
             same = None
             if t < hi and t + cols > lo:
                 same = own[:, None] == group[None, t : t + cols]
-            for p, part in enumerate(_block_partials(q, banks, banks_sq, of_part, t, cols, same)):
+            for p, part in enumerate(
+                part_partial_distances(q, banks, banks_sq, of_part, t, cols, same)
+            ):
                 if cols >= n:  # one block (a GPU): no host sync
                     smallest[p] = part.topk(k, dim=1, largest=False, sorted=True).values
                     continue

@@ -20,10 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from vqcore import DiscreteAutoencoder
-from vqcore.search import squared_distances
 
 from threedsr.memory.features import MemoryFeatures, object_cells
-from threedsr.memory.knn import nearest_rows
+from threedsr.memory.knn import channel_atoms, nearest_rows, part_partial_distances
 from threedsr.memory.parts import check_parts, combine_part_distances
 
 __all__ = ["FeatureMemory"]
@@ -130,6 +129,8 @@ class FeatureMemory(nn.Module):
             "part_center", None if part_center is None else part_center.float().clamp_min(0)
         )
         self.part_fusion = part_fusion
+        # The parts' channel atoms, as plain lists: what a traced search indexes with.
+        self.atoms = channel_atoms(self.parts)
 
     def part_columns(self) -> list[tuple[Tensor | None, Tensor | None]]:
         """(channel indices or None = all, local scale or None) per part."""
@@ -252,23 +253,32 @@ class FeatureMemory(nn.Module):
 
     def _traced_distance(self, feats: Tensor) -> Tensor:
         """:meth:`distance` of every cell, as plain tensor operations a tracer records: blocks of
-        cells fixed by the traced size, every image of the batch in each block."""
+        cells fixed by the traced size, every image of the batch in each block, the parts'
+        products shared as in :func:`~threedsr.memory.knn.nearest_rows`."""
         h, w = feats.shape[2], feats.shape[3]
         q = self._queries(feats)
         c = q.shape[2]
-        rows = max(1, TRACED_BLOCK_ELEMENTS // self.bank.shape[0])
+        atoms, of_part = self.atoms
+        banks = [self.bank if cols is None else self.bank[:, cols] for cols in atoms]
+        banks_sq = [(b * b).sum(1) for b in banks]
+        local = self.local_scale
+        if local is not None and self.parts is None:
+            local = local[None]
+        n_bank, rows = self.bank.shape[0], max(1, TRACED_BLOCK_ELEMENTS // self.bank.shape[0])
         blocks = []
         for s in range(0, h * w, rows):
             qb = q[:, s : s + rows]
             n = qb.shape[1]
+            flat = qb.reshape(-1, c)
+            queries = [flat if cols is None else flat[:, cols] for cols in atoms]
+            # As nearest_rows: the minimum of ||e||^2 - 2 x.e, then + ||x||^2, clamped.
+            partials = part_partial_distances(queries, banks, banks_sq, of_part, 0, n_bank)
             per_part = []
-            for cols, local in self.part_columns():
-                qc = qb.reshape(-1, c) if cols is None else qb.reshape(-1, c)[:, cols]
-                bc = self.bank if cols is None else self.bank[:, cols]
-                # As nearest_rows: the minimum of ||e||^2 - 2 x.e, then + ||x||^2, clamped.
-                v, i = squared_distances(qc, bc, row_norms=False).min(dim=1)
-                v = (v + (qc * qc).sum(1)).clamp_min(0).sqrt()
-                per_part.append(v if local is None else v / local[i])
+            for p, (part, ids) in enumerate(zip(partials, of_part, strict=True)):
+                v, i = part.min(dim=1)
+                x_sq = sum((queries[a] * queries[a]).sum(1) for a in ids)
+                v = (v + x_sq).clamp_min(0).sqrt()
+                per_part.append(v if local is None else v / local[p][i])
             blocks.append(self.combine_parts(per_part).reshape(-1, n))
         return torch.cat(blocks, dim=1).reshape(-1, h, w)
 
