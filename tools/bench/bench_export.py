@@ -13,10 +13,13 @@ Widths: ``paper`` (384², the paper's model) and ``cpu`` (the cpu preset's width
 both the 3DSR network alone (``method="3dsr"``, which is what the reference loop computes).
 ``--memory`` adds the memory method's map for rgbd/depth (``DetectorConfig.preset("memory")``):
 the setup's descriptor memory with a random bank of ``MemoryConfig.size`` rows (100k) and random
-local scales, torch eager against onnxruntime (the reference loop has no memory).
+local scales, torch eager against onnxruntime (the reference loop has no memory). ``--run RUN``
+times only that trained run's detector (its memory's parts included), torch eager against its
+exported graph on onnxruntime.
 
     uv run python tools/bench/bench_export.py --setups rgbd --images 2 --repeats 2 --threads 1
     uv run python tools/bench/bench_export.py --widths cpu --memory
+    uv run python tools/bench/bench_export.py --run runs/cable_gland --images 2 --repeats 2
 """
 
 from __future__ import annotations
@@ -111,6 +114,28 @@ def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, fl
     return {"size": cfg.image_size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
 
 
+def bench_run(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]:
+    """A trained run's detector (its memory's parts, bank and statistics) exported and run on
+    onnxruntime beside torch eager: ``n`` inputs at its size with a box-shaped object."""
+    det = Detector.load(run, device="cpu")
+    ort = _ort(det, folder, torch.get_num_threads())
+    size = det.config.image_size
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, CH[det.config.setup], size, size, generator=g)
+    if det.config.setup != "rgb":  # an object of about a third of the image on a 0 background
+        lo, hi = size // 4, 3 * size // 4
+        x[:, 0] = 0
+        x[:, 0, lo:hi, lo:hi] = 0.4 + 0.1 * torch.rand(n, hi - lo, hi - lo, generator=g)
+    xn = x.numpy()
+    det.predict(x[:1])
+    ort.predict(xn[:1])
+    best, out = alternate_best(
+        {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, n, repeats
+    )
+    diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
+    return {"size": size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,9 +146,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads")
     ap.add_argument("--memory", action="store_true", help="add the cpu preset's memory map")
+    ap.add_argument("--run", type=Path, help="only this trained run's detector, torch vs ort")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.run:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = bench_run(args.run, args.images, args.repeats, Path(tmp))
+        print(
+            f"{args.run}: torch {r['torch_s']:.3f} s/img, onnxruntime {r['ort_s']:.3f} s/img "
+            f"({r['torch_s'] / r['ort_s']:.2f}x), max abs diff {r['ort_vs_torch']:.1e}"
+        )
+        return
     print(
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
