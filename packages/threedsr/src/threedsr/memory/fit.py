@@ -74,6 +74,9 @@ def fit_memory(
         keep = torch.randperm(bank.shape[0], generator=torch.Generator().manual_seed(seed))
         keep = keep[: config.size].sort().values
         bank, image_ids = bank[keep], image_ids[keep]
+    # The checkpoint stores the bank in fp16 (FeatureMemory.state): measure the local scales and
+    # the calibration on the bank the written detector will search, not on a finer one.
+    bank = bank.half().float()
     if config.modalities != "joint" and features.kind != "descriptors":
         raise ValueError(
             f"fit_memory: modalities={config.modalities!r} needs descriptors, not encoder features"
