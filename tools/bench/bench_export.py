@@ -87,6 +87,19 @@ def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> 
     }
 
 
+def _torch_vs_ort(det: Detector, ort: OnnxDetector, x: torch.Tensor, repeats: int) -> dict:
+    """Seconds per image of torch eager and onnxruntime on ``x`` (one warm-up image each, then
+    alternating, best of ``repeats``) and the largest difference of their maps."""
+    xn = x.numpy()
+    det.predict(x[:1])
+    ort.predict(xn[:1])
+    best, out = alternate_best(
+        {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, len(x), repeats
+    )
+    diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
+    return {"size": x.shape[-1], **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+
+
 def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, float]:
     """The memory method's rgbd/depth map: the setup's descriptors against a random bank."""
     cfg = DetectorConfig.preset("memory", setup)
@@ -104,14 +117,7 @@ def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, fl
     det = Detector(cfg, memory=memory, memory_calibration=MapCalibration(1.0, 0.5), device="cpu")
     ort = _ort(det, folder, torch.get_num_threads())
     x = torch.rand(n, CH[setup], cfg.image_size, cfg.image_size)
-    xn = x.numpy()
-    det.predict(x[:1])
-    ort.predict(xn[:1])
-    best, out = alternate_best(
-        {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, n, repeats
-    )
-    diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
-    return {"size": cfg.image_size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+    return _torch_vs_ort(det, ort, x, repeats)
 
 
 def bench_run(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]:
@@ -126,14 +132,7 @@ def bench_run(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]
         lo, hi = size // 4, 3 * size // 4
         x[:, 0] = 0
         x[:, 0, lo:hi, lo:hi] = 0.4 + 0.1 * torch.rand(n, hi - lo, hi - lo, generator=g)
-    xn = x.numpy()
-    det.predict(x[:1])
-    ort.predict(xn[:1])
-    best, out = alternate_best(
-        {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, n, repeats
-    )
-    diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
-    return {"size": size, **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+    return _torch_vs_ort(det, ort, x, repeats)
 
 
 def main() -> None:
