@@ -116,10 +116,11 @@ def test_cuda_stage2_training_in_each_precision(tmp_path, precision: str) -> Non
     assert read_checkpoint(res.path)["detector_config"]["precision"] == precision
 
 
-def test_cuda_memory_maps_equal_the_cpu_maps(no_tf32, tmp_path) -> None:
-    cfg = tiny_memory_config("depth", out=str(tmp_path))
-    train_detector(cfg, data=synthetic_class("depth"))
-    x = synthetic_class("depth", n=2, seed=7).x
+@pytest.mark.parametrize("setup", ["depth", "rgbd"])  # rgbd: three parts searched together
+def test_cuda_memory_maps_equal_the_cpu_maps(no_tf32, tmp_path, setup: str) -> None:
+    cfg = tiny_memory_config(setup, out=str(tmp_path))
+    train_detector(cfg, data=synthetic_class(setup))
+    x = synthetic_class(setup, n=2, seed=7).x
     cpu = Detector.load(tmp_path, device="cpu").predict(x)
     gpu = Detector.load(tmp_path, device="cuda").predict(x)
     assert gpu.maps.device.type == "cpu" and (gpu.maps - cpu.maps).abs().max() < 1e-4
