@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import DetectorConfig, MemoryConfig, ThreedsrError
 from threedsr.memory import FeatureMemory, fit_memory
-from threedsr.memory.knn import channel_atoms, local_scales, nearest_rows
+from threedsr.memory.knn import channel_atoms, local_scales, nearest_rows, split_bank
 from threedsr_testutil import synthetic_class
 
 
@@ -114,6 +114,10 @@ def test_nearest_rows_of_parts_equal_each_part_searched_alone(
     skip[0] = False
     d, i = nearest_rows(query, bank, skip=skip, parts=parts, chunk=chunk, bank_block=bank_block)
     assert d.shape == i.shape == (n_parts, q)
+    # A bank split once (what FeatureMemory reuses for a batch) searches the same.
+    split = split_bank(bank, channel_atoms(parts))
+    d2, i2 = nearest_rows(query, split, skip=skip, chunk=chunk, bank_block=bank_block)
+    assert torch.equal(d2, d) and torch.equal(i2, i)
     for p in range(n_parts):
         ref = torch.cdist(query[:, parts[p]].double(), bank[:, parts[p]].double())
         ref[:, skip] = float("inf")

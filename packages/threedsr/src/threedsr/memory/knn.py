@@ -21,16 +21,20 @@ part costs an addition, not a product over every channel (docs/bench/threedsr.md
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 from vqcore.search import DEFAULT_BLOCK_ELEMENTS, row_chunk
 
 __all__ = [
+    "SplitBank",
     "channel_atoms",
     "local_scales",
     "nearest_rows",
     "part_partial_distances",
     "search_blocks",
+    "split_bank",
 ]
 
 #: (query rows, bank rows) of one distance block on a CPU: 4 MB, so the product and its minimum
@@ -76,6 +80,27 @@ def channel_atoms(parts: Tensor | None) -> tuple[list[list[int] | None], list[li
 def _columns(x: Tensor, atoms: list[list[int] | None]) -> list[Tensor]:
     """``x``'s columns of each atom, contiguous for the products."""
     return [x if cols is None else x[:, cols].contiguous() for cols in atoms]
+
+
+class SplitBank(NamedTuple):
+    """A bank cut into its parts' channel atoms: what a search of it needs, made once
+    (:func:`split_bank`) and reused for every query (every image of a batch, every block of a
+    traced search)."""
+
+    atoms: list[list[int] | None]
+    of_part: list[list[int]]
+    banks: list[Tensor]
+    banks_sq: list[Tensor]
+
+
+def split_bank(
+    bank: Tensor, atoms: tuple[list[list[int] | None], list[list[int]]] | None = None
+) -> SplitBank:
+    """``bank``'s columns of each atom and their squared row norms; ``atoms`` is
+    :func:`channel_atoms`' result (None = one atom of every channel)."""
+    atoms_, of_part = atoms if atoms is not None else channel_atoms(None)
+    banks = _columns(bank, atoms_)
+    return SplitBank(atoms_, of_part, banks, [(b * b).sum(1) for b in banks])
 
 
 def _partial_distances(q: Tensor, bank: Tensor, bank_sq: Tensor, start: int, cols: int) -> Tensor:
@@ -161,7 +186,7 @@ def _nearest(
 
 def nearest_rows(
     query: Tensor,
-    bank: Tensor,
+    bank: Tensor | SplitBank,
     *,
     skip: Tensor | None = None,
     parts: Tensor | None = None,
@@ -173,7 +198,8 @@ def nearest_rows(
 
     Args:
         query: (Q, C) rows.
-        bank: (N, C) rows.
+        bank: (N, C) rows, or a :class:`SplitBank` made once for many queries (its atoms then
+            stand for ``parts``).
         skip: (N,) bool: bank rows to ignore (leave-one-scan-out); None = none.
         parts: (P, C) bool, the channels each part searches; None = one search over every
             channel.
@@ -194,16 +220,15 @@ def nearest_rows(
     """
     # Not vqcore's ranked_codes(k=1): its topk can pick another row among exact ties than the
     # min of the exported graph (threedsr.graph), and the nearest row's index picks its scale.
-    atoms, of_part = channel_atoms(parts)
-    banks = _columns(bank, atoms)
-    banks_sq = [(b * b).sum(1) for b in banks]
+    split = bank if isinstance(bank, SplitBank) else split_bank(bank, channel_atoms(parts))
+    banks_sq = split.banks_sq
     if skip is not None:
         banks_sq = [sq.masked_fill(skip, float("inf")) for sq in banks_sq]
-    rows, cols = search_blocks(bank.shape[0], query.device)
+    rows, cols = search_blocks(split.banks[0].shape[0], query.device)
     block = (chunk or rows, bank_block or cols)
-    d2, index = _nearest(_columns(query, atoms), banks, banks_sq, of_part, block)
+    d2, index = _nearest(_columns(query, split.atoms), split.banks, banks_sq, split.of_part, block)
     d = d2.sqrt()
-    return (d[0], index[0]) if parts is None else (d, index)
+    return (d[0], index[0]) if split.atoms == [None] else (d, index)
 
 
 @torch.no_grad()
@@ -253,9 +278,7 @@ def local_scales(
     group = (torch.arange(n) if single else image_ids).to(bank.device)  # type: ignore[union-attr]
     order = torch.argsort(group, stable=True)
     group = group[order]
-    atoms, of_part = channel_atoms(parts)
-    banks = _columns(bank[order], atoms)
-    banks_sq = [(b * b).sum(1) for b in banks]
+    _, of_part, banks, banks_sq = split_bank(bank[order], channel_atoms(parts))
     sorted_out = torch.empty(len(of_part), n, device=bank.device)
     # Each query block's run of columns [lo, hi), read to the host once.
     firsts = torch.arange(0, n, rows, device=bank.device)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from vqcore import DiscreteAutoencoder
 
 from threedsr.memory.features import MemoryFeatures, object_cells
-from threedsr.memory.knn import channel_atoms, nearest_rows, part_partial_distances
+from threedsr.memory.knn import channel_atoms, nearest_rows, part_partial_distances, split_bank
 from threedsr.memory.parts import check_parts, combine_part_distances
 
 __all__ = ["FeatureMemory"]
@@ -144,6 +144,12 @@ class FeatureMemory(nn.Module):
             for p in range(self.parts.shape[0])
         ]
 
+    def _local_per_part(self) -> Tensor | None:
+        """The local scales as (P, N), P = 1 without parts; None without scales."""
+        if self.local_scale is None or self.parts is not None:
+            return self.local_scale
+        return self.local_scale[None]
+
     def combine_parts(self, distances: list[Tensor]) -> Tensor:
         """One distance from each part's (one per :meth:`part_columns` entry, same shapes):
         :func:`~threedsr.memory.parts.combine_part_distances` with this memory's fusion and
@@ -230,17 +236,16 @@ class FeatureMemory(nn.Module):
                 f"FeatureMemory: where must be ({b}, {h}, {w}), got {tuple(where.shape)}"
             )
         n_parts = 1 if self.parts is None else self.parts.shape[0]
-        local = self.local_scale
-        if local is not None and self.parts is None:
-            local = local[None]
+        local = self._local_per_part()
         out = torch.zeros(n_parts, b, h * w, device=feats.device)
+        bank = split_bank(self.bank, self.atoms)  # once for every image of the batch
         for i in range(b):
             skip = (
                 None if exclude is None or self.image_ids is None else self.image_ids == exclude[i]
             )
             rows = None if where is None else where[i].flatten().nonzero()[:, 0]
             qi = q[i] if rows is None else q[i, rows]
-            d, nearest = nearest_rows(qi, self.bank, skip=skip, parts=self.parts)
+            d, nearest = nearest_rows(qi, bank, skip=skip)
             if self.parts is None:
                 d, nearest = d[None], nearest[None]
             if local is not None:
@@ -258,12 +263,8 @@ class FeatureMemory(nn.Module):
         h, w = feats.shape[2], feats.shape[3]
         q = self._queries(feats)
         c = q.shape[2]
-        atoms, of_part = self.atoms
-        banks = [self.bank if cols is None else self.bank[:, cols] for cols in atoms]
-        banks_sq = [(b * b).sum(1) for b in banks]
-        local = self.local_scale
-        if local is not None and self.parts is None:
-            local = local[None]
+        atoms, of_part, banks, banks_sq = split_bank(self.bank, self.atoms)
+        local = self._local_per_part()
         n_bank, rows = self.bank.shape[0], max(1, TRACED_BLOCK_ELEMENTS // self.bank.shape[0])
         blocks = []
         for s in range(0, h * w, rows):
