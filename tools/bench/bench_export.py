@@ -15,11 +15,14 @@ both the 3DSR network alone (``method="3dsr"``, which is what the reference loop
 the setup's descriptor memory with a random bank of ``MemoryConfig.size`` rows (100k) and random
 local scales, torch eager against onnxruntime (the reference loop has no memory). ``--run RUN``
 times only that trained run's detector (its memory's parts included), torch eager against its
-exported graph on onnxruntime.
+exported graph on onnxruntime. Both memory benches also export the detector with the search's
+previous graph (``previous_traced_nearest``: one ``Gemm`` with a bias per atom, ``ReduceMin`` +
+``ArgMin`` over the whole bank), the in-process baseline of ``threedsr.memory.traced``.
 
     uv run python tools/bench/bench_export.py --setups rgbd --images 2 --repeats 2 --threads 1
     uv run python tools/bench/bench_export.py --widths cpu --memory
     uv run python tools/bench/bench_export.py --run runs/cable_gland --images 2 --repeats 2
+    uv run python tools/bench/bench_export.py --run runs/cable_gland --torchscript
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import onnxruntime
@@ -87,17 +91,51 @@ def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> 
     }
 
 
-def _torch_vs_ort(det: Detector, ort: OnnxDetector, x: torch.Tensor, repeats: int) -> dict:
-    """Seconds per image of torch eager and onnxruntime on ``x`` (one warm-up image each, then
-    alternating, best of ``repeats``) and the largest difference of their maps."""
+def previous_traced_nearest(query, augmented, atoms, of_part, block):
+    """The traced search before ``threedsr.memory.traced`` (session 18's graph), from the same
+    augmented banks: ``||e||^2 - 2 x.e`` as one product with a bias per atom and the nearest row
+    as ``min(dim=1)`` over the whole (padded) bank."""
+    columns = [query if cols is None else query[:, cols] for cols in atoms]
+    partial = [
+        torch.addmm(aug[-1][None], x, aug[:-1] * -0.5, alpha=-2.0)
+        for x, aug in zip(columns, augmented, strict=True)
+    ]
+    out = []
+    for ids in of_part:
+        part = partial[ids[0]]
+        for a in ids[1:]:
+            part = part + partial[a]
+        value, index = part.min(dim=1)
+        x_sq = sum((columns[a] * columns[a]).sum(1) for a in ids)
+        out.append(((value + x_sq).clamp_min(0), index))
+    return out
+
+
+def _torch_vs_ort(det: Detector, folder: Path, x: torch.Tensor, repeats: int) -> dict:
+    """Seconds per image of torch eager, its export on onnxruntime and the export with the
+    previous traced search (one warm-up image each, then alternating, best of ``repeats``), and
+    the largest differences of their maps."""
+    threads = torch.get_num_threads()
+    ort = _ort(det, folder, threads)
+    (folder / "previous").mkdir(exist_ok=True)
+    with mock.patch("threedsr.memory.torch_model.traced_nearest", previous_traced_nearest):
+        previous = _ort(det, folder / "previous", threads)
     xn = x.numpy()
     det.predict(x[:1])
     ort.predict(xn[:1])
-    best, out = alternate_best(
-        {"torch": lambda: det.predict(x), "ort": lambda: ort.predict(xn)}, len(x), repeats
-    )
-    diff = np.abs(out["ort"].maps - out["torch"].maps.numpy()).max()
-    return {"size": x.shape[-1], **{f"{k}_s": v for k, v in best.items()}, "ort_vs_torch": diff}
+    previous.predict(xn[:1])
+    runs = {
+        "torch": lambda: det.predict(x),
+        "ort": lambda: ort.predict(xn),
+        "ort_previous": lambda: previous.predict(xn),
+    }
+    best, out = alternate_best(runs, len(x), repeats)
+    return {
+        "size": x.shape[-1],
+        **{f"{k}_s": v for k, v in best.items()},
+        "ort_vs_torch": np.abs(out["ort"].maps - out["torch"].maps.numpy()).max(),
+        "ort_vs_previous": np.abs(out["ort"].maps - out["ort_previous"].maps).max(),
+    }
 
 
 def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, float]:
@@ -115,16 +153,14 @@ def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, fl
         local_scale=torch.rand(mem.size, generator=g) + 0.5 if mem.local_k else None,
     )
     det = Detector(cfg, memory=memory, memory_calibration=MapCalibration(1.0, 0.5), device="cpu")
-    ort = _ort(det, folder, torch.get_num_threads())
     x = torch.rand(n, CH[setup], cfg.image_size, cfg.image_size)
-    return _torch_vs_ort(det, ort, x, repeats)
+    return _torch_vs_ort(det, folder, x, repeats)
 
 
 def bench_run(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]:
     """A trained run's detector (its memory's parts, bank and statistics) exported and run on
     onnxruntime beside torch eager: ``n`` inputs at its size with a box-shaped object."""
     det = Detector.load(run, device="cpu")
-    ort = _ort(det, folder, torch.get_num_threads())
     size = det.config.image_size
     g = torch.Generator().manual_seed(0)
     x = torch.rand(n, CH[det.config.setup], size, size, generator=g)
@@ -132,7 +168,27 @@ def bench_run(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]
         lo, hi = size // 4, 3 * size // 4
         x[:, 0] = 0
         x[:, 0, lo:hi, lo:hi] = 0.4 + 0.1 * torch.rand(n, hi - lo, hi - lo, generator=g)
-    return _torch_vs_ort(det, ort, x, repeats)
+    return _torch_vs_ort(det, folder, x, repeats)
+
+
+def bench_torchscript(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]:
+    """The same run's TorchScript export, with the current and the previous traced search,
+    alternately (seconds per image, batch 1)."""
+    det = Detector.load(run, device="cpu")
+    x = torch.rand(n, CH[det.config.setup], det.config.image_size, det.config.image_size)
+    export_detector(det, folder / "now.pt", fmt="torchscript")
+    with mock.patch("threedsr.memory.torch_model.traced_nearest", previous_traced_nearest):
+        export_detector(det, folder / "previous.pt", fmt="torchscript")
+    graphs = {k: torch.jit.load(str(folder / f"{k}.pt")) for k in ("now", "previous")}
+
+    def run_all(graph: torch.jit.ScriptModule) -> list:
+        with torch.no_grad():
+            return [graph(x[i : i + 1]) for i in range(n)]
+
+    for graph in graphs.values():
+        run_all(graph)
+    best, _ = alternate_best({k: lambda g=g: run_all(g) for k, g in graphs.items()}, n, repeats)
+    return best
 
 
 def main() -> None:
@@ -146,6 +202,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch and onnxruntime threads")
     ap.add_argument("--memory", action="store_true", help="add the cpu preset's memory map")
     ap.add_argument("--run", type=Path, help="only this trained run's detector, torch vs ort")
+    ap.add_argument("--torchscript", action="store_true", help="with --run: TorchScript too")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,8 +211,15 @@ def main() -> None:
             r = bench_run(args.run, args.images, args.repeats, Path(tmp))
         print(
             f"{args.run}: torch {r['torch_s']:.3f} s/img, onnxruntime {r['ort_s']:.3f} s/img "
-            f"({r['torch_s'] / r['ort_s']:.2f}x), max abs diff {r['ort_vs_torch']:.1e}"
+            f"({r['torch_s'] / r['ort_s']:.2f}x), max abs diff {r['ort_vs_torch']:.1e}; "
+            f"previous graph on onnxruntime {r['ort_previous_s']:.3f} s/img "
+            f"(now {r['ort_previous_s'] / r['ort_s']:.2f}x faster), "
+            f"max abs diff {r['ort_vs_previous']:.1e}"
         )
+        if args.torchscript:
+            with tempfile.TemporaryDirectory() as tmp:
+                t = bench_torchscript(args.run, args.images, args.repeats, Path(tmp))
+            print(f"TorchScript: {t['now']:.3f} s/img, previous graph {t['previous']:.3f} s/img")
         return
     print(
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
@@ -182,15 +246,16 @@ def main() -> None:
                 )
         if args.memory:
             print()
-            print("| setup | map | size | torch img/s | onnxruntime img/s | "
-                  "onnxruntime / torch | max abs diff |")  # fmt: skip
-            print("|---|---|---|---|---|---|---|")
+            print("| setup | map | size | torch img/s | onnxruntime img/s | onnxruntime / torch | "
+                  "max abs diff | previous graph img/s | now / previous |")  # fmt: skip
+            print("|---|---|---|---|---|---|---|---|---|")
             for setup in [s for s in args.setups if s != "rgb"]:
                 r = bench_memory(setup, args.images, args.repeats, Path(tmp))
                 print(
                     f"| {setup} | memory (descriptors) | {r['size']} | {1 / r['torch_s']:.3f} | "
                     f"{1 / r['ort_s']:.3f} | {r['torch_s'] / r['ort_s']:.2f}x | "
-                    f"{r['ort_vs_torch']:.1e} |",
+                    f"{r['ort_vs_torch']:.1e} | {1 / r['ort_previous_s']:.3f} | "
+                    f"{r['ort_previous_s'] / r['ort_s']:.2f}x |",
                     flush=True,
                 )
 

@@ -9,7 +9,7 @@ codes do not, or the frozen stage-1 encoder's features (RGB alone).
 :class:`FeatureMemory` is an ``nn.Module`` whose buffers are the bank and its statistics, so the
 exported graph (:mod:`threedsr.graph`) runs this very module: eager calls search the object's
 cells only, a traced call searches every cell in fixed blocks and masks the background, with the
-same arithmetic.
+same result (:mod:`threedsr.memory.traced`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from torch import Tensor, nn
 from vqcore import DiscreteAutoencoder
 
 from threedsr.memory.features import MemoryFeatures, object_cells
-from threedsr.memory.knn import channel_atoms, nearest_rows, part_partial_distances, split_bank
+from threedsr.memory.knn import channel_atoms, nearest_rows, split_bank
 from threedsr.memory.parts import check_parts, combine_part_distances
+from threedsr.memory.traced import MINIMUM_BLOCK, augmented_banks, traced_nearest
 
 __all__ = ["FeatureMemory"]
 
@@ -257,29 +258,25 @@ class FeatureMemory(nn.Module):
         return out.view(n_parts, b, h, w)
 
     def _traced_distance(self, feats: Tensor) -> Tensor:
-        """:meth:`distance` of every cell, as plain tensor operations a tracer records: blocks of
-        cells fixed by the traced size, every image of the batch in each block, the parts'
-        products shared as in :func:`~threedsr.memory.knn.nearest_rows`."""
+        """:meth:`distance` of every cell, as whole-tensor operations a tracer records
+        (:mod:`threedsr.memory.traced`): blocks of cells fixed by the traced size, every image
+        of the batch in each block."""
         h, w = feats.shape[2], feats.shape[3]
         q = self._queries(feats)
         c = q.shape[2]
-        atoms, of_part, banks, banks_sq = split_bank(self.bank, self.atoms)
+        atoms, of_part = self.atoms
+        augmented = augmented_banks(self.bank, atoms, MINIMUM_BLOCK)
         local = self._local_per_part()
-        n_bank, rows = self.bank.shape[0], max(1, TRACED_BLOCK_ELEMENTS // self.bank.shape[0])
+        rows = max(1, TRACED_BLOCK_ELEMENTS // augmented[0].shape[1])
         blocks = []
         for s in range(0, h * w, rows):
             qb = q[:, s : s + rows]
             n = qb.shape[1]
-            flat = qb.reshape(-1, c)
-            queries = [flat if cols is None else flat[:, cols] for cols in atoms]
-            # As nearest_rows: the minimum of ||e||^2 - 2 x.e, then + ||x||^2, clamped.
-            partials = part_partial_distances(queries, banks, banks_sq, of_part, 0, n_bank)
-            per_part = []
-            for p, (part, ids) in enumerate(zip(partials, of_part, strict=True)):
-                v, i = part.min(dim=1)
-                x_sq = sum((queries[a] * queries[a]).sum(1) for a in ids)
-                v = (v + x_sq).clamp_min(0).sqrt()
-                per_part.append(v if local is None else v / local[p][i])
+            nearest = traced_nearest(qb.reshape(-1, c), augmented, atoms, of_part, MINIMUM_BLOCK)
+            per_part = [
+                d.sqrt() if local is None else d.sqrt() / local[p][i]
+                for p, (d, i) in enumerate(nearest)
+            ]
             blocks.append(self.combine_parts(per_part).reshape(-1, n))
         return torch.cat(blocks, dim=1).reshape(-1, h, w)
 

@@ -1,0 +1,105 @@
+"""The memory's traced search (threedsr.memory.traced), what exported graphs run: its two-level
+minimum against numpy's first-occurrence argmin, its augmented products against the distance,
+padding rows never found, and a traced memory whose bank spans several padded blocks against the
+eager search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from threedsr.memory import fit_memory
+from threedsr.memory.config import MemoryConfig
+from threedsr.memory.knn import channel_atoms, nearest_rows
+from threedsr.memory.traced import augmented_banks, first_minimum, traced_nearest
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    q=st.integers(1, 6),
+    blocks=st.integers(1, 5),
+    block=st.integers(1, 6),
+    levels=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_first_minimum_is_the_first_occurrence_of_the_minimum(q, blocks, block, levels, seed):
+    # Few distinct values: ties within and across blocks are the rule.
+    x = np.random.default_rng(seed).integers(0, levels, (q, blocks * block)).astype(np.float32)
+    value, index = first_minimum(torch.from_numpy(x), block)
+    assert value.tolist() == x.min(1).tolist()
+    assert index.tolist() == x.argmin(1).tolist()
+
+
+def test_first_minimum_refuses_a_width_that_is_not_whole_blocks() -> None:
+    with pytest.raises(ValueError, match="N = 5 is not a multiple of the block 2"):
+        first_minimum(torch.zeros(1, 5), 2)
+
+
+def _random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
+    parts = torch.rand(n_parts, c, generator=g) < 0.5
+    parts[torch.arange(n_parts), torch.randint(0, c, (n_parts,), generator=g)] = True
+    return parts
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    q=st.integers(1, 9),
+    n=st.integers(1, 40),
+    c=st.integers(1, 7),
+    n_parts=st.integers(1, 4),
+    block=st.integers(1, 9),
+    seed=st.integers(0, 2**16),
+)
+def test_traced_nearest_equals_each_part_searched_by_brute_force(q, n, c, n_parts, block, seed):
+    g = torch.Generator().manual_seed(seed)
+    query, bank = torch.randn(q, c, generator=g), torch.randn(n, c, generator=g)
+    parts = _random_parts(g, n_parts, c)
+    atoms, of_part = channel_atoms(parts)
+    augmented = augmented_banks(bank, atoms, block)
+    step = min(block, n)
+    assert all(a.shape[1] % step == 0 and a.shape[1] - n < step for a in augmented)
+    found = traced_nearest(query, augmented, atoms, of_part, block)
+    for p, (d, i) in enumerate(found):
+        ref = torch.cdist(query[:, parts[p]].double(), bank[:, parts[p]].double()) ** 2
+        assert bool((i < n).all())  # a padding row is never nearest
+        torch.testing.assert_close(d.double(), ref.min(1).values, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ref.gather(1, i[:, None])[:, 0], ref.min(1).values)
+
+
+def test_augmented_rows_give_the_distance_less_the_query_norm() -> None:
+    g = torch.Generator().manual_seed(0)
+    bank, x = torch.randn(10, 3, generator=g), torch.randn(4, 3, generator=g)
+    (aug,) = augmented_banks(bank, [None], 4)  # 10 rows padded to 12
+    assert aug.shape == (4, 12)
+    got = torch.cat([x, torch.ones(4, 1)], 1) @ aug
+    want = (bank * bank).sum(1) - 2 * x @ bank.t()
+    torch.testing.assert_close(got[:, :10], want)
+    assert bool((got[:, 10:] >= 1e29).all())
+
+
+def test_a_traced_memory_over_padded_blocks_maps_as_the_eager_one(monkeypatch) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(6, 4, 64, 64, generator=g)
+    x[:, 0] = 0
+    x[:, 0, 16:48, 16:48] = 0.5 + 0.1 * torch.rand(6, 32, 32, generator=g)
+    cfg = MemoryConfig(modalities="separate+joint", local_min_scans=3)
+    mem = fit_memory(x[:4], "rgbd", cfg)
+    n = mem.bank.shape[0]
+    # Blocks of 7 bank rows: several blocks and padding, as a 100k-row bank in 1024s.
+    assert n > 7 and n % 7
+    monkeypatch.setattr("threedsr.memory.torch_model.MINIMUM_BLOCK", 7)
+    # and 3 query rows a block: the cells' blocks too
+    monkeypatch.setattr("threedsr.memory.torch_model.TRACED_BLOCK_ELEMENTS", 3 * (n + 7))
+    with torch.no_grad():
+        traced = torch.jit.trace(mem, x[4:], check_trace=False)
+        torch.testing.assert_close(traced(x[4:]), mem(x[4:]), atol=1e-4, rtol=1e-4)
+    # the eager search it must equal, on one part's rows
+    atoms, of_part = mem.atoms
+    q = torch.randn(5, mem.bank.shape[1])
+    d, i = nearest_rows(q, mem.bank, parts=mem.parts)
+    found = traced_nearest(q, augmented_banks(mem.bank, atoms, 7), atoms, of_part, 7)
+    for p, (dp, ip) in enumerate(found):
+        torch.testing.assert_close(dp.sqrt(), d[p], atol=1e-4, rtol=1e-4)
+        assert torch.equal(ip, i[p])
