@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from threedsr import DetectorConfig, MemoryConfig, ThreedsrError
 from threedsr.memory import FeatureMemory, fit_memory
 from threedsr.memory.knn import channel_atoms, local_scales, nearest_rows, split_bank
-from threedsr_testutil import synthetic_class
+from threedsr_testutil import random_parts, synthetic_class
 
 
 def _brute_local(bank: torch.Tensor, ids: torch.Tensor | None, k: int) -> torch.Tensor:
@@ -73,17 +73,10 @@ def test_local_scales_equal_brute_force(n, scans, k, chunk, bank_block, sorted_i
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
-def _random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
-    """(P, C) masks, none empty, overlapping at random."""
-    parts = torch.rand(n_parts, c, generator=g) < 0.5
-    parts[torch.arange(n_parts), torch.randint(0, c, (n_parts,), generator=g)] = True
-    return parts
-
-
 @settings(max_examples=40, deadline=None)
 @given(n_parts=st.integers(1, 4), c=st.integers(1, 7), seed=st.integers(0, 2**16))
 def test_channel_atoms_cut_every_part_into_disjoint_atoms(n_parts, c, seed) -> None:
-    parts = _random_parts(torch.Generator().manual_seed(seed), n_parts, c)
+    parts = random_parts(torch.Generator().manual_seed(seed), n_parts, c)
     atoms, of_part = channel_atoms(parts)
     covered = [ch for atom in atoms for ch in atom]
     assert len(set(covered)) == len(covered)  # disjoint
@@ -109,7 +102,7 @@ def test_nearest_rows_of_parts_equal_each_part_searched_alone(
 ) -> None:
     g = torch.Generator().manual_seed(seed)
     query, bank = torch.randn(q, c, generator=g), torch.randn(n, c, generator=g)
-    parts = _random_parts(g, n_parts, c)
+    parts = random_parts(g, n_parts, c)
     skip = torch.rand(n, generator=g) < 0.3
     skip[0] = False
     d, i = nearest_rows(query, bank, skip=skip, parts=parts, chunk=chunk, bank_block=bank_block)
@@ -139,7 +132,7 @@ def test_local_scales_of_parts_equal_each_part_alone(
 ) -> None:
     g = torch.Generator().manual_seed(seed)
     bank = torch.randn(n, 5, generator=g)
-    parts = _random_parts(g, n_parts, 5)
+    parts = random_parts(g, n_parts, 5)
     ids = torch.arange(n) % scans
     if n - int(torch.bincount(ids).max()) < 2:
         return

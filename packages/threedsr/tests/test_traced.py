@@ -10,10 +10,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threedsr.memory import fit_memory
-from threedsr.memory.config import MemoryConfig
+from threedsr.memory import MemoryConfig, fit_memory
 from threedsr.memory.knn import channel_atoms, nearest_rows
 from threedsr.memory.traced import augmented_banks, first_minimum, traced_nearest
+from threedsr_testutil import random_parts
 
 
 @settings(max_examples=60, deadline=None)
@@ -37,12 +37,6 @@ def test_first_minimum_refuses_a_width_that_is_not_whole_blocks() -> None:
         first_minimum(torch.zeros(1, 5), 2)
 
 
-def _random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
-    parts = torch.rand(n_parts, c, generator=g) < 0.5
-    parts[torch.arange(n_parts), torch.randint(0, c, (n_parts,), generator=g)] = True
-    return parts
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     q=st.integers(1, 9),
@@ -55,7 +49,7 @@ def _random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
 def test_traced_nearest_equals_each_part_searched_by_brute_force(q, n, c, n_parts, block, seed):
     g = torch.Generator().manual_seed(seed)
     query, bank = torch.randn(q, c, generator=g), torch.randn(n, c, generator=g)
-    parts = _random_parts(g, n_parts, c)
+    parts = random_parts(g, n_parts, c)
     atoms, of_part = channel_atoms(parts)
     augmented = augmented_banks(bank, atoms, block)
     step = min(block, n)

@@ -79,3 +79,10 @@ def ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     )
     cfg = tiny_config("depth", out=out, iterations=3, batch_size=4)
     train_detector(cfg, backbone=tiny_backbone("depth"), data=synthetic_class("depth"))
+
+
+def random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
+    """(P, C) channel masks of memory parts, none empty, overlapping at random."""
+    parts = torch.rand(n_parts, c, generator=g) < 0.5
+    parts[torch.arange(n_parts), torch.randint(0, c, (n_parts,), generator=g)] = True
+    return parts
