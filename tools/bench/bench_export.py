@@ -16,20 +16,25 @@ the setup's descriptor memory with a random bank of ``MemoryConfig.size`` rows (
 local scales, torch eager against onnxruntime (the reference loop has no memory). ``--run RUN``
 times only that trained run's detector (its memory's parts included), torch eager against its
 exported graph on onnxruntime. Both memory benches also export the detector with the search's
-previous graph (``previous_traced_nearest``: one ``Gemm`` with a bias per atom, ``ReduceMin`` +
-``ArgMin`` over the whole bank), the in-process baseline of ``threedsr.memory.traced``.
+previous graph (``previous_traced_distance``: every cell searched, one ``Gemm`` with a bias per
+atom, ``ReduceMin`` + ``ArgMin`` over the whole bank), the in-process baseline of
+``threedsr.memory.traced``.
 
     uv run python tools/bench/bench_export.py --setups rgbd --images 2 --repeats 2 --threads 1
     uv run python tools/bench/bench_export.py --widths cpu --memory
     uv run python tools/bench/bench_export.py --run runs/cable_gland --images 2 --repeats 2
     uv run python tools/bench/bench_export.py --run runs/cable_gland --torchscript
+    uv run python tools/bench/bench_export.py --run runs/cable_gland --peak --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import platform
+import resource
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -51,6 +56,7 @@ from threedsr import (
 )
 from threedsr.memory import MemoryFeatures
 from threedsr.memory.descriptors import descriptor_channels
+from threedsr.memory.knn import part_partial_distances, split_bank
 
 
 def _ort(det: Detector, folder: Path, threads: int) -> OnnxDetector:
@@ -91,24 +97,33 @@ def bench_heads(setup: str, widths: str, n: int, repeats: int, folder: Path) -> 
     }
 
 
-def previous_traced_nearest(query, augmented, atoms, of_part, block):
-    """The traced search before ``threedsr.memory.traced`` (session 18's graph), from the same
-    augmented banks: ``||e||^2 - 2 x.e`` as one product with a bias per atom and the nearest row
-    as ``min(dim=1)`` over the whole (padded) bank."""
-    columns = [query if cols is None else query[:, cols] for cols in atoms]
-    partial = [
-        torch.addmm(aug[-1][None], x, aug[:-1] * -0.5, alpha=-2.0)
-        for x, aug in zip(columns, augmented, strict=True)
-    ]
-    out = []
-    for ids in of_part:
-        part = partial[ids[0]]
-        for a in ids[1:]:
-            part = part + partial[a]
-        value, index = part.min(dim=1)
-        x_sq = sum((columns[a] * columns[a]).sum(1) for a in ids)
-        out.append(((value + x_sq).clamp_min(0), index))
-    return out
+def previous_traced_distance(memory: FeatureMemory, feats: torch.Tensor, where) -> torch.Tensor:
+    """``FeatureMemory._traced_distance`` before ``threedsr.memory.traced`` (session 18's graph):
+    every cell searched, in blocks of cells sized by the bank, ``||e||^2 - 2 x.e`` as one
+    product with a bias per atom (``Gemm``), the nearest row as ``min(dim=1)`` over the whole
+    bank (``ReduceMin`` + ``ArgMin``), the background masked after."""
+    h, w = feats.shape[2], feats.shape[3]
+    q = memory._queries(feats)
+    c = q.shape[2]
+    atoms, of_part, banks, banks_sq = split_bank(memory.bank, memory.atoms)
+    local = memory._local_per_part()
+    n_bank, rows = memory.bank.shape[0], max(1, (1 << 24) // memory.bank.shape[0])
+    blocks = []
+    for s in range(0, h * w, rows):
+        qb = q[:, s : s + rows]
+        n = qb.shape[1]
+        flat = qb.reshape(-1, c)
+        queries = [flat if cols is None else flat[:, cols] for cols in atoms]
+        partials = part_partial_distances(queries, banks, banks_sq, of_part, 0, n_bank)
+        per_part = []
+        for p, (part, ids) in enumerate(zip(partials, of_part, strict=True)):
+            v, i = part.min(dim=1)
+            x_sq = sum((queries[a] * queries[a]).sum(1) for a in ids)
+            v = (v + x_sq).clamp_min(0).sqrt()
+            per_part.append(v if local is None else v / local[p][i])
+        blocks.append(memory.combine_parts(per_part).reshape(-1, n))
+    d = torch.cat(blocks, dim=1).reshape(-1, h, w)
+    return d if where is None else d * where
 
 
 def _torch_vs_ort(det: Detector, folder: Path, x: torch.Tensor, repeats: int) -> dict:
@@ -118,7 +133,7 @@ def _torch_vs_ort(det: Detector, folder: Path, x: torch.Tensor, repeats: int) ->
     threads = torch.get_num_threads()
     ort = _ort(det, folder, threads)
     (folder / "previous").mkdir(exist_ok=True)
-    with mock.patch("threedsr.memory.torch_model.traced_nearest", previous_traced_nearest):
+    with mock.patch.object(FeatureMemory, "_traced_distance", previous_traced_distance):
         previous = _ort(det, folder / "previous", threads)
     xn = x.numpy()
     det.predict(x[:1])
@@ -157,27 +172,69 @@ def bench_memory(setup: str, n: int, repeats: int, folder: Path) -> dict[str, fl
     return _torch_vs_ort(det, folder, x, repeats)
 
 
+def object_inputs(setup: str, size: int, n: int, fraction: float) -> torch.Tensor:
+    """``n`` random inputs whose object (depth > 0) is a centred square of ``fraction`` of the
+    image on a 0 background (RGB alone: no background)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, CH[setup], size, size, generator=g)
+    if setup != "rgb":
+        side = round(size * fraction**0.5)
+        lo, hi = (size - side) // 2, (size - side) // 2 + side
+        x[:, 0] = 0
+        x[:, 0, lo:hi, lo:hi] = 0.4 + 0.1 * torch.rand(n, side, side, generator=g)
+    return x
+
+
 def bench_run(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]:
     """A trained run's detector (its memory's parts, bank and statistics) exported and run on
-    onnxruntime beside torch eager: ``n`` inputs at its size with a box-shaped object."""
+    onnxruntime beside torch eager: ``n`` inputs at its size with an object of a quarter of the
+    image."""
     det = Detector.load(run, device="cpu")
-    size = det.config.image_size
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(n, CH[det.config.setup], size, size, generator=g)
-    if det.config.setup != "rgb":  # an object of about a third of the image on a 0 background
-        lo, hi = size // 4, 3 * size // 4
-        x[:, 0] = 0
-        x[:, 0, lo:hi, lo:hi] = 0.4 + 0.1 * torch.rand(n, hi - lo, hi - lo, generator=g)
+    x = object_inputs(det.config.setup, det.config.image_size, n, 0.25)
     return _torch_vs_ort(det, folder, x, repeats)
+
+
+def peak_child(run: Path, graph: str, fraction: float) -> None:
+    """In a process of its own: export ``run`` with the ``now`` or ``previous`` search, run one
+    onnxruntime session 3 times on an object of ``fraction`` of the image; print the best
+    seconds and the peak resident memory as JSON."""
+    det = Detector.load(run, device="cpu")
+    x = object_inputs(det.config.setup, det.config.image_size, 1, fraction).numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        if graph == "previous":
+            with mock.patch.object(FeatureMemory, "_traced_distance", previous_traced_distance):
+                ort = _ort(det, Path(tmp), torch.get_num_threads())
+        else:
+            ort = _ort(det, Path(tmp), torch.get_num_threads())
+        del det
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        best, _ = alternate_best({"run": lambda: ort.predict(x)}, 1, 3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"s": best["run"], "peak_mb": peak, "before_mb": before}))
+
+
+def bench_peak(run: Path, fractions: list[float], threads: int) -> list[dict]:
+    """:func:`peak_child` for both graphs and each object fraction, each in a fresh process
+    (peak resident memory is per process)."""
+    rows = []
+    for fraction in fractions:
+        for graph in ("previous", "now"):
+            cmd = [sys.executable, __file__, "--run", str(run), "--threads", str(threads)]
+            cmd += ["--peak-child", graph, "--object", str(fraction)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            rows.append(
+                {"graph": graph, "object": fraction, **json.loads(done.stdout.splitlines()[-1])}
+            )
+    return rows
 
 
 def bench_torchscript(run: Path, n: int, repeats: int, folder: Path) -> dict[str, float]:
     """The same run's TorchScript export, with the current and the previous traced search,
     alternately (seconds per image, batch 1)."""
     det = Detector.load(run, device="cpu")
-    x = torch.rand(n, CH[det.config.setup], det.config.image_size, det.config.image_size)
+    x = object_inputs(det.config.setup, det.config.image_size, n, 0.25)
     export_detector(det, folder / "now.pt", fmt="torchscript")
-    with mock.patch("threedsr.memory.torch_model.traced_nearest", previous_traced_nearest):
+    with mock.patch.object(FeatureMemory, "_traced_distance", previous_traced_distance):
         export_detector(det, folder / "previous.pt", fmt="torchscript")
     graphs = {k: torch.jit.load(str(folder / f"{k}.pt")) for k in ("now", "previous")}
 
@@ -203,9 +260,32 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="add the cpu preset's memory map")
     ap.add_argument("--run", type=Path, help="only this trained run's detector, torch vs ort")
     ap.add_argument("--torchscript", action="store_true", help="with --run: TorchScript too")
+    ap.add_argument(
+        "--peak",
+        action="store_true",
+        help="with --run: peak memory of each graph, objects of "
+        "a quarter and of the whole image, one process each",
+    )
+    ap.add_argument("--peak-child", choices=["now", "previous"], help=argparse.SUPPRESS)
+    ap.add_argument("--object", type=float, default=0.25, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.run and args.peak_child:
+        peak_child(args.run, args.peak_child, args.object)
+        return
+    if args.run and args.peak:
+        print(
+            "| graph | object | s/img | peak resident MB | peak before the runs (export, session) MB |"
+        )
+        print("|---|---|---|---|---|")
+        for r in bench_peak(args.run, [0.25, 1.0], torch.get_num_threads()):
+            print(
+                f"| {r['graph']} | {r['object']:.0%} of the image | {r['s']:.3f} | "
+                f"{r['peak_mb']:.0f} | {r['before_mb']:.0f} |",
+                flush=True,
+            )
+        return
     if args.run:
         with tempfile.TemporaryDirectory() as tmp:
             r = bench_run(args.run, args.images, args.repeats, Path(tmp))

@@ -99,6 +99,25 @@ def test_onnx_equals_eager_batch_1_and_n(parts, method, tmp_path) -> None:
         check(out[0], out[1], out[2:], pred, ref_codes, method != "memory")
 
 
+def test_an_exported_memory_searches_the_cells_each_scan_has(parts, tmp_path) -> None:
+    # The graph gathers the object's cells when it runs: a batch whose scans hold different
+    # numbers of them, one none at all, maps as the eager memory.
+    pytest.importorskip("onnxruntime")
+    from threedsr import OnnxDetector
+
+    cfg, kw, x = parts
+    x = x.clone()
+    if cfg.setup != "rgb":
+        x[0, 0] = 0
+        x[1, 0, :, : x.shape[3] // 2] = 0
+    export_detector(detector(cfg, kw, "memory"), tmp_path / "d.onnx", dynamic_batch=True)
+    onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
+    for b in (N, 1):  # batch 1: no cell to search in the whole batch
+        out = onnx_det.run(x[:b].numpy())
+        pred, codes = eager(cfg, kw, "memory", x[:b])
+        check(out[0], out[1], out[2:], pred, codes, heads=False)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_torchscript_equals_eager_batch_1_and_n(parts, method, tmp_path) -> None:
     cfg, kw, x = parts

@@ -24,13 +24,9 @@ from vqcore import DiscreteAutoencoder
 from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.knn import channel_atoms, nearest_rows, split_bank
 from threedsr.memory.parts import check_parts, combine_part_distances
-from threedsr.memory.traced import MINIMUM_BLOCK, augmented_banks, traced_nearest
+from threedsr.memory.traced import MINIMUM_BLOCK, PRODUCT_ROWS, augmented_banks, traced_nearest
 
 __all__ = ["FeatureMemory"]
-
-#: Largest (query rows x bank rows) distance block per image of a traced search: its blocks are
-#: fixed when traced, and the bound keeps a 100k-row bank from materialising at once.
-TRACED_BLOCK_ELEMENTS = 1 << 24
 
 
 class FeatureMemory(nn.Module):
@@ -179,9 +175,7 @@ class FeatureMemory(nn.Module):
         f = self.features.extract(self.setup, x, backbone=self.backbone, encoder=encoder)
         on = object_cells(self.setup, x, (f.shape[2], f.shape[3]))
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            d = self._traced_distance(f)
-            if on is not None:
-                d = d * on
+            d = self._traced_distance(f, on)
         else:
             d = self.distance(f, exclude=exclude, where=on)
         return F.interpolate(d[:, None], size=x.shape[2:], mode="bilinear", align_corners=False)[
@@ -257,28 +251,28 @@ class FeatureMemory(nn.Module):
                 out[:, i, rows] = d
         return out.view(n_parts, b, h, w)
 
-    def _traced_distance(self, feats: Tensor) -> Tensor:
-        """:meth:`distance` of every cell, as whole-tensor operations a tracer records
-        (:mod:`threedsr.memory.traced`): blocks of cells fixed by the traced size, every image
-        of the batch in each block."""
+    def _traced_distance(self, feats: Tensor, where: Tensor | None) -> Tensor:
+        """:meth:`distance` as whole-tensor operations a tracer records
+        (:mod:`threedsr.memory.traced`): the cells of ``where`` (every cell when None) of every
+        image of the batch gathered, searched against fixed blocks of the bank, scattered back."""
         h, w = feats.shape[2], feats.shape[3]
         q = self._queries(feats)
-        c = q.shape[2]
+        q = q.reshape(-1, q.shape[2])
+        rows = None if where is None else where.reshape(-1).nonzero()[:, 0]
         atoms, of_part = self.atoms
         augmented = augmented_banks(self.bank, atoms, MINIMUM_BLOCK)
+        nearest = traced_nearest(
+            q if rows is None else q[rows], augmented, atoms, of_part, MINIMUM_BLOCK, PRODUCT_ROWS
+        )
         local = self._local_per_part()
-        rows = max(1, TRACED_BLOCK_ELEMENTS // augmented[0].shape[1])
-        blocks = []
-        for s in range(0, h * w, rows):
-            qb = q[:, s : s + rows]
-            n = qb.shape[1]
-            nearest = traced_nearest(qb.reshape(-1, c), augmented, atoms, of_part, MINIMUM_BLOCK)
-            per_part = [
-                d.sqrt() if local is None else d.sqrt() / local[p][i]
-                for p, (d, i) in enumerate(nearest)
-            ]
-            blocks.append(self.combine_parts(per_part).reshape(-1, n))
-        return torch.cat(blocks, dim=1).reshape(-1, h, w)
+        per_part = [
+            d.sqrt() if local is None else d.sqrt() / local[p][i]
+            for p, (d, i) in enumerate(nearest)
+        ]
+        d = self.combine_parts(per_part)
+        if rows is not None:
+            d = torch.zeros(q.shape[0], dtype=d.dtype, device=d.device).scatter(0, rows, d)
+        return d.reshape(-1, h, w)
 
     def state(self) -> dict[str, Any]:
         """Tensors and primitives for a ``weights_only`` checkpoint (the bank in fp16 halves
