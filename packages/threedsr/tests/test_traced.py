@@ -65,7 +65,10 @@ def test_traced_nearest_equals_each_part_searched_by_brute_force(
         ref = torch.cdist(query[:, parts[p]].double(), bank[:, parts[p]].double()) ** 2
         assert bool((i < n).all())  # a padding row is never nearest
         torch.testing.assert_close(d.double(), ref.min(1).values, atol=1e-4, rtol=1e-4)
-        torch.testing.assert_close(ref.gather(1, i[:, None])[:, 0], ref.min(1).values)
+        # a nearest row, up to the products' fp32 rounding (ties may pick either)
+        torch.testing.assert_close(
+            ref.gather(1, i[:, None])[:, 0], ref.min(1).values, atol=1e-4, rtol=1e-4
+        )
 
 
 def test_augmented_rows_give_the_distance_less_the_query_norm() -> None:
