@@ -88,12 +88,12 @@ def test_a_traced_memory_over_padded_blocks_maps_as_the_eager_one(monkeypatch) -
     x[:, 0] = 0
     x[:, 0, 16:48, 16:48] = 0.5 + 0.1 * torch.rand(6, 32, 32, generator=g)
     cfg = MemoryConfig(modalities="separate+joint", local_min_scans=3)
+    monkeypatch.setattr("threedsr.memory.torch_model.MINIMUM_BLOCK", 7)  # when it is made
     mem = fit_memory(x[:4], "rgbd", cfg)
     n = mem.bank.shape[0]
     # Blocks of 7 bank rows, 2 a product: several products, blocks and padding, as a 100k-row
     # bank in products of 4096 rows and blocks of 64.
     assert n > 14 and n % 7
-    monkeypatch.setattr("threedsr.memory.torch_model.MINIMUM_BLOCK", 7)
     monkeypatch.setattr("threedsr.memory.torch_model.PRODUCT_ROWS", 14)
     with torch.no_grad():
         traced = torch.jit.trace(mem, x[4:], check_trace=False)
@@ -125,8 +125,8 @@ def test_an_exported_search_finishes_each_product_before_the_next(monkeypatch, t
     x = torch.rand(4, 4, 64, 64, generator=g)
     x[:, 0] = 0
     x[:, 0, 16:48, 16:48] = 0.5 + 0.1 * torch.rand(4, 32, 32, generator=g)
-    mem = fit_memory(x[:3], "rgbd", MemoryConfig(modalities="separate+joint", local_min_scans=2))
     monkeypatch.setattr("threedsr.memory.torch_model.MINIMUM_BLOCK", 8)
+    mem = fit_memory(x[:3], "rgbd", MemoryConfig(modalities="separate+joint", local_min_scans=2))
     monkeypatch.setattr("threedsr.memory.torch_model.PRODUCT_ROWS", 32)
     products = -(-mem.bank.shape[0] // 32)
     assert products >= 3

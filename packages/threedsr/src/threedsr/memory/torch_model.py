@@ -128,6 +128,11 @@ class FeatureMemory(nn.Module):
         self.part_fusion = part_fusion
         # The parts' channel atoms, as plain lists: what a traced search indexes with.
         self.atoms = channel_atoms(self.parts)
+        # The traced search's banks, derived and not saved: as buffers they are constants of an
+        # exported graph, which then holds neither the plain bank nor the work of building them.
+        self.minimum_block = MINIMUM_BLOCK  # the padding the augmented banks were built with
+        for a, augmented in enumerate(augmented_banks(self.bank, self.atoms[0], MINIMUM_BLOCK)):
+            self.register_buffer(f"augmented_{a}", augmented, persistent=False)
 
     def part_columns(self) -> list[tuple[Tensor | None, Tensor | None]]:
         """(channel indices or None = all, local scale or None) per part."""
@@ -260,9 +265,14 @@ class FeatureMemory(nn.Module):
         q = q.reshape(-1, q.shape[2])
         rows = None if where is None else where.reshape(-1).nonzero()[:, 0]
         atoms, of_part = self.atoms
-        augmented = augmented_banks(self.bank, atoms, MINIMUM_BLOCK)
+        augmented = [getattr(self, f"augmented_{a}") for a in range(len(atoms))]
         nearest = traced_nearest(
-            q if rows is None else q[rows], augmented, atoms, of_part, MINIMUM_BLOCK, PRODUCT_ROWS
+            q if rows is None else q[rows],
+            augmented,
+            atoms,
+            of_part,
+            self.minimum_block,
+            PRODUCT_ROWS,
         )
         local = self._local_per_part()
         per_part = [
