@@ -7,9 +7,10 @@ far from all of it. Its cells are hand-made surface, colour, texture and interio
 codes do not, or the frozen stage-1 encoder's features (RGB alone).
 
 :class:`FeatureMemory` is an ``nn.Module`` whose buffers are the bank and its statistics, so the
-exported graph (:mod:`threedsr.graph`) runs this very module: eager calls search the object's
-cells only, a traced call searches every cell in fixed blocks and masks the background, with the
-same result (:mod:`threedsr.memory.traced`).
+exported graph (:mod:`threedsr.graph`) runs this very module. Both an eager and a traced call
+search the object's cells only, with the same result: the eager one in cache-sized blocks, the
+traced one gathering the cells when it runs and taking the bank in fixed products
+(:mod:`threedsr.memory.traced`).
 """
 
 from __future__ import annotations
