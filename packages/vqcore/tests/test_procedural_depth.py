@@ -5,7 +5,7 @@ from __future__ import annotations
 import depthsim
 import numpy as np
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from vqcore.procedural.depth import (
     depth_params_from_numpy,
@@ -24,12 +24,17 @@ from vqcore.procedural.depth import (
     seed=st.integers(0, 2**31),
     affine=st.booleans(),
 )
+@example(h=53, w=1, n=1, seed=422, affine=False)  # a pixel 4e-5 off, on a 0 -> 1 step
 def test_same_draws_same_depth_as_depthsim(h, w, n, seed, affine):
     ref, params = depthsim.simulate_depth_batch(
         n, (h, w), rng=seed, affine=affine, return_params=True
     )
     got = render_depth(depth_params_from_numpy(params), (h, w), affine=affine)
-    np.testing.assert_allclose(got.numpy(), ref, atol=2e-5)
+    # fp32 against depthsim's fp64: every pixel is within a few 1e-6, except where the image
+    # steps from 0 to 1 within a pixel and its range is narrow (hypothesis found a 1-px-wide
+    # image whose pixel on the step was off by 4e-5). Another draw's image differed by 5e-3 or
+    # more in every non-flat case tried.
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-4)
 
 
 @settings(max_examples=25, deadline=None)
