@@ -24,7 +24,7 @@ from hypothesis import settings
 # CI (`.ci/run` sets HYPOTHESIS_PROFILE=ci) draws the same examples on every run: a red CI blocks
 # landing, so it must not turn red by chance. Runs elsewhere draw new examples each time, which
 # is how the fp32 tolerance cases pinned with @example in test_knn and test_procedural_depth were
-# found (each failed one CI run of the same commit that the next run passed).
+# found (each had turned one CI run red by chance).
 settings.register_profile("ci", derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
