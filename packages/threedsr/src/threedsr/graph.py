@@ -1,7 +1,7 @@
 """The whole inference map of a :class:`threedsr.Detector` as one traceable ``nn.Module``.
 
 The graph runs the detector's own modules: its :class:`~threedsr.memory.FeatureMemory` (which
-searches every cell in fixed blocks when traced), the fusion of :func:`~threedsr.fuse_maps` and
+gathers the object's cells and searches fixed blocks of its bank when traced), the fusion of :func:`~threedsr.fuse_maps` and
 :func:`~threedsr.smooth_maps`, so ``torch.jit.trace`` and ``torch.onnx.export`` record one graph
 from the model-resolution input to the smoothed anomaly map and the image score.
 
