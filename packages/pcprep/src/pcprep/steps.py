@@ -162,7 +162,7 @@ def normalize_depth(
 
     Examples:
         >>> d, n = normalize_depth(np.array([[0.5, 0.6], [0.7, 0.0]]), np.ones((2, 2), bool))
-        >>> d.round(2).tolist(), n
+        >>> d.astype(float).round(2).tolist(), n
         ([[0.1, 0.5], [0.9, 0.0]], 3)
     """
     z = np.asarray(z)
@@ -181,7 +181,7 @@ def fill_holes(depth: np.ndarray, iterations: int = 2) -> np.ndarray:
 
     Examples:
         >>> d = np.array([[0.0, 0.2], [0.4, 0.0]], np.float32)
-        >>> fill_holes(d, 1).round(2).tolist()
+        >>> fill_holes(d, 1).astype(float).round(2).tolist()
         [[0.3, 0.2], [0.4, 0.3]]
     """
     if iterations < 0:
@@ -197,8 +197,8 @@ def drop_border_components(mask: np.ndarray) -> np.ndarray:
 
     Examples:
         >>> m = np.zeros((5, 5), bool); m[0, 0] = m[2, 2] = True
-        >>> drop_border_components(m).sum()
-        np.int64(1)
+        >>> int(drop_border_components(m).sum())
+        1
     """
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
