@@ -166,10 +166,15 @@ def normalize_depth(
         ([[0.1, 0.5], [0.9, 0.0]], 3)
     """
     z = np.asarray(z)
+    foreground = np.asarray(foreground, dtype=bool)
+    if z.ndim != 2 or foreground.shape != z.shape:
+        raise ValueError(
+            f"z and foreground must be one (H, W) shape, got {z.shape} and {foreground.shape}"
+        )
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float64)
     # a strided view such as xyz[..., 2] is read in place (no copy)
-    depth, count = normalize_kernel(z, np.asarray(foreground, dtype=bool), float(low), float(high))
+    depth, count = normalize_kernel(z, foreground, float(low), float(high))
     return depth, int(count)
 
 
