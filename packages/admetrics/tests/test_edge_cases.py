@@ -117,13 +117,13 @@ def test_bad_labels_and_dtypes() -> None:
         am.image_auroc([0, 1], [[0.1], [0.2, 0.3]])
 
 
-@pytest.mark.parametrize("limit", [0.0, -0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("limit", [0.0, -0.1, 1.5, float("nan"), "x", None])
 def test_bad_fpr_limit(limit: float) -> None:
     with pytest.raises(AdmetricsError, match="fpr_limit"):
         am.aupro(_gt(), np.zeros((2, 6, 6)), fpr_limit=limit)
 
 
-@pytest.mark.parametrize("num", [0, 1, 2.5, True])
+@pytest.mark.parametrize("num", [0, 1, 2.5, True, "x", "5", [5]])
 def test_bad_num_thresholds(num) -> None:
     with pytest.raises(AdmetricsError, match="num_thresholds"):
         am.aupro(_gt(), np.zeros((2, 6, 6)), num_thresholds=num)

@@ -13,6 +13,7 @@ from pcprep import (
     fit_plane_corners,
     fit_plane_lstsq,
     fit_plane_robust,
+    foreground_mask,
     plane_distance,
     preprocess,
 )
@@ -224,3 +225,24 @@ def test_smallest_eigvec3_matches_numpy(seed, scales):
         v = fn(a)
         assert np.isclose(np.linalg.norm(v), 1.0)
         assert abs(abs(v @ ref) - 1.0) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda xyz, valid: border_points(xyz, valid),
+        lambda xyz, valid: fit_plane_corners(xyz, valid),
+        lambda xyz, valid: foreground_mask(xyz, valid, np.array([0, 0, 1, -1.0]), 0.005),
+    ],
+)
+def test_mismatched_valid_mask_is_refused(call):
+    # the numba kernels do not check bounds: a smaller or larger mask read outside the arrays
+    xyz = np.ones((40, 40, 3), np.float32)
+    for valid in (np.ones((3, 3), bool), np.ones((80, 80), bool)):
+        with pytest.raises(ValueError, match=r"valid \(H, W\), got \(40, 40, 3\) and"):
+            call(xyz, valid)
+
+
+def test_plane_of_the_wrong_size_is_refused():
+    with pytest.raises(ValueError, match="plane must be"):
+        foreground_mask(np.ones((4, 4, 3)), np.ones((4, 4), bool), np.array([0, 0, 1.0]), 0.005)

@@ -268,3 +268,9 @@ def test_foreground_kernel_py_func():
     ref = valid & (np.abs(xyz[..., 2] - 0.5) > 0.1)
     np.testing.assert_array_equal(foreground_kernel(xyz, valid, plane, 0.1), ref)
     np.testing.assert_array_equal(foreground_kernel.py_func(xyz, valid, plane, 0.1), ref)
+
+
+def test_normalize_depth_refuses_a_foreground_of_another_shape():
+    # the kernel does not check bounds: a smaller mask was read past its end
+    with pytest.raises(ValueError, match=r"got \(20, 20\) and \(2, 2\)"):
+        normalize_depth(np.ones((20, 20)), np.ones((2, 2), bool))

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -92,6 +94,28 @@ def test_version_attribute_matches_pyproject(name: str) -> None:
     # Checkpoints and pcprep's cache keys read __version__ (a source tree has no metadata).
     meta = tomllib.loads((PACKAGES[name] / "pyproject.toml").read_text())["project"]
     assert importlib.import_module(name).__version__ == meta["version"]
+
+
+# Import name -> distribution name, where they differ.
+_DISTRIBUTIONS = {"PIL": "pillow", "skimage": "scikit-image", "sklearn": "scikit-learn"}
+
+
+@pytest.mark.parametrize("name", ["depthsim", "pcprep", "admetrics", "vqcore"])
+def test_declared_dependencies_are_the_imported_ones(name: str) -> None:
+    # `pip install <name>` must bring every third-party module its code imports, and nothing
+    # else (pcprep declared scikit-image and admetrics scipy, neither ever imported).
+    src = PACKAGES[name] / "src"
+    imported: set[str] = set()
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    imported -= set(sys.stdlib_module_names) | {name}
+    meta = tomllib.loads((PACKAGES[name] / "pyproject.toml").read_text())["project"]
+    declared = {re.match(r"[A-Za-z0-9_.-]+", req)[0] for req in meta["dependencies"]}
+    assert {_DISTRIBUTIONS.get(m, m) for m in imported} == declared
 
 
 def test_pretrained_weights_ship_inside_the_package() -> None:

@@ -1,6 +1,6 @@
 """admetrics: exact, fast AUROC / AP / AUPRO for anomaly detection, one-shot or streaming.
 
-numpy + numba + scipy only; torch tensors are accepted (any device) without importing torch.
+numpy + numba only; torch tensors are accepted (any device) without importing torch.
 """
 
 from .errors import AdmetricsError

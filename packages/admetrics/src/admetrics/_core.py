@@ -191,7 +191,10 @@ def auroc_from_ranks(
 
 
 def check_fpr_limit(fpr_limit: float) -> float:
-    limit = float(fpr_limit)
+    try:
+        limit = float(fpr_limit)
+    except (TypeError, ValueError):
+        limit = float("nan")
     if not (0.0 < limit <= 1.0):
         raise AdmetricsError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
     return limit
@@ -200,11 +203,15 @@ def check_fpr_limit(fpr_limit: float) -> float:
 def check_num_thresholds(num_thresholds: int | None) -> int | None:
     if num_thresholds is None:
         return None
-    if (
-        isinstance(num_thresholds, bool)
-        or int(num_thresholds) != num_thresholds
-        or num_thresholds < 2
-    ):
+    try:
+        bad = (
+            isinstance(num_thresholds, bool)
+            or int(num_thresholds) != num_thresholds
+            or num_thresholds < 2
+        )
+    except (TypeError, ValueError):
+        bad = True
+    if bad:
         raise AdmetricsError(
             f"num_thresholds must be None (exact) or an int >= 2, got {num_thresholds!r}"
         )

@@ -26,12 +26,21 @@ class PlaneFitError(ValueError):
     """Not enough usable points for a plane (the caller adds the file name)."""
 
 
+def _check_xyz_valid(xyz: np.ndarray, valid: np.ndarray) -> None:
+    # the numba kernels do not check bounds: a mismatch would read outside the arrays
+    if np.ndim(xyz) != 3 or np.shape(xyz)[2] != 3 or np.shape(valid) != np.shape(xyz)[:2]:
+        raise ValueError(
+            f"xyz must be (H, W, 3) and valid (H, W), got {np.shape(xyz)} and {np.shape(valid)}"
+        )
+
+
 def border_points(xyz: np.ndarray, valid: np.ndarray, *, band: float = 0.05) -> np.ndarray:
     """Valid points within a border band of ``max(3, band * min(H, W))`` pixels.
 
     Shape:
         ``(H, W, 3)``, ``(H, W)`` -> ``(N, 3)`` float64.
     """
+    _check_xyz_valid(xyz, valid)
     h, w = valid.shape
     width = max(3, round(band * min(h, w)))
     return border_points_kernel(
@@ -134,6 +143,7 @@ def fit_plane_corners(xyz: np.ndarray, valid: np.ndarray, *, patch: int = 3) -> 
         PlaneFitError: a corner patch without a valid point, or collinear corner points (the
             reference would silently produce a zero normal and NaN distances).
     """
+    _check_xyz_valid(xyz, valid)
     corners = {
         "top-left": (slice(0, patch), slice(0, patch)),
         "top-right": (slice(0, patch), slice(-patch, None)),
@@ -160,6 +170,9 @@ def foreground_mask(
     xyz: np.ndarray, valid: np.ndarray, plane: np.ndarray, threshold: float
 ) -> np.ndarray:
     """``valid & distance(point, plane) > threshold`` as a bool ``(H, W)`` mask."""
+    _check_xyz_valid(xyz, valid)
+    if np.shape(plane) != (4,):
+        raise ValueError(f"plane must be (a, b, c, d), got shape {np.shape(plane)}")
     return foreground_kernel(
         np.ascontiguousarray(xyz),
         np.ascontiguousarray(valid, dtype=bool),

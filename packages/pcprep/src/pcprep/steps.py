@@ -162,14 +162,19 @@ def normalize_depth(
 
     Examples:
         >>> d, n = normalize_depth(np.array([[0.5, 0.6], [0.7, 0.0]]), np.ones((2, 2), bool))
-        >>> d.round(2).tolist(), n
+        >>> d.astype(float).round(2).tolist(), n
         ([[0.1, 0.5], [0.9, 0.0]], 3)
     """
     z = np.asarray(z)
+    foreground = np.asarray(foreground, dtype=bool)
+    if z.ndim != 2 or foreground.shape != z.shape:
+        raise ValueError(
+            f"z and foreground must be one (H, W) shape, got {z.shape} and {foreground.shape}"
+        )
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float64)
     # a strided view such as xyz[..., 2] is read in place (no copy)
-    depth, count = normalize_kernel(z, np.asarray(foreground, dtype=bool), float(low), float(high))
+    depth, count = normalize_kernel(z, foreground, float(low), float(high))
     return depth, int(count)
 
 
@@ -181,7 +186,7 @@ def fill_holes(depth: np.ndarray, iterations: int = 2) -> np.ndarray:
 
     Examples:
         >>> d = np.array([[0.0, 0.2], [0.4, 0.0]], np.float32)
-        >>> fill_holes(d, 1).round(2).tolist()
+        >>> fill_holes(d, 1).astype(float).round(2).tolist()
         [[0.3, 0.2], [0.4, 0.3]]
     """
     if iterations < 0:
@@ -197,8 +202,8 @@ def drop_border_components(mask: np.ndarray) -> np.ndarray:
 
     Examples:
         >>> m = np.zeros((5, 5), bool); m[0, 0] = m[2, 2] = True
-        >>> drop_border_components(m).sum()
-        np.int64(1)
+        >>> int(drop_border_components(m).sum())
+        1
     """
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
