@@ -14,6 +14,7 @@ import tifffile
 from depthsim._rng import DepthsimError
 from depthsim.scenes._defects import DEFECT_MODALITY, GT_IDS
 from depthsim.scenes._objects import OBJECT_CLASSES
+from depthsim.scenes._png import encode_png
 from depthsim.scenes._render import FIELD_OF_VIEW_M, focal_length_px, render_scene
 
 CLASSES: tuple[str, ...] = tuple(OBJECT_CLASSES)
@@ -48,18 +49,9 @@ def write_xyz_tiff(path: Path, xyz: np.ndarray) -> None:
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
-    """uint8 ``(H, W)`` (mode L) or ``(H, W, 3)`` (RGB) as PNG."""
-    # Imported here: depthsim's noise and depth simulation (what vqcore and stage 1 use) run
-    # without pillow; only writing a dataset needs it.
-    try:
-        from PIL import Image
-    except ModuleNotFoundError:
-        raise DepthsimError(
-            f"{path}: writing PNG images needs pillow, which is not installed (pip install pillow)"
-        ) from None
-    _atomic_write(
-        path, lambda p: Image.fromarray(np.ascontiguousarray(image)).save(p, format="PNG")
-    )
+    """uint8 ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) as PNG."""
+    data = encode_png(image)
+    _atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def sample_seed(seed: int, class_name: str, split: str, defect_type: str, index: int) -> list[int]:
