@@ -186,15 +186,26 @@ def test_normalize_depth_range(z, seed):
     keep = fg & (z != 0)
     assert count == keep.sum()
     assert (out[~keep] == 0).all()
+    assert np.isfinite(out).all()
     if count:
         assert out[keep].min() >= 0.1 - 1e-6 and out[keep].max() <= 0.9 + 1e-6
-        if np.ptp(z[keep]) > 0:
+        span = np.ptp(z[keep])
+        if span > 0 and np.isfinite(0.8 / span):
             assert np.isclose(out[keep].min(), 0.1) and np.isclose(out[keep].max(), 0.9)
         else:
             assert np.allclose(out[keep], 0.5)
     py, py_count = normalize_kernel.py_func(z, fg, 0.1, 0.9)
     np.testing.assert_allclose(py, out, atol=1e-6)
     assert py_count == count
+
+
+@pytest.mark.parametrize("kernel", [normalize_kernel, normalize_kernel.py_func])
+def test_a_subnormal_depth_span_is_flat_not_nan(kernel):
+    # 0.8 / 2.2e-309 overflows: the foreground is treated as flat (0.5), never inf or NaN
+    z = np.array([[2.2e-309, 2.2e-311], [0.0, 1e-310]])
+    out, count = kernel(z, np.ones((2, 2), bool), 0.1, 0.9)
+    assert count == 3 and np.isfinite(out).all()
+    np.testing.assert_allclose(out, [[0.5, 0.5], [0.0, 0.5]])
 
 
 def test_parse_size_and_bad_sizes():

@@ -99,8 +99,11 @@ def normalize_kernel(z, keep, low, high):  # pragma: no cover
     if count == 0:
         return out, count
     span = zmax - zmin
-    scale = (high - low) / span if span > 0.0 else 0.0
-    base = low if span > 0.0 else 0.5 * (low + high)
+    # a span so small (subnormal) that (high - low) / span would overflow is flat too: no inf or
+    # NaN out; the test needs no division, so it never overflows itself
+    flat = not (span > 0.0 and span * 1e308 > high - low)
+    scale = 0.0 if flat else (high - low) / span
+    base = 0.5 * (low + high) if flat else low
     for i in range(h):
         for j in range(w):
             v = z[i, j]
