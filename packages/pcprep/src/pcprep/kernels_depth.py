@@ -101,7 +101,7 @@ def normalize_kernel(z, keep, low, high):  # pragma: no cover
     span = zmax - zmin
     # a span so small (subnormal) that (high - low) / span would overflow is flat too: no inf or
     # NaN out; the test needs no division, so it never overflows itself
-    flat = not (span > 0.0 and span * 1e308 > high - low)
+    flat = not (span > 0.0 and span > (high - low) * 1e-308)
     scale = 0.0 if flat else (high - low) / span
     base = 0.5 * (low + high) if flat else low
     for i in range(h):
