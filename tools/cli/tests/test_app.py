@@ -75,3 +75,15 @@ def test_seed_beyond_torchs_range_is_refused_at_parse_time(cli, bad_input, tmp_p
         args += ["--iterations", 1, "--batch-size", 1, "--size", 8]
     bad_input(cli(command, *args), f"--seed: must be an integer from 0 to {2**64 - 1}")
     assert not (tmp_path / "out").exists()
+
+
+def test_train_dada_offers_only_the_stage_one_presets(cli, tmp_path):
+    # --help listed <paper|gpu|cpu> (the train presets); vqcore has no 'gpu' stage-1 preset, so
+    # '--preset gpu' failed after the parse with a line naming no option
+    import vqcore
+
+    res = cli("train-dada", "--help")
+    assert f"<{'|'.join(vqcore.PRESETS)}>" in res.stdout
+    res = cli("train-dada", "--out", tmp_path / "o", "--preset", "gpu")
+    assert res.exit_code == 2 and "--preset" in res.stderr and "'gpu' is not one of" in res.stderr
+    assert not (tmp_path / "o").exists()

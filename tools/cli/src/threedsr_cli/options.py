@@ -27,6 +27,7 @@ __all__ = [
     "RunOpt",
     "SeedOpt",
     "Setup",
+    "StageOnePreset",
     "TrainPrecisionOpt",
     "VerboseOpt",
     "at_least",
@@ -70,6 +71,12 @@ class Setup(StrEnum):
 class Preset(StrEnum):
     paper = "paper"
     gpu = "gpu"
+    cpu = "cpu"
+
+
+class StageOnePreset(StrEnum):
+    # vqcore.PRESETS, spelled out (no torch at start-up; a test keeps them equal)
+    paper = "paper"
     cpu = "cpu"
 
 
