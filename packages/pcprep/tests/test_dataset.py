@@ -93,6 +93,14 @@ def test_mvtec_layout_and_errors(mvtec_root):
         index_dataset(mvtec_root, "box", "test")
 
 
+def test_mvtec_rgb_without_its_xyz_is_an_error(mvtec_root):
+    # A lost point cloud dropped its scan without a word (a test scan then vanished from the
+    # metrics); the README lists an rgb without its xyz as bad input, like the reverse.
+    (mvtec_root / "box/test/dent/xyz/001.tiff").unlink()
+    with pytest.raises(PcprepError, match=r"dent/rgb/001\.png: no point cloud 001\.tiff in "):
+        index_dataset(mvtec_root, "box", "test")
+
+
 def test_empty_and_missing_root(tmp_path):
     with pytest.raises(PcprepError, match="no samples"):
         index_dataset(tmp_path, None, "test")

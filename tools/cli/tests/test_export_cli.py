@@ -120,3 +120,18 @@ def test_readme_deploy_example_runs_without_torch(cli, run_copy, tiny_data, tmp_
     score = json.loads((tmp_path / "p" / "scores.json").read_text())["samples"][0]["score"]
     printed = float(done.stdout.split()[1])
     assert abs(printed - score) < 1e-4 and done.stdout.split()[2] in ("normal", "ANOMALOUS")
+
+
+def test_export_of_an_unfinished_detector_warns(cli, run_copy, tmp_path):
+    # eval and predict warn about a half-trained detector; export, whose file goes to
+    # deployment, said nothing
+    import torch
+
+    ckpt = torch.load(run_copy / "detector.pt", weights_only=True)
+    ckpt.update(finished=False, step=1)
+    torch.save(ckpt, run_copy / "detector.pt")
+    out = tmp_path / "u.pt"
+    res = cli("export", "--run", run_copy, "--format", "torchscript", "--out", out, "-q")
+    assert res.exit_code == 0, res.stderr
+    assert f"warning: {run_copy / 'detector.pt'}: the detector is unfinished" in res.stderr
+    assert out.is_file()

@@ -169,7 +169,13 @@ class DatasetIndex:
             xyz_dir = type_dir / "xyz"
             if not xyz_dir.is_dir():
                 continue
-            for xyz in sorted(xyz_dir.glob("*.tif*")):
+            xyzs = sorted(xyz_dir.glob("*.tif*"))
+            stems = {p.stem for p in xyzs}
+            for img in sorted((type_dir / "rgb").glob("*")):
+                if img.suffix in (".png", ".jpg") and not img.name.startswith("."):
+                    if img.stem not in stems:  # a lost point cloud must not drop its scan
+                        raise PcprepError.at(img, f"no point cloud {img.stem}.tiff in {xyz_dir}")
+            for xyz in xyzs:
                 rgb = next(
                     (
                         type_dir / "rgb" / f"{xyz.stem}{e}"

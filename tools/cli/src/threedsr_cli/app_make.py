@@ -24,6 +24,7 @@ from threedsr_cli.options import (
     ResumeOpt,
     SeedOpt,
     Setup,
+    StageOnePreset,
     TrainPrecisionOpt,
     VerboseOpt,
     at_least,
@@ -90,8 +91,9 @@ def demo(
 def train_dada(
     out: Annotated[Path, typer.Option("--out", help="Run folder (gets backbone.pt).")],
     preset: Annotated[
-        Preset, typer.Option("--preset", help="paper (GPU, 100k it) or cpu (minutes).")
-    ] = Preset.cpu,
+        StageOnePreset,
+        typer.Option("--preset", help="paper (GPU, 100k it) or cpu (minutes)."),
+    ] = StageOnePreset.cpu,
     setup: Annotated[
         Setup, typer.Option("--setup", help="rgbd = DADA; depth / rgb = single-modality VQ-VAE.")
     ] = Setup.rgbd,

@@ -22,8 +22,8 @@ EPILOGS: dict[str, str] = {
     "train": (
         "Methods (--method):\n\n"
         "  memory  the descriptor memory: a kNN over hand-made surface, colour, texture and "
-        "interior descriptors of the good scans. Nothing is trained: 2-3 minutes on 2 CPU "
-        "cores for 223 scans (MVTec 3D-AD cable_gland). The default.\n\n"
+        "interior descriptors of the good scans. Nothing is trained: under a minute on 2 "
+        "quiet CPU cores for 223 scans (MVTec 3D-AD cable_gland). The default.\n\n"
         "  3dsr    the 3DSR network (Zavrtanik et al., WACV 2024): heads trained on a frozen "
         "stage-1 backbone. Needs GPU-scale training (--preset paper: 30k iterations, hours); "
         "--preset cpu is a minutes-long CPU schedule whose map is near chance on real data.\n\n"

@@ -259,15 +259,24 @@ def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
         items.append(item)
         i += used
     seen_eye: set[Path] = set()
-    seen: dict[str, int] = {}
-    unique = []
+    kept = []
     for it in items:
         if it.layout == "eyecandies":
             key = it.geometry.resolve()
             if key in seen_eye:
                 continue
             seen_eye.add(key)
-        n = seen.get(it.name, 0)
-        seen[it.name] = n + 1
-        unique.append(it if n == 0 else replace(it, name=f"{it.name}-{n}"))
+        kept.append(it)
+    # A repeated name gets the first free "-N": never one that another sample has (their files
+    # would overwrite each other).
+    taken = {it.name for it in kept}
+    used: set[str] = set()
+    unique = []
+    for it in kept:
+        name, n = it.name, 0
+        while name in used or (n and name in taken):
+            n += 1
+            name = f"{it.name}-{n}"
+        used.add(name)
+        unique.append(it if name == it.name else replace(it, name=name))
     return unique

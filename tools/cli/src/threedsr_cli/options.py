@@ -27,6 +27,7 @@ __all__ = [
     "RunOpt",
     "SeedOpt",
     "Setup",
+    "StageOnePreset",
     "TrainPrecisionOpt",
     "VerboseOpt",
     "at_least",
@@ -70,6 +71,12 @@ class Setup(StrEnum):
 class Preset(StrEnum):
     paper = "paper"
     gpu = "gpu"
+    cpu = "cpu"
+
+
+class StageOnePreset(StrEnum):
+    # vqcore.PRESETS, spelled out (no torch at start-up; a test keeps them equal)
+    paper = "paper"
     cpu = "cpu"
 
 
@@ -192,12 +199,23 @@ def _check_threshold(value: str | None) -> str | None:
     return value
 
 
+#: the largest seed torch's generators take (torch.manual_seed: 2**64 - 1)
+MAX_SEED = 2**64 - 1
+
+
+def _check_seed(value: int | None) -> int | None:
+    value = at_least("--seed", 0)(value)
+    if value is not None and value > MAX_SEED:
+        option_error(f"--seed: must be an integer from 0 to {MAX_SEED} (got {value})")
+    return value
+
+
 SeedOpt = Annotated[
     int,
     typer.Option(
         "--seed",
         help="Seed of every random draw (reproducible); a non-negative integer.",
-        callback=at_least("--seed", 0),
+        callback=_check_seed,
     ),
 ]
 #: --threshold of predict and export: one type, one metavar

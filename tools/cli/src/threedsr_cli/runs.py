@@ -79,6 +79,8 @@ class RunFolder:
     #: names in the folder at the claim that were not moved aside (files the user wrote): a
     #: rollback never removes them
     kept: frozenset[str] = frozenset()
+    #: ``--resume`` of a run that was already finished: nothing to do, nothing to write
+    finished: bool = False
 
     def finish(self, **extra: Any) -> None:
         if not self.writer:
@@ -224,8 +226,11 @@ def claim_run(
         raise CLIError("--resume and --overwrite exclude each other")
     if distributed_rank() != 0:
         # Under torchrun every rank runs the command; only rank 0 owns the folder (the libraries
-        # write checkpoints from rank 0 too). Checking here would see rank 0's fresh marker.
-        return RunFolder(out, kind, settings, resumed=resume, writer=False)
+        # write checkpoints from rank 0 too). Checking here would see rank 0's fresh marker,
+        # except a finished one, which rank 0 leaves as it is.
+        old = (read_marker(out) if resume and out.is_dir() else None) or {}
+        done = (old.get("kind"), old.get("settings"), old.get("finished")) == (kind, settings, True)
+        return RunFolder(out, kind, settings, resume, writer=False, finished=done)
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder")
     marker = read_marker(out) if out.is_dir() else None
@@ -268,8 +273,10 @@ def claim_run(
     except OSError as exc:
         raise CLIError(f"{out}: cannot create the folder ({exc.strerror})") from None
     kept = frozenset(p.name for p in out.iterdir() if p.name not in (MARKER, BACKUP))
+    done = resumed and marker is not None and bool(marker.get("finished"))
     run = RunFolder(out, kind, settings, resumed, backup=backup, created=created, kept=kept)
-    if not (resumed and marker is not None and marker.get("finished")):
+    run.finished = done
+    if not done:
         atomic_write_json(out / MARKER, {"kind": kind, "settings": settings, "finished": False})
     return run
 

@@ -137,9 +137,10 @@ def _export(
     import threedsr
     from rich.markup import escape
 
-    from threedsr_cli.libs import load_detector
+    from threedsr_cli.libs import load_detector, warn_unfinished
 
     detector = load_detector(run, "cpu", "fp32", method, command="export")
+    warn_unfinished(detector)  # a half-trained model, and no calibrated threshold to record
     if size is not None and size != detector.size:
         raise CLIError(
             f"--size {size}: not the detector's {detector.size} px (its descriptor scales and "

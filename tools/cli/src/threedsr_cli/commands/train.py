@@ -177,6 +177,9 @@ def _train(
     if config.uses_network:
         check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
     run = claim_run(out, "train", settings, resume=resume, overwrite=overwrite)
+    if run.finished:
+        ui.info(f"{out}: the run is finished; nothing to do")
+        return
     what = threedsr.METHOD_SUMMARY[method]
     if config.uses_network:
         source = (

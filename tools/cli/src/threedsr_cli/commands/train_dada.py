@@ -88,6 +88,9 @@ def _train_dada(
     }
     check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
     run = claim_run(out, "train-dada", settings, resume=resume, overwrite=overwrite)
+    if run.finished:
+        ui.info(f"{out}: the run is finished; nothing to do")
+        return
     if not run.resumed and config.checkpoint_path.exists():
         run.rollback()
         raise CLIError(f"{config.checkpoint_path}: exists; pass --resume or --overwrite")
