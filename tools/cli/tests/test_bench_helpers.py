@@ -49,3 +49,34 @@ def test_measured_rate_skips_the_start_up_window(tmp_path) -> None:
     assert lc.measured_rate(history) == 10.0
     history.write_text(json.dumps([{"it_per_s": 4.0}]))
     assert lc.measured_rate(history) == 4.0
+
+
+def test_btf_greedy_coreset_is_k_centre_against_brute_force() -> None:
+    import torch
+
+    btf = _load("btf_baseline")
+    bank = torch.rand(60, 5, generator=torch.Generator().manual_seed(0))
+    chosen = btf.greedy_coreset(bank, 0.2).tolist()
+    expected = [0]
+    for _ in range(11):  # each step: the row whose nearest chosen row is farthest
+        gaps = [min(float((bank[r] - bank[c]).norm()) for c in expected) for r in range(60)]
+        expected.append(max(range(60), key=lambda r: (gaps[r], -r)))
+    assert chosen == expected
+
+
+def test_btf_image_score_is_patchcore_reweighted_maximum() -> None:
+    import math
+
+    import torch
+
+    btf = _load("btf_baseline")
+    memory = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [5.0, 5.0]])
+    patches = torch.tensor([[0.1, 0.0], [0.0, 3.0]])
+    score, patch_scores = btf.score_patches(patches, memory)
+    assert patch_scores.tolist() == pytest.approx([0.1, 1.0])
+    # worst patch (0, 3) -> nearest memory row (0, 2); that row's 3 nearest rows are itself,
+    # (0, 0) and (1, 0); their distances to the patch are 3 and sqrt(10)
+    d = math.sqrt(2)
+    weight = 1 - math.exp(1.0 / d) / (math.exp(3.0 / d) + math.exp(math.sqrt(10) / d))
+    assert score == pytest.approx(weight * 1.0)
+    assert 0 < weight < 1
