@@ -146,3 +146,44 @@ def test_drop_border_objects_removes_rails_and_keeps_an_object_that_reaches_the_
     whole = preprocess(s, size=32, drop_border_objects=True)
     assert whole.foreground[:, 0].all()
     np.testing.assert_array_equal(whole.foreground, preprocess(s, size=32).foreground)
+
+
+def _wedge_on_tilted_support(tilt: float) -> Sample:
+    """A wedge on a support that recedes from the camera by ``tilt`` per metre of y: its height
+    above the support rises from 1 to 2 cm along x and does not change along y."""
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0 * 0.2  # 20 cm field
+    support = 1.0 + tilt * yy
+    normal = np.array([0.0, -tilt, 1.0]) / np.hypot(1.0, tilt)
+    height = np.zeros((64, 64))
+    height[16:48, 16:48] = 0.01 + 0.05 * xx[16:48, 16:48]
+    # above the support along its normal, towards the camera (the -z side)
+    xyz = np.stack([xx, yy, support], -1) - height[..., None] * normal
+    return Sample(xyz.astype(np.float32), np.zeros((64, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("tilt", [0.5, -0.5, 2.0])
+def test_plane_depth_axis_measures_height_not_the_supports_tilt(tilt):
+    sample = _wedge_on_tilted_support(tilt)
+    camera = preprocess(sample, size=64, depth_axis="camera")
+    plane = preprocess(sample, size=64, depth_axis="plane")
+    assert (camera.foreground == plane.foreground).all()
+    inner = (slice(20, 44), slice(20, 44))
+    # Along y the wedge's height is constant: so is its plane depth, not its camera z.
+    assert np.ptp(plane.depth[inner], axis=0).max() < 1e-3
+    assert np.ptp(camera.depth[inner], axis=0).min() > 0.1
+    # Along x it rises towards the camera: lower values, as camera z would give untilted.
+    assert (np.diff(plane.depth[inner], axis=1) < 0).all()
+
+
+def test_plane_depth_axis_equals_camera_z_over_a_support_facing_the_camera():
+    # Height above a fronto-parallel support is camera z up to sign and offset, and both map
+    # nearer the camera to lower values: after the per-image normalisation they agree.
+    sample = _wedge_on_tilted_support(0.0)
+    sample.xyz[30:34, 44:46, 2] -= 0.01  # a bump 1 cm nearer the camera
+    camera = preprocess(sample, size=64, depth_axis="camera").depth
+    np.testing.assert_allclose(
+        preprocess(sample, size=64, depth_axis="plane").depth, camera, atol=1e-4
+    )
+    assert camera[31, 44] < camera[31, 40]
+    with pytest.raises(ValueError, match="depth_axis"):
+        preprocess(sample, size=64, depth_axis="normal")

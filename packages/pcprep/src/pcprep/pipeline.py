@@ -27,6 +27,7 @@ from pcprep.steps import (
 __all__ = ["check_sample", "preprocess"]
 
 PLANE_METHODS = ("robust", "corners")
+DEPTH_AXES = ("camera", "plane")
 
 
 def check_sample(sample: Sample) -> None:
@@ -65,6 +66,7 @@ def preprocess(
     ransac_threshold: float | None = None,
     ransac_iterations: int = 256,
     drop_border_objects: bool = False,
+    depth_axis: str = "camera",
 ) -> Prepared:
     """Turn a raw organized scan into the 3DSR model inputs (reference recipe, spec §4).
 
@@ -88,6 +90,12 @@ def preprocess(
         drop_border_objects: remove foreground components touching the image border (after
             closing), e.g. Eyecandies' conveyor rails; off by default (reference behaviour).
             When every foreground part touches the border, the mask is kept whole.
+        depth_axis: what the depth channel measures before the per-image normalisation:
+            ``"camera"`` (default, the reference): z along the camera axis; ``"plane"``: the
+            height above the background plane, so that an oblique camera (Eyecandies looks at
+            a receding conveyor: a cane's z spans 0.5-1.1 m, its relief a few cm) does not put
+            the support's tilt into the object's depth. Both map nearer the camera to lower
+            values.
 
     Returns:
         `Prepared` at the requested size.
@@ -108,6 +116,8 @@ def preprocess(
         >>> out.depth.shape, int(out.foreground.sum()), float(out.depth.max()) <= 0.9
         ((32, 32), 64, True)
     """
+    if depth_axis not in DEPTH_AXES:
+        raise ValueError(f"depth_axis must be one of {DEPTH_AXES}, got {depth_axis!r}")
     if plane not in PLANE_METHODS:
         raise ValueError(f"plane must be one of {PLANE_METHODS}, got {plane!r}")
     if not (np.isfinite(fg_threshold) and fg_threshold > 0):
@@ -141,7 +151,7 @@ def preprocess(
         inner = drop_border_components(fg)
         # An object that itself reaches the border is all there is: keep it rather than fail.
         fg = inner if (inner & valid).any() else fg
-    depth, count = normalize_depth(xyz[..., 2], fg & valid)
+    depth, count = normalize_depth(_depth_along(depth_axis, xyz, plane_eq), fg & valid)
     if count == 0:
         raise PcprepError.at(
             path,
@@ -160,3 +170,16 @@ def preprocess(
         defect_type=str(sample.defect_type),
         plane=plane_eq,
     )
+
+
+def _depth_along(axis: str, xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
+    """Camera z, or minus the signed height above ``plane`` (camera side positive), so that in
+    both nearer the camera is smaller. Points exactly on the plane give 0, which
+    `normalize_depth` reads as invalid; the foreground lies above ``fg_threshold``."""
+    if axis == "camera":
+        return xyz[..., 2]
+    normal = np.asarray(plane[:3], np.float64)
+    offset = float(plane[3])
+    # The camera (the origin) lies on the side where normal . p + offset has offset's sign.
+    height = (xyz.astype(np.float64) @ normal + offset) * (1.0 if offset >= 0 else -1.0)
+    return -height
