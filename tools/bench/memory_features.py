@@ -95,6 +95,12 @@ def main() -> None:
         default="auto",
         help="drop foreground parts touching the border (auto: on for Eyecandies only)",
     )
+    ap.add_argument(
+        "--depth-axis",
+        choices=["camera", "plane"],
+        default="camera",
+        help="what the depth channel measures (pcprep.preprocess's depth_axis)",
+    )
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
     args = ap.parse_args()
@@ -124,9 +130,8 @@ def main() -> None:
         fusion = fusion or config.memory.modality_fusion
         local_k = config.memory.local_k if local_k is None else local_k
         start = time.perf_counter()
-        params = config.preprocess.replace(drop_border_objects=drop).kwargs(
-            size, pcprep.detect_layout(data)
-        )
+        preprocess = config.preprocess.replace(drop_border_objects=drop, depth_axis=args.depth_axis)
+        params = preprocess.kwargs(size, pcprep.detect_layout(data))
         split = {
             s: load_split(str(data), category, s, params, cache_dir=str(args.cache_dir))
             for s in ("train", "test")

@@ -175,15 +175,17 @@ def test_plane_depth_axis_measures_height_not_the_supports_tilt(tilt):
     assert (np.diff(plane.depth[inner], axis=1) < 0).all()
 
 
-def test_plane_depth_axis_equals_camera_z_over_a_support_facing_the_camera():
-    # Height above a fronto-parallel support is camera z up to sign and offset, and both map
-    # nearer the camera to lower values: after the per-image normalisation they agree.
+def test_plane_depth_axis_is_anchored_at_the_plane_not_at_the_lowest_foreground_point():
+    # Over a fronto-parallel support (z = 1) the height is 1 - z: the plane maps to 0.9 and the
+    # top to 0.1 whatever the foreground's lowest point, unlike camera z's min-max.
     sample = _wedge_on_tilted_support(0.0)
     sample.xyz[30:34, 44:46, 2] -= 0.01  # a bump 1 cm nearer the camera
+    prepared = preprocess(sample, size=64, depth_axis="plane")
+    keep = prepared.foreground & prepared.valid
+    height = 1.0 - sample.xyz[..., 2].astype(np.float64)
+    expected = 0.9 - 0.8 * np.maximum(height, 0) / height[keep].max()
+    np.testing.assert_allclose(prepared.depth[keep], expected[keep], atol=1e-5)
     camera = preprocess(sample, size=64, depth_axis="camera").depth
-    np.testing.assert_allclose(
-        preprocess(sample, size=64, depth_axis="plane").depth, camera, atol=1e-4
-    )
-    assert camera[31, 44] < camera[31, 40]
+    assert camera[keep].max() == pytest.approx(0.9) and prepared.depth[keep].max() < 0.62
     with pytest.raises(ValueError, match="depth_axis"):
         preprocess(sample, size=64, depth_axis="normal")

@@ -7,7 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from pcprep import close_mask, fill_holes, normalize_depth, resize_mask, resize_rgb, resize_xyz
+from pcprep import (
+    close_mask,
+    fill_holes,
+    normalize_depth,
+    normalize_height,
+    resize_mask,
+    resize_rgb,
+    resize_xyz,
+)
 from pcprep.kernels import (
     area_mask_kernel,
     border_points_kernel,
@@ -285,3 +293,34 @@ def test_normalize_depth_refuses_a_foreground_of_another_shape():
     # the kernel does not check bounds: a smaller mask was read past its end
     with pytest.raises(ValueError, match=r"got \(20, 20\) and \(2, 2\)"):
         normalize_depth(np.ones((20, 20)), np.ones((2, 2), bool))
+
+
+_HEIGHTS = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 10), st.integers(1, 10)),
+    elements=st.floats(-0.1, 0.5, allow_subnormal=False),
+)
+
+
+@SETTINGS
+@given(height=_HEIGHTS, seed=st.integers(0, 1000), scale=st.floats(0.01, 100))
+def test_normalize_height_anchors_the_plane_and_the_top(height, seed, scale):
+    fg = np.random.default_rng(seed).random(height.shape) < 0.7
+    out, count = normalize_height(height, fg)
+    assert count == fg.sum() and (out[~fg] == 0).all() and np.isfinite(out).all()
+    if not count:
+        return
+    above = np.maximum(height[fg], 0)
+    if above.max() > 0:
+        np.testing.assert_allclose(out[fg], 0.9 - 0.8 * above / above.max(), atol=1e-6)
+        assert out[fg].min() == pytest.approx(0.1)
+    else:
+        np.testing.assert_allclose(out[fg], 0.5)
+    # scale-free, and the foreground's lowest point does not move the others (a min-max would)
+    np.testing.assert_allclose(normalize_height(height * scale, fg)[0], out, atol=1e-5)
+    lower = height.copy()
+    lower[fg & (height == height[fg].min())] = 0.0
+    changed = fg & (height != lower)
+    np.testing.assert_allclose(
+        normalize_height(lower, fg)[0][fg & ~changed], out[fg & ~changed], atol=1e-6
+    )

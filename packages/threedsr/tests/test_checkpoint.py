@@ -45,6 +45,7 @@ def test_checkpoint_is_self_describing(tiny_run) -> None:
         "fg_threshold": 0.005,
         "fill_iterations": 2,
         "drop_border_objects": False,
+        "depth_axis": "camera",
     }
     assert set(ck["versions"]) >= {"threedsr", "vqcore", "torch"}
     assert DetectorConfig.from_dict(ck["detector_config"]).model.unet_base == 4

@@ -18,6 +18,7 @@ from pcprep.plane import (
     fit_plane_robust,
     foreground_mask,
     plane_distance,
+    plane_height,
 )
 from pcprep.readers import (
     EYECANDIES_FOCAL_PX,
@@ -35,6 +36,7 @@ from pcprep.steps import (
     drop_border_components,
     fill_holes,
     normalize_depth,
+    normalize_height,
     resize_mask,
     resize_rgb,
     resize_xyz,
@@ -68,8 +70,10 @@ __all__ = [
     "list_categories",
     "load_prepared",
     "normalize_depth",
+    "normalize_height",
     "parse_simple_yaml",
     "plane_distance",
+    "plane_height",
     "preprocess",
     "preprocess_dataset",
     "preprocess_refs",

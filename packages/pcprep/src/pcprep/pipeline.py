@@ -11,6 +11,7 @@ from pcprep.plane import (
     fit_plane_corners,
     fit_plane_robust,
     foreground_mask,
+    plane_height,
 )
 from pcprep.records import Prepared, Sample
 from pcprep.steps import (
@@ -18,6 +19,7 @@ from pcprep.steps import (
     drop_border_components,
     fill_holes,
     normalize_depth,
+    normalize_height,
     parse_size,
     resize_mask,
     resize_rgb,
@@ -92,10 +94,10 @@ def preprocess(
             When every foreground part touches the border, the mask is kept whole.
         depth_axis: what the depth channel measures before the per-image normalisation:
             ``"camera"`` (default, the reference): z along the camera axis; ``"plane"``: the
-            height above the background plane, so that an oblique camera (Eyecandies looks at
-            a receding conveyor: a cane's z spans 0.5-1.1 m, its relief a few cm) does not put
-            the support's tilt into the object's depth. Both map nearer the camera to lower
-            values.
+            height above the background plane (`normalize_height`: the plane at 0.9, the scan's
+            top at 0.1), so that an oblique camera (Eyecandies looks at a receding conveyor: a
+            cane's camera z spans 0.5-1.1 m, its own height a fraction of that) does not put the
+            support's tilt into the object's depth. Both map nearer the camera to lower values.
 
     Returns:
         `Prepared` at the requested size.
@@ -151,7 +153,10 @@ def preprocess(
         inner = drop_border_components(fg)
         # An object that itself reaches the border is all there is: keep it rather than fail.
         fg = inner if (inner & valid).any() else fg
-    depth, count = normalize_depth(_depth_along(depth_axis, xyz, plane_eq), fg & valid)
+    if depth_axis == "camera":
+        depth, count = normalize_depth(xyz[..., 2], fg & valid)
+    else:
+        depth, count = normalize_height(plane_height(xyz, plane_eq), fg & valid)
     if count == 0:
         raise PcprepError.at(
             path,
@@ -170,16 +175,3 @@ def preprocess(
         defect_type=str(sample.defect_type),
         plane=plane_eq,
     )
-
-
-def _depth_along(axis: str, xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
-    """Camera z, or minus the signed height above ``plane`` (camera side positive), so that in
-    both nearer the camera is smaller. Points exactly on the plane give 0, which
-    `normalize_depth` reads as invalid; the foreground lies above ``fg_threshold``."""
-    if axis == "camera":
-        return xyz[..., 2]
-    normal = np.asarray(plane[:3], np.float64)
-    offset = float(plane[3])
-    # The camera (the origin) lies on the side where normal . p + offset has offset's sign.
-    height = (xyz.astype(np.float64) @ normal + offset) * (1.0 if offset >= 0 else -1.0)
-    return -height

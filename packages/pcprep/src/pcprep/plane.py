@@ -19,6 +19,7 @@ __all__ = [
     "fit_plane_robust",
     "foreground_mask",
     "plane_distance",
+    "plane_height",
 ]
 
 
@@ -68,6 +69,21 @@ def plane_distance(xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
     """Absolute point-to-plane distance, shape ``xyz.shape[:-1]``."""
     plane = np.asarray(plane, dtype=np.float64)
     return np.abs(np.asarray(xyz, dtype=np.float64) @ plane[:3] + plane[3])
+
+
+def plane_height(xyz: np.ndarray, plane: np.ndarray) -> np.ndarray:
+    """Signed distance to the plane, positive on the camera's side (the camera is the origin of
+    the point cloud's frame), shape ``xyz.shape[:-1]``; ``plane`` has a unit normal.
+
+    Examples:
+        >>> plane = np.array([0.0, 0.0, -1.0, 1.0])  # z = 1, the normal pointing away
+        >>> plane_height(np.array([[0.0, 0.0, 0.9], [0.0, 0.0, 1.1]]), plane).round(2).tolist()
+        [0.1, -0.1]
+    """
+    plane = np.asarray(plane, dtype=np.float64)
+    signed = np.asarray(xyz, dtype=np.float64) @ plane[:3] + plane[3]
+    # At the origin the signed distance is plane[3]: the camera's side has its sign.
+    return signed if plane[3] >= 0 else -signed
 
 
 def fit_plane_robust(

@@ -23,6 +23,7 @@ __all__ = [
     "drop_border_components",
     "fill_holes",
     "normalize_depth",
+    "normalize_height",
     "parse_size",
     "resize_mask",
     "resize_rgb",
@@ -176,6 +177,50 @@ def normalize_depth(
     # a strided view such as xyz[..., 2] is read in place (no copy)
     depth, count = normalize_kernel(z, foreground, float(low), float(high))
     return depth, int(count)
+
+
+def normalize_height(
+    height: np.ndarray, foreground: np.ndarray, *, low: float = 0.1, high: float = 0.9
+) -> tuple[np.ndarray, int]:
+    """Heights above the support plane over the foreground to ``[low, high]``: the plane itself
+    maps to ``high`` and the scan's highest point to ``low`` (nearer the camera is lower, as in
+    `normalize_depth`).
+
+    Anchored at the plane rather than at the foreground's lowest point, which is arbitrary: on
+    Eyecandies the closing adds belt pixels (height 0) to about half the scans and none to the
+    others, whose lowest point is the cane's side 20-40 % of its height up. Heights below the
+    plane count as 0. Background and non-finite pixels become 0; a foreground with nothing above
+    the plane maps to the midpoint.
+
+    Returns:
+        ``(depth, n_pixels)`` as `normalize_depth`.
+
+    Examples:
+        >>> h = np.array([[0.02, 0.01], [0.5, 0.04]])
+        >>> d, n = normalize_height(h, np.array([[1, 1], [0, 1]], bool))
+        >>> d.astype(float).round(2).tolist(), n
+        ([[0.5, 0.7], [0.0, 0.1]], 3)
+    """
+    height = np.asarray(height, dtype=np.float64)
+    foreground = np.asarray(foreground, dtype=bool)
+    if height.ndim != 2 or foreground.shape != height.shape:
+        raise ValueError(
+            "height and foreground must be one (H, W) shape, "
+            f"got {height.shape} and {foreground.shape}"
+        )
+    keep = foreground & np.isfinite(height)
+    count = int(keep.sum())
+    depth = np.zeros(height.shape, np.float32)
+    if count == 0:
+        return depth, 0
+    above = np.maximum(height[keep], 0.0)
+    top = float(above.max())
+    # as normalize_depth: a top so small that (high - low) / top would overflow is flat
+    if top > (high - low) * 1e-308:
+        depth[keep] = high - (high - low) * above / top
+    else:
+        depth[keep] = 0.5 * (low + high)
+    return depth, count
 
 
 def fill_holes(depth: np.ndarray, iterations: int = 2) -> np.ndarray:
