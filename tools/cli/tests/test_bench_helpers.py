@@ -80,3 +80,35 @@ def test_btf_image_score_is_patchcore_reweighted_maximum() -> None:
     weight = 1 - math.exp(1.0 / d) / (math.exp(3.0 / d) + math.exp(math.sqrt(10) / d))
     assert score == pytest.approx(weight * 1.0)
     assert 0 < weight < 1
+
+
+@pytest.mark.parametrize("kind", ["dent", "bump", "colour", "both"])
+def test_implant_raw_moves_the_object_along_the_plane_normal_inside_its_disc(kind) -> None:
+    import numpy as np
+    import pcprep
+    from pcprep.synthetic import synthetic_scan
+
+    sys.path.insert(0, str(BENCH))  # implant_raw imports implant's scoring
+    implant_raw = _load("implant_raw")
+    sample = synthetic_scan((96, 96), bump_box=(0.2, 0.8, 0.2, 0.8)).sample
+    prepared = pcprep.preprocess(sample, size=64)
+    twin, mask = implant_raw.implant_sample(sample, prepared, kind, np.random.default_rng(1))
+    foreground = pcprep.resize_mask(prepared.foreground, (96, 96), mode="nearest") > 0.5
+    assert mask.any() and not mask[~foreground].any()
+    height = pcprep.plane_height(sample.xyz, prepared.plane)
+    moved = pcprep.plane_height(twin.xyz, prepared.plane) - height
+    recoloured = (twin.rgb != sample.rgb).any(-1)
+    assert not moved[~mask].any() and not recoloured[~mask].any()
+    if kind in ("dent", "bump", "both"):
+        top = np.percentile(height[foreground], 99)
+        peak = moved[mask].min() if kind != "bump" else moved[mask].max()
+        # 5-20 % of the top, times the dome profile at the pixel nearest the centre (>= 0.9)
+        assert (peak < 0) == (kind != "bump") and 0.045 * top <= abs(peak) <= 0.2 * top + 1e-6
+        # along the normal: the points keep their place in the plane
+        shift = twin.xyz - sample.xyz
+        normal = prepared.plane[:3] / np.linalg.norm(prepared.plane[:3])
+        along = shift @ normal
+        np.testing.assert_allclose(shift, along[..., None] * normal, atol=1e-6)
+    else:
+        assert not moved.any()
+    assert recoloured.any() == (kind in ("colour", "both"))
