@@ -83,12 +83,14 @@ def test_btf_image_score_is_patchcore_reweighted_maximum() -> None:
 
 
 @pytest.mark.parametrize("kind", ["dent", "bump", "colour", "both"])
-def test_implant_raw_moves_the_object_along_the_plane_normal_inside_its_disc(kind) -> None:
+def test_implant_raw_moves_the_object_along_the_plane_normal_inside_its_disc(
+    kind, monkeypatch
+) -> None:
     import numpy as np
     import pcprep
     from pcprep.synthetic import synthetic_scan
 
-    sys.path.insert(0, str(BENCH))  # implant_raw imports implant's scoring
+    monkeypatch.syspath_prepend(str(BENCH))  # implant_raw imports implant's scoring
     implant_raw = _load("implant_raw")
     sample = synthetic_scan((96, 96), bump_box=(0.2, 0.8, 0.2, 0.8)).sample
     prepared = pcprep.preprocess(sample, size=64)
