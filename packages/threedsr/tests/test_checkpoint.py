@@ -123,6 +123,27 @@ def test_resume_equals_uninterrupted(tmp_path) -> None:
             torch.testing.assert_close(a[mod][k], b[mod][k], rtol=0, atol=1e-6)
 
 
+def test_a_resumed_run_keeps_the_history_up_to_its_checkpoint(tmp_path) -> None:
+    data = synthetic_class("depth")
+    full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
+    train_detector(full, backbone=tiny_backbone("depth"), data=data)
+    half = tiny_config(
+        "depth", out=str(tmp_path / "half"), iterations=3, lr_milestones=full.lr_milestones
+    )
+    train_detector(half, backbone=tiny_backbone("depth"), data=data)
+    # An entry logged after the last checkpoint (as before a crash) is trained again.
+    history_file = tmp_path / "half" / "train_history.json"
+    first = json.loads(history_file.read_text())
+    history_file.write_text(json.dumps([*first, {**first[-1], "step": 5.0, "total": -1.0}]))
+    resumed_config = half.replace(iterations=6, lr_milestones=full.lr_milestones)
+    train_detector(resumed_config, backbone=tiny_backbone("depth"), data=data)
+    expected = json.loads((tmp_path / "full" / "train_history.json").read_text())
+    resumed = json.loads(history_file.read_text())
+    assert [e["step"] for e in resumed] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
+    for a, b in zip(resumed, expected, strict=True):
+        assert a["total"] == pytest.approx(b["total"], abs=1e-5)
+
+
 def test_resume_refuses_a_different_run(tiny_run) -> None:
     out, _ = tiny_run
     cfg = tiny_config("rgbd", out=str(out), category="synthetic", unet_base=8, iterations=8)

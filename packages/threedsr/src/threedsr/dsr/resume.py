@@ -4,6 +4,7 @@ resuming from them only when the stored run is the same run."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from threedsr.config import DetectorConfig
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
 
-__all__ = ["save_training_state", "try_resume", "with_sampler"]
+__all__ = ["earlier_history", "save_training_state", "try_resume", "with_sampler"]
 
 
 def save_training_state(
@@ -145,3 +146,14 @@ def try_resume(
     scheduler.load_state_dict(state["scheduler"])
     scheduler.milestones = type(scheduler.milestones)(config.lr_milestones)
     return int(state["step"]), config
+
+
+def earlier_history(out: Path, step: int) -> list[dict[str, float]]:
+    """The entries of ``<out>/train_history.json`` up to ``step``, the checkpoint a run resumes
+    from: later ones were logged after it and are trained again. A missing or unreadable file
+    (it is a log, not state) gives none."""
+    try:
+        entries = json.loads((Path(out) / "train_history.json").read_text())
+        return [dict(e) for e in entries if float(e["step"]) <= step]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []

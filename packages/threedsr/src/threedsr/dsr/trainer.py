@@ -22,7 +22,7 @@ from threedsr.dsr.device_batch import generate_anomalies_device, make_batch_devi
 from threedsr.dsr.device_generator import DeviceAnomalyGenerator
 from threedsr.dsr.host_batch import generate_anomalies, make_batch, step_seeds
 from threedsr.dsr.loss import Stage2Losses, stage2_losses
-from threedsr.dsr.resume import save_training_state, try_resume, with_sampler
+from threedsr.dsr.resume import earlier_history, save_training_state, try_resume, with_sampler
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
 
@@ -130,7 +130,8 @@ class _DetectorTrainer:
         # Step of the first non-finite loss (-1: none), kept on the device by the device
         # sampler and read only when the run logs or saves.
         self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
-        self.history: list[dict[str, float]] = []
+        # A resumed run continues the history of the calls before, up to its checkpoint.
+        self.history = earlier_history(out, self.step) if self.step else []
         #: The metrics of the last logged step ({} until one is logged in this call).
         self.metrics: dict[str, float] = {}
         self._tick, self._tick_step = time.perf_counter(), self.step
@@ -236,7 +237,7 @@ class _DetectorTrainer:
         return path
 
     def write_history(self) -> None:
-        """``<out>/train_history.json``: the logged metrics of this call (rank 0, atomically)."""
+        """``<out>/train_history.json``: the logged metrics of the run (rank 0, atomically)."""
         if self.ctx.is_main:
             text = json.dumps(self.history, indent=1)
             vqcore.atomic_write(self.out / "train_history.json", lambda tmp: tmp.write_text(text))
