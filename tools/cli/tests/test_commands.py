@@ -4,6 +4,7 @@ and every bad-input path (one line naming the file, exit code 2)."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -524,3 +525,13 @@ def test_train_with_a_corrupt_shipped_backbone_is_one_line(
     del args[i : i + 2]
     bad_input(cli(*args), str(copy / "rgbd.pt"), "sha256")
     assert not (tmp_path / "run" / "detector.pt").exists()
+
+
+def test_train_next_hint_can_be_pasted_with_spaces_in_the_paths(
+    cli, tmp_path, tiny_data, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "500")  # one table row a line
+    out = tmp_path / "my runs" / "a b"
+    res = cli("train", "--data", tiny_data, "--category", CATEGORY, "--out", out, "--size", 64)
+    assert res.exit_code == 0, res.stderr
+    assert f"eval --run {shlex.quote(str(out))} --data {shlex.quote(str(tiny_data))}" in res.stdout

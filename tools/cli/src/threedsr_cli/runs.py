@@ -261,9 +261,9 @@ def claim_run(
                 what = f"a different run ({_describe_diff(marker.get('settings', {}), settings)})"
             raise CLIError(f"{out}: already holds {what}; use another --out or --overwrite")
         if not resume:
-            state = "finished" if marker.get("finished") else "unfinished"
+            state = "a finished" if marker.get("finished") else "an unfinished"
             raise CLIError(
-                f"{out}: already holds a {state} run; pass --resume to continue it or "
+                f"{out}: already holds {state} run; pass --resume to continue it or "
                 "--overwrite to replace it"
             )
         resumed = True

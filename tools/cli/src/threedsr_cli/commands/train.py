@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,5 +220,8 @@ def _train(
             f"{info.display.threshold:.4g} (largest score of the good {info.display.source} scans)",
         )
     table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
-    table.add_row("next", f"threedsr-cli eval --run {out} --data {data}")
+    # quoted, so that the line can be pasted into a shell as it is (paths with spaces)
+    table.add_row(
+        "next", f"threedsr-cli eval --run {shlex.quote(str(out))} --data {shlex.quote(str(data))}"
+    )
     ui.out.print(table)
