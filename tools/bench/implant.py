@@ -109,6 +109,12 @@ def score_twins(
     return row
 
 
+def memory_maps(memory: torch.nn.Module, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """The memory's raw distance maps of each (N, C, H, W) input, four scans at a time."""
+    with torch.no_grad():
+        return [torch.cat([memory(x[i : i + 4]) for i in range(0, len(x), 4)]) for x in inputs]
+
+
 def evaluate_configs(
     train: torch.Tensor,
     good: torch.Tensor,
@@ -131,10 +137,7 @@ def evaluate_configs(
         # Overrides of the rgbd preset's memory, so that {} is what `train` fits.
         memory = fit_memory(train, "rgbd", MemoryConfig.for_setup("rgbd", **overrides), seed=0)
 
-        with torch.no_grad():
-            raw_good, raw_bad = (
-                torch.cat([memory(x[i : i + 4]) for i in range(0, len(x), 4)]) for x in (good, bad)
-            )
+        raw_good, raw_bad = memory_maps(memory, good, bad)
         for box in boxes:
             m_good, m_bad = (smooth_maps(m, "box", box, 4.0) for m in (raw_good, raw_bad))
             row = score_twins(m_good, m_bad, kinds, kinds_cycle, gts if pixel else None)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from implant import score_twins
+from implant import memory_maps, score_twins
 from scipy import ndimage
 
 KINDS = ("dent", "bump", "colour", "both")
@@ -109,10 +109,7 @@ def run(data: str, category: str, axes: list[str], copies: int, size: int) -> di
             for group in (goods, twins)
         )
         memory = fit_memory(train, "rgbd", MemoryConfig.for_setup("rgbd"), seed=0)
-        with torch.no_grad():
-            raw_good, raw_bad = (
-                torch.cat([memory(x[i : i + 4]) for i in range(0, len(x), 4)]) for x in (good, bad)
-            )
+        raw_good, raw_bad = memory_maps(memory, good, bad)
         m_good, m_bad = (smooth_maps(m, "box", 11, 4.0) for m in (raw_good, raw_bad))
         row = score_twins(m_good, m_bad, kinds, KINDS, gts)
         results[axis] = row

@@ -102,28 +102,7 @@ def test_wrong_kind_truncated_wrong_setup_rejected(tiny_run, tmp_path) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_resume_equals_uninterrupted(tmp_path) -> None:
-    data = synthetic_class("depth")
-    full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
-    train_detector(full, backbone=tiny_backbone("depth"), data=data)
-    half = tiny_config(
-        "depth", out=str(tmp_path / "half"), iterations=3, lr_milestones=full.lr_milestones
-    )
-    train_detector(half, backbone=tiny_backbone("depth"), data=data)
-    resumed = train_detector(
-        half.replace(iterations=6, lr_milestones=full.lr_milestones),
-        backbone=tiny_backbone("depth"),
-        data=data,
-    )
-    assert resumed.step == 6
-    a = read_checkpoint(tmp_path / "full" / "detector.pt")["heads_state"]
-    b = read_checkpoint(tmp_path / "half" / "detector.pt")["heads_state"]
-    for mod in a:
-        for k in a[mod]:
-            torch.testing.assert_close(a[mod][k], b[mod][k], rtol=0, atol=1e-6)
-
-
-def test_a_resumed_run_keeps_the_history_up_to_its_checkpoint(tmp_path) -> None:
+def test_resume_equals_uninterrupted_and_keeps_the_history_to_its_checkpoint(tmp_path) -> None:
     data = synthetic_class("depth")
     full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
     train_detector(full, backbone=tiny_backbone("depth"), data=data)
@@ -135,13 +114,22 @@ def test_a_resumed_run_keeps_the_history_up_to_its_checkpoint(tmp_path) -> None:
     history_file = tmp_path / "half" / "train_history.json"
     first = json.loads(history_file.read_text())
     history_file.write_text(json.dumps([*first, {**first[-1], "step": 5.0, "total": -1.0}]))
-    resumed_config = half.replace(iterations=6, lr_milestones=full.lr_milestones)
-    train_detector(resumed_config, backbone=tiny_backbone("depth"), data=data)
+    resumed = train_detector(
+        half.replace(iterations=6, lr_milestones=full.lr_milestones),
+        backbone=tiny_backbone("depth"),
+        data=data,
+    )
+    assert resumed.step == 6
+    a = read_checkpoint(tmp_path / "full" / "detector.pt")["heads_state"]
+    b = read_checkpoint(tmp_path / "half" / "detector.pt")["heads_state"]
+    for mod in a:
+        for k in a[mod]:
+            torch.testing.assert_close(a[mod][k], b[mod][k], rtol=0, atol=1e-6)
     expected = json.loads((tmp_path / "full" / "train_history.json").read_text())
-    resumed = json.loads(history_file.read_text())
-    assert [e["step"] for e in resumed] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
-    for a, b in zip(resumed, expected, strict=True):
-        assert a["total"] == pytest.approx(b["total"], abs=1e-5)
+    history = json.loads(history_file.read_text())
+    assert [e["step"] for e in history] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
+    for got, want in zip(history, expected, strict=True):
+        assert got["total"] == pytest.approx(want["total"], abs=1e-5)
 
 
 def test_resume_refuses_a_different_run(tiny_run) -> None:
