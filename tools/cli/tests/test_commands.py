@@ -174,6 +174,11 @@ def test_train_data_root_errors(bad_input, cli, tmp_path, dada_rgbd):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
     bad_input(cli(*_train_args(tmp_path / "junk", dada_rgbd, out)), str(tmp_path / "junk"))
+    fake = tmp_path / "fake.3dsrpack"
+    fake.write_bytes(b"not a pack")
+    for extra in ((), ("--category", CATEGORY)):  # with or without a class, the same line
+        res = cli("train", "--data", fake, "--out", out, *extra)
+        bad_input(res, str(fake), "neither a dataset folder nor a pack")
     assert not out.exists()
 
 

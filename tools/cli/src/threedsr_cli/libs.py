@@ -120,6 +120,8 @@ def check_category(root: Path, category: str | None) -> str:
             warn(f"{root}: the pack's colour is rounded to 8 bits (--rgb {pack.rgb}); results "
                  "differ slightly from those on the dataset folder")  # fmt: skip
         return pack.category
+    if root.is_file():
+        raise CLIError(f"{root}: neither a dataset folder nor a pack (threedsr-cli pack makes one)")
     if category is None:
         raise CLIError(f"{root}: --category is required with a dataset folder")
     check_data_root(root)
