@@ -49,10 +49,12 @@ def check_prediction_target(out: Path, overwrite: bool) -> set[str]:
         return set()
     names = prediction_files(out)
     if names is None:
-        raise CLIError(
-            f"{out}: folder is not empty and holds no threedsr-cli predictions; choose another "
-            "--out"
+        what = (
+            "holds earlier predictions and files predict did not write (never replaced)"
+            if (out / "scores.json").is_file()
+            else "folder is not empty and holds no threedsr-cli predictions"
         )
+        raise CLIError(f"{out}: {what}; choose another --out")
     if not overwrite:
         try:
             old = json.loads((out / "scores.json").read_text(encoding="utf-8")).get("run")
