@@ -178,7 +178,7 @@ def test_train_data_root_errors(bad_input, cli, tmp_path, dada_rgbd):
     fake.write_bytes(b"not a pack")
     for extra in ((), ("--category", CATEGORY)):  # with or without a class, the same line
         res = cli("train", "--data", fake, "--out", out, *extra)
-        bad_input(res, str(fake), "neither a dataset folder nor a pack")
+        bad_input(res, str(fake), "not a folder, nor a pack")
     assert not out.exists()
 
 

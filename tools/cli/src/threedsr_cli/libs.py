@@ -121,7 +121,7 @@ def check_category(root: Path, category: str | None) -> str:
                  "differ slightly from those on the dataset folder")  # fmt: skip
         return pack.category
     if root.is_file():
-        raise CLIError(f"{root}: neither a dataset folder nor a pack (threedsr-cli pack makes one)")
+        raise CLIError(f"{root}: not a folder, nor a pack (threedsr-cli pack makes one)")
     if category is None:
         raise CLIError(f"{root}: --category is required with a dataset folder")
     check_data_root(root)
