@@ -23,9 +23,18 @@ class Result:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
 
 
+def runner() -> CliRunner:
+    """A runner that keeps stderr apart from stdout: click < 8.2 (which typer 0.12 allows) mixes
+    them unless asked not to; 8.2 dropped the argument and always keeps them apart."""
+    try:
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
 def invoke(*args: object) -> Result:
     """Run the CLI in-process; exceptions other than SystemExit propagate (a test failure)."""
-    res = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    res = runner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     return Result(res.exit_code, res.stdout, res.stderr)
 
 

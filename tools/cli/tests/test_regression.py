@@ -220,10 +220,9 @@ def _check_prediction_replaced(c: Ctx, res: Any) -> None:
 
 def _run(*args: Any) -> Any:
     """The CLI in-process (as the ``cli`` fixture), for a case's setup or check."""
-    from threedsr_cli.app import app
-    from typer.testing import CliRunner
+    from .conftest import invoke
 
-    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return invoke(*args)
 
 
 def _export(c: Ctx, *extra: Any, out: Path | None = None) -> list[Any]:
