@@ -83,7 +83,8 @@ def test_train_dada_offers_only_the_stage_one_presets(cli, tmp_path):
     import vqcore
 
     res = cli("train-dada", "--help")
-    assert f"<{'|'.join(vqcore.PRESETS)}>" in res.stdout
+    # typer < 0.16 writes the choices as [paper|cpu], later ones as <paper|cpu>
+    assert "|".join(vqcore.PRESETS) in res.stdout and "|gpu" not in res.stdout
     res = cli("train-dada", "--out", tmp_path / "o", "--preset", "gpu")
     assert res.exit_code == 2 and "--preset" in res.stderr and "'gpu' is not one of" in res.stderr
     assert not (tmp_path / "o").exists()

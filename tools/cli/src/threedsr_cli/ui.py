@@ -118,7 +118,13 @@ class UI:
         one error line on stderr (a finished stage's bar stays on screen). Plain lines stop there
         too: a bar's last line is printed after the ``yield`` only, and its removed task makes a
         late update raise before its line."""
-        with self._progress() as progress:
+        progress = self._progress()
+        if progress.disable:
+            # Never started: rich < 15 prints a newline when a disabled Progress stops, which
+            # would put blank lines before an error line (and into --quiet's silence).
+            yield progress
+            return
+        with progress:
             try:
                 yield progress
             except BaseException:
