@@ -104,35 +104,17 @@ def dada_rgb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train_dada(tmp_path_factory.mktemp("dada") / "rgb", "rgb")
 
 
+def fused_train_args(data: Path, dada: Path, out: Path, *extra: object) -> list[object]:
+    """``train`` of a tiny fused rgbd run (``run_rgbd``'s arguments; add ``--resume`` ...)."""
+    args = ["train", "--method", "fused", "--data", data, "--category", CATEGORY, "--dada", dada]
+    args += ["--out", out, "--iterations", 2, "--batch-size", 2, "--size", 64, "--device", "cpu"]
+    return [*args, "--quiet", *extra]
+
+
 @pytest.fixture(scope="session")
 def run_rgbd(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path, dada_rgbd: Path) -> Path:
     out = tmp_path_factory.mktemp("runs") / "rgbd"
-    res = invoke(
-        "train",
-        "--data",
-        tiny_data,
-        "--category",
-        CATEGORY,
-        "--setup",
-        "rgbd",
-        "--method",
-        "fused",
-        "--preset",
-        "cpu",
-        "--dada",
-        dada_rgbd,
-        "--out",
-        out,
-        "--iterations",
-        2,
-        "--batch-size",
-        2,
-        "--size",
-        64,
-        "--device",
-        "cpu",
-        "--quiet",
-    )
+    res = invoke(*fused_train_args(tiny_data, dada_rgbd, out))
     assert res.exit_code == 0, res.stderr
     return out
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-CATEGORY = "puck"  # the class the conftest fixtures generate
+from .conftest import CATEGORY, fused_train_args
 
 # --------------------------------------------------------------------------- train-dada
 
@@ -119,30 +119,7 @@ def test_train_dada_ctrl_c_saves_and_resume_continues(bad_input, cli, tmp_path, 
 # --------------------------------------------------------------------------- train
 
 
-def _train_args(data, dada, out, *extra):
-    return [
-        "train",
-        "--method",
-        "fused",
-        "--data",
-        data,
-        "--category",
-        CATEGORY,
-        "--dada",
-        dada,
-        "--out",
-        out,
-        "--iterations",
-        2,
-        "--batch-size",
-        2,
-        "--size",
-        64,
-        "--device",
-        "cpu",
-        "-q",
-        *extra,
-    ]
+_train_args = fused_train_args
 
 
 def test_train_run_and_second_run_refused(bad_input, cli, run_rgbd, tiny_data, dada_rgbd):

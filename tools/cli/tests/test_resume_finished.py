@@ -5,14 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .conftest import CATEGORY
-
-
-def _train_args(data: Path, dada: Path, out: Path, *extra: object) -> list[object]:
-    # the arguments conftest's run_rgbd was made with
-    args = ["train", "--data", data, "--category", CATEGORY, "--setup", "rgbd", "--method"]
-    args += ["fused", "--preset", "cpu", "--dada", dada, "--out", out, "--iterations", 2]
-    return [*args, "--batch-size", 2, "--size", 64, "--device", "cpu", "--quiet", *extra]
+from .conftest import fused_train_args
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -28,7 +21,7 @@ def test_train_resume_of_a_finished_run_changes_nothing(
     shutil.copytree(run_rgbd, run)
     before = _snapshot(run)
     assert before["train_history.json"].strip() != b"[]"
-    res = cli(*_train_args(tiny_data, dada_rgbd, run, "--resume"))
+    res = cli(*fused_train_args(tiny_data, dada_rgbd, run, "--resume"))
     assert res.exit_code == 0, res.stderr
     assert _snapshot(run) == before
 
