@@ -5,7 +5,8 @@ from __future__ import annotations
 import admetrics as am
 import numpy as np
 import pytest
-from admetrics import _core as C
+from admetrics import _curves as C
+from admetrics import _exact as E
 from admetrics import _negranks as N
 from admetrics._scan import count_positive, gather_positive
 from hypothesis import given, settings
@@ -133,7 +134,7 @@ def _blobs(seed: int, levels: int | None) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("limit", [0.05, 0.3, 0.9, 1.0])
 def test_floor_pruned_polyline_gives_the_full_area(seed: int, levels, limit: float) -> None:
     masks, maps = _blobs(seed, levels)
-    state = C.exact_state_from(masks, maps)
+    state = E.exact_state_from(masks, maps)
     x, y = C.exact_pro_polyline(state, limit)
     groups, less, less_eq, n_neg, _ = state.ranks(weighted=True)
     fx, fy = am._ranks.pro_polyline(groups, less, less_eq, n_neg, state.n_regions)
@@ -147,7 +148,7 @@ def test_floor_guess_that_fails_its_check_falls_back(monkeypatch, guess: str) ->
     masks, maps = _blobs(0, None)
     expected = am.aupro(masks, maps, fpr_limit=0.3)
     value = {"above_all": 10.0, "too_high": float(np.quantile(maps, 0.99)), "below_all": -1.0}
-    monkeypatch.setattr(C.ExactPixelState, "sample_quantile", lambda self, q: value[guess])
+    monkeypatch.setattr(E.ExactPixelState, "sample_quantile", lambda self, q: value[guess])
     assert am.aupro(masks, maps, fpr_limit=0.3) == pytest.approx(expected, abs=1e-12, rel=0)
 
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels as K
-from ._core import BatchSplit, require_pixels
+from ._exact import BatchSplit
+from ._inputs import require_pixels
 from .errors import AdmetricsError
 
 

@@ -1,4 +1,5 @@
-"""Input normalisation: tensors/lists -> numpy, shape checks, label and score validation."""
+"""Input normalisation: tensors/lists -> numpy, shape checks, label and score validation, the
+metrics' parameters, and the pixels a pixel metric needs."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from .errors import AdmetricsError
 __all__ = [
     "as_numpy",
     "check_finite",
+    "check_fpr_limit",
+    "check_num_thresholds",
     "image_arrays",
     "iter_batches",
+    "require_pixels",
     "score_array",
 ]
 
@@ -161,3 +165,38 @@ def iter_batches(masks: Any, maps: Any) -> Iterator[tuple[np.ndarray, np.ndarray
     if m3.size == 0:
         raise AdmetricsError(f"masks/maps: empty input of shape {m3.shape}")
     yield m3, s3
+
+
+def require_pixels(n_neg: int, n_pos: int, what: str) -> None:
+    if n_pos == 0:
+        raise AdmetricsError(f"{what} is undefined: no anomalous pixel (every mask is empty)")
+    if n_neg == 0:
+        raise AdmetricsError(f"{what} is undefined: no normal pixel (every mask is full)")
+
+
+def check_fpr_limit(fpr_limit: float) -> float:
+    try:
+        limit = float(fpr_limit)
+    except (TypeError, ValueError):
+        limit = float("nan")
+    if not (0.0 < limit <= 1.0):
+        raise AdmetricsError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
+    return limit
+
+
+def check_num_thresholds(num_thresholds: int | None) -> int | None:
+    if num_thresholds is None:
+        return None
+    try:
+        bad = (
+            isinstance(num_thresholds, bool)
+            or int(num_thresholds) != num_thresholds
+            or num_thresholds < 2
+        )
+    except (TypeError, ValueError):
+        bad = True
+    if bad:
+        raise AdmetricsError(
+            f"num_thresholds must be None (exact) or an int >= 2, got {num_thresholds!r}"
+        )
+    return int(num_thresholds)

@@ -12,17 +12,9 @@ import numpy as np
 
 from . import _kernels as K
 from . import _ranks as R
-from ._core import (
-    aupro_from_state,
-    auroc_from_ranks,
-    check_fpr_limit,
-    check_num_thresholds,
-    cut_curve,
-    exact_state_from,
-    quantile_pro_curve,
-    require_pixels,
-)
-from ._inputs import image_arrays
+from ._curves import aupro_from_state, auroc_from_ranks, cut_curve, quantile_pro_curve
+from ._exact import exact_state_from
+from ._inputs import check_fpr_limit, check_num_thresholds, image_arrays, require_pixels
 from .errors import AdmetricsError
 
 __all__ = [

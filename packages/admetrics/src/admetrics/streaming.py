@@ -8,17 +8,17 @@ import numpy as np
 
 from . import _ranks as R
 from ._binned import BinnedPixelState
-from ._core import (
-    ExactPixelState,
-    aupro_from_state,
-    auroc_from_ranks,
+from ._curves import aupro_from_state, auroc_from_ranks, trapezoid_to_limit
+from ._exact import ExactPixelState, split_batch
+from ._inputs import (
+    as_numpy,
     check_fpr_limit,
     check_num_thresholds,
+    iter_batches,
+    label_array,
     require_pixels,
-    split_batch,
-    trapezoid_to_limit,
+    score_array,
 )
-from ._inputs import as_numpy, iter_batches, label_array, score_array
 from .errors import AdmetricsError
 from .functional import average_precision, image_auroc
 
