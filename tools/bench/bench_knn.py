@@ -36,7 +36,8 @@ from vqcore.search import DEFAULT_BLOCK_ELEMENTS, ranked_codes, row_chunk, squar
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_threedsr import alternate_best
-from threedsr.memory.knn import local_scales, nearest_rows
+from threedsr.memory.knn import nearest_rows
+from threedsr.memory.local_scale import local_scales
 
 
 def whole_bank_nearest(query: Tensor, bank: Tensor) -> tuple[Tensor, Tensor]:

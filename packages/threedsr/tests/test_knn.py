@@ -1,6 +1,7 @@
-"""The bank's nearest-row search and local scales (threedsr.memory.knn) against brute force, and the
-feature memory's local-scale normalisation: equal to distance / scale of the nearest row,
-unchanged by a common rescaling of the features, stored and reloaded, absent in older states."""
+"""The bank's nearest-row search and local scales (threedsr.memory.knn, threedsr.memory.local_scale)
+against brute force, and the feature memory's local-scale normalisation: equal to distance / scale
+of the nearest row, unchanged by a common rescaling of the features, stored and reloaded, absent
+in older states."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from threedsr import DetectorConfig, MemoryConfig, ThreedsrError
 from threedsr.memory import FeatureMemory, fit_memory
-from threedsr.memory.knn import channel_atoms, local_scales, nearest_rows, split_bank
+from threedsr.memory.knn import channel_atoms, nearest_rows, split_bank
+from threedsr.memory.local_scale import local_scales
 from threedsr_testutil import random_parts, synthetic_class
 
 

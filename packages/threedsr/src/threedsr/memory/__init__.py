@@ -5,7 +5,8 @@ from threedsr.memory.config import MemoryConfig
 from threedsr.memory.descriptors import DESCRIPTOR_GROUPS, local_descriptors
 from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.fit import fit_memory
-from threedsr.memory.knn import local_scales, nearest_rows
+from threedsr.memory.knn import nearest_rows
+from threedsr.memory.local_scale import local_scales
 from threedsr.memory.torch_model import FeatureMemory
 
 __all__ = [

@@ -33,8 +33,8 @@ class MemoryConfig(ConfigMixin):
         groups: descriptor groups (:data:`DESCRIPTOR_GROUPS`); those the setup lacks are skipped.
         weights: one weight per group, spread over its channels; None = every channel weighs 1.
         local_k: > 0: a distance is divided by its nearest stored cell's distance to its
-            ``local_k``-th nearest cell of another training scan (:mod:`threedsr.memory.knn`);
-            0 = plain distances.
+            ``local_k``-th nearest cell of another training scan
+            (:mod:`threedsr.memory.local_scale`); 0 = plain distances.
         local_min_scans: with fewer good training scans the local scale is skipped (too noisy:
             cable_gland, 14 / 28 scans: I-AUROC 0.60 / 0.76 against 0.79 / 0.82 plain).
         modalities: ``joint``: one nearest-neighbour search over all descriptor channels;

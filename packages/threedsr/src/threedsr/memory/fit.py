@@ -9,7 +9,7 @@ from vqcore import DiscreteAutoencoder
 
 from threedsr.memory.config import MemoryConfig
 from threedsr.memory.features import MemoryFeatures, object_cells
-from threedsr.memory.knn import local_scales
+from threedsr.memory.local_scale import local_scales
 from threedsr.memory.parts import modality_parts
 from threedsr.memory.torch_model import FeatureMemory
 

@@ -41,9 +41,9 @@ class FeatureMemory(nn.Module):
         features: what a row is (:class:`MemoryFeatures`); None = descriptors.
         center, scale: (C,) per-channel standardisation applied to queries (descriptors mix
             units: depth slopes, curvatures, colour ratios); None = none.
-        local_scale: (N,) each row's local scale (:func:`threedsr.memory.knn.local_scales`): a
-            query's distance is divided by its nearest row's; None = plain distances. With
-            ``parts``: (P, N), one scale per part.
+        local_scale: (N,) each row's local scale
+            (:func:`threedsr.memory.local_scale.local_scales`): a query's distance is divided by
+            its nearest row's; None = plain distances. With ``parts``: (P, N), one scale per part.
         backbone: the frozen stage-1 backbone, for ``encoder`` features only.
         parts: (P, C) bool, the channels each part searches (``MemoryConfig.modalities``): each
             part is searched on its own channels, and the parts' distances are combined by
