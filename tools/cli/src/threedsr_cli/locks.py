@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+from threedsr_cli.distributed import distributed_rank
 from threedsr_cli.errors import CLIError
-from threedsr_cli.runs import distributed_rank
 
 try:
     import fcntl

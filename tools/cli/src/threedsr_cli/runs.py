@@ -13,7 +13,8 @@ or deleted.
 Which names a run owns, and the record of what this tool wrote, are
 :mod:`threedsr_cli.ownership`; output groups (metrics, predictions, exports) are written by
 :mod:`threedsr_cli.outputs`; the write lock of a folder is :mod:`threedsr_cli.locks`; single files
-are written atomically by :mod:`threedsr_cli.atomic`.
+are written atomically by :mod:`threedsr_cli.atomic`; under torchrun only rank 0 claims a folder
+(:mod:`threedsr_cli.distributed`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from threedsr_cli.atomic import atomic_write_json
+from threedsr_cli.distributed import distributed_rank
 from threedsr_cli.errors import CLIError
 from threedsr_cli.ownership import (
     BACKUP,
@@ -37,13 +39,9 @@ from threedsr_cli.ownership import (
     prediction_files,
     written_by_tool,
 )
+from threedsr_cli.settings_diff import describe_settings_diff
 
-__all__ = [
-    "RunFolder",
-    "claim_run",
-    "distributed_rank",
-    "read_marker",
-]
+__all__ = ["RunFolder", "claim_run", "read_marker"]
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -139,45 +137,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def distributed_rank() -> int:
-    """This process's global rank under torchrun (0 when not distributed)."""
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0
-
-
-def _describe_diff(old: Any, new: Any) -> str:
-    """The settings that differ, nested keys dotted, values cut short; many differences are
-    summarised by their names.
-
-    Example:
-        >>> _describe_diff({"a": 1, "p": {"x": 1, "y": 2}}, {"a": 1, "p": {"x": 3, "y": 2}})
-        'p.x 1 -> 3'
-    """
-    diffs = _diff_pairs(old, new, "")
-    text = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, a, b in diffs)
-    if len(text) <= 200:
-        return text
-    names = ", ".join(k for k, _, _ in diffs[:4])
-    return f"{names} and {len(diffs) - 4} more settings" if len(diffs) > 4 else names
-
-
-def _diff_pairs(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [(prefix, old, new)]
-    pairs = []
-    for k in sorted(set(old) | set(new), key=str):
-        if old.get(k) != new.get(k):
-            pairs += _diff_pairs(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
-    return pairs
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _restore_backup(out: Path, marker: dict[str, Any] | None) -> dict[str, Any] | None:
     """A ``.overwritten`` left by a killed ``--overwrite``: when the new run never wrote a
     checkpoint, the replaced run comes back; returns the folder's marker afterwards."""
@@ -258,7 +217,8 @@ def claim_run(
             if marker.get("kind") != kind:
                 what = f"a {marker.get('kind')!r} run, not a {kind!r} one"
             else:
-                what = f"a different run ({_describe_diff(marker.get('settings', {}), settings)})"
+                diff = describe_settings_diff(marker.get("settings", {}), settings)
+                what = f"a different run ({diff})"
             raise CLIError(f"{out}: already holds {what}; use another --out or --overwrite")
         if not resume:
             state = "a finished" if marker.get("finished") else "an unfinished"

@@ -32,8 +32,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from threedsr_cli.distributed import distributed_rank
 from threedsr_cli.progress_text import LogBar, format_train_stats
-from threedsr_cli.runs import distributed_rank
 
 if TYPE_CHECKING:
     from vqcore import TrainEvent
