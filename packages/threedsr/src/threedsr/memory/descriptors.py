@@ -72,6 +72,13 @@ def _derivatives(x: Tensor, sigma: float) -> tuple[Tensor, Tensor, Tensor, Tenso
     return gx, gy, gxx, gxy, gyy
 
 
+def _over_mean(x: Tensor, foreground: Tensor | None) -> Tensor:
+    """``x`` over its mean on ``foreground`` (the whole image when None), per image and channel."""
+    w = torch.ones_like(x[:, :1]) if foreground is None else foreground.to(x.dtype)
+    mean = (x * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp_min(1.0)
+    return x / mean.clamp_min(1e-3)
+
+
 def surface_descriptors(depth: Tensor, scales: Sequence[float] = (1, 2, 4)) -> Tensor:
     """Gradient magnitude, Laplacian and curvature anisotropy of the depth at each scale.
 
@@ -111,9 +118,7 @@ def colour_descriptors(
         True
     """
     _check(rgb, 3, "rgb")
-    w = torch.ones_like(rgb[:, :1]) if foreground is None else foreground.to(rgb.dtype)
-    mean = (rgb * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp_min(1.0)
-    rgb = rgb / mean.clamp_min(1e-3)
+    rgb = _over_mean(rgb, foreground)
     return torch.cat([_blur(rgb, float(s)) for s in scales], 1)
 
 
@@ -133,10 +138,7 @@ def texture_descriptors(
         0.0
     """
     _check(rgb, 3, "rgb")
-    grey = rgb.mean(1, keepdim=True)
-    w = torch.ones_like(grey) if foreground is None else foreground.to(rgb.dtype)
-    mean = (grey * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp_min(1.0)
-    grey = grey / mean.clamp_min(1e-3)
+    grey = _over_mean(rgb.mean(1, keepdim=True), foreground)
     out = []
     for s in scales:
         gx, gy, gxx, _, gyy = _derivatives(grey, s)
@@ -147,13 +149,9 @@ def texture_descriptors(
 def _erode_cross(x: Tensor) -> Tensor:
     """The minimum over the 4-neighbourhood, the outside counted as 0."""
     pad = F.pad(x, (1, 1, 1, 1))
-    return (
-        torch.minimum(
-            torch.minimum(pad[..., 1:-1, :-2], pad[..., 1:-1, 2:]),
-            torch.minimum(pad[..., :-2, 1:-1], pad[..., 2:, 1:-1]),
-        )
-        * x
-    )
+    left_right = torch.minimum(pad[..., 1:-1, :-2], pad[..., 1:-1, 2:])
+    up_down = torch.minimum(pad[..., :-2, 1:-1], pad[..., 2:, 1:-1])
+    return torch.minimum(left_right, up_down) * x
 
 
 def _erode_square(x: Tensor) -> Tensor:
