@@ -16,7 +16,6 @@ from threedsr.errors import ThreedsrError
 __all__ = ["PreprocessConfig"]
 
 
-
 @dataclass(frozen=True)
 class PreprocessConfig(ConfigMixin):
     """pcprep preprocessing parameters (besides the side, ``DetectorConfig.image_size``).
