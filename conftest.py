@@ -1,12 +1,15 @@
-"""Workspace-wide pytest fixtures.
+"""Workspace-wide pytest settings. The fixtures live beside the tests, in each package's (and the
+CLI's) tests/conftest.py: a package's tests also run from its unpacked sdist, where this file and
+the root pyproject.toml's pytest settings do not exist (tests/test_standalone_packages.py checks
+it), so nothing here may be needed by them.
 
 The real MVTec 3D-AD / Eyecandies samples live outside the repository (their licences forbid
-copying them in). Tests that use them request the ``real_data`` fixture, which skips cleanly when
-the folder is absent. The development copy of the real cable_gland class (made by
-``../shared/data/get-cable-gland.sh``) is found through ``THREEDSR_CABLE_GLAND`` (the folder that
-holds ``cable_gland/``); tests that need it request ``cable_gland`` and skip without it. The
-Eyecandies CandyCane copy (``../shared/data/get-candycane.sh``) is found the same way through
-``THREEDSR_CANDYCANE`` (the folder that holds ``CandyCane/``, fixture ``candycane``).
+copying them in). Tests that use them request a ``real_data`` fixture (pcprep, admetrics, the
+CLI), which reads ``THREEDSR_REAL_DATA`` and skips cleanly when it is unset or the folder is
+absent; this file points the variable at ``../shared/data/real`` when it is unset. The real
+cable_gland and Eyecandies CandyCane development copies (``../shared/data/get-cable-gland.sh``,
+``get-candycane.sh``) are found through ``THREEDSR_CABLE_GLAND`` / ``THREEDSR_CANDYCANE``
+(threedsr's ``cable_gland`` / ``candycane`` fixtures; skipped without them).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from pathlib import Path
 # ~10x. Set before any test module imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest
 from hypothesis import settings
 
 # CI (`.ci/run` sets HYPOTHESIS_PROFILE=ci) draws the same examples on every run: a red CI blocks
@@ -30,40 +32,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 _REPO_ROOT = Path(__file__).resolve().parent
 
-
-def real_data_dir() -> Path:
-    """Folder holding ``mvtec3d_ad/`` and ``eyecandies/`` samples (``THREEDSR_REAL_DATA`` overrides)."""
-    env = os.environ.get("THREEDSR_REAL_DATA")
-    return Path(env) if env else _REPO_ROOT.parent / "shared" / "data" / "real"
-
-
-@pytest.fixture(scope="session")
-def real_data() -> Path:
-    root = real_data_dir()
-    if not root.is_dir():
-        pytest.skip(f"real samples not found at {root}")
-    return root
-
-
-def dev_copy(env: str, marker: str, what: str) -> Path:
-    """The dataset root that environment variable ``env`` names, holding ``marker``; skips the
-    test when the variable is unset or the folder lacks it."""
-    value = os.environ.get(env)
-    if not value:
-        pytest.skip(f"{env} is not set (the {what} development copy)")
-    root = Path(value)
-    if not (root / marker).is_dir():
-        pytest.skip(f"no {marker} under {env}={root}")
-    return root
-
-
-@pytest.fixture(scope="session")
-def cable_gland() -> Path:
-    """Dataset root holding ``cable_gland/{train,validation,test}`` (``THREEDSR_CABLE_GLAND``)."""
-    return dev_copy("THREEDSR_CABLE_GLAND", "cable_gland/train", "real cable_gland")
-
-
-@pytest.fixture(scope="session")
-def candycane() -> Path:
-    """Eyecandies root holding ``CandyCane/{train,val,test_public}`` (``THREEDSR_CANDYCANE``)."""
-    return dev_copy("THREEDSR_CANDYCANE", "CandyCane/train/data", "Eyecandies CandyCane")
+# The real samples: every real_data fixture reads THREEDSR_REAL_DATA only (an unpacked sdist's
+# tests need nothing from this workspace); here, unset or empty, it is the copy beside the checkout.
+if not os.environ.get("THREEDSR_REAL_DATA"):
+    os.environ["THREEDSR_REAL_DATA"] = str(_REPO_ROOT.parent / "shared" / "data" / "real")

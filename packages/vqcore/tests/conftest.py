@@ -1,10 +1,17 @@
-"""Shared tiny configurations so the suite stays fast on 2 shared cores."""
+"""Shared tiny configurations so the suite stays fast on 2 shared cores. Nothing here or in the
+tests needs a file outside this package: they also run from an unpacked sdist (README)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from vqcore import BackboneConfig, StageOneConfig
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The workspace's pyproject.toml registers the marker; an unpacked sdist has no pytest config.
+    if "cuda" not in {line.split(":")[0] for line in config.getini("markers")}:
+        config.addinivalue_line("markers", "cuda: tests that need a CUDA device")
 
 
 @pytest.fixture(autouse=True)

@@ -43,6 +43,20 @@ def cli() -> Callable[..., Result]:
     return invoke
 
 
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Folder holding the real ``mvtec3d_ad/`` and ``eyecandies/`` samples, named by
+    ``THREEDSR_REAL_DATA`` (the workspace's conftest.py sets it to ``../shared/data/real``);
+    skips the test when the variable is unset or the folder is absent."""
+    value = os.environ.get("THREEDSR_REAL_DATA")
+    if not value:
+        pytest.skip("THREEDSR_REAL_DATA is not set (the real MVTec 3D-AD / Eyecandies samples)")
+    root = Path(value)
+    if not root.is_dir():
+        pytest.skip(f"real samples not found at {root}")
+    return root
+
+
 def assert_bad_input(res: Result, *fragments: str) -> str:
     """Exit 2, exactly one line on stderr starting with 'error:', naming every fragment."""
     assert res.exit_code == 2, (res.exit_code, res.stdout, res.stderr)
