@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[3] / "tools" / "bench"
 
@@ -114,3 +115,15 @@ def test_implant_raw_moves_the_object_along_the_plane_normal_inside_its_disc(
     else:
         assert not moved.any()
     assert recoloured.any() == (kind in ("colour", "both"))
+
+
+def test_bank_curve_never_stores_the_scans_that_get_twins(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))  # bank_curve imports implant's twins and scoring
+    bank_curve = _load("bank_curve")
+    assert doctest.testmod(bank_curve).failed == 0
+    validation = torch.arange(7.0)[:, None]
+    stored, held_out = bank_curve.split_validation(validation)
+    assert sorted(torch.cat([stored, held_out]).flatten().tolist()) == list(range(7))
+    train = 100 + torch.arange(5.0)[:, None]
+    for bank, _ in bank_curve.banks(train, stored, [0.5, 1.0], True, [3], 9).values():
+        assert not set(bank.flatten().tolist()) & set(held_out.flatten().tolist())
