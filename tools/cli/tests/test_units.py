@@ -320,3 +320,28 @@ def test_the_setup_option_lists_vqcore_setups() -> None:
     from threedsr_cli.options import Setup
 
     assert tuple(s.value for s in Setup) == vqcore.SETUPS
+
+
+@pytest.mark.parametrize(
+    ("given", "flag"),
+    [
+        (dict(preset="cpu"), "--preset cpu"),
+        (dict(iterations=100), "--iterations"),
+        (dict(batch_size=4), "--batch-size"),
+        (dict(precision="bf16"), "--precision"),
+    ],
+)
+def test_network_options_are_refused_with_the_memory(given, flag):
+    # The memory trains nothing: a 3DSR schedule given with it would be silently ignored.
+    from threedsr_cli.commands.train import build_config
+
+    fields = dict(iterations=None, batch_size=None, precision=None)
+    fields.update({k: v for k, v in given.items() if k != "preset"})
+    with pytest.raises(CLIError) as err:
+        build_config(method="memory", preset=given.get("preset"), setup="rgbd", **fields)
+    message = str(err.value)
+    assert message.startswith(flag + ":") and "--method 3dsr or fused" in message
+    assert "\n" not in message
+    # the same options are the network's schedule once a network is trained
+    config = build_config(method="3dsr", preset=given.get("preset"), setup="rgbd", **fields)
+    assert config.method == "3dsr"

@@ -62,13 +62,16 @@ def build_config(
     import threedsr
 
     if method == "memory":
-        if preset is not None:
-            raise CLIError("--preset: picks a 3DSR schedule; it applies to --method 3dsr or fused")
         network_only = [k for k in ("iterations", "batch_size", "precision") if fields.get(k)]
-        if network_only:
-            flag = "--" + network_only[0].replace("_", "-")
+        if preset is not None or network_only:
+            flag = (
+                f"--preset {preset}"
+                if preset is not None
+                else "--" + network_only[0].replace("_", "-")
+            )
             raise CLIError(
-                f"{flag}: the memory trains nothing; it applies to --method 3dsr or fused"
+                f"{flag}: sets the 3DSR network's training, and the method is memory (the "
+                "default), which trains no network: drop it, or add --method 3dsr or fused"
             )
         return threedsr.DetectorConfig.preset("memory", setup=setup, **fields)
     return threedsr.DetectorConfig.preset(preset or "cpu", setup=setup, method=method, **fields)
