@@ -1,10 +1,11 @@
-"""Exported graphs (ONNX on onnxruntime, TorchScript) against the eager fp32 Detector: identical
-codes, maps and scores within 1e-4, for the three setups and the three methods, at batch 1 and N;
-the sidecar; one-line errors for bad files."""
+"""Exported graphs (ONNX on onnxruntime from either of torch's exporters, TorchScript, pt2) against
+the eager fp32 Detector: identical codes, maps and scores within 1e-4, for the three setups and the
+three methods, at batch 1 and N; the sidecar; one-line errors for bad files."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import warnings
 
@@ -21,7 +22,14 @@ from threedsr import (
     fit_memory,
     read_sidecar,
 )
-from threedsr.export import sidecar_path
+from threedsr.export import (
+    DYNAMO_MIN_TORCH,
+    DYNAMO_OPSET,
+    OPSET,
+    _torch_version,
+    onnx_exporter,
+    sidecar_path,
+)
 from threedsr.fit import _calibrate
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -91,12 +99,85 @@ def test_onnx_equals_eager_batch_1_and_n(parts, method, tmp_path) -> None:
     from threedsr import OnnxDetector
 
     cfg, kw, x = parts
-    export_detector(detector(cfg, kw, method), tmp_path / "d.onnx", dynamic_batch=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = export_detector(detector(cfg, kw, method), tmp_path / "d.onnx", dynamic_batch=True)
+    assert meta["versions"]["onnx_exporter"] == onnx_exporter()
+    if onnx_exporter() == "dynamo":  # torch's TorchScript recorded nothing: no deprecation
+        assert meta["versions"]["onnx_opset"] == str(DYNAMO_OPSET)
+        assert not [w for w in caught if "threedsr export" in str(w.message)]
     onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
     for b in (1, N):
         pred, ref_codes = eager(cfg, kw, method, x[:b])
         out = onnx_det.run(x[:b].numpy())
         check(out[0], out[1], out[2:], pred, ref_codes, method != "memory")
+
+
+def test_the_torchscript_based_onnx_exporter_equals_eager(parts, monkeypatch, tmp_path) -> None:
+    # What an install without onnxscript, or a torch older than DYNAMO_MIN_TORCH, exports with:
+    # the same names, dynamic batch and maps; torch's deprecation said once, in our words.
+    pytest.importorskip("onnxruntime")
+    from threedsr import OnnxDetector
+
+    cfg, kw, x = parts
+    monkeypatch.setattr("threedsr.export.onnx_exporter", lambda: "torchscript")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = export_detector(detector(cfg, kw, "fused"), tmp_path / "d.onnx", dynamic_batch=True)
+    ours = [w for w in caught if "threedsr export" in str(w.message)]
+    assert len(ours) <= 1 and all("TorchScript-based ONNX" in str(w.message) for w in ours)
+    assert meta["versions"]["onnx_exporter"] == "torchscript"
+    assert meta["versions"]["onnx_opset"] == str(OPSET)
+    onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
+    for b in (1, N):
+        pred, ref_codes = eager(cfg, kw, "fused", x[:b])
+        out = onnx_det.run(x[:b].numpy())
+        check(out[0], out[1], out[2:], pred, ref_codes, heads=True)
+
+
+# What loads a pt2 export: torch alone (threedsr made unimportable), the maps saved beside it.
+_LOAD_PT2 = """
+import sys
+sys.modules["threedsr"] = None
+import numpy as np, torch
+program = torch.export.load(sys.argv[1])
+out = program.module()(torch.from_numpy(np.load(sys.argv[2])))
+np.save(sys.argv[3], out[0].detach().numpy())
+"""
+
+
+def test_pt2_equals_eager_batch_1_and_n(parts, tmp_path) -> None:
+    # torch.export's program of the fused graph: the network's codes and the memory's search of
+    # the cells each scan has (one scan none at all), at any batch.
+    if _torch_version() < DYNAMO_MIN_TORCH:
+        with pytest.raises(ThreedsrError, match="pt2 needs torch >= "):
+            export_detector(detector(*parts[:2], "fused"), tmp_path / "d.pt2", fmt="pt2")
+        return
+    cfg, kw, x = parts
+    x = x.clone()
+    if cfg.setup != "rgb":
+        x[0, 0] = 0
+        x[1, 0, :, : x.shape[3] // 2] = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = export_detector(
+            detector(cfg, kw, "fused"), tmp_path / "d.pt2", fmt="pt2", dynamic_batch=True
+        )
+    assert not [w for w in caught if "threedsr export" in str(w.message)]
+    assert meta["format"] == "pt2" and meta["input"]["shape"][0] == "batch"
+    assert read_sidecar(tmp_path / "d.pt2") == meta
+    program = torch.export.load(str(tmp_path / "d.pt2")).module()
+    for b in (1, N):
+        pred, ref_codes = eager(cfg, kw, "fused", x[:b])
+        with torch.no_grad():
+            out = [t.numpy() for t in program(x[:b])]
+        check(out[0], out[1], out[2:], pred, ref_codes, heads=True)
+    if cfg.setup == "rgbd":
+        np.save(tmp_path / "x.npy", x.numpy())
+        args = [tmp_path / "d.pt2", tmp_path / "x.npy", tmp_path / "m.npy"]
+        subprocess.run([sys.executable, "-c", _LOAD_PT2, *map(str, args)], check=True)
+        pred, _ = eager(cfg, kw, "fused", x)
+        np.testing.assert_allclose(np.load(tmp_path / "m.npy"), pred.maps.numpy(), atol=1e-4)
 
 
 def test_an_exported_memory_searches_the_cells_each_scan_has(parts, tmp_path) -> None:
@@ -122,7 +203,13 @@ def test_an_exported_memory_searches_the_cells_each_scan_has(parts, tmp_path) ->
 def test_torchscript_equals_eager_batch_1_and_n(parts, method, tmp_path) -> None:
     cfg, kw, x = parts
     det = detector(cfg, kw, method)
-    meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript", dynamic_batch=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = export_detector(det, tmp_path / "d.pt", fmt="torchscript", dynamic_batch=True)
+    # torch 2.15 deprecates torch.jit: one FutureWarning of ours (none where torch does not)
+    ours = [w for w in caught if "threedsr export" in str(w.message)]
+    assert len(ours) <= 1 and all(w.category is FutureWarning for w in ours)
+    assert all("fmt='pt2'" in str(w.message) for w in ours)
     assert meta["format"] == "torchscript" and meta["method"] == method
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still shipped

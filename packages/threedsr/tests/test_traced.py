@@ -5,12 +5,15 @@ eager search."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from threedsr import Detector, MapCalibration, export_detector
+from threedsr.export import DYNAMO_MIN_TORCH, _torch_version
 from threedsr.memory import MemoryConfig, fit_memory
 from threedsr.memory.knn import channel_atoms, nearest_rows
 from threedsr.memory.traced import augmented_banks, first_minimum, traced_nearest
@@ -82,6 +85,14 @@ def test_augmented_rows_give_the_distance_less_the_query_norm() -> None:
     assert bool((got[:, 10:] >= 1e29).all())
 
 
+def _jit_trace(module: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    with warnings.catch_warnings():
+        # torch 2.15 deprecates torch.jit (a FutureWarning); the torchscript export format still
+        # uses it, so its traced search stays checked while torch ships it.
+        warnings.filterwarnings("ignore", r"`torch\.jit\.trace", FutureWarning)
+        return torch.jit.trace(module, x, check_trace=False)
+
+
 def test_a_traced_memory_over_padded_blocks_maps_as_the_eager_one(monkeypatch) -> None:
     g = torch.Generator().manual_seed(3)
     x = torch.rand(6, 4, 64, 64, generator=g)
@@ -95,16 +106,21 @@ def test_a_traced_memory_over_padded_blocks_maps_as_the_eager_one(monkeypatch) -
     # bank in products of 4096 rows and blocks of 64.
     assert n > 14 and n % 7
     monkeypatch.setattr("threedsr.memory.torch_model.PRODUCT_ROWS", 14)
+    # The object's cells are found when the graph runs: another count, or none at all.
+    other = x[4:].clone()
+    other[0, 0, 8:56, 8:56] = 0.5 + 0.1 * torch.rand(48, 48, generator=g)
+    other[1, 0] = 0
     with torch.no_grad():
-        traced = torch.jit.trace(mem, x[4:], check_trace=False)
-        torch.testing.assert_close(traced(x[4:]), mem(x[4:]), atol=1e-4, rtol=1e-4)
-        # The object's cells are found when the graph runs: another count, or none at all.
-        other = x[4:].clone()
-        other[0, 0, 8:56, 8:56] = 0.5 + 0.1 * torch.rand(48, 48, generator=g)
-        other[1, 0] = 0
-        got = traced(other)
-        torch.testing.assert_close(got, mem(other), atol=1e-4, rtol=1e-4)
-        assert bool((got[1] == 0).all()) and bool((got[0] > 0).any())
+        recorded = [_jit_trace(mem, x[4:])]
+        if _torch_version() >= DYNAMO_MIN_TORCH:  # what the pt2 and dynamo ONNX exports record
+            batch = {0: torch.export.Dim("batch")}
+            recorded.append(torch.export.export(mem, (x[4:],), dynamic_shapes=(batch,)).module())
+        for graph in recorded:
+            torch.testing.assert_close(graph(x[4:]), mem(x[4:]), atol=1e-4, rtol=1e-4)
+            got = graph(other)
+            torch.testing.assert_close(got, mem(other), atol=1e-4, rtol=1e-4)
+            assert bool((got[1] == 0).all()) and bool((got[0] > 0).any())
+            torch.testing.assert_close(graph(other[:1]), mem(other[:1]), atol=1e-4, rtol=1e-4)
     # the eager search it must equal, on one part's rows
     atoms, of_part = mem.atoms
     q = torch.randn(5, mem.bank.shape[1])

@@ -66,6 +66,33 @@ def test_export_torchscript_with_heads_and_dynamic_batch(cli, run_copy, tmp_path
     assert meta["preprocess"]["size"] == 64
 
 
+def test_export_pt2_runs_as_the_detector_and_torchscript_says_torch_deprecates_it(
+    cli, run_copy, tmp_path
+):
+    import threedsr
+    import torch
+    from threedsr.export import DYNAMO_MIN_TORCH, _torch_version
+
+    if _torch_version() >= DYNAMO_MIN_TORCH:
+        res = cli("export", "--run", run_copy, "--format", "pt2", "--dynamic-batch")
+        assert res.exit_code == 0, res.stderr
+        assert "note:" not in res.stdout
+        meta = json.loads((run_copy / "detector.pt2.json").read_text())  # the default --out
+        assert meta["format"] == "pt2" and meta["input"]["shape"][0] == "batch"
+        program = torch.export.load(str(run_copy / "detector.pt2")).module()
+        x = torch.rand(2, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            got = program(x)[0]
+        want = threedsr.Detector.load(run_copy, device="cpu").predict(x).maps
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    # torch.jit's deprecation (torch 2.15) as one note on stdout, not a "warning:" line
+    res = cli("export", "--run", run_copy, "--format", "torchscript", "--out", tmp_path / "d.pt")
+    assert res.exit_code == 0, res.stderr
+    assert "warning" not in res.stderr.lower()
+    notes = [ln for ln in res.stdout.splitlines() if ln.startswith("note:")]
+    assert len(notes) <= 1 and (not notes or "pt2" in res.stdout)  # the note wraps
+
+
 def test_export_and_backend_errors(bad_input, cli, run_copy, tiny_data, tmp_path):
     pytest.importorskip("onnxruntime")
     bad_input(cli("export", "--run", run_copy, "--size", "48"), "--size", "multiple of 32")

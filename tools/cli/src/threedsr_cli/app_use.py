@@ -225,15 +225,17 @@ def export(
         ExportFormat,
         typer.Option(
             "--format",
-            help="onnx (onnxruntime, ...; the checker and runtime need threedsr\\[onnx]) or "
-            "torchscript.",
+            help="onnx (onnxruntime, ...; the checker and runtime need threedsr\\[onnx]), "
+            "torchscript (torch.jit, which torch deprecates) or pt2 (a torch.export program: "
+            "torch.export.load, torch >= 2.11).",
         ),
     ] = ExportFormat.onnx,
     out: Annotated[
         Optional[Path],
         typer.Option(
             "--out",
-            help="File to write (default: <run>/detector.onnx or <run>/detector.torchscript.pt); "
+            help="File to write (default: <run>/detector.onnx, detector.torchscript.pt or "
+            "detector.pt2); "
             "the JSON sidecar goes to <out>.json. An existing file is replaced only with "
             "--overwrite, and only when it is an earlier export; a run's own files never.",
         ),

@@ -58,6 +58,7 @@ class Backend(StrEnum):
 class ExportFormat(StrEnum):
     onnx = "onnx"
     torchscript = "torchscript"
+    pt2 = "pt2"
 
 
 class Setup(StrEnum):

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 import vqcore
 from torch import Tensor
 
+from threedsr.memory.traced import recording
 from threedsr.smoothing import gaussian_kernel1d, separable_filter
 
 __all__ = [
@@ -186,7 +187,7 @@ def interior_distance(foreground: Tensor) -> Tensor:
     depth = torch.zeros_like(cur)
     # Eager calls stop once nothing is left to erode (the remaining steps add zeros): a scan's
     # object is far smaller than the image. A traced graph keeps every step.
-    eager = not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+    eager = not recording()
     for step in range((min(cur.shape[2:]) + 1) // 2):
         if eager and step % 8 == 0 and not bool(cur.any()):
             break

@@ -25,7 +25,13 @@ from vqcore import DiscreteAutoencoder
 from threedsr.memory.features import MemoryFeatures, object_cells
 from threedsr.memory.knn import channel_atoms, nearest_rows, split_bank
 from threedsr.memory.parts import check_parts, combine_part_distances
-from threedsr.memory.traced import MINIMUM_BLOCK, PRODUCT_ROWS, augmented_banks, traced_nearest
+from threedsr.memory.traced import (
+    MINIMUM_BLOCK,
+    PRODUCT_ROWS,
+    augmented_banks,
+    recording,
+    traced_nearest,
+)
 
 __all__ = ["FeatureMemory"]
 
@@ -180,7 +186,7 @@ class FeatureMemory(nn.Module):
         """
         f = self.features.extract(self.setup, x, backbone=self.backbone, encoder=encoder)
         on = object_cells(self.setup, x, (f.shape[2], f.shape[3]))
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        if recording():
             d = self._traced_distance(f, on)
         else:
             d = self.distance(f, exclude=exclude, where=on)

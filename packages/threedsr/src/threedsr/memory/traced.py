@@ -20,7 +20,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["MINIMUM_BLOCK", "PRODUCT_ROWS", "augmented_banks", "first_minimum", "traced_nearest"]
+__all__ = [
+    "MINIMUM_BLOCK",
+    "PRODUCT_ROWS",
+    "augmented_banks",
+    "first_minimum",
+    "recording",
+    "traced_nearest",
+]
 
 #: Bank rows per block of :func:`first_minimum`'s first level (about the square root of
 #: :data:`PRODUCT_ROWS`: both levels' ``ArgMin`` then see few values).
@@ -30,6 +37,26 @@ MINIMUM_BLOCK = 32
 #: 8 MiB per 1000 cells searched (a 256-px rgbd scan has 16k cells, a third to half on the
 #: object). Twice as many rows were up to 12 % faster on onnxruntime and held twice the memory.
 PRODUCT_ROWS = 2048
+
+
+def recording() -> bool:
+    """Whether this call is being recorded into a graph: ``torch.jit.trace``, either
+    ``torch.onnx.export`` (the TorchScript-based one, and on the torch versions threedsr uses it,
+    the ``torch.export``-based one, which sets the same flag) or ``torch.export.export``. A
+    recorded call takes the fixed-graph forms (this module's search, every erosion step): the
+    eager ones loop over data-dependent counts, which no recorder can keep.
+    """
+    # torch.compiler.is_exporting is public but newer than the lowest torch allowed (2.5 lacks
+    # it; there torch.export is not used: threedsr.export's gate).
+    # torch.jit is deprecated (torch 2.15): a torch without it must still run eager calls.
+    exporting = getattr(torch.compiler, "is_exporting", None)
+    jit = getattr(torch, "jit", None)
+    return bool(
+        (jit is not None and jit.is_tracing())
+        or torch.onnx.is_in_onnx_export()
+        or (exporting is not None and exporting())
+    )
+
 
 # A padding row's squared norm: never the nearest (a real row's term is far smaller), and finite
 # so that sums over several atoms stay finite.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,9 @@ def export_command(
     thr = parse_threshold(threshold)
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
     if out is None:
-        out = folder / (EXPORTED_FILE if fmt == "onnx" else "detector.torchscript.pt")
+        out = folder / {"onnx": EXPORTED_FILE, "pt2": "detector.pt2"}.get(
+            fmt, "detector.torchscript.pt"
+        )
     out = Path(out)
     source = Path(run) / "detector.pt" if Path(run).is_dir() else Path(run)
     if out.is_dir():
@@ -150,7 +153,11 @@ def _export(
     given = threshold if isinstance(threshold, float) else None
     staging = staging_folder(out.parent)
     try:
-        with ui.stage(f"export {fmt}", 1) as progress:
+        with (
+            ui.stage(f"export {fmt}", 1) as progress,
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always", FutureWarning)
             meta = threedsr.export_detector(
                 detector,
                 staging / out.name,
@@ -165,6 +172,14 @@ def _export(
         raise
     # the file, then its sidecar (the .json goes last): a kill leaves both old, or a journal
     commit_outputs(out.parent, staging)
+    for w in caught:
+        # torch's deprecation of the TorchScript the export used: a note, not a "warning:" line
+        # (the file is fine today), hidden by --quiet
+        text = str(w.message)
+        if text.startswith("threedsr export: "):
+            ui.info(escape("note: " + text.removeprefix("threedsr export: ")))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     branches = (
         "heads"
         if meta["memory"] is None
