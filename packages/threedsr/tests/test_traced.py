@@ -143,8 +143,10 @@ def test_an_exported_search_finishes_each_product_before_the_next(monkeypatch, t
     x[:, 0, 16:48, 16:48] = 0.5 + 0.1 * torch.rand(4, 32, 32, generator=g)
     monkeypatch.setattr("threedsr.memory.torch_model.MINIMUM_BLOCK", 8)
     mem = fit_memory(x[:3], "rgbd", MemoryConfig(modalities="separate+joint", local_min_scans=2))
-    monkeypatch.setattr("threedsr.memory.torch_model.PRODUCT_ROWS", 32)
-    products = -(-mem.bank.shape[0] // 32)
+    # 4 products of whole blocks of 8 rows: enough for the chain, fewer nodes to record
+    rows = 8 * -(-mem.bank.shape[0] // 32)
+    monkeypatch.setattr("threedsr.memory.torch_model.PRODUCT_ROWS", rows)
+    products = -(-mem.bank.shape[0] // rows)
     assert products >= 3
     cfg = tiny_config("rgbd").replace(method="memory")
     det = Detector(cfg, memory=mem, memory_calibration=MapCalibration(1.0, 0.5), device="cpu")
