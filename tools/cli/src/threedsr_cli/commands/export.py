@@ -177,7 +177,8 @@ def _export(
         # (the file is fine today), hidden by --quiet
         text = str(w.message)
         if text.startswith("threedsr export: "):
-            ui.info(escape("note: " + text.removeprefix("threedsr export: ")))
+            text = text.removeprefix("threedsr export: ").replace("fmt='pt2'", "--format pt2")
+            ui.info(escape("note: " + text))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     branches = (
