@@ -135,6 +135,35 @@ def test_the_torchscript_based_onnx_exporter_equals_eager(parts, monkeypatch, tm
         check(out[0], out[1], out[2:], pred, ref_codes, heads=True)
 
 
+def test_what_the_torch_export_exporter_fails_on_the_torchscript_one_records(
+    parts, monkeypatch, tmp_path
+) -> None:
+    # A detector or a torch on which torch.export fails: the file is still written, by the
+    # exporter that traces, and one warning says which and why (no deprecation advice on top).
+    pytest.importorskip("onnxruntime")
+    from threedsr import OnnxDetector
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("Unsupported:\n  a data-dependent branch")
+
+    cfg, kw, x = parts
+    monkeypatch.setattr("threedsr.export.onnx_exporter", lambda: "dynamo")
+    monkeypatch.setattr("threedsr.export._export_onnx_dynamo", fail)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta = export_detector(detector(cfg, kw, "memory"), tmp_path / "d.onnx", dynamic_batch=True)
+    ours = [str(w.message) for w in caught if "threedsr export" in str(w.message)]
+    assert ours == [
+        "threedsr export: torch's torch.export-based ONNX exporter failed (Unsupported: a "
+        "data-dependent branch); the file was recorded with the TorchScript-based one"
+    ]
+    assert meta["versions"]["onnx_exporter"] == "torchscript"
+    assert meta["versions"]["onnx_opset"] == str(OPSET)
+    pred, ref_codes = eager(cfg, kw, "memory", x)
+    out = OnnxDetector(tmp_path / "d.onnx", threads=1).run(x.numpy())
+    check(out[0], out[1], out[2:], pred, ref_codes, heads=False)
+
+
 # What loads a pt2 export: torch alone (threedsr made unimportable), the maps saved beside it.
 _LOAD_PT2 = """
 import sys

@@ -162,19 +162,28 @@ def _export_onnx_dynamo(
 
 def _write_graph(
     graph: InferenceGraph, fmt: str, example: torch.Tensor, target: Path, dynamic: bool
-) -> tuple[str | None, bool]:
-    """Record ``graph`` into ``target``; returns the ONNX exporter used (None: not ONNX) and
-    whether torch warned that what recorded it (TorchScript) is deprecated."""
+) -> tuple[str | None, bool, str | None]:
+    """Record ``graph`` into ``target``; returns the ONNX exporter used (None: not ONNX),
+    whether torch warned that what recorded it (TorchScript) is deprecated, and why the
+    ``torch.export``-based exporter was given up for the TorchScript-based one (None: it was
+    not)."""
     names = graph.output_names
     exporter = onnx_exporter() if fmt == "onnx" else None
+    gave_up = None
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         # Trace-time checks on Python ints (shape asserts) warn once per layer; they hold for
         # the traced size, which the sidecar pins. torch's deprecation of torch.jit (a warning
         # per call) becomes one FutureWarning of export_detector, in threedsr's words.
         warnings.simplefilter("always")
         if exporter == "dynamo":
-            _export_onnx_dynamo(graph, example, target, dynamic)
-        elif fmt == "onnx":
+            try:
+                _export_onnx_dynamo(graph, example, target, dynamic)
+            except Exception as exc:
+                # A graph torch.export cannot record yet (a newer torch, a detector the tests
+                # do not build): the TorchScript-based exporter records what it traces.
+                gave_up = _one_line(exc)
+                exporter = "torchscript"
+        if exporter == "torchscript":
             torch.onnx.register_custom_op_symbolic("aten::hypot", _hypot, OPSET)
             axes = {n: {0: "batch"} for n in ["input", *names]} if dynamic else None
             torch.onnx.export(
@@ -191,10 +200,14 @@ def _write_graph(
             example, shapes = _dynamic_example(example, dynamic)
             program = torch.export.export(graph, (example,), dynamic_shapes=shapes)
             torch.export.save(program, str(target))
-        else:
+        elif fmt == "torchscript":
             traced = torch.jit.trace(graph, (example,), check_trace=False)
             torch.jit.save(traced, str(target))
-    return exporter, any(_is_jit_deprecation(w) for w in caught)
+    return exporter, any(_is_jit_deprecation(w) for w in caught), gave_up
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _deprecation(fmt: str) -> str:
@@ -247,6 +260,8 @@ def export_detector(
     Warns:
         FutureWarning: once, when this torch deprecates the TorchScript the export used
             (``torchscript``, or ``onnx`` without ``onnxscript``).
+        UserWarning: ``onnx``, when the ``torch.export``-based exporter failed and the
+            TorchScript-based one recorded the file instead (its message in one line).
     """
     if fmt not in FORMATS:
         raise ThreedsrError(f"export: unknown format {fmt!r} (onnx, torchscript or pt2)")
@@ -267,18 +282,26 @@ def export_detector(
 
     def write(tmp: Path) -> None:
         try:
-            written["exporter"], written["deprecated"] = _write_graph(
+            written["exporter"], written["deprecated"], written["gave_up"] = _write_graph(
                 graph, fmt, example, tmp, dynamic_batch
             )
             if fmt == "onnx":
                 written["opset"] = _check_onnx(tmp)
         except Exception as exc:  # the exporter's own message, as one line
-            msg = " ".join(str(exc).split())[:200] or type(exc).__name__
-            raise ThreedsrError(f"{out}: cannot export this detector to {fmt} ({msg})") from None
+            raise ThreedsrError(
+                f"{out}: cannot export this detector to {fmt} ({_one_line(exc)})"
+            ) from None
         written.update(digest=file_digest(tmp), nbytes=tmp.stat().st_size)
 
     vqcore.atomic_write(out, write)
-    if written["deprecated"]:
+    if written["gave_up"]:
+        warnings.warn(
+            "threedsr export: torch's torch.export-based ONNX exporter failed "
+            f"({written['gave_up']}); the file was recorded with the TorchScript-based one",
+            UserWarning,
+            stacklevel=2,
+        )
+    if written["deprecated"] and not written["gave_up"]:
         warnings.warn(_deprecation(fmt), FutureWarning, stacklevel=2)
     digest, nbytes = written["digest"], written["nbytes"]
     sidecar = _sidecar(detector, graph, fmt, out, size, dynamic_batch, threshold, digest, nbytes)
