@@ -58,7 +58,7 @@ def dist() -> Iterator[Path]:
         copy = Path(tmp) / "ws"
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".venv")
         copy.mkdir()
-        for f in ("pyproject.toml", ".gitignore"):
+        for f in ("pyproject.toml", ".gitignore", "LICENSE"):
             shutil.copy2(WORKSPACE / f, copy / f)
         for folder in MEMBERS.values():
             shutil.copytree(WORKSPACE / folder, copy / folder, ignore=ignore)
@@ -102,6 +102,7 @@ def test_metadata_is_what_pypi_accepts_and_says_what_the_pyproject_says(dist, na
         assert meta.summary == project["description"]
         assert str(meta.requires_python) == project["requires-python"]
         assert meta.license_expression == project["license"] == "MIT"
+        assert meta.license_files == ["LICENSE"]
         assert meta.description_content_type == "text/markdown"
         readme = (WORKSPACE / MEMBERS[name] / project["readme"]).read_text()
         assert meta.description.strip() == readme.strip()
@@ -111,3 +112,23 @@ def test_metadata_is_what_pypi_accepts_and_says_what_the_pyproject_says(dist, na
             for r in reqs
         ]
         assert sorted(map(str, meta.requires_dist)) == sorted(map(str, declared))
+
+
+@pytest.mark.parametrize("name", sorted(MEMBERS))
+def test_wheel_holds_the_package_py_typed_and_the_license(dist, name):
+    version = _project(name)["project"]["version"]
+    info = f"{_norm(name)}-{version}.dist-info"
+    with _wheel(dist, name) as whl:
+        names = whl.namelist()
+        license_text = whl.read(f"{info}/licenses/LICENSE").decode()
+    assert {n.split("/")[0] for n in names} == {_norm(name), info}
+    assert f"{_norm(name)}/py.typed" in names
+    assert license_text == (WORKSPACE / "LICENSE").read_text()
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".nbi", ".nbc"))]
+
+
+def test_every_package_ships_the_root_license() -> None:
+    root = (WORKSPACE / "LICENSE").read_text()
+    assert "MIT License" in root
+    for folder in MEMBERS.values():
+        assert (WORKSPACE / folder / "LICENSE").read_text() == root, folder
