@@ -7,6 +7,7 @@ working folder, a cache, notes), as in a developer's tree.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tarfile
@@ -31,6 +32,11 @@ MEMBERS = {
     "threedsr-cli": "tools/cli",
 }
 STRAY = ("synthetic_mvtec/puck/test/good/xyz/000.tiff", "cache/1c/scan.npz", "notes.txt")
+#: what a build from the unpacked sdist, and its tests, need (pyproject.toml and PKG-INFO are
+#: always written; hatchling keeps the .gitignore that selected the files)
+SDIST_TOP = {"src", "tests", "README.md", "LICENSE", "pyproject.toml", "PKG-INFO", ".gitignore"}
+#: vqcore ships its pretrained backbones (about 2.5 MB each); anything else this big is a mistake
+LARGE_OK = re.compile(r"src/vqcore/pretrained/\w+\.pt")
 
 
 def _project(name: str) -> dict:
@@ -86,6 +92,14 @@ def _wheel(dist: Path, name: str) -> zipfile.ZipFile:
     )
 
 
+def _sdist(dist: Path, name: str) -> dict[str, tarfile.TarInfo]:
+    prefix = f"{_norm(name)}-{_project(name)['project']['version']}/"
+    with tarfile.open(dist / f"{prefix[:-1]}.tar.gz") as tar:
+        members = tar.getmembers()
+    assert all(m.name.startswith(prefix) for m in members)
+    return {m.name.removeprefix(prefix): m for m in members if m.isfile()}
+
+
 @pytest.mark.parametrize("name", sorted(MEMBERS))
 def test_metadata_is_what_pypi_accepts_and_says_what_the_pyproject_says(dist, name):
     project = _project(name)["project"]
@@ -125,6 +139,21 @@ def test_wheel_holds_the_package_py_typed_and_the_license(dist, name):
     assert f"{_norm(name)}/py.typed" in names
     assert license_text == (WORKSPACE / "LICENSE").read_text()
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".nbi", ".nbc"))]
+
+
+@pytest.mark.parametrize("name", sorted(MEMBERS))
+def test_sdist_holds_what_building_and_testing_need_and_nothing_else(dist, name):
+    files = _sdist(dist, name)
+    assert {f.split("/")[0] for f in files} <= SDIST_TOP  # no dataset, cache or notes
+    assert SDIST_TOP - {".gitignore"} <= {f.split("/")[0] for f in files}
+    folder = WORKSPACE / MEMBERS[name]
+    tests = {p.relative_to(folder).as_posix() for p in (folder / "tests").rglob("*.py")}
+    assert tests and tests <= set(files)
+    assert files["LICENSE"].size == (WORKSPACE / "LICENSE").stat().st_size
+    large = {
+        f: m.size for f, m in files.items() if m.size > 256 * 1024 and not LARGE_OK.fullmatch(f)
+    }
+    assert large == {}
 
 
 def test_every_package_ships_the_root_license() -> None:
