@@ -161,3 +161,11 @@ def test_every_package_ships_the_root_license() -> None:
     assert "MIT License" in root
     for folder in MEMBERS.values():
         assert (WORKSPACE / folder / "LICENSE").read_text() == root, folder
+
+
+@pytest.mark.parametrize("name", sorted(MEMBERS))
+def test_readme_links_work_on_the_package_index(name: str) -> None:
+    # The README is the project page on the index, where a path into the workspace leads nowhere.
+    readme = (WORKSPACE / MEMBERS[name] / "README.md").read_text()
+    links = re.findall(r"\]\(([^)\s]+)\)", readme)
+    assert [link for link in links if not link.startswith(("https://", "http://"))] == []
