@@ -169,3 +169,18 @@ def test_readme_links_work_on_the_package_index(name: str) -> None:
     readme = (WORKSPACE / MEMBERS[name] / "README.md").read_text()
     links = re.findall(r"\]\(([^)\s]+)\)", readme)
     assert [link for link in links if not link.startswith(("https://", "http://"))] == []
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_workspace_dependencies_are_bounded_to_a_compatible_release(name: str) -> None:
+    # In the workspace uv resolves members from their folders; on an index a bare name would
+    # let threedsr 0.1.0 pull whatever depthsim is newest, API breaks included.
+    from packaging.version import Version
+
+    for dep in map(Requirement, _project(name)["project"]["dependencies"]):
+        if dep.name not in MEMBERS:
+            continue
+        current = Version(_project(dep.name)["project"]["version"])
+        next_minor = Version(f"{current.major}.{current.minor + 1}")
+        assert current in dep.specifier, f"{name}: {dep} excludes {dep.name} {current}"
+        assert next_minor not in dep.specifier, f"{name}: {dep} admits {dep.name} {next_minor}"
