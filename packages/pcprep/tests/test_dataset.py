@@ -206,3 +206,20 @@ def test_explicit_default_shares_cache_entries(mvtec_root, tmp_path):
     preprocess_dataset(mvtec_root, cache, category="cup", split="train", size=16)
     preprocess_dataset(mvtec_root, cache, category="cup", split="train", size=16, plane="robust")
     assert len(list(cache.rglob("*.npz"))) == 1
+
+
+def test_own_scans_with_flat_train_and_typed_test_are_generic(tmp_path):
+    # train/ holding rgb/ + xyz/ directly and test/<type>/{rgb,xyz} (the generic layout) was taken
+    # for MVTec 3D-AD because of the type folders, and then found no training samples at all.
+    scan = synthetic_scan((32, 32), rng=0).sample
+    part = tmp_path / "own" / "part"
+    for folder in (part / "train", part / "test" / "good", part / "test" / "dent"):
+        (folder / "xyz").mkdir(parents=True)
+        (folder / "rgb").mkdir()
+        tifffile.imwrite(folder / "xyz" / "s 1.tiff", scan.xyz, photometric="minisblack")
+        Image.fromarray(scan.rgb).save(folder / "rgb" / "s 1.png")
+    assert DatasetIndex(tmp_path / "own").layout == "generic"
+    train = index_dataset(tmp_path / "own", "part", "train")
+    assert [r.path.name for r in train] == ["s 1.tiff"]
+    test = index_dataset(tmp_path / "own", "part", "test")
+    assert [(r.defect_type, r.label) for r in test] == [("dent", 1), ("good", 0)]

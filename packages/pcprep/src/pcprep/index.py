@@ -86,6 +86,10 @@ def detect_layout(root: str | os.PathLike[str]) -> str:
     for cls in _subdirs(root):
         if any((cls / s / "data").is_dir() for s in ("train", "val", "test_public")):
             return "eyecandies"
+        # Own scans often keep train/ flat (rgb/ + xyz/) and sort only test/ by type: the
+        # type folders look like MVTec 3D-AD, but MVTec never holds pairs in a split itself.
+        if any(has_generic_pairs(cls / s) for s in ("train", "validation", "test")):
+            return "generic"
         if any(
             (t / "xyz").is_dir() for s in ("train", "validation", "test") for t in _subdirs(cls / s)
         ):
