@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from threedsr_cli.errors import CLIError
 from threedsr_cli.inputs import resolve_inputs
 
 
@@ -29,3 +31,41 @@ def test_renamed_duplicate_does_not_take_another_samples_name(tmp_path):
     items = resolve_inputs([other_xyz, other_rgb, tmp_path / "scans"])
     names = [i.name for i in items]
     assert len(set(names)) == len(names) == 3, names
+
+
+def test_directory_finds_the_generic_layouts_that_train_reads(tmp_path):
+    # predict on an own test folder found nothing: flat NAME_depth.png + NAME_rgb.png pairs were
+    # looked for only at the top, and depth/ + rgb/ folders not at all.
+    flat = tmp_path / "flat" / "test"
+    for t in ("cut", "good"):
+        _touch(flat / t / f"{t}0_depth.png")
+        _touch(flat / t / f"{t}0_rgb.png")
+    items = resolve_inputs([flat])
+    assert [(i.name, i.geometry.name, i.rgb.name, i.layout) for i in items] == [
+        ("cut0", "cut0_depth.png", "cut0_rgb.png", "pair"),
+        ("good0", "good0_depth.png", "good0_rgb.png", "pair"),
+    ]
+    sub = tmp_path / "sub" / "test" / "bent"
+    _touch(sub / "depth" / "s 1.npy")
+    _touch(sub / "rgb" / "s 1.jpg")
+    _touch(sub / "gt" / "s 1.png")
+    items = resolve_inputs([tmp_path / "sub"])
+    assert [(i.name, i.geometry.name, i.rgb.name, i.layout) for i in items] == [
+        ("bent_s 1", "s 1.npy", "s 1.jpg", "pair")
+    ]
+
+
+def test_mvtec_items_name_their_rgb(tmp_path):
+    # scores.json's "rgb" was null for every MVTec-layout sample
+    xyz = _touch(tmp_path / "dent" / "xyz" / "000.tiff")
+    rgb = _touch(tmp_path / "dent" / "rgb" / "000.png")
+    for items in (resolve_inputs([tmp_path / "dent"]), resolve_inputs([xyz])):
+        assert [(i.rgb, i.layout) for i in items] == [(rgb, "mvtec3d")]
+
+
+def test_own_depth_png_without_its_rgb_is_not_called_eyecandies(tmp_path):
+    _touch(tmp_path / "a_depth.png")
+    _touch(tmp_path / "b_depth.png")
+    _touch(tmp_path / "b_rgb.png")
+    with pytest.raises(CLIError, match=r"a_depth\.png: depth without its rgb \(expected a_rgb"):
+        resolve_inputs([tmp_path])

@@ -127,7 +127,8 @@ def test_resolve_inputs_forms(tmp_path):
     _touch(flat / "a_rgb.png")
     items = resolve_inputs([sample, pair_xyz, pair_rgb, sample / "xyz" / "000.tiff", flat])
     assert [i.name for i in items] == ["dent_000", "dent_001", "scan", "dent_000-1", "a"]
-    assert items[2].rgb == pair_rgb and items[0].rgb is None and items[4].rgb == flat / "a_rgb.png"
+    assert items[2].rgb == pair_rgb and items[4].rgb == flat / "a_rgb.png"
+    assert (items[0].rgb, items[0].layout) == (sample / "rgb" / "000.png", "mvtec3d")
     assert len(resolve_inputs([tmp_path / "test"])) == 2  # searched recursively
 
 

@@ -151,8 +151,9 @@ def predict(
         Optional[list[Path]],
         typer.Argument(
             help=(
-                "Sample folders (xyz/ + rgb/), XYZ RGB file pairs, Eyecandies samples "
-                "(ID_depth.png, ID_image_K.png or the .../data/ID prefix), or directories."
+                "Sample folders (xyz/ or depth/ + rgb/), XYZ RGB file pairs, Eyecandies samples "
+                "(ID_depth.png, ID_image_K.png or the .../data/ID prefix), or directories "
+                "(searched recursively)."
             ),
             show_default=False,
         ),

@@ -66,6 +66,8 @@ class InputItem:
             return pcprep.read_eyecandies(eyecandies_prefix(self.geometry))
         if self.rgb is None:
             return pcprep.read_mvtec3d(self.geometry)
+        # An MVTec sample reads as the pair it is (same xyz, same rgb); so does a depth map that
+        # an own-scan xyz/ folder holds, which train's generic reader accepts.
         return pcprep.read_pair(self.geometry, self.rgb)
 
 
@@ -121,7 +123,7 @@ def _eyecandies_item(prefix: Path) -> InputItem:
 
 def _mvtec_rgb(xyz: Path) -> Path | None:
     folder = xyz.parent.parent / "rgb"
-    for ext in (".png", ".jpg", ".jpeg"):
+    for ext in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
         if (folder / f"{xyz.stem}{ext}").is_file():
             return folder / f"{xyz.stem}{ext}"
     return None
@@ -129,7 +131,7 @@ def _mvtec_rgb(xyz: Path) -> Path | None:
 
 def _name(geometry: Path) -> str:
     """The sample's output name (printable: its files and titles take any file name)."""
-    if geometry.parent.name == "xyz":
+    if geometry.parent.name in ("xyz", "depth"):
         return printable(f"{geometry.parent.parent.name}_{geometry.stem}")
     stem = geometry.stem
     for tag in ("_xyz", "_depth"):
@@ -138,17 +140,31 @@ def _name(geometry: Path) -> str:
     return printable(stem)
 
 
-def _from_xyz_folder(xyz_dir: Path) -> list[InputItem]:
+def _from_geometry_folder(geo_dir: Path) -> list[InputItem]:
+    """An ``xyz/`` (MVTec 3D-AD, own scans) or ``depth/`` folder, paired by stem with ``../rgb/``:
+    the generic layout that ``train`` reads, so a class's own test folder predicts as it trains."""
     items = []
-    for geo in sorted(xyz_dir.iterdir()):
-        if geo.suffix.lower() not in GEOMETRY_EXT or not geo.is_file():
+    for geo in sorted(geo_dir.iterdir()):
+        suffix = geo.suffix.lower()
+        if suffix not in GEOMETRY_EXT | {".png"} or not geo.is_file() or geo.name[0] == ".":
             continue
-        if _mvtec_rgb(geo) is None:
+        rgb = _mvtec_rgb(geo)
+        if rgb is None:
             raise CLIError(
-                f"{geo}: xyz without its rgb (expected {xyz_dir.parent / 'rgb'}/{geo.stem}.png)"
+                f"{geo}: {geo_dir.name} without its rgb (expected "
+                f"{geo_dir.parent / 'rgb'}/{geo.stem}.png)"
             )
-        items.append(InputItem(_name(geo), geo, None, "mvtec3d"))
+        layout = "mvtec3d" if geo_dir.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
+        items.append(InputItem(_name(geo), geo, rgb, layout))
     return items
+
+
+def _own_depth_png(depth: Path, stem: str) -> bool:
+    """A ``<stem>_depth.png`` with nothing of an Eyecandies sample next to it (no depth yaml, no
+    ``<stem>_image_<k>.png``): an own depth map whose rgb is missing."""
+    if depth.with_name(f"{stem}_info_depth.yaml").exists():
+        return False
+    return not any(_EYE_IMAGE.match(p.stem) for p in depth.parent.glob(f"{stem}_image_*.png"))
 
 
 def _flat_pairs(folder: Path) -> list[InputItem]:
@@ -163,29 +179,32 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
                 stem = geo.stem[: -len(tag)]
                 if stem in rgbs:
                     items.append(InputItem(printable(stem), geo, rgbs[stem]))
-                elif geo.name.endswith("_depth.png"):
+                elif geo.name.endswith("_depth.png") and not _own_depth_png(geo, stem):
                     items.append(_eyecandies_item(geo.with_name(stem)))
                 else:
                     raise CLIError(
-                        f"{geo}: xyz without its rgb (expected {stem}_rgb.png next to it)"
+                        f"{geo}: {tag[1:]} without its rgb (expected {stem}_rgb.png next to it)"
                     )
     return items
 
 
 def _from_directory(folder: Path) -> list[InputItem]:
-    if (folder / "xyz").is_dir():
-        return _from_xyz_folder(folder / "xyz")
+    # Every folder below is searched: own scans sorted into <type>/ folders hold their pairs
+    # flat (NAME_depth.png + NAME_rgb.png) or in xyz/ | depth/ + rgb/, and Eyecandies keeps a
+    # split's samples flat in <Class>/<split>/data/.
+    folders = [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]
     items: list[InputItem] = []
-    for xyz_dir in sorted(p for p in folder.rglob("xyz") if p.is_dir()):
-        items += _from_xyz_folder(xyz_dir)
-    items += _flat_pairs(folder)
-    # Eyecandies keeps every sample of a split flat in <Class>/<split>/data/
-    for data_dir in sorted(p for p in folder.rglob("data") if p.is_dir() and p != folder):
-        items += _flat_pairs(data_dir)
+    for d in folders:
+        if any(part.startswith(".") for part in d.relative_to(folder).parts):
+            continue  # e.g. an .incomplete-* staging folder of an earlier predict
+        if d.name == "xyz" or (d.name == "depth" and (d.parent / "rgb").is_dir()):
+            items += _from_geometry_folder(d)
+        elif d.name not in ("rgb", "gt"):
+            items += _flat_pairs(d)
     if not items:
         raise CLIError(
-            f"{folder}: no samples found (expected xyz/NNN.tiff + rgb/NNN.png folders, "
-            "NAME_xyz.tiff + NAME_rgb.png pairs or Eyecandies ID_depth.png files)"
+            f"{folder}: no samples found (expected xyz/ or depth/ + rgb/ folders, "
+            "NAME_xyz.tiff | NAME_depth.png + NAME_rgb.png pairs or Eyecandies ID_depth.png files)"
         )
     return items
 
@@ -215,8 +234,9 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
             if not nxt.is_file():
                 raise CLIError(f"{nxt}: not found (the rgb image of {p})")
             return InputItem(_name(p), p, nxt), 2
-        if p.parent.name == "xyz" and _mvtec_rgb(p) is not None:
-            return InputItem(_name(p), p, None, "mvtec3d"), 1
+        if p.parent.name in ("xyz", "depth") and _mvtec_rgb(p) is not None:
+            layout = "mvtec3d" if p.parent.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
+            return InputItem(_name(p), p, _mvtec_rgb(p), layout), 1
         raise CLIError(
             f"{p}: xyz without its rgb (pass it as 'XYZ RGB', or keep the MVTec "
             "layout xyz/NNN.tiff + rgb/NNN.png)"
