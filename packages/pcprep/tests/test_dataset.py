@@ -223,3 +223,28 @@ def test_own_scans_with_flat_train_and_typed_test_are_generic(tmp_path):
     assert [r.path.name for r in train] == ["s 1.tiff"]
     test = index_dataset(tmp_path / "own", "part", "test")
     assert [(r.defect_type, r.label) for r in test] == [("dent", 1), ("good", 0)]
+
+
+def test_generic_split_folders_are_not_defect_types(tmp_path):
+    # Without validation/, the generic index took train/ and test/ for defect types of the
+    # validation split: the training scans came back as validation samples labelled anomalous.
+    scan = synthetic_scan((32, 32), rng=0).sample
+    part = tmp_path / "own" / "part"
+    for folder in (part / "train", part / "test" / "good"):
+        folder.mkdir(parents=True)
+        np.save(folder / "a_depth.npy", scan.xyz[..., 2])
+        Image.fromarray(scan.rgb).save(folder / "a_rgb.png")
+    with pytest.raises(PcprepError, match=r"part: no samples for split 'validation'"):
+        index_dataset(tmp_path / "own", "part", "validation")
+    (part / "val").mkdir()
+    np.save(part / "val" / "b_depth.npy", scan.xyz[..., 2])
+    Image.fromarray(scan.rgb).save(part / "val" / "b_rgb.png")
+    (ref,) = index_dataset(tmp_path / "own", "part", "validation")
+    assert (ref.path.name, ref.defect_type, ref.label) == ("b_depth.npy", "unlabeled", 0)
+    # a class folder without split folders still serves every split
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    np.save(flat / "c_depth.npy", scan.xyz[..., 2])
+    Image.fromarray(scan.rgb).save(flat / "c_rgb.png")
+    for split in ("train", "validation", "test"):
+        assert [r.path.name for r in index_dataset(flat, None, split)] == ["c_depth.npy"]

@@ -23,6 +23,12 @@ __all__ = [
 
 LAYOUTS = ("mvtec3d", "eyecandies", "generic")
 _SPLITS_MVTEC = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+_SPLITS_GENERIC = {
+    "train": ("train",),
+    "validation": ("validation", "val"),
+    "val": ("val", "validation"),
+    "test": ("test",),
+}
 _SPLITS_EYE = {
     "train": "train",
     "validation": "val",
@@ -238,11 +244,17 @@ class DatasetIndex:
             base = self.root
         else:
             base = self._category_dir(category)
-        folders = [base / split] if (base / split).is_dir() else [base]
+        names = _SPLITS_GENERIC.get(split, (split,))
+        split_dir = next((base / n for n in names if (base / n).is_dir()), None)
+        if split_dir is None and any((base / n).is_dir() for n in _SPLITS_GENERIC):
+            # A class split into folders that lacks this split has no samples of it: its other
+            # splits are not defect types (the training scans would calibrate as validation).
+            return
+        folders = [split_dir or base]
         if _subdirs(folders[0]) and not has_generic_pairs(folders[0]):
             folders = _subdirs(folders[0])  # one sub-folder per defect type
         for folder in folders:
-            defect = folder.name if folder != base and folder.name != split else "unlabeled"
+            defect = folder.name if folder not in (base, split_dir) else "unlabeled"
             for geo, rgb, gt in generic_pairs(folder):
                 label = int(defect not in ("good", "unlabeled"))
                 files = (geo, rgb) if gt is None else (geo, rgb, gt)
@@ -275,7 +287,8 @@ def index_dataset(
     Eyecandies (``<root>/<Class>/{train,val,test_public}/data/NN_*``; ``validation`` and ``test``
     map to ``val`` and ``test_public``), or a generic folder of pairs (``rgb/`` + ``xyz/`` or
     ``depth/`` subfolders, or flat ``<stem>_rgb.png`` + ``<stem>_xyz.tiff``/``<stem>_depth.png``;
-    optionally under ``<category>/[<split>/][<type>/]``).
+    optionally under ``<category>/[<split>/][<type>/]``; ``validation`` may be ``val/``; a class
+    without split folders serves every split, one with them only the splits it holds).
 
     Raises:
         PcprepError: unknown category or split, an empty folder, or an xyz without its rgb.
