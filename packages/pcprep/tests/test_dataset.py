@@ -248,3 +248,29 @@ def test_generic_split_folders_are_not_defect_types(tmp_path):
     Image.fromarray(scan.rgb).save(flat / "c_rgb.png")
     for split in ("train", "validation", "test"):
         assert [r.path.name for r in index_dataset(flat, None, split)] == ["c_depth.npy"]
+
+
+def test_generic_rgb_without_its_geometry_is_an_error(tmp_path):
+    # A colour image whose depth was lost dropped its scan from the split without a word.
+    scan = synthetic_scan((32, 32), rng=0).sample
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for stem in ("a", "b"):
+        np.save(flat / f"{stem}_depth.npy", scan.xyz[..., 2])
+        Image.fromarray(scan.rgb).save(flat / f"{stem}_rgb.png")
+    (flat / "._a_depth.npy").write_bytes(b"\0")  # macOS copies' metadata is not a scan
+    assert [r.path.name for r in index_dataset(flat, None, "test")] == [
+        "a_depth.npy",
+        "b_depth.npy",
+    ]
+    (flat / "b_depth.npy").unlink()
+    with pytest.raises(PcprepError, match=r"b_rgb\.png: no point cloud b_xyz\.\* or depth b_"):
+        index_dataset(flat, None, "test")
+    sub = tmp_path / "sub"
+    (sub / "depth").mkdir(parents=True)
+    (sub / "rgb").mkdir()
+    np.save(sub / "depth" / "a.npy", scan.xyz[..., 2])
+    for stem in ("a", "b"):
+        Image.fromarray(scan.rgb).save(sub / "rgb" / f"{stem}.png")
+    with pytest.raises(PcprepError, match=r"rgb/b\.png: no point cloud or depth b\.\* in "):
+        index_dataset(sub, None, "test")

@@ -14,28 +14,27 @@ GEO_EXT = (".tiff", ".tif", ".npy", ".png")
 
 def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
     """(geometry, rgb, gt) triples in ``folder``: ``rgb/`` + ``xyz/`` or ``depth/`` (+ ``gt/``)
-    subfolders paired by stem, or flat ``<stem>_rgb.*`` + ``<stem>_xyz.*``/``<stem>_depth.*``."""
+    subfolders paired by stem, or flat ``<stem>_rgb.*`` + ``<stem>_xyz.*``/``<stem>_depth.*``.
+
+    A geometry file without its colour image, or a colour image without its geometry, is an
+    error: a scan that lost half of its pair must not drop out of a split unseen."""
     pairs: list[tuple[Path, Path, Path | None]] = []
     geo_dir = next((folder / d for d in ("xyz", "depth") if (folder / d).is_dir()), None)
     if geo_dir is not None and (folder / "rgb").is_dir():
-        rgbs = {
-            p.stem: p for p in sorted((folder / "rgb").iterdir()) if p.suffix.lower() in IMG_EXT
-        }
-        gts = (
-            {p.stem: p for p in sorted((folder / "gt").glob("*"))}
-            if (folder / "gt").is_dir()
-            else {}
-        )
-        for geo in sorted(geo_dir.iterdir()):
-            if geo.suffix.lower() not in GEO_EXT:
-                continue
+        rgbs = {p.stem: p for p in _files(folder / "rgb") if p.suffix.lower() in IMG_EXT}
+        gts = {p.stem: p for p in _files(folder / "gt")}
+        geos = [p for p in _files(geo_dir) if p.suffix.lower() in GEO_EXT]
+        for geo in geos:
             if geo.stem not in rgbs:
                 raise PcprepError.at(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}")
             pairs.append((geo, rgbs[geo.stem], gts.get(geo.stem)))
+        for stem in _lost(rgbs, {g.stem for g in geos}):
+            raise PcprepError.at(rgbs[stem], f"no point cloud or depth {stem}.* in {geo_dir}")
         return pairs
-    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    files = _files(folder)
     rgbs = {p.stem[: -len("_rgb")]: p for p in files if p.stem.endswith("_rgb")}
     gts = {p.stem[: -len("_gt")]: p for p in files if p.stem.endswith("_gt")}
+    stems = set()
     for geo in files:
         for tag in ("_xyz", "_depth"):
             if geo.stem.endswith(tag) and geo.suffix.lower() in GEO_EXT:
@@ -43,7 +42,24 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
                 if stem not in rgbs:
                     raise PcprepError.at(geo, f"no colour image {stem}_rgb.* next to it")
                 pairs.append((geo, rgbs[stem], gts.get(stem)))
+                stems.add(stem)
+    for stem in _lost(rgbs, stems):
+        raise PcprepError.at(
+            rgbs[stem], f"no point cloud {stem}_xyz.* or depth {stem}_depth.* next to it"
+        )
     return pairs
+
+
+def _files(folder: Path) -> list[Path]:
+    """Sorted files of ``folder``; hidden ones (``._x.png`` of macOS copies) are not scans."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _lost(rgbs: dict[str, Path], stems: set[str]) -> list[str]:
+    """Stems of colour images whose geometry is missing, sorted."""
+    return sorted(set(rgbs) - stems)
 
 
 def has_generic_pairs(folder: Path) -> bool:
