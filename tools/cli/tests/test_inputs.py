@@ -69,3 +69,19 @@ def test_own_depth_png_without_its_rgb_is_not_called_eyecandies(tmp_path):
     _touch(tmp_path / "b_rgb.png")
     with pytest.raises(CLIError, match=r"a_depth\.png: depth without its rgb \(expected a_rgb"):
         resolve_inputs([tmp_path])
+
+
+def test_rgb_without_its_geometry_in_a_directory_is_an_error(tmp_path):
+    # pcprep's indexes refuse a colour image whose geometry is missing; predict dropped the scan
+    _touch(tmp_path / "flat" / "a_xyz.tiff")
+    _touch(tmp_path / "flat" / "a_rgb.png")
+    _touch(tmp_path / "flat" / "b_rgb.jpg")
+    with pytest.raises(CLIError, match=r"b_rgb\.jpg: an rgb image without its xyz \(expected b_"):
+        resolve_inputs([tmp_path / "flat"])
+    _touch(tmp_path / "sub" / "xyz" / "000.tiff")
+    _touch(tmp_path / "sub" / "rgb" / "000.png")
+    _touch(tmp_path / "sub" / "rgb" / "._000.png")  # macOS metadata, not a scan
+    assert len(resolve_inputs([tmp_path / "sub"])) == 1
+    _touch(tmp_path / "sub" / "rgb" / "001.png")
+    with pytest.raises(CLIError, match=r"rgb/001\.png: an rgb image without its xyz \(expected "):
+        resolve_inputs([tmp_path / "sub"])

@@ -1,143 +1,27 @@
 """What ``predict`` accepts: MVTec sample folders, ``XYZ RGB`` pairs, Eyecandies samples and
-directories of any of them."""
+directories of any of them (each sample an :class:`~threedsr_cli.input_items.InputItem`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError
-
-if TYPE_CHECKING:
-    from pcprep import Sample
+from threedsr_cli.input_items import (
+    EYECANDIES_RGB_INDEX,
+    GEOMETRY_EXT,
+    IMAGE_EXT,
+    InputItem,
+    eyecandies_item,
+    eyecandies_prefix,
+    is_eyecandies_image,
+    item_name,
+    printable,
+    sibling_rgb,
+)
 
 __all__ = ["EYECANDIES_RGB_INDEX", "InputItem", "eyecandies_prefix", "printable", "resolve_inputs"]
-
-GEOMETRY_EXT = {".tif", ".tiff", ".npy"}
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
-#: The Eyecandies light that train/eval read (pcprep's default: 5, all lights on); predict reads
-#: the same one whichever ``<id>_image_<k>.png`` names the sample, so its inputs match training.
-EYECANDIES_RGB_INDEX = 5
-_EYE_IMAGE = re.compile(r"^(?P<id>.+)_image_\d+$")
-
-
-def printable(value: Any) -> Any:
-    """``value`` (a string, or a JSON-able dict / list of them) with every undecodable byte of a
-    file name (kept by Python as a lone surrogate, ``os.fsdecode``) written as ``\\xNN``: text
-    that UTF-8 files, JSON readers, terminals and matplotlib all accept.
-
-    Example:
-        >>> printable("scan_\\udcff.tiff")
-        'scan_\\\\xff.tiff'
-        >>> printable({"d\\udce9nt": ["ok"]})
-        {'d\\\\xe9nt': ['ok']}
-    """
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    if isinstance(value, dict):
-        return {printable(k): printable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [printable(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One sample to predict: a display name and how to read it (a pcprep ``Sample``).
-
-    ``layout`` is ``"mvtec3d"`` (``rgb`` found by the reader), ``"pair"`` (own xyz/depth + rgb) or
-    ``"eyecandies"`` (``geometry`` is ``<id>_depth.png``, ``rgb`` its ``<id>_image_5.png``).
-    """
-
-    name: str
-    geometry: Path
-    rgb: Path | None
-    layout: str = "pair"
-
-    def load(self) -> Sample:
-        import pcprep
-
-        if self.layout == "eyecandies":
-            # The call pcprep.SampleRef.load makes for eval's Eyecandies refs (default read
-            # options): the same metres, back-projection and RGB, hence the same model inputs.
-            return pcprep.read_eyecandies(eyecandies_prefix(self.geometry))
-        if self.rgb is None:
-            return pcprep.read_mvtec3d(self.geometry)
-        # An MVTec sample reads as the pair it is (same xyz, same rgb); so does a depth map that
-        # an own-scan xyz/ folder holds, which train's generic reader accepts.
-        return pcprep.read_pair(self.geometry, self.rgb)
-
-
-def eyecandies_prefix(path: Path) -> Path | None:
-    """The sample prefix (``.../data/25``) that an Eyecandies path names, else ``None``.
-
-    ``<id>_depth.png``, an ``<id>_image_<k>.png`` next to ``<id>_depth.png``, any ``<id>_*`` file
-    next to ``<id>_info_depth.yaml``, or the prefix itself when ``<prefix>_depth.png`` exists.
-
-    Example:
-        >>> eyecandies_prefix(Path("CandyCane/test_public/data/25_depth.png")).name
-        '25'
-        >>> eyecandies_prefix(Path("scan.tiff")) is None
-        True
-    """
-    name = path.name
-    if name.endswith("_depth.png"):
-        return path.with_name(name[: -len("_depth.png")])
-    if not path.exists() and path.with_name(f"{name}_depth.png").is_file():
-        return path
-    if not path.is_file():
-        return None
-    m = _EYE_IMAGE.match(path.stem)
-    if m and path.suffix.lower() == ".png" and path.with_name(f"{m['id']}_depth.png").is_file():
-        return path.with_name(m["id"])
-    for k in (i for i, c in enumerate(name) if c == "_"):
-        if path.with_name(f"{name[:k]}_info_depth.yaml").is_file():
-            return path.with_name(name[:k])
-    return None
-
-
-def _eyecandies_item(prefix: Path) -> InputItem:
-    """Check that the files `pcprep.read_eyecandies` needs are there (their contents are read
-    later, naming the file on any problem)."""
-    depth = prefix.with_name(f"{prefix.name}_depth.png")
-    if not depth.is_file():
-        raise CLIError(f"{depth}: not found (the depth of Eyecandies sample {prefix.name})")
-    info = prefix.with_name(f"{prefix.name}_info_depth.yaml")
-    if not info.is_file():
-        raise CLIError(
-            f"{depth}: Eyecandies depth without its {info.name} (needed for metres; "
-            "for an own depth map pass 'DEPTH RGB')"
-        )
-    rgb = prefix.with_name(f"{prefix.name}_image_{EYECANDIES_RGB_INDEX}.png")
-    if not rgb.is_file():
-        raise CLIError(
-            f"{depth}: Eyecandies depth without its rgb (expected {rgb.name} next to it)"
-        )
-    data = prefix.parent
-    name = f"{data.parent.parent.name}_{prefix.name}" if data.name == "data" else prefix.name
-    return InputItem(printable(name), depth, rgb, "eyecandies")
-
-
-def _mvtec_rgb(xyz: Path) -> Path | None:
-    folder = xyz.parent.parent / "rgb"
-    for ext in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-        if (folder / f"{xyz.stem}{ext}").is_file():
-            return folder / f"{xyz.stem}{ext}"
-    return None
-
-
-def _name(geometry: Path) -> str:
-    """The sample's output name (printable: its files and titles take any file name)."""
-    if geometry.parent.name in ("xyz", "depth"):
-        return printable(f"{geometry.parent.parent.name}_{geometry.stem}")
-    stem = geometry.stem
-    for tag in ("_xyz", "_depth"):
-        if stem.endswith(tag):
-            return printable(stem[: -len(tag)])
-    return printable(stem)
 
 
 def _from_geometry_folder(geo_dir: Path) -> list[InputItem]:
@@ -148,14 +32,22 @@ def _from_geometry_folder(geo_dir: Path) -> list[InputItem]:
         suffix = geo.suffix.lower()
         if suffix not in GEOMETRY_EXT | {".png"} or not geo.is_file() or geo.name[0] == ".":
             continue
-        rgb = _mvtec_rgb(geo)
+        rgb = sibling_rgb(geo)
         if rgb is None:
             raise CLIError(
                 f"{geo}: {geo_dir.name} without its rgb (expected "
                 f"{geo_dir.parent / 'rgb'}/{geo.stem}.png)"
             )
         layout = "mvtec3d" if geo_dir.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
-        items.append(InputItem(_name(geo), geo, rgb, layout))
+        items.append(InputItem(item_name(geo), geo, rgb, layout))
+    paired = {it.rgb for it in items}
+    rgb_dir = geo_dir.parent / "rgb"
+    for img in sorted(rgb_dir.iterdir()) if rgb_dir.is_dir() else []:
+        if img.suffix.lower() in IMAGE_EXT | {".tif", ".tiff"} and img not in paired:
+            if img.is_file() and img.name[0] != ".":
+                raise CLIError(
+                    f"{img}: an rgb image without its xyz (expected {geo_dir}/{img.stem}.*)"
+                )
     return items
 
 
@@ -164,7 +56,7 @@ def _own_depth_png(depth: Path, stem: str) -> bool:
     ``<stem>_image_<k>.png``): an own depth map whose rgb is missing."""
     if depth.with_name(f"{stem}_info_depth.yaml").exists():
         return False
-    return not any(_EYE_IMAGE.match(p.stem) for p in depth.parent.glob(f"{stem}_image_*.png"))
+    return not any(is_eyecandies_image(p.stem) for p in depth.parent.glob(f"{stem}_image_*.png"))
 
 
 def _flat_pairs(folder: Path) -> list[InputItem]:
@@ -180,11 +72,18 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
                 if stem in rgbs:
                     items.append(InputItem(printable(stem), geo, rgbs[stem]))
                 elif geo.name.endswith("_depth.png") and not _own_depth_png(geo, stem):
-                    items.append(_eyecandies_item(geo.with_name(stem)))
+                    items.append(eyecandies_item(geo.with_name(stem)))
                 else:
                     raise CLIError(
                         f"{geo}: {tag[1:]} without its rgb (expected {stem}_rgb.png next to it)"
                     )
+    paired = {it.rgb for it in items}
+    for stem, img in rgbs.items():
+        if img not in paired and img.suffix.lower() in IMAGE_EXT and img.name[0] != ".":
+            raise CLIError(
+                f"{img}: an rgb image without its xyz (expected {stem}_xyz.tiff or "
+                f"{stem}_depth.png next to it)"
+            )
     return items
 
 
@@ -222,7 +121,7 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
     )
     if prefix is not None and not (p.name.endswith("_depth.png") and own_rgb):
         # an Eyecandies file; a "_depth.png" followed by an own rgb image stays a DEPTH RGB pair
-        return _eyecandies_item(prefix), 1
+        return eyecandies_item(prefix), 1
     if not p.exists():
         if p.is_symlink():
             raise CLIError(f"{p}: a broken or looping symbolic link")
@@ -233,10 +132,10 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
                 raise CLIError(f"{nxt}: is a folder, not an image (the rgb image of {p})")
             if not nxt.is_file():
                 raise CLIError(f"{nxt}: not found (the rgb image of {p})")
-            return InputItem(_name(p), p, nxt), 2
-        if p.parent.name in ("xyz", "depth") and _mvtec_rgb(p) is not None:
+            return InputItem(item_name(p), p, nxt), 2
+        if p.parent.name in ("xyz", "depth") and sibling_rgb(p) is not None:
             layout = "mvtec3d" if p.parent.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
-            return InputItem(_name(p), p, _mvtec_rgb(p), layout), 1
+            return InputItem(item_name(p), p, sibling_rgb(p), layout), 1
         raise CLIError(
             f"{p}: xyz without its rgb (pass it as 'XYZ RGB', or keep the MVTec "
             "layout xyz/NNN.tiff + rgb/NNN.png)"
