@@ -274,3 +274,16 @@ def test_generic_rgb_without_its_geometry_is_an_error(tmp_path):
         Image.fromarray(scan.rgb).save(sub / "rgb" / f"{stem}.png")
     with pytest.raises(PcprepError, match=r"rgb/b\.png: no point cloud or depth b\.\* in "):
         index_dataset(sub, None, "test")
+
+
+def test_generic_rgb_name_taken_by_a_folder_or_dangling_link_is_named(tmp_path):
+    # 'no colour image a_rgb.* next to it' sent the user to a listing that shows a_rgb.png
+    scan = synthetic_scan((32, 32), rng=0).sample
+    np.save(tmp_path / "a_depth.npy", scan.xyz[..., 2])
+    (tmp_path / "a_rgb.png").mkdir()
+    with pytest.raises(PcprepError, match=r"a_rgb\.png: is a folder, not the colour image of a_"):
+        index_dataset(tmp_path, None, "test")
+    (tmp_path / "a_rgb.png").rmdir()
+    (tmp_path / "a_rgb.png").symlink_to(tmp_path / "gone.png")
+    with pytest.raises(PcprepError, match=r"a_rgb\.png: is a broken or looping symbolic link"):
+        index_dataset(tmp_path, None, "test")

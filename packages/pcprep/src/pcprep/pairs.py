@@ -26,6 +26,7 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
         geos = [p for p in _files(geo_dir) if p.suffix.lower() in GEO_EXT]
         for geo in geos:
             if geo.stem not in rgbs:
+                _not_a_file(folder / "rgb", geo.stem, geo)
                 raise PcprepError.at(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}")
             pairs.append((geo, rgbs[geo.stem], gts.get(geo.stem)))
         for stem in _lost(rgbs, {g.stem for g in geos}):
@@ -40,6 +41,7 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
             if geo.stem.endswith(tag) and geo.suffix.lower() in GEO_EXT:
                 stem = geo.stem[: -len(tag)]
                 if stem not in rgbs:
+                    _not_a_file(folder, f"{stem}_rgb", geo)
                     raise PcprepError.at(geo, f"no colour image {stem}_rgb.* next to it")
                 pairs.append((geo, rgbs[stem], gts.get(stem)))
                 stems.add(stem)
@@ -55,6 +57,15 @@ def _files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _not_a_file(folder: Path, stem: str, geo: Path) -> None:
+    """The colour image's name taken by a folder or a dangling link is named as such (it looks
+    like the missing file in a listing)."""
+    for p in sorted(folder.iterdir()):
+        if p.stem == stem and p.suffix.lower() in IMG_EXT and not p.is_file():
+            what = "a folder" if p.is_dir() else "a broken or looping symbolic link"
+            raise PcprepError.at(p, f"is {what}, not the colour image of {geo.name}")
 
 
 def _lost(rgbs: dict[str, Path], stems: set[str]) -> list[str]:
