@@ -287,3 +287,17 @@ def test_generic_rgb_name_taken_by_a_folder_or_dangling_link_is_named(tmp_path):
     (tmp_path / "a_rgb.png").symlink_to(tmp_path / "gone.png")
     with pytest.raises(PcprepError, match=r"a_rgb\.png: is a broken or looping symbolic link"):
         index_dataset(tmp_path, None, "test")
+
+
+def test_generic_class_with_only_typed_test_folders_is_listed(tmp_path):
+    # <class>/test/<type>/NAME_depth + NAME_rgb (a test set alone, for eval) was not a class:
+    # only pairs up to one folder below a class were looked for.
+    scan = synthetic_scan((32, 32), rng=0).sample
+    for kind in ("good", "dent"):
+        folder = tmp_path / "part" / "test" / kind
+        folder.mkdir(parents=True)
+        np.save(folder / "a_depth.npy", scan.xyz[..., 2])
+        Image.fromarray(scan.rgb).save(folder / "a_rgb.png")
+    assert list_categories(tmp_path) == ["part"]
+    refs = index_dataset(tmp_path, "part", "test")
+    assert [(r.defect_type, r.label) for r in refs] == [("dent", 1), ("good", 0)]

@@ -138,10 +138,15 @@ class DatasetIndex:
             ]
         if has_generic_pairs(self.root):
             return [self.root.name]
+        # <class>/[<split>/][<type>/]: pairs up to two folders below a class
         return [
             c.name
             for c in _subdirs(self.root)
-            if has_generic_pairs(c) or any(has_generic_pairs(s) for s in _subdirs(c))
+            if has_generic_pairs(c)
+            or any(
+                has_generic_pairs(s) or any(has_generic_pairs(t) for t in _subdirs(s))
+                for s in _subdirs(c)
+            )
         ]
 
     def refs(self, category: str | None, split: str) -> list[SampleRef]:
