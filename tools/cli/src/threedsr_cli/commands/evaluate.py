@@ -113,7 +113,17 @@ def check_masks(data: Path, category: str, allow_missing: bool) -> int:
         defective = [r for r in pack.samples.get("test", []) if r.label == 1]
         missing = [r for r in defective if not r.has_native_gt]
     else:
-        defective = [r for r in pcprep.index_dataset(data, category, "test") if r.label == 1]
+        refs = pcprep.index_dataset(data, category, "test")
+        # Own test scans straight in test/ (no good/ and <defect>/ folders) and without masks say
+        # nothing about what they are: counted as good, every metric came out empty, exit 0.
+        unlabeled = [r for r in refs if r.defect_type == "unlabeled" and r.gt_path is None]
+        if unlabeled:
+            raise CLIError(
+                f"{unlabeled[0].path}: test scan without a label ({len(unlabeled)} of "
+                f"{len(refs)}): sort the test scans into good/ and <defect type>/ folders or give "
+                "masks (NAME_gt.png, gt/); predict scores unlabeled scans"
+            )
+        defective = [r for r in refs if r.label == 1]
         missing = [r for r in defective if r.gt_path is None]
     if not missing:
         return 0
