@@ -85,3 +85,14 @@ def test_rgb_without_its_geometry_in_a_directory_is_an_error(tmp_path):
     _touch(tmp_path / "sub" / "rgb" / "001.png")
     with pytest.raises(CLIError, match=r"rgb/001\.png: an rgb image without its xyz \(expected "):
         resolve_inputs([tmp_path / "sub"])
+
+
+def test_own_depth_png_alone_is_not_called_eyecandies(tmp_path):
+    # 'Eyecandies depth without its a_info_depth.yaml' for an own depth map given without its rgb
+    depth = _touch(tmp_path / "a_depth.png")
+    _touch(tmp_path / "a_rgb.png")
+    with pytest.raises(CLIError, match=r"a_depth\.png: depth without its rgb \(pass 'DEPTH RGB'"):
+        resolve_inputs([depth])
+    _touch(tmp_path / "a_info_depth.yaml")  # next to its yaml it is an Eyecandies sample
+    with pytest.raises(CLIError, match=r"a_depth\.png: Eyecandies depth without its rgb"):
+        resolve_inputs([depth])

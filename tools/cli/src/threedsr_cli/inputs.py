@@ -119,8 +119,11 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
         and not nxt.stem.endswith(("_xyz", "_depth"))
         and eyecandies_prefix(nxt) is None
     )
-    if prefix is not None and not (p.name.endswith("_depth.png") and own_rgb):
-        # an Eyecandies file; a "_depth.png" followed by an own rgb image stays a DEPTH RGB pair
+    stem = p.name[: -len("_depth.png")]
+    own_depth = p.name.endswith("_depth.png") and (own_rgb or _own_depth_png(p, stem))
+    if prefix is not None and not own_depth:
+        # an Eyecandies file; a "_depth.png" followed by an own rgb image, or with nothing of an
+        # Eyecandies sample next to it, is an own depth map (DEPTH RGB)
         return eyecandies_item(prefix), 1
     if not p.exists():
         if p.is_symlink():
@@ -136,8 +139,9 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
         if p.parent.name in ("xyz", "depth") and sibling_rgb(p) is not None:
             layout = "mvtec3d" if p.parent.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
             return InputItem(item_name(p), p, sibling_rgb(p), layout), 1
+        what = "depth" if p.stem.endswith("_depth") or p.parent.name == "depth" else "xyz"
         raise CLIError(
-            f"{p}: xyz without its rgb (pass it as 'XYZ RGB', or keep the MVTec "
+            f"{p}: {what} without its rgb (pass '{what.upper()} RGB', or keep the "
             "layout xyz/NNN.tiff + rgb/NNN.png)"
         )
     if suffix in IMAGE_EXT:
