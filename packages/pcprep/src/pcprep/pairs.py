@@ -29,8 +29,9 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
                 _not_a_file(folder / "rgb", geo.stem, geo)
                 raise PcprepError.at(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}")
             pairs.append((geo, rgbs[geo.stem], gts.get(geo.stem)))
-        for stem in _lost(rgbs, {g.stem for g in geos}):
-            raise PcprepError.at(rgbs[stem], f"no point cloud or depth {stem}.* in {geo_dir}")
+        lost = _lost(rgbs, {g.stem for g in geos})
+        if lost:
+            raise PcprepError.at(rgbs[lost[0]], f"no point cloud or depth {lost[0]}.* in {geo_dir}")
         return pairs
     files = _files(folder)
     rgbs = {p.stem[: -len("_rgb")]: p for p in files if p.stem.endswith("_rgb")}
@@ -45,9 +46,10 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
                     raise PcprepError.at(geo, f"no colour image {stem}_rgb.* next to it")
                 pairs.append((geo, rgbs[stem], gts.get(stem)))
                 stems.add(stem)
-    for stem in _lost(rgbs, stems):
+    lost = _lost(rgbs, stems)
+    if lost:
         raise PcprepError.at(
-            rgbs[stem], f"no point cloud {stem}_xyz.* or depth {stem}_depth.* next to it"
+            rgbs[lost[0]], f"no point cloud {lost[0]}_xyz.* or depth {lost[0]}_depth.* next to it"
         )
     return pairs
 
