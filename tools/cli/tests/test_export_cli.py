@@ -150,6 +150,22 @@ def test_readme_deploy_example_runs_without_torch(cli, run_copy, tiny_data, tmp_
     assert abs(printed - score) < 1e-4 and done.stdout.split()[2] in ("normal", "ANOMALOUS")
 
 
+def test_export_makes_the_folder_of_out_and_leaves_none_when_refused(
+    bad_input, cli, run_copy, tmp_path
+):
+    refused = tmp_path / "refused" / "sub" / "d.pt"
+    bad_input(cli("export", "--run", run_copy, "--out", refused, "--format", "torchscript",
+                  "--size", "128", "-q"), "not the detector's 64")  # fmt: skip
+    assert not (tmp_path / "refused").exists()
+    out = tmp_path / "exports" / "sub" / "d.pt"
+    res = cli("export", "--run", run_copy, "--out", out, "--format", "torchscript", "-q")
+    assert res.exit_code == 0, res.stderr
+    assert out.is_file() and out.with_name("d.pt.json").is_file()
+    (tmp_path / "a-file").write_text("mine")
+    bad_input(cli("export", "--run", run_copy, "--out", tmp_path / "a-file" / "d.pt"), "a-file")
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
 def test_export_of_an_unfinished_detector_warns(cli, run_copy, tmp_path):
     # eval and predict warn about a half-trained detector; export, whose file goes to
     # deployment, said nothing

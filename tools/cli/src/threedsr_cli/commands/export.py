@@ -11,7 +11,12 @@ from typing import Any
 from threedsr_cli.errors import CLIError
 from threedsr_cli.locks import folder_lock
 from threedsr_cli.options import parse_threshold
-from threedsr_cli.outputs import commit_outputs, recover_outputs, staging_folder
+from threedsr_cli.outputs import (
+    check_output_folder,
+    commit_outputs,
+    recover_outputs,
+    staging_folder,
+)
 from threedsr_cli.ownership import BACKUP, JOURNAL, MANIFEST, MARKER, OWNED
 from threedsr_cli.runs import read_marker
 from threedsr_cli.ui import UI
@@ -69,8 +74,6 @@ def check_export_target(out: Path, source: Path, overwrite: bool) -> None:
     sidecar = sidecar_path(out)
     if out.is_dir():
         raise CLIError(f"{out}: is a folder; give the file to write (--out FILE)")
-    if not out.parent.is_dir():
-        raise CLIError(f"{out.parent}: folder not found (the folder of --out)")
     owned = _run_owned(out.parent)
     for path in (out, sidecar):
         if path.name in owned or (path.exists() and path.resolve() == source.resolve()):
@@ -118,8 +121,8 @@ def export_command(
     source = Path(run) / "detector.pt" if Path(run).is_dir() else Path(run)
     if out.is_dir():
         raise CLIError(f"{out}: is a folder; give the file to write (--out FILE)")
-    if not out.parent.is_dir():
-        raise CLIError(f"{out.parent}: folder not found (the folder of --out)")
+    # Made as eval and predict make theirs (by the lock, which removes it again on a failure).
+    check_output_folder(out.parent)
     # One writer per folder: a train --overwrite or another export into it waits.
     with folder_lock(out.parent):
         recover_outputs(out.parent)
