@@ -224,3 +224,28 @@ def test_a_format_2_detector_loads_as_its_method_with_equal_maps(
     x = synthetic_class("rgbd", n=2, seed=7).x
     a, b = old.predict(x), new.predict(x)
     assert torch.equal(a.maps, b.maps) and torch.equal(a.scores, b.scores)
+
+
+@pytest.mark.parametrize("stop_at", [2, 4])  # before the first periodic checkpoint, after it
+def test_an_interrupted_run_keeps_its_history_when_resumed(tmp_path, stop_at) -> None:
+    # Ctrl-C saved the checkpoint but not train_history.json: the resumed run's history began
+    # at the interruption, so its steps before it were lost.
+    data = synthetic_class("depth")
+    full = tiny_config("depth", out=str(tmp_path / "full"))
+    train_detector(full, backbone=tiny_backbone("depth"), data=data)
+    cfg = tiny_config("depth", out=str(tmp_path / "cut"))
+
+    def stop(event) -> None:
+        if event.step == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(cfg, stop, backbone=tiny_backbone("depth"), data=data)
+    history_file = tmp_path / "cut" / "train_history.json"
+    assert [e["step"] for e in json.loads(history_file.read_text())] == list(range(1, stop_at + 1))
+    train_detector(cfg, backbone=tiny_backbone("depth"), data=data)
+    expected = json.loads((tmp_path / "full" / "train_history.json").read_text())
+    history = json.loads(history_file.read_text())
+    assert [e["step"] for e in history] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
+    for got, want in zip(history, expected, strict=True):
+        assert got["total"] == pytest.approx(want["total"], abs=1e-5)

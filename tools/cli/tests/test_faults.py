@@ -101,20 +101,26 @@ def test_kill_during_training_checkpoint_keeps_a_resumable_run(
     monkeypatch.setattr(threedsr, "train_detector", interrupted)
     assert cli(*args).exit_code == 130  # an unfinished run at step 10
     monkeypatch.setattr(threedsr, "train_detector", real)
+    history = out / "train_history.json"
+    assert [e["step"] for e in json.loads(history.read_text())] == [10]  # kept for the resume
     old = snapshot(out)
     for pattern in ("train_state.pt", "detector.pt"):
         _killed([*args, "--resume"], pattern, 1)
         now = _visible(snapshot(out))
-        # every visible file is the old one or a complete new checkpoint, never a partial one
+        # every visible file is the old one or a complete new one, never a partial one
         for name, entry in now.items():
             if entry != old.get(name):
-                assert name == "train_state.pt", name
-                assert threedsr.read_checkpoint(out / name, kind="threedsr.train_state")
+                assert name in ("train_state.pt", "train_history.json"), name
+                if name == "train_state.pt":
+                    assert threedsr.read_checkpoint(out / name, kind="threedsr.train_state")
+                else:  # written before the checkpoint: its entries reach the new step
+                    assert [e["step"] for e in json.loads(history.read_text())] == [10, 12]
         assert threedsr.read_checkpoint(out / "detector.pt")["step"] == 10
     res = cli(*args, "--resume")  # and the run continues
     assert res.exit_code == 0, res.stderr
     ck = threedsr.read_checkpoint(out / "detector.pt")
     assert ck["step"] == 12 and ck["finished"]
+    assert [e["step"] for e in json.loads(history.read_text())] == [10, 12]
 
 
 @pytest.mark.parametrize(("nth", "expect"), [(1, "old"), (2, "new")])

@@ -213,12 +213,15 @@ class _DetectorTrainer:
         return metrics
 
     def save(self, *, sync: bool = True) -> Path:
-        """Rank 0 writes ``train_state.pt`` then ``detector.pt`` (each atomically, the network
-        so far: the finished detector is written by the caller); with ``sync`` every rank waits
-        for it."""
+        """Rank 0 writes ``train_history.json``, ``train_state.pt`` then ``detector.pt`` (each
+        atomically, the network so far: the finished detector is written by the caller); with
+        ``sync`` every rank waits for it."""
         path = self.out / DETECTOR_FILE
         self.check_finite()
         if self.ctx.is_main:
+            # The history first: a resumed run keeps the entries up to its checkpoint (later
+            # ones are dropped then), so a kill between the writes loses nothing.
+            self.write_history()
             cfg = self.config
             path = save_training_state(
                 self.out,
@@ -259,6 +262,4 @@ class _DetectorTrainer:
         except KeyboardInterrupt:
             self.save(sync=False)
             raise
-        path = self.save()
-        self.write_history()
-        return path
+        return self.save()
