@@ -36,6 +36,30 @@ def test_demo_fast_end_to_end(bad_input, cli, tmp_path):
     )
     res = cli("demo", "--fast", "--out", out, "--device", "cpu", "--seed", 1, "--resume", "-q")
     assert res.exit_code == 0, res.stderr
+    _overwrite_keeps_user_files_inside_the_demo_folders(bad_input, cli, out)
+
+
+def _overwrite_keeps_user_files_inside_the_demo_folders(bad_input, cli, out):
+    """--overwrite moves the demo's folders away and deletes them: one holding a file or folder
+    of the user's stops it (it used to delete them with the old run, silently, exit 0)."""
+    from threedsr_cli.ownership import OWNED, foreign_file
+
+    # nothing the demo wrote counts as the user's (else --overwrite of a demo could never run)
+    assert [foreign_file("demo", out / name) for name in OWNED["demo"]] == [None] * 13
+    args = ["demo", "--fast", "--out", out, "--device", "cpu", "--seed", 1, "--overwrite"]
+    for mine in ("detector-rgbd/my_notes.txt", "overlays/mine.png", "data/puck/README.txt",
+                 "data/mydata/", "detector-rgb/sub/x.bin"):  # fmt: skip
+        path = out / mine
+        if mine.endswith("/"):
+            path.mkdir()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("mine")
+        before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+        line = bad_input(cli(*args), "not written by threedsr-cli", "--overwrite would delete")
+        assert line.startswith(f"error: {out / mine.split('/')[0]}/"), line
+        assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+        (path.rmdir() if path.is_dir() else path.unlink())
 
 
 def test_demo_refuses_foreign_folder(bad_input, cli, tmp_path):

@@ -9,7 +9,9 @@ files that other commands add to a run folder (eval's ``metrics.json`` / ``metri
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +27,7 @@ __all__ = [
     "RECORDED",
     "STAGING_PREFIX",
     "check_written",
+    "foreign_file",
     "prediction_files",
     "read_manifest",
     "written_by_tool",
@@ -131,3 +134,81 @@ def prediction_files(folder: Path) -> set[str] | None:
             return None
     present = {p.name for p in folder.iterdir() if not p.name.startswith(STAGING_PREFIX)}
     return present if present <= names else None
+
+
+#: the demo's folders that hold runs of another kind (their files: that kind's :data:`OWNED`)
+_SUBRUNS = {
+    "dada-rgbd": "train-dada",
+    "backbone-rgb": "train-dada",
+    "detector-rgbd": "train",
+    "detector-rgb": "train",
+}
+
+
+@functools.cache
+def _demo_trees() -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
+    """What the demo writes into its other folders: (files, folders) as paths relative to the
+    folder; an empty folder elsewhere is the user's too."""
+    from depthsim.scenes import CLASSES  # lazily: only an --overwrite of a demo needs it
+
+    c = "(" + "|".join(re.escape(name) for name in CLASSES) + ")"
+    return {
+        # depthsim.scenes.generate_dataset's layout
+        "data": (
+            re.compile(
+                rf"scenes\.json|{c}/class_ids\.json"
+                rf"|{c}/(train|validation|test)/[^/]+/(xyz|rgb|gt)/\d+\.(tiff|png)"
+            ),
+            re.compile(rf"{c}(/(train|validation|test)(/[^/]+(/(xyz|rgb|gt))?)?)?"),
+        ),
+        # <defect type>_<index>.png, no folders
+        "overlays": (re.compile(r"[^/]+_\d+\.png"), re.compile(r"(?!)")),
+    }
+
+
+#: the temporary name of an atomic write that a kill cut short: ``.<stem>-<8 chars><suffix>``
+_TEMPORARY = re.compile(r"\.(?P<stem>.+)-[a-z0-9_]{8}(?P<suffix>\.[^.]+)")
+
+
+def _untemporary(name: str) -> str:
+    """The file an atomic write's temporary name stands for (``.detector-ab12cd34.pt`` ->
+    ``detector.pt``), else ``name``."""
+    m = _TEMPORARY.fullmatch(name)
+    return m["stem"] + m["suffix"] if m else name
+
+
+def foreign_file(kind: str, folder: Path) -> Path | None:
+    """A file inside ``folder``, a folder that a ``kind`` run writes, that this tool did not write
+    (the user's), or None. ``--overwrite`` moves such a folder away and deletes it, so it must not
+    hold anything of the user's."""
+    folder = Path(folder)
+    if kind != "demo" or folder.is_symlink() or not folder.is_dir():
+        return None
+    sub = _SUBRUNS.get(folder.name)
+    if sub is not None:
+        for p in sorted(folder.iterdir()):
+            name = _untemporary(p.name)
+            if name == JOURNAL or name.startswith(STAGING_PREFIX):
+                continue  # an output group that a kill cut short
+            if name not in OWNED[sub]:
+                return p
+            if name == "predictions" and p.is_dir() and prediction_files(p) is None:
+                return p
+            if (
+                name == p.name
+                and name in RECORDED.get(sub, ())
+                and not written_by_tool(folder, name)
+            ):
+                return p
+        return None
+    if folder.name not in ("data", "overlays"):
+        return None
+    files, folders = _demo_trees()[folder.name]
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_dir() and not p.is_symlink():
+            if not folders.fullmatch(rel.as_posix()):
+                return p  # a folder of the user's, files in it or not
+        elif p.is_symlink() or not files.fullmatch((rel.parent / _untemporary(p.name)).as_posix()):
+            return p
+    return None

@@ -36,6 +36,7 @@ from threedsr_cli.ownership import (
     MARKER,
     OWNED,
     RECORDED,
+    foreign_file,
     prediction_files,
     written_by_tool,
 )
@@ -257,6 +258,13 @@ def _move_aside(out: Path, marker: dict[str, Any]) -> Path:
         if entry.name in RECORDED.get(kind, ()) and not written_by_tool(out, entry.name):
             warn(f"{entry}: kept (not written by threedsr-cli, or changed since)")
             continue
+        # The new run writes into a folder of the same name, so the old one cannot stay: a file
+        # of the user's in it stops the command instead of being deleted with the old run.
+        if (mine := foreign_file(kind, entry)) is not None:
+            raise CLIError(
+                f"{mine}: not written by threedsr-cli, and --overwrite would delete it with "
+                f"{entry}; move it away or choose another --out"
+            )
         moving.append(entry)
     backup = out / BACKUP
     if backup.exists():
