@@ -11,7 +11,7 @@ the folder and, where ``/proc/locks`` tells, the process holding it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
@@ -23,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: no lock (the tool targets Linux and macOS)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["folder_lock", "lock_holder", "run_lock"]
+__all__ = ["folder_lock", "folders_locked", "lock_holder", "run_lock"]
 
 _COMMANDS = ("demo", "train-dada", "train", "eval", "predict", "export")
 
@@ -148,3 +148,35 @@ def run_lock(folder: Path) -> AbstractContextManager[None]:
     """:func:`folder_lock` of a run folder; under torchrun only rank 0 writes it, so only rank 0
     locks it (the other ranks would find rank 0's lock)."""
     return folder_lock(folder) if distributed_rank() == 0 else nullcontext()
+
+
+@contextmanager
+def folders_locked(folders: Iterable[Path]) -> Iterator[None]:
+    """Hold the write lock of each existing folder in ``folders`` and of every folder below it
+    (none is made) for the ``with`` body, which moves or deletes them: a command writing one of
+    them (``predict`` into ``<run>/predictions`` while ``train --overwrite`` replaces the run)
+    makes the caller stop with one line, before anything is moved.
+
+    Raises:
+        CLIError: another process holds one of the locks (names that folder and its pid).
+    """
+    fds: list[int] = []
+    try:
+        for top in folders:
+            if fcntl is None or Path(top).is_symlink() or not Path(top).is_dir():
+                continue
+            for dirpath, _, _ in os.walk(top):  # symbolic links are not followed
+                fd = os.open(dirpath, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    raise CLIError(
+                        f"{dirpath}: {_describe_holder(Path(dirpath))} is writing this folder; "
+                        "wait for it to finish"
+                    ) from None
+                fds.append(fd)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)

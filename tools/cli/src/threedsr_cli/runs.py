@@ -31,6 +31,7 @@ from typing import Any
 from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.distributed import distributed_rank
 from threedsr_cli.errors import CLIError
+from threedsr_cli.locks import folders_locked
 from threedsr_cli.ownership import (
     BACKUP,
     MARKER,
@@ -266,10 +267,13 @@ def _move_aside(out: Path, marker: dict[str, Any]) -> Path:
                 f"{entry}; move it away or choose another --out"
             )
         moving.append(entry)
-    backup = out / BACKUP
-    if backup.exists():
-        shutil.rmtree(backup)  # an older replaced run, already given up by an earlier --overwrite
-    backup.mkdir()
-    for entry in moving:
-        os.replace(entry, backup / entry.name)
+    # A command still writing into a folder of the old run (predict's default <run>/predictions)
+    # stops this one, instead of its output landing in the new run or being deleted with the old.
+    with folders_locked(moving):
+        backup = out / BACKUP
+        if backup.exists():
+            shutil.rmtree(backup)  # an older replaced run, given up by an earlier --overwrite
+        backup.mkdir()
+        for entry in moving:
+            os.replace(entry, backup / entry.name)
     return backup
