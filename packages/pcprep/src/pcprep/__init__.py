@@ -41,11 +41,14 @@ from pcprep.steps import (
     resize_rgb,
     resize_xyz,
 )
+from pcprep.units import DEPTH_UNITS, PLAUSIBLE_DISTANCE_M, check_plausible_distance
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEPTH_UNITS",
     "EYECANDIES_FOCAL_PX",
+    "PLAUSIBLE_DISTANCE_M",
     "DatasetIndex",
     "PcprepError",
     "Prepared",
@@ -54,6 +57,7 @@ __all__ = [
     "area_coverage",
     "border_points",
     "cache_key",
+    "check_plausible_distance",
     "check_sample",
     "close_mask",
     "depth_to_xyz",

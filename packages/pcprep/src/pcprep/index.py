@@ -29,6 +29,15 @@ _SPLITS_GENERIC = {
     "val": ("val", "validation"),
     "test": ("test",),
 }
+#: The reader options each layout takes; another layout's are dropped for it (an unknown one
+#: still reaches the reader, which refuses it). A unit is an own-scan option: Eyecandies states
+#: its metres in each sample's yaml, so a detector trained on own scans in millimetres reads
+#: Eyecandies unchanged.
+_READ_OPTIONS = {
+    "mvtec3d": ("depth_unit",),
+    "eyecandies": ("image_index", "world"),
+    "generic": ("depth_unit", "depth_scale", "focal_px", "pixel_size"),
+}
 _SPLITS_EYE = {
     "train": "train",
     "validation": "val",
@@ -65,9 +74,11 @@ class SampleRef:
 
     def load(self) -> Sample:
         """Read the sample (raises `PcprepError` naming the file on any problem)."""
-        opts = dict(self.options)
+        own = _READ_OPTIONS[self.layout]
+        others = {k for keys in _READ_OPTIONS.values() for k in keys if k not in own}
+        opts = {k: v for k, v in self.options if k not in others}
         if self.layout == "mvtec3d":
-            return read_mvtec3d(self.path)
+            return read_mvtec3d(self.path, **opts)  # type: ignore[arg-type]
         if self.layout == "eyecandies":
             prefix = self.path.with_name(self.path.name[: -len("_depth.png")])
             return read_eyecandies(prefix, **opts)  # type: ignore[arg-type]
@@ -216,6 +227,7 @@ class DatasetIndex:
                     type_dir.name,
                     int(type_dir.name != "good"),
                     files,
+                    self.read_options,
                 )
 
     def _eyecandies(self, category: str | None, split: str) -> Iterator[SampleRef]:

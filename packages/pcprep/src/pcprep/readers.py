@@ -17,6 +17,7 @@ from pcprep.fileio import (
     sanitize_xyz,
 )
 from pcprep.records import Sample
+from pcprep.units import check_plausible_distance, scaled_xyz, unit_scale
 
 __all__ = [
     "EYECANDIES_FOCAL_PX",
@@ -55,7 +56,7 @@ def _find_sibling(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def read_mvtec3d(xyz_path: str | os.PathLike[str]) -> Sample:
+def read_mvtec3d(xyz_path: str | os.PathLike[str], *, depth_unit: str | None = None) -> Sample:
     """Read one MVTec 3D-AD sample from its ``.../<type>/xyz/NNN.tiff``.
 
     The colour image is the sibling ``../rgb/NNN.png`` and the mask ``../gt/NNN.png`` (optional;
@@ -63,16 +64,18 @@ def read_mvtec3d(xyz_path: str | os.PathLike[str]) -> Sample:
     folder above ``xyz/``; ``label`` is 0 for ``good`` and 1 otherwise. Non-square images are fine.
 
     Args:
-        xyz_path: path of the organized point cloud (``(H, W, 3)`` float32, metres, zeros invalid).
+        xyz_path: path of the organized point cloud (``(H, W, 3)`` float32, zeros invalid).
+        depth_unit: its unit (`DEPTH_UNITS`); default metres, as MVTec 3D-AD writes them.
 
     Returns:
         The `Sample`.
 
     Raises:
-        PcprepError: a missing rgb sibling, a size mismatch, or an unreadable / malformed file.
+        PcprepError: a missing rgb sibling, a size mismatch, an unreadable / malformed file, or
+            points at an implausible distance for the unit (`check_plausible_distance`).
     """
     xyz_path = Path(xyz_path)
-    xyz = read_xyz(xyz_path)
+    xyz = scaled_xyz(xyz_path, read_xyz(xyz_path), unit_scale(depth_unit))
     sample_dir = xyz_path.parent.parent
     rgb_path = _find_sibling(sample_dir / "rgb", xyz_path.stem)
     if rgb_path is None:
@@ -235,6 +238,7 @@ def read_pair(
     rgb_path: str | os.PathLike[str],
     *,
     gt_path: str | os.PathLike[str] | None = None,
+    depth_unit: str | None = None,
     depth_scale: float | None = None,
     focal_px: float | None = None,
     pixel_size: float = 1.0,
@@ -242,12 +246,14 @@ def read_pair(
     """Read an own scan: an organized xyz (``(H, W, 3)`` float TIFF/NPY) or a depth map, plus RGB.
 
     A single-channel file is depth used as z; x and y come from `depth_to_xyz` (pixel grid, or a
-    pinhole with ``focal_px``). Float depth is taken as metres; integer depth (16-bit PNG, ...) is
-    multiplied by ``depth_scale`` (default 0.001: millimetres, the usual sensor convention). Zero
-    and non-finite values are invalid.
+    pinhole with ``focal_px``). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
+    file, depth or xyz; without it float files are taken as metres and integer depth (16-bit PNG,
+    ...) as millimetres, the usual sensor conventions. ``depth_scale`` (metres per stored unit)
+    overrides both. Zero and non-finite values are invalid.
 
     Raises:
-        PcprepError: unreadable files, wrong channel count or dtype, or a size mismatch.
+        PcprepError: unreadable files, wrong channel count or dtype, a size mismatch, or a scan
+            whose median distance is implausible for its unit (`check_plausible_distance`).
     """
     path = Path(xyz_or_depth_path)
     arr = read_array(path)
@@ -259,15 +265,20 @@ def read_pair(
                 path, f"expected (H, W, 3) xyz or (H, W) depth, got shape {arr.shape}"
             )
         xyz = read_xyz(path) if path.suffix.lower() != ".npy" else _xyz_from_array(path, arr)
+        scale = unit_scale(depth_unit) if depth_scale is None else depth_scale
+        xyz = scaled_xyz(path, xyz, scale)
     elif arr.ndim == 2:
         if np.issubdtype(arr.dtype, np.floating):
-            depth = arr.astype(np.float64) * (1.0 if depth_scale is None else depth_scale)
+            default = 1.0
         elif np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8:
-            depth = arr.astype(np.float64) * (1e-3 if depth_scale is None else depth_scale)
+            default = 1e-3
         else:
             raise PcprepError.at(
                 path, f"unsupported depth dtype {arr.dtype} (need float or 16/32-bit int)"
             )
+        scale = unit_scale(depth_unit, default) if depth_scale is None else depth_scale
+        depth = arr.astype(np.float64) * scale
+        check_plausible_distance(path, depth, scale, "depth")
         xyz = depth_to_xyz(depth, focal_px=focal_px, pixel_size=pixel_size)
     else:
         raise PcprepError.at(path, f"expected (H, W, 3) xyz or (H, W) depth, got shape {arr.shape}")
