@@ -98,8 +98,10 @@ def load_split(
     *,
     cache_dir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    read_options: dict[str, Any] | None = None,
 ) -> list[Any]:
-    """Preprocess every sample of ``<root>/<category>/<split>`` with ``params`` (pcprep keywords).
+    """Preprocess every sample of ``<root>/<category>/<split>`` with ``params`` (pcprep keywords),
+    read with ``read_options`` (pcprep reader keywords: own scans' ``depth_unit``, ...).
 
     Work is parallel (pcprep threads); with ``cache_dir`` results are cached outside the dataset
     (keyed by file content and parameters). pcprep's ``PcprepError`` (naming the file) propagates.
@@ -107,12 +109,12 @@ def load_split(
     """
     if is_pack(data_root):
         pack = Pack(data_root)
-        pack.check(category, params)
+        pack.check(category, params, read_options)
         prepared = pack.prepared(split, progress)
         if not prepared:
             raise ThreedsrError(f"{data_root}: no samples for split {split!r} in the pack")
         return prepared
-    refs = list(pcprep.index_dataset(data_root, category, split))
+    refs = list(pcprep.index_dataset(data_root, category, split, **(read_options or {})))
     if not refs:
         raise ThreedsrError(f"{data_root}: no samples for category {category!r}, split {split!r}")
     return list(pcprep.preprocess_refs(refs, cache_dir, progress=progress, **params))
@@ -136,6 +138,7 @@ def load_train_data(config: Any, progress: Callable[[int, int], None] | None = N
         config.preprocess_kwargs(),
         cache_dir=config.cache_dir,
         progress=progress,
+        read_options=config.preprocess.read_options(),
     )
     good = [p for p in prepared if int(getattr(p, "label", 0)) == 0]
     if not good:
@@ -152,11 +155,18 @@ def load_validation(
         return None
     if is_pack(config.data_root):
         pack = Pack(config.data_root)
-        pack.check(config.category, config.preprocess_kwargs())
+        pack.check(config.category, config.preprocess_kwargs(), config.preprocess.read_options())
         good = [p for p in pack.prepared("validation", progress) if int(p.label) == 0]
         return train_data_from_prepared(good, config.setup) if good else None
     try:
-        refs = list(pcprep.index_dataset(config.data_root, config.category, "validation"))
+        refs = list(
+            pcprep.index_dataset(
+                config.data_root,
+                config.category,
+                "validation",
+                **config.preprocess.read_options(),
+            )
+        )
     except pcprep.PcprepError:
         return None  # no validation folder in this layout
     if not refs:

@@ -136,10 +136,10 @@ def _evaluate_one(
 ) -> dict[str, Any]:
     pack = Pack(root) if is_pack(root) else None
     if pack is not None:
-        pack.check(category, detector.preprocess)
+        pack.check(category, detector.preprocess, detector.read_options)
         refs: list[Any] = pack.samples.get("test", [])
     else:
-        refs = list(pcprep.index_dataset(root, category, "test"))
+        refs = list(pcprep.index_dataset(root, category, "test", **detector.read_options))
     if not refs:
         raise ThreedsrError(f"{root}: no test samples for category {category!r}")
     labels, types, scores, maps, gts, nmaps, ngts = [], [], [], [], [], [], []

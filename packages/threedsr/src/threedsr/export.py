@@ -367,6 +367,7 @@ def _sidecar(
         },
         "outputs": outputs,
         "preprocess": preprocess,
+        "read_options": dict(getattr(detector, "read_options", {})),
         "smoothing": {"method": graph.smoothing, "size": graph.filter_size, "sigma": graph.sigma},
         "memory": memory,
         "threshold": None if threshold is None else float(threshold),

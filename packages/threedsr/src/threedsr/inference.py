@@ -158,6 +158,8 @@ class Detector:
             self.map.network = self.network.to(memory_format=torch.channels_last)
         self.category = category if category is not None else config.category
         self.preprocess = dict(preprocess) if preprocess is not None else config.preprocess_kwargs()
+        #: pcprep reader keywords (own scans' depth unit, ...): new scans are read as training's.
+        self.read_options = config.preprocess.read_options()
         #: How far training got (``Detector.load`` fills it from the file).
         self.training_state = {"step": 0, "total": 0, "finished": True}
 

@@ -83,6 +83,8 @@ class OnnxDetector:
         self.size: int = int(self.meta["size"])
         self.category: str | None = self.meta.get("category")
         self.preprocess: dict[str, Any] = dict(self.meta["preprocess"])
+        # absent from sidecars written before own scans had a unit: pcprep's defaults
+        self.read_options: dict[str, Any] = dict(self.meta.get("read_options") or {})
         self.threshold: float | None = self.meta.get("threshold")
         self.method: str = str(self.meta.get("method"))
         self.display = DisplayScale.from_state(self.meta.get("display"))

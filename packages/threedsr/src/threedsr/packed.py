@@ -98,6 +98,8 @@ class Pack:
         self.category: str = header["category"]
         self.layout: str = header["layout"]
         self.params: dict[str, Any] = header["params"]
+        # absent from packs made before own scans had a unit: pcprep's defaults
+        self.read_options: dict[str, Any] = dict(header.get("read_options") or {})
         self.rgb: str = header["rgb"]
         self.samples: dict[str, list[PackedSample]] = {
             split: [
@@ -123,14 +125,21 @@ class Pack:
         offset, n = sample.blobs[key]
         return lzma.decompress(self._blob[offset : offset + n])
 
-    def check(self, category: str | None, params: Mapping[str, Any]) -> None:
-        """Refuse another class or other preprocessing than the pack was made with (one line)."""
+    def check(
+        self,
+        category: str | None,
+        params: Mapping[str, Any],
+        read_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Refuse another class, or other preprocessing or reading (own scans' depth unit, ...)
+        than the pack was made with (one line)."""
         if category is not None and category != self.category:
             raise ThreedsrError(f"{self.path}: holds class {self.category!r}, not {category!r}")
-        want = json.loads(json.dumps(dict(params)))
-        if want != self.params:
-            diff = sorted(k for k in {*want, *self.params} if want.get(k) != self.params.get(k))
-            said = ", ".join(f"{k} {self.params.get(k)!r} (asked {want.get(k)!r})" for k in diff)
+        want = json.loads(json.dumps({**params, **(read_options or {})}))
+        have = {**self.params, **self.read_options}
+        if want != have:
+            diff = sorted(k for k in {*want, *have} if want.get(k) != have.get(k))
+            said = ", ".join(f"{k} {have.get(k)!r} (asked {want.get(k)!r})" for k in diff)
             raise ThreedsrError(
                 f"{self.path}: packed with other preprocessing: {said}; pack again with those "
                 "settings (threedsr-cli pack --size ...)"

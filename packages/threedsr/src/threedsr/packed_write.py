@@ -86,9 +86,11 @@ def write_pack(
     rgb: str = "exact",
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    read_options: Mapping[str, Any] | None = None,
 ) -> Pack:
     """Preprocess every split of ``<data_root>/<category>`` with ``params`` (pcprep keywords,
-    ``size`` included) and write them to ``out`` atomically; every sample is decoded again and
+    ``size`` included), read with ``read_options`` (pcprep reader keywords: own scans'
+    ``depth_unit``, ...), and write them to ``out`` atomically; every sample is decoded again and
     compared with its preprocessing before anything is written.
 
     Raises:
@@ -101,7 +103,8 @@ def write_pack(
     jobs: list[tuple[pcprep.SampleRef, str]] = []
     for split in SPLITS:
         try:
-            jobs += [(r, split) for r in pcprep.index_dataset(root, category, split)]
+            refs = pcprep.index_dataset(root, category, split, **(read_options or {}))
+            jobs += [(r, split) for r in refs]
         except pcprep.PcprepError:
             if split != "validation":  # the one split a dataset may lack
                 raise
@@ -129,6 +132,7 @@ def write_pack(
         "category": category,
         "layout": pcprep.detect_layout(root),
         "params": json.loads(json.dumps(dict(params))),
+        "read_options": json.loads(json.dumps(dict(read_options or {}))),
         "rgb": rgb,
         "pcprep": pcprep.__version__,
         "splits": splits,

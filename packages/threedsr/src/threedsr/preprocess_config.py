@@ -6,9 +6,11 @@ as the training scans were; the model side is not among them (it is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import pcprep
 from vqcore import ConfigMixin
 
 from threedsr.errors import ThreedsrError
@@ -33,6 +35,11 @@ class PreprocessConfig(ConfigMixin):
             background plane). ``plane`` won on metric defects implanted into raw CandyCane
             validation scans (pooled image AUROC 0.703 -> 0.835) but lost on the CandyCane test
             half (0.712 -> 0.603) and tied on cable_gland's implants (package README, row 39).
+        depth_unit: the unit own scans' depth / xyz files are written in (``m``, ``mm``, ``um``;
+            :data:`pcprep.DEPTH_UNITS`). None = pcprep's default (float metres, integer
+            millimetres), what a file written before the field was read with.
+        focal_px: back-project own depth maps through a pinhole of this focal length (pixels);
+            None = the pixel grid.
 
     Example:
         >>> PreprocessConfig().kwargs(256)
@@ -41,6 +48,8 @@ class PreprocessConfig(ConfigMixin):
         True
         >>> PreprocessConfig(depth_axis="plane").kwargs(layout="mvtec3d")["depth_axis"]
         'plane'
+        >>> PreprocessConfig(depth_unit="mm").read_options(), PreprocessConfig().read_options()
+        ({'depth_unit': 'mm'}, {})
     """
 
     _error = ThreedsrError
@@ -50,6 +59,26 @@ class PreprocessConfig(ConfigMixin):
     fill_iterations: int = 2
     drop_border_objects: bool | None = None
     depth_axis: str = "camera"
+    depth_unit: str | None = None
+    focal_px: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.depth_unit is not None and self.depth_unit not in pcprep.DEPTH_UNITS:
+            raise ThreedsrError(
+                f"depth_unit must be one of {sorted(pcprep.DEPTH_UNITS)}, got {self.depth_unit!r}"
+            )
+        if self.focal_px is not None and not (math.isfinite(self.focal_px) and self.focal_px > 0):
+            raise ThreedsrError(f"focal_px must be a positive number, got {self.focal_px!r}")
+
+    def read_options(self) -> dict[str, Any]:
+        """Keywords of the pcprep readers (:func:`pcprep.index_dataset`, :func:`pcprep.read_pair`)
+        that read the scans as the detector was fitted on them; empty by default."""
+        out: dict[str, Any] = {}
+        if self.depth_unit is not None:
+            out["depth_unit"] = self.depth_unit
+        if self.focal_px is not None:
+            out["focal_px"] = float(self.focal_px)
+        return out
 
     def kwargs(self, size: int | None = None, layout: str | None = None) -> dict[str, Any]:
         """Keyword arguments of :func:`pcprep.preprocess` (what ``detector.pt`` stores as

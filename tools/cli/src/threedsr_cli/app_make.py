@@ -32,6 +32,7 @@ from threedsr_cli.options import (
     option_value,
     stage1_size,
 )
+from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt
 from threedsr_cli.ui import UI
 
 __all__ = ["demo", "train", "train_dada"]
@@ -220,6 +221,8 @@ def train(
         ),
     ] = None,
     cache_dir: CacheDirOpt = None,
+    depth_unit: DepthUnitOpt = None,
+    focal_px: FocalPxOpt = None,
     precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -251,6 +254,8 @@ def train(
             size=size,
             cache_dir=cache_dir,
             precision=None if precision is None else option_value(precision),
+            depth_unit=None if depth_unit is None else option_value(depth_unit),
+            focal_px=focal_px,
             device=option_value(device),
             seed=seed,
             ui=UI(quiet, verbose),

@@ -34,6 +34,7 @@ from threedsr_cli.options import (
     model_size,
     option_value,
 )
+from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt
 from threedsr_cli.ui import UI
 
 __all__ = ["evaluate", "export", "pack", "predict"]
@@ -120,6 +121,8 @@ def pack(
             "rounded to 8 bits (smaller, results differ slightly). Depth is always exact.",
         ),
     ] = RgbCodec.exact,
+    depth_unit: DepthUnitOpt = None,
+    focal_px: FocalPxOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier pack at --out.", metavar="")
     ] = False,
@@ -140,6 +143,8 @@ def pack(
             out=out,
             size=size,
             rgb=option_value(rgb),
+            depth_unit=None if depth_unit is None else option_value(depth_unit),
+            focal_px=focal_px,
             overwrite=overwrite,
             ui=UI(quiet, verbose),
         )

@@ -4,6 +4,7 @@ follows, and `printable` names; :mod:`threedsr_cli.inputs` finds the samples."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,18 +68,21 @@ class InputItem:
     rgb: Path | None
     layout: str = "pair"
 
-    def load(self) -> Sample:
+    def load(self, read_options: Mapping[str, Any] | None = None) -> Sample:
+        """Read the sample; ``read_options`` are the detector's (own scans' ``depth_unit`` and
+        ``focal_px``), so the scan reads as training read it."""
         import pcprep
 
+        opts = dict(read_options or {})
         if self.layout == "eyecandies":
-            # The call pcprep.SampleRef.load makes for eval's Eyecandies refs (default read
-            # options): the same metres, back-projection and RGB, hence the same model inputs.
+            # The call pcprep.SampleRef.load makes for eval's Eyecandies refs (an own-scan unit
+            # does not apply): the same metres, back-projection and RGB, hence the same inputs.
             return pcprep.read_eyecandies(eyecandies_prefix(self.geometry))
         if self.rgb is None:
-            return pcprep.read_mvtec3d(self.geometry)
+            return pcprep.read_mvtec3d(self.geometry, depth_unit=opts.get("depth_unit"))
         # An MVTec sample reads as the pair it is (same xyz, same rgb); so does a depth map that
         # an own-scan xyz/ folder holds, which train's generic reader accepts.
-        return pcprep.read_pair(self.geometry, self.rgb)
+        return pcprep.read_pair(self.geometry, self.rgb, **opts)
 
 
 def eyecandies_prefix(path: Path) -> Path | None:

@@ -178,7 +178,7 @@ def eval_command(
         raise CLIError(f"{run}: the detector names no category; pass --category")
     check_category(data, cat)
     if pack is not None:  # refused before anything is computed
-        pack.check(cat, detector.preprocess)
+        pack.check(cat, detector.preprocess, detector.read_options)
     check_cache_dir(cache_dir, data)
     check_outside_data(folder, data, "--out" if out is not None else "the run folder (--run)")
     # One writer per folder: a second eval, a train --overwrite or an export into it waits.

@@ -79,22 +79,28 @@ def pack_command(
     rgb: str,
     overwrite: bool,
     ui: UI,
+    depth_unit: str | None = None,
+    focal_px: float | None = None,
 ) -> Pack:
     import pcprep
     import threedsr
 
     from threedsr_cli.libs import check_category
+    from threedsr_cli.scan_units import scan_read_options
 
     if threedsr.is_pack(data):
         raise CLIError(f"{data}: is a pack already; --data takes the dataset folder")
     check_category(data, category)
     check_pack_target(Path(out), Path(data), overwrite)
+    read_options = scan_read_options(Path(data), depth_unit, focal_px, None)
     side = DEFAULT_PACK_SIZE if size is None else size
     # The keywords train and eval would use on this folder (detector.pt's "preprocess").
-    params = threedsr.PreprocessConfig().kwargs(side, pcprep.detect_layout(data))
+    params = threedsr.PreprocessConfig(**read_options).kwargs(side, pcprep.detect_layout(data))
     start = time.perf_counter()
     with ui.stage(f"pack {category}") as progress:
-        pack = threedsr.write_pack(out, data, category, params, rgb=rgb, progress=progress)
+        pack = threedsr.write_pack(
+            out, data, category, params, rgb=rgb, progress=progress, read_options=read_options
+        )
     seconds = time.perf_counter() - start
     counts = ", ".join(f"{split} {len(s)}" for split, s in pack.samples.items())
     mib = Path(out).stat().st_size / 2**20

@@ -55,7 +55,7 @@ def auto_threshold(
     root = Path(root)
     pack = open_pack(root)
     if pack is not None:
-        pack.check(cat, detector.preprocess)
+        pack.check(cat, detector.preprocess, detector.read_options)
         with ui.stage("validation scores") as progress:
             good = [p for p in pack.prepared("validation", progress) if p.label == 0]
             if not good:
@@ -73,7 +73,8 @@ def auto_threshold(
             f"{root / cat}: validation data for --threshold auto not found{recorded}; pass "
             "--data ROOT"
         )
-    refs = [r for r in pcprep.index_dataset(root, cat, "validation") if int(r.label) == 0]
+    refs = pcprep.index_dataset(root, cat, "validation", **detector.read_options)
+    refs = [r for r in refs if int(r.label) == 0]
     if not refs:
         raise CLIError(f"{root / cat}: no good validation samples for --threshold auto")
     with ui.stage("validation scores", len(refs)) as progress:
@@ -173,7 +174,7 @@ def _predict(
     def load() -> Iterator[Prepared]:
         for item in items:
             try:
-                p = detector.prepare(item.load())
+                p = detector.prepare(item.load(detector.read_options))
             except Exception as exc:
                 # One unreadable input among several is skipped (named on a warning line); alone
                 # it is the command's error.

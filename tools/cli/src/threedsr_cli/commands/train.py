@@ -111,6 +111,8 @@ def _train(
     cache_dir: Path | None,
     device: str,
     precision: str | None = None,
+    depth_unit: str | None = None,
+    focal_px: float | None = None,
     seed: int,
     ui: UI,
 ) -> None:
@@ -125,6 +127,7 @@ def _train(
         resolve_device,
     )
     from threedsr_cli.path_checks import check_cache_dir, check_outside_data
+    from threedsr_cli.scan_units import scan_read_options
 
     category = check_category(data, category)
     check_cache_dir(cache_dir, data)
@@ -136,6 +139,8 @@ def _train(
         backbone_file = check_backbone(dada, setup)
         backbone = str(backbone_file)
     dev = resolve_device(device)
+    pack = open_pack(data)
+    read_options = scan_read_options(data, depth_unit, focal_px, pack)
     if method != "memory" and preset is None:
         preset = default_preset(dev)
     config = build_config(
@@ -155,10 +160,10 @@ def _train(
         device=str(dev),
         seed=seed,
         resume=True,
+        **read_options,
     )
-    pack = open_pack(data)
     if pack is not None:  # refused now, before the run folder is claimed
-        pack.check(category, config.preprocess_kwargs())
+        pack.check(category, config.preprocess_kwargs(), read_options)
     reads_backbone = config.uses_network or config.memory.features == "encoder"
     settings = {
         "method": method,
@@ -177,6 +182,8 @@ def _train(
         "batch_size": config.batch_size if config.uses_network else None,
         "size": config.image_size,  # run.json keeps the CLI's option names
         "seed": seed,
+        # only when given: a run.json written before these options resumes as it was
+        **read_options,
     }
     if config.uses_network:
         check_batch_memory(config.batch_size, config.image_size, dev, "--batch-size")
