@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +44,44 @@ def invoke(*args: object) -> Result:
 @pytest.fixture(scope="session")
 def cli() -> Callable[..., Result]:
     return invoke
+
+
+_KILL_DRIVER = r"""
+import fnmatch, os, signal, sys
+pattern, nth = os.environ["FAULT_PATTERN"], int(os.environ["FAULT_NTH"])
+real, seen = os.replace, [0]
+def replace(src, dst, *a, **k):
+    if fnmatch.fnmatch(os.path.basename(os.fspath(dst)), pattern):
+        seen[0] += 1
+        if seen[0] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(src, dst, *a, **k)
+os.replace = replace
+from threedsr_cli.app import app
+sys.argv[0] = "threedsr-cli"
+app()
+"""
+
+
+def run_killed(*args: object, pattern: str, nth: int) -> None:
+    """Run the CLI in a subprocess that SIGKILLs itself at the ``nth`` rename onto a file named
+    like ``pattern``: it dies with the new file complete under its temporary name, the rename
+    not done (the worst moment of an atomic write)."""
+    env = dict(os.environ, FAULT_PATTERN=pattern, FAULT_NTH=str(nth), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_DRIVER, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+
+
+@pytest.fixture(scope="session")
+def killed() -> Callable[..., None]:
+    """``killed(args, pattern, nth)``: :func:`run_killed`."""
+    return lambda args, pattern, nth: run_killed(*args, pattern=pattern, nth=nth)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """kill -9 during a training checkpoint, an eval, predict and export write (issues 14, 24), and
 two trainings racing for one run folder.
 
-The CLI runs in a subprocess whose ``os.replace`` is wrapped (test-only, see ``_DRIVER``): at the
-N-th rename onto a file matching a name pattern the process sends itself SIGKILL, so it dies with
+The CLI runs in a subprocess whose ``os.replace`` is wrapped (test-only, conftest's ``killed``): at
+the N-th rename onto a file matching a name pattern the process sends itself SIGKILL, so it dies with
 the new file complete in its temporary name and the rename not done, the worst moment. Afterwards
 the folder must hold the old state or the new one (after ``recover_outputs``, which the next
 eval / predict runs), never a mix; a prediction folder is complete or marked incomplete.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -39,35 +38,6 @@ def snapshot(root: Path) -> dict[str, Any]:
     return state
 
 
-_DRIVER = r"""
-import fnmatch, os, signal, sys
-pattern, nth = os.environ["FAULT_PATTERN"], int(os.environ["FAULT_NTH"])
-real, seen = os.replace, [0]
-def replace(src, dst, *a, **k):
-    if fnmatch.fnmatch(os.path.basename(os.fspath(dst)), pattern):
-        seen[0] += 1
-        if seen[0] == nth:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return real(src, dst, *a, **k)
-os.replace = replace
-from threedsr_cli.app import app
-sys.argv[0] = "threedsr-cli"
-app()
-"""
-
-
-def _killed(args: list[Any], pattern: str, nth: int) -> None:
-    env = dict(os.environ, FAULT_PATTERN=pattern, FAULT_NTH=str(nth), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER, *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
-
-
 def _record(folder: Path, *names: str) -> None:
     """The tool's record of ``names`` (see outputs.commit_outputs)."""
     import hashlib
@@ -82,7 +52,7 @@ def _visible(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_kill_during_training_checkpoint_keeps_a_resumable_run(
-    cli, tmp_path, tiny_data, dada_rgbd, monkeypatch
+    cli, killed, tmp_path, tiny_data, dada_rgbd, monkeypatch
 ):
     import threedsr
 
@@ -105,7 +75,7 @@ def test_kill_during_training_checkpoint_keeps_a_resumable_run(
     assert [e["step"] for e in json.loads(history.read_text())] == [10]  # kept for the resume
     old = snapshot(out)
     for pattern in ("train_state.pt", "detector.pt"):
-        _killed([*args, "--resume"], pattern, 1)
+        killed([*args, "--resume"], pattern, 1)
         now = _visible(snapshot(out))
         # every visible file is the old one or a complete new one, never a partial one
         for name, entry in now.items():
@@ -124,7 +94,7 @@ def test_kill_during_training_checkpoint_keeps_a_resumable_run(
 
 
 @pytest.mark.parametrize(("nth", "expect"), [(1, "old"), (2, "new")])
-def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect):
+def test_kill_during_eval_write(cli, killed, tmp_path, tiny_data, run_rgbd, nth, expect):
     from threedsr_cli.outputs import recover_outputs
 
     run = tmp_path / "run"
@@ -136,7 +106,7 @@ def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect)
     _record(run, "metrics.json", "metrics.md")  # as an earlier eval left them
     before = snapshot(run)
     # metrics.json is renamed twice: into the staging folder (1), then into place (2)
-    _killed(["eval", "--run", run, "--data", tiny_data, "--device", "cpu", "-q"],
+    killed(["eval", "--run", run, "--data", tiny_data, "--device", "cpu", "-q"],
             "metrics.json", nth)  # fmt: skip
     recover_outputs(run)  # what the next eval / predict on the folder does first
     after = snapshot(run)
@@ -154,7 +124,9 @@ def test_kill_during_eval_write(cli, tmp_path, tiny_data, run_rgbd, nth, expect)
     ("pattern", "nth", "expect"),
     [("*_overlay.png", 1, "old"), ("scores.json", 2, "new"), ("*_map.png", 1, "incomplete")],
 )
-def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, nth, expect):
+def test_kill_during_predict_write(
+    cli, killed, tmp_path, tiny_data, run_rgbd, pattern, nth, expect
+):
     from threedsr_cli.outputs import recover_outputs
     from threedsr_cli.ownership import STAGING_PREFIX
 
@@ -167,7 +139,7 @@ def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, 
         (out / "scores.json").write_text(json.dumps({"run": "old", "samples": samples}))
     before = snapshot(out) if out.exists() else {}
     test = tiny_data / CATEGORY / "test" / "dent"
-    _killed(["predict", "--run", run_rgbd, test, "--out", out, "--overwrite", "--device", "cpu",
+    killed(["predict", "--run", run_rgbd, test, "--out", out, "--overwrite", "--device", "cpu",
              "-q"], pattern, nth)  # fmt: skip
     if expect == "incomplete":
         # a new folder: no scores.json, and the staging folder marks it incomplete
@@ -189,7 +161,7 @@ def test_kill_during_predict_write(cli, tmp_path, tiny_data, run_rgbd, pattern, 
 @pytest.mark.parametrize(
     ("pattern", "nth", "expect"), [("d.pt", 1, "old"), ("d.pt.json", 2, "new")]
 )
-def test_kill_during_export_write(cli, tmp_path, run_rgbd, pattern, nth, expect):
+def test_kill_during_export_write(cli, killed, tmp_path, run_rgbd, pattern, nth, expect):
     """An export replacing an earlier one (--overwrite), killed as its model file lands in the
     staging folder (1) or as the sidecar is renamed into place (2, the model already is): the
     target holds the old pair, or a journal the next command completes to the new pair; never a
@@ -202,7 +174,7 @@ def test_kill_during_export_write(cli, tmp_path, run_rgbd, pattern, nth, expect)
     args = ["export", "--run", run_rgbd, "--format", "torchscript", "--out", out / "d.pt", "-q"]
     assert cli(*args, "--threshold", "0.25").exit_code == 0
     before = snapshot(out)
-    _killed([*args, "--overwrite", "--threshold", "0.75"], pattern, nth)
+    killed([*args, "--overwrite", "--threshold", "0.75"], pattern, nth)
     now = {k: v for k, v in snapshot(out).items() if not any(x[0] == "." for x in Path(k).parts)}
     assert sorted(now) == ["d.pt", "d.pt.json"]  # no partial file beside them
     if expect == "old":

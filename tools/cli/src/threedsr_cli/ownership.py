@@ -28,6 +28,7 @@ __all__ = [
     "STAGING_PREFIX",
     "check_written",
     "foreign_file",
+    "leftover_temporaries",
     "prediction_files",
     "read_manifest",
     "written_by_tool",
@@ -175,6 +176,30 @@ def _untemporary(name: str) -> str:
     ``detector.pt``), else ``name``."""
     m = _TEMPORARY.fullmatch(name)
     return m["stem"] + m["suffix"] if m else name
+
+
+def leftover_temporaries(folder: Path, kinds: Iterable[str]) -> list[Path]:
+    """The temporaries of atomic writes that a kill cut short (``.detector-ab12cd34.pt``) in a
+    run folder that ``kinds`` of run write (none: only ``run.json``'s), and in a demo's run
+    folders.
+
+    Only plain files named as the temporary of a file one of ``kinds`` owns: never the user's
+    files, nor other commands' outputs.
+    """
+    folder = Path(folder)
+    kinds = list(kinds)
+    places = [(folder, {MARKER, *(n for k in kinds for n in OWNED.get(k, ()))})]
+    if "demo" in kinds:
+        places += [(folder / sub, set(OWNED[k])) for sub, k in _SUBRUNS.items()]
+    found = []
+    for place, names in places:
+        if place.is_symlink() or not place.is_dir():
+            continue
+        for p in sorted(place.iterdir()):
+            name = _untemporary(p.name)
+            if name != p.name and name in names and p.is_file() and not p.is_symlink():
+                found.append(p)
+    return found
 
 
 def foreign_file(kind: str, folder: Path) -> Path | None:

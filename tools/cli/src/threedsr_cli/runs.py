@@ -38,6 +38,7 @@ from threedsr_cli.ownership import (
     OWNED,
     RECORDED,
     foreign_file,
+    leftover_temporaries,
     prediction_files,
     written_by_tool,
 )
@@ -195,6 +196,15 @@ def claim_run(
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder")
     marker = read_marker(out) if out.is_dir() else None
+    if out.is_dir():
+        # A kill mid-write leaves the write's temporary for good; left, it would count as a
+        # file of the run (a plain rerun refused, a replaced run not brought back). The lock
+        # held here means no command of this tool is writing them. Without a marker the folder
+        # is the tool's only if all it holds is the temporary of its first marker.
+        leftovers = leftover_temporaries(out, [] if marker is None else [kind, str(marker["kind"])])
+        if marker is not None or len(leftovers) == sum(1 for _ in out.iterdir()):
+            for p in leftovers:
+                p.unlink()
     if marker is not None:
         marker = _restore_backup(out, marker)
     if (
