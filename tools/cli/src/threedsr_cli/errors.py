@@ -69,11 +69,13 @@ class CLIError(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a stage that saved a checkpoint at ``checkpoint``."""
+    """Ctrl-C during a stage that saved a checkpoint at ``checkpoint`` (None: none yet).
+    ``undone``: the run folder was put back as it was before the command (nothing to resume)."""
 
-    def __init__(self, checkpoint: Path | None) -> None:
+    def __init__(self, checkpoint: Path | None, *, undone: bool = False) -> None:
         super().__init__(str(checkpoint))
         self.checkpoint = checkpoint
+        self.undone = undone
 
 
 def _library_error_types() -> tuple[type[BaseException], ...]:
@@ -184,8 +186,15 @@ def guard(verbose: bool = False) -> Iterator[None]:
     except Interrupted as exc:
         if verbose:
             traceback.print_exc()
-        where = f"checkpoint saved to {exc.checkpoint}" if exc.checkpoint else "nothing saved yet"
-        _print_error(f"interrupted, {where}; rerun with --resume")
+        if exc.checkpoint:
+            _print_error(f"interrupted, checkpoint saved to {exc.checkpoint}; rerun with --resume")
+        elif exc.undone:
+            _print_error(
+                "interrupted before anything was saved; the folder is as it was before: rerun "
+                "the same command to start again"
+            )
+        else:
+            _print_error("interrupted, nothing new saved; rerun with --resume")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
         if verbose:

@@ -30,7 +30,7 @@ from typing import Any
 
 from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.distributed import distributed_rank
-from threedsr_cli.errors import CLIError
+from threedsr_cli.errors import CLIError, Interrupted
 from threedsr_cli.locks import folders_locked
 from threedsr_cli.ownership import (
     BACKUP,
@@ -124,12 +124,15 @@ class RunFolder:
         files = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             if self.writer:
                 if any(Path(f).exists() for f in files):
                     self.drop_backup()
                 else:
                     self.rollback()
+                    if not self.resumed and isinstance(exc, (KeyboardInterrupt, Interrupted)):
+                        # nothing to resume: the message must not send the user to --resume
+                        raise Interrupted(None, undone=True) from None
             raise
 
 
