@@ -7,6 +7,7 @@ commands, so ``threedsr-cli --help`` starts in well under a second.
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -70,7 +71,13 @@ for _name, _command in (
 def main() -> None:
     """Console entry point (also ``python -m threedsr_cli``)."""
     check_typer_click()  # before Typer builds the command line, where a bad pair fails
-    app(prog_name="threedsr-cli")  # not "python -m threedsr_cli" (tools/portable.sh)
+    try:
+        app(prog_name="threedsr-cli")  # not "python -m threedsr_cli" (tools/portable.sh)
+    finally:
+        # The command has ended and set its exit code. A Ctrl-C during the teardown at exit
+        # (torch's takes a moment) would otherwise kill the process by SIGINT: exit 130 with no
+        # message, after a run that finished.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

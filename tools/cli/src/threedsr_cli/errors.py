@@ -24,6 +24,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "CLIError",
     "Interrupted",
+    "finished_run",
     "guard",
     "is_bad_input",
     "is_out_of_memory",
@@ -70,12 +71,25 @@ class CLIError(Exception):
 
 class Interrupted(Exception):
     """Ctrl-C during a stage that saved a checkpoint at ``checkpoint`` (None: none yet).
-    ``undone``: the run folder was put back as it was before the command (nothing to resume)."""
+    ``undone``: the run folder was put back as it was before the command (nothing to resume);
+    ``finished``: the run had finished (``checkpoint`` is its folder), only its report was cut."""
 
-    def __init__(self, checkpoint: Path | None, *, undone: bool = False) -> None:
+    def __init__(
+        self, checkpoint: Path | None, *, undone: bool = False, finished: bool = False
+    ) -> None:
         super().__init__(str(checkpoint))
         self.checkpoint = checkpoint
         self.undone = undone
+        self.finished = finished
+
+
+@contextmanager
+def finished_run(folder: Path) -> Iterator[None]:
+    """The report of a run that has finished: a Ctrl-C in it says the run is complete."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(folder, finished=True) from None
 
 
 def _library_error_types() -> tuple[type[BaseException], ...]:
@@ -186,7 +200,9 @@ def guard(verbose: bool = False) -> Iterator[None]:
     except Interrupted as exc:
         if verbose:
             traceback.print_exc()
-        if exc.checkpoint:
+        if exc.finished:
+            _print_error(f"interrupted after the run finished; {exc.checkpoint} holds it complete")
+        elif exc.checkpoint:
             _print_error(f"interrupted, checkpoint saved to {exc.checkpoint}; rerun with --resume")
         elif exc.undone:
             _print_error(

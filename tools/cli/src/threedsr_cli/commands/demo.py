@@ -32,6 +32,7 @@ from threedsr_cli.commands.demo_report import (
 from threedsr_cli.commands.train import run_training
 from threedsr_cli.commands.train_dada import run_stage_one
 from threedsr_cli.concurrent import TrainJob, train_concurrently
+from threedsr_cli.errors import finished_run
 from threedsr_cli.locks import run_lock
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
@@ -239,5 +240,6 @@ def _demo(
         md, page = report_text(profile, meta, metrics, overlays, timing, out)
         rp.write_text_files(out, md, page)
     run.finish(total_s=total)
-    print_summary(ui, metrics, modality, profile.category, out, total)
+    with finished_run(out):
+        print_summary(ui, metrics, modality, profile.category, out, total)
     return summary

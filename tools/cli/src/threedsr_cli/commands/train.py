@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from threedsr_cli.errors import CLIError, Interrupted
+from threedsr_cli.errors import CLIError, Interrupted, finished_run
 from threedsr_cli.locks import run_lock
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
@@ -213,25 +213,27 @@ def _train(
         train_data = prepare_train_data(ui, config)
         result = run_training(ui, config, train_data, f"{method} ({setup}, {category})")
     run.finish(checkpoint=str(result.path), steps=result.step, metrics=result.metrics)
-    from rich.table import Table
+    with finished_run(Path(out)):  # a Ctrl-C now cuts only the summary
+        from rich.table import Table
 
-    info = threedsr.detector_info(result.path)
-    table = Table(title=f"{method} detector done", show_header=False)
-    table.add_row("method", f"{method}: {what}")
-    table.add_row("checkpoint", str(result.path))
-    if config.uses_network:
-        table.add_row("3DSR steps", str(result.step))
-        for key, value in result.metrics.items():
-            if key in ("total", "focal", "image"):
-                table.add_row(key, f"{value:.4g}")
-    if info.display is not None:
+        info = threedsr.detector_info(result.path)
+        table = Table(title=f"{method} detector done", show_header=False)
+        table.add_row("method", f"{method}: {what}")
+        table.add_row("checkpoint", str(result.path))
+        if config.uses_network:
+            table.add_row("3DSR steps", str(result.step))
+            for key, value in result.metrics.items():
+                if key in ("total", "focal", "image"):
+                    table.add_row(key, f"{value:.4g}")
+        if info.display is not None:
+            table.add_row(
+                "threshold",
+                f"{info.display.threshold:.4g} (largest score of the good {info.display.source} scans)",
+            )
+        table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
+        # quoted, so that the line can be pasted into a shell as it is (paths with spaces)
         table.add_row(
-            "threshold",
-            f"{info.display.threshold:.4g} (largest score of the good {info.display.source} scans)",
+            "next",
+            f"threedsr-cli eval --run {shlex.quote(str(out))} --data {shlex.quote(str(data))}",
         )
-    table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
-    # quoted, so that the line can be pasted into a shell as it is (paths with spaces)
-    table.add_row(
-        "next", f"threedsr-cli eval --run {shlex.quote(str(out))} --data {shlex.quote(str(data))}"
-    )
-    ui.out.print(table)
+        ui.out.print(table)

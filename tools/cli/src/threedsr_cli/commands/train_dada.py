@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from threedsr_cli.errors import CLIError, Interrupted
+from threedsr_cli.errors import CLIError, Interrupted, finished_run
 from threedsr_cli.locks import run_lock
 from threedsr_cli.path_checks import check_image_folder
 from threedsr_cli.runs import claim_run
@@ -104,13 +104,14 @@ def _train_dada(
         result = run_stage_one(ui, config, f"stage 1 ({setup})")
     metrics = result.metrics
     run.finish(checkpoint=str(result.checkpoint), steps=result.steps, metrics=metrics)
-    from rich.table import Table
+    with finished_run(out):  # a Ctrl-C now cuts only the summary
+        from rich.table import Table
 
-    table = Table(title="stage 1 done", show_header=False)
-    table.add_row("checkpoint", str(result.checkpoint))
-    table.add_row("steps", str(result.steps))
-    for key in ("loss", "recon", "perplexity_top", "perplexity_bot"):
-        if key in metrics:
-            table.add_row(key, f"{metrics[key]:.4g}")
-    table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
-    ui.out.print(table)
+        table = Table(title="stage 1 done", show_header=False)
+        table.add_row("checkpoint", str(result.checkpoint))
+        table.add_row("steps", str(result.steps))
+        for key in ("loss", "recon", "perplexity_top", "perplexity_bot"):
+            if key in metrics:
+                table.add_row(key, f"{metrics[key]:.4g}")
+        table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
+        ui.out.print(table)
