@@ -1,7 +1,7 @@
 """One writer per folder: an OS lock on the output folder itself, held while a command writes.
 
 ``train``, ``train-dada`` and ``demo`` lock their run folder, ``eval`` and ``predict`` their
-output folder and ``export`` the folder of its file, for the whole command. The lock is
+output folder and ``export`` and ``pack`` the folder of their file, for the whole command. The lock is
 ``flock`` on the folder's own file descriptor: nothing is written to disk for it, and the
 operating system releases it when the process ends, however it ends (a SIGKILLed run never
 leaves a stale lock). A second command on a locked folder stops at once with one line naming
@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - not POSIX: no lock (the tool targets L
 
 __all__ = ["folder_lock", "folders_locked", "lock_holder", "run_lock"]
 
-_COMMANDS = ("demo", "train-dada", "train", "eval", "predict", "export")
+_COMMANDS = ("demo", "train-dada", "train", "eval", "predict", "export", "pack")
 
 
 def lock_holder(folder: Path) -> int | None:

@@ -31,6 +31,7 @@ __all__ = [
     "leftover_temporaries",
     "prediction_files",
     "read_manifest",
+    "temporaries_of",
     "written_by_tool",
 ]
 
@@ -191,14 +192,20 @@ def leftover_temporaries(folder: Path, kinds: Iterable[str]) -> list[Path]:
     places = [(folder, {MARKER, *(n for k in kinds for n in OWNED.get(k, ()))})]
     if "demo" in kinds:
         places += [(folder / sub, set(OWNED[k])) for sub, k in _SUBRUNS.items()]
+    return [p for place, names in places for p in temporaries_of(place, names)]
+
+
+def temporaries_of(folder: Path, names: Iterable[str]) -> list[Path]:
+    """The plain files in ``folder`` named as the temporary of an atomic write of one of
+    ``names`` (``.detector-ab12cd34.pt`` for ``detector.pt``)."""
+    folder, names = Path(folder), set(names)
+    if folder.is_symlink() or not folder.is_dir():
+        return []
     found = []
-    for place, names in places:
-        if place.is_symlink() or not place.is_dir():
-            continue
-        for p in sorted(place.iterdir()):
-            name = _untemporary(p.name)
-            if name != p.name and name in names and p.is_file() and not p.is_symlink():
-                found.append(p)
+    for p in sorted(folder.iterdir()):
+        name = _untemporary(p.name)
+        if name != p.name and name in names and p.is_file() and not p.is_symlink():
+            found.append(p)
     return found
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from threedsr_cli.errors import CLIError
+from threedsr_cli.locks import folder_lock
+from threedsr_cli.ownership import temporaries_of
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
@@ -91,16 +93,23 @@ def pack_command(
     if threedsr.is_pack(data):
         raise CLIError(f"{data}: is a pack already; --data takes the dataset folder")
     check_category(data, category)
-    check_pack_target(Path(out), Path(data), overwrite)
+    out = Path(out)
+    check_pack_target(out, Path(data), overwrite)
     read_options = scan_read_options(Path(data), depth_unit, focal_px, None)
     side = DEFAULT_PACK_SIZE if size is None else size
     # The keywords train and eval would use on this folder (detector.pt's "preprocess").
     params = threedsr.PreprocessConfig(**read_options).kwargs(side, pcprep.detect_layout(data))
     start = time.perf_counter()
-    with ui.stage(f"pack {category}") as progress:
-        pack = threedsr.write_pack(
-            out, data, category, params, rgb=rgb, progress=progress, read_options=read_options
-        )
+    # One writer per folder, as export: a second pack to the same --out stops at once instead
+    # of both writing it and the last one winning.
+    with folder_lock(out.parent):
+        for tmp in temporaries_of(out.parent, [out.name]):
+            tmp.unlink()  # what a killed pack of this file left
+        check_pack_target(out, Path(data), overwrite)  # again: another pack may have written it
+        with ui.stage(f"pack {category}") as progress:
+            pack = threedsr.write_pack(
+                out, data, category, params, rgb=rgb, progress=progress, read_options=read_options
+            )
     seconds = time.perf_counter() - start
     counts = ", ".join(f"{split} {len(s)}" for split, s in pack.samples.items())
     mib = Path(out).stat().st_size / 2**20

@@ -1,0 +1,74 @@
+"""Two ``pack --out X`` at once: the second stops at once (exit 2, one line naming the folder
+and the other process) instead of both writing X and the last one winning; a temporary that a
+killed pack of X left is removed, a user's file beside it is not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+CATEGORY = "puck"
+
+# hold the pack's folder (its lock taken) until the test says go
+_WAIT_DRIVER = r"""
+import os, sys, time
+import threedsr
+real = threedsr.write_pack
+def waiting(*args, **kwargs):
+    open(os.environ["HELD_FILE"], "w").close()
+    start = time.monotonic()
+    while not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() - start < 300:
+        time.sleep(0.05)
+    return real(*args, **kwargs)
+threedsr.write_pack = waiting
+from threedsr_cli.app import main
+sys.argv[0] = "threedsr-cli"
+main()
+"""
+
+
+def test_two_packs_to_one_file(tmp_path, tiny_data):
+    import threedsr
+
+    folder = tmp_path / "packs"
+    folder.mkdir()
+    out = folder / "puck.3dsrpack"
+    (folder / ".puck-ab12cd34.3dsrpack").write_bytes(b"cut short")  # a killed pack's temporary
+    (folder / ".notes-ab12cd34.txt").write_text("mine")
+    go, held = tmp_path / "go", tmp_path / "held"
+    base = ["pack", "--data", tiny_data, "--category", CATEGORY, "--out", out, "--size", 64, "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GO_FILE=str(go), HELD_FILE=str(held))
+    first = subprocess.Popen(
+        [sys.executable, "-c", _WAIT_DRIVER, *map(str, base)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not held.exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.05)
+        second = subprocess.run(
+            [sys.executable, "-m", "threedsr_cli", *map(str, base)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert not out.exists()  # the second wrote nothing
+        go.touch()
+        _, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err
+    assert second.returncode == 2, second.stderr
+    lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {folder}: "), second.stderr
+    assert f"another threedsr-cli pack (pid {first.pid})" in lines[0], lines[0]
+    assert threedsr.is_pack(out)
+    assert sorted(p.name for p in folder.iterdir()) == [".notes-ab12cd34.txt", "puck.3dsrpack"]
