@@ -8,15 +8,37 @@ commands, so ``threedsr-cli --help`` starts in well under a second.
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from threedsr_cli import __version__, app_make, app_use
 from threedsr_cli.compat import check_typer_click
 from threedsr_cli.helptext import EPILOGS
 
+
+class _HelpWithoutMetavar:
+    """``--help`` says it takes no value, as every flag of ours does (``metavar=""``): newer
+    Typers show ``<bool>`` beside it otherwise."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Group(_HelpWithoutMetavar, typer.core.TyperGroup):
+    pass
+
+
+class _Command(_HelpWithoutMetavar, typer.core.TyperCommand):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     name="threedsr-cli",
     help=(
         "Surface anomaly detection on RGB + depth scans with two methods: the descriptor memory "
@@ -65,7 +87,7 @@ for _name, _command in (
     ("predict", app_use.predict),
     ("export", app_use.export),
 ):
-    app.command(_name, epilog=EPILOGS[_name])(_command)
+    app.command(_name, epilog=EPILOGS[_name], cls=_Command)(_command)
 
 
 def main() -> None:
