@@ -72,3 +72,10 @@ def test_two_packs_to_one_file(tmp_path, tiny_data):
     assert f"another threedsr-cli pack (pid {first.pid})" in lines[0], lines[0]
     assert threedsr.is_pack(out)
     assert sorted(p.name for p in folder.iterdir()) == [".notes-ab12cd34.txt", "puck.3dsrpack"]
+
+
+def test_pack_makes_the_folder_of_out(cli, tiny_data, tmp_path):
+    out = tmp_path / "new" / "sub" / "puck.3dsrpack"
+    res = cli("pack", "--data", tiny_data, "--category", "puck", "--size", "64", "--out", out, "-q")
+    assert res.exit_code == 0, res.stderr
+    assert out.is_file()

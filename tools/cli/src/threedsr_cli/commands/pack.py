@@ -53,6 +53,7 @@ def check_pack_target(out: Path, data: Path, overwrite: bool) -> None:
     """
     import threedsr
 
+    from threedsr_cli.outputs import check_output_folder
     from threedsr_cli.path_checks import check_outside_data
 
     if out.suffix != threedsr.PACK_SUFFIX:
@@ -68,8 +69,8 @@ def check_pack_target(out: Path, data: Path, overwrite: bool) -> None:
             raise CLIError(f"{out}: exists; pass --overwrite to replace it")
         if not threedsr.is_pack(out):
             raise CLIError(f"{out}: exists and was not written by pack; not replaced")
-    if not out.parent.is_dir():
-        raise CLIError(f"{out.parent}: folder of --out not found")
+    # Made by the lock if missing, as export, eval and predict make theirs.
+    check_output_folder(out.parent)
 
 
 def pack_command(
