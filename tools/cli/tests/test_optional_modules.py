@@ -124,3 +124,16 @@ except vqcore.VqcoreError as exc:
         f"{folder}: reading an RGB image folder needs pillow, which is not installed "
         "(pip install pillow)"
     ]
+
+
+@pytest.mark.parametrize("blocked", ["typer", "rich"])
+def test_portable_entry_without_the_cli_stack_names_it(tmp_path: Path, blocked: str) -> None:
+    # tools/portable.sh runs `python -m threedsr_cli` in a Python the user brings; one without
+    # typer or rich met a traceback there instead of the one line the README promises.
+    code = "import runpy; sys.argv = ['threedsr_cli', '--version']; "
+    code += "runpy.run_module('threedsr_cli', run_name='__main__')"
+    res = _run(tmp_path, blocked, "-c", code)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: {blocked} is not installed; this command needs it (pip install {blocked})"
+    ]
