@@ -70,3 +70,17 @@ def test_every_option_the_tables_name_is_accepted() -> None:
         (row, name) for row, name in named if name not in evaluate_args and not _accepted(name)
     ]
     assert unknown == []
+
+
+def test_row_33_plain_distance_presets_are_plain() -> None:
+    # Row 33 once listed `paper` here, whose fused memory (MemoryConfig.for_setup) uses k = 3.
+    row = dict(_option_cells())["33"]
+    plain = row.split("0 = plain distances: ", 1)[1].split(".", 1)[0]
+    setups = re.findall(r"`([a-z]+)`", plain)
+    assert setups, row
+    for name in setups:
+        if name in ("rgbd", "depth", "rgb"):
+            config = DetectorConfig.preset("memory", setup=name)
+        else:
+            config = DetectorConfig.preset(name, setup="rgbd", method="fused")
+        assert config.memory.local_k == 0, name
