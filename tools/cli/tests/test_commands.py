@@ -21,6 +21,7 @@ def test_train_dada_writes_checkpoint_and_refuses_second_run(bad_input, cli, dad
     assert (dada_rgbd / "backbone.pt").is_file()
     marker = json.loads((dada_rgbd / "run.json").read_text())
     assert marker["finished"] and marker["kind"] == "train-dada"
+    assert marker["checkpoint"] == "backbone.pt"  # the run folder's, wherever it is copied
     args = [
         "train-dada",
         "--out",
@@ -481,6 +482,7 @@ def test_train_without_dada_uses_the_shipped_pretrained_backbone(cli, tiny_data,
     assert all(torch.equal(ckpt["backbone_state"][k], v) for k, v in shipped.items())
     marker = json.loads((tmp_path / "run" / "run.json").read_text())
     assert marker["settings"]["dada"] == "pretrained"
+    assert marker["checkpoint"] == "detector.pt"
 
 
 def test_train_help_says_the_default_backbone_is_pretrained(cli):

@@ -151,16 +151,20 @@ def test_readme_deploy_example_runs_without_torch(cli, run_copy, tiny_data, tmp_
 
 
 def test_export_makes_the_folder_of_out_and_leaves_none_when_refused(
-    bad_input, cli, run_copy, tmp_path
+    bad_input, cli, run_copy, tmp_path, monkeypatch
 ):
     refused = tmp_path / "refused" / "sub" / "d.pt"
     bad_input(cli("export", "--run", run_copy, "--out", refused, "--format", "torchscript",
                   "--size", "128", "-q"), "not the detector's 64")  # fmt: skip
     assert not (tmp_path / "refused").exists()
     out = tmp_path / "exports" / "sub" / "d.pt"
-    res = cli("export", "--run", run_copy, "--out", out, "--format", "torchscript", "-q")
+    monkeypatch.chdir(run_copy.parent)  # --run given relative to where the command runs
+    res = cli("export", "--run", run_copy.name, "--out", out, "--format", "torchscript", "-q")
     assert res.exit_code == 0, res.stderr
     assert out.is_file() and out.with_name("d.pt.json").is_file()
+    # the detector's own path, not one from the folder the command ran in
+    source = json.loads(out.with_name("d.pt.json").read_text())["source"]
+    assert Path(source) == (run_copy / "detector.pt").absolute()
     (tmp_path / "a-file").write_text("mine")
     bad_input(cli("export", "--run", run_copy, "--out", tmp_path / "a-file" / "d.pt"), "a-file")
     assert (tmp_path / "a-file").read_text() == "mine"

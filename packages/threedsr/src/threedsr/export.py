@@ -372,7 +372,8 @@ def _sidecar(
         "memory": memory,
         "threshold": None if threshold is None else float(threshold),
         "display": None if display is None else display.state(),
-        "source": None if detector.path is None else str(detector.path),
+        # Absolute: a path from the folder the command happened to run in means nothing later.
+        "source": None if detector.path is None else os.path.abspath(detector.path),
         "versions": versions,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from pathlib import Path
@@ -212,7 +213,10 @@ def _train(
     with run.guard(Path(out) / "detector.pt"):
         train_data = prepare_train_data(ui, config)
         result = run_training(ui, config, train_data, f"{method} ({setup}, {category})")
-    run.finish(checkpoint=str(result.path), steps=result.step, metrics=result.metrics)
+    # Relative to the run folder, which works wherever it is copied or mounted.
+    run.finish(
+        checkpoint=os.path.relpath(result.path, out), steps=result.step, metrics=result.metrics
+    )
     with finished_run(Path(out)):  # a Ctrl-C now cuts only the summary
         from rich.table import Table
 

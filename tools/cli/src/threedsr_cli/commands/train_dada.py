@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,7 +104,9 @@ def _train_dada(
     with run.guard(config.checkpoint_path):
         result = run_stage_one(ui, config, f"stage 1 ({setup})")
     metrics = result.metrics
-    run.finish(checkpoint=str(result.checkpoint), steps=result.steps, metrics=metrics)
+    run.finish(
+        checkpoint=os.path.relpath(result.checkpoint, out), steps=result.steps, metrics=metrics
+    )
     with finished_run(out):  # a Ctrl-C now cuts only the summary
         from rich.table import Table
 
