@@ -3,7 +3,9 @@ sidecar), written as one step, and the record of what this tool wrote.
 
 Every file goes to a hidden staging folder first, a journal lists the renames, then they are
 renamed into place (:func:`commit_outputs`); a kill at any moment leaves the old files, or a
-journal that :func:`recover_outputs` completes (the next command on the folder does it).
+journal that :func:`recover_outputs` completes (the next command on the folder does it). The same
+journal moves files the other way, into a sub-folder (:func:`move_into`: ``--overwrite`` moving a
+run aside).
 
 A commit can also record its files, name and SHA-256, in the folder's ``.threedsr-written.json``
 (:data:`~threedsr_cli.ownership.MANIFEST`): a later command replaces a file only while its content is
@@ -26,6 +28,7 @@ from threedsr_cli.ownership import JOURNAL, MANIFEST, STAGING_PREFIX, read_manif
 __all__ = [
     "check_output_folder",
     "commit_outputs",
+    "move_into",
     "recover_outputs",
     "staging_folder",
 ]
@@ -104,6 +107,23 @@ def commit_outputs(
     recover_outputs(out)
 
 
+def move_into(out: Path, names: Iterable[str], into: str) -> None:
+    """Move ``names`` of ``out`` into its sub-folder ``into`` (made if missing) as one step,
+    journaled as :func:`commit_outputs` is: a kill during the renames is completed by
+    :func:`recover_outputs`, so the files never stay split between the two folders."""
+    journal = {"staging": ".", "into": into, "files": sorted(names), "remove": []}
+    atomic_write_json(Path(out) / JOURNAL, journal)
+    recover_outputs(out)
+
+
+def _journal_folder(out: Path, name: object) -> Path:
+    """``out`` itself (``.``) or one of its sub-folders; any other path makes the journal bad."""
+    name = str(name)
+    if name != "." and (name in ("", "..") or "/" in name or "\\" in name):
+        raise ValueError(f"not a folder of {out}: {name!r}")
+    return out / name
+
+
 def recover_outputs(out: Path) -> bool:
     """Finish an output commit that a kill interrupted (idempotent); remove staging folders
     without a journal (an output group that never got as far as its commit). True when a
@@ -116,16 +136,18 @@ def recover_outputs(out: Path) -> bool:
     if journal_path.is_file():
         try:
             journal = json.loads(journal_path.read_text(encoding="utf-8"))
-            staging = out / str(journal["staging"])
+            staging = _journal_folder(out, journal["staging"])
+            into = _journal_folder(out, journal.get("into", "."))
             files, remove = list(journal["files"]), list(journal["remove"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CLIError(f"{journal_path}: unreadable output journal ({exc})") from None
+        into.mkdir(exist_ok=True)
         for name in files:
-            if (staging / name).exists():
-                os.replace(staging / name, out / name)
+            if (staging / name).exists() or (staging / name).is_symlink():
+                os.replace(staging / name, into / name)
         for name in remove:
             (out / Path(name).name).unlink(missing_ok=True)
-        if staging.is_dir():
+        if staging != out and staging.is_dir():  # a staging folder, never ``out`` itself
             shutil.rmtree(staging)
         journal_path.unlink()
         done = True

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from threedsr_cli.atomic import file_sha256
 from threedsr_cli.errors import CLIError
@@ -31,6 +32,7 @@ __all__ = [
     "leftover_temporaries",
     "prediction_files",
     "read_manifest",
+    "read_marker",
     "temporaries_of",
     "written_by_tool",
 ]
@@ -79,6 +81,20 @@ OWNED: dict[str, tuple[str, ...]] = {
 #: names of :data:`OWNED` that another command (eval) writes into the run folder: ``--overwrite``
 #: moves them only while :func:`written_by_tool` says their content is the recorded one
 RECORDED: dict[str, frozenset[str]] = {"train": frozenset({"metrics.json", "metrics.md"})}
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``run.json`` or None; a corrupt marker is bad input."""
+    path = Path(folder) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CLIError(f"{path}: unreadable run marker ({exc})") from None
+    if not isinstance(data, dict) or "kind" not in data:
+        raise CLIError(f"{path}: not a threedsr-cli run marker")
+    return data
 
 
 def read_manifest(folder: Path) -> dict[str, str]:
@@ -181,15 +197,16 @@ def _untemporary(name: str) -> str:
 
 def leftover_temporaries(folder: Path, kinds: Iterable[str]) -> list[Path]:
     """The temporaries of atomic writes that a kill cut short (``.detector-ab12cd34.pt``) in a
-    run folder that ``kinds`` of run write (none: only ``run.json``'s), and in a demo's run
-    folders.
+    run folder that ``kinds`` of run write (none: only ``run.json``'s and the journal's), and in
+    a demo's run folders.
 
     Only plain files named as the temporary of a file one of ``kinds`` owns: never the user's
     files, nor other commands' outputs.
     """
     folder = Path(folder)
     kinds = list(kinds)
-    places = [(folder, {MARKER, *(n for k in kinds for n in OWNED.get(k, ()))})]
+    # the journal of a move or an output commit is the tool's in any folder it writes
+    places = [(folder, {MARKER, JOURNAL, *(n for k in kinds for n in OWNED.get(k, ()))})]
     if "demo" in kinds:
         places += [(folder / sub, set(OWNED[k])) for sub, k in _SUBRUNS.items()]
     return [p for place, names in places for p in temporaries_of(place, names)]

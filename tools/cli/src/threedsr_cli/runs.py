@@ -11,16 +11,15 @@ folder's :data:`~threedsr_cli.ownership.MANIFEST`: a file the user wrote or edit
 or deleted.
 
 Which names a run owns, and the record of what this tool wrote, are
-:mod:`threedsr_cli.ownership`; output groups (metrics, predictions, exports) are written by
-:mod:`threedsr_cli.outputs`; the write lock of a folder is :mod:`threedsr_cli.locks`; single files
+:mod:`threedsr_cli.ownership`; the moves into and out of ``.overwritten/`` (journaled: a kill
+never leaves the run split) are :mod:`threedsr_cli.overwrite`; output groups (metrics,
+predictions, exports) are written by :mod:`threedsr_cli.outputs`; the write lock of a folder is :mod:`threedsr_cli.locks`; single files
 are written atomically by :mod:`threedsr_cli.atomic`; under torchrun only rank 0 claims a folder
 (:mod:`threedsr_cli.distributed`).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,34 +30,11 @@ from typing import Any
 from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.distributed import distributed_rank
 from threedsr_cli.errors import CLIError, Interrupted
-from threedsr_cli.locks import folders_locked
-from threedsr_cli.ownership import (
-    BACKUP,
-    MARKER,
-    OWNED,
-    RECORDED,
-    foreign_file,
-    leftover_temporaries,
-    prediction_files,
-    written_by_tool,
-)
+from threedsr_cli.overwrite import move_aside, recover, restore_backup
+from threedsr_cli.ownership import BACKUP, MARKER, OWNED, read_marker
 from threedsr_cli.settings_diff import describe_settings_diff
 
 __all__ = ["RunFolder", "claim_run", "read_marker"]
-
-
-def read_marker(folder: Path) -> dict[str, Any] | None:
-    """The folder's ``run.json`` or None; a corrupt marker is bad input."""
-    path = Path(folder) / MARKER
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CLIError(f"{path}: unreadable run marker ({exc})") from None
-    if not isinstance(data, dict) or "kind" not in data:
-        raise CLIError(f"{path}: not a threedsr-cli run marker")
-    return data
 
 
 @dataclass
@@ -107,9 +83,7 @@ class RunFolder:
             if name not in self.kept:
                 _remove(self.path / name)
         if self.backup is not None and self.backup.exists():
-            for entry in self.backup.iterdir():
-                os.replace(entry, self.path / entry.name)
-            self.backup.rmdir()
+            restore_backup(self.path)
         self.backup = None
         if self.created:
             try:
@@ -141,22 +115,6 @@ def _remove(path: Path) -> None:
         path.unlink()
     elif path.is_dir():
         shutil.rmtree(path)
-
-
-def _restore_backup(out: Path, marker: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A ``.overwritten`` left by a killed ``--overwrite``: when the new run never wrote a
-    checkpoint, the replaced run comes back; returns the folder's marker afterwards."""
-    backup = out / BACKUP
-    if not backup.is_dir():
-        return marker
-    newer = [p for p in out.iterdir() if p.name not in (MARKER, BACKUP)]
-    if newer:  # the new run got as far as a checkpoint: it stands
-        return marker
-    (out / MARKER).unlink(missing_ok=True)
-    for entry in backup.iterdir():
-        os.replace(entry, out / entry.name)
-    backup.rmdir()
-    return read_marker(out)
 
 
 def claim_run(
@@ -198,18 +156,7 @@ def claim_run(
         return RunFolder(out, kind, settings, resume, writer=False, finished=done)
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder")
-    marker = read_marker(out) if out.is_dir() else None
-    if out.is_dir():
-        # A kill mid-write leaves the write's temporary for good; left, it would count as a
-        # file of the run (a plain rerun refused, a replaced run not brought back). The lock
-        # held here means no command of this tool is writing them. Without a marker the folder
-        # is the tool's only if all it holds is the temporary of its first marker.
-        leftovers = leftover_temporaries(out, [] if marker is None else [kind, str(marker["kind"])])
-        if marker is not None or len(leftovers) == sum(1 for _ in out.iterdir()):
-            for p in leftovers:
-                p.unlink()
-    if marker is not None:
-        marker = _restore_backup(out, marker)
+    marker = recover(out, [kind]) if out.is_dir() else None
     if (
         marker is not None
         and not marker.get("finished")
@@ -225,7 +172,7 @@ def claim_run(
                 f"{out}: folder is not empty and holds no threedsr-cli run; choose another --out"
             )
     elif overwrite:
-        backup = _move_aside(out, marker)
+        backup = move_aside(out, marker)
     else:
         same = marker.get("kind") == kind and marker.get("settings") == settings
         if not same:
@@ -254,39 +201,3 @@ def claim_run(
     if not done:
         atomic_write_json(out / MARKER, {"kind": kind, "settings": settings, "finished": False})
     return run
-
-
-def _move_aside(out: Path, marker: dict[str, Any]) -> Path:
-    """``--overwrite``: move the old run's own files into ``out/.overwritten``; anything else
-    (a user's notes, data, a metrics file written or edited by hand) stays where it is."""
-    from threedsr_cli.libs import warn
-
-    kind = str(marker.get("kind"))
-    owned = set(OWNED.get(kind, (MARKER,)))
-    moving = []
-    for entry in sorted(out.iterdir()):
-        if entry.name not in owned or entry.name == BACKUP:
-            continue
-        if entry.name == "predictions" and prediction_files(entry) is None:
-            continue  # a predictions folder holding other files: not ours to move
-        if entry.name in RECORDED.get(kind, ()) and not written_by_tool(out, entry.name):
-            warn(f"{entry}: kept (not written by threedsr-cli, or changed since)")
-            continue
-        # The new run writes into a folder of the same name, so the old one cannot stay: a file
-        # of the user's in it stops the command instead of being deleted with the old run.
-        if (mine := foreign_file(kind, entry)) is not None:
-            raise CLIError(
-                f"{mine}: not written by threedsr-cli, and --overwrite would delete it with "
-                f"{entry}; move it away or choose another --out"
-            )
-        moving.append(entry)
-    # A command still writing into a folder of the old run (predict's default <run>/predictions)
-    # stops this one, instead of its output landing in the new run or being deleted with the old.
-    with folders_locked(moving):
-        backup = out / BACKUP
-        if backup.exists():
-            shutil.rmtree(backup)  # an older replaced run, given up by an earlier --overwrite
-        backup.mkdir()
-        for entry in moving:
-            os.replace(entry, backup / entry.name)
-    return backup

@@ -17,6 +17,7 @@ from threedsr_cli.outputs import (
     recover_outputs,
     staging_folder,
 )
+from threedsr_cli.overwrite import recover_run
 from threedsr_cli.ownership import check_written
 from threedsr_cli.report import fmt_metric
 from threedsr_cli.ui import UI
@@ -167,6 +168,7 @@ def eval_command(
 
     seed_everything(seed)
     own = Path(run) if Path(run).is_dir() else Path(run).parent
+    recover_run(own)
     folder = Path(out) if out is not None else own
     # Everything that can refuse the command runs before the evaluation: nothing is computed for
     # an output that cannot be written, and nothing is written on bad input.

@@ -17,6 +17,7 @@ from threedsr_cli.outputs import (
     recover_outputs,
     staging_folder,
 )
+from threedsr_cli.overwrite import recover_run
 from threedsr_cli.ownership import BACKUP, JOURNAL, MANIFEST, MARKER, OWNED
 from threedsr_cli.runs import read_marker
 from threedsr_cli.ui import UI
@@ -113,6 +114,8 @@ def export_command(
     step (a kill leaves the earlier export, or a journal the next command completes)."""
     thr = parse_threshold(threshold)
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    # before the lock below, which may be the run folder's own
+    recover_run(folder)
     if out is None:
         out = folder / {"onnx": EXPORTED_FILE, "pt2": "detector.pt2"}.get(
             fmt, "detector.torchscript.pt"

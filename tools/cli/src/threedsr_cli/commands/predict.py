@@ -26,6 +26,7 @@ from threedsr_cli.inputs import InputItem, printable, resolve_inputs
 from threedsr_cli.locks import folder_lock
 from threedsr_cli.options import parse_threshold
 from threedsr_cli.outputs import commit_outputs, recover_outputs, staging_folder
+from threedsr_cli.overwrite import recover_run
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def predict_command(
         )
     thr = parse_threshold(threshold)
     items = resolve_inputs(inputs)
+    recover_run(Path(run) if Path(run).is_dir() else Path(run).parent)
     if backend == "onnxruntime":
         detector = load_exported(run, device, precision, method)
     else:

@@ -1,0 +1,85 @@
+"""A kill while ``--overwrite`` moves the old run into ``.overwritten/`` (conftest's ``killed``:
+SIGKILL at the n-th rename onto a name) must not leave the run split between the two folders:
+the next command completes the move and brings the run back, as after any killed
+``--overwrite``, and ``--resume``, ``eval`` and ``--overwrite`` work as on an unbroken folder."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+CATEGORY = "puck"
+#: what a finished memory run holds: the entries the move renames, in its order
+MOVED = ["detector.pt", "run.json", "train_history.json"]
+KILLS = [
+    (".threedsr-commit.json", 1),  # the move's journal, before any rename
+    *((name, 1) for name in MOVED),  # before each entry's rename (rename 1 is the move's)
+    ("run.json", 2),  # the move done, the new run's marker not yet written
+]
+
+
+def _memory_args(data: Path, out: Path) -> list[object]:
+    return ["train", "--data", data, "--category", CATEGORY, "--out", out, "--size", 64,
+            "--device", "cpu", "-q"]  # fmt: skip
+
+
+def _state(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "/"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(cli, tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert cli(*_memory_args(tiny_data, out)).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == MOVED
+    return out
+
+
+@pytest.mark.parametrize(("pattern", "nth"), KILLS)
+def test_a_kill_while_overwrite_moves_the_run_aside_keeps_it_whole(
+    cli, killed, tmp_path, tiny_data, finished_run, pattern, nth
+):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    args = _memory_args(tiny_data, out)
+    before = _state(out)
+
+    killed([*args, "--overwrite"], pattern, nth)
+    assert _state(out) != before  # the kill left the move unfinished
+    res = cli(*args, "--resume")  # the old run, whole and finished: nothing to do
+    assert res.exit_code == 0, res.stderr
+    assert _state(out) == before
+
+    killed([*args, "--overwrite"], pattern, nth)
+    res = cli("eval", "--run", out, "--data", tiny_data, "-q")
+    assert res.exit_code == 0, res.stderr
+    after = _state(out)
+    assert {k: after.get(k) for k in before} == before  # eval read the old run and added metrics
+    assert not (out / ".overwritten").exists()
+
+    res = cli(*args, "--overwrite")
+    assert res.exit_code == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == MOVED  # the old run and its metrics gone
+
+
+def test_a_kill_while_the_replaced_run_comes_back_keeps_it_whole(
+    cli, killed, tmp_path, tiny_data, finished_run
+):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    args = _memory_args(tiny_data, out)
+    before = _state(out)
+    killed([*args, "--overwrite"], "run.json", 2)  # moved aside, the new run not begun
+    # the next command brings the run back (detector.pt first, the .json files last): killed
+    # with detector.pt back and the rest still in .overwritten
+    killed([*args, "--resume"], "train_history.json", 1)
+    assert (out / "detector.pt").is_file() and (out / ".overwritten").is_dir()
+    res = cli(*args, "--resume")
+    assert res.exit_code == 0, res.stderr
+    assert _state(out) == before
