@@ -140,3 +140,14 @@ def test_constructor_errors() -> None:
         am.AnomalyMetrics(bins=4, score_range=(1, 1))
     with pytest.raises(am.AdmetricsError, match="fpr_limit"):
         am.AnomalyMetrics(fpr_limit=0)
+
+
+@pytest.mark.parametrize("bins", [None, 32])
+def test_compute_returns_plain_floats_in_both_modes(bins: int | None) -> None:
+    # Binned AUPRO and its bound were numpy scalars, printed as np.float64(...) beside floats.
+    masks, maps = _data(6, n=6, decimals=None)
+    kw = {} if bins is None else {"bins": bins, "score_range": (0.0, 1.0)}
+    metrics = am.AnomalyMetrics(**kw)
+    metrics.update(masks, maps)
+    out = metrics.compute()
+    assert {k: type(v) for k, v in out.items()} == {k: float for k in out}

@@ -109,4 +109,4 @@ class BinnedPixelState:
             y_lim = y[c] + dy[c] * part / dx[c]
             area += 0.5 * part * (y[c] + y_lim)
             bound += part * dy[c]
-        return area / fpr_limit, bound / fpr_limit
+        return float(area / fpr_limit), float(bound / fpr_limit)
