@@ -14,6 +14,7 @@ __all__ = [
     "check_precision",
     "precision_scope",
     "resolve_device",
+    "rng_scope",
     "tf32_enabled",
     "training_autocast",
     "uses_bf16",
@@ -55,6 +56,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise VqcoreError(f"unsupported device {device!r} (use auto, cpu or cuda)")
     return dev
+
+
+def rng_scope(device: str | torch.device) -> contextlib.AbstractContextManager[None]:
+    """Restore torch's global RNG state (the CPU's and ``device``'s) on exit.
+
+    Both trainers seed the global RNG (``torch.manual_seed``) for identical initial weights; a
+    caller's notebook would otherwise find its own random stream replaced after training.
+
+    Example:
+        >>> before = torch.random.get_rng_state()
+        >>> with rng_scope("cpu"):
+        ...     _ = torch.manual_seed(0)
+        >>> torch.equal(before, torch.random.get_rng_state())
+        True
+    """
+    dev = torch.device(device)
+    cuda = (
+        []
+        if dev.type != "cuda"
+        else [torch.cuda.current_device() if dev.index is None else dev.index]
+    )
+    return torch.random.fork_rng(devices=cuda)
 
 
 def check_precision(precision: str, what: str) -> None:

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .autoencoder import DiscreteAutoencoder
 from .checkpoint import save_checkpoint
 from .data import StageOneBatches
-from .device import precision_scope, uses_bf16
+from .device import precision_scope, rng_scope, uses_bf16
 from .device_data import DeviceStageOneBatches
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
@@ -260,10 +260,11 @@ def train_dada(
     start = time.perf_counter()
     ctx = init_distributed(config.device)
     try:
-        trainer = _Trainer(config, ctx)
-        if trainer.step < config.iterations:
-            with precision_scope(config.precision):
-                trainer.run(as_callbacks(callbacks))
+        with rng_scope(ctx.device):
+            trainer = _Trainer(config, ctx)
+            if trainer.step < config.iterations:
+                with precision_scope(config.precision):
+                    trainer.run(as_callbacks(callbacks))
         trainer.model.eval()
         return StageOneResult(
             model=trainer.model,
