@@ -4,6 +4,7 @@ with VqcoreError (not a TypeError) and take a nested config's fields by their pl
 
 from __future__ import annotations
 
+import pytest
 import torch
 import vqcore
 from vqcore import train_dada
@@ -23,3 +24,31 @@ def test_rng_scope_restores_the_cpu_generator() -> None:
         torch.manual_seed(0)
         torch.rand(5)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_wrong_input_dtype_is_a_one_line_error_before_any_convolution(tiny_backbone) -> None:
+    model = vqcore.build_backbone(tiny_backbone("rgbd"))
+    x = torch.rand(1, 4, 16, 16)
+    with pytest.raises(
+        TypeError, match=r"DADA: expected a torch.float32 input .* got torch.float64"
+    ):
+        model.encode(x.double())
+    with pytest.raises(TypeError, match=r"got torch\.uint8"):
+        model(torch.zeros(1, 4, 16, 16, dtype=torch.uint8))
+    # Under autocast the model's own casts apply, as before.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.encode(x.bfloat16()).idx_top.shape == (1, 2, 2)
+    # A float64 model takes float64 input.
+    assert model.double().encode(x.double()).q_bot.dtype == torch.float64
+
+
+def test_decode_names_both_code_maps_when_they_do_not_fit(tiny_backbone) -> None:
+    model = vqcore.build_backbone(tiny_backbone("rgbd")).eval()
+    enc = model.encode(torch.rand(2, 4, 32, 32))
+    assert model.decode(enc.q_top, enc.q_bot).shape == (2, 4, 32, 32)
+    with pytest.raises(vqcore.ShapeError, match=r"DADA.decode: expected q_bot \(B, D, 2h, 2w\)"):
+        model.decode(enc.q_bot, enc.q_top)  # swapped
+    with pytest.raises(vqcore.ShapeError, match=r"DADA.decode: expected q_top \(B, D=8, h, w\)"):
+        model.decode(enc.q_top[:, :4], enc.q_bot)
+    with pytest.raises(vqcore.ShapeError, match=r"for q_top \(2, 8, 4, 4\), got \(1, 8, 8, 8\)"):
+        model.decode(enc.q_top, enc.q_bot[:1])

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .config import BackboneConfig
 from .ops import interleave_groups
 from .quantizer import VectorQuantizer, VectorQuantizerEMA
-from .shapes import check_shape
+from .shapes import ShapeError, check_shape
 
 __all__ = ["DiscreteAutoencoder", "Encoding"]
 
@@ -107,12 +107,18 @@ class DiscreteAutoencoder(nn.Module):
         return torch.cat([a, b], dim=1)
 
     def _check_input(self, x: Tensor) -> None:
-        check_shape(
-            x,
-            ("B", f"C={self.in_channels}", "H", "W"),
-            multiple=self.down_top,
-            name=type(self).__name__,
-        )
+        name = type(self).__name__
+        check_shape(x, ("B", f"C={self.in_channels}", "H", "W"), multiple=self.down_top, name=name)
+        weight = next(self.parameters()).dtype
+        # Outside autocast a float64 image (numpy's default) reaches the first convolution and
+        # fails there with torch's "Input type (double) and bias type (float)".
+        if not x.is_floating_point() or (
+            x.dtype != weight and not torch.is_autocast_enabled(x.device.type)
+        ):
+            raise TypeError(
+                f"{name}: expected a {weight} input (the model's dtype), got {x.dtype}; "
+                f"convert it with x.to({weight})"
+            )
 
     def encode(self, x: Tensor, *, quantize: bool = True) -> Encoding:
         """Encode an image into both code levels.
@@ -163,6 +169,16 @@ class DiscreteAutoencoder(nn.Module):
             - q_top: (B, D, h/2, w/2); q_bot: (B, D, h, w)
             - output: (B, out_channels, 4h, 4w)
         """
+        name = f"{type(self).__name__}.decode"
+        check_shape(
+            q_top, ("B", f"D={self.vq_top.embedding_dim}", "h", "w"), name=name, what="q_top "
+        )
+        check_shape(
+            q_bot, ("B", f"D={self.vq_bot.embedding_dim}", "2h", "2w"), name=name, what="q_bot "
+        )
+        top, bot = tuple(q_top.shape), tuple(q_bot.shape)
+        if bot[0] != top[0] or bot[2:] != (2 * top[2], 2 * top[3]):
+            raise ShapeError(f"{name}: expected q_bot (B, D, 2h, 2w) for q_top {top}, got {bot}")
         return self.decoder(self.join(self.upsample_t(q_top), q_bot))
 
     def forward(self, x: Tensor, *, quantize: bool = True) -> tuple[Tensor, Tensor, Encoding]:
