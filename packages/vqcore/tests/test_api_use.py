@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import vqcore
-from vqcore import train_dada
+from vqcore import BackboneConfig, StageOneConfig, VqcoreError, train_dada
 
 
 def test_train_dada_leaves_the_callers_random_stream_alone(tmp_path, tiny_stage_one) -> None:
@@ -52,3 +52,25 @@ def test_decode_names_both_code_maps_when_they_do_not_fit(tiny_backbone) -> None
         model.decode(enc.q_top[:, :4], enc.q_bot)
     with pytest.raises(vqcore.ShapeError, match=r"for q_top \(2, 8, 4, 4\), got \(1, 8, 8, 8\)"):
         model.decode(enc.q_top, enc.q_bot[:1])
+
+
+def test_stage_one_presets_and_replace_refuse_unknown_names() -> None:
+    with pytest.raises(VqcoreError, match=r"StageOneConfig: unknown fields \['iteratons'\]"):
+        StageOneConfig.preset("cpu", "rgbd", iteratons=3)
+    with pytest.raises(VqcoreError, match=r"unknown fields \['bogus'\]"):
+        StageOneConfig.paper("depth", bogus=1)
+    with pytest.raises(VqcoreError, match=r"unknown fields \['iteratons'\]"):
+        StageOneConfig.cpu("rgbd").replace(iteratons=3)
+    with pytest.raises(VqcoreError, match=r"BackboneConfig: unknown fields \['hiden'\]"):
+        BackboneConfig.cpu("rgbd").replace(hiden=3)
+
+
+def test_a_backbone_field_is_an_override_by_its_plain_name() -> None:
+    cfg = StageOneConfig.preset("cpu", "rgbd", hidden=32, iterations=10)
+    assert cfg.backbone == BackboneConfig.cpu("rgbd", hidden=32) and cfg.iterations == 10
+    assert cfg.replace(num_embeddings=16).backbone == BackboneConfig.cpu(
+        "rgbd", hidden=32, num_embeddings=16
+    )
+    # A whole backbone given explicitly is used as it is.
+    small = BackboneConfig.cpu("rgbd", hidden=16)
+    assert StageOneConfig.cpu("rgbd", backbone=small).backbone == small

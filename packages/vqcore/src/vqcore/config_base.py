@@ -83,8 +83,28 @@ class ConfigMixin:
         return cls(**d)
 
     def replace(self, **changes: Any) -> Self:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        """A copy with some fields changed; a nested config's fields may be named alone, as in
+        :meth:`preset` (``cfg.replace(unet_base=4)``). Unknown names raise the class's error.
+        """
+        over = self._flat_overrides(changes)
+        for name in self._NESTED:
+            if name not in changes and isinstance(over.get(name), dict):
+                over[name] = getattr(self, name).replace(**over[name])
+        self._check_known(over)
+        return dataclasses.replace(self, **over)  # type: ignore[type-var]
+
+    @classmethod
+    def _with_overrides(cls, base: dict[str, Any], overrides: dict[str, Any]) -> Self:
+        """``cls(**base)`` with ``overrides`` applied: a nested config's plain fields change the
+        base's part, unknown names raise the class's error (not a TypeError)."""
+        over = cls._flat_overrides(overrides)
+        for name, part in cls._NESTED.items():
+            if name not in overrides and isinstance(over.get(name), dict):
+                current = base.get(name) or part()
+                over[name] = current.replace(**over[name])
+        base = {**base, **over}
+        cls._check_known(base)
+        return cls(**base)
 
     @classmethod
     def field_names(cls) -> set[str]:

@@ -166,8 +166,7 @@ class StageOneConfig(ConfigMixin):
             checkpoint_every=1000,
             precision="fp32",  # the reference trains in fp32; bf16 is a speed option
         )
-        base.update(overrides)
-        return cls(**base)
+        return cls._with_overrides(base, overrides)
 
     @classmethod
     def cpu(cls, setup: Setup = "rgbd", **overrides: Any) -> StageOneConfig:
@@ -191,5 +190,4 @@ class StageOneConfig(ConfigMixin):
             # bf16 on CUDA, fp32 on the CPU, as before the precision option existed.
             precision="auto",
         )
-        base.update(overrides)
-        return cls(**base)
+        return cls._with_overrides(base, overrides)
