@@ -21,6 +21,7 @@ __all__ = [
     "load_train_data",
     "load_validation",
     "model_input",
+    "prepared_inputs",
     "stack_inputs",
     "train_data_from_prepared",
 ]
@@ -37,6 +38,27 @@ def model_input(prepared: Any, setup: str) -> np.ndarray:
     if setup == "rgb":
         return np.ascontiguousarray(rgb)
     raise ThreedsrError(f"unknown setup {setup!r}")
+
+
+def prepared_inputs(items: Any, setup: str, name: str = "predict") -> np.ndarray:
+    """``(N, C, S_h, S_w)`` model inputs of pcprep `Prepared` records; anything else (a raw
+    `Sample`, a list of tensors) is a one-line error saying what to pass instead, not an
+    AttributeError from inside :func:`model_input`."""
+    items = list(items)
+    if not items:
+        raise ThreedsrError(f"{name}: empty batch")
+    for i, p in enumerate(items):
+        if not all(hasattr(p, a) for a in ("depth", "rgb", "foreground")):
+            kind = type(p).__name__
+            hint = (
+                "stack them into one (B, C, H, W) tensor or array"
+                if isinstance(p, (np.ndarray, Tensor))
+                else "pass raw scans to predict_samples, or detector.prepare(sample) first"
+            )
+            raise ThreedsrError(
+                f"{name}: item {i} is a {kind}, not a pcprep Prepared record; {hint}"
+            )
+    return np.stack([model_input(p, setup) for p in items])
 
 
 def foreground_of(prepared: Any) -> np.ndarray:

@@ -22,7 +22,7 @@ from torch import Tensor
 from threedsr.calibration import DisplayScale, MapCalibration
 from threedsr.checkpoint import resolve_detector_file
 from threedsr.config import DetectorConfig, default_smoothing_size
-from threedsr.data import model_input
+from threedsr.data import prepared_inputs
 from threedsr.detector_file import LoadedDetector, load_detector_parts
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
@@ -241,10 +241,7 @@ class Detector:
         elif isinstance(batch, np.ndarray):
             x = torch.from_numpy(batch)
         else:
-            items = list(batch)
-            if not items:
-                raise ThreedsrError("predict: empty batch")
-            x = torch.from_numpy(np.stack([model_input(p, self.setup) for p in items]))
+            x = torch.from_numpy(prepared_inputs(batch, self.setup))
         if x.ndim == 3:
             x = x[None]
         dims = ("B", self.in_channels, "H", "W")
@@ -254,6 +251,8 @@ class Detector:
             )
         except vqcore.ShapeError as exc:
             raise ThreedsrError(str(exc)) from None
+        if x.shape[0] == 0:
+            raise ThreedsrError(f"predict: empty batch, got {tuple(x.shape)}")
         return x.float()
 
     def predict(self, batch: Tensor | np.ndarray | Sequence[Any]) -> Prediction:

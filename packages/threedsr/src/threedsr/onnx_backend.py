@@ -17,7 +17,7 @@ import numpy as np
 import pcprep
 
 from threedsr.calibration import DisplayScale
-from threedsr.data import model_input
+from threedsr.data import prepared_inputs
 from threedsr.errors import ThreedsrError
 from threedsr.export import read_sidecar
 
@@ -89,6 +89,9 @@ class OnnxDetector:
         self.method: str = str(self.meta.get("method"))
         self.display = DisplayScale.from_state(self.meta.get("display"))
         self.batch: int | None = None if self.meta.get("dynamic_batch") else 1
+        #: Samples per ``predict`` call in :func:`~threedsr.predict_samples` (Detector's
+        #: attribute of the same name); a batch-1 graph loops over a batch anyway.
+        self.batch_size: int = 8 if self.batch is None else 1
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def _check_graph(self) -> None:
@@ -114,19 +117,18 @@ class OnnxDetector:
             )
 
     def _as_array(self, batch: Any) -> np.ndarray:
-        if isinstance(batch, np.ndarray) or hasattr(batch, "numpy"):
+        if hasattr(batch, "detach"):  # a torch tensor, with grad or on a GPU
+            batch = batch.detach().cpu().numpy()
+        if isinstance(batch, np.ndarray):
             x = np.asarray(batch, dtype=np.float32)
         else:
-            items = list(batch)
-            if not items:
-                raise ThreedsrError("predict: empty batch")
-            x = np.stack([model_input(p, self.setup) for p in items])
+            x = prepared_inputs(batch, self.setup)
         if x.ndim == 3:
             x = x[None]
         want = (int(self.meta["input"]["shape"][1]), self.size, self.size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        if x.ndim != 4 or tuple(x.shape[1:]) != want or x.shape[0] == 0:
             raise ThreedsrError(
-                f"{self.path}: expects (B, {want[0]}, {want[1]}, {want[2]}) (setup "
+                f"{self.path}: expects (B, {want[0]}, {want[1]}, {want[2]}) with B >= 1 (setup "
                 f"{self.setup!r}, size {self.size}), got {tuple(x.shape)}"
             )
         return np.ascontiguousarray(x, dtype=np.float32)

@@ -1,0 +1,79 @@
+"""What a notebook user of threedsr meets (issue: API QA): the documented interfaces work with
+either backend, bad inputs and options are one-line ThreedsrErrors naming the argument (not
+AttributeErrors or NaN maps), and training leaves torch's global RNG as the caller had it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pcprep
+import pytest
+import torch
+from pcprep.synthetic import synthetic_scan
+from threedsr import (
+    Detector,
+    DetectorConfig,
+    MapCalibration,
+    ThreeDSR,
+    ThreedsrError,
+    choose_threshold,
+    export_detector,
+    fit_memory,
+    predict_samples,
+)
+from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+
+
+@pytest.fixture(scope="module")
+def memory_detector() -> Detector:
+    cfg = DetectorConfig.for_memory("rgbd", image_size=64, memory={"local_k": 0, "scales": (1.0,)})
+    train = synthetic_class("rgbd", n=3, seed=1)
+    memory = fit_memory(train.x, "rgbd", cfg.memory)
+    return Detector(cfg, memory=memory, memory_calibration=MapCalibration(0.0, 1.0))
+
+
+def raw_scans(n: int) -> list[pcprep.Sample]:
+    return [
+        synthetic_scan((80, 96), bump_height=0.02, noise=0.0003, rng=k).sample for k in range(n)
+    ]
+
+
+def test_predict_samples_and_choose_threshold_run_an_onnx_detector(tmp_path) -> None:
+    # The README says predict_samples works with an OnnxDetector: it read detector.batch_size,
+    # which OnnxDetector lacked (AttributeError) unless batch_size was passed.
+    pytest.importorskip("onnxruntime")
+    from threedsr import OnnxDetector
+
+    cfg = tiny_config("rgbd")
+    torch.manual_seed(3)
+    det = Detector(cfg, network=ThreeDSR(tiny_backbone("rgbd"), cfg.model))
+    export_detector(det, tmp_path / "d.onnx", dynamic_batch=True)
+    onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
+    scans = raw_scans(3)
+    calls: list[tuple[int, int | None]] = []
+    got = predict_samples(onnx_det, scans, progress=lambda d, t: calls.append((d, t)))
+    ref = predict_samples(det, scans)
+    assert calls[-1] == (3, 3) and [g.native_map.shape for g in got] == [(80, 96)] * 3
+    np.testing.assert_allclose([g.score for g in got], [r.score for r in ref], atol=1e-4)
+    assert choose_threshold(onnx_det, scans) == pytest.approx(max(r.score for r in ref), abs=1e-4)
+    with pytest.raises(ThreedsrError, match=r"expects \(B, 4, 64, 64\) with B >= 1.*got \(0, 4"):
+        onnx_det.predict(np.zeros((0, 4, 64, 64), np.float32))
+    with pytest.raises(ThreedsrError, match="item 0 is a Sample, not a pcprep Prepared record"):
+        onnx_det.predict(scans[:1])
+
+
+def test_predict_refuses_what_it_cannot_read_with_one_line(memory_detector: Detector) -> None:
+    det = memory_detector
+    with pytest.raises(ThreedsrError, match=r"predict: empty batch, got \(0, 4, 64, 64\)"):
+        det.predict(torch.zeros(0, 4, 64, 64))  # was torch.cat's "expected a non-empty list"
+    scans = raw_scans(1)
+    with pytest.raises(
+        ThreedsrError, match=r"item 0 is a Sample.*pass raw scans to predict_samples"
+    ):
+        det.predict(scans)  # was AttributeError: 'Sample' object has no attribute 'depth'
+    with pytest.raises(ThreedsrError, match=r"item 0 is a Tensor.*one \(B, C, H, W\) tensor"):
+        det.predict([torch.rand(4, 64, 64)])
+    # What the README shows: Prepared records, float64 and non-contiguous tensors all work.
+    prepared = [det.prepare(s) for s in scans]
+    x = torch.rand(2, 64, 64, 4, dtype=torch.float64).permute(0, 3, 1, 2)
+    assert det.predict(prepared).scores.shape == (1,)
+    torch.testing.assert_close(det.predict(x).maps, det.predict(x.float().contiguous()).maps)
