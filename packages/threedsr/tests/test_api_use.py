@@ -77,3 +77,23 @@ def test_predict_refuses_what_it_cannot_read_with_one_line(memory_detector: Dete
     x = torch.rand(2, 64, 64, 4, dtype=torch.float64).permute(0, 3, 1, 2)
     assert det.predict(prepared).scores.shape == (1,)
     torch.testing.assert_close(det.predict(x).maps, det.predict(x.float().contiguous()).maps)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"smoothing": "median"}, "smoothing must be one of"),
+        ({"filter_size": 4}, "filter_size must be a positive odd int, got 4"),
+        ({"filter_size": -3}, "filter_size must be a positive odd int, got -3"),
+        ({"filter_size": 0}, "filter_size must be a positive odd int, got 0"),
+        ({"smoothing": "gaussian", "gaussian_sigma": 0}, "gaussian_sigma must be a positive"),
+        ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
+        ({"batch_size": -1}, "batch_size must be a positive int, got -1"),
+    ],
+)
+def test_detector_options_are_checked_when_it_is_made(memory_detector, option, message) -> None:
+    # Each used to pass construction and then fail inside torch at the first predict (a negative
+    # box, batch -1), silently fall back (0), or return NaN maps (sigma 0).
+    det = memory_detector
+    with pytest.raises(ThreedsrError, match=message):
+        Detector(det.config, memory=det.memory, memory_calibration=MapCalibration(0, 1), **option)

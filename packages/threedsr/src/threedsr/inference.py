@@ -8,6 +8,7 @@ It works on batched tensors at model resolution; raw scans and native-resolution
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
 from threedsr.maps import AnomalyMap
 from threedsr.memory.torch_model import FeatureMemory
-from threedsr.smoothing import smooth_maps
+from threedsr.smoothing import check_smoothing, smooth_maps
 
 __all__ = ["Detector", "Prediction"]
 
@@ -133,12 +134,22 @@ class Detector:
         self.display = display if self.method == config.method else None
         self.smoothing = smoothing or config.smoothing
         self.filter_size = (
-            filter_size or config.smoothing_size or default_smoothing_size(config.setup)
+            filter_size
+            if filter_size is not None
+            else config.smoothing_size or default_smoothing_size(config.setup)
         )
-        self.gaussian_sigma = float(
-            config.gaussian_sigma if gaussian_sigma is None else gaussian_sigma
-        )
-        self.batch_size = int(batch_size or (8 if self.device.type == "cuda" else 1))
+        sigma = config.gaussian_sigma if gaussian_sigma is None else gaussian_sigma
+        check_smoothing(self.smoothing, self.filter_size, sigma, str(where))
+        self.gaussian_sigma = float(sigma)
+        if batch_size is None:
+            batch_size = 8 if self.device.type == "cuda" else 1
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, numbers.Integral)
+            or batch_size < 1
+        ):
+            raise ThreedsrError(f"{where}: batch_size must be a positive int, got {batch_size!r}")
+        self.batch_size = int(batch_size)
         self.precision = precision or "auto"
         if self.precision not in vqcore.PRECISIONS:
             raise ThreedsrError(

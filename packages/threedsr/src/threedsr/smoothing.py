@@ -2,11 +2,48 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["box_filter", "gaussian_filter", "gaussian_kernel1d", "separable_filter", "smooth_maps"]
+from threedsr.errors import ThreedsrError
+
+__all__ = [
+    "SMOOTHINGS",
+    "box_filter",
+    "check_smoothing",
+    "gaussian_filter",
+    "gaussian_kernel1d",
+    "separable_filter",
+    "smooth_maps",
+]
+
+SMOOTHINGS = ("box", "gaussian", "none")
+
+
+def check_smoothing(method: str, size: object, sigma: object, where: str) -> None:
+    """Refuse smoothing options that would fail deep inside torch at the first prediction (a
+    negative box) or silently give NaN maps (sigma 0), with a one-line ``ThreedsrError``.
+
+    Example:
+        >>> check_smoothing("box", 4, 4.0, "Detector")
+        Traceback (most recent call last):
+        ...
+        threedsr.errors.ThreedsrError: Detector: filter_size must be a positive odd int, got 4
+    """
+    if method not in SMOOTHINGS:
+        raise ThreedsrError(f"{where}: smoothing must be one of {SMOOTHINGS}, got {method!r}")
+    if (
+        isinstance(size, bool)
+        or not isinstance(size, numbers.Integral)
+        or size < 1
+        or size % 2 == 0
+    ):
+        raise ThreedsrError(f"{where}: filter_size must be a positive odd int, got {size!r}")
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 < sigma < 1e6:
+        raise ThreedsrError(f"{where}: gaussian_sigma must be a positive number, got {sigma!r}")
 
 
 def box_filter(maps: Tensor, size: int) -> Tensor:
