@@ -97,3 +97,30 @@ def test_detector_options_are_checked_when_it_is_made(memory_detector, option, m
     det = memory_detector
     with pytest.raises(ThreedsrError, match=message):
         Detector(det.config, memory=det.memory, memory_calibration=MapCalibration(0, 1), **option)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"image_size": "64"}, "image_size must be an int, got '64'"),
+        ({"image_size": 64.0}, "image_size must be an int, got 64.0"),
+        ({"smoothing_size": 4}, "smoothing_size must be None or a positive odd int, got 4"),
+        ({"smoothing_size": -3}, "smoothing_size must be None or a positive odd int"),
+        ({"gaussian_sigma": 0}, "gaussian_sigma must be positive, got 0"),
+        ({"log_every": 0}, "log_every must be >= 1, got 0"),
+        ({"checkpoint_every": 0}, "checkpoint_every must be >= 1, got 0"),
+    ],
+)
+def test_detector_config_refuses_values_that_fail_later(override, message) -> None:
+    with pytest.raises(ThreedsrError, match=f"DetectorConfig: {message}"):
+        DetectorConfig.preset("cpu", **override)
+
+
+def test_config_replace_takes_a_parts_field_by_its_plain_name() -> None:
+    cfg = DetectorConfig.preset("cpu", setup="depth")
+    assert cfg.replace(unet_base=4, local_k=0) == DetectorConfig.preset(
+        "cpu", setup="depth", unet_base=4, local_k=0
+    )
+    assert DetectorConfig.preset("memory", image_size=np.int64(128)).image_size == 128
+    with pytest.raises(ThreedsrError, match=r"unknown fields \['unet_bse'\]"):
+        cfg.replace(unet_bse=4)

@@ -6,6 +6,7 @@ memory's (:class:`~threedsr.memory.MemoryConfig`) and the preprocessing both sha
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -161,20 +162,35 @@ class DetectorConfig(DetectorPresets):
                 object.__setattr__(self, name, part.from_dict(value))
             elif not isinstance(value, part):
                 fail(f"{name} must be a {part.__name__}, got {type(value).__name__}")
+        for name in ("image_size", "batch_size", "iterations", "checkpoint_every", "log_every"):
+            value = getattr(self, name)
+            # A str from a notebook's input() or a float from arithmetic fails later with an
+            # unrelated TypeError (or trains on a float image size).
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                fail(f"{name} must be an int, got {value!r}")
+            object.__setattr__(self, name, int(value))
         if self.method not in METHODS:
             fail(f"method must be one of {METHODS}, got {self.method!r}")
         if self.setup not in SETUPS:
             fail(f"setup must be one of {SETUPS}, got {self.setup!r}")
         if self.image_size % 32 or self.image_size < 64:
             fail(f"image_size must be a multiple of 32 and at least 64, got {self.image_size}")
-        if self.batch_size < 1 or self.iterations < 1:
-            fail("batch_size and iterations must be positive")
+        for name in ("batch_size", "iterations", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                fail(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.fusion_weight < 1.0:
             fail(f"fusion_weight must be in (0, 1), got {self.fusion_weight}")
         if self.precision not in PRECISIONS:
             fail(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.smoothing not in ("box", "gaussian"):
             fail(f"smoothing must be 'box' or 'gaussian', got {self.smoothing!r}")
+        size = self.smoothing_size
+        if size is not None and (
+            not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0
+        ):
+            fail(f"smoothing_size must be None or a positive odd int, got {size!r}")
+        if not self.gaussian_sigma > 0:
+            fail(f"gaussian_sigma must be positive, got {self.gaussian_sigma!r}")
         object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
 
     @property
