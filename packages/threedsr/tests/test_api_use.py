@@ -19,6 +19,7 @@ from threedsr import (
     export_detector,
     fit_memory,
     predict_samples,
+    train_detector,
 )
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -124,3 +125,13 @@ def test_config_replace_takes_a_parts_field_by_its_plain_name() -> None:
     assert DetectorConfig.preset("memory", image_size=np.int64(128)).image_size == 128
     with pytest.raises(ThreedsrError, match=r"unknown fields \['unet_bse'\]"):
         cfg.replace(unet_bse=4)
+
+
+def test_network_training_leaves_the_callers_random_stream_alone(tmp_path) -> None:
+    cfg = tiny_config("depth", out=str(tmp_path / "run"), iterations=2, checkpoint_every=2)
+    data, backbone = synthetic_class("depth", n=4), tiny_backbone("depth")
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    train_detector(cfg, backbone=backbone, data=data, validation=data)
+    assert torch.equal(torch.rand(3), expected)

@@ -69,9 +69,10 @@ def train_heads(
     out = config.run_dir()
     ctx = vqcore.init_distributed(config.device)
     try:
-        trainer = _DetectorTrainer(config, ctx, out, backbone=backbone, data=data)
-        with vqcore.precision_scope(config.precision):
-            path = trainer.run(callbacks)
+        with vqcore.rng_scope(ctx.device):
+            trainer = _DetectorTrainer(config, ctx, out, backbone=backbone, data=data)
+            with vqcore.precision_scope(config.precision):
+                path = trainer.run(callbacks)
         result = TrainResult(
             path,
             trainer.step,
