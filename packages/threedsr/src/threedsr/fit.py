@@ -121,6 +121,7 @@ def train_detector(
     )
     report(2, "display")
     display = _display(detector, config, validation, loo_maps)
+    report(3, "write")
     payload = detector_payload(
         config,
         network=network,
@@ -136,7 +137,8 @@ def train_detector(
     path = atomic_save(payload, out / DETECTOR_FILE)
     if result is None:
         _write_history(out, [])
-    report(3, "written")
+    # The last event says every phase is done (step == total), as the network's last step does.
+    report(4, "written")
     return TrainResult(
         path,
         0 if result is None else result.step,
