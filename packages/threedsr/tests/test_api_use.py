@@ -16,6 +16,8 @@ from threedsr import (
     ThreeDSR,
     ThreedsrError,
     choose_threshold,
+    detector_info,
+    evaluate,
     export_detector,
     fit_memory,
     predict_samples,
@@ -60,6 +62,21 @@ def test_predict_samples_and_choose_threshold_run_an_onnx_detector(tmp_path) -> 
         onnx_det.predict(np.zeros((0, 4, 64, 64), np.float32))
     with pytest.raises(ThreedsrError, match="item 0 is a Sample, not a pcprep Prepared record"):
         onnx_det.predict(scans[:1])
+
+
+def test_an_export_given_for_a_checkpoint_and_a_file_for_out_are_named(
+    memory_detector, tmp_path
+) -> None:
+    det = memory_detector
+    export_detector(det, tmp_path / "d.pt", fmt="torchscript")
+    # Was "unreadable checkpoint (... not from a trusted source)" for the user's own export.
+    with pytest.raises(ThreedsrError, match=r"d\.pt: is an exported model, not a detector"):
+        detector_info(tmp_path / "d.pt")
+    with pytest.raises(ThreedsrError, match="is an exported model"):
+        Detector.load(tmp_path / "d.pt")
+    # Was pathlib's FileExistsError, raised after the whole evaluation had run.
+    with pytest.raises(ThreedsrError, match=r"d\.pt: is a file; out= is the folder"):
+        evaluate(det, tmp_path / "no-data", "c", out=tmp_path / "d.pt")
 
 
 def test_predict_refuses_what_it_cannot_read_with_one_line(memory_detector: Detector) -> None:

@@ -136,6 +136,11 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
     except FileNotFoundError:
         raise ThreedsrError(f"{p}: no such file") from None
     except Exception as exc:  # truncated, corrupt or not a torch file at all
+        if p.with_name(p.name + ".json").is_file():  # export_detector's sidecar beside it
+            raise ThreedsrError(
+                f"{p}: is an exported model, not a detector checkpoint (run an ONNX export with "
+                "OnnxDetector; the run's detector.pt is what Detector.load reads)"
+            ) from None
         why = vqcore.checkpoint.describe_load_error(exc)
         raise ThreedsrError(f"{p}: unreadable checkpoint ({why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:

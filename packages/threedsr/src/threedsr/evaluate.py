@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import admetrics
@@ -96,6 +97,9 @@ def evaluate(
         "n_good", "n_defective", "setup", "size", "paper": {...}}}``, plus ``"samples"`` with
         ``keep_samples``; undefined metrics are None.
     """
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        # Checked first: the metrics are written after the whole evaluation.
+        raise ThreedsrError(f"{out}: is a file; out= is the folder for metrics.json and metrics.md")
     if category is None:
         if detector.category is None:
             raise ThreedsrError("evaluate: the detector has no category; pass one")
