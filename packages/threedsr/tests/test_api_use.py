@@ -152,3 +152,17 @@ def test_network_training_leaves_the_callers_random_stream_alone(tmp_path) -> No
     torch.manual_seed(1234)
     train_detector(cfg, backbone=backbone, data=data, validation=data)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_predict_inside_a_callers_autocast_keeps_the_detectors_precision(memory_detector) -> None:
+    # The caller's bf16 autocast reached the memory's fp32 search ("Index put requires the source
+    # and destination dtypes match") and would have run an fp32 network in bf16.
+    cfg = tiny_config("rgbd")
+    torch.manual_seed(3)
+    network = Detector(cfg, network=ThreeDSR(tiny_backbone("rgbd"), cfg.model))
+    x = synthetic_class("rgbd", n=2, seed=5).x
+    for det in (memory_detector, network):
+        plain = det.predict(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = det.predict(x)
+        assert torch.equal(inside.maps, plain.maps) and inside.maps.dtype == torch.float32

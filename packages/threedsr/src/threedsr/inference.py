@@ -283,7 +283,10 @@ class Detector:
             if self.bf16
             else contextlib.nullcontext()
         )
-        with torch.inference_mode(), vqcore.precision_scope(self.precision):
+        # A caller's own autocast would reach the memory's fp32 search (a dtype error there) and
+        # override the detector's precision; amp re-enables it for the network only.
+        no_outer_amp = torch.autocast(self.device.type, enabled=False)
+        with torch.inference_mode(), no_outer_amp, vqcore.precision_scope(self.precision):
             for start in range(0, x.shape[0], self.batch_size):
                 xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self.channels_last:
