@@ -15,13 +15,16 @@ from threedsr import (
     MapCalibration,
     ThreeDSR,
     ThreedsrError,
+    box_filter,
     choose_threshold,
     detector_info,
     evaluate,
     export_detector,
     fit_memory,
+    gaussian_filter,
     predict_samples,
     train_detector,
+    upsample_map,
 )
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -166,3 +169,19 @@ def test_predict_inside_a_callers_autocast_keeps_the_detectors_precision(memory_
         with torch.autocast("cpu", dtype=torch.bfloat16):
             inside = det.predict(x)
         assert torch.equal(inside.maps, plain.maps) and inside.maps.dtype == torch.float32
+
+
+def test_building_blocks_name_the_shape_they_expect() -> None:
+    maps = torch.rand(2, 32, 32)
+    # A (H, W) map was pooled along the wrong axes without a word; (B, 1, H, W) failed in torch.
+    with pytest.raises(ValueError, match=r"box_filter: expected maps \(B, H, W\), got \(32, 32\)"):
+        box_filter(maps[0], 3)
+    with pytest.raises(ValueError, match=r"box_filter: expected maps \(B, H, W\), got \(2, 1, 32"):
+        box_filter(maps[:, None], 3)
+    with pytest.raises(ValueError, match="sigma must be positive, got 0"):
+        gaussian_filter(maps, 0.0)  # was an all-NaN map
+    with pytest.raises(ValueError, match=r"upsample_map: expected one \(H, W\) map"):
+        upsample_map(np.ones((1, 4, 4), np.float32), (8, 8))
+    cfg = DetectorConfig.for_memory("depth", image_size=64, memory={"local_k": 0})
+    with pytest.raises(ValueError, match=r"fit_memory: expected at least one scan .*\(0, 1, 64"):
+        fit_memory(torch.zeros(0, 1, 64, 64), "depth", cfg.memory)

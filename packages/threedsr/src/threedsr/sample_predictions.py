@@ -42,6 +42,11 @@ def upsample_map(m: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
         (6, 8)
     """
     t = torch.as_tensor(np.asarray(m, dtype=np.float32))[None, None]
+    if t.ndim != 4 or len(shape) != 2:
+        raise ValueError(
+            f"upsample_map: expected one (H, W) map and an (H, W) shape, got {tuple(t.shape[2:])} "
+            f"and {tuple(shape)}"
+        )
     if tuple(t.shape[2:]) == tuple(shape):
         return t[0, 0].numpy().copy()
     return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()

@@ -60,6 +60,9 @@ def box_filter(maps: Tensor, size: int) -> Tensor:
         >>> box_filter(torch.ones(1, 3, 3), 3)[0, 0, 0].item()  # corner: 4 of 9 inside
         0.4444444477558136
     """
+    if maps.ndim != 3:
+        # avg_pool2d reads a (H, W) map as (C, 1, W) rows and pools the wrong axes silently.
+        raise ValueError(f"box_filter: expected maps (B, H, W), got {tuple(maps.shape)}")
     if size % 2 == 0:
         raise ValueError(f"box_filter: size must be odd, got {size}")
     return F.avg_pool2d(maps[:, None], size, stride=1, padding=size // 2, count_include_pad=True)[
@@ -76,6 +79,8 @@ def gaussian_kernel1d(
         >>> k = gaussian_kernel1d(1.0); k.shape, round(float(k.sum()), 6)
         (torch.Size([9]), 1.0)
     """
+    if not sigma > 0:
+        raise ValueError(f"gaussian_kernel1d: sigma must be positive, got {sigma}")  # 0: NaN maps
     radius = int(truncate * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (x / sigma) ** 2)

@@ -47,6 +47,10 @@ def fit_memory(
     """
     config = config or MemoryConfig.for_setup(setup)
     features = MemoryFeatures.from_config(config)
+    if x.ndim == 4 and x.shape[0] == 0:
+        raise ValueError(
+            f"fit_memory: expected at least one scan (B, C, H, W), got {tuple(x.shape)}"
+        )
     feats, ids = [], []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start : start + batch_size]
