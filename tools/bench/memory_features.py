@@ -6,8 +6,9 @@ bank size asked for. Minutes per row. Each option below sets one field of the me
 ``scales``, ``--groups`` = ``groups`` and ``weights``, ``--local-k`` = ``local_k``,
 ``--local-min-scans`` = ``local_min_scans``, ``--modalities`` = ``modalities``, ``--modality-fusion`` =
 ``modality_fusion``. The map is the memory's distance map
-(``FeatureMemory``), which a ``memory``-method detector z-scores on good scans and squashes (a
-monotone map of it) before smoothing.
+(``FeatureMemory``), which a ``memory``-method detector z-scores on good scans, smooths, then
+squashes (``DetectorConfig.squash="smoothed"``): image scores rank as here. Detectors written
+before that option squash each pixel before smoothing, which ranks differently.
 
     uv run python tools/bench/memory_features.py --data $THREEDSR_CABLE_GLAND \\
         --category cable_gland --features descriptors encoder --size 128 256

@@ -9,6 +9,7 @@ from threedsr import (
     DetectorConfig,
     DisplayScale,
     ThreedsrError,
+    box_filter,
     detector_info,
     read_checkpoint,
     train_detector,
@@ -249,3 +250,26 @@ def test_an_interrupted_run_keeps_its_history_when_resumed(tmp_path, stop_at) ->
     assert [e["step"] for e in history] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
     for got, want in zip(history, expected, strict=True):
         assert got["total"] == pytest.approx(want["total"], abs=1e-5)
+
+
+def test_a_detector_written_before_squash_keeps_its_per_pixel_logistic(tmp_path) -> None:
+    cfg = tiny_config("depth", out=str(tmp_path / "run"), method="memory")
+    train_detector(cfg, data=synthetic_class("depth"))
+    ckpt = read_checkpoint(tmp_path / "run" / "detector.pt")
+    assert ckpt["detector_config"]["squash"] == "smoothed"
+    del ckpt["detector_config"]["squash"]  # as written before the field
+    atomic_save(ckpt, tmp_path / "old.pt")
+    old = Detector.load(tmp_path / "old.pt", device="cpu")
+    new = Detector.load(tmp_path / "run", device="cpu")
+    assert (old.config.squash, new.config.squash) == ("pixels", "smoothed")
+    x = synthetic_class("depth", n=2, seed=7).x
+    a, b = old.predict(x), new.predict(x)
+    torch.testing.assert_close(a.raw_maps, b.raw_maps)  # the same sigmoid(z) per pixel
+    torch.testing.assert_close(a.maps, box_filter(a.raw_maps, old.filter_size))
+    torch.testing.assert_close(
+        b.maps,
+        torch.sigmoid(box_filter(torch.logit(b.raw_maps), new.filter_size)),
+        atol=1e-4,
+        rtol=0,
+    )
+    assert not torch.allclose(a.maps, b.maps)

@@ -12,6 +12,7 @@ from threedsr import (
     MemoryConfig,
     ThreeDSR,
     ThreedsrError,
+    box_filter,
     fit_memory,
     fuse_maps,
 )
@@ -76,8 +77,30 @@ def test_each_method_keeps_only_its_parts_and_weight(parts) -> None:
         fm, _ = f(x)
     assert out is not None and none is None
     torch.testing.assert_close(hm, out.anomaly_map)
-    torch.testing.assert_close(mm, torch.sigmoid(memory(x)))
-    torch.testing.assert_close(fm, torch.sigmoid(0.3 * memory(x) + 0.7 * out.anomaly_map))
+    # The memory's and the fused map are logits until finish() smooths, then squashes them.
+    torch.testing.assert_close(mm, memory(x))
+    torch.testing.assert_close(fm, 0.3 * memory(x) + 0.7 * out.anomaly_map)
+    for amap, pre in ((m, mm), (f, fm)):
+        smoothed, raw = amap.finish(pre, "box", 5, 4.0)
+        torch.testing.assert_close(smoothed, torch.sigmoid(box_filter(pre, 5)))
+        torch.testing.assert_close(raw, torch.sigmoid(pre))
+    smoothed, raw = h.finish(hm, "box", 5, 4.0)
+    torch.testing.assert_close(smoothed, box_filter(hm, 5))
+    assert raw is hm
+
+
+def test_squash_on_pixels_is_the_map_of_earlier_detectors(parts) -> None:
+    _, memory = parts
+    old = AnomalyMap("memory", memory=memory, memory_calibration=CAL, squash="pixels")
+    x = synthetic_class("depth", n=2, seed=3).x
+    with torch.no_grad():
+        pre, _ = old(x)
+    torch.testing.assert_close(pre, torch.sigmoid(memory(x)))
+    smoothed, raw = old.finish(pre, "box", 5, 4.0)
+    torch.testing.assert_close(smoothed, box_filter(torch.sigmoid(memory(x)), 5))
+    assert raw is pre
+    with pytest.raises(ThreedsrError, match="squash"):
+        AnomalyMap("memory", memory=memory, memory_calibration=CAL, squash="late")
 
 
 def test_fuse_maps_weights_and_range() -> None:

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["DisplayScale", "MapCalibration", "display_scale", "fuse_maps"]
+from threedsr.smoothing import smooth_maps
+
+__all__ = ["DisplayScale", "MapCalibration", "display_scale", "finish_maps", "fuse_maps"]
 
 
 class MapCalibration(NamedTuple):
@@ -28,20 +30,45 @@ def fuse_maps(
     heads_cal: MapCalibration,
     memory_cal: MapCalibration,
     weight: float,
+    *,
+    squash: bool = True,
 ) -> Tensor:
     """``weight * z(memory) + (1 - weight) * z(heads)``, each z-scored with good scans' pixel
-    statistics, then squashed by a logistic so the map stays in (0, 1) like a probability map.
+    statistics, then squashed by a logistic so the map stays in (0, 1) like a probability map
+    (``squash=False``: the logit itself, for :func:`finish_maps` to squash after smoothing).
     The memory alone is ``weight=1`` (its heads' term then vanishes).
 
     Example:
         >>> m = torch.tensor([1.0]); cal = MapCalibration(1.0, 1.0)
-        >>> float(fuse_maps(m, m, cal, cal, 0.5))
-        0.5
+        >>> float(fuse_maps(m, m, cal, cal, 0.5)), float(fuse_maps(2 * m, m, cal, cal, 1.0, squash=False))
+        (0.5, 0.0)
     """
     z = weight * memory_cal.normalise(memory)
     if weight < 1.0:
         z = z + (1.0 - weight) * heads_cal.normalise(heads_map)
-    return torch.sigmoid(z)
+    return torch.sigmoid(z) if squash else z
+
+
+def finish_maps(
+    pre: Tensor, squash_after: bool, smoothing: str, size: int, sigma: float
+) -> tuple[Tensor, Tensor]:
+    """The smoothed map and the raw map of a method's pre-smoothing map ``pre``.
+
+    ``squash_after``: ``pre`` is a logit (:func:`fuse_maps` with ``squash=False``), smoothed
+    first and squashed after, so that the image score (the smoothed map's maximum) ranks as the
+    smoothed logit does. Squashed first, the box average of values near 1 measures how much of
+    the window lies on the object more than how abnormal it is (package README, row 40).
+
+    Example:
+        >>> z = torch.full((1, 3, 3), 2.0)
+        >>> smoothed, raw = finish_maps(z, True, "none", 1, 4.0)
+        >>> torch.allclose(smoothed, torch.sigmoid(z)), torch.equal(smoothed, raw)
+        (True, True)
+    """
+    smoothed = smooth_maps(pre, smoothing, size, sigma)
+    if squash_after:
+        return torch.sigmoid(smoothed), torch.sigmoid(pre)
+    return smoothed, pre
 
 
 class DisplayScale(NamedTuple):

@@ -12,6 +12,9 @@ __all__ = ["default_later_fields", "migrate_format_2"]
 #: ``AnomalyConfig.sampler`` (numpy/numba batches, so a resumed run continues its own random
 #: stream) and ``MemoryConfig.modality_fusion`` (the two modalities' distances were summed).
 _LATER_FIELDS = {("anomaly", "sampler"): "host", ("memory", "modality_fusion"): "sum"}
+#: Top-level ``DetectorConfig`` fields, likewise: ``squash`` (the logistic went on each pixel
+#: before the smoothing).
+_LATER_TOP_FIELDS = {"squash": "pixels"}
 
 
 def default_later_fields(ckpt: dict[str, Any]) -> None:
@@ -24,6 +27,7 @@ def default_later_fields(ckpt: dict[str, Any]) -> None:
         part = cfg.get(section)
         if isinstance(part, dict) and field not in part:
             cfg = {**cfg, section: {**part, field: value}}
+    cfg = {**_LATER_TOP_FIELDS, **cfg}
     ckpt["detector_config"] = cfg
 
 

@@ -99,6 +99,10 @@ class DetectorConfig(DetectorPresets):
         smoothing, smoothing_size, gaussian_sigma: the smoothing a :class:`~threedsr.Detector`
             uses unless its own options say otherwise: ``box`` (code) or ``gaussian`` (paper);
             box side (None = 11 rgbd/rgb, 21 depth); Gaussian sigma (4).
+        squash: where the memory's and the fused map's logistic goes: ``smoothed`` (after the
+            smoothing, so the image score ranks as the smoothed z-score) or ``pixels`` (on each
+            pixel, then smoothed: every detector written before the option). Package README,
+            row 40. The 3DSR network's softmax map is not affected.
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         seed: seeds every random draw (data, anomalies, init, the memory's subset).
         checkpoint_every: write ``detector.pt`` every N steps (and at the end / on Ctrl-C).
@@ -143,6 +147,7 @@ class DetectorConfig(DetectorPresets):
     smoothing: Literal["box", "gaussian"] = "box"
     smoothing_size: int | None = None
     gaussian_sigma: float = 4.0
+    squash: Literal["smoothed", "pixels"] = "smoothed"
     device: str = "auto"
     seed: int = 0
     checkpoint_every: int = 1000
@@ -189,6 +194,8 @@ class DetectorConfig(DetectorPresets):
             not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0
         ):
             fail(f"smoothing_size must be None or a positive odd int, got {size!r}")
+        if self.squash not in ("smoothed", "pixels"):
+            fail(f"squash must be 'smoothed' or 'pixels', got {self.squash!r}")
         if not self.gaussian_sigma > 0:
             fail(f"gaussian_sigma must be positive, got {self.gaussian_sigma!r}")
         object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))

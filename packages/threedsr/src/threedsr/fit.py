@@ -28,7 +28,6 @@ from threedsr.errors import ThreedsrError
 from threedsr.inference import Detector
 from threedsr.memory.fit import fit_memory
 from threedsr.memory.torch_model import FeatureMemory
-from threedsr.smoothing import smooth_maps
 
 __all__ = ["CALIBRATION_SCANS", "TrainEvent", "TrainResult", "train_detector"]
 
@@ -208,11 +207,15 @@ def _display(
         maps = detector.predict(validation.x).maps.numpy()
         fg = validation.foreground[:, 0].numpy() > 0.5
         return display_scale(maps, fg if config.setup != "rgb" else None, "validation")
-    raw = loo_maps
+    pre = loo_maps
     if config.uses_memory:
         assert detector.map.memory_calibration is not None
-        raw = torch.sigmoid(detector.map.memory_calibration.normalise(loo_maps))
-    maps = smooth_maps(raw, detector.smoothing, detector.filter_size, detector.gaussian_sigma)
+        pre = detector.map.memory_calibration.normalise(loo_maps)
+        if not detector.map.squashes_after_smoothing:
+            pre = torch.sigmoid(pre)
+    maps, _ = detector.map.finish(
+        pre, detector.smoothing, detector.filter_size, detector.gaussian_sigma
+    )
     return display_scale(np.asarray(maps), None, "training")
 
 

@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from threedsr.calibration import fuse_maps
+from threedsr.calibration import finish_maps, fuse_maps
 from threedsr.errors import ThreedsrError
-from threedsr.smoothing import smooth_maps
 
 __all__ = ["CODE_OUTPUTS", "InferenceGraph"]
 
@@ -89,6 +88,7 @@ class InferenceGraph(nn.Module):
         self.heads_calibration = amap.heads_calibration
         self.memory_calibration = amap.memory_calibration
         self.weight = float(amap.weight)
+        self.squash_after = bool(amap.squashes_after_smoothing)
         self.runs_heads = self.network is not None
         self.eval()
 
@@ -113,8 +113,9 @@ class InferenceGraph(nn.Module):
                 self.heads_calibration or self.memory_calibration,
                 self.memory_calibration,
                 self.weight,
+                squash=not self.squash_after,
             )
-        m = smooth_maps(raw, self.smoothing, self.filter_size, self.sigma)
+        m, _ = finish_maps(raw, self.squash_after, self.smoothing, self.filter_size, self.sigma)
         return (m, m.flatten(1).amax(dim=1), *codes)
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:

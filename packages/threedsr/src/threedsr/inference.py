@@ -29,7 +29,7 @@ from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
 from threedsr.maps import AnomalyMap
 from threedsr.memory.torch_model import FeatureMemory
-from threedsr.smoothing import check_smoothing, smooth_maps
+from threedsr.smoothing import check_smoothing
 
 __all__ = ["Detector", "Prediction"]
 
@@ -126,6 +126,7 @@ class Detector:
                 heads_calibration=heads_calibration,
                 memory_calibration=memory_calibration,
                 weight=config.fusion_weight,
+                squash=config.squash,
             )
         except ThreedsrError as exc:
             raise ThreedsrError(f"{where}: {exc}") from None
@@ -291,8 +292,11 @@ class Detector:
                 xb = x[start : start + self.batch_size].to(self.device, non_blocking=True)
                 if self.channels_last:
                     xb = xb.contiguous(memory_format=torch.channels_last)
-                raw, _ = self.map(xb, autocast=amp)
-                maps.append(smooth_maps(raw, self.smoothing, self.filter_size, self.gaussian_sigma))
+                pre, _ = self.map(xb, autocast=amp)
+                smoothed, raw = self.map.finish(
+                    pre, self.smoothing, self.filter_size, self.gaussian_sigma
+                )
+                maps.append(smoothed)
                 raws.append(raw)
             m, r = torch.cat(maps), torch.cat(raws)
             n, hw = m.shape[0], m[0].numel()

@@ -14,12 +14,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from threedsr.calibration import MapCalibration, fuse_maps
+from threedsr.calibration import MapCalibration, finish_maps, fuse_maps
 from threedsr.dsr.torch_model import ThreeDSR, ThreeDSROutput
 from threedsr.errors import ThreedsrError
 from threedsr.memory.torch_model import FeatureMemory
 
-__all__ = ["AnomalyMap"]
+__all__ = ["SQUASHES", "AnomalyMap"]
+
+#: Where the memory's and the fused map's logistic goes (:class:`AnomalyMap`).
+SQUASHES = ("smoothed", "pixels")
 
 
 class AnomalyMap(nn.Module):
@@ -33,10 +36,15 @@ class AnomalyMap(nn.Module):
             the memory's maps (:class:`MapCalibration`); the memory's is needed whenever it is
             used, the network's only by ``fused``.
         weight: the memory's weight in ``fused``.
+        squash: where the memory's and the fused map's logistic goes: ``smoothed`` (after the
+            smoothing, :meth:`finish`; then :meth:`forward` gives the logit) or ``pixels`` (on
+            every pixel before it: detectors written before the option). The network's own map
+            is a softmax probability either way.
 
     Shape:
         - Input: (B, C, H, W) model inputs.
-        - Output: (B, H, W) float32 maps in (0, 1), and the network's output (or None).
+        - Output: (B, H, W) float32 pre-smoothing maps (in (0, 1), or logits when
+          :attr:`squashes_after_smoothing`), and the network's output (or None).
     """
 
     def __init__(
@@ -48,8 +56,11 @@ class AnomalyMap(nn.Module):
         heads_calibration: MapCalibration | None = None,
         memory_calibration: MapCalibration | None = None,
         weight: float = 1.0,
+        squash: str = "smoothed",
     ) -> None:
         super().__init__()
+        if squash not in SQUASHES:
+            raise ThreedsrError(f"squash must be one of {SQUASHES}, got {squash!r}")
         needs_network, needs_memory = method != "memory", method != "3dsr"
         if method not in ("memory", "3dsr", "fused"):
             raise ThreedsrError(f"unknown method {method!r} (memory, 3dsr or fused)")
@@ -69,6 +80,12 @@ class AnomalyMap(nn.Module):
         self.heads_calibration = heads_calibration
         self.memory_calibration = memory_calibration
         self.weight = 1.0 if method == "memory" else 0.0 if method == "3dsr" else float(weight)
+        #: The memory's or the fused map is a logit until :meth:`finish` smooths and squashes it.
+        self.squashes_after_smoothing = method != "3dsr" and squash == "smoothed"
+
+    def finish(self, pre: Tensor, smoothing: str, size: int, sigma: float) -> tuple[Tensor, Tensor]:
+        """The smoothed and the raw map (both in (0, 1)) of :meth:`forward`'s map."""
+        return finish_maps(pre, self.squashes_after_smoothing, smoothing, size, sigma)
 
     def forward(self, x: Tensor, *, autocast: Any = None) -> tuple[Tensor, ThreeDSROutput | None]:
         """The map of ``x`` and the network's output; ``autocast``: a context for the network's
@@ -91,5 +108,6 @@ class AnomalyMap(nn.Module):
             heads_cal,
             self.memory_calibration,
             self.weight,
+            squash=not self.squashes_after_smoothing,
         )
         return fused, out
