@@ -7,13 +7,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FALLBACK_SCALE", "MapScale", "display_scale"]
+__all__ = ["FALLBACK_SCALE", "MapScale", "display_scale", "score_text"]
 
 
 #: The fallback colour scale of a detector without a calibrated display scale: every threedsr map
 #: is a softmax probability (or the logistic-squashed fusion with the feature memory), so it lies
 #: in (0, 1) and [0, 1] is its whole range, the same for every scan and every call.
 FALLBACK_SCALE = (0.0, 1.0)
+
+
+def score_text(value: float, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits, or as many more as it takes not to print a
+    score below 1 as "1": a memory map is a logistic, and a class whose good scans score high
+    on it (CandyCane's threshold: 0.9999864) would read "threshold 1".
+
+    Example:
+        >>> score_text(0.9999864), score_text(0.42), score_text(1.0)
+        ('0.99999', '0.42', '1')
+    """
+    value = float(value)
+    text = f"{value:.{digits}g}"
+    while float(text) == 1.0 != value and digits < 9:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return text
 
 
 @dataclass(frozen=True)

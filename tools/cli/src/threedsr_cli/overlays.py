@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from threedsr_cli.atomic import atomic_write_bytes
+from threedsr_cli.map_scale import score_text
 from threedsr_cli.report import pyplot, save_figure
 
 if TYPE_CHECKING:
@@ -147,7 +148,8 @@ def _colour_bar(
     y = min(max(float(threshold), lo), hi)  # a threshold off the scale sits at its end
     bar.ax.axhline(y, color="black", lw=1.6)
     ends = [v for v in (lo, hi) if abs(v - y) > 0.12 * (hi - lo)]
-    bar.set_ticks([*ends, y], labels=[*(f"{v:.3g}" for v in ends), f"threshold {threshold:.3g}"])
+    labels = [*(score_text(v, 3) for v in ends), f"threshold {score_text(threshold, 3)}"]
+    bar.set_ticks([*ends, y], labels=labels)
 
 
 def _draw_row(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError, Interrupted, finished_run
 from threedsr_cli.locks import run_lock
+from threedsr_cli.map_scale import score_text
 from threedsr_cli.runs import claim_run
 from threedsr_cli.ui import UI
 
@@ -232,7 +233,8 @@ def _train(
         if info.display is not None:
             table.add_row(
                 "threshold",
-                f"{info.display.threshold:.4g} (largest score of the good {info.display.source} scans)",
+                f"{score_text(info.display.threshold)} (largest score of the good "
+                f"{info.display.source} scans)",
             )
         table.add_row("wall time", f"{time.perf_counter() - start:.1f} s")
         # quoted, so that the line can be pasted into a shell as it is (paths with spaces)
