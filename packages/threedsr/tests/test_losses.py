@@ -88,8 +88,8 @@ def test_losses_decrease_on_tiny_synthetic_class(setup: str, tmp_path) -> None:
     events = []
     cfg = tiny_config(setup, out=str(tmp_path), iterations=40, lr=2e-3, checkpoint_every=1000)
     train_detector(cfg, events.append, backbone=tiny_backbone(setup), data=synthetic_class(setup))
-    # The network's steps, then the finishing stages (calibration, display scale, file).
-    assert [e.stage for e in events] == ["detector"] * 40 + ["memory"] * 3
+    # The network's steps, then the finishing stages (calibration, display scale, file, written).
+    assert [e.stage for e in events] == ["detector"] * 40 + ["memory"] * 4
     events = [e for e in events if e.stage == "detector"]
     tot = np.array([e.metrics["total"] for e in events])
     img = np.array([e.metrics["image"] for e in events])

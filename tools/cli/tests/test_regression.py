@@ -409,19 +409,20 @@ def _check_skipped(c: Ctx, res: Any) -> None:
 @contextlib.contextmanager
 def _count_batches(seen: list[int]) -> Iterator[None]:
     """Record the size of every forward batch the detector runs."""
-    import threedsr.inference as inference
+    # Detector.predict smooths each forward batch through calibration.finish_maps.
+    import threedsr.calibration as calibration
 
-    real = inference.smooth_maps
+    real = calibration.smooth_maps
 
     def smooth(raw: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(int(raw.shape[0]))
         return real(raw, *args, **kwargs)
 
-    inference.smooth_maps = smooth
+    calibration.smooth_maps = smooth
     try:
         yield
     finally:
-        inference.smooth_maps = real
+        calibration.smooth_maps = real
 
 
 _BATCHES: list[int] = []
