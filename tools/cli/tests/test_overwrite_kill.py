@@ -6,6 +6,7 @@ the next command completes the move and brings the run back, as after any killed
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -81,5 +82,27 @@ def test_a_kill_while_the_replaced_run_comes_back_keeps_it_whole(
     killed([*args, "--resume"], "train_history.json", 1)
     assert (out / "detector.pt").is_file() and (out / ".overwritten").is_dir()
     res = cli(*args, "--resume")
+    assert res.exit_code == 0, res.stderr
+    assert _state(out) == before
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["kept-recorded", "older-marker"])
+@pytest.mark.parametrize("user", ["notes.txt", "mine/notes.txt", "metrics.json"])
+def test_a_file_of_the_users_does_not_stop_a_killed_overwrite_being_undone(
+    cli, killed, tmp_path, tiny_data, finished_run, user, record
+):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    (out / user).parent.mkdir(exist_ok=True)
+    (out / user).write_text('{"auroc": 0.5}\n')  # metrics.json: by hand, so --overwrite keeps it
+    args = _memory_args(tiny_data, out)
+    before = _state(out)
+    killed([*args, "--overwrite"], "detector.pt", 2)  # the new run's first checkpoint
+    assert (out / ".overwritten" / "detector.pt").is_file() and (out / user).is_file()
+    if not record:  # the new run's marker as a claim before the record of kept names wrote it
+        marker = json.loads((out / "run.json").read_text())
+        marker.pop("kept", None)
+        (out / "run.json").write_text(json.dumps(marker))
+    res = cli(*args, "--resume")  # the old run back, finished: nothing to do
     assert res.exit_code == 0, res.stderr
     assert _state(out) == before

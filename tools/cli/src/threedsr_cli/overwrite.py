@@ -24,13 +24,14 @@ from threedsr_cli.ownership import (
     OWNED,
     RECORDED,
     foreign_file,
+    has_checkpoint,
     leftover_temporaries,
     prediction_files,
     read_marker,
     written_by_tool,
 )
 
-__all__ = ["move_aside", "recover_run", "restore_backup"]
+__all__ = ["move_aside", "recover_run", "remove_entry", "restore_backup"]
 
 
 def move_aside(out: Path, marker: dict[str, Any]) -> Path:
@@ -97,10 +98,28 @@ def recover(out: Path, kinds: list[str]) -> dict[str, Any] | None:
             p.unlink()
     if not ours or not (out / BACKUP).is_dir():
         return marker
-    if any(p.name not in (MARKER, BACKUP) for p in out.iterdir()):
-        return marker  # the new run got as far as a checkpoint: it stands
+    if marker is not None:
+        kind = str(marker["kind"])
+        if has_checkpoint(out, kind):
+            return marker  # the new run got as far as a checkpoint: it stands
+        # What the new run wrote before it goes (a folder of the same name would block the
+        # replaced one's return); the names the claim kept, the user's, stay. A marker without
+        # the record (an older claim): only the names that came from the replaced run go.
+        moved = {p.name for p in (out / BACKUP).iterdir()}
+        kept = marker.get("kept") if isinstance(marker.get("kept"), list) else None
+        for name in OWNED.get(kind, (MARKER,)):
+            if name != MARKER and (name in moved if kept is None else name not in kept):
+                remove_entry(out / name)
     restore_backup(out)
     return read_marker(out)
+
+
+def remove_entry(path: Path) -> None:
+    """Delete a file or a folder of this tool's (a link: the link only)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def recover_run(folder: Path) -> None:

@@ -21,6 +21,7 @@ from threedsr_cli.errors import CLIError
 
 __all__ = [
     "BACKUP",
+    "CHECKPOINTS",
     "JOURNAL",
     "MANIFEST",
     "MARKER",
@@ -29,6 +30,7 @@ __all__ = [
     "STAGING_PREFIX",
     "check_written",
     "foreign_file",
+    "has_checkpoint",
     "leftover_temporaries",
     "prediction_files",
     "read_manifest",
@@ -81,6 +83,24 @@ OWNED: dict[str, tuple[str, ...]] = {
 #: names of :data:`OWNED` that another command (eval) writes into the run folder: ``--overwrite``
 #: moves them only while :func:`written_by_tool` says their content is the recorded one
 RECORDED: dict[str, frozenset[str]] = {"train": frozenset({"metrics.json", "metrics.md"})}
+
+
+#: what a run of each kind writes as a checkpoint (any one resumes it): the sign that a run
+#: replaced by ``--overwrite`` is gone for good
+CHECKPOINTS: dict[str, tuple[str, ...]] = {
+    "train": ("detector.pt", "train_state.pt"),
+    "train-dada": ("backbone.pt",),
+}
+
+
+def has_checkpoint(folder: Path, kind: str) -> bool:
+    """True when the ``kind`` run in ``folder`` has written a checkpoint (a demo: one of its runs
+    has)."""
+    if kind == "demo":
+        names = [f"{sub}/{n}" for sub, k in _SUBRUNS.items() for n in CHECKPOINTS[k]]
+    else:
+        names = list(CHECKPOINTS.get(kind, ()))
+    return any((Path(folder) / n).is_file() for n in names)
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from typing import Any
 from threedsr_cli.atomic import atomic_write_json
 from threedsr_cli.distributed import distributed_rank
 from threedsr_cli.errors import CLIError, Interrupted
-from threedsr_cli.overwrite import move_aside, recover, restore_backup
+from threedsr_cli.overwrite import move_aside, recover, remove_entry, restore_backup
 from threedsr_cli.ownership import BACKUP, MARKER, OWNED, read_marker
 from threedsr_cli.settings_diff import describe_settings_diff
 
@@ -81,7 +81,7 @@ class RunFolder:
             return
         for name in OWNED.get(self.kind, (MARKER,)):
             if name not in self.kept:
-                _remove(self.path / name)
+                remove_entry(self.path / name)
         if self.backup is not None and self.backup.exists():
             restore_backup(self.path)
         self.backup = None
@@ -108,13 +108,6 @@ class RunFolder:
                         # nothing to resume: the message must not send the user to --resume
                         raise Interrupted(None, undone=True) from None
             raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
 
 
 def claim_run(
@@ -199,5 +192,10 @@ def claim_run(
     run = RunFolder(out, kind, settings, resumed, backup=backup, created=created, kept=kept)
     run.finished = done
     if not done:
-        atomic_write_json(out / MARKER, {"kind": kind, "settings": settings, "finished": False})
+        # What the claim kept, so that a next command undoing a killed --overwrite (recover)
+        # removes only what the new run wrote.
+        record = {"kept": sorted(kept)} if backup is not None else {}
+        atomic_write_json(
+            out / MARKER, {"kind": kind, "settings": settings, "finished": False, **record}
+        )
     return run
