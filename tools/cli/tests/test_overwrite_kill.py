@@ -106,3 +106,36 @@ def test_a_file_of_the_users_does_not_stop_a_killed_overwrite_being_undone(
     res = cli(*args, "--resume")  # the old run back, finished: nothing to do
     assert res.exit_code == 0, res.stderr
     assert _state(out) == before
+
+
+@pytest.mark.parametrize("then", ["resume", "eval"])
+@pytest.mark.parametrize("when", ["before-finish", "after-finish"])
+def test_the_replaced_run_goes_once_the_new_run_has_a_checkpoint(
+    cli, killed, tmp_path, tiny_data, finished_run, when, then
+):
+    """A killed ``--overwrite`` whose new run has its checkpoint keeps the new run; the replaced
+    one in ``.overwritten/`` is deleted by the next command on the folder (a resumed run has no
+    backup of its own to drop), the user's files stay."""
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    (out / "notes.txt").write_text("mine\n")
+    args = _memory_args(tiny_data, out)
+    if when == "before-finish":  # run.json: moved aside (1), the claim (2), finish() (3)
+        killed([*args, "--overwrite"], "run.json", 3)
+        assert not json.loads((out / "run.json").read_text())["finished"]
+    else:  # finish() wrote the marker, killed before it dropped the backup
+        res = cli(*args, "--overwrite")
+        assert res.exit_code == 0, res.stderr
+        shutil.copytree(finished_run, out / ".overwritten")
+    assert (out / "detector.pt").is_file() and (out / ".overwritten" / "detector.pt").is_file()
+    if then == "resume":
+        res = cli(*args, "--resume")
+    else:
+        res = cli("eval", "--run", out, "--data", tiny_data, "-q")
+    assert res.exit_code == 0, res.stderr
+    assert not (out / ".overwritten").exists()
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert (out / "detector.pt").is_file()
+    assert json.loads((out / "run.json").read_text())["finished"] == (
+        then == "resume" or when == "after-finish"
+    )

@@ -80,7 +80,8 @@ def recover(out: Path, kinds: list[str]) -> dict[str, Any] | None:
 
     An interrupted move (journal) is completed; the temporaries of atomic writes that a kill cut
     short are removed; a run that ``--overwrite`` moved aside comes back when the new run never
-    wrote a checkpoint. ``kinds``: the run kinds whose temporaries count besides the folder's own.
+    wrote a checkpoint, and is deleted when it did. ``kinds``: the run kinds whose temporaries
+    count besides the folder's own.
     """
     if (out / JOURNAL).is_file():
         recover_outputs(out)
@@ -101,7 +102,11 @@ def recover(out: Path, kinds: list[str]) -> dict[str, Any] | None:
     if marker is not None:
         kind = str(marker["kind"])
         if has_checkpoint(out, kind):
-            return marker  # the new run got as far as a checkpoint: it stands
+            # The new run got as far as a checkpoint: it stands, and the replaced run is given
+            # up as finish() would have (killed before or while it dropped it). A resumed run
+            # holds no backup to drop, so left here it would stay for good.
+            remove_entry(out / BACKUP)
+            return marker
         # What the new run wrote before it goes (a folder of the same name would block the
         # replaced one's return); the names the claim kept, the user's, stay. A marker without
         # the record (an older claim): only the names that came from the replaced run go.
