@@ -42,6 +42,18 @@ def test_guard_maps_library_and_validation_errors_to_2(capsys):
     assert all(line.startswith("error: ") for line in err)
 
 
+def test_guard_full_disk_or_no_permission_is_one_line_not_a_bug(capsys):
+    import errno
+
+    assert _exit_code(OSError(errno.ENOSPC, "No space left on device", "run/detector.pt")) == 2
+    assert _exit_code(PermissionError(errno.EACCES, "Permission denied", "out/x.png")) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "error: run/detector.pt: No space left on device",
+        "error: out/x.png: Permission denied",
+    ]
+
+
 def test_guard_internal_error_is_exit_1_one_line(capsys):
     assert _exit_code(KeyError("boom")) == 1
     err = capsys.readouterr().err

@@ -11,6 +11,7 @@ line asking to report it, exit 1. ``--verbose`` adds the traceback in every case
 
 from __future__ import annotations
 
+import errno
 import sys
 import traceback
 from collections.abc import Iterator
@@ -158,6 +159,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
     )
 
 
+#: OSErrors that say what the machine lacks (space, quota, permission, a writable file system).
+_ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS")
+    if hasattr(errno, name)
+)
+
+
 def one_line(exc: BaseException) -> str:
     """The exception as one line, naming the file for ``OSError``s that carry one.
 
@@ -225,6 +234,10 @@ def guard(verbose: bool = False) -> Iterator[None]:
             raise SystemExit(EXIT_BAD_INPUT) from None
         if (hint := missing_module(exc)) is not None:
             _print_error(hint)
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            # A full disk or a folder the user cannot write: the machine's state, not a bug.
+            _print_error(one_line(exc))
             raise SystemExit(EXIT_BAD_INPUT) from None
         if is_out_of_memory(exc):
             _print_error(
