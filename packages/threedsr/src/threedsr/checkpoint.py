@@ -127,6 +127,15 @@ def detector_payload(
     return payload
 
 
+def _refuse_export(p: Path) -> None:
+    """An export (``export_detector``'s sidecar lies beside it) given where a checkpoint goes."""
+    if p.with_name(p.name + ".json").is_file():
+        raise ThreedsrError(
+            f"{p}: is an exported model, not a detector checkpoint (run an ONNX export with "
+            "OnnxDetector; the run's detector.pt is what Detector.load reads)"
+        )
+
+
 def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[str, Any]:
     """Load with ``weights_only=True``, validate the kind and format version, and migrate a
     format-2 detector to format 3."""
@@ -136,14 +145,11 @@ def read_checkpoint(path: str | os.PathLike[str], *, kind: str = KIND) -> dict[s
     except FileNotFoundError:
         raise ThreedsrError(f"{p}: no such file") from None
     except Exception as exc:  # truncated, corrupt or not a torch file at all
-        if p.with_name(p.name + ".json").is_file():  # export_detector's sidecar beside it
-            raise ThreedsrError(
-                f"{p}: is an exported model, not a detector checkpoint (run an ONNX export with "
-                "OnnxDetector; the run's detector.pt is what Detector.load reads)"
-            ) from None
+        _refuse_export(p)
         why = vqcore.checkpoint.describe_load_error(exc)
         raise ThreedsrError(f"{p}: unreadable checkpoint ({why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("kind") != kind:
+        _refuse_export(p)  # torch < 2.6 loads a TorchScript export as a module
         found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ThreedsrError(f"{p}: not a {kind} checkpoint (found kind {found!r})")
     if ckpt.get("format_version") not in READABLE_FORMAT_VERSIONS:
