@@ -8,7 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,6 +85,65 @@ def run_killed(*args: object, pattern: str, nth: int) -> None:
 def killed() -> Callable[..., None]:
     """``killed(args, pattern, nth)``: :func:`run_killed`."""
     return lambda args, pattern, nth: run_killed(*args, pattern=pattern, nth=nth)
+
+
+_HOLD_DRIVER = r"""
+import importlib, os, sys, time
+module_name, name = os.environ["HOLD_AT"].rsplit(":", 1)
+module = importlib.import_module(module_name)
+real = getattr(module, name)
+def waiting(*args, **kwargs):
+    open(os.environ["HELD_FILE"], "w").close()
+    start = time.monotonic()
+    while not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() - start < 300:
+        time.sleep(0.05)
+    return real(*args, **kwargs)
+setattr(module, name, waiting)
+from threedsr_cli.app import main
+sys.argv[0] = "threedsr-cli"
+main()
+"""
+
+
+@dataclass
+class HeldCommand:
+    """A CLI command stopped inside a function until :func:`held_command`'s body has run."""
+
+    pid: int
+    returncode: int | None = None
+    stderr: str = ""
+
+
+@contextmanager
+def held_command(hold_at: str, args: list[object], tmp: Path) -> Iterator[HeldCommand]:
+    """Run ``threedsr-cli ARGS`` in a subprocess that waits inside ``hold_at``
+    (``module:function``, called after the command took its folder's lock) while the body runs
+    (a second command against the same folder), then lets it finish; the returned record gets
+    its exit code and stderr."""
+    go, held = tmp / "go", tmp / "held"
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", HOLD_AT=hold_at, GO_FILE=str(go), HELD_FILE=str(held)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_DRIVER, *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    record = HeldCommand(proc.pid)
+    try:
+        deadline = time.monotonic() + 240
+        while not held.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        yield record
+        go.touch()
+        _, record.stderr = proc.communicate(timeout=600)
+        record.returncode = proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .conftest import held_command
 
 CATEGORY = "puck"
 
@@ -185,45 +186,19 @@ def test_kill_during_export_write(cli, killed, tmp_path, run_rgbd, pattern, nth,
     assert sorted(p.name for p in out.iterdir()) == ["d.pt", "d.pt.json"]
 
 
-_WAIT_DRIVER = r"""
-import os, sys, time
-import threedsr
-real = threedsr.train_detector
-def waiting(*args, **kwargs):  # hold the run folder until the test says go
-    start = time.monotonic()
-    while not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() - start < 300:
-        time.sleep(0.05)
-    return real(*args, **kwargs)
-threedsr.train_detector = waiting
-from threedsr_cli.app import app
-sys.argv[0] = "threedsr-cli"
-app()
-"""
-
-
 def test_two_trains_into_one_folder(tmp_path, tiny_data, dada_rgbd):
     """The second train into a folder another train is writing stops at once (exit 2, one line
     naming the folder and the other process); the folder holds the first run's detector. The
     first one waits inside its training (test-only driver) until the second has finished."""
     import threedsr
 
-    out, go = tmp_path / "run", tmp_path / "go"
+    out = tmp_path / "run"
     base = ["train", "--method", "fused", "--data", tiny_data, "--category", CATEGORY,
             "--dada", dada_rgbd, "--out", out, "--batch-size", 2, "--size", 64,
             "--device", "cpu", "-q"]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", GO_FILE=str(go))
-    first = subprocess.Popen(
-        [sys.executable, "-c", _WAIT_DRIVER, *map(str, base), "--iterations", "6"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not (out / "run.json").exists():  # the first one holds the folder
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
-            time.sleep(0.1)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # the first one holds the folder, inside its training
+    with held_command("threedsr:train_detector", [*base, "--iterations", "6"], tmp_path) as first:
         second = subprocess.run(
             [sys.executable, "-m", "threedsr_cli", *map(str, base), "--iterations", "3",
              "--overwrite"],
@@ -232,12 +207,7 @@ def test_two_trains_into_one_folder(tmp_path, tiny_data, dada_rgbd):
             text=True,
             timeout=300,
         )  # fmt: skip
-        go.touch()
-        _, err = first.communicate(timeout=600)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 0, err
+    assert first.returncode == 0, first.stderr
     assert second.returncode == 2, second.stderr
     lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {out}: "), second.stderr

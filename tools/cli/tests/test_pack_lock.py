@@ -7,26 +7,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+
+from .conftest import held_command
 
 CATEGORY = "puck"
-
-# hold the pack's folder (its lock taken) until the test says go
-_WAIT_DRIVER = r"""
-import os, sys, time
-import threedsr
-real = threedsr.write_pack
-def waiting(*args, **kwargs):
-    open(os.environ["HELD_FILE"], "w").close()
-    start = time.monotonic()
-    while not os.path.exists(os.environ["GO_FILE"]) and time.monotonic() - start < 300:
-        time.sleep(0.05)
-    return real(*args, **kwargs)
-threedsr.write_pack = waiting
-from threedsr_cli.app import main
-sys.argv[0] = "threedsr-cli"
-main()
-"""
 
 
 def test_two_packs_to_one_file(tmp_path, tiny_data):
@@ -37,21 +21,9 @@ def test_two_packs_to_one_file(tmp_path, tiny_data):
     out = folder / "puck.3dsrpack"
     (folder / ".puck-ab12cd34.3dsrpack").write_bytes(b"cut short")  # a killed pack's temporary
     (folder / ".notes-ab12cd34.txt").write_text("mine")
-    go, held = tmp_path / "go", tmp_path / "held"
     base = ["pack", "--data", tiny_data, "--category", CATEGORY, "--out", out, "--size", 64, "-q"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", GO_FILE=str(go), HELD_FILE=str(held))
-    first = subprocess.Popen(
-        [sys.executable, "-c", _WAIT_DRIVER, *map(str, base)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not held.exists():
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
-            time.sleep(0.05)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with held_command("threedsr:write_pack", base, tmp_path) as first:
         second = subprocess.run(
             [sys.executable, "-m", "threedsr_cli", *map(str, base)],
             env=env,
@@ -60,12 +32,7 @@ def test_two_packs_to_one_file(tmp_path, tiny_data):
             timeout=300,
         )
         assert not out.exists()  # the second wrote nothing
-        go.touch()
-        _, err = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    assert first.returncode == 0, err
+    assert first.returncode == 0, first.stderr
     assert second.returncode == 2, second.stderr
     lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {folder}: "), second.stderr
