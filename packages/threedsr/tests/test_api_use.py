@@ -65,6 +65,12 @@ def test_predict_samples_and_choose_threshold_run_an_onnx_detector(tmp_path) -> 
         onnx_det.predict(np.zeros((0, 4, 64, 64), np.float32))
     with pytest.raises(ThreedsrError, match="item 0 is a Sample, not a pcprep Prepared record"):
         onnx_det.predict(scans[:1])
+    bad = np.zeros((2, 4, 64, 64), np.float32)
+    bad[1, 2, 7, 9] = np.inf
+    with pytest.raises(
+        ThreedsrError, match=r"d\.onnx: .*1 NaN or inf.*item 1, channel 2, pixel \(7, 9\)"
+    ):
+        onnx_det.predict(bad)
 
 
 def test_an_export_given_for_a_checkpoint_and_a_file_for_out_are_named(
@@ -93,6 +99,15 @@ def test_predict_refuses_what_it_cannot_read_with_one_line(memory_detector: Dete
         det.predict(scans)  # was AttributeError: 'Sample' object has no attribute 'depth'
     with pytest.raises(ThreedsrError, match=r"item 0 is a Tensor.*one \(B, C, H, W\) tensor"):
         det.predict([torch.rand(4, 64, 64)])
+    # An all-NaN scan got a finite score, and one NaN pixel made the whole map NaN.
+    with pytest.raises(ThreedsrError, match=r"16384 NaN or inf.*item 0, channel 0, pixel \(0, 0\)"):
+        det.predict(torch.full((1, 4, 64, 64), float("nan")))
+    nan_pixel = torch.rand(2, 4, 64, 64, dtype=torch.float64)
+    nan_pixel[1, 3, 10, 20] = float("nan")
+    with pytest.raises(
+        ThreedsrError, match=r"predict: .* 1 NaN.*item 1, channel 3, pixel \(10, 20\)"
+    ):
+        det.predict(nan_pixel)
     # What the README shows: Prepared records, float64 and non-contiguous tensors all work.
     prepared = [det.prepare(s) for s in scans]
     x = torch.rand(2, 64, 64, 4, dtype=torch.float64).permute(0, 3, 1, 2)

@@ -16,6 +16,7 @@ from threedsr.packed import Pack, is_pack
 
 __all__ = [
     "TrainData",
+    "check_finite_inputs",
     "foreground_of",
     "load_split",
     "load_train_data",
@@ -59,6 +60,33 @@ def prepared_inputs(items: Any, setup: str, name: str = "predict") -> np.ndarray
                 f"{name}: item {i} is a {kind}, not a pcprep Prepared record; {hint}"
             )
     return np.stack([model_input(p, setup) for p in items])
+
+
+def check_finite_inputs(x: Tensor | np.ndarray, name: str = "predict") -> None:
+    """Refuse NaN or inf in a ``(B, C, H, W)`` model input with a one-line `ThreedsrError`.
+
+    pcprep writes invalid points as background (0). A NaN that reaches the memory's search
+    and the smoothing instead spreads over the whole map, and an all-NaN scan even gets a
+    finite image score, so a broken input would look like a verdict.
+
+    Example:
+        >>> x = np.zeros((2, 4, 32, 32), np.float32); x[1, 0, 3, 5] = np.nan
+        >>> check_finite_inputs(x)
+        Traceback (most recent call last):
+        ...
+        threedsr.errors.ThreedsrError: predict: the input holds 1 NaN or inf value(s), the first at item 1, channel 0, pixel (3, 5); invalid points are background (0), as pcprep.preprocess writes them
+    """
+    finite = torch.isfinite(x) if isinstance(x, Tensor) else np.isfinite(x)
+    if bool(finite.all()):
+        return
+    bad = ~finite
+    first = bad.nonzero()[0].tolist() if isinstance(bad, Tensor) else np.argwhere(bad)[0].tolist()
+    item, channel, row, col = (int(v) for v in first)
+    raise ThreedsrError(
+        f"{name}: the input holds {int(bad.sum())} NaN or inf value(s), the first at item "
+        f"{item}, channel {channel}, pixel ({row}, {col}); invalid points are background (0), "
+        "as pcprep.preprocess writes them"
+    )
 
 
 def foreground_of(prepared: Any) -> np.ndarray:

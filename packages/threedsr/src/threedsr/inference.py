@@ -23,7 +23,7 @@ from torch import Tensor
 from threedsr.calibration import DisplayScale, MapCalibration
 from threedsr.checkpoint import resolve_detector_file
 from threedsr.config import DetectorConfig, default_smoothing_size
-from threedsr.data import prepared_inputs
+from threedsr.data import check_finite_inputs, prepared_inputs
 from threedsr.detector_file import LoadedDetector, load_detector_parts
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
@@ -265,6 +265,7 @@ class Detector:
             raise ThreedsrError(str(exc)) from None
         if x.shape[0] == 0:
             raise ThreedsrError(f"predict: empty batch, got {tuple(x.shape)}")
+        check_finite_inputs(x)
         return x.float()
 
     def predict(self, batch: Tensor | np.ndarray | Sequence[Any]) -> Prediction:

@@ -17,7 +17,7 @@ import numpy as np
 import pcprep
 
 from threedsr.calibration import DisplayScale
-from threedsr.data import prepared_inputs
+from threedsr.data import check_finite_inputs, prepared_inputs
 from threedsr.errors import ThreedsrError
 from threedsr.export import read_sidecar
 
@@ -131,6 +131,7 @@ class OnnxDetector:
                 f"{self.path}: expects (B, {want[0]}, {want[1]}, {want[2]}) with B >= 1 (setup "
                 f"{self.setup!r}, size {self.size}), got {tuple(x.shape)}"
             )
+        check_finite_inputs(x, str(self.path))
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
