@@ -133,6 +133,42 @@ def test_resume_equals_uninterrupted_and_keeps_the_history_to_its_checkpoint(tmp
         assert got["total"] == pytest.approx(want["total"], abs=1e-5)
 
 
+def test_train_state_alone_resumes_a_run_killed_before_its_first_detector_file(tmp_path) -> None:
+    # save_training_state writes train_state.pt first; a kill before the first detector.pt left
+    # the state alone, and the run silently started again from step 0 (the CLI counts either
+    # file as a checkpoint, so the run it replaced was already gone).
+    data = synthetic_class("depth")
+    full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
+    train_detector(full, backbone=tiny_backbone("depth"), data=data)
+    half = tiny_config(
+        "depth", out=str(tmp_path / "half"), iterations=3, lr_milestones=full.lr_milestones
+    )
+    train_detector(half, backbone=tiny_backbone("depth"), data=data)
+    (tmp_path / "half" / "detector.pt").unlink()
+    steps: list[int] = []
+    resumed = train_detector(
+        half.replace(iterations=6, lr_milestones=full.lr_milestones),
+        lambda event: steps.append(event.step) if event.stage == "detector" else None,
+        backbone=tiny_backbone("depth"),
+        data=data,
+    )
+    assert resumed.step == 6 and min(steps) > 3
+    a = read_checkpoint(tmp_path / "full" / "detector.pt")["heads_state"]
+    b = read_checkpoint(tmp_path / "half" / "detector.pt")["heads_state"]
+    for mod in a:
+        for k in a[mod]:
+            torch.testing.assert_close(a[mod][k], b[mod][k], rtol=0, atol=1e-6)
+    # The state alone is checked like a detector.pt: another run, or resume off, is refused.
+    (tmp_path / "half" / "detector.pt").unlink()
+    other = half.replace(iterations=6, lr_milestones=full.lr_milestones, lr=1e-2)
+    with pytest.raises(
+        ThreedsrError, match=r"train_state\.pt: holds a different run \(differs in lr\)"
+    ):
+        train_detector(other, backbone=tiny_backbone("depth"), data=data)
+    with pytest.raises(ThreedsrError, match=r"train_state\.pt: exists and resume is off"):
+        train_detector(half.replace(resume=False), backbone=tiny_backbone("depth"), data=data)
+
+
 def test_resume_refuses_a_different_run(tiny_run) -> None:
     out, _ = tiny_run
     cfg = tiny_config("rgbd", out=str(out), category="synthetic", unet_base=8, iterations=8)

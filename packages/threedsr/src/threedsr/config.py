@@ -106,7 +106,7 @@ class DetectorConfig(DetectorPresets):
         device: ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``.
         seed: seeds every random draw (data, anomalies, init, the memory's subset).
         checkpoint_every: write ``detector.pt`` every N steps (and at the end / on Ctrl-C).
-        resume: continue from ``<out_dir>/detector.pt`` + ``train_state.pt`` when present.
+        resume: continue from ``<out_dir>/train_state.pt`` (+ ``detector.pt``) when present.
         cache_dir: pcprep preprocessing cache (outside the dataset); None = in memory only.
         log_every: callback period in steps.
         compile: ``torch.compile`` the trainable modules (CUDA only pays).

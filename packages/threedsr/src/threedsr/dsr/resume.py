@@ -49,6 +49,8 @@ def save_training_state(
             name: {k: v.detach().cpu() for k, v in sd.items()}
             for name, sd in model.heads_state_dict().items()
         },
+        # ...and the backbone's config, which resume checks when detector.pt is not there yet.
+        "backbone_config": model.backbone.config.to_dict(),
     }
     # train_state first: a crash in between leaves a detector.pt older than or equal to it, which
     # resume detects through the step numbers.
@@ -112,16 +114,29 @@ def try_resume(
     """Load the run in ``out``: returns its step and ``config``, whose sampler is the stored
     one with ``adopt_sampler`` (the user asked for ``auto``: a run keeps its random stream)."""
     det, st = out / DETECTOR_FILE, out / TRAIN_STATE_FILE
-    if not det.exists():
+    if not det.exists() and not st.exists():
         return 0, config
-    ckpt = read_checkpoint(det)
-    if "heads_state" not in ckpt:
-        raise ThreedsrError(
-            f"{det}: holds a {ckpt.get('method')} detector without a 3DSR network; use a new --out"
-        )
+    if det.exists():
+        ckpt = read_checkpoint(det)
+        if "heads_state" not in ckpt:
+            raise ThreedsrError(
+                f"{det}: holds a {ckpt.get('method')} detector without a 3DSR network; "
+                "use a new --out"
+            )
     if not st.exists():
         raise ThreedsrError(f"{st}: missing, cannot resume the run in {out} (use a new --out)")
     state = read_checkpoint(st, kind=TRAIN_STATE_KIND)
+    if not det.exists():
+        # Killed between the first train_state.pt and the first detector.pt: the state holds
+        # the heads and what they were trained with, so the run goes on from it.
+        if "heads_state" not in state or "backbone_config" not in state:
+            raise ThreedsrError(
+                f"{st}: written without its heads or backbone, and {det} is missing; "
+                "cannot resume (use a new --out)"
+            )
+        det = st
+        ckpt = {key: state[key] for key in ("step", "detector_config", "backbone_config")}
+        ckpt["heads_state"] = state["heads_state"]
     heads = ckpt["heads_state"]
     if state["step"] != ckpt["step"]:
         if "heads_state" not in state or state["step"] < ckpt["step"]:

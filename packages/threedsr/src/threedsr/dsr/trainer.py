@@ -13,7 +13,7 @@ import torch
 import vqcore
 from torch import nn
 
-from threedsr.checkpoint import DETECTOR_FILE
+from threedsr.checkpoint import DETECTOR_FILE, TRAIN_STATE_FILE
 from threedsr.config import DetectorConfig
 from threedsr.data import TrainData
 from threedsr.dsr.anomaly_generator import FeatureAnomalyGenerator, GeneratedAnomalies
@@ -96,8 +96,9 @@ class _DetectorTrainer:
             )
             config = with_sampler(config, resolve_sampler(config.anomaly.sampler, device))
         self.config = config
-        if not config.resume and (out / DETECTOR_FILE).exists():
-            raise ThreedsrError(f"{out / DETECTOR_FILE}: exists and resume is off; use a new --out")
+        for name in (DETECTOR_FILE, TRAIN_STATE_FILE):
+            if not config.resume and (out / name).exists():
+                raise ThreedsrError(f"{out / name}: exists and resume is off; use a new --out")
 
         self.net: nn.Module = model
         if ctx.enabled:
