@@ -144,3 +144,25 @@ def test_overlay_figure_with_good_writes_a_taller_png(tmp_path):
         with Image.open(path) as im:
             sizes.append(im.size)
     assert sizes[1][1] > 1.6 * sizes[0][1]
+
+
+def test_scores_near_one_print_apart_from_the_threshold() -> None:
+    # A memory map is a logistic: CandyCane's threshold is 0.9999864, and the predict table read
+    # "> 1.0000" above a scan at "0.9999 normal" and one at "1.0000 anomalous".
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+    from threedsr_cli.commands.predict_outputs import print_scores
+    from threedsr_cli.ui import UI
+
+    buffer = io.StringIO()
+    ui = UI(out=Console(file=buffer, width=120, highlight=False))
+    records = [
+        {"name": "good", "score": 0.99992, "anomalous": False},
+        {"name": "dent", "score": 0.9999971, "anomalous": True},
+    ]
+    print_scores(ui, SimpleNamespace(setup="rgbd"), records, 0.9999864)
+    text = buffer.getvalue()
+    assert "> 0.99999" in text and "1.0000" not in text
+    assert "0.9999 " in text and "0.999997" in text

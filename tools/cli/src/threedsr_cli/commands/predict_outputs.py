@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from threedsr_cli.errors import CLIError
 from threedsr_cli.inputs import InputItem, printable
+from threedsr_cli.map_scale import score_text
 from threedsr_cli.outputs import check_output_folder
 from threedsr_cli.ownership import STAGING_PREFIX, prediction_files
 from threedsr_cli.path_checks import check_outside_data
@@ -134,7 +135,7 @@ def save_prediction(
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
     m, native, score = pred.map, pred.native_map, pred.score
     overlay = out / f"{item.name}_overlay.png"
-    title = printable(f"{item.name}: score {score:.4f}")
+    title = printable(f"{item.name}: score {score_text(score)}")
     if threshold is not None:
         title += " ANOMALOUS" if score > threshold else " normal"
     overlay_figure(
@@ -171,9 +172,9 @@ def print_scores(
     table.add_column("sample")
     table.add_column("score", justify="right")
     if thr is not None:
-        table.add_column(f"> {float(thr):.4f}")
+        table.add_column(f"> {score_text(float(thr))}")
     for r in records:
-        row = [r["name"], f"{r['score']:.4f}"]
+        row = [r["name"], score_text(r["score"])]
         if thr is not None:
             row.append("anomalous" if r["anomalous"] else "normal")
         table.add_row(*row)
