@@ -103,7 +103,10 @@ def test_wrong_kind_truncated_wrong_setup_rejected(tiny_run, tmp_path) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_resume_equals_uninterrupted_and_keeps_the_history_to_its_checkpoint(tmp_path) -> None:
+def _resumed_after(tmp_path, damage) -> tuple[DetectorConfig, object]:
+    """Train 6 steps into ``full/`` and 3 into ``half/``, let ``damage`` alter ``half/`` as a
+    crash would, resume it to 6 and check that it trained on from step 3 to the heads of the
+    uninterrupted run. Returns the half run's config and data."""
     data = synthetic_class("depth")
     full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
     train_detector(full, backbone=tiny_backbone("depth"), data=data)
@@ -111,43 +114,10 @@ def test_resume_equals_uninterrupted_and_keeps_the_history_to_its_checkpoint(tmp
         "depth", out=str(tmp_path / "half"), iterations=3, lr_milestones=full.lr_milestones
     )
     train_detector(half, backbone=tiny_backbone("depth"), data=data)
-    # An entry logged after the last checkpoint (as before a crash) is trained again.
-    history_file = tmp_path / "half" / "train_history.json"
-    first = json.loads(history_file.read_text())
-    history_file.write_text(json.dumps([*first, {**first[-1], "step": 5.0, "total": -1.0}]))
-    resumed = train_detector(
-        half.replace(iterations=6, lr_milestones=full.lr_milestones),
-        backbone=tiny_backbone("depth"),
-        data=data,
-    )
-    assert resumed.step == 6
-    a = read_checkpoint(tmp_path / "full" / "detector.pt")["heads_state"]
-    b = read_checkpoint(tmp_path / "half" / "detector.pt")["heads_state"]
-    for mod in a:
-        for k in a[mod]:
-            torch.testing.assert_close(a[mod][k], b[mod][k], rtol=0, atol=1e-6)
-    expected = json.loads((tmp_path / "full" / "train_history.json").read_text())
-    history = json.loads(history_file.read_text())
-    assert [e["step"] for e in history] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
-    for got, want in zip(history, expected, strict=True):
-        assert got["total"] == pytest.approx(want["total"], abs=1e-5)
-
-
-def test_train_state_alone_resumes_a_run_killed_before_its_first_detector_file(tmp_path) -> None:
-    # save_training_state writes train_state.pt first; a kill before the first detector.pt left
-    # the state alone, and the run silently started again from step 0 (the CLI counts either
-    # file as a checkpoint, so the run it replaced was already gone).
-    data = synthetic_class("depth")
-    full = tiny_config("depth", out=str(tmp_path / "full"), iterations=6)
-    train_detector(full, backbone=tiny_backbone("depth"), data=data)
-    half = tiny_config(
-        "depth", out=str(tmp_path / "half"), iterations=3, lr_milestones=full.lr_milestones
-    )
-    train_detector(half, backbone=tiny_backbone("depth"), data=data)
-    (tmp_path / "half" / "detector.pt").unlink()
+    damage(tmp_path / "half")
     steps: list[int] = []
     resumed = train_detector(
-        half.replace(iterations=6, lr_milestones=full.lr_milestones),
+        half.replace(iterations=6),
         lambda event: steps.append(event.step) if event.stage == "detector" else None,
         backbone=tiny_backbone("depth"),
         data=data,
@@ -158,13 +128,35 @@ def test_train_state_alone_resumes_a_run_killed_before_its_first_detector_file(t
     for mod in a:
         for k in a[mod]:
             torch.testing.assert_close(a[mod][k], b[mod][k], rtol=0, atol=1e-6)
+    return half.replace(iterations=6), data
+
+
+def test_resume_equals_uninterrupted_and_keeps_the_history_to_its_checkpoint(tmp_path) -> None:
+    def log_past_the_checkpoint(run) -> None:
+        # An entry logged after the last checkpoint (as before a crash) is trained again.
+        first = json.loads((run / "train_history.json").read_text())
+        entries = [*first, {**first[-1], "step": 5.0, "total": -1.0}]
+        (run / "train_history.json").write_text(json.dumps(entries))
+
+    _resumed_after(tmp_path, log_past_the_checkpoint)
+    expected = json.loads((tmp_path / "full" / "train_history.json").read_text())
+    history = json.loads((tmp_path / "half" / "train_history.json").read_text())
+    assert [e["step"] for e in history] == [e["step"] for e in expected] == [1, 2, 3, 4, 5, 6]
+    for got, want in zip(history, expected, strict=True):
+        assert got["total"] == pytest.approx(want["total"], abs=1e-5)
+
+
+def test_train_state_alone_resumes_a_run_killed_before_its_first_detector_file(tmp_path) -> None:
+    # save_training_state writes train_state.pt first; a kill before the first detector.pt left
+    # the state alone, and the run silently started again from step 0 (the CLI counts either
+    # file as a checkpoint, so the run it replaced was already gone).
+    half, data = _resumed_after(tmp_path, lambda run: (run / "detector.pt").unlink())
     # The state alone is checked like a detector.pt: another run, or resume off, is refused.
     (tmp_path / "half" / "detector.pt").unlink()
-    other = half.replace(iterations=6, lr_milestones=full.lr_milestones, lr=1e-2)
     with pytest.raises(
         ThreedsrError, match=r"train_state\.pt: holds a different run \(differs in lr\)"
     ):
-        train_detector(other, backbone=tiny_backbone("depth"), data=data)
+        train_detector(half.replace(lr=1e-2), backbone=tiny_backbone("depth"), data=data)
     with pytest.raises(ThreedsrError, match=r"train_state\.pt: exists and resume is off"):
         train_detector(half.replace(resume=False), backbone=tiny_backbone("depth"), data=data)
 
