@@ -142,7 +142,10 @@ def test_detector_options_are_checked_when_it_is_made(memory_detector, option, m
         ({"image_size": 64.0}, "image_size must be an int, got 64.0"),
         ({"smoothing_size": 4}, "smoothing_size must be None or a positive odd int, got 4"),
         ({"smoothing_size": -3}, "smoothing_size must be None or a positive odd int"),
-        ({"gaussian_sigma": 0}, "gaussian_sigma must be positive, got 0"),
+        ({"gaussian_sigma": 0}, "gaussian_sigma must be positive and finite, got 0"),
+        # Accepted, written into detector.pt, then refused by Detector.load: a run nobody could use.
+        ({"gaussian_sigma": float("inf")}, "gaussian_sigma must be positive and finite, got inf"),
+        ({"smoothing_size": True}, "smoothing_size must be None or a positive odd int, got True"),
         ({"log_every": 0}, "log_every must be >= 1, got 0"),
         ({"checkpoint_every": 0}, "checkpoint_every must be >= 1, got 0"),
     ],

@@ -20,6 +20,7 @@ from threedsr.errors import ThreedsrError
 from threedsr.memory.config import MemoryConfig
 from threedsr.packed import Pack, is_pack
 from threedsr.preprocess_config import PreprocessConfig
+from threedsr.smoothing import is_filter_size, is_gaussian_sigma
 
 __all__ = [
     "METHODS",
@@ -190,14 +191,12 @@ class DetectorConfig(DetectorPresets):
         if self.smoothing not in ("box", "gaussian"):
             fail(f"smoothing must be 'box' or 'gaussian', got {self.smoothing!r}")
         size = self.smoothing_size
-        if size is not None and (
-            not isinstance(size, numbers.Integral) or size < 1 or size % 2 == 0
-        ):
+        if size is not None and not is_filter_size(size):
             fail(f"smoothing_size must be None or a positive odd int, got {size!r}")
         if self.squash not in ("smoothed", "pixels"):
             fail(f"squash must be 'smoothed' or 'pixels', got {self.squash!r}")
-        if not self.gaussian_sigma > 0:
-            fail(f"gaussian_sigma must be positive, got {self.gaussian_sigma!r}")
+        if not is_gaussian_sigma(self.gaussian_sigma):
+            fail(f"gaussian_sigma must be positive and finite, got {self.gaussian_sigma!r}")
         object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
 
     @property

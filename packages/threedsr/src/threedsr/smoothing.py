@@ -16,6 +16,8 @@ __all__ = [
     "check_smoothing",
     "gaussian_filter",
     "gaussian_kernel1d",
+    "is_filter_size",
+    "is_gaussian_sigma",
     "separable_filter",
     "smooth_maps",
 ]
@@ -35,15 +37,25 @@ def check_smoothing(method: str, size: object, sigma: object, where: str) -> Non
     """
     if method not in SMOOTHINGS:
         raise ThreedsrError(f"{where}: smoothing must be one of {SMOOTHINGS}, got {method!r}")
-    if (
-        isinstance(size, bool)
-        or not isinstance(size, numbers.Integral)
-        or size < 1
-        or size % 2 == 0
-    ):
+    if not is_filter_size(size):
         raise ThreedsrError(f"{where}: filter_size must be a positive odd int, got {size!r}")
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 < sigma < 1e6:
+    if not is_gaussian_sigma(sigma):
         raise ThreedsrError(f"{where}: gaussian_sigma must be a positive number, got {sigma!r}")
+
+
+def is_filter_size(size: object) -> bool:
+    """A positive odd int (not a bool): what ``box_filter`` and ``gaussian_filter`` take."""
+    return (
+        not isinstance(size, bool)
+        and isinstance(size, numbers.Integral)
+        and size >= 1
+        and size % 2 == 1
+    )
+
+
+def is_gaussian_sigma(sigma: object) -> bool:
+    """A finite positive number (not a bool): sigma 0 gives NaN maps, inf a flat kernel."""
+    return not isinstance(sigma, bool) and isinstance(sigma, numbers.Real) and 0 < sigma < 1e6
 
 
 def box_filter(maps: Tensor, size: int) -> Tensor:
