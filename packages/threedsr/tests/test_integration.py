@@ -187,6 +187,17 @@ def test_evaluate_keeps_the_per_sample_maps_it_computed(memory_run, tmp_path) ->
     preds = predict_samples(det, [r.load() for r in s.refs[:3]], batch_size=1)
     np.testing.assert_allclose(np.stack([p.map for p in preds]), s.maps[:3], atol=1e-6)
     assert "samples" not in json.loads((tmp_path / "metrics.json").read_text())[CLASS]
+    # The operating point of the detector's own threshold: the scans predict calls anomalous.
+    at = res[CLASS]["at_threshold"]
+    above = s.scores > det.display.threshold
+    assert at["threshold"] == det.display.threshold and at["source"] == det.display.source
+    assert at["good_flagged"] == int(above[s.labels == 0].sum())
+    assert at["defective_flagged"] == int(above[s.labels == 1].sum())
+    assert (at["n_good"], at["n_defective"]) == (res[CLASS]["n_good"], res[CLASS]["n_defective"])
+    assert (
+        f"flags {at['defective_flagged']} of {at['n_defective']} defective"
+        in (tmp_path / "metrics.md").read_text()
+    )
 
 
 def test_the_network_learns_and_writes_a_finished_detector(network_run) -> None:

@@ -255,6 +255,10 @@ def test_eval_writes_metrics(bad_input, cli, run_rgbd, tiny_data, tmp_path):
     assert set(m["per_defect_type"]) == {"bump", "crack", "dent", "stain"}
     assert 0.0 <= m["image_auroc"] <= 1.0
     assert (tmp_path / "metrics.md").is_file()
+    at = m["at_threshold"]
+    assert at["n_good"] + at["n_defective"] == m["n_good"] + m["n_defective"]
+    flags = f"flags {at['defective_flagged']} of {at['n_defective']} defective"
+    assert flags in " ".join(res.stdout.split())
 
 
 def test_eval_precision_bf16_on_cpu(cli, run_rgbd, tiny_data, tmp_path):

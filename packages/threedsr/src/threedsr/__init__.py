@@ -39,7 +39,7 @@ from threedsr.graph import InferenceGraph
 from threedsr.inference import Detector, Prediction
 from threedsr.maps import AnomalyMap
 from threedsr.memory import FeatureMemory, fit_memory
-from threedsr.metrics_report import format_markdown, write_metrics
+from threedsr.metrics_report import format_markdown, threshold_outcome, write_metrics
 from threedsr.onnx_backend import OnnxDetector
 from threedsr.packed import PACK_SUFFIX, RGB_CODECS, Pack, PackedSample, is_pack
 from threedsr.packed_write import write_pack
@@ -47,7 +47,7 @@ from threedsr.preprocess_config import PreprocessConfig
 from threedsr.references import BTF_RESULTS, PAPER_RESULTS, reference_results
 from threedsr.sample_predictions import SamplePrediction, predict_samples, upsample_map
 from threedsr.smoothing import box_filter, gaussian_filter, smooth_maps
-from threedsr.thresholds import choose_threshold
+from threedsr.thresholds import choose_threshold, flagged_at
 
 __version__ = "0.1.0"
 
@@ -91,6 +91,7 @@ __all__ = [
     "evaluate",
     "export_detector",
     "fit_memory",
+    "flagged_at",
     "format_markdown",
     "fuse_maps",
     "gaussian_filter",
@@ -104,6 +105,7 @@ __all__ = [
     "read_sidecar",
     "reference_results",
     "smooth_maps",
+    "threshold_outcome",
     "train_data_from_prepared",
     "train_detector",
     "upsample_map",

@@ -18,6 +18,7 @@ from threedsr.metrics_report import write_metrics
 from threedsr.packed import Pack, is_pack
 from threedsr.references import reference_results
 from threedsr.sample_predictions import upsample_map
+from threedsr.thresholds import flagged_at
 
 __all__ = ["EvaluatedSamples", "evaluate"]
 
@@ -94,8 +95,10 @@ def evaluate(
     Returns:
         ``{category: {"image_auroc", "pixel_auroc", "aupro", "per_defect_type": {type:
         image_auroc of that type vs the good samples}, "native": {"pixel_auroc", "aupro"},
-        "n_good", "n_defective", "setup", "size", "paper": {...}}}``, plus ``"samples"`` with
-        ``keep_samples``; undefined metrics are None.
+        "n_good", "n_defective", "setup", "size", "paper": {...}}}``; ``"at_threshold"``
+        (:func:`~threedsr.thresholds.flagged_at`: the good and defective scans above the
+        detector's calibrated threshold) when it has one; ``"samples"`` with ``keep_samples``;
+        undefined metrics are None.
     """
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         # Checked first: the metrics are written after the whole evaluation.
@@ -205,6 +208,9 @@ def _evaluate_one(
         reference_name=reference_results(detector.method, detector.setup)[0],
         reference=reference_results(detector.method, detector.setup)[1].get(category, {}),
     )
+    display = getattr(detector, "display", None)
+    if display is not None:
+        res["at_threshold"] = flagged_at(lab, sc, display.threshold, display.source)
     if keep_samples:
         res["samples"] = EvaluatedSamples(refs, lab, types, sc, map_stack, gt_stack)
     return res

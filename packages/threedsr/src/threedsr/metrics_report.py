@@ -12,7 +12,7 @@ import vqcore
 from threedsr.config import METHOD_SUMMARY
 from threedsr.references import reference_results
 
-__all__ = ["format_markdown", "write_metrics"]
+__all__ = ["format_markdown", "threshold_outcome", "write_metrics"]
 
 
 def _fmt(v: float | None) -> str:
@@ -57,6 +57,10 @@ def format_markdown(
         for c, r in results.items():
             n = r.get("native", {})
             lines.append(f"| {c} | {_fmt(n.get('pixel_auroc'))} | {_fmt(n.get('aupro'))} |")
+    flagged = [(c, r["at_threshold"]) for c, r in results.items() if r.get("at_threshold")]
+    if flagged:
+        lines += ["", "At the detector's calibrated threshold (what predict calls anomalous):", ""]
+        lines += [f"- {c}: {threshold_outcome(t)}" for c, t in flagged]
     lines += [
         "",
         "Image AUROC per defect type (vs the good samples):",
@@ -68,6 +72,22 @@ def format_markdown(
         for t, v in r.get("per_defect_type", {}).items():
             lines.append(f"| {c} | {t} | {_fmt(v)} |")
     return "\n".join(lines)
+
+
+def threshold_outcome(at: dict[str, Any]) -> str:
+    """One line on an evaluation's ``at_threshold`` (:func:`threedsr.thresholds.flagged_at`).
+
+    Example:
+        >>> threshold_outcome({"threshold": 0.9893, "source": "validation", "good_flagged": 0,
+        ...                    "n_good": 11, "defective_flagged": 2, "n_defective": 44})
+        'score > 0.9893 (the largest good validation score) flags 2 of 44 defective and 0 of 11 good scans'
+    """
+    source = at.get("source")
+    where = f" (the largest good {source} score)" if source else ""
+    return (
+        f"score > {at['threshold']:.6g}{where} flags {at['defective_flagged']} of "
+        f"{at['n_defective']} defective and {at['good_flagged']} of {at['n_good']} good scans"
+    )
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ from threedsr.errors import ThreedsrError
 from threedsr.inference import Detector
 from threedsr.sample_predictions import predict_samples
 
-__all__ = ["choose_threshold"]
+__all__ = ["choose_threshold", "flagged_at"]
 
 
 def choose_threshold(
@@ -56,3 +56,29 @@ def choose_threshold(
             raise ThreedsrError(f"choose_threshold: quantile must be in [0, 1], got {quantile}")
         return float(np.quantile(arr, quantile) + margin)
     raise ThreedsrError(f"choose_threshold: unknown method {method!r} (max or quantile)")
+
+
+def flagged_at(
+    labels: Sequence[int] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    threshold: float,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """How many good and defective scans score above ``threshold``: what ``predict`` would
+    call anomalous, the operating point that the threshold-free AUROC does not show.
+
+    Example:
+        >>> flagged_at([0, 0, 1, 1], [0.2, 0.6, 0.5, 0.9], 0.55, "validation")
+        {'threshold': 0.55, 'source': 'validation', 'good_flagged': 1, 'n_good': 2, \
+'defective_flagged': 1, 'n_defective': 2}
+    """
+    lab = np.asarray(labels).astype(bool)
+    above = np.asarray(scores, dtype=np.float64) > threshold
+    return {
+        "threshold": float(threshold),
+        "source": source,
+        "good_flagged": int((above & ~lab).sum()),
+        "n_good": int((~lab).sum()),
+        "defective_flagged": int((above & lab).sum()),
+        "n_defective": int(lab.sum()),
+    }

@@ -40,6 +40,7 @@ KEEP = (
     "method",
     "reference_name",
     "reference",
+    "at_threshold",
 )
 
 
@@ -55,6 +56,7 @@ def metrics_summary(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, A
 
 def print_metrics(ui: UI, results: dict[str, dict[str, Any]], title: str) -> None:
     from rich.table import Table
+    from threedsr import threshold_outcome
 
     # Each method beside its own published anchor: the memory beside BTF (the other kNN over
     # hand-made descriptors), the 3DSR network and the fused map beside the 3DSR paper.
@@ -85,6 +87,9 @@ def print_metrics(ui: UI, results: dict[str, dict[str, Any]], title: str) -> Non
             types.add_row(c, t, fmt_metric(v))
     if types.row_count:
         ui.out.print(types)
+    for c, r in results.items():
+        if r.get("at_threshold"):
+            ui.out.print(printable(f"{c}: {threshold_outcome(r['at_threshold'])}"))
 
 
 def _mask_path(ref: SampleRef) -> Path:
