@@ -28,8 +28,8 @@ from threedsr.export import (
     OPSET,
     _torch_version,
     onnx_exporter,
-    sidecar_path,
 )
+from threedsr.export_sidecar import sidecar_path
 from threedsr.fit import _calibrate
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -332,7 +332,7 @@ def test_truncated_corrupt_and_mismatched_files_are_one_line_errors(exported, tm
     # Garbage whose sidecar was rewritten to match it: onnxruntime itself refuses it.
     bad.write_bytes(b"not an onnx model" * 10)
     meta = json.loads(sidecar_path(exported).read_text())
-    from threedsr.export import file_digest
+    from threedsr.export_sidecar import file_digest
 
     meta.update(bytes=bad.stat().st_size, sha256=file_digest(bad))
     sidecar_path(bad).write_text(json.dumps(meta))

@@ -167,7 +167,7 @@ def test_kill_during_export_write(cli, killed, tmp_path, run_rgbd, pattern, nth,
     staging folder (1) or as the sidecar is renamed into place (2, the model already is): the
     target holds the old pair, or a journal the next command completes to the new pair; never a
     partial file."""
-    from threedsr.export import read_sidecar
+    from threedsr.export_sidecar import read_sidecar
     from threedsr_cli.outputs import recover_outputs
 
     out = tmp_path / "x"

@@ -242,7 +242,7 @@ def _sidecar(c: Ctx) -> dict[str, Any]:
 
 
 def _check_export_replaced(c: Ctx, res: Any) -> None:
-    from threedsr.export import read_sidecar
+    from threedsr.export_sidecar import read_sidecar
 
     assert read_sidecar(c.out / "d.pt")["threshold"] == 0.5  # file and sidecar agree
 

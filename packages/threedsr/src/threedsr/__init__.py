@@ -33,7 +33,8 @@ from threedsr.detector_file import DetectorInfo, detector_info
 from threedsr.dsr.torch_model import ThreeDSR, ThreeDSROutput
 from threedsr.errors import ThreedsrError
 from threedsr.evaluate import EvaluatedSamples, evaluate
-from threedsr.export import export_detector, read_sidecar
+from threedsr.export import export_detector
+from threedsr.export_sidecar import read_sidecar
 from threedsr.fit import TrainEvent, TrainResult, train_detector
 from threedsr.graph import InferenceGraph
 from threedsr.inference import Detector, Prediction

@@ -6,10 +6,10 @@ in, the smoothed anomaly map and the image score out. pcprep's preprocessing (po
 plane removal -> normalised depth and RGB at the model size) stays outside the graph: it is NumPy
 that deployments call themselves, with the parameters the sidecar lists.
 
-The sidecar ``<file>.json`` says everything a deployment needs: setup, size, channel order, input
-and output names and shapes, the preprocessing parameters, the threshold when one was chosen,
-the versions, and the file's size and SHA-256 (so a truncated or swapped file is refused before
-it runs).
+The sidecar ``<file>.json`` (:mod:`threedsr.export_sidecar`) says everything a deployment
+needs: setup, size, channel order, input and output names and shapes, the preprocessing
+parameters, the threshold when one was chosen, the versions, and the file's size and SHA-256
+(so a truncated or swapped file is refused before it runs).
 
 How each format is recorded (why: docs/architecture.md, "Export"):
 
@@ -26,7 +26,6 @@ How each format is recorded (why: docs/architecture.md, "Export"):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -37,26 +36,19 @@ from typing import Any
 import torch
 import vqcore
 
-from threedsr.checkpoint import package_versions
 from threedsr.errors import ThreedsrError
+from threedsr.export_sidecar import build_sidecar, file_digest, sidecar_path
 from threedsr.graph import InferenceGraph
 
 __all__ = [
-    "CHANNELS",
     "DYNAMO_MIN_TORCH",
     "DYNAMO_OPSET",
-    "EXPORT_KIND",
     "FORMATS",
     "OPSET",
     "export_detector",
-    "file_digest",
     "onnx_exporter",
-    "read_sidecar",
-    "sidecar_path",
 ]
 
-EXPORT_KIND = "threedsr.export"
-EXPORT_FORMAT_VERSION = 1
 FORMATS = ("onnx", "torchscript", "pt2")
 #: ONNX opset of the graphs of the TorchScript-based exporter (onnxruntime >= 1.14 runs it).
 OPSET = 17
@@ -69,20 +61,6 @@ DYNAMO_OPSET = 18
 #: (``torch.onnx.is_in_onnx_export()`` stays False there, ``torch.compiler.is_exporting`` is
 #: missing) and fails on its data-dependent loop; see docs/architecture.md, "Export".
 DYNAMO_MIN_TORCH = (2, 11)
-#: Input channel order per setup (the backbone's).
-CHANNELS = {"rgbd": ["D", "R", "G", "B"], "depth": ["D"], "rgb": ["R", "G", "B"]}
-
-
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """``model.onnx`` -> ``model.onnx.json``."""
-    p = Path(path)
-    return p.with_name(p.name + ".json")
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _hypot(g: Any, a: Any, b: Any) -> Any:
@@ -304,7 +282,9 @@ def export_detector(
     if written["deprecated"] and not written["gave_up"]:
         warnings.warn(_deprecation(fmt), FutureWarning, stacklevel=2)
     digest, nbytes = written["digest"], written["nbytes"]
-    sidecar = _sidecar(detector, graph, fmt, out, size, dynamic_batch, threshold, digest, nbytes)
+    sidecar = build_sidecar(
+        detector, graph, fmt, out, size, dynamic_batch, threshold, digest, nbytes
+    )
     if fmt == "onnx":
         exporter = written["exporter"]
         # the file's own opset (the torch.export-based exporter may keep 18 when asked lower)
@@ -314,100 +294,3 @@ def export_detector(
     text = json.dumps(sidecar, indent=2) + "\n"
     vqcore.atomic_write(sidecar_path(out), lambda tmp: tmp.write_text(text))
     return sidecar
-
-
-def _sidecar(
-    detector: Any,
-    graph: InferenceGraph,
-    fmt: str,
-    out: Path,
-    size: int,
-    dynamic: bool,
-    threshold: float | None,
-    digest: str,
-    nbytes: int,
-) -> dict[str, Any]:
-    batch: int | str = "batch" if dynamic else 1
-    outputs = {"anomaly_map": [batch, size, size], "score": [batch]}
-    cells = {"codes_top": size // 8, "codes_bot": size // 4}
-    for name in graph.output_names[2:]:
-        side = cells["codes_top" if name.startswith("codes_top") else "codes_bot"]
-        outputs[name] = [batch, side, side]
-    versions = package_versions()
-    memory = None
-    if graph.memory is not None:
-        memory = {
-            "kind": graph.memory.features.kind,
-            "weight": graph.weight,
-            "heads": graph.runs_heads,
-            "local_scale": graph.memory.local_scale is not None,
-        }
-    display = getattr(detector, "display", None)
-    if threshold is None and display is not None:
-        threshold = display.threshold  # the calibrated one: every export carries a threshold
-    preprocess = {**detector.preprocess, "size": size}
-    return {
-        "kind": EXPORT_KIND,
-        "format_version": EXPORT_FORMAT_VERSION,
-        "method": graph.method,
-        "format": fmt,
-        "file": out.name,
-        "bytes": nbytes,
-        "sha256": digest,
-        "setup": graph.setup,
-        "category": detector.category,
-        "size": size,
-        "dynamic_batch": dynamic,
-        "channels": CHANNELS[graph.setup],
-        "input": {
-            "name": "input",
-            "shape": [batch, graph.in_channels, size, size],
-            "dtype": "float32",
-            "layout": "NCHW",
-        },
-        "outputs": outputs,
-        "preprocess": preprocess,
-        "read_options": dict(getattr(detector, "read_options", {})),
-        "smoothing": {"method": graph.smoothing, "size": graph.filter_size, "sigma": graph.sigma},
-        "memory": memory,
-        "threshold": None if threshold is None else float(threshold),
-        "display": None if display is None else display.state(),
-        # Absolute: a path from the folder the command happened to run in means nothing later.
-        "source": None if detector.path is None else os.path.abspath(detector.path),
-        "versions": versions,
-    }
-
-
-def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The validated sidecar of an exported file (``path`` is the model file).
-
-    Raises:
-        ThreedsrError: missing or unreadable sidecar, wrong kind, or a model file whose size or
-            SHA-256 differs from the one recorded at export (truncated, corrupt or replaced).
-    """
-    model = Path(path)
-    side = sidecar_path(model)
-    if not model.is_file():
-        raise ThreedsrError(f"{model}: no such exported model")
-    if not side.is_file():
-        raise ThreedsrError(f"{model}: its sidecar {side.name} is missing (re-export the detector)")
-    try:
-        meta = json.loads(side.read_text())
-    except (OSError, ValueError) as exc:
-        raise ThreedsrError(
-            f"{side}: unreadable sidecar ({' '.join(str(exc).split())[:120]})"
-        ) from None
-    if not isinstance(meta, dict) or meta.get("kind") != EXPORT_KIND:
-        raise ThreedsrError(f"{side}: not a threedsr export sidecar")
-    if meta.get("format_version") != EXPORT_FORMAT_VERSION:
-        raise ThreedsrError(
-            f"{side}: unsupported export format version {meta.get('format_version')!r}"
-        )
-    nbytes = model.stat().st_size
-    if nbytes != meta.get("bytes"):
-        raise ThreedsrError(
-            f"{model}: truncated or modified ({nbytes} bytes, {meta.get('bytes')} at export)"
-        )
-    if file_digest(model) != meta.get("sha256"):
-        raise ThreedsrError(f"{model}: corrupt or modified (SHA-256 differs from the export's)")
-    return meta

@@ -19,7 +19,7 @@ import pcprep
 from threedsr.calibration import DisplayScale
 from threedsr.data import check_finite_inputs, prepared_inputs
 from threedsr.errors import ThreedsrError
-from threedsr.export import read_sidecar
+from threedsr.export_sidecar import read_sidecar
 
 __all__ = ["ExportedPrediction", "OnnxDetector", "import_onnxruntime"]
 

@@ -44,7 +44,7 @@ def _is_earlier_export(out: Path) -> bool:
     """``out`` is a file this tool exported, unchanged: its sidecar is an export sidecar whose
     size and SHA-256 are the file's (or, the file gone, the sidecar alone is one)."""
     from threedsr import ThreedsrError
-    from threedsr.export import EXPORT_KIND, read_sidecar, sidecar_path
+    from threedsr.export_sidecar import EXPORT_KIND, read_sidecar, sidecar_path
 
     sidecar = sidecar_path(out)
     if out.is_symlink() or sidecar.is_symlink():
@@ -70,7 +70,7 @@ def check_export_target(out: Path, source: Path, overwrite: bool) -> None:
     Raises:
         CLIError: one line naming the file (nothing is written).
     """
-    from threedsr.export import sidecar_path
+    from threedsr.export_sidecar import sidecar_path
 
     sidecar = sidecar_path(out)
     if out.is_dir():

@@ -1,0 +1,141 @@
+"""The JSON sidecar ``<file>.json`` of an exported detector: what a deployment needs to run the
+file (setup, size, channel order, input and output shapes, preprocessing, smoothing, threshold,
+versions), and the file's size and SHA-256, so that a truncated or swapped file is refused
+before it runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from threedsr.checkpoint import package_versions
+from threedsr.errors import ThreedsrError
+from threedsr.graph import InferenceGraph
+
+__all__ = [
+    "CHANNELS",
+    "EXPORT_FORMAT_VERSION",
+    "EXPORT_KIND",
+    "build_sidecar",
+    "file_digest",
+    "read_sidecar",
+    "sidecar_path",
+]
+
+EXPORT_KIND = "threedsr.export"
+EXPORT_FORMAT_VERSION = 1
+#: Input channel order per setup (the backbone's).
+CHANNELS = {"rgbd": ["D", "R", "G", "B"], "depth": ["D"], "rgb": ["R", "G", "B"]}
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """``model.onnx`` -> ``model.onnx.json``."""
+    p = Path(path)
+    return p.with_name(p.name + ".json")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def build_sidecar(
+    detector: Any,
+    graph: InferenceGraph,
+    fmt: str,
+    out: Path,
+    size: int,
+    dynamic: bool,
+    threshold: float | None,
+    digest: str,
+    nbytes: int,
+) -> dict[str, Any]:
+    """The sidecar of ``out``, a ``fmt`` export of ``detector``'s ``graph`` (see the module)."""
+    batch: int | str = "batch" if dynamic else 1
+    outputs = {"anomaly_map": [batch, size, size], "score": [batch]}
+    cells = {"codes_top": size // 8, "codes_bot": size // 4}
+    for name in graph.output_names[2:]:
+        side = cells["codes_top" if name.startswith("codes_top") else "codes_bot"]
+        outputs[name] = [batch, side, side]
+    versions = package_versions()
+    memory = None
+    if graph.memory is not None:
+        memory = {
+            "kind": graph.memory.features.kind,
+            "weight": graph.weight,
+            "heads": graph.runs_heads,
+            "local_scale": graph.memory.local_scale is not None,
+        }
+    display = getattr(detector, "display", None)
+    if threshold is None and display is not None:
+        threshold = display.threshold  # the calibrated one: every export carries a threshold
+    preprocess = {**detector.preprocess, "size": size}
+    return {
+        "kind": EXPORT_KIND,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "method": graph.method,
+        "format": fmt,
+        "file": out.name,
+        "bytes": nbytes,
+        "sha256": digest,
+        "setup": graph.setup,
+        "category": detector.category,
+        "size": size,
+        "dynamic_batch": dynamic,
+        "channels": CHANNELS[graph.setup],
+        "input": {
+            "name": "input",
+            "shape": [batch, graph.in_channels, size, size],
+            "dtype": "float32",
+            "layout": "NCHW",
+        },
+        "outputs": outputs,
+        "preprocess": preprocess,
+        "read_options": dict(getattr(detector, "read_options", {})),
+        "smoothing": {"method": graph.smoothing, "size": graph.filter_size, "sigma": graph.sigma},
+        "memory": memory,
+        "threshold": None if threshold is None else float(threshold),
+        "display": None if display is None else display.state(),
+        # Absolute: a path from the folder the command happened to run in means nothing later.
+        "source": None if detector.path is None else os.path.abspath(detector.path),
+        "versions": versions,
+    }
+
+
+def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The validated sidecar of an exported file (``path`` is the model file).
+
+    Raises:
+        ThreedsrError: missing or unreadable sidecar, wrong kind, or a model file whose size or
+            SHA-256 differs from the one recorded at export (truncated, corrupt or replaced).
+    """
+    model = Path(path)
+    side = sidecar_path(model)
+    if not model.is_file():
+        raise ThreedsrError(f"{model}: no such exported model")
+    if not side.is_file():
+        raise ThreedsrError(f"{model}: its sidecar {side.name} is missing (re-export the detector)")
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise ThreedsrError(
+            f"{side}: unreadable sidecar ({' '.join(str(exc).split())[:120]})"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("kind") != EXPORT_KIND:
+        raise ThreedsrError(f"{side}: not a threedsr export sidecar")
+    if meta.get("format_version") != EXPORT_FORMAT_VERSION:
+        raise ThreedsrError(
+            f"{side}: unsupported export format version {meta.get('format_version')!r}"
+        )
+    nbytes = model.stat().st_size
+    if nbytes != meta.get("bytes"):
+        raise ThreedsrError(
+            f"{model}: truncated or modified ({nbytes} bytes, {meta.get('bytes')} at export)"
+        )
+    if file_digest(model) != meta.get("sha256"):
+        raise ThreedsrError(f"{model}: corrupt or modified (SHA-256 differs from the export's)")
+    return meta
