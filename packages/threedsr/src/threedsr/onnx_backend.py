@@ -134,7 +134,7 @@ class OnnxDetector:
         check_finite_inputs(x, str(self.path))
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def run(self, x: np.ndarray) -> list[np.ndarray]:
+    def run(self, x: np.ndarray | Sequence[Any]) -> list[np.ndarray]:
         """Every output of the graph for (B, C, size, size) inputs (batch-1 exports loop)."""
         x = self._as_array(x)
         step = self.batch or x.shape[0]
@@ -145,7 +145,7 @@ class OnnxDetector:
 
     def predict(self, batch: np.ndarray | Sequence[Any]) -> ExportedPrediction:
         """Anomaly maps and image scores for (B, C, H, W) inputs or pcprep `Prepared` records."""
-        out = self.run(self._as_array(batch))
+        out = self.run(batch)
         return ExportedPrediction(out[0], out[1])
 
     def prepare(self, sample: Any) -> Any:
