@@ -45,6 +45,10 @@ def test_memory_train_and_eval_on_the_pack_equal_the_folder(cli, tiny_data, pack
             results[run, data.name] = _metrics(out)
     first = results["folder", tiny_data.name]
     assert first["n_defective"] == 4 and first["image_auroc"] is not None
+    res = cli("eval", "--run", tmp_path / "pack", "--data", pack64, "--out", tmp_path / "said",
+              "--device", "cpu")  # fmt: skip
+    said = " ".join(res.stdout.split())
+    assert res.exit_code == 0 and f"on the test split of {pack64} (fp32)" in said, said
     assert all(r == first for r in results.values()), results
     a = json.loads((tmp_path / "folder" / "run.json").read_text())["settings"]
     b = json.loads((tmp_path / "pack" / "run.json").read_text())["settings"]

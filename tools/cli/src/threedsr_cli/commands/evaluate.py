@@ -227,9 +227,11 @@ def _evaluate(
     arith = (
         detector.precision if detector.precision != "auto" else "bf16" if detector.bf16 else "fp32"
     )
+    # A pack is one file: "<pack>/<class>/test" would name a path that does not exist.
+    split = f"the test split of {data}" if threedsr.is_pack(data) else f"{data}/{cat}/test"
     ui.info(
         printable(
-            f"evaluating the {detector.setup} detector of {run} on {data}/{cat}/test ({arith}): "
+            f"evaluating the {detector.setup} detector of {run} on {split} ({arith}): "
             f"method {detector.method}, {threedsr.METHOD_SUMMARY[detector.method]}"
         )
     )
