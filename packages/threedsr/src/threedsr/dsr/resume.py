@@ -116,27 +116,24 @@ def try_resume(
     det, st = out / DETECTOR_FILE, out / TRAIN_STATE_FILE
     if not det.exists() and not st.exists():
         return 0, config
-    if det.exists():
-        ckpt = read_checkpoint(det)
-        if "heads_state" not in ckpt:
-            raise ThreedsrError(
-                f"{det}: holds a {ckpt.get('method')} detector without a 3DSR network; "
-                "use a new --out"
-            )
+    ckpt = read_checkpoint(det) if det.exists() else None
+    if ckpt is not None and "heads_state" not in ckpt:
+        raise ThreedsrError(
+            f"{det}: holds a {ckpt.get('method')} detector without a 3DSR network; use a new --out"
+        )
     if not st.exists():
         raise ThreedsrError(f"{st}: missing, cannot resume the run in {out} (use a new --out)")
     state = read_checkpoint(st, kind=TRAIN_STATE_KIND)
-    if not det.exists():
+    if ckpt is None:
         # Killed between the first train_state.pt and the first detector.pt: the state holds
         # the heads and what they were trained with, so the run goes on from it.
-        if "heads_state" not in state or "backbone_config" not in state:
+        fields = ("step", "detector_config", "backbone_config", "heads_state")
+        if any(key not in state for key in fields):
             raise ThreedsrError(
                 f"{st}: written without its heads or backbone, and {det} is missing; "
                 "cannot resume (use a new --out)"
             )
-        det = st
-        ckpt = {key: state[key] for key in ("step", "detector_config", "backbone_config")}
-        ckpt["heads_state"] = state["heads_state"]
+        det, ckpt = st, {key: state[key] for key in fields}
     heads = ckpt["heads_state"]
     if state["step"] != ckpt["step"]:
         if "heads_state" not in state or state["step"] < ckpt["step"]:
