@@ -21,6 +21,7 @@ from pathlib import Path
 # ~10x. Set before any test module imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import pytest
 from hypothesis import settings
 
 # CI (`.ci/run` sets HYPOTHESIS_PROFILE=ci) draws the same examples on every run: a red CI blocks
@@ -32,7 +33,25 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 _REPO_ROOT = Path(__file__).resolve().parent
 
+# Each worker imports torch and builds its own session fixtures (trained detectors): the cap keeps
+# a many-core machine from paying that once per core.
+_MAX_WORKERS = 4
+
 # The real samples: every real_data fixture reads THREEDSR_REAL_DATA only (an unpacked sdist's
 # tests need nothing from this workspace); here, unset or empty, it is the copy beside the checkout.
 if not os.environ.get("THREEDSR_REAL_DATA"):
     os.environ["THREEDSR_REAL_DATA"] = str(_REPO_ROOT.parent / "shared" / "data" / "real")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """``uv run pytest`` runs on pytest-xdist's workers, one per physical core and at most
+    :data:`_MAX_WORKERS`, unless ``-n`` is given (``-n 0``: one process). Most tests run torch on
+    one thread, so a single process left the second core of a 2-core machine idle: the suite took
+    16.5 min there in one process and 9.4 min on two workers. Where xdist is absent (a GPU
+    server's Python, ``tools/portable.sh``) or under ``--pdb`` the suite runs in one process."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return  # an xdist worker gets its options from the controller
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = "auto"
+        config.option.maxprocesses = config.option.maxprocesses or _MAX_WORKERS

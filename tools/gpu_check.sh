@@ -39,9 +39,11 @@ else
 fi
 
 # 1. CUDA tests (pytest marker "cuda"; skipped, not failed, without a GPU). Budget: 3 minutes.
+# One process (-n 0 is not an option where pytest-xdist is absent): workers would share the GPU
+# and each pay torch's start-up.
 PYTEST_LOG="$OUT/cuda-tests.log"
 set +e
-timeout 180 "${RUN[@]}" python -m pytest -m cuda -q \
+timeout 180 "${RUN[@]}" python -m pytest -p no:xdist -m cuda -q \
   packages/threedsr/tests/test_cuda.py packages/vqcore/tests/test_procedural_cuda.py >"$PYTEST_LOG" 2>&1
 PYTEST_RC=$?
 set -e

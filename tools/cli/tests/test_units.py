@@ -270,6 +270,21 @@ def test_ui_is_silent_on_nonzero_ranks(monkeypatch):
     assert not UI().quiet
 
 
+def test_lines_are_not_wrapped_off_a_terminal(capsys) -> None:
+    # Under pytest stdout is not a terminal, as in a log file or a pipe: Rich's default 80
+    # columns there had split a long path across two lines ("report.h" / "tml").
+    from threedsr_cli.ui import UI
+
+    path = "/tmp/" + "a-long-run-folder/" * 8 + "report.html"
+    ui = UI()
+    ui.info(f"wrote {path}")
+    ui.out.print(f"report: {path}  (also report.md, metrics.json)")
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote {path}",
+        f"report: {path}  (also report.md, metrics.json)",
+    ]
+
+
 def test_progress_rows_fit_narrow_terminals() -> None:
     import io
     import re

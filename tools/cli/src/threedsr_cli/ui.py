@@ -48,6 +48,15 @@ _WIDE_TERMINAL = 120
 LOG_INTERVAL_S = 10.0
 
 
+def _console(stderr: bool = False) -> Console:
+    """A console that hard-wraps lines at its width on a terminal only: a file or a pipe has no
+    width, and Rich's default of 80 columns there split paths and figures across lines that logs
+    and scripts grep for (tables still fit 80 columns)."""
+    console = Console(stderr=stderr, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 @dataclass
 class UI:
     """Consoles and progress for one command.
@@ -64,8 +73,8 @@ class UI:
 
     quiet: bool = False
     verbose: bool = False
-    out: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    out: Console = field(default_factory=lambda: _console())
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     log_interval: float = field(default_factory=lambda: LOG_INTERVAL_S)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
