@@ -166,6 +166,19 @@ def test_train_unknown_category(bad_input, cli, tmp_path, tiny_data, dada_rgbd):
     bad_input(cli(*args), str(tiny_data), "unknown category 'teapot'", CATEGORY)
 
 
+def test_a_class_folder_as_data_names_the_root(bad_input, cli, tmp_path, tiny_data):
+    # Before: "unknown category 'puck' (known: test, train, validation)", the class's splits
+    # read as own-scan classes; with --category train it went on to train on the wrong folder.
+    out = tmp_path / "run"
+    for extra in ((), ("--category", CATEGORY), ("--category", "train")):
+        bad_input(
+            cli("train", "--data", tiny_data / CATEGORY, "--out", out, *extra),
+            f"{tiny_data / CATEGORY}: a class folder",
+            f"--data {tiny_data} --category {CATEGORY}",
+        )
+    assert not out.exists()
+
+
 def test_train_backbone_errors(bad_input, cli, tmp_path, tiny_data, dada_rgbd, dada_rgb):
     out = tmp_path / "run"
     bad_input(

@@ -122,15 +122,38 @@ def check_category(root: Path, category: str | None) -> str:
         return pack.category
     if root.is_file():
         raise CLIError(f"{root}: not a folder, nor a pack (threedsr-cli pack makes one)")
+    check_data_root(root)
+    index = pcprep.DatasetIndex(root)
+    known = index.categories()
+    if category not in known or index.layout == "generic":
+        # A class folder of MVTec 3D-AD or Eyecandies reads as own scans whose classes are the
+        # splits: only its parent says what it is.
+        _refuse_a_class_folder(root, category_found=category in known)
     if category is None:
         raise CLIError(f"{root}: --category is required with a dataset folder")
-    check_data_root(root)
-    known = list(pcprep.list_categories(root))
     if not known:
         raise CLIError(f"{root}: holds no dataset (no class folders with train/test samples)")
     if category not in known:
         raise CLIError(f"{root}: unknown category {category!r} (known: {', '.join(known)})")
     return category
+
+
+def _refuse_a_class_folder(root: Path, category_found: bool) -> None:
+    """``--data`` names one class's folder (``.../CandyCane``) where the dataset's root belongs:
+    say which command line works instead of listing the class's splits as categories. Own scans
+    nest freely, so under a parent of the generic layout only a failed ``--category`` refuses."""
+    import pcprep
+
+    try:
+        parent = pcprep.DatasetIndex(root.parent)
+        is_class = root.name in parent.categories()
+    except (OSError, pcprep.PcprepError):
+        return
+    if is_class and (parent.layout != "generic" or not category_found):
+        raise CLIError(
+            f"{root}: a class folder; --data takes the dataset's root: "
+            f"--data {root.parent} --category {root.name}"
+        )
 
 
 def check_backbone(path: Path, setup: str) -> Path:
