@@ -48,7 +48,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     """``uv run pytest`` runs on pytest-xdist's workers, one per physical core and at most
     :data:`_MAX_WORKERS`, unless ``-n`` is given (``-n 0``: one process). Most tests run torch on
     one thread, so a single process left the second core of a 2-core machine idle: the suite took
-    16.5 min there in one process and 9.4 min on two workers. Where xdist is absent (a GPU
+    14.3 min there in one process and 9.0 min on two workers (session 24). Where xdist is absent (a GPU
     server's Python, ``tools/portable.sh``) or under ``--pdb`` the suite runs in one process."""
     if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
         return  # an xdist worker gets its options from the controller
