@@ -11,6 +11,7 @@ import tifffile
 from pcprep import (
     DatasetIndex,
     PcprepError,
+    enclosing_dataset,
     index_dataset,
     list_categories,
     preprocess,
@@ -99,6 +100,33 @@ def test_mvtec_rgb_without_its_xyz_is_an_error(mvtec_root):
     (mvtec_root / "box/test/dent/xyz/001.tiff").unlink()
     with pytest.raises(PcprepError, match=r"dent/rgb/001\.png: no point cloud 001\.tiff in "):
         index_dataset(mvtec_root, "box", "test")
+
+
+def test_a_class_folder_of_a_dataset_is_refused_with_its_root(mvtec_root):
+    # Indexed alone, one MVTec class reads as own scans whose classes are its splits: the
+    # training scans came back as the test split's defect type 'train'.
+    box = mvtec_root / "box"
+    assert enclosing_dataset(box).root == mvtec_root
+    with pytest.raises(PcprepError, match=r"box: one class of an MVTec 3D-AD dataset; index the "):
+        index_dataset(box, "test", "test")
+    with pytest.raises(PcprepError, match=r"DatasetIndex\('.*data'\)\.refs\('box', split\)"):
+        DatasetIndex(box).refs(None, "train")
+    # Asked for by name, the generic reading stays available.
+    refs = DatasetIndex(box, layout="generic").refs("test", "test")
+    assert {r.defect_type for r in refs} == {"good", "dent"}
+    assert enclosing_dataset(mvtec_root) is None
+
+
+def test_a_class_of_own_scans_is_not_refused(tmp_path):
+    # Own scans nest freely: a class folder of the generic layout is a dataset of its own.
+    scan = synthetic_scan((32, 32), rng=0).sample
+    part = tmp_path / "own" / "part"
+    (part / "xyz").mkdir(parents=True)
+    (part / "rgb").mkdir()
+    tifffile.imwrite(part / "xyz" / "a.tiff", scan.xyz, photometric="minisblack")
+    Image.fromarray(scan.rgb).save(part / "rgb" / "a.png")
+    assert enclosing_dataset(part).layout == "generic"
+    assert [r.path.name for r in index_dataset(part, None, "train")] == ["a.tiff"]
 
 
 def test_empty_and_missing_root(tmp_path):

@@ -9,7 +9,14 @@ from pcprep.cache import cache_key, load_prepared, save_prepared
 from pcprep.dataset import preprocess_dataset, preprocess_refs
 from pcprep.errors import PcprepError
 from pcprep.fileio import parse_simple_yaml, read_mask, read_rgb, read_simple_yaml, read_xyz
-from pcprep.index import DatasetIndex, SampleRef, detect_layout, index_dataset, list_categories
+from pcprep.index import (
+    DatasetIndex,
+    SampleRef,
+    detect_layout,
+    enclosing_dataset,
+    index_dataset,
+    list_categories,
+)
 from pcprep.pipeline import check_sample, preprocess
 from pcprep.plane import (
     border_points,
@@ -63,6 +70,7 @@ __all__ = [
     "depth_to_xyz",
     "detect_layout",
     "drop_border_components",
+    "enclosing_dataset",
     "eyecandies_depth_metres",
     "eyecandies_label",
     "fill_holes",

@@ -17,11 +17,13 @@ __all__ = [
     "DatasetIndex",
     "SampleRef",
     "detect_layout",
+    "enclosing_dataset",
     "index_dataset",
     "list_categories",
 ]
 
 LAYOUTS = ("mvtec3d", "eyecandies", "generic")
+_LAYOUT_NAMES = {"mvtec3d": "an MVTec 3D-AD", "eyecandies": "an Eyecandies"}
 _SPLITS_MVTEC = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 _SPLITS_GENERIC = {
     "train": ("train",),
@@ -129,6 +131,7 @@ class DatasetIndex:
     ):
         self.root = Path(root)
         self.layout = detect_layout(self.root) if layout is None else layout
+        self._layout_detected = layout is None
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         self.read_options = tuple(sorted(read_options.items()))
@@ -167,6 +170,8 @@ class DatasetIndex:
             "eyecandies": self._eyecandies,
             "generic": self._generic,
         }[self.layout]
+        if self.layout == "generic" and self._layout_detected:
+            self._refuse_a_class_folder()
         refs = list(builder(category, split))
         if not refs:
             where = self.root if category is None else self.root / category
@@ -179,6 +184,17 @@ class DatasetIndex:
                 where, f"no samples for split {split!r} ({self.layout} layout: expected {expected})"
             )
         return refs
+
+    def _refuse_a_class_folder(self) -> None:
+        # One class of MVTec 3D-AD or Eyecandies has no layout of its own: read as own scans,
+        # its splits would become classes and `train` would read as a defect type.
+        parent = enclosing_dataset(self.root)
+        if parent is not None and parent.layout != "generic":
+            raise PcprepError.at(
+                self.root,
+                f"one class of {_LAYOUT_NAMES[parent.layout]} dataset; index the dataset's root: "
+                f"DatasetIndex({str(parent.root)!r}).refs({self.root.name!r}, split)",
+            )
 
     def _category_dir(self, category: str | None) -> Path:
         if category is None:
@@ -287,6 +303,26 @@ class DatasetIndex:
                     files,
                     self.read_options,
                 )
+
+
+def enclosing_dataset(folder: str | os.PathLike[str]) -> DatasetIndex | None:
+    """The index of the dataset that holds ``folder`` as one of its classes, else ``None``.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Path(d, "CandyCane", "train", "data").mkdir(parents=True)
+        ...     enclosing_dataset(Path(d, "CandyCane")).layout
+        'eyecandies'
+    """
+    folder = Path(folder).absolute()
+    if folder.parent == folder:
+        return None
+    try:
+        parent = DatasetIndex(folder.parent)
+        return parent if folder.name in parent.categories() else None
+    except (OSError, PcprepError):
+        return None
 
 
 def _split(split: str, table: dict[str, str], root: Path) -> str:

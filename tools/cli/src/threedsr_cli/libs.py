@@ -144,12 +144,8 @@ def _refuse_a_class_folder(root: Path, category_found: bool) -> None:
     nest freely, so under a parent of the generic layout only a failed ``--category`` refuses."""
     import pcprep
 
-    try:
-        parent = pcprep.DatasetIndex(root.parent)
-        is_class = root.name in parent.categories()
-    except (OSError, pcprep.PcprepError):
-        return
-    if is_class and (parent.layout != "generic" or not category_found):
+    parent = pcprep.enclosing_dataset(root)
+    if parent is not None and (parent.layout != "generic" or not category_found):
         raise CLIError(
             f"{root}: a class folder; --data takes the dataset's root: "
             f"--data {root.parent} --category {root.name}"
