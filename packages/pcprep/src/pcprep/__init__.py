@@ -11,7 +11,6 @@ from pcprep.errors import PcprepError
 from pcprep.fileio import parse_simple_yaml, read_mask, read_rgb, read_simple_yaml, read_xyz
 from pcprep.index import (
     DatasetIndex,
-    SampleRef,
     detect_layout,
     enclosing_dataset,
     index_dataset,
@@ -37,6 +36,7 @@ from pcprep.readers import (
     read_pair,
 )
 from pcprep.records import Prepared, Sample
+from pcprep.sample_ref import SampleRef
 from pcprep.steps import (
     area_coverage,
     close_mask,

@@ -11,9 +11,10 @@ from typing import Any
 
 from pcprep.cache import cache_key, load_prepared, save_prepared
 from pcprep.errors import PcprepError
-from pcprep.index import SampleRef, index_dataset
+from pcprep.index import index_dataset
 from pcprep.pipeline import preprocess
 from pcprep.records import Prepared
+from pcprep.sample_ref import SampleRef
 
 __all__ = ["preprocess_dataset", "preprocess_refs"]
 
