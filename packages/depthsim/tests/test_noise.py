@@ -150,6 +150,24 @@ def test_bad_arguments_raise(bad):
         depthsim.perlin_batch(kwargs["n"], kwargs["shape"], kwargs["res"], rng=0, octaves=octaves)
 
 
+@pytest.mark.parametrize(
+    ("persistence", "octaves"), [(math.inf, 2), (1e200, 3), (-0.5, 2), (math.nan, 2), ("0.5", 2)]
+)
+def test_bad_persistence_raises_instead_of_nan(persistence, octaves):
+    with pytest.raises(depthsim.DepthsimError, match=r"^persistence: [^\n]*$"):
+        depthsim.fractal_perlin((8, 8), (2, 2), octaves=octaves, persistence=persistence, rng=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    persistence=st.floats(1e-6, 1e6) | st.floats(1e-6, 1e6).map(np.float32),
+    octaves=st.integers(1, 6),
+)
+def test_accepted_persistence_gives_finite_noise_in_range(persistence, octaves):
+    f = depthsim.fractal_perlin((16, 16), (2, 2), octaves=octaves, persistence=persistence, rng=0)
+    assert np.isfinite(f).all() and np.abs(f).max() <= 1.0
+
+
 def test_bad_rng_raises():
     with pytest.raises(depthsim.DepthsimError, match="rng"):
         depthsim.perlin((8, 8), (2, 2), rng="seed")  # type: ignore[arg-type]

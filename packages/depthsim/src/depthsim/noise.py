@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from depthsim._drivers import perlin_batch_kernel, perlin_batch_serial, run_batch
@@ -14,6 +17,25 @@ def random_gradients(
     """Draw ``n`` lattices of random unit gradients, angle ~ U(0, 2 pi): (cos, sin), (n, ry+1, rx+1)."""
     theta = 2.0 * np.pi * rng.random((n, ry + 1, rx + 1))
     return np.cos(theta), np.sin(theta)
+
+
+def _check_persistence(persistence: float, octaves: int) -> float:
+    """``persistence`` as given (its own precision), once the weights it yields are finite."""
+    # An infinite amplitude, or one whose powers overflow, makes every weight inf/inf = NaN: the
+    # output would be all NaN instead of the documented [-1, 1].
+    if not isinstance(persistence, numbers.Real):
+        raise DepthsimError(f"persistence: expected a number > 0, got {persistence!r}")
+    p = float(persistence)
+    try:
+        finite = p > 0 and math.isfinite(sum(p**o for o in range(octaves)))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise DepthsimError(
+            f"persistence: expected a number > 0 whose {octaves} octave amplitudes have a finite "
+            f"sum, got {persistence!r}"
+        )
+    return persistence
 
 
 def perlin_batch(
@@ -55,8 +77,7 @@ def perlin_batch(
     ry, rx = check_res(res)
     if not isinstance(octaves, int | np.integer) or octaves < 1:
         raise DepthsimError(f"octaves: expected an int >= 1, got {octaves!r}")
-    if not (persistence > 0):
-        raise DepthsimError(f"persistence: expected > 0, got {persistence!r}")
+    persistence = _check_persistence(persistence, octaves)
     if not isinstance(lacunarity, int | np.integer) or lacunarity < 1:
         raise DepthsimError(f"lacunarity: expected an int >= 1, got {lacunarity!r}")
     gen = as_generator(rng)
