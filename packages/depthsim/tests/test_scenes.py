@@ -105,6 +105,36 @@ def test_bad_arguments():
         generate_dataset("/nonexistent-never-written", classes=["teapot"])
 
 
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": None}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"classes": "puck"}, "classes"),
+        ({"defect_types": "dent"}, "defect_types"),
+        ({"size": True}, "size"),
+    ],
+)
+def test_bad_dataset_arguments_name_the_argument(tmp_path, bad, name):
+    kwargs = dict(classes=["puck"], size=16, n_train=1, n_validation=0, n_test_per_type=0) | bad
+    with pytest.raises(depthsim.DepthsimError, match=rf"^{name}: [^\n]*$") as err:
+        generate_dataset(tmp_path / "ds", **kwargs)
+    assert repr(bad[name]) in str(err.value)
+    # a valid name given as a string is not "unknown" (list("puck") would make that claim of 'p')
+    assert "unknown" not in str(err.value)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_dataset_takes_numpy_ints_like_python_ints(tmp_path):
+    small = dict(classes=["bar"], n_validation=0, n_test_per_type=0)
+    a = generate_dataset(tmp_path / "a", size=16, n_train=1, seed=3, **small)
+    b = generate_dataset(
+        tmp_path / "b", size=np.int64(16), n_train=np.int32(1), seed=np.uint8(3), **small
+    )
+    assert _files(a) == _files(b)
+
+
 def _files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()

@@ -98,6 +98,9 @@ def generate_dataset(
         >>> sorted(p.name for p in (root / "puck" / "test").iterdir())
         ['bump', 'crack', 'dent', 'good', 'stain']
     """
+    for name, names in (("classes", classes), ("defect_types", defect_types)):
+        if isinstance(names, str):  # list("puck") would be refused as the unknown class 'p'
+            raise DepthsimError(f"{name}: expected a list of names, got the string {names!r}")
     classes = list(CLASSES if classes is None else classes)
     types = list(DEFECT_MODALITY if defect_types is None else defect_types)
     for c in classes:
@@ -113,10 +116,15 @@ def generate_dataset(
         ("n_validation", n_validation),
         ("n_test_per_type", n_test_per_type),
     ):
-        if not isinstance(n, int) or n < 0:
+        if not _is_int(n) or n < 0:
             raise DepthsimError(f"{name}: expected a non-negative int, got {n!r}")
-    if not isinstance(size, int) or size < 8:
+    if not _is_int(size) or size < 8:
         raise DepthsimError(f"size: expected an int >= 8, got {size!r}")
+    # Checked here, not left to numpy's SeedSequence, whose errors do not name the argument.
+    if not _is_int(seed) or seed < 0:
+        raise DepthsimError(f"seed: expected a non-negative int, got {seed!r}")
+    size, seed = int(size), int(seed)
+    n_train, n_validation, n_test_per_type = int(n_train), int(n_validation), int(n_test_per_type)
     root = Path(root)
     jobs = []
     for c in classes:
@@ -160,6 +168,11 @@ def generate_dataset(
     }
     _atomic_write(root / "scenes.json", lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     return root
+
+
+def _is_int(value: object) -> bool:
+    """An int or numpy integer (what the other depthsim functions accept), never a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _umask() -> int:
