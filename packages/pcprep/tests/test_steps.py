@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pcprep import (
+    area_coverage,
     close_mask,
     fill_holes,
     normalize_depth,
@@ -329,3 +332,25 @@ def test_normalize_height_anchors_the_plane_and_the_top(height, seed, scale):
     np.testing.assert_allclose(
         normalize_height(lower, fg)[0][fg & ~changed], out[fg & ~changed], atol=1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ("step", "name", "image"),
+    [
+        (lambda a: resize_xyz(a, 2), "xyz", np.ones((0, 4, 3), np.float32)),
+        (lambda a: resize_xyz(a, 2), "xyz", np.ones((4, 4), np.float32)),
+        (lambda a: resize_xyz(a, 2), "xyz", np.ones((4, 4, 4), np.float32)),
+        (lambda a: resize_rgb(a, 2), "rgb", np.ones((4, 0, 3), np.uint8)),
+        (lambda a: resize_rgb(a, 2), "rgb", np.ones((4, 4), np.uint8)),
+        (lambda a: resize_mask(a, 2), "mask", np.ones((4, 4, 3), bool)),
+        (lambda a: resize_mask(a, 2, mode="nearest"), "mask", np.ones((0, 4), bool)),
+        (lambda a: area_coverage(a, 2), "mask", np.ones((4, 4, 1), bool)),
+        (lambda a: close_mask(a, 1), "mask", np.ones((4, 4, 3), bool)),
+        (lambda a: fill_holes(a, 1), "depth", np.ones((4, 4, 3), np.float32)),
+    ],
+)
+def test_steps_refuse_wrong_rank_or_empty_source_in_one_line(step, name, image):
+    # the numba kernels do not check bounds: an empty source was read out of bounds (garbage
+    # values), another rank failed in numba typing with a many-line message
+    with pytest.raises(ValueError, match=rf"^{name} must be [^\n]*{re.escape(str(image.shape))}$"):
+        step(image)

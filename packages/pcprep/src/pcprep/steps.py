@@ -50,6 +50,20 @@ def parse_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return h, w
 
 
+def _source_image(image: np.ndarray, name: str, layout: str) -> np.ndarray:
+    """``image`` as an array of ``layout`` (``(H, W)``, ``(H, W, 3)`` or ``(H, W, C)``), not empty.
+
+    The numba kernels do not check bounds: an empty source would be read out of bounds (the
+    result held whatever memory was there) and another rank fails in numba's typing with a
+    many-line message.
+    """
+    image = np.asarray(image)
+    ndim = 2 if layout == "(H, W)" else 3
+    if image.ndim != ndim or (layout == "(H, W, 3)" and image.shape[2] != 3) or 0 in image.shape:
+        raise ValueError(f"{name} must be a non-empty {layout} array, got shape {image.shape}")
+    return image
+
+
 def resize_xyz(xyz: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Nearest-neighbour resize of an organized cloud (OpenCV's index rule, for parity).
 
@@ -64,6 +78,7 @@ def resize_xyz(xyz: np.ndarray, size: int | tuple[int, int]) -> tuple[np.ndarray
         [[False, False], [False, True]]
     """
     h, w = parse_size(size)
+    xyz = _source_image(xyz, "xyz", "(H, W, 3)")
     return resize_nearest_xyz_kernel(np.ascontiguousarray(xyz), h, w)
 
 
@@ -74,6 +89,7 @@ def resize_rgb(rgb: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
         ``(H, W, 3)`` uint8 -> ``(S_h, S_w, 3)`` float32.
     """
     h, w = parse_size(size)
+    rgb = _source_image(rgb, "rgb", "(H, W, C)")
     if rgb.dtype == np.uint8:
         scale, upper = np.float32(1.0 / 255.0), np.float32(1.0)
     else:
@@ -94,7 +110,7 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int], *, mode: str = "a
         [[1.0, 0.0], [0.0, 0.0]]
     """
     h, w = parse_size(size)
-    mask = np.asarray(mask).astype(bool)
+    mask = _source_image(mask, "mask", "(H, W)").astype(bool)
     if mode == "nearest":
         rows = np.minimum(np.floor(np.arange(h) * mask.shape[0] / h).astype(int), mask.shape[0] - 1)
         cols = np.minimum(np.floor(np.arange(w) * mask.shape[1] / w).astype(int), mask.shape[1] - 1)
@@ -115,7 +131,7 @@ def area_coverage(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
         [[0.25]]
     """
     h, w = parse_size(size)
-    mask = np.ascontiguousarray(mask, dtype=bool)
+    mask = np.ascontiguousarray(_source_image(mask, "mask", "(H, W)"), dtype=bool)
     row_idx, row_w = _overlap(h, mask.shape[0])
     col_idx, col_w = _overlap(w, mask.shape[1])
     return area_mask_kernel(mask, row_idx, row_w, col_idx, col_w)
@@ -147,6 +163,9 @@ def close_mask(mask: np.ndarray, iterations: int = 3) -> np.ndarray:
     """
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be an (H, W) array, got shape {mask.shape}")
     return box_close(np.ascontiguousarray(mask, dtype=bool), int(iterations))
 
 
@@ -236,6 +255,9 @@ def fill_holes(depth: np.ndarray, iterations: int = 2) -> np.ndarray:
     """
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be an (H, W) array, got shape {depth.shape}")
     return fill_holes_kernel(np.ascontiguousarray(depth, dtype=np.float32), int(iterations))
 
 
