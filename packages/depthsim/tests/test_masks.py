@@ -66,3 +66,15 @@ def test_threshold_matches_noise():
 def test_bad_threshold(bad):
     with pytest.raises(depthsim.DepthsimError, match="threshold"):
         depthsim.anomaly_mask((8, 8), rng=0, threshold=bad)
+
+
+@pytest.mark.parametrize("bad", ["x", np.array([0.8, 0.4]), np.array([[0.4, 0.8]]), object()])
+def test_bad_threshold_of_any_type_names_threshold(bad):
+    with pytest.raises(depthsim.DepthsimError, match=r"^threshold: [^\n]*$"):
+        depthsim.anomaly_mask((8, 8), rng=0, threshold=bad)
+
+
+def test_threshold_as_array_equals_tuple():
+    a = depthsim.anomaly_mask_batch(3, (32, 32), rng=5, threshold=np.array([0.3, 0.6]))
+    b = depthsim.anomaly_mask_batch(3, (32, 32), rng=5, threshold=(0.3, 0.6))
+    np.testing.assert_array_equal(a, b)

@@ -10,13 +10,20 @@ from depthsim.simulate import _sample
 
 
 def _threshold_range(threshold: float | tuple[float, float]) -> tuple[float, float]:
-    if isinstance(threshold, tuple | list):
-        if len(threshold) != 2 or not (0 <= threshold[0] <= threshold[1]):
+    # a numpy array or a string reached float() and failed with an error naming no argument
+    try:
+        values = np.asarray(threshold, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DepthsimError(
+            f"threshold: expected a number or (low, high), got {threshold!r}"
+        ) from None
+    if values.ndim > 0:
+        if values.shape != (2,) or not (0 <= values[0] <= values[1]):
             raise DepthsimError(
                 f"threshold: expected (low, high) with 0 <= low <= high, got {threshold!r}"
             )
-        return float(threshold[0]), float(threshold[1])
-    t = float(threshold)
+        return float(values[0]), float(values[1])
+    t = float(values)
     if not t >= 0:
         raise DepthsimError(f"threshold: expected >= 0, got {threshold!r}")
     return t, t
