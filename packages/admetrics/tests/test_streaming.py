@@ -140,6 +140,9 @@ def test_constructor_errors() -> None:
         am.AnomalyMetrics(bins=4, score_range=(1, 1))
     with pytest.raises(am.AdmetricsError, match="fpr_limit"):
         am.AnomalyMetrics(fpr_limit=0)
+    for bad in ((1.0,), ("lo", "hi"), 1.0, (0, 1, 2)):
+        with pytest.raises(am.AdmetricsError, match=r"^score_range must be two numbers"):
+            am.AnomalyMetrics(bins=4, score_range=bad)
 
 
 @pytest.mark.parametrize("bins", [None, 32])

@@ -168,6 +168,13 @@ def test_accepted_persistence_gives_finite_noise_in_range(persistence, octaves):
     assert np.isfinite(f).all() and np.abs(f).max() <= 1.0
 
 
+@pytest.mark.parametrize("max_angle", ["90", math.inf, -1.0, math.nan, None])
+@pytest.mark.parametrize("sampler", ["sample_noise_params", "sample_depth_params"])
+def test_bad_max_angle_names_it(sampler, max_angle):
+    with pytest.raises(depthsim.DepthsimError, match=r"^max_angle: [^\n]*$"):
+        getattr(depthsim, sampler)(2, rng=0, max_angle=max_angle)
+
+
 def test_bad_rng_raises():
     with pytest.raises(depthsim.DepthsimError, match="rng"):
         depthsim.perlin((8, 8), (2, 2), rng="seed")  # type: ignore[arg-type]

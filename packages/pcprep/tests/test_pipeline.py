@@ -104,6 +104,8 @@ def test_bad_parameters_are_value_errors():
         preprocess(s, plane="ransac")
     with pytest.raises(ValueError, match="fg_threshold"):
         preprocess(s, fg_threshold=float("nan"))
+    with pytest.raises(TypeError, match=r"sample must be a pcprep\.Sample .*, got str"):
+        preprocess("scan.tiff")  # type: ignore[arg-type]
 
 
 def test_output_contract_non_square():

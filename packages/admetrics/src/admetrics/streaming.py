@@ -75,9 +75,7 @@ class AnomalyMetrics:
         if bins is not None and score_range is None:
             raise AdmetricsError("binned mode needs score_range=(lo, hi) covering every score")
         self.bins = bins
-        self.score_range = (
-            None if score_range is None else (float(score_range[0]), float(score_range[1]))
-        )
+        self.score_range = None if score_range is None else _score_range(score_range)
         self.reset()
 
     def reset(self) -> None:
@@ -175,3 +173,14 @@ class AnomalyMetrics:
         else:
             out["aupro"] = aupro_from_state(pixels, self.fpr_limit, self.num_thresholds)
         return out
+
+
+def _score_range(score_range: object) -> tuple[float, float]:
+    # float() of a string or a one-element range failed with errors naming no argument
+    try:
+        lo, hi = (float(v) for v in score_range)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise AdmetricsError(
+            f"score_range must be two numbers (lo, hi), got {score_range!r}"
+        ) from None
+    return lo, hi

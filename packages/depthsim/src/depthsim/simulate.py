@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +51,9 @@ class DepthParams:
 def _check_recipe(max_exponent: int, max_angle: float) -> None:
     if not isinstance(max_exponent, int | np.integer) or not 0 <= max_exponent <= 10:
         raise DepthsimError(f"max_exponent: expected an int in 0..10, got {max_exponent!r}")
-    if not (max_angle >= 0):
-        raise DepthsimError(f"max_angle: expected >= 0 degrees, got {max_angle!r}")
+    # a string reached the comparison (TypeError), inf the uniform draw (OverflowError)
+    if not isinstance(max_angle, numbers.Real) or not (0 <= max_angle < math.inf):
+        raise DepthsimError(f"max_angle: expected a finite number >= 0 degrees, got {max_angle!r}")
 
 
 def _draw_noise_item(

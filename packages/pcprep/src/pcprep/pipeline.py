@@ -34,6 +34,11 @@ DEPTH_AXES = ("camera", "plane")
 
 def check_sample(sample: Sample) -> None:
     """Raise `PcprepError` (naming ``sample.path``) unless shapes and dtypes are usable."""
+    if not isinstance(sample, Sample):  # a path or an array failed later on a missing .xyz
+        raise TypeError(
+            f"sample must be a pcprep.Sample (read_mvtec3d, read_eyecandies, read_pair), "
+            f"got {type(sample).__name__}"
+        )
     xyz, rgb, path = sample.xyz, sample.rgb, sample.path
     if not isinstance(xyz, np.ndarray) or xyz.ndim != 3 or xyz.shape[-1] != 3:
         raise PcprepError.at(path, f"xyz must be (H, W, 3), got shape {np.shape(xyz)}")
