@@ -342,7 +342,7 @@ def test_truncated_corrupt_and_mismatched_files_are_one_line_errors(exported, tm
     # The right file with a sidecar that says another setup: exported for another setup.
     _copy(exported, bad)
     meta = json.loads(sidecar_path(exported).read_text())
-    meta.update(setup="depth", channels=["D"])
+    meta.update(setup="depth", channels=["D"], input={**meta["input"], "shape": [1, 1, 64, 64]})
     sidecar_path(bad).write_text(json.dumps(meta))
     with pytest.raises(ThreedsrError, match="exported for another setup or size"):
         OnnxDetector(bad)
@@ -375,3 +375,34 @@ def test_without_onnxruntime_the_backend_says_which_extra(monkeypatch, tmp_path)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import -> ImportError
     with pytest.raises(ThreedsrError, match=r"pip install 'threedsr\[onnx\]'"):
         OnnxDetector(tmp_path / "d.onnx")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("threshold", "0.5", "threshold: expected a finite number"),
+        ("threshold", float("nan"), "threshold: expected a finite number"),
+        ("display", {"low": "x"}, "display: expected finite low, high"),
+        ("preprocess", {"size": 64, "foo": 1}, r"preprocess: not pcprep.preprocess keywords"),
+        ("preprocess", {"size": 128}, "preprocess: size 128 is not the export's 64"),
+        ("read_options", {"depth_unit": "furlong"}, "read_options: depth_unit must be one of"),
+        ("setup", "xyz", "setup: expected one of"),
+        ("method", "weird", "method: expected memory, 3dsr or fused"),
+        ("input", {"name": "input", "shape": [1, 3, 64, 64]}, r"input: shape \[1, 3, 64, 64\]"),
+    ],
+)
+def test_an_edited_sidecar_field_is_one_line_naming_the_sidecar(
+    exported, tmp_path, field, value, message
+) -> None:
+    # An edited sidecar used to surface as a TypeError (exit 1), an error without the file, or a
+    # NaN threshold that failed only when the predictions were written.
+    from threedsr import OnnxDetector
+
+    bad = tmp_path / "bad.onnx"
+    _copy(exported, bad)
+    meta = json.loads(sidecar_path(exported).read_text())
+    meta[field] = value
+    sidecar_path(bad).write_text(json.dumps(meta))
+    with pytest.raises(ThreedsrError, match=rf"bad\.onnx\.json: {message}") as err:
+        OnnxDetector(bad)
+    assert "\n" not in str(err.value)

@@ -6,14 +6,19 @@ before it runs."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import pcprep
+
 from threedsr.checkpoint import package_versions
 from threedsr.errors import ThreedsrError
 from threedsr.graph import InferenceGraph
+from threedsr.preprocess_config import PreprocessConfig
 
 __all__ = [
     "CHANNELS",
@@ -131,6 +136,7 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ThreedsrError(
             f"{side}: unsupported export format version {meta.get('format_version')!r}"
         )
+    _check_fields(meta, side)
     nbytes = model.stat().st_size
     if nbytes != meta.get("bytes"):
         raise ThreedsrError(
@@ -139,3 +145,66 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     if file_digest(model) != meta.get("sha256"):
         raise ThreedsrError(f"{model}: corrupt or modified (SHA-256 differs from the export's)")
     return meta
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_fields(meta: dict[str, Any], side: Path) -> None:
+    """The fields a backend runs by are what an export writes.
+
+    A sidecar is the one file of an export people are told to read and may edit (its
+    threshold); a field edited into another type would otherwise surface as a Python error
+    far from the file (a TypeError, or a NaN threshold failing only when the results are
+    written), so each is checked here and named with the file."""
+
+    def bad(field: str, why: str) -> ThreedsrError:
+        return ThreedsrError(f"{side}: {field}: {why} (edited? re-export the detector)")
+
+    setup = meta.get("setup")
+    if setup not in CHANNELS:
+        raise bad("setup", f"expected one of {sorted(CHANNELS)}, got {setup!r}")
+    if meta.get("channels") != CHANNELS[setup]:
+        raise bad(
+            "channels", f"a {setup} export has {CHANNELS[setup]}, got {meta.get('channels')!r}"
+        )
+    if meta.get("method") not in ("memory", "3dsr", "fused"):
+        raise bad("method", f"expected memory, 3dsr or fused, got {meta.get('method')!r}")
+    size = meta.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise bad("size", f"expected a positive integer, got {size!r}")
+    shape = meta.get("input", {}).get("shape") if isinstance(meta.get("input"), dict) else None
+    want = [len(CHANNELS[setup]), size, size]
+    if not isinstance(shape, list) or len(shape) != 4 or shape[1:] != want:
+        raise bad("input", f"shape {shape!r} is not (batch, {want[0]}, {size}, {size})")
+    pre = meta.get("preprocess")
+    known = set(inspect.signature(pcprep.preprocess).parameters) - {"sample"}
+    if not isinstance(pre, dict) or not set(pre) <= known:
+        extra = sorted(set(pre) - known) if isinstance(pre, dict) else pre
+        raise bad("preprocess", f"not pcprep.preprocess keywords ({extra!r})")
+    if pre.get("size") != size:
+        raise bad("preprocess", f"size {pre.get('size')!r} is not the export's {size}")
+    opts = meta.get("read_options") or {}
+    try:
+        if not isinstance(opts, dict):
+            raise TypeError
+        PreprocessConfig(**opts)
+    except (TypeError, ThreedsrError) as exc:
+        why = str(exc) if isinstance(exc, ThreedsrError) else "expected depth_unit / focal_px"
+        raise bad("read_options", why) from None
+    if meta.get("threshold") is not None and not _number(meta["threshold"]):
+        raise bad("threshold", f"expected a finite number, got {meta['threshold']!r}")
+    display = meta.get("display")
+    if display is not None:
+        fields = ("low", "high", "threshold")
+        if (
+            not isinstance(display, dict)
+            or set(display) != {*fields, "source"}
+            or not all(_number(display[k]) for k in fields)
+        ):
+            raise bad(
+                "display", f"expected finite low, high, threshold and a source, got {display!r}"
+            )
+    if not isinstance(meta.get("dynamic_batch"), bool):
+        raise bad("dynamic_batch", f"expected true or false, got {meta.get('dynamic_batch')!r}")
