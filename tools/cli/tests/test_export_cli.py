@@ -183,3 +183,14 @@ def test_export_of_an_unfinished_detector_warns(cli, run_copy, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert f"warning: {run_copy / 'detector.pt'}: the detector is unfinished" in res.stderr
     assert out.is_file()
+
+
+def test_export_never_writes_into_the_dataset_the_detector_was_trained_on(
+    bad_input, cli, run_copy, tiny_data
+):
+    # eval and predict refused an --out in the training data; export wrote its model there
+    before = sorted(p.relative_to(tiny_data) for p in tiny_data.rglob("*"))
+    for out in (tiny_data / CATEGORY / "d.pt", tiny_data / "new" / "d.pt"):
+        res = cli("export", "--run", run_copy, "--out", out, "--format", "torchscript", "-q")
+        bad_input(res, str(out.parent), "lies inside the dataset")
+    assert sorted(p.relative_to(tiny_data) for p in tiny_data.rglob("*")) == before

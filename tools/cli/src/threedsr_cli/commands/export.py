@@ -146,9 +146,16 @@ def _export(
     import threedsr
     from rich.markup import escape
 
+    from threedsr_cli.commands.predict_outputs import training_data
     from threedsr_cli.libs import load_detector, warn_unfinished
+    from threedsr_cli.path_checks import check_outside_data
 
     detector = load_detector(run, "cpu", "fp32", method, command="export")
+    # The dataset is only read, by every command: a model written beside the scans would sit in
+    # the user's data (and in the next listing of a flat own-scan folder).
+    root = training_data(detector)
+    if root is not None and (root.is_absolute() or root.exists()):
+        check_outside_data(out.parent, root, "--out")
     warn_unfinished(detector)  # a half-trained model, and no calibrated threshold to record
     if size is not None and size != detector.size:
         raise CLIError(
