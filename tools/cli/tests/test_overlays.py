@@ -166,3 +166,28 @@ def test_scores_near_one_print_apart_from_the_threshold() -> None:
     text = buffer.getvalue()
     assert "> 0.99999" in text and "1.0000" not in text
     assert "0.9999 " in text and "0.999997" in text
+
+
+@pytest.mark.parametrize("method", [None, "memory"])
+def test_predict_pictures_and_table_say_which_method_made_the_map(
+    cli, run_rgbd, tiny_data, tmp_path, monkeypatch, method
+):
+    # scores.json named the method, but the overlay ("anomaly map"), the grayscale map and the
+    # printed table did not: a fused detector's --method memory map looked like its fused one.
+    labels: list[str] = []
+    real = overlays.overlay_figure
+    monkeypatch.setattr(
+        overlays, "overlay_figure", lambda *a, **k: labels.extend(a[2]) or real(*a, **k)
+    )
+    out = tmp_path / "p"
+    extra = [] if method is None else ["--method", method]
+    good = tiny_data / CATEGORY / "test" / "good"
+    res = cli("predict", "--run", run_rgbd, good, "--out", out, "--device", "cpu", *extra)
+    assert res.exit_code == 0, res.stderr
+    scores = json.loads((out / "scores.json").read_text())
+    made = scores["method"]
+    assert made == (method or "fused")
+    assert labels == [f"{made} anomaly map"]
+    sample = scores["samples"][0]
+    assert Image.open(out / sample["map"]).info["threedsr:method"] == made
+    assert f"rgbd detector, {made} map: 1 samples" in res.stdout

@@ -249,13 +249,20 @@ def overlay_figure(
 
 
 def save_map_png(
-    m: np.ndarray, path: Path, low: float, high: float, threshold: float | None = None
+    m: np.ndarray,
+    path: Path,
+    low: float,
+    high: float,
+    threshold: float | None = None,
+    method: str | None = None,
 ) -> Path:
     """The anomaly map as an 8-bit grayscale PNG: ``low`` -> 0, ``high`` -> 255 (clipped).
 
     The scale is the detector's (:func:`~threedsr_cli.map_scale.display_scale`), so a pixel value
     means the same score in every map it writes; the PNG's text chunks record ``low``, ``high``
-    and ``threshold`` so the score can be read back (``low + v / 255 * (high - low)``).
+    and ``threshold`` so the score can be read back (``low + v / 255 * (high - low)``), and
+    ``method`` (``threedsr:method``: memory, 3dsr or fused), the one fact a grayscale map cannot
+    show once it is separated from its ``scores.json``.
     """
     from PIL import Image, PngImagePlugin
 
@@ -264,6 +271,8 @@ def save_map_png(
     info.add_text("threedsr:scale", f"{float(low)!r} {float(high)!r}")
     if threshold is not None:
         info.add_text("threedsr:threshold", repr(float(threshold)))
+    if method:
+        info.add_text("threedsr:method", method)
     buf = io.BytesIO()
     Image.fromarray(img, mode="L").save(buf, format="PNG", pnginfo=info)
     return atomic_write_bytes(path, buf.getvalue())

@@ -208,7 +208,7 @@ def _predict(
         with ui.stage("write overlays", len(results)) as progress:
             for k, (it, p, sp) in enumerate(results, 1):
                 t = thr if thr is None else float(thr)
-                records.append(save_prediction(it, p, sp, staging, t, scale))
+                records.append(save_prediction(it, p, sp, staging, t, scale, detector))
                 progress(k, len(results))
         summary = {
             "run": printable(str(run)),

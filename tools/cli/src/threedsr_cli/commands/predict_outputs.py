@@ -127,6 +127,7 @@ def save_prediction(
     out: Path,
     threshold: float | None,
     scale: MapScale,
+    detector: Any = None,
 ) -> dict[str, Any]:
     """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
     do not depend on the other scans of the call); ``threshold`` is marked on the colour bar."""
@@ -134,6 +135,9 @@ def save_prediction(
 
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
     m, native, score = pred.map, pred.native_map, pred.score
+    # Which method made the map goes on every picture: a fused detector also runs its memory or
+    # 3DSR map alone (--method), and an overlay read without its scores.json is otherwise mute.
+    method = str(getattr(detector, "method", "") or "") or None
     overlay = out / f"{item.name}_overlay.png"
     title = printable(f"{item.name}: score {score_text(score)}")
     if threshold is not None:
@@ -141,13 +145,15 @@ def save_prediction(
     overlay_figure(
         prepared.rgb,
         prepared.depth,
-        {"anomaly map": m},
+        {f"{method} anomaly map" if method else "anomaly map": m},
         overlay,
         scale=scale.range,
         threshold=threshold,
         title=title,
     )
-    map_png = save_map_png(native, out / f"{item.name}_map.png", *scale.range, threshold)
+    map_png = save_map_png(
+        native, out / f"{item.name}_map.png", *scale.range, threshold, method=method
+    )
     record: dict[str, Any] = {
         "name": item.name,
         "xyz": printable(str(item.geometry)),
@@ -168,7 +174,9 @@ def print_scores(
 ) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{detector.setup} detector: {len(records)} samples")
+    method = getattr(detector, "method", None)
+    made = f"{detector.setup} detector, {method} map" if method else f"{detector.setup} detector"
+    table = Table(title=f"{made}: {len(records)} samples")
     table.add_column("sample")
     table.add_column("score", justify="right")
     if thr is not None:
