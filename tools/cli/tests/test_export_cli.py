@@ -194,3 +194,24 @@ def test_export_never_writes_into_the_dataset_the_detector_was_trained_on(
         res = cli("export", "--run", run_copy, "--out", out, "--format", "torchscript", "-q")
         bad_input(res, str(out.parent), "lies inside the dataset")
     assert sorted(p.relative_to(tiny_data) for p in tiny_data.rglob("*")) == before
+
+
+def test_a_run_trained_again_refuses_its_stale_export(
+    bad_input, cli, run_copy, tiny_data, tmp_path
+):
+    # train --overwrite replaces detector.pt but keeps detector.onnx (not a run file): predict
+    # --backend onnxruntime --run RUN then ran the old model under the new run's name
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    assert cli("export", "--run", run_copy, "-q").exit_code == 0
+    assert (
+        _predict(cli, run_copy, tiny_data, tmp_path / "o", "--backend", "onnxruntime").exit_code
+        == 0
+    )
+    ckpt = torch.load(run_copy / "detector.pt", weights_only=True)
+    ckpt["display"] = None  # any other detector.pt, as a new training writes
+    torch.save(ckpt, run_copy / "detector.pt")
+    res = _predict(cli, run_copy, tiny_data, tmp_path / "n", "--backend", "onnxruntime")
+    bad_input(res, str(run_copy / "detector.onnx"), "exported from an earlier", "export --run")
+    assert not (tmp_path / "n").exists()

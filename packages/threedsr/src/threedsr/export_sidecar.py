@@ -107,6 +107,13 @@ def build_sidecar(
         "display": None if display is None else display.state(),
         # Absolute: a path from the folder the command happened to run in means nothing later.
         "source": None if detector.path is None else os.path.abspath(detector.path),
+        # What the run folder's detector.pt was when exported: a retrained run keeps its old
+        # detector.onnx (exports are not the run's files), which must not pass for the new one.
+        "source_sha256": (
+            file_digest(Path(detector.path))
+            if detector.path is not None and Path(detector.path).is_file()
+            else None
+        ),
         "versions": versions,
     }
 

@@ -266,6 +266,15 @@ def load_exported(
     detector = threedsr.OnnxDetector(path)
     ckpt = run / "detector.pt"
     if run.is_dir() and ckpt.is_file():
+        from threedsr.export_sidecar import file_digest
+
+        # absent from sidecars written before it was recorded: those are checked by shape only
+        made_from = detector.meta.get("source_sha256")
+        if made_from is not None and made_from != file_digest(ckpt):
+            raise CLIError(
+                f"{path}: exported from an earlier {ckpt} (the run was trained again since); "
+                f"re-export it: threedsr-cli export --run {run} --overwrite"
+            )
         meta = threedsr.read_checkpoint(ckpt)
         size = int(dict(meta.get("preprocess") or {}).get("size", 0))
         detector.check_matches(str(meta.get("setup")), size, str(ckpt))
