@@ -29,7 +29,7 @@ from threedsr.export import (
     _torch_version,
     onnx_exporter,
 )
-from threedsr.export_sidecar import sidecar_path
+from threedsr.export_sidecar import sidecar_edited, sidecar_path
 from threedsr.fit import _calibrate
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
@@ -266,6 +266,10 @@ def test_batch_1_export_loops_over_a_batch_and_sidecar_says_all(tmp_path) -> Non
     assert meta["preprocess"]["size"] == 64 and "fg_threshold" in meta["preprocess"]
     assert meta["outputs"]["codes_top"] == [1, 8, 8] and meta["memory"] is None
     assert {"threedsr", "torch", "onnx_opset"} <= set(meta["versions"])
+    # The sidecar's own digest tells an edited value (the user's file now) from a re-indent.
+    assert not sidecar_edited(json.loads(json.dumps(meta, sort_keys=True)))
+    assert sidecar_edited({**meta, "threshold": 0.3})
+    assert not sidecar_edited({k: v for k, v in meta.items() if k != "content_sha256"})
     onnx_det = OnnxDetector(tmp_path / "d.onnx", threads=1)
     x = noisy("depth", N, 7)
     got = onnx_det.predict(x.numpy())

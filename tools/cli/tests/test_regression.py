@@ -237,6 +237,14 @@ def _exported(c: Ctx, *extra: Any) -> None:
     assert res.exit_code == 0, res.stderr
 
 
+def _exported_then_threshold_edited(c: Ctx) -> None:
+    """An earlier export whose sidecar's threshold was set by hand (the model file unchanged)."""
+    _exported(c)
+    meta = _sidecar(c)
+    meta["threshold"] = 0.123
+    (c.out / "d.pt.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def _sidecar(c: Ctx) -> dict[str, Any]:
     return json.loads((c.out / "d.pt.json").read_text())
 
@@ -592,6 +600,9 @@ CASES = [
          lambda c: str(c.out / "d.pt"),
          setup=lambda c: (_exported(c), (c.out / "d.pt").write_bytes(b"edited")),
          extra_fragments=("not an export written by threedsr-cli",)),
+    Case("export-overwrite-edited-sidecar", lambda c: _export(c, "--overwrite"), 2,
+         lambda c: str(c.out / "d.pt.json"), setup=_exported_then_threshold_edited,
+         extra_fragments=("edited since it was exported", "never replaces")),
     # 2. --overwrite touches only files the tool wrote (recorded, content unchanged)
     Case("eval-overwrite-hand-written-metrics", lambda c: _eval(c, "--out", c.out, "--overwrite"),
          2, lambda c: str(c.out / "metrics.json"),

@@ -37,7 +37,7 @@ import torch
 import vqcore
 
 from threedsr.errors import ThreedsrError
-from threedsr.export_sidecar import build_sidecar, file_digest, sidecar_path
+from threedsr.export_sidecar import build_sidecar, content_digest, file_digest, sidecar_path
 from threedsr.graph import InferenceGraph
 
 __all__ = [
@@ -291,6 +291,7 @@ def export_detector(
         default = DYNAMO_OPSET if exporter == "dynamo" else OPSET
         sidecar["versions"]["onnx_opset"] = str(written["opset"] or default)
         sidecar["versions"]["onnx_exporter"] = exporter
+    sidecar["content_sha256"] = content_digest(sidecar)
     text = json.dumps(sidecar, indent=2) + "\n"
     vqcore.atomic_write(sidecar_path(out), lambda tmp: tmp.write_text(text))
     return sidecar

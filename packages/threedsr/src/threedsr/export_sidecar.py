@@ -25,8 +25,10 @@ __all__ = [
     "EXPORT_FORMAT_VERSION",
     "EXPORT_KIND",
     "build_sidecar",
+    "content_digest",
     "file_digest",
     "read_sidecar",
+    "sidecar_edited",
     "sidecar_path",
 ]
 
@@ -79,7 +81,7 @@ def build_sidecar(
     if threshold is None and display is not None:
         threshold = display.threshold  # the calibrated one: every export carries a threshold
     preprocess = {**detector.preprocess, "size": size}
-    return {
+    meta = {
         "kind": EXPORT_KIND,
         "format_version": EXPORT_FORMAT_VERSION,
         "method": graph.method,
@@ -116,6 +118,23 @@ def build_sidecar(
         ),
         "versions": versions,
     }
+    return meta
+
+
+def content_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of a sidecar's fields, ``content_sha256`` aside (key order and spacing do not
+    count: only an edited value does)."""
+    fields = {k: v for k, v in meta.items() if k != "content_sha256"}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sidecar_edited(meta: dict[str, Any]) -> bool:
+    """True when a field changed since the export recorded ``content_sha256`` (a threshold set
+    by hand): the file is the user's then, which ``export --overwrite`` must not replace.
+    Sidecars written before the field cannot tell, and count as unedited."""
+    recorded = meta.get("content_sha256")
+    return recorded is not None and recorded != content_digest(meta)
 
 
 def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -62,6 +62,16 @@ def _is_earlier_export(out: Path) -> bool:
     return isinstance(meta, dict) and meta.get("kind") == EXPORT_KIND
 
 
+def _sidecar_edited(sidecar: Path) -> bool:
+    from threedsr.export_sidecar import sidecar_edited
+
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False  # unreadable or absent: _is_earlier_export decides
+    return isinstance(meta, dict) and sidecar_edited(meta)
+
+
 def check_export_target(out: Path, source: Path, overwrite: bool) -> None:
     """``out`` and its sidecar ``out.json`` may be written: neither is a file the run owns (or
     the detector being exported), and an existing one is an earlier export replaced only with
@@ -89,6 +99,12 @@ def check_export_target(out: Path, source: Path, overwrite: bool) -> None:
         raise CLIError(
             f"{existing[0]}: exists; pass --overwrite to replace an earlier export, or choose "
             "another --out"
+        )
+    if _sidecar_edited(sidecar):
+        raise CLIError(
+            f"{sidecar}: edited since it was exported (a field is not the one recorded); "
+            "--overwrite never replaces a file changed by hand: move it away or choose another "
+            "--out"
         )
     if not _is_earlier_export(out):
         raise CLIError(
