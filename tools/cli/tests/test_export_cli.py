@@ -215,3 +215,20 @@ def test_a_run_trained_again_refuses_its_stale_export(
     res = _predict(cli, run_copy, tiny_data, tmp_path / "n", "--backend", "onnxruntime")
     bad_input(res, str(run_copy / "detector.onnx"), "exported from an earlier", "export --run")
     assert not (tmp_path / "n").exists()
+
+
+def test_threshold_auto_on_an_export_finds_the_training_data(cli, run_copy, tiny_data, tmp_path):
+    # The torch backend found the good validation scans through the detector's config; an
+    # export said "pass --data ROOT" although its run knew where it was trained.
+    pytest.importorskip("onnxruntime")
+    assert cli("export", "--run", run_copy, "-q").exit_code == 0
+    meta = json.loads((run_copy / "detector.onnx.json").read_text())
+    assert Path(meta["data_root"]) == tiny_data.resolve()
+    runs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        res = _predict(cli, run_copy, tiny_data, out, "--backend", backend, "--threshold", "auto")
+        assert res.exit_code == 0, res.stderr
+        runs[backend] = json.loads((out / "scores.json").read_text())
+    assert "good validation samples" in runs["onnxruntime"]["threshold_source"]
+    assert abs(runs["onnxruntime"]["threshold"] - runs["torch"]["threshold"]) < 1e-4

@@ -116,6 +116,9 @@ def build_sidecar(
             if detector.path is not None and Path(detector.path).is_file()
             else None
         ),
+        # Where --threshold auto finds good validation scans for this export (absolute, as
+        # train records it), as the torch backend finds them in the detector's config.
+        "data_root": getattr(getattr(detector, "config", None), "data_root", None),
         "versions": versions,
     }
     return meta
@@ -232,5 +235,7 @@ def _check_fields(meta: dict[str, Any], side: Path) -> None:
             raise bad(
                 "display", f"expected finite low, high, threshold and a source, got {display!r}"
             )
+    if not isinstance(meta.get("data_root"), str | None):
+        raise bad("data_root", f"expected a folder or null, got {meta.get('data_root')!r}")
     if not isinstance(meta.get("dynamic_batch"), bool):
         raise bad("dynamic_batch", f"expected true or false, got {meta.get('dynamic_batch')!r}")

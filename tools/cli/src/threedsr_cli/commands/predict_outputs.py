@@ -106,6 +106,8 @@ def training_data(detector: Detector | OnnxDetector) -> Path | None:
     """The dataset root the detector was trained on (an absolute path since train records it
     so; older runs recorded it relative to the folder they were trained from)."""
     root = getattr(getattr(detector, "config", None), "data_root", None)
+    if root is None:  # an export records it in its sidecar (absent from older sidecars)
+        root = (getattr(detector, "meta", None) or {}).get("data_root")
     return None if root is None else Path(root)
 
 
