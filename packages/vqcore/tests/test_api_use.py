@@ -4,6 +4,7 @@ with VqcoreError (not a TypeError) and take a nested config's fields by their pl
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import vqcore
@@ -63,6 +64,32 @@ def test_stage_one_presets_and_replace_refuse_unknown_names() -> None:
         StageOneConfig.cpu("rgbd").replace(iteratons=3)
     with pytest.raises(VqcoreError, match=r"BackboneConfig: unknown fields \['hiden'\]"):
         BackboneConfig.cpu("rgbd").replace(hiden=3)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"seed": -1}, r"seed must be an integer from 0 to 18446744073709551615, got -1"),
+        (
+            {"seed": 2**64},
+            r"seed must be an integer from 0 to 18446744073709551615, got 18446744073709551616",
+        ),
+        ({"seed": 1.5}, r"seed must be an int, got 1\.5"),
+        ({"iterations": "3"}, r"iterations must be an int, got '3'"),
+        ({"batch_size": 2.0}, r"batch_size must be an int, got 2\.0"),
+        ({"image_size": True}, r"image_size must be an int, got True"),
+    ],
+)
+def test_stage_one_numbers_of_the_wrong_type_or_range_name_the_field(override, message) -> None:
+    # They were accepted and failed inside train_dada with numpy's or torch's TypeError /
+    # ValueError, which names no field, after the output folder had been made.
+    with pytest.raises(VqcoreError, match=rf"^StageOneConfig: {message}"):
+        StageOneConfig.preset("cpu", "rgbd", **override)
+
+
+def test_stage_one_takes_numpy_ints_and_the_largest_seed() -> None:
+    cfg = StageOneConfig.preset("cpu", "rgbd", iterations=np.int64(5), seed=2**64 - 1)
+    assert cfg.iterations == 5 and type(cfg.iterations) is int and cfg.seed == 2**64 - 1
 
 
 def test_a_backbone_field_is_an_override_by_its_plain_name() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -11,6 +12,18 @@ from .config_base import SETUPS, ConfigMixin, Setup, milestones_at
 from .device import check_precision
 from .device_data import SAMPLERS
 from .errors import VqcoreError
+
+_INT_FIELDS = (
+    "image_size",
+    "batch_size",
+    "iterations",
+    "seed",
+    "num_workers",
+    "log_every",
+    "checkpoint_every",
+)
+#: The largest seed torch.manual_seed takes (the CLI's --seed bound too).
+_MAX_SEED = 2**64 - 1
 
 __all__ = ["PRESETS", "StageOneConfig"]
 
@@ -114,6 +127,17 @@ class StageOneConfig(ConfigMixin):
         if self.rgb_dir is not None:
             object.__setattr__(self, "rgb_dir", Path(self.rgb_dir))
         object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            # A str or float passed the checks below and failed mid-training with torch's or
+            # numpy's TypeError ("'<' not supported...", "seed must be integer") naming nothing.
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                fail(f"{name} must be an int, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not 0 <= self.seed <= _MAX_SEED:
+            # torch.manual_seed takes at most 2**64 - 1 and numpy no negative seed; both
+            # refused only after the output folder was made.
+            fail(f"seed must be an integer from 0 to {_MAX_SEED}, got {self.seed}")
         if self.image_size < 8 or self.image_size % 8:
             fail(f"image_size must be a positive multiple of 8, got {self.image_size}")
         for name in ("batch_size", "iterations", "log_every", "checkpoint_every"):
