@@ -148,6 +148,11 @@ def test_detector_options_are_checked_when_it_is_made(memory_detector, option, m
         ({"smoothing_size": True}, "smoothing_size must be None or a positive odd int, got True"),
         ({"log_every": 0}, "log_every must be >= 1, got 0"),
         ({"checkpoint_every": 0}, "checkpoint_every must be >= 1, got 0"),
+        # numpy's / torch's "expected non-negative integer", "Overflow when unpacking long
+        # long", "seed must be integer" from inside train_detector, naming no field
+        ({"seed": -1}, "seed must be an integer from 0 to 18446744073709551615, got -1"),
+        ({"seed": 2**64}, "seed must be an integer from 0 to 18446744073709551615, got 1844"),
+        ({"seed": 1.5}, "seed must be an int, got 1.5"),
     ],
 )
 def test_detector_config_refuses_values_that_fail_later(override, message) -> None:
@@ -161,6 +166,7 @@ def test_config_replace_takes_a_parts_field_by_its_plain_name() -> None:
         "cpu", setup="depth", unet_base=4, local_k=0
     )
     assert DetectorConfig.preset("memory", image_size=np.int64(128)).image_size == 128
+    assert DetectorConfig.preset("cpu", seed=np.uint64(2**64 - 1)).seed == 2**64 - 1
     with pytest.raises(ThreedsrError, match=r"unknown fields \['unet_bse'\]"):
         cfg.replace(unet_bse=4)
 

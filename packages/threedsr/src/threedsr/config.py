@@ -168,13 +168,24 @@ class DetectorConfig(DetectorPresets):
                 object.__setattr__(self, name, part.from_dict(value))
             elif not isinstance(value, part):
                 fail(f"{name} must be a {part.__name__}, got {type(value).__name__}")
-        for name in ("image_size", "batch_size", "iterations", "checkpoint_every", "log_every"):
+        for name in (
+            "image_size",
+            "batch_size",
+            "iterations",
+            "checkpoint_every",
+            "log_every",
+            "seed",
+        ):
             value = getattr(self, name)
             # A str from a notebook's input() or a float from arithmetic fails later with an
             # unrelated TypeError (or trains on a float image size).
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 fail(f"{name} must be an int, got {value!r}")
             object.__setattr__(self, name, int(value))
+        if not 0 <= self.seed <= 2**64 - 1:
+            # torch.manual_seed's range (the CLI's --seed's): numpy and torch refused the seed
+            # only inside training, in messages that name no field.
+            fail(f"seed must be an integer from 0 to {2**64 - 1}, got {self.seed}")
         if self.method not in METHODS:
             fail(f"method must be one of {METHODS}, got {self.method!r}")
         if self.setup not in SETUPS:
