@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import pytest
 import torch
@@ -301,3 +302,38 @@ def test_a_detector_written_before_squash_keeps_its_per_pixel_logistic(tmp_path)
         rtol=0,
     )
     assert not torch.allclose(a.maps, b.maps)
+
+
+def test_ctrl_c_inside_a_step_resumes_to_the_uninterrupted_run(tmp_path, monkeypatch) -> None:
+    # A Ctrl-C landing after Adam's update but before the scheduler and the step counter
+    # moved saved the fourth update's heads under step 3; the resumed run did step 4 again and
+    # drifted from the uninterrupted run.
+    data = synthetic_class("depth")
+    full = tiny_config("depth", out=str(tmp_path / "full"), checkpoint_every=100)
+    train_detector(full, backbone=tiny_backbone("depth"), data=data)
+    real = torch.optim.Adam.step
+    calls: list[int] = []
+
+    def step_then_ctrl_c(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    cut = full.replace(out_dir=str(tmp_path / "cut"))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        monkeypatch.setattr(torch.optim.Adam, "step", step_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            train_detector(cut, backbone=tiny_backbone("depth"), data=data)
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, previous)
+    assert read_checkpoint(tmp_path / "cut" / "detector.pt")["step"] == 4
+    train_detector(cut, backbone=tiny_backbone("depth"), data=data)
+    a = read_checkpoint(tmp_path / "full" / "detector.pt")["heads_state"]
+    b = read_checkpoint(tmp_path / "cut" / "detector.pt")["heads_state"]
+    for mod in a:
+        for k in a[mod]:
+            torch.testing.assert_close(b[mod][k], a[mod][k], rtol=0, atol=0, msg=f"{mod}.{k}")

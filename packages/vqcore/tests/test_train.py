@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -300,3 +301,39 @@ def test_dataloader_workers_do_not_change_the_result(tmp_path, tiny_stage_one):
     ]
     for key, value in states[0].items():
         assert torch.equal(states[1][key], value), key
+
+
+def _ctrl_c_after_adam_step(monkeypatch, nth: int) -> None:
+    """A real SIGINT right after the ``nth`` Adam update, before the scheduler and the step
+    counter move (where a Ctrl-C lands with some probability every step)."""
+    real = torch.optim.Adam.step
+    calls: list[int] = []
+
+    def step_then_ctrl_c(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == nth:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_ctrl_c)
+
+
+def test_ctrl_c_inside_a_step_resumes_to_the_uninterrupted_run(
+    tmp_path, tiny_stage_one, monkeypatch
+):
+    # The checkpoint written on Ctrl-C held the third update's weights and codebooks under
+    # step 2; the resumed run did step 3 again and drifted from the uninterrupted one.
+    straight = train_dada(tiny_stage_one("rgbd", tmp_path / "ref", iterations=6))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_after_adam_step(monkeypatch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train_dada(tiny_stage_one("rgbd", tmp_path / "cut", iterations=6))
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGINT, previous)
+    assert read_checkpoint(tmp_path / "cut")["step"] == 3
+    done = train_dada(tiny_stage_one("rgbd", tmp_path / "cut", iterations=6, resume=True))
+    for key, value in _state(straight.model).items():
+        torch.testing.assert_close(done.model.state_dict()[key], value, rtol=0, atol=0, msg=key)

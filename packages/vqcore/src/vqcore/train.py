@@ -26,6 +26,7 @@ from .device import precision_scope, rng_scope, uses_bf16
 from .device_data import DeviceStageOneBatches
 from .distributed import DistContext, init_distributed
 from .errors import VqcoreError
+from .interrupts import deferred_interrupt
 from .loader import host_workers, rgb_source, stage_one_batches
 from .loss import reconstruction_loss
 from .models import build_backbone
@@ -153,21 +154,25 @@ class _Trainer:
         x = batch.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            recon, vq_loss, enc = self.net(x)
-        rec, parts = reconstruction_loss(
-            recon.float(),
-            x,
-            kind=cfg.loss,
-            lambda_depth=cfg.lambda_depth,
-            lambda_rgb=cfg.lambda_rgb,
-        )
-        loss = rec + vq_loss.float()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
-        self.step += 1
+        # The forward updates the EMA codebooks (and may restart dead codes), then Adam, the
+        # scheduler and the counter move: a Ctrl-C in between saved a state one step ahead of
+        # its counter, and the resumed run repeated that step.
+        with deferred_interrupt():
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                recon, vq_loss, enc = self.net(x)
+            rec, parts = reconstruction_loss(
+                recon.float(),
+                x,
+                kind=cfg.loss,
+                lambda_depth=cfg.lambda_depth,
+                lambda_rgb=cfg.lambda_rgb,
+            )
+            loss = rec + vq_loss.float()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
         k = self.model.config.num_embeddings
         out = {"loss": loss.detach(), "recon": rec.detach(), "vq_loss": vq_loss.detach().float()}
         out.update({name: v.detach() for name, v in parts.items()})

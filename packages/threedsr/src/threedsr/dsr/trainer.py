@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import vqcore
 from torch import nn
+from vqcore.interrupts import deferred_interrupt
 
 from threedsr.checkpoint import DETECTOR_FILE, TRAIN_STATE_FILE
 from threedsr.config import DetectorConfig
@@ -175,27 +176,33 @@ class _DetectorTrainer:
         With the device sampler nothing in it waits for the device."""
         cfg = self.config
         x, gen, x_in = self._device_batch() if self.on_device else self._host_batch()
-        with self.autocast:
-            out = self.net(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom, image=x_in)
-        losses = stage2_losses(
-            out,
-            gen,
-            x,
-            gamma=cfg.loss.focal_gamma,
-            mask_l1=cfg.loss.mask_l1,
-            feature_loss=cfg.loss.feature_loss,
-            image_weight=cfg.loss.image_loss_weight,
-        )
-        if self.on_device:
-            bad = ~torch.isfinite(losses.total) & (self.first_bad < 0)
-            self.first_bad = torch.where(bad, self.step, self.first_bad)
-        elif not torch.isfinite(losses.total):
-            raise ThreedsrError(f"stage-2 loss became {losses.total.item()} at step {self.step}")
-        self.optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
-        self.optimizer.step()
-        self.scheduler.step()
-        self.step += 1
+        # From the forward (batch-norm statistics) to the step counter the state changes in
+        # several places: a Ctrl-C in between saved weights one step ahead of their counter,
+        # and the resumed run repeated that step (drifting from an uninterrupted one).
+        with deferred_interrupt():
+            with self.autocast:
+                out = self.net(q_top=gen.q_top_anom, q_bot=gen.q_bot_anom, image=x_in)
+            losses = stage2_losses(
+                out,
+                gen,
+                x,
+                gamma=cfg.loss.focal_gamma,
+                mask_l1=cfg.loss.mask_l1,
+                feature_loss=cfg.loss.feature_loss,
+                image_weight=cfg.loss.image_loss_weight,
+            )
+            if self.on_device:
+                bad = ~torch.isfinite(losses.total) & (self.first_bad < 0)
+                self.first_bad = torch.where(bad, self.step, self.first_bad)
+            elif not torch.isfinite(losses.total):
+                raise ThreedsrError(
+                    f"stage-2 loss became {losses.total.item()} at step {self.step}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
         return losses
 
     def log(self, losses: Stage2Losses, callbacks: list[Callback]) -> dict[str, float]:
