@@ -99,10 +99,15 @@ def test_load_split_and_validation_read_the_pack(exact_pack, dataset):
 
 
 def test_other_preprocessing_or_class_is_refused(exact_pack):
-    with pytest.raises(ThreedsrError, match=r"size 64 \(asked 96\)"):
+    with pytest.raises(
+        ThreedsrError, match=r"size 64 \(asked 96\).*\(threedsr-cli pack --size 96 "
+    ):
         load_split(str(exact_pack.path), CATEGORY, "train", _params(96))
+    # the hint names the option that differs, and none where no option of pack sets it
+    with pytest.raises(ThreedsrError, match=r"\(threedsr-cli pack --depth-unit mm \.\.\.\)$"):
+        exact_pack.check(CATEGORY, _params(), {"depth_unit": "mm"})
     other = {**_params(), "fg_threshold": 0.01}
-    with pytest.raises(ThreedsrError, match="fg_threshold"):
+    with pytest.raises(ThreedsrError, match=r"fg_threshold.*those settings$"):
         exact_pack.check(CATEGORY, other)
     with pytest.raises(ThreedsrError, match="holds class 'puck', not 'bagel'"):
         exact_pack.check("bagel", _params())

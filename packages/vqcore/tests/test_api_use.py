@@ -64,6 +64,14 @@ def test_stage_one_presets_and_replace_refuse_unknown_names() -> None:
         StageOneConfig.cpu("rgbd").replace(iteratons=3)
     with pytest.raises(VqcoreError, match=r"BackboneConfig: unknown fields \['hiden'\]"):
         BackboneConfig.cpu("rgbd").replace(hiden=3)
+    with pytest.raises(VqcoreError, match=r"^StageOneConfig\.from_dict: expected a mapping"):
+        StageOneConfig.from_dict([1])  # type: ignore[arg-type]
+
+
+def test_load_backbone_names_an_unknown_setup(tmp_path) -> None:
+    # checked before the file: "a 'rgbx' one is required" read as if such backbones existed
+    with pytest.raises(VqcoreError, match=r"^setup must be one of \('rgbd', 'depth', 'rgb'\)"):
+        vqcore.load_backbone(tmp_path / "missing.pt", setup="rgbx")
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ PACK_SUFFIX = ".3dsrpack"
 RGB_CODECS = ("exact", "uint8")
 MAGIC = b"3DSRPACK"
 VERSION = 1
+#: what `threedsr-cli pack` sets by option (the other preprocessing follows the layout)
+_PACK_OPTIONS = ("size", "depth_unit", "focal_px")
 HEAD = struct.Struct("<8sIQ")
 _DIGEST = 32
 
@@ -140,9 +142,11 @@ class Pack:
         if want != have:
             diff = sorted(k for k in {*want, *have} if want.get(k) != have.get(k))
             said = ", ".join(f"{k} {have.get(k)!r} (asked {want.get(k)!r})" for k in diff)
+            flags = [f"--{k.replace('_', '-')} {want[k]}" for k in diff if k in _PACK_OPTIONS]
+            hint = f" (threedsr-cli pack {' '.join(flags)} ...)" if flags else ""
             raise ThreedsrError(
                 f"{self.path}: packed with other preprocessing: {said}; pack again with those "
-                "settings (threedsr-cli pack --size ...)"
+                f"settings{hint}"
             )
 
     def native_gt(self, sample: PackedSample) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .autoencoder import DiscreteAutoencoder
-from .config import BackboneConfig
+from .config import SETUPS, BackboneConfig
 from .errors import VqcoreError
 from .models import build_backbone
 
@@ -227,6 +227,8 @@ def load_backbone(
     Raises:
         VqcoreError: see :func:`read_checkpoint`; also a setup mismatch or weights that do not fit.
     """
+    if setup is not None and setup not in SETUPS:  # else "a 'rgbx' one is required"
+        raise VqcoreError(f"setup must be one of {SETUPS}, got {setup!r}")
     path = resolve_checkpoint_path(path_or_dir)
     data = read_checkpoint(path, map_location=map_location)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -73,6 +74,10 @@ class ConfigMixin:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        if not isinstance(data, Mapping):  # dict() of a list failed naming no config
+            raise cls._error(
+                f"{cls.__name__}.from_dict: expected a mapping of fields, got {data!r}"
+            )
         d = dict(data)
         cls._check_known(d)
         for key, value in d.items():
