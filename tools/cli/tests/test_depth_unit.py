@@ -117,3 +117,32 @@ def test_depth_units_are_pcprep_s():
     from threedsr_cli.scan_units import DepthUnit
 
     assert [u.value for u in DepthUnit] == list(pcprep.DEPTH_UNITS)
+
+
+def test_readme_deploy_example_reads_the_runs_unit(cli, scans, tmp_path):
+    """The README's deploy snippet, verbatim, on the export of a millimetre run: it reads the scan
+    with the sidecar's ``read_options`` (read as metres, the scan lay 600 m away and was refused)
+    and prints the score ``predict`` gives."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    snippet = readme.split("<!-- deploy-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    run = tmp_path / "mm"
+    res = cli("train", "--data", scans["mm"], "--category", CATEGORY, "--depth-unit", "mm",
+              "--focal-px", 80, "--out", run, *RUN)  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    res = cli("export", "--run", run, "--out", tmp_path / "bagel.onnx", "-q")
+    assert res.exit_code == 0, res.stderr
+    meta = json.loads((tmp_path / "bagel.onnx.json").read_text())
+    assert meta["read_options"] == {"depth_unit": "mm", "focal_px": 80.0}
+    one = scans["mm"] / CATEGORY / "test" / "dent"
+    shutil.copy(one / "000_depth.tiff", tmp_path / "scan.tiff")
+    shutil.copy(one / "000_rgb.png", tmp_path / "scan.png")
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    want = _scores(cli, run, tmp_path / "p", tmp_path / "scan.tiff", tmp_path / "scan.png")
+    assert float(done.stdout.split()[1]) == pytest.approx(want["scan"], abs=1e-4)
