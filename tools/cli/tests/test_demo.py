@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def test_demo_fast_end_to_end(bad_input, cli, tmp_path):
@@ -66,3 +67,59 @@ def test_demo_refuses_foreign_folder(bad_input, cli, tmp_path):
     (tmp_path / "thesis.tex").write_text("keep me")
     bad_input(cli("demo", "--fast", "--out", tmp_path), str(tmp_path), "not empty")
     assert (tmp_path / "thesis.tex").read_text() == "keep me"
+
+
+def test_demo_figures_and_report_name_the_method(tmp_path, monkeypatch):
+    """Every figure title and report heading of the demo names the method that made its maps
+    (the README: every map, table and report says which one made it); the ROC, PRO and
+    per-type figures and the overlays named only the class and the setups."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    import numpy as np
+    import threedsr_cli.overlays as overlays_module
+    from threedsr_cli import report
+    from threedsr_cli.commands.demo_profile import DemoProfile
+    from threedsr_cli.commands.demo_report import report_text, write_figures
+
+    titles: list[str] = []
+
+    def capture(*args, title="", **kwargs):
+        titles.append(title)
+        return next(a for a in args if isinstance(a, Path))  # the figure's file
+
+    for name in ("plot_roc", "plot_pro", "plot_per_defect_type"):
+        monkeypatch.setattr(report, name, capture)
+    monkeypatch.setattr(overlays_module, "overlay_figure", capture)
+
+    class _UI:
+        @contextmanager
+        def stage(self, name, total):
+            yield lambda *a: None
+
+    profile = DemoProfile.fast()
+    cat = profile.category
+    setups = ("rgbd", "rgb")
+    metrics = {
+        s: {cat: {"method": "fused", "image_auroc": 0.5, "pixel_auroc": 0.5, "aupro": 0.5,
+                  "per_defect_type": {"dent": 0.5}}}
+        for s in setups
+    }  # fmt: skip
+    scan = SimpleNamespace(rgb=np.zeros((8, 8, 3), np.float32), depth=np.zeros((8, 8), np.float32))
+    test = {
+        "prepared": {0: scan, 1: scan},
+        "labels": [0, 1],
+        "types": ["good", "dent"],
+        "gts": [None, np.zeros((8, 8), np.float32)],
+        "maps": {s: [np.zeros((8, 8), np.float32)] * 2 for s in setups},
+        "scores": {s: np.array([0.1, 0.9]) for s in setups},
+    }
+    scales = {s: SimpleNamespace(range=(0.0, 1.0), threshold=0.5) for s in setups}
+    meta = {"defect_types": {"dent": "depth"}}
+    drawn = write_figures(_UI(), tmp_path, profile, meta, metrics, test, scales)
+    assert len(titles) == 3 + 2 and all("fused" in t for t in titles), titles
+    md, page = report_text(profile, meta, metrics, drawn, {"total": 1.0}, tmp_path)
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert [h for h in headings if h != "## Timing" and "fused" not in h] == [], headings
+    assert page.count("fused maps") >= 3
+    assert "<code>depthsim.scenes</code>" in page and "`" not in page  # no raw Markdown

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from threedsr_cli.ui import UI
 
 __all__ = [
+    "demo_method",
     "depth_only_verdict",
     "gather_test_results",
     "print_summary",
@@ -37,6 +38,12 @@ def _overlay_samples(types: list[str]) -> list[tuple[str, int]]:
     first good one is also every defective overlay's reference row)."""
     order = ["good", *sorted(t for t in set(types) if t != "good")]
     return [(t, i) for t in order for i in [j for j, tt in enumerate(types) if tt == t][:2]]
+
+
+def demo_method(metrics: dict[str, dict[str, Any]], cat: str) -> str:
+    """The method that made the demo's maps (both detectors have it), which every figure, table
+    and heading of the report names."""
+    return str(metrics[SETUPS[0]][cat].get("method", "memory"))
 
 
 def gather_test_results(
@@ -74,25 +81,31 @@ def write_figures(
     from threedsr_cli import report as rp
 
     cat = profile.category
+    method = demo_method(metrics, cat)
     modality: dict[str, str] = dict(meta.get("defect_types", {}))
     files: dict[str, Path] = {}
     with ui.stage("write figures", 3 + len(set(test["types"]))) as progress:
         files["roc"] = rp.plot_roc(
             {s: (test["labels"], test["scores"][s]) for s in SETUPS},
             out / "roc.png",
-            title=f"Image ROC ({cat})",
+            title=f"Image ROC ({cat}, {method} maps)",
         )
         progress(1)
         files["pro"] = rp.plot_pro(
             {s: (test["gts"], test["maps"][s]) for s in SETUPS},
             out / "pro.png",
-            title=f"PRO curve ({cat})",
+            title=f"PRO curve ({cat}, {method} maps)",
         )
         progress(2)
         per_type = {s: metrics[s][cat]["per_defect_type"] for s in SETUPS}
-        files["per_type"] = rp.plot_per_defect_type(per_type, modality, out / "per_defect_type.png")
+        files["per_type"] = rp.plot_per_defect_type(
+            per_type,
+            modality,
+            out / "per_defect_type.png",
+            title=f"Image AUROC per defect type ({method} maps)",
+        )
         progress(3)
-        overlays = _overlays(out, test, modality, scales, lambda k: progress(3 + k))
+        overlays = _overlays(out, test, modality, scales, method, lambda k: progress(3 + k))
     return overlays
 
 
@@ -101,6 +114,7 @@ def _overlays(
     test: dict[str, Any],
     modality: dict[str, str],
     scales: dict[str, MapScale],
+    method: str,
     progress: Callable[[int], None],
 ) -> list[tuple[str, Path]]:
     """The overlay figures, each map on its detector's fixed scale (``scales``, from
@@ -124,7 +138,7 @@ def _overlays(
                 scale={s: scales[s].range for s in SETUPS},
                 threshold={s: scales[s].threshold for s in SETUPS},
                 gt=row.gt,
-                title=f"{t} ({modality.get(t, 'normal')})",
+                title=f"{t} ({modality.get(t, 'normal')}): {method} maps",
                 scores=row.scores,
                 good=None if t == "good" else good,
             )
@@ -178,7 +192,7 @@ def report_text(
     per_type = rp.defect_type_table(
         {s: metrics[s][cat]["per_defect_type"] for s in SETUPS}, modality
     )
-    method = str(metrics[SETUPS[0]][cat].get("method", "memory"))
+    method = demo_method(metrics, cat)
     verdict = depth_only_verdict(metrics, modality, cat)
     intro = (
         f"Synthetic `depthsim.scenes` class `{cat}` ({profile.image_size} px; {profile.n_train} "
@@ -200,21 +214,28 @@ def report_text(
         "(invisible in RGB), stains only the colour, cracks both."
     )
     timing_rows = [["stage", "seconds"]] + [[k, f"{v:.1f}"] for k, v in timing.items()]
+    # every heading of a table or figure names the method that made its maps
+    sections = {
+        "metrics": f"Metrics (test split, {method} maps)",
+        "types": f"Image AUROC per defect type ({method} maps)",
+        "curves": f"Curves ({method} maps)",
+        "maps": f"Anomaly maps ({method}; rgbd and rgb detectors, on RGB and on depth)",
+    }
     rel = [(t, p.relative_to(out).as_posix()) for t, p in overlays]
     md = (
         "\n\n".join(
             [
                 "# threedsr demo report",
                 intro,
-                "## Metrics (test split)",
+                f"## {sections['metrics']}",
                 rp.markdown_table(overall),
-                "## Image AUROC per defect type",
+                f"## {sections['types']}",
                 rp.markdown_table(per_type),
                 f"Depth-only defects: {verdict}.",
                 "![per defect type](per_defect_type.png)",
-                "## Curves",
+                f"## {sections['curves']}",
                 "![ROC](roc.png) ![PRO](pro.png)",
-                "## Anomaly maps (rgbd and rgb detectors, on RGB and on depth)",
+                f"## {sections['maps']}",
                 "\n\n".join(f"### {t}\n\n![{t}]({r})" for t, r in rel),
                 "## Timing",
                 rp.markdown_table(timing_rows),
@@ -223,21 +244,24 @@ def report_text(
         + "\n"
     )
     import html
+    import re
 
+    # the intro's Markdown code spans as <code>, not as literal backticks
+    intro_html = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(intro))
     page = rp.render_html(
         "threedsr demo report",
         [
-            ("Setup", f"<p>{html.escape(intro)}</p>"),
-            ("Metrics (test split)", rp.html_table(overall)),
+            ("Setup", f"<p>{intro_html}</p>"),
+            (sections["metrics"], rp.html_table(overall)),
             (
-                "Image AUROC per defect type",
+                sections["types"],
                 rp.html_table(per_type)
                 + f"<p>Depth-only defects: {html.escape(verdict)}.</p>"
                 + "<img src='per_defect_type.png' alt='per defect type'>",
             ),
-            ("Curves", "<img src='roc.png' alt='ROC'> <img src='pro.png' alt='PRO'>"),
+            (sections["curves"], "<img src='roc.png' alt='ROC'> <img src='pro.png' alt='PRO'>"),
             (
-                "Anomaly maps (rgbd and rgb detectors, on RGB and on depth)",
+                sections["maps"],
                 "\n".join(
                     f"<h3>{html.escape(t)}</h3><img src='{html.escape(r)}' alt='{html.escape(t)}'>"
                     for t, r in rel
