@@ -40,10 +40,13 @@ from threedsr.dsr.loss import stage2_losses
 CH = {"rgbd": 4, "depth": 1, "rgb": 3}
 
 
-def build(setup: str, preset: str, seed: int = 0) -> tuple[ThreeDSR, DetectorConfig]:
-    """Random weights of a 3DSR preset's widths (``paper`` or ``cpu``; method ``3dsr``)."""
+def build(
+    setup: str, preset: str, seed: int = 0, size: int | None = None
+) -> tuple[ThreeDSR, DetectorConfig]:
+    """Random weights of a 3DSR preset's widths (``paper`` or ``cpu``; method ``3dsr``) for
+    inputs of side ``size`` (None: the preset's; Detector.predict takes that size only)."""
     torch.manual_seed(seed)
-    cfg = DetectorConfig.preset(preset, setup=setup, method="3dsr")
+    cfg = DetectorConfig.preset(preset, setup=setup, method="3dsr", image_size=size)
     bb = vqcore.build_backbone(vqcore.BackboneConfig.preset(preset, setup)).eval()
     return ThreeDSR(bb, cfg.model).eval(), cfg
 
@@ -86,7 +89,7 @@ def bench_inference(setup: str, size: int, n: int, batch: int, repeats: int) -> 
     """Alternate the reference loop and threedsr's default CPU Detector ``repeats`` times and
     keep each one's best time (the machine is shared: the minimum is the least disturbed
     measurement)."""
-    model, cfg = build(setup, "paper")
+    model, cfg = build(setup, "paper", size=size)
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
     ours = network_detector(model, cfg, batch_size=batch)
@@ -113,7 +116,7 @@ def bench_bf16(setup: str, size: int, n: int, repeats: int) -> dict[str, float]:
     """The reference loop against ``Detector(bf16=True)`` on the CPU (bf16 autocast with the VQ
     searches in fp32, channels_last, batch 1), alternated, best of ``repeats``; the diffs say how
     far bf16 moves the maps and scores of the fp32 run."""
-    model, cfg = build(setup, "paper")
+    model, cfg = build(setup, "paper", size=size)
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
     det = network_detector(model, cfg, batch_size=1, bf16=True)
@@ -141,7 +144,7 @@ def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bo
     Detector layouts and batch sizes, ``torch.jit.freeze`` +
     ``optimize_for_inference`` and (``compile_``) ``torch.compile`` with inductor freezing,
     alternated in one process, best of ``repeats``."""
-    model, cfg = build(setup, "paper")
+    model, cfg = build(setup, "paper", size=size)
     x = torch.rand(n, CH[setup], size, size)
     k = cfg.filter_size
 
@@ -211,7 +214,7 @@ def bench_alternatives(setup: str, size: int, n: int, repeats: int, compile_: bo
 def bench_modules(setup: str, size: int, repeats: int) -> None:
     """Where one CPU-default forward spends its time: each top-level module, timed with forward
     hooks (best of ``repeats``), upstream of the last re-quantisation or after it."""
-    model, cfg = build(setup, "paper")
+    model, cfg = build(setup, "paper", size=size)
     det = network_detector(model, cfg)
     m = det.network
     assert m is not None

@@ -88,6 +88,8 @@ def backbone_config(setup: str, sz: Sizes) -> vqcore.BackboneConfig:
 
 def detector_config(setup: str, sz: Sizes, **over: Any) -> DetectorConfig:
     """The paper preset of the 3DSR network alone: the figures measure 3DSR itself."""
+    # Detector.predict takes its config's image_size only: the inference side by default.
+    over = {"image_size": sz.size, **over}
     return DetectorConfig.preset(
         "paper", setup=setup, method="3dsr", **(TINY_HEADS if sz.tiny else {}), **over
     )

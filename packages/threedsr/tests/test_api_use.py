@@ -21,11 +21,13 @@ from threedsr import (
     evaluate,
     export_detector,
     fit_memory,
+    flagged_at,
     gaussian_filter,
     predict_samples,
     train_detector,
     upsample_map,
 )
+from threedsr.dsr.train import load_backbone
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
 
 
@@ -115,6 +117,55 @@ def test_predict_refuses_what_it_cannot_read_with_one_line(memory_detector: Dete
     torch.testing.assert_close(det.predict(x).maps, det.predict(x.float().contiguous()).maps)
 
 
+def test_predict_refuses_inputs_it_would_score_wrongly(memory_detector: Detector) -> None:
+    det = memory_detector
+    x = synthetic_class("rgbd", n=2, seed=2).x
+    # Each was cast to fp32 and scored: 8-bit colour as if in [0, 1] (every score 1.0), a mask,
+    # a complex tensor without its imaginary part (a warning at most).
+    for bad, name in (
+        ((x.numpy() * 255).astype(np.uint8), "uint8"),
+        (x.to(torch.int64), "int64"),
+        (x > 0.5, "bool"),
+        (x.to(torch.complex64), "complex64"),
+        (np.empty((1, 4, 64, 64), dtype=object), "object"),  # was torch's TypeError
+    ):
+        with pytest.raises(ThreedsrError, match=f"predict: the input is {name}, not a float"):
+            det.predict(bad)
+    # Another size was scored with the 64 px detector's pixel scales, against its threshold;
+    # its export and OnnxDetector refuse it.
+    for shape in ((1, 4, 128, 128), (1, 4, 32, 32), (1, 4, 64, 96)):
+        with pytest.raises(ThreedsrError, match=r"expected \(B, 4, H=64, W=64\)"):
+            det.predict(torch.rand(shape))
+    # One record, or None, raised "object is not iterable".
+    prepared = det.prepare(raw_scans(1)[0])
+    for bad, what in ((prepared, "one Prepared record"), (None, "None")):
+        with pytest.raises(ThreedsrError, match=f"predict: got {what}; pass a"):
+            det.predict(bad)
+    # A flipped view (negative strides) was torch.from_numpy's ValueError.
+    flipped = x.numpy()[:, :, ::-1]
+    torch.testing.assert_close(
+        det.predict(flipped).maps, det.predict(np.ascontiguousarray(flipped)).maps
+    )
+
+
+def test_loading_a_detector_or_backbone_leaves_the_callers_random_stream_alone(tmp_path) -> None:
+    # Building the modules drew their initial weights from torch's global RNG before the file's
+    # replaced them: Detector.load, and train_detector through its backbone, moved the caller's
+    # stream.
+    cfg = tiny_config("depth", out=str(tmp_path / "run"), iterations=1, checkpoint_every=1)
+    data = synthetic_class("depth", n=3)
+    train_detector(cfg, backbone=tiny_backbone("depth"), data=data, validation=data)
+    for load in (
+        lambda: Detector.load(tmp_path / "run", device="cpu"),
+        lambda: load_backbone(DetectorConfig(setup="depth")),
+    ):
+        torch.manual_seed(99)
+        expected = torch.rand(3)
+        torch.manual_seed(99)
+        load()
+        assert torch.equal(torch.rand(3), expected)
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [
@@ -125,6 +176,9 @@ def test_predict_refuses_what_it_cannot_read_with_one_line(memory_detector: Dete
         ({"smoothing": "gaussian", "gaussian_sigma": 0}, "gaussian_sigma must be a positive"),
         ({"batch_size": 0}, "batch_size must be a positive int, got 0"),
         ({"batch_size": -1}, "batch_size must be a positive int, got -1"),
+        # bool("no") is True: each turned its option on.
+        ({"bf16": "no"}, "bf16 must be True, False or None, got 'no'"),
+        ({"channels_last": "false"}, "channels_last must be True, False or None, got 'false'"),
     ],
 )
 def test_detector_options_are_checked_when_it_is_made(memory_detector, option, message) -> None:
@@ -153,6 +207,17 @@ def test_detector_options_are_checked_when_it_is_made(memory_detector, option, m
         ({"seed": -1}, "seed must be an integer from 0 to 18446744073709551615, got -1"),
         ({"seed": 2**64}, "seed must be an integer from 0 to 18446744073709551615, got 1844"),
         ({"seed": 1.5}, "seed must be an int, got 1.5"),
+        # A str failed in a comparison (TypeError naming no field); a negative lr only inside
+        # Adam, and a NaN one trained NaN weights.
+        ({"fusion_weight": "0.5"}, "fusion_weight must be a finite number, got '0.5'"),
+        ({"lr": "1e-3"}, "lr must be a finite number, got '1e-3'"),
+        ({"lr": float("nan")}, "lr must be a finite number, got nan"),
+        ({"lr": -1e-3}, "lr must be > 0, got -0.001"),
+        ({"lr_gamma": 0}, "lr_gamma must be > 0, got 0.0"),
+        # int() raised ValueError/TypeError naming nothing, or truncated 1.5 to step 1.
+        ({"lr_milestones": ("80",)}, r"lr_milestones must be a tuple of steps >= 0, got \('80',\)"),
+        ({"lr_milestones": 80}, "lr_milestones must be a tuple of steps >= 0, got 80"),
+        ({"lr_milestones": (1.5,)}, r"lr_milestones must be a tuple of steps >= 0, got \(1.5,\)"),
     ],
 )
 def test_detector_config_refuses_values_that_fail_later(override, message) -> None:
@@ -209,3 +274,35 @@ def test_building_blocks_name_the_shape_they_expect() -> None:
     cfg = DetectorConfig.for_memory("depth", image_size=64, memory={"local_k": 0})
     with pytest.raises(ValueError, match=r"fit_memory: expected at least one scan .*\(0, 1, 64"):
         fit_memory(torch.zeros(0, 1, 64, 64), "depth", cfg.memory)
+
+
+def test_threshold_helpers_refuse_what_would_flag_nothing() -> None:
+    # A third label was broadcast against two scores by numpy ("operands could not be
+    # broadcast"), and one label against many counted every scan with it.
+    with pytest.raises(ThreedsrError, match=r"flagged_at: labels and scores .* \(3,\) and \(2,\)"):
+        flagged_at([0, 1, 1], [0.1, 0.9], 0.5)
+    with pytest.raises(ThreedsrError, match=r"flagged_at: labels and scores .* \(1,\) and \(2,\)"):
+        flagged_at([1], [0.1, 0.9], 0.5)
+    # Nothing scores above NaN: every scan read as passed.
+    with pytest.raises(ThreedsrError, match="flagged_at: threshold must be finite, got nan"):
+        flagged_at([0, 1], [0.1, 0.9], float("nan"))
+    with pytest.raises(ThreedsrError, match="choose_threshold: margin must be finite, got nan"):
+        choose_threshold(scores=[0.1, 0.2], margin=float("nan"))
+    assert flagged_at([0, 1], [0.1, 0.9], 0.5)["defective_flagged"] == 1
+
+
+def test_functions_given_a_run_folder_for_the_detector_name_it(tmp_path) -> None:
+    # Each read an attribute of the str first: AttributeError "'str' object has no attribute
+    # 'size'" (export), 'category' (evaluate), 'batch_size' (predict_samples, choose_threshold).
+    run = str(tmp_path / "run")
+    calls = {
+        "export": lambda: export_detector(run, tmp_path / "m.onnx"),
+        "evaluate": lambda: evaluate(run, tmp_path),
+        "predict_samples": lambda: predict_samples(run, []),
+        "choose_threshold": lambda: choose_threshold(run, []),
+    }
+    for name, call in calls.items():
+        with pytest.raises(
+            ThreedsrError, match=f"{name}: detector is a str, not a loaded detector"
+        ):
+            call()

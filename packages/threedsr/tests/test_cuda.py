@@ -69,7 +69,7 @@ def _reference_loop(model: ThreeDSR, x: torch.Tensor, k: int) -> torch.Tensor:
 def test_cuda_paper_preset_fp32_maps_match_the_reference_loop(setup: str) -> None:
     # Paper widths, random weights: the fp32 Detector (batched, channels_last, TF32 off, the
     # reference distance form) against the reference loop on the same weights.
-    cfg = DetectorConfig.preset("paper", setup, method="3dsr")
+    cfg = DetectorConfig.preset("paper", setup, method="3dsr", image_size=256)
     torch.manual_seed(0)
     backbone = vqcore.build_backbone(vqcore.BackboneConfig.paper(setup)).eval()
     model = ThreeDSR(backbone, cfg.model).eval()

@@ -6,6 +6,7 @@ memory's (:class:`~threedsr.memory.MemoryConfig`) and the preprocessing both sha
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +196,21 @@ class DetectorConfig(DetectorPresets):
         for name in ("batch_size", "iterations", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 fail(f"{name} must be >= 1, got {getattr(self, name)}")
+        # Unchecked, a str reached a comparison (TypeError naming no field), and a negative or
+        # NaN lr was refused only by Adam inside training, or trained NaN weights.
+        for name in ("lr", "lr_gamma", "fusion_weight"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+            ):
+                fail(f"{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.lr <= 0:
+            fail(f"lr must be > 0, got {self.lr}")
+        if self.lr_gamma <= 0:
+            fail(f"lr_gamma must be > 0, got {self.lr_gamma}")
         if not 0.0 < self.fusion_weight < 1.0:
             fail(f"fusion_weight must be in (0, 1), got {self.fusion_weight}")
         if self.precision not in PRECISIONS:
@@ -208,7 +224,18 @@ class DetectorConfig(DetectorPresets):
             fail(f"squash must be 'smoothed' or 'pixels', got {self.squash!r}")
         if not is_gaussian_sigma(self.gaussian_sigma):
             fail(f"gaussian_sigma must be positive and finite, got {self.gaussian_sigma!r}")
-        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in self.lr_milestones))
+        milestones = self.lr_milestones
+        if (
+            isinstance(milestones, (str, bytes))
+            or not isinstance(milestones, (tuple, list))
+            or any(
+                isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0
+                for m in milestones
+            )
+        ):
+            # int() truncated 1.5 and took "80"; a bare int raised "not iterable".
+            fail(f"lr_milestones must be a tuple of steps >= 0, got {milestones!r}")
+        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in milestones))
 
     @property
     def uses_network(self) -> bool:

@@ -17,6 +17,7 @@ from threedsr.packed import Pack, is_pack
 __all__ = [
     "TrainData",
     "check_finite_inputs",
+    "check_float_dtype",
     "foreground_of",
     "load_split",
     "load_train_data",
@@ -60,6 +61,32 @@ def prepared_inputs(items: Any, setup: str, name: str = "predict") -> np.ndarray
                 f"{name}: item {i} is a {kind}, not a pcprep Prepared record; {hint}"
             )
     return np.stack([model_input(p, setup) for p in items])
+
+
+def check_float_dtype(dtype: Any, name: str = "predict") -> None:
+    """Refuse a non-float model input with a one-line `ThreedsrError` naming its dtype.
+
+    Model inputs are floats (depth and colour in [0, 1], as pcprep writes them). Cast to fp32,
+    8-bit colour (0-255) or a mask would be scored as if it were such an input, and a complex
+    tensor would lose its imaginary part, each giving a map with no error.
+
+    Example:
+        >>> check_float_dtype(np.dtype(np.uint8))
+        Traceback (most recent call last):
+        ...
+        threedsr.errors.ThreedsrError: predict: the input is uint8, not a float dtype; model inputs are floats (depth and colour in [0, 1], as pcprep.preprocess writes them)
+    """
+    floating = (
+        dtype.is_floating_point
+        if isinstance(dtype, torch.dtype)
+        else np.issubdtype(np.dtype(dtype), np.floating)
+    )
+    if not floating:
+        shown = str(dtype).removeprefix("torch.")
+        raise ThreedsrError(
+            f"{name}: the input is {shown}, not a float dtype; model inputs are floats (depth "
+            "and colour in [0, 1], as pcprep.preprocess writes them)"
+        )
 
 
 def check_finite_inputs(x: Tensor | np.ndarray, name: str = "predict") -> None:

@@ -84,34 +84,37 @@ def load_detector_parts(
     """
     p = resolve_detector_file(path)
     ckpt = read_checkpoint(p)
-    try:
-        config = DetectorConfig.from_dict(ckpt["detector_config"])
-        backbone = None
-        if "backbone_state" in ckpt:
-            backbone = vqcore.build_backbone(
-                vqcore.BackboneConfig.from_dict(ckpt["backbone_config"])
-            )
-            backbone.load_state_dict(ckpt["backbone_state"])
-            backbone.eval()
-        network = None
-        if "heads_state" in ckpt:
-            if backbone is None:
-                raise KeyError("backbone_state")
-            network = ThreeDSR(backbone, config.model)
-            network.load_heads_state_dict(ckpt["heads_state"])
-            network = network.to(device).eval()
-        memory = None
-        if ckpt.get("memory") is not None:
-            memory = FeatureMemory.from_state(ckpt["memory"], config.setup, backbone).to(device)
-        cals = {
-            name: None
-            if ckpt.get(f"{name}_calibration") is None
-            else MapCalibration(*ckpt[f"{name}_calibration"])
-            for name in ("heads", "memory")
-        }
-    except (KeyError, RuntimeError, TypeError, ValueError, vqcore.VqcoreError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ThreedsrError(f"{p}: inconsistent detector checkpoint ({msg[:160]})") from None
+    # The modules are built on the CPU, drawing initial weights (then replaced by the file's)
+    # from torch's global RNG: loading must leave the caller's random stream where it was.
+    with vqcore.rng_scope("cpu"):
+        try:
+            config = DetectorConfig.from_dict(ckpt["detector_config"])
+            backbone = None
+            if "backbone_state" in ckpt:
+                backbone = vqcore.build_backbone(
+                    vqcore.BackboneConfig.from_dict(ckpt["backbone_config"])
+                )
+                backbone.load_state_dict(ckpt["backbone_state"])
+                backbone.eval()
+            network = None
+            if "heads_state" in ckpt:
+                if backbone is None:
+                    raise KeyError("backbone_state")
+                network = ThreeDSR(backbone, config.model)
+                network.load_heads_state_dict(ckpt["heads_state"])
+                network = network.to(device).eval()
+            memory = None
+            if ckpt.get("memory") is not None:
+                memory = FeatureMemory.from_state(ckpt["memory"], config.setup, backbone).to(device)
+            cals = {
+                name: None
+                if ckpt.get(f"{name}_calibration") is None
+                else MapCalibration(*ckpt[f"{name}_calibration"])
+                for name in ("heads", "memory")
+            }
+        except (KeyError, RuntimeError, TypeError, ValueError, vqcore.VqcoreError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ThreedsrError(f"{p}: inconsistent detector checkpoint ({msg[:160]})") from None
     return LoadedDetector(
         config=config,
         network=network,

@@ -12,7 +12,7 @@ import admetrics
 import numpy as np
 import pcprep
 
-from threedsr.errors import ThreedsrError
+from threedsr.errors import ThreedsrError, require_detector
 from threedsr.inference import Detector
 from threedsr.metrics_report import write_metrics
 from threedsr.packed import Pack, is_pack
@@ -100,6 +100,7 @@ def evaluate(
         detector's calibrated threshold) when it has one; ``"samples"`` with ``keep_samples``;
         undefined metrics are None.
     """
+    require_detector(detector, "evaluate")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         # Checked first: the metrics are written after the whole evaluation.
         raise ThreedsrError(f"{out}: is a file; out= is the folder for metrics.json and metrics.md")

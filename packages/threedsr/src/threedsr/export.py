@@ -36,7 +36,7 @@ from typing import Any
 import torch
 import vqcore
 
-from threedsr.errors import ThreedsrError
+from threedsr.errors import ThreedsrError, require_detector
 from threedsr.export_sidecar import build_sidecar, content_digest, file_digest, sidecar_path
 from threedsr.graph import InferenceGraph
 
@@ -241,6 +241,7 @@ def export_detector(
         UserWarning: ``onnx``, when the ``torch.export``-based exporter failed and the
             TorchScript-based one recorded the file instead (its message in one line).
     """
+    require_detector(detector, "export")
     if fmt not in FORMATS:
         raise ThreedsrError(f"export: unknown format {fmt!r} (onnx, torchscript or pt2)")
     if fmt == "pt2" and _torch_version() < DYNAMO_MIN_TORCH:

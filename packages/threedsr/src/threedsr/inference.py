@@ -23,7 +23,7 @@ from torch import Tensor
 from threedsr.calibration import DisplayScale, MapCalibration
 from threedsr.checkpoint import resolve_detector_file
 from threedsr.config import DetectorConfig, default_smoothing_size
-from threedsr.data import check_finite_inputs, prepared_inputs
+from threedsr.data import check_finite_inputs, check_float_dtype, prepared_inputs
 from threedsr.detector_file import LoadedDetector, load_detector_parts
 from threedsr.dsr.torch_model import ThreeDSR
 from threedsr.errors import ThreedsrError
@@ -83,7 +83,7 @@ class Detector:
         >>> import torch
         >>> from threedsr.memory import fit_memory
         >>> x = torch.zeros(3, 1, 64, 64); x[:, :, 16:48, 16:48] = 0.5
-        >>> cfg = DetectorConfig.for_memory("depth", memory={"local_k": 0})
+        >>> cfg = DetectorConfig.for_memory("depth", image_size=64, memory={"local_k": 0})
         >>> det = Detector(cfg, memory=fit_memory(x, "depth", cfg.memory),
         ...                memory_calibration=MapCalibration(0.0, 1.0))
         >>> pred = det.predict(x[:2])
@@ -151,6 +151,10 @@ class Detector:
         ):
             raise ThreedsrError(f"{where}: batch_size must be a positive int, got {batch_size!r}")
         self.batch_size = int(batch_size)
+        for name, flag in (("bf16", bf16), ("channels_last", channels_last)):
+            # bool("no") is True: a str turned the option on without a word.
+            if flag is not None and not isinstance(flag, (bool, np.bool_)):
+                raise ThreedsrError(f"{where}: {name} must be True, False or None, got {flag!r}")
         self.precision = precision or "auto"
         if self.precision not in vqcore.PRECISIONS:
             raise ThreedsrError(
@@ -251,15 +255,32 @@ class Detector:
         if isinstance(batch, Tensor):
             x = batch
         elif isinstance(batch, np.ndarray):
-            x = torch.from_numpy(batch)
+            check_float_dtype(batch.dtype, "predict")
+            # from_numpy refuses negative strides (a flipped view, x[:, :, ::-1]).
+            x = torch.from_numpy(np.ascontiguousarray(batch))
+        elif batch is None or all(hasattr(batch, a) for a in ("depth", "rgb", "foreground")):
+            # One record is not iterable; list(record) raised a TypeError naming nothing.
+            what = "None" if batch is None else "one Prepared record"
+            raise ThreedsrError(
+                f"predict: got {what}; pass a (B, C, H, W) tensor or array, or a list of "
+                "pcprep Prepared records"
+            )
         else:
             x = torch.from_numpy(prepared_inputs(batch, self.setup))
+        check_float_dtype(x.dtype, "predict")
         if x.ndim == 3:
             x = x[None]
-        dims = ("B", self.in_channels, "H", "W")
+        # The detector's own size, as its export and OnnxDetector require: the memory's
+        # descriptor scales are in pixels and the network's codes and the calibrated threshold
+        # hold at that size, so another size gave maps on no known scale, with no error.
+        dims = ("B", self.in_channels, f"H={self.size}", f"W={self.size}")
         try:  # the user's own data: a one-line ThreedsrError, not an internal ShapeError
             vqcore.check_shape(
-                x, dims, multiple=32, name="predict", what="", context=f" for setup {self.setup!r}"
+                x,
+                dims,
+                name="predict",
+                what="",
+                context=f" for setup {self.setup!r}",
             )
         except vqcore.ShapeError as exc:
             raise ThreedsrError(str(exc)) from None

@@ -17,7 +17,7 @@ import numpy as np
 import pcprep
 
 from threedsr.calibration import DisplayScale
-from threedsr.data import check_finite_inputs, prepared_inputs
+from threedsr.data import check_finite_inputs, check_float_dtype, prepared_inputs
 from threedsr.errors import ThreedsrError
 from threedsr.export_sidecar import read_sidecar
 
@@ -120,6 +120,7 @@ class OnnxDetector:
         if hasattr(batch, "detach"):  # a torch tensor, with grad or on a GPU
             batch = batch.detach().cpu().numpy()
         if isinstance(batch, np.ndarray):
+            check_float_dtype(batch.dtype, str(self.path))
             x = np.asarray(batch, dtype=np.float32)
         else:
             x = prepared_inputs(batch, self.setup)

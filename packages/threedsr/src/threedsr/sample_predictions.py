@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from threedsr.errors import require_detector
 from threedsr.inference import Detector
 
 __all__ = ["SamplePrediction", "predict_samples", "upsample_map"]
@@ -72,6 +73,7 @@ def predict_samples(
     ``batch_size`` at a time; ``progress(done, total)`` is called after each batch with the
     number of samples predicted (``total`` is ``len(samples)``, or None for an iterator).
     """
+    require_detector(detector, "predict_samples")
     bs = batch_size or detector.batch_size
     total = len(samples) if isinstance(samples, Sized) else None
     out: list[SamplePrediction] = []

@@ -7,12 +7,13 @@ over scores, so a caller that already holds scores (the CLI's ``predict``) needs
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from threedsr.errors import ThreedsrError
+from threedsr.errors import ThreedsrError, require_detector
 from threedsr.inference import Detector
 from threedsr.sample_predictions import predict_samples
 
@@ -43,12 +44,15 @@ def choose_threshold(
     if scores is None:
         if detector is None or samples is None:
             raise ThreedsrError("choose_threshold: pass detector and samples, or scores")
+        require_detector(detector, "choose_threshold")
         scores = [p.score for p in predict_samples(detector, samples)]
     arr = np.asarray(scores, dtype=np.float64)
     if arr.size == 0:
         raise ThreedsrError("choose_threshold: no validation scores")
     if not np.isfinite(arr).all():
         raise ThreedsrError("choose_threshold: validation scores contain NaN or inf")
+    if not math.isfinite(margin):
+        raise ThreedsrError(f"choose_threshold: margin must be finite, got {margin}")
     if method == "max":
         return float(arr.max() + margin)
     if method == "quantile":
@@ -73,7 +77,17 @@ def flagged_at(
 'defective_flagged': 1, 'n_defective': 2}
     """
     lab = np.asarray(labels).astype(bool)
-    above = np.asarray(scores, dtype=np.float64) > threshold
+    sc = np.asarray(scores, dtype=np.float64)
+    if lab.ndim != 1 or lab.shape != sc.shape:
+        # numpy broadcast a length-1 side over the other, or raised its own ValueError.
+        raise ThreedsrError(
+            f"flagged_at: labels and scores must be two equal-length 1-D sequences, got "
+            f"shapes {lab.shape} and {sc.shape}"
+        )
+    if not math.isfinite(threshold):
+        # Nothing scores above NaN: every scan would read as passed.
+        raise ThreedsrError(f"flagged_at: threshold must be finite, got {threshold}")
+    above = sc > threshold
     return {
         "threshold": float(threshold),
         "source": source,

@@ -34,11 +34,14 @@ class TrainResult(NamedTuple):
 
 def load_backbone(config: DetectorConfig) -> vqcore.DiscreteAutoencoder:
     """The frozen stage-1 backbone of ``config``: its file, or the shipped pretrained one."""
+    # Building the modules draws their (overwritten) initial weights from torch's global RNG;
+    # loading a file must not move the caller's random stream (train_detector restores it).
     try:
-        if config.backbone is None:
-            # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
-            return vqcore.load_pretrained(config.setup, map_location="cpu")
-        return vqcore.load_backbone(config.backbone, map_location="cpu")
+        with vqcore.rng_scope("cpu"):
+            if config.backbone is None:
+                # The shipped, checksum-verified stage-1 backbone of the setup (vqcore.pretrained).
+                return vqcore.load_pretrained(config.setup, map_location="cpu")
+            return vqcore.load_backbone(config.backbone, map_location="cpu")
     except vqcore.VqcoreError as exc:
         raise ThreedsrError(str(exc)) from None
 
