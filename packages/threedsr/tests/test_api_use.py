@@ -218,6 +218,9 @@ def test_detector_options_are_checked_when_it_is_made(memory_detector, option, m
         ({"lr_milestones": ("80",)}, r"lr_milestones must be a tuple of steps >= 0, got \('80',\)"),
         ({"lr_milestones": 80}, "lr_milestones must be a tuple of steps >= 0, got 80"),
         ({"lr_milestones": (1.5,)}, r"lr_milestones must be a tuple of steps >= 0, got \(1.5,\)"),
+        # bool("no") is True: the option was turned on
+        ({"resume": "no"}, "resume must be True or False, got 'no'"),
+        ({"compile": "yes"}, "compile must be True or False, got 'yes'"),
     ],
 )
 def test_detector_config_refuses_values_that_fail_later(override, message) -> None:

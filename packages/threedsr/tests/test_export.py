@@ -370,6 +370,11 @@ def test_export_argument_errors(tmp_path) -> None:
         export_detector(det, tmp_path / "d.pt", fmt="torchscript", size=128)
     with pytest.raises(ThreedsrError, match="folder not found"):
         export_detector(det, tmp_path / "no" / "d.pt", fmt="torchscript")
+    # read_sidecar refuses these: the export would have been written and then been unusable
+    for bad in (float("nan"), float("inf"), "0.5", True):
+        with pytest.raises(ThreedsrError, match=r"^export: threshold must be a finite number"):
+            export_detector(det, tmp_path / "t.pt", fmt="torchscript", threshold=bad)
+    assert not (tmp_path / "t.pt").exists()
     assert list(tmp_path.iterdir()) == []
 
 

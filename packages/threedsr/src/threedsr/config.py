@@ -213,6 +213,9 @@ class DetectorConfig(DetectorPresets):
             fail(f"lr_gamma must be > 0, got {self.lr_gamma}")
         if not 0.0 < self.fusion_weight < 1.0:
             fail(f"fusion_weight must be in (0, 1), got {self.fusion_weight}")
+        for name in ("resume", "compile"):
+            if not isinstance(getattr(self, name), bool):  # "no" would have turned it on
+                fail(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.precision not in PRECISIONS:
             fail(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.smoothing not in ("box", "gaussian"):

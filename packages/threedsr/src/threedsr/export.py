@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import numbers
 import os
 import warnings
 from pathlib import Path
@@ -242,6 +244,13 @@ def export_detector(
             TorchScript-based one recorded the file instead (its message in one line).
     """
     require_detector(detector, "export")
+    # read_sidecar refuses a non-finite threshold: the export would be written, then unusable
+    if threshold is not None and not (
+        isinstance(threshold, numbers.Real)
+        and not isinstance(threshold, bool)
+        and math.isfinite(threshold)
+    ):
+        raise ThreedsrError(f"export: threshold must be a finite number, got {threshold!r}")
     if fmt not in FORMATS:
         raise ThreedsrError(f"export: unknown format {fmt!r} (onnx, torchscript or pt2)")
     if fmt == "pt2" and _torch_version() < DYNAMO_MIN_TORCH:
