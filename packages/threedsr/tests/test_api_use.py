@@ -309,3 +309,52 @@ def test_functions_given_a_run_folder_for_the_detector_name_it(tmp_path) -> None
             ThreedsrError, match=f"{name}: detector is a str, not a loaded detector"
         ):
             call()
+
+
+@pytest.mark.parametrize(
+    ("part", "field", "value", "message"),
+    [
+        # a zero width built a layer with no channels: torch's error deep in the first step
+        ("model", "unet_base", 0, "ModelConfig: unet_base must be an int >= 1, got 0"),
+        ("model", "srm_levels", 0, "ModelConfig: srm_levels must be an int >= 1, got 0"),
+        ("model", "init_std", -1.0, "ModelConfig: init_std must be a finite number > 0.0"),
+        ("model", "srm_residual", "no", "ModelConfig: srm_residual must be True or False"),
+        # a probability of 2, a reversed or one-element range, or NaN trained on silently
+        ("anomaly", "shuffle_prob", 2.0, "AnomalyConfig: shuffle_prob must be a finite number"),
+        ("anomaly", "zero_mask_prob", float("nan"), "AnomalyConfig: zero_mask_prob must be"),
+        ("anomaly", "rotation_deg", float("nan"), "AnomalyConfig: rotation_deg must be"),
+        (
+            "anomaly",
+            "mask_threshold",
+            (0.8, 0.4),
+            r"AnomalyConfig: mask_threshold must be \(lo, hi\)",
+        ),
+        ("anomaly", "paint_opacity", (0.5,), r"AnomalyConfig: paint_opacity must be \(lo, hi\)"),
+        ("anomaly", "strength_range", "ab", r"AnomalyConfig: strength_range must be \(lo, hi\)"),
+        ("loss", "focal_gamma", -1.0, "LossConfig: focal_gamma must be a finite number >= 0.0"),
+        (
+            "preprocess",
+            "plane",
+            "x",
+            r"PreprocessConfig: plane must be one of \('robust', 'corners'\)",
+        ),
+        (
+            "preprocess",
+            "fg_threshold",
+            -1.0,
+            "PreprocessConfig: fg_threshold must be a finite number > 0.0",
+        ),
+        (
+            "preprocess",
+            "fill_iterations",
+            -1,
+            "PreprocessConfig: fill_iterations must be an int >= 0",
+        ),
+        ("memory", "size", 1.5, "MemoryConfig: size must be an int >= 1, got 1.5"),
+        ("memory", "scales", (1.0, float("nan")), r"MemoryConfig: scales must be > 0"),
+    ],
+)
+def test_a_configs_parts_refuse_values_that_fail_later(part, field, value, message) -> None:
+    cfg = DetectorConfig.preset("cpu", method="fused")
+    with pytest.raises(ThreedsrError, match=message):
+        getattr(cfg, part).replace(**{field: value})

@@ -16,7 +16,7 @@ from pcprep.index import (
     index_dataset,
     list_categories,
 )
-from pcprep.pipeline import check_sample, preprocess
+from pcprep.pipeline import DEPTH_AXES, PLANE_METHODS, check_sample, preprocess
 from pcprep.plane import (
     border_points,
     fit_plane_corners,
@@ -53,8 +53,10 @@ from pcprep.units import DEPTH_UNITS, PLAUSIBLE_DISTANCE_M, check_plausible_dist
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEPTH_AXES",
     "DEPTH_UNITS",
     "EYECANDIES_FOCAL_PX",
+    "PLANE_METHODS",
     "PLAUSIBLE_DISTANCE_M",
     "DatasetIndex",
     "PcprepError",

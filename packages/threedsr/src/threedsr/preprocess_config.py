@@ -13,6 +13,7 @@ from typing import Any
 import pcprep
 from vqcore import ConfigMixin
 
+from threedsr.config_checks import check_bool, check_int, check_number
 from threedsr.errors import ThreedsrError
 
 __all__ = ["PreprocessConfig"]
@@ -63,6 +64,22 @@ class PreprocessConfig(ConfigMixin):
     focal_px: float | None = None
 
     def __post_init__(self) -> None:
+        # pcprep.preprocess refuses these too, but only when a scan is read, after training
+        # has started (or, for a pack, after the whole dataset was read).
+        if self.plane not in pcprep.PLANE_METHODS:
+            raise ThreedsrError(
+                f"PreprocessConfig: plane must be one of {pcprep.PLANE_METHODS}, got {self.plane!r}"
+            )
+        if self.depth_axis not in pcprep.DEPTH_AXES:
+            raise ThreedsrError(
+                f"PreprocessConfig: depth_axis must be one of {pcprep.DEPTH_AXES}, got "
+                f"{self.depth_axis!r}"
+            )
+        check_number("PreprocessConfig", "fg_threshold", self.fg_threshold, 0.0, open_low=True)
+        check_int("PreprocessConfig", "fill_iterations", self.fill_iterations, 0)
+        check_bool(
+            "PreprocessConfig", "drop_border_objects", self.drop_border_objects, optional=True
+        )
         if self.depth_unit is not None and self.depth_unit not in pcprep.DEPTH_UNITS:
             raise ThreedsrError(
                 f"depth_unit must be one of {sorted(pcprep.DEPTH_UNITS)}, got {self.depth_unit!r}"

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from vqcore import DISTANCES, ConfigMixin
 
+from threedsr.config_checks import check_bool, check_int, check_number, check_range
 from threedsr.errors import ThreedsrError
 
 __all__ = ["AnomalyConfig", "LossConfig", "ModelConfig", "resolve_sampler"]
@@ -85,6 +87,14 @@ class ModelConfig(ConfigMixin):
                 "ModelConfig: object_decoder must be 'reference' or 'general_copy', got "
                 f"{self.object_decoder!r}"
             )
+        # A zero width built a layer with no channels (a torch error deep in the first step).
+        for name in ("srm_base", "objdec_width", "objdec_hidden", "objdec_res_hidden"):
+            check_int("ModelConfig", name, getattr(self, name), 1, optional=True)
+        for name in ("objdec_bottleneck", "unet_base", "srm_levels"):
+            check_int("ModelConfig", name, getattr(self, name), 1)
+        check_int("ModelConfig", "objdec_res_layers", self.objdec_res_layers, 0)
+        check_number("ModelConfig", "init_std", self.init_std, 0.0, open_low=True, optional=True)
+        check_bool("ModelConfig", "srm_residual", self.srm_residual)
 
     @classmethod
     def paper(cls, **overrides: Any) -> ModelConfig:
@@ -176,14 +186,28 @@ class AnomalyConfig(ConfigMixin):
 
         if self.sampler not in ("auto", "device", "host"):
             fail(f"sampler must be 'auto', 'device' or 'host', got {self.sampler!r}")
-        lo, hi = self.strength_range
-        if not 0.0 <= lo <= hi <= 1.0:
-            fail(f"strength_range must lie in [0, 1], got {self.strength_range}")
-        if not 0.0 <= self.exclude_nearest < 1.0:
+        owner = "AnomalyConfig"
+        for name, high in (
+            ("strength_range", 1.0),
+            ("paint_opacity", 1.0),
+            ("mask_threshold", math.inf),
+            ("depth_anomaly_amplitude", math.inf),
+        ):
+            check_range(owner, name, getattr(self, name), 0.0, high)
+        check_number(owner, "exclude_nearest", self.exclude_nearest, 0.0)
+        if not self.exclude_nearest < 1.0:
             fail(f"exclude_nearest must be in [0, 1), got {self.exclude_nearest}")
-        for name in ("modality_split_prob", "depth_anomaly_prob", "image_anomaly_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                fail(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in (
+            "shuffle_prob",
+            "zero_mask_prob",
+            "modality_split_prob",
+            "depth_anomaly_prob",
+            "image_anomaly_prob",
+        ):
+            check_number(owner, name, getattr(self, name), 0.0, 1.0)
+        check_number(owner, "rotation_deg", self.rotation_deg, 0.0)
+        for name in ("rotate_mask_with_image", "restrict_to_foreground"):
+            check_bool(owner, name, getattr(self, name))
         if self.image_anomaly_prob > 0 and self.depth_anomaly_prob > 0:
             fail("set image_anomaly_prob or depth_anomaly_prob, not both")
         for name in (
@@ -230,3 +254,6 @@ class LossConfig(ConfigMixin):
             raise ThreedsrError(
                 f"LossConfig: feature_loss must be 'mse' or 'l1', got {self.feature_loss!r}"
             )
+        check_bool("LossConfig", "mask_l1", self.mask_l1)
+        check_number("LossConfig", "image_loss_weight", self.image_loss_weight, 0.0)
+        check_number("LossConfig", "focal_gamma", self.focal_gamma, 0.0)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from vqcore import ConfigMixin
 
+from threedsr.config_checks import check_int, is_finite_real
 from threedsr.errors import ThreedsrError
 from threedsr.memory.descriptors import DESCRIPTOR_GROUPS
 from threedsr.memory.parts import MODALITIES, PART_FUSIONS
@@ -74,23 +75,21 @@ class MemoryConfig(ConfigMixin):
 
         if self.features not in ("encoder", "descriptors"):
             fail(f"features must be 'encoder' or 'descriptors', got {self.features!r}")
-        if self.size < 1:
-            fail(f"size must be >= 1, got {self.size}")
-        if self.local_k < 0:
-            fail(f"local_k must be >= 0, got {self.local_k}")
+        check_int("MemoryConfig", "size", self.size, 1)
+        check_int("MemoryConfig", "local_k", self.local_k, 0)
         if self.modalities not in MODALITIES:
             fail(f"modalities must be one of {MODALITIES}, got {self.modalities!r}")
         if self.modality_fusion not in PART_FUSIONS:
             fail(f"modality_fusion must be one of {PART_FUSIONS}, got {self.modality_fusion!r}")
-        if self.local_min_scans < 1:
-            fail(f"local_min_scans must be >= 1, got {self.local_min_scans}")
-        if not self.scales or min(self.scales) <= 0:
+        check_int("MemoryConfig", "local_min_scans", self.local_min_scans, 1)
+        # NaN passed the comparisons below (every one is False) and reached the descriptors
+        if not self.scales or not all(_positive(v) for v in self.scales):
             fail(f"scales must be > 0, got {self.scales}")
         unknown = set(self.groups) - set(DESCRIPTOR_GROUPS)
         if not self.groups or unknown:
             fail(f"groups must be some of {DESCRIPTOR_GROUPS}, got {self.groups}")
         if self.weights is not None and (
-            len(self.weights) != len(self.groups) or min(self.weights) <= 0
+            len(self.weights) != len(self.groups) or not all(_positive(w) for w in self.weights)
         ):
             fail(
                 f"weights must be one positive number per group of {self.groups}, got {self.weights}"
@@ -117,3 +116,7 @@ class MemoryConfig(ConfigMixin):
             base = dict(modalities="separate+joint")
         base.update(overrides)
         return cls(**base)
+
+
+def _positive(value: Any) -> bool:
+    return is_finite_real(value) and value > 0
