@@ -78,9 +78,9 @@ def test_preset_takes_the_parts_fields_as_plain_overrides() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfg = DetectorConfig.preset(
-            "cpu", "rgbd", plane="none", rotation_deg=0.0, mask_l1=False, unet_base=2, lr=None
+            "cpu", "rgbd", plane="corners", rotation_deg=0.0, mask_l1=False, unet_base=2, lr=None
         )
-    assert cfg.preprocess.plane == "none" and cfg.anomaly.rotation_deg == 0.0
+    assert cfg.preprocess.plane == "corners" and cfg.anomaly.rotation_deg == 0.0
     assert not cfg.loss.mask_l1 and cfg.model.unet_base == 2 and cfg.lr == 1e-3
     assert cfg.anomaly.modality_split_prob == 0.5  # the rest of the preset's part stays
     # The memory's fields too (``size`` is the memory's: the model side is ``image_size``); the

@@ -243,10 +243,10 @@ def test_config_field_and_presets() -> None:
     assert DetectorConfig.for_memory("rgb").memory.local_k == 0  # encoder memory, plain distances
     assert DetectorConfig.cpu("rgbd", method="fused").memory.local_k == 3
     assert DetectorConfig.paper("rgb", method="fused").memory == MemoryConfig.for_setup("rgb")
-    with pytest.raises(ThreedsrError, match="local_k must be >= 0"):
+    with pytest.raises(ThreedsrError, match="local_k must be an int >= 0"):
         DetectorConfig.for_memory("rgbd", local_k=-1)
     assert DetectorConfig.for_memory("rgbd").memory.local_min_scans == 40
-    with pytest.raises(ThreedsrError, match="local_min_scans must be >= 1"):
+    with pytest.raises(ThreedsrError, match="local_min_scans must be an int >= 1"):
         DetectorConfig.for_memory("rgbd", local_min_scans=0)
     cfg = DetectorConfig.for_memory("depth", local_k=5)
     assert DetectorConfig.from_dict(cfg.to_dict()).memory.local_k == 5
