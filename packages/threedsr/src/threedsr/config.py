@@ -6,7 +6,6 @@ memory's (:class:`~threedsr.memory.MemoryConfig`) and the preprocessing both sha
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Literal
 import pcprep
 from vqcore import PRECISIONS, SETUPS, ConfigMixin, Setup
 
+from threedsr.config_checks import check_bool, is_finite_real
 from threedsr.config_presets import DetectorPresets
 from threedsr.dsr.config import AnomalyConfig, LossConfig, ModelConfig
 from threedsr.errors import ThreedsrError
@@ -200,11 +200,7 @@ class DetectorConfig(DetectorPresets):
         # NaN lr was refused only by Adam inside training, or trained NaN weights.
         for name in ("lr", "lr_gamma", "fusion_weight"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not math.isfinite(value)
-            ):
+            if not is_finite_real(value):
                 fail(f"{name} must be a finite number, got {value!r}")
             object.__setattr__(self, name, float(value))
         if self.lr <= 0:
@@ -214,8 +210,7 @@ class DetectorConfig(DetectorPresets):
         if not 0.0 < self.fusion_weight < 1.0:
             fail(f"fusion_weight must be in (0, 1), got {self.fusion_weight}")
         for name in ("resume", "compile"):
-            if not isinstance(getattr(self, name), bool):  # "no" would have turned it on
-                fail(f"{name} must be True or False, got {getattr(self, name)!r}")
+            check_bool("DetectorConfig", name, getattr(self, name))  # "no" turned it on
         if self.precision not in PRECISIONS:
             fail(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.smoothing not in ("box", "gaussian"):

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import numbers
 import os
 import warnings
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 import torch
 import vqcore
 
+from threedsr.config_checks import is_finite_real
 from threedsr.errors import ThreedsrError, require_detector
 from threedsr.export_sidecar import build_sidecar, content_digest, file_digest, sidecar_path
 from threedsr.graph import InferenceGraph
@@ -245,11 +244,7 @@ def export_detector(
     """
     require_detector(detector, "export")
     # read_sidecar refuses a non-finite threshold: the export would be written, then unusable
-    if threshold is not None and not (
-        isinstance(threshold, numbers.Real)
-        and not isinstance(threshold, bool)
-        and math.isfinite(threshold)
-    ):
+    if threshold is not None and not is_finite_real(threshold):
         raise ThreedsrError(f"export: threshold must be a finite number, got {threshold!r}")
     if fmt not in FORMATS:
         raise ThreedsrError(f"export: unknown format {fmt!r} (onnx, torchscript or pt2)")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pcprep
 
 from threedsr.checkpoint import package_versions
+from threedsr.config_checks import is_finite_real
 from threedsr.errors import ThreedsrError
 from threedsr.graph import InferenceGraph
 from threedsr.preprocess_config import PreprocessConfig
@@ -176,10 +176,6 @@ def read_sidecar(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _check_fields(meta: dict[str, Any], side: Path) -> None:
     """The fields a backend runs by are what an export writes.
 
@@ -222,7 +218,7 @@ def _check_fields(meta: dict[str, Any], side: Path) -> None:
     except (TypeError, ThreedsrError) as exc:
         why = str(exc) if isinstance(exc, ThreedsrError) else "expected depth_unit / focal_px"
         raise bad("read_options", why) from None
-    if meta.get("threshold") is not None and not _number(meta["threshold"]):
+    if meta.get("threshold") is not None and not is_finite_real(meta["threshold"]):
         raise bad("threshold", f"expected a finite number, got {meta['threshold']!r}")
     display = meta.get("display")
     if display is not None:
@@ -230,7 +226,7 @@ def _check_fields(meta: dict[str, Any], side: Path) -> None:
         if (
             not isinstance(display, dict)
             or set(display) != {*fields, "source"}
-            or not all(_number(display[k]) for k in fields)
+            or not all(is_finite_real(display[k]) for k in fields)
         ):
             raise bad(
                 "display", f"expected finite low, high, threshold and a source, got {display!r}"
