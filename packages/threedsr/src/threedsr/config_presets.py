@@ -48,8 +48,14 @@ class DetectorPresets(ConfigMixin):
 
     @classmethod
     def paper(cls, setup: Setup = "rgbd", **overrides: Any) -> Self:
-        """The 3DSR reference schedule: batch 16, 30k iterations, x0.1 at 24k, 384², spec
-        widths. ``method="fused"`` adds the setup's memory."""
+        """The 3DSR reference schedule: batch 16, 30k iterations, x0.1 at 24k, 384², fp32.
+        ``method="fused"`` adds the setup's memory.
+
+        The heads' widths are derived from the backbone as the reference derives them, so they
+        are the spec's (≈55 M trainable) only on a paper-width backbone (``backbone=``: a
+        ``vqcore.StageOneConfig.paper`` run). ``backbone=None`` (the default) is the shipped
+        ``cpu``-width backbone, and the heads on it are narrow (≈4.9 M): not the paper's network.
+        """
         base: dict[str, Any] = dict(
             method="3dsr",
             setup=setup,
@@ -60,8 +66,8 @@ class DetectorPresets(ConfigMixin):
 
     @classmethod
     def gpu(cls, setup: Setup = "rgbd", **overrides: Any) -> Self:
-        """The paper's network, anomalies and losses on a schedule one data-centre GPU trains in
-        at most 10 minutes: 256² (RGB alone 128²), batch 16, 7,000 iterations (x0.1 at 80 %),
+        """The paper's network (on a paper-width ``backbone``; see :meth:`paper`), anomalies
+        and losses on a schedule one data-centre GPU trains in at most 10 minutes: 256² (RGB alone 128²), batch 16, 7,000 iterations (x0.1 at 80 %),
         Adam 2e-4, bf16 on CUDA (fp32 on the CPU).
 
         Why these numbers: on one H200, paper-width heads at 256² in bf16 trained at about
