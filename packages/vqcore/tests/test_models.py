@@ -8,6 +8,7 @@ from vqcore import (
     BackboneConfig,
     DepthVQVAE,
     DiscreteAutoencoder,
+    VectorQuantizerEMA,
     VqcoreError,
     build_backbone,
     count_parameters,
@@ -171,6 +172,21 @@ def test_paper_init_is_n_0_002():
     model = build_backbone(BackboneConfig.paper("rgbd"))
     w = model.encoder_top.conv1.weight
     assert w.std().item() == pytest.approx(0.02, rel=0.05) and abs(w.mean().item()) < 1e-3
+
+
+@pytest.mark.parametrize("setup", ["rgbd", "depth"])
+def test_paper_codebooks_are_the_reference_ema_quantizers(setup: str):
+    # spec §1.1 / §1.4: per level 2048 x 256 codes, EMA decay 0.99, Laplace eps 1e-5,
+    # commitment 0.25, N(0, 1) init, no dead-code restart, the authors' distance expression.
+    model = build_backbone(BackboneConfig.paper(setup), device="meta")
+    for vq in (model.vq_top, model.vq_bot):
+        assert isinstance(vq, VectorQuantizerEMA)
+        assert (vq.num_embeddings, vq.embedding_dim) == (2048, 256)
+        assert (vq.decay, vq.eps, vq.commitment_cost) == (0.99, 1e-5, 0.25)
+        assert not vq.restart_dead_codes and vq.distance == "reference"
+    cfg = BackboneConfig.paper(setup)
+    assert (cfg.hidden, cfg.res_hidden, cfg.num_res_layers) == (256, 128, 2)
+    assert (model.groups, model.down_top, model.down_bot) == ((2 if setup == "rgbd" else 1), 8, 4)
 
 
 def test_factory_kwargs_dtype(tiny_backbone):

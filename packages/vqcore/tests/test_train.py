@@ -263,6 +263,10 @@ def test_configs_and_presets():
     assert paper.image_size == 256 and paper.loss == "l1" and paper.lr_gamma == 0.1
     assert paper.backbone == BackboneConfig.paper("rgbd")
     assert StageOneConfig.paper("depth").loss == "l2"  # the depth script's MSE
+    # spec §2.2: the Perlin simulator with its random affine map; RGB from an image folder only
+    # when given one (procedural textures otherwise: the vqcore README says so).
+    assert paper.affine and paper.depth_source == "perlin" and paper.rgb_dir is None
+    assert (paper.lambda_depth, paper.lambda_rgb, paper.precision) == (None, None, "fp32")
     assert StageOneConfig.preset("paper", "rgbd", iterations=1000).lr_milestones == (800, 900)
     cpu = StageOneConfig.preset("cpu", "rgb", iterations=None, batch_size=4)
     assert cpu.iterations == 300 and cpu.batch_size == 4 and cpu.backbone.hidden == 64

@@ -172,7 +172,9 @@ class StageOneConfig(ConfigMixin):
         """The reference recipe: batch 64, Adam 2e-4, 100k steps, ×0.1 at 80k/90k, 256², paper
         widths; L1 over all channels (RGB+D script) or MSE (depth-only script).
 
-        Milestones are 80 % / 90 % of ``iterations`` (80k / 90k at the default 100k).
+        Milestones are 80 % / 90 % of ``iterations`` (80k / 90k at the default 100k). RGB comes
+        from ``rgb_dir`` (the reference: ImageNet train); without it (the default) procedural
+        textures, which is not the paper's RGB source.
         """
         iterations = int(overrides.get("iterations") or 100_000)
         base: dict[str, Any] = dict(
