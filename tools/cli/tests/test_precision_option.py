@@ -89,3 +89,23 @@ def test_train_preset_default_and_gpu(
     assert [(c.iterations, c.model.unet_base) for c in seen] == [
         (iterations, 32 if preset == "gpu" else 8)
     ]
+
+
+@pytest.mark.parametrize(
+    ("preset", "use_dada", "warned"),
+    [("paper", False, True), ("paper", True, False), ("cpu", False, False)],
+)
+def test_paper_preset_on_the_shipped_backbone_is_named(
+    cli, tmp_path, tiny_data, dada_rgbd, monkeypatch, preset, use_dada, warned
+) -> None:
+    # The heads take their widths from the backbone: on the shipped one, the paper preset is not
+    # the paper's network, and a user reproducing the paper must hear it before training.
+    import threedsr
+
+    _capture(monkeypatch, threedsr, "train_detector")
+    args = ["train", "--data", tiny_data, "--category", CATEGORY, "--out", tmp_path / "r"]
+    args += ["--method", "3dsr", "--preset", preset, "--setup", "rgbd", "--size", 64]
+    args += ["--device", "cpu", "-q", *(["--dada", dada_rgbd] if use_dada else [])]
+    res = cli(*args)
+    assert res.exit_code == 130, res.stderr
+    assert ("--preset paper without --dada" in res.stderr) == warned, res.stderr

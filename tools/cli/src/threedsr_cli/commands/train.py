@@ -127,6 +127,7 @@ def _train(
         check_category,
         pretrained_backbone,
         resolve_device,
+        warn,
     )
     from threedsr_cli.path_checks import check_cache_dir, check_outside_data
     from threedsr_cli.scan_units import scan_read_options
@@ -198,6 +199,14 @@ def _train(
         source = (
             "pretrained (" + backbone_file.name + ")" if backbone is None else str(backbone_file)
         )
+        if preset == "paper" and backbone is None:
+            # The heads take their widths from the backbone, as the reference's do: on the
+            # shipped cpu-width one they are a tenth of the paper's network.
+            warn(
+                "--preset paper without --dada trains the heads on the shipped cpu-width "
+                "backbone (about 4.9 M trainable parameters, not the paper's 55 M); for the "
+                "paper's network: train-dada --preset paper, then train --dada RUN"
+            )
         ui.info(
             f"method {method}: {what}\n{setup} detector for {category!r}, 3DSR preset "
             f"{preset}, backbone {source}, {config.iterations} iterations, batch "
