@@ -200,7 +200,10 @@ def test_the_memory_method_trains_nothing_and_stores_no_network(tmp_path, monkey
 
 @pytest.mark.parametrize(
     ("bad", "message"),
-    [(dict(fusion_weight=1.5), "fusion_weight must be in"), (dict(size=0), "size must be an int >= 1")],
+    [
+        (dict(fusion_weight=1.5), "fusion_weight must be in"),
+        (dict(size=0), "size must be an int >= 1"),
+    ],
 )
 def test_config_rejects_bad_memory_options(bad: dict[str, float], message: str) -> None:
     with pytest.raises(ThreedsrError, match=message):

@@ -67,14 +67,15 @@ class DetectorPresets(ConfigMixin):
     @classmethod
     def gpu(cls, setup: Setup = "rgbd", **overrides: Any) -> Self:
         """The paper's network (on a paper-width ``backbone``; see :meth:`paper`), anomalies
-        and losses on a schedule one data-centre GPU trains in at most 10 minutes: 256² (RGB alone 128²), batch 16, 7,000 iterations (x0.1 at 80 %),
-        Adam 2e-4, bf16 on CUDA (fp32 on the CPU).
+        and losses on a schedule one data-centre GPU trains in at most 10 minutes: 256² (RGB
+        alone 128²), batch 16, 7,000 iterations (x0.1 at 80 %), Adam 2e-4, bf16 on CUDA (fp32 on
+        the CPU).
 
         Why these numbers: on one H200, paper-width heads at 256² in bf16 trained at about
         15 it/s, and 2,800 such iterations reached image AUROC 0.918 on a synthetic class
         (issue 25), so 7,000 fit in 8 minutes with room for the calibration. 384² (the paper's
-        side) costs about 2.2x per step. Only the length, the side, the arithmetic and the nearest-code
-        distance form (the fast one) depart from ``paper``.
+        side) costs about 2.2x per step. Only the length, the side, the arithmetic and the
+        nearest-code distance form (the fast one) depart from ``paper``.
         """
         base: dict[str, Any] = dict(
             method="3dsr",
