@@ -3,22 +3,51 @@ scale that colours every map of a detector the same way, calibrated on validatio
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from threedsr.config_checks import is_finite_real
 from threedsr.smoothing import smooth_maps
 
 __all__ = ["DisplayScale", "MapCalibration", "display_scale", "finish_maps", "fuse_maps"]
 
 
-class MapCalibration(NamedTuple):
-    """Mean and standard deviation of a map's pixels on good scans."""
-
+class _Stats(NamedTuple):
     mean: float
     std: float
+
+
+class MapCalibration(_Stats):
+    """Mean and standard deviation of a map's pixels on good scans.
+
+    Both must be finite and ``std >= 0``: a NaN or infinite one turns every map NaN or
+    constant without a word (a checkpoint's, or a fit that went wrong). A zero ``std`` is a
+    fit on maps that were constant; :meth:`normalise` floors it.
+
+    Example:
+        >>> MapCalibration(0.2, float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: MapCalibration: std must be a finite number >= 0, got nan
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, mean: float, std: float) -> MapCalibration:
+        for name, value in (("mean", mean), ("std", std)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"MapCalibration: {name} must be a real number, got {type(value).__name__}"
+                )
+        if not is_finite_real(mean):
+            raise ValueError(f"MapCalibration: mean must be a finite number, got {mean!r}")
+        if not (is_finite_real(std) and std >= 0):
+            raise ValueError(f"MapCalibration: std must be a finite number >= 0, got {std!r}")
+        return super().__new__(cls, float(mean), float(std))
 
     def normalise(self, m: Tensor) -> Tensor:
         return (m - self.mean) / max(self.std, 1e-8)

@@ -157,6 +157,13 @@ def _train_data(config: DetectorConfig, data: TrainData | Sequence[Any] | None) 
         raise ThreedsrError(
             f"training data is {tuple(data.x.shape[2:])}, config.image_size is {config.image_size}"
         )
+    if config.uses_memory and data.x.shape[0] < 2:
+        # The calibration scores each scan with its own cells left out: one scan leaves an
+        # empty memory, an infinite mean and a detector whose every map is NaN.
+        raise ThreedsrError(
+            f"the {config.method} method needs at least 2 good training scans (the memory's "
+            f"calibration scores each against the others), got {data.x.shape[0]}"
+        )
     return data
 
 
