@@ -266,9 +266,13 @@ def test_predict_inside_a_callers_autocast_keeps_the_detectors_precision(memory_
 def test_building_blocks_name_the_shape_they_expect() -> None:
     maps = torch.rand(2, 32, 32)
     # A (H, W) map was pooled along the wrong axes without a word; (B, 1, H, W) failed in torch.
-    with pytest.raises(ValueError, match=r"box_filter: expected maps \(B, H, W\), got \(32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"box_filter: maps must be \(B, H, W\), got shape \(32, 32\)"
+    ):
         box_filter(maps[0], 3)
-    with pytest.raises(ValueError, match=r"box_filter: expected maps \(B, H, W\), got \(2, 1, 32"):
+    with pytest.raises(
+        ValueError, match=r"box_filter: maps must be \(B, H, W\), got shape \(2, 1, 3"
+    ):
         box_filter(maps[:, None], 3)
     with pytest.raises(ValueError, match="sigma must be positive, got 0"):
         gaussian_filter(maps, 0.0)  # was an all-NaN map

@@ -50,6 +50,46 @@ def test_box_filter_counts_zero_padding() -> None:
     torch.testing.assert_close(out, manual)
 
 
+@pytest.mark.parametrize(
+    ("maps", "size", "error", "message"),
+    [
+        (
+            np.zeros((1, 5, 5), np.float32),
+            3,
+            TypeError,
+            r"maps must be a torch\.Tensor \(B, H, W\), got ndarray",
+        ),
+        (torch.zeros(5, 5), 3, ValueError, r"maps must be \(B, H, W\), got shape \(5, 5\)"),
+        (
+            torch.zeros(1, 1, 5, 5),
+            3,
+            ValueError,
+            r"maps must be \(B, H, W\), got shape \(1, 1, 5, 5\)",
+        ),
+        (torch.zeros(1, 5, 5), 0, ValueError, "size must be a positive odd int, got 0"),
+        (torch.zeros(1, 5, 5), -3, ValueError, "size must be a positive odd int, got -3"),
+        (torch.zeros(1, 5, 5), 4, ValueError, "size must be a positive odd int, got 4"),
+        (torch.zeros(1, 5, 5), True, TypeError, "size must be a positive odd int, got True"),
+        (torch.zeros(1, 5, 5), 3.0, TypeError, "size must be a positive odd int, got 3.0"),
+    ],
+)
+def test_box_filter_names_the_argument_it_refuses(
+    maps: object, size: object, error: type, message: str
+) -> None:
+    # torch's own errors ("avg_pool2d(): argument 'input' ... not numpy.ndarray", "pad must be
+    # non-negative") named neither box_filter nor the argument.
+    with pytest.raises(error, match=f"^box_filter: {message}$"):
+        box_filter(maps, size)  # type: ignore[arg-type]
+    assert torch.equal(box_filter(torch.ones(1, 3, 3), np.int64(1)), torch.ones(1, 3, 3))
+
+
+def test_gaussian_filter_names_the_maps_it_refuses() -> None:
+    with pytest.raises(TypeError, match=r"^gaussian_filter: maps must be a torch\.Tensor"):
+        gaussian_filter(np.zeros((1, 5, 5)), 1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^gaussian_filter: maps must be \(B, H, W\), got shape"):
+        gaussian_filter(torch.zeros(5, 5), 1.0)
+
+
 def test_gaussian_filter_matches_scipy_constant_mode() -> None:
     scipy_ndimage = pytest.importorskip("scipy.ndimage")
     m = torch.rand(1, 40, 30, dtype=torch.float64)

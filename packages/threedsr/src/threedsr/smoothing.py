@@ -58,6 +58,16 @@ def is_gaussian_sigma(sigma: object) -> bool:
     return not isinstance(sigma, bool) and isinstance(sigma, numbers.Real) and 0 < sigma < 1e6
 
 
+def _check_maps(where: str, maps: object) -> None:
+    """A (B, H, W) tensor: torch's own errors name neither the function nor the shape."""
+    if not isinstance(maps, Tensor):
+        raise TypeError(
+            f"{where}: maps must be a torch.Tensor (B, H, W), got {type(maps).__name__}"
+        )
+    if maps.ndim != 3:
+        raise ValueError(f"{where}: maps must be (B, H, W), got shape {tuple(maps.shape)}")
+
+
 def box_filter(maps: Tensor, size: int) -> Tensor:
     """Mean over a ``size x size`` window, stride 1, zero padding counted in the mean
     (``avg_pool2d(..., count_include_pad=True)``, the reference test scripts).
@@ -72,11 +82,14 @@ def box_filter(maps: Tensor, size: int) -> Tensor:
         >>> box_filter(torch.ones(1, 3, 3), 3)[0, 0, 0].item()  # corner: 4 of 9 inside
         0.4444444477558136
     """
-    if maps.ndim != 3:
-        # avg_pool2d reads a (H, W) map as (C, 1, W) rows and pools the wrong axes silently.
-        raise ValueError(f"box_filter: expected maps (B, H, W), got {tuple(maps.shape)}")
-    if size % 2 == 0:
-        raise ValueError(f"box_filter: size must be odd, got {size}")
+    # avg_pool2d reads a (H, W) map as (C, 1, W) rows and pools the wrong axes silently.
+    _check_maps("box_filter", maps)
+    if not is_filter_size(size):
+        # torch's errors for a float, a bool or a negative size name neither box_filter nor size.
+        wrong_type = isinstance(size, bool) or not isinstance(size, numbers.Integral)
+        raise (TypeError if wrong_type else ValueError)(
+            f"box_filter: size must be a positive odd int, got {size!r}"
+        )
     return F.avg_pool2d(maps[:, None], size, stride=1, padding=size // 2, count_include_pad=True)[
         :, 0
     ]
@@ -144,6 +157,7 @@ def gaussian_filter(maps: Tensor, sigma: float) -> Tensor:
         >>> gaussian_filter(torch.ones(1, 32, 32), 2.0)[0, 16, 16].item() > 0.999
         True
     """
+    _check_maps("gaussian_filter", maps)
     return separable_filter(maps, gaussian_kernel1d(sigma, dtype=maps.dtype))
 
 
