@@ -276,7 +276,7 @@ def test_building_blocks_name_the_shape_they_expect() -> None:
         box_filter(maps[:, None], 3)
     with pytest.raises(ValueError, match="sigma must be positive, got 0"):
         gaussian_filter(maps, 0.0)  # was an all-NaN map
-    with pytest.raises(ValueError, match=r"upsample_map: expected one \(H, W\) map"):
+    with pytest.raises(ValueError, match=r"upsample_map: m must be one \(H, W\) map"):
         upsample_map(np.ones((1, 4, 4), np.float32), (8, 8))
     cfg = DetectorConfig.for_memory("depth", image_size=64, memory={"local_k": 0})
     with pytest.raises(ValueError, match=r"fit_memory: expected at least one scan .*\(0, 1, 64"):

@@ -15,6 +15,7 @@ from threedsr import (
     choose_threshold,
     gaussian_filter,
     predict_samples,
+    upsample_map,
 )
 from threedsr.smoothing import gaussian_kernel1d, separable_filter
 from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
@@ -223,3 +224,39 @@ def test_bf16_on_cpu_is_opt_in_and_close_to_fp32(detector: Detector) -> None:
     assert torch.isfinite(b.maps).all()
     assert not torch.equal(a.raw_maps, b.raw_maps)  # the autocast really ran in bf16
     assert (a.raw_maps - b.raw_maps).abs().mean() < 0.05
+
+
+M4 = np.ones((4, 4), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("m", "shape", "error", "message"),
+    [
+        (M4, 100, TypeError, "shape must be (H, W), two ints >= 1, got 100"),
+        (M4, (8.0, 8.0), TypeError, "shape must be (H, W), two ints >= 1, got (8.0, 8.0)"),
+        (M4, (True, 8), TypeError, "shape must be (H, W), two ints >= 1, got (True, 8)"),
+        (M4, (8,), ValueError, "shape must be (H, W), two ints >= 1, got (8,)"),
+        (M4, (0, 8), ValueError, "shape must be (H, W), two ints >= 1, got (0, 8)"),
+        (np.ones(4), (8, 8), ValueError, "m must be one (H, W) map with H, W >= 1, got shape (4,)"),
+        (
+            np.ones((0, 4)),
+            (8, 8),
+            ValueError,
+            "m must be one (H, W) map with H, W >= 1, got shape (0, 4)",
+        ),
+        ("map", (8, 8), TypeError, "m must be an (H, W) array of numbers, got str"),
+    ],
+)
+def test_upsample_map_names_the_argument_it_refuses(
+    m: object, shape: object, error: type, message: str
+) -> None:
+    # An int shape failed on len(), a zero or float one inside F.interpolate, an empty map too.
+    with pytest.raises(error) as err:
+        upsample_map(m, shape)  # type: ignore[arg-type]
+    assert str(err.value) == f"upsample_map: {message}"
+
+
+def test_upsample_map_takes_a_tensor_that_numpy_cannot_convert() -> None:
+    t = torch.ones(4, 4, requires_grad=True)  # np.asarray: "Can't call numpy() on Tensor..."
+    np.testing.assert_array_equal(upsample_map(t, (6, 8)), np.ones((6, 8), np.float32))
+    np.testing.assert_array_equal(upsample_map(M4, torch.Size([4, 4])), M4)

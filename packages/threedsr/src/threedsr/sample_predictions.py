@@ -7,6 +7,7 @@ too)."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,22 +36,51 @@ class SamplePrediction:
     defect_type: str = "good"
 
 
+def _pair(shape: object) -> tuple[int, int]:
+    """``shape`` as two ints >= 1: an int alone failed on ``len()``, a zero or a float inside
+    ``F.interpolate``, neither naming upsample_map's argument."""
+    why = f"upsample_map: shape must be (H, W), two ints >= 1, got {shape!r}"
+    try:
+        values = tuple(shape)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(why) from None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+        raise TypeError(why)
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(why)
+    return int(values[0]), int(values[1])
+
+
 def upsample_map(m: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of one (H, W) map to ``shape`` (align_corners=False).
 
     Example:
         >>> upsample_map(np.ones((4, 4), np.float32), (6, 8)).shape
         (6, 8)
+        >>> upsample_map(np.ones((4, 4), np.float32), 100)
+        Traceback (most recent call last):
+        ...
+        TypeError: upsample_map: shape must be (H, W), two ints >= 1, got 100
     """
-    t = torch.as_tensor(np.asarray(m, dtype=np.float32))[None, None]
-    if t.ndim != 4 or len(shape) != 2:
+    size = _pair(shape)
+    if isinstance(m, Tensor):
+        t = m.detach().to("cpu", torch.float32)  # np.asarray refuses a CUDA or a grad tensor
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(m, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"upsample_map: m must be an (H, W) array of numbers, got {type(m).__name__}"
+            ) from None
+    if t.ndim != 2 or t.numel() == 0:
         raise ValueError(
-            f"upsample_map: expected one (H, W) map and an (H, W) shape, got {tuple(t.shape[2:])} "
-            f"and {tuple(shape)}"
+            f"upsample_map: m must be one (H, W) map with H, W >= 1, got shape {tuple(t.shape)}"
         )
-    if tuple(t.shape[2:]) == tuple(shape):
-        return t[0, 0].numpy().copy()
-    return F.interpolate(t, size=tuple(shape), mode="bilinear", align_corners=False)[0, 0].numpy()
+    if tuple(t.shape) == size:
+        return t.numpy().copy()
+    return F.interpolate(t[None, None], size=size, mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()
 
 
 def _prepared_iter(detector: Detector, samples: Iterable[Any]) -> Iterable[Any]:
