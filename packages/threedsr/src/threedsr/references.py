@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from vqcore import SETUPS
+
+from threedsr.config import METHODS
+
 __all__ = ["BTF_RESULTS", "PAPER_RESULTS", "reference_results"]
 
 _MVTEC = (
@@ -83,7 +87,17 @@ def reference_results(method: str, setup: str) -> tuple[str, dict[str, dict[str,
         >>> name, table = reference_results("memory", "rgbd")
         >>> name, table["cable_gland"]["image_auroc"]
         ('BTF', 0.748)
+        >>> reference_results("btf", "rgbd")
+        Traceback (most recent call last):
+        ...
+        ValueError: reference_results: method must be one of ('memory', '3dsr', 'fused'), got 'btf'
     """
+    # Any other name fell through to the 3DSR paper's table, and a setup to no table at all:
+    # a typo read as a method compared with the paper, or with nothing.
+    if method not in METHODS:
+        raise ValueError(f"reference_results: method must be one of {METHODS}, got {method!r}")
+    if setup not in SETUPS:
+        raise ValueError(f"reference_results: setup must be one of {SETUPS}, got {setup!r}")
     if method == "memory":
-        return "BTF", BTF_RESULTS.get(setup, {})
-    return "3DSR paper", PAPER_RESULTS.get(setup, {})
+        return "BTF", BTF_RESULTS[setup]
+    return "3DSR paper", PAPER_RESULTS[setup]
