@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from threedsr_cli.errors import CLIError
 from threedsr_cli.inputs import resolve_inputs
+
+from .conftest import CATEGORY
 
 
 def _touch(p: Path) -> Path:
@@ -96,3 +99,36 @@ def test_own_depth_png_alone_is_not_called_eyecandies(tmp_path):
     _touch(tmp_path / "a_info_depth.yaml")  # next to its yaml it is an Eyecandies sample
     with pytest.raises(CLIError, match=r"a_depth\.png: Eyecandies depth without its rgb"):
         resolve_inputs([depth])
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("form", ["arguments", "folder"])
+def test_an_xyz_without_its_rgb_among_several_inputs_is_refused_before_anything_is_written(
+    bad_input, cli, run_rgbd, tiny_data, tmp_path, form
+):
+    # Every input is resolved before the detector is loaded: the lone xyz is the one-line
+    # error, the good pairs beside it are not scored, and an earlier prediction stays whole.
+    good = tiny_data / CATEGORY / "test" / "good"
+    scans = tmp_path / "scans"
+    for stem in ("a", "b"):
+        _touch(scans / f"{stem}_xyz.tiff").write_bytes((good / "xyz" / "000.tiff").read_bytes())
+        shutil.copy(good / "rgb" / "000.png", scans / f"{stem}_rgb.png")
+    pairs = [scans / "a_xyz.tiff", scans / "a_rgb.png", scans / "b_xyz.tiff", scans / "b_rgb.png"]
+    out = tmp_path / "p"
+    args = ["predict", "--run", run_rgbd, "--device", "cpu", "-q"]
+    assert cli(*args, *pairs, "--out", out).exit_code == 0
+    before = _files(out)
+    if form == "arguments":
+        lone = _touch(tmp_path / "lone" / "c.tiff")
+        inputs = [*pairs, lone]
+    else:
+        lone = _touch(scans / "c_xyz.tiff")
+        inputs = [scans]
+    lone.write_bytes((good / "xyz" / "000.tiff").read_bytes())
+    bad_input(cli(*args, *inputs, "--out", out, "--overwrite"), str(lone), "xyz without its rgb")
+    assert _files(out) == before and not list(out.glob(".incomplete*"))
+    bad_input(cli(*args, *inputs, "--out", tmp_path / "new"), str(lone), "xyz without its rgb")
+    assert not (tmp_path / "new").exists()
