@@ -362,3 +362,31 @@ def test_a_configs_parts_refuse_values_that_fail_later(part, field, value, messa
     cfg = DetectorConfig.preset("cpu", method="fused")
     with pytest.raises(ThreedsrError, match=message):
         getattr(cfg, part).replace(**{field: value})
+
+
+def test_predict_samples_takes_what_index_dataset_yields(memory_detector, tmp_path) -> None:
+    # pcprep.index_dataset yields SampleRefs; predict_samples refused them ("sample must be a
+    # pcprep.Sample"), so listing a split and scoring it took a hand-written load loop.
+    import dataclasses
+
+    import depthsim
+
+    root = tmp_path / "data"
+    depthsim.scenes.generate_dataset(
+        root, classes=["puck"], size=64, n_train=1, n_validation=2, n_test_per_type=1, seed=0
+    )
+    refs = list(pcprep.index_dataset(root, "puck", "validation"))
+    got = predict_samples(memory_detector, refs)
+    ref = predict_samples(memory_detector, [r.load() for r in refs])
+    assert [g.path for g in got] == [r.path for r in refs]
+    np.testing.assert_array_equal([g.score for g in got], [r.score for r in ref])
+    # a reference without reader options is read with the detector's, one with its own keeps them
+    det = memory_detector
+    before, det.read_options = det.read_options, {"depth_unit": "furlong"}
+    try:
+        with pytest.raises(ValueError, match="furlong"):
+            predict_samples(det, refs[:1])
+        own = dataclasses.replace(refs[0], options=(("depth_unit", "m"),))
+        assert predict_samples(det, [own])[0].score == got[0].score
+    finally:
+        det.read_options = before

@@ -7,6 +7,7 @@ too)."""
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pcprep
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -85,6 +87,13 @@ def upsample_map(m: np.ndarray | Tensor, shape: tuple[int, int]) -> np.ndarray:
 
 def _prepared_iter(detector: Detector, samples: Iterable[Any]) -> Iterable[Any]:
     for s in samples:
+        if isinstance(s, pcprep.SampleRef):
+            # What pcprep.index_dataset yields: read it as the detector's training data was
+            # (own scans' depth unit, Eyecandies' light) unless the reference says otherwise.
+            options = getattr(detector, "read_options", None) or {}
+            if options and not s.options:
+                s = dataclasses.replace(s, options=tuple(sorted(options.items())))
+            s = s.load()
         yield s if hasattr(s, "depth") and hasattr(s, "foreground") else detector.prepare(s)
 
 
@@ -95,8 +104,10 @@ def predict_samples(
     batch_size: int | None = None,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> list[SamplePrediction]:
-    """Predict raw `Sample`s (preprocessed with the detector's parameters) or `Prepared` records,
-    returning maps at model resolution and at each sample's native resolution (bilinear).
+    """Predict raw `Sample`s (preprocessed with the detector's parameters), `pcprep.SampleRef`s
+    (what ``pcprep.index_dataset`` yields, read with the detector's reader options unless they
+    carry their own) or `Prepared` records, returning maps at model resolution and at each
+    sample's native resolution (bilinear).
 
     ``detector`` is a :class:`Detector` or anything with its ``prepare``/``predict`` pair (the
     ONNX backend's ``OnnxDetector``). Samples are prepared lazily and predicted
