@@ -127,3 +127,22 @@ def test_bank_curve_never_stores_the_scans_that_get_twins(monkeypatch) -> None:
     train = 100 + torch.arange(5.0)[:, None]
     for bank, _ in bank_curve.banks(train, stored, [0.5, 1.0], True, [3], 9).values():
         assert not set(bank.flatten().tolist()) & set(held_out.flatten().tolist())
+
+
+def test_threshold_rules_held_out_rates() -> None:
+    # On normal logits each rule keeps its promise; on heavy-tailed ones (what real good scans
+    # gave) only the largest score does: the evidence that keeps the calibrated threshold.
+    import numpy as np
+
+    rules = _load("threshold_rules")
+    rng = np.random.default_rng(0)
+    for logits, robust_keeps in (
+        (rng.normal(3, 0.3, 400), True),
+        (rng.standard_t(1.5, 400), False),
+    ):
+        rows = rules.held_out(1 / (1 + np.exp(-logits)), splits=200)
+        by = {r["rule"].split(",")[0].split(" (")[0]: r for r in rows if "1 %" not in r["rule"]}
+        largest, robust = by["largest score"], by["robust normal"]
+        assert largest["promised"] == pytest.approx(1 / 201)
+        assert largest["held_out"] == pytest.approx(largest["promised"], rel=0.35)
+        assert (robust["held_out"] < 2 * robust["promised"]) == robust_keeps, robust
