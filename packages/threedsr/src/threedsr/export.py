@@ -40,6 +40,7 @@ from threedsr.config_checks import is_finite_real
 from threedsr.errors import ThreedsrError, require_detector
 from threedsr.export_sidecar import build_sidecar, content_digest, file_digest, sidecar_path
 from threedsr.graph import InferenceGraph
+from threedsr.onnx_optimize import optimize_onnx_file
 
 __all__ = [
     "DYNAMO_MIN_TORCH",
@@ -110,7 +111,9 @@ def _dynamic_example(example: torch.Tensor, dynamic: bool) -> tuple[torch.Tensor
 
 def _export_onnx_dynamo(
     graph: InferenceGraph, example: torch.Tensor, target: Path, dynamic: bool
-) -> None:
+) -> str:
+    """Record ``graph`` with the ``torch.export``-based exporter; returns the optimizer that
+    cleaned the graph up (:func:`~threedsr.onnx_optimize.optimize_onnx_file`)."""
     from onnxscript import opset18
 
     def hypot(a: Any, b: Any) -> Any:  # as _hypot: torch's ONNX functions have no hypot
@@ -134,21 +137,23 @@ def _export_onnx_dynamo(
             custom_translation_table={torch.ops.aten.hypot.default: hypot},
             external_data=False,  # one file: the sidecar's size and SHA-256 cover it all
             verbose=False,
+            optimize=False,  # onnxscript's optimizer took minutes on a real memory: below
         )
     finally:
         log.setLevel(level)
+    return optimize_onnx_file(target)
 
 
 def _write_graph(
     graph: InferenceGraph, fmt: str, example: torch.Tensor, target: Path, dynamic: bool
-) -> tuple[str | None, bool, str | None]:
+) -> tuple[str | None, bool, str | None, str | None]:
     """Record ``graph`` into ``target``; returns the ONNX exporter used (None: not ONNX),
-    whether torch warned that what recorded it (TorchScript) is deprecated, and why the
+    whether torch warned that what recorded it (TorchScript) is deprecated, why the
     ``torch.export``-based exporter was given up for the TorchScript-based one (None: it was
-    not)."""
+    not), and the optimizer that cleaned its graph up (None: none ran)."""
     names = graph.output_names
     exporter = onnx_exporter() if fmt == "onnx" else None
-    gave_up = None
+    gave_up = optimizer = None
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         # Trace-time checks on Python ints (shape asserts) warn once per layer; they hold for
         # the traced size, which the sidecar pins. torch's deprecation of torch.jit (a warning
@@ -156,7 +161,7 @@ def _write_graph(
         warnings.simplefilter("always")
         if exporter == "dynamo":
             try:
-                _export_onnx_dynamo(graph, example, target, dynamic)
+                optimizer = _export_onnx_dynamo(graph, example, target, dynamic)
             except Exception as exc:
                 # A graph torch.export cannot record yet (a newer torch, a detector the tests
                 # do not build): the TorchScript-based exporter records what it traces.
@@ -182,7 +187,7 @@ def _write_graph(
         elif fmt == "torchscript":
             traced = torch.jit.trace(graph, (example,), check_trace=False)
             torch.jit.save(traced, str(target))
-    return exporter, any(_is_jit_deprecation(w) for w in caught), gave_up
+    return exporter, any(_is_jit_deprecation(w) for w in caught), gave_up, optimizer
 
 
 def _one_line(exc: BaseException) -> str:
@@ -265,9 +270,12 @@ def export_detector(
 
     def write(tmp: Path) -> None:
         try:
-            written["exporter"], written["deprecated"], written["gave_up"] = _write_graph(
-                graph, fmt, example, tmp, dynamic_batch
-            )
+            (
+                written["exporter"],
+                written["deprecated"],
+                written["gave_up"],
+                written["optimizer"],
+            ) = _write_graph(graph, fmt, example, tmp, dynamic_batch)
             if fmt == "onnx":
                 written["opset"] = _check_onnx(tmp)
         except Exception as exc:  # the exporter's own message, as one line
@@ -296,6 +304,8 @@ def export_detector(
         default = DYNAMO_OPSET if exporter == "dynamo" else OPSET
         sidecar["versions"]["onnx_opset"] = str(written["opset"] or default)
         sidecar["versions"]["onnx_exporter"] = exporter
+        if written["optimizer"]:
+            sidecar["versions"]["onnx_optimizer"] = written["optimizer"]
     sidecar["content_sha256"] = content_digest(sidecar)
     text = json.dumps(sidecar, indent=2) + "\n"
     vqcore.atomic_write(sidecar_path(out), lambda tmp: tmp.write_text(text))
