@@ -28,15 +28,12 @@ from threedsr import (
     upsample_map,
 )
 from threedsr.dsr.train import load_backbone
-from threedsr_testutil import synthetic_class, tiny_backbone, tiny_config
+from threedsr_testutil import plain_memory_detector, synthetic_class, tiny_backbone, tiny_config
 
 
 @pytest.fixture(scope="module")
 def memory_detector() -> Detector:
-    cfg = DetectorConfig.for_memory("rgbd", image_size=64, memory={"local_k": 0, "scales": (1.0,)})
-    train = synthetic_class("rgbd", n=3, seed=1)
-    memory = fit_memory(train.x, "rgbd", cfg.memory)
-    return Detector(cfg, memory=memory, memory_calibration=MapCalibration(0.0, 1.0))
+    return plain_memory_detector()
 
 
 def raw_scans(n: int) -> list[pcprep.Sample]:

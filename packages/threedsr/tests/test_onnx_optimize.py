@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from threedsr import Detector, DetectorConfig, MapCalibration, export_detector, fit_memory
+from threedsr import Detector, export_detector
 from threedsr.export import onnx_exporter
-from threedsr_testutil import synthetic_class
+from threedsr_testutil import plain_memory_detector, synthetic_class
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def memory_detector() -> Detector:
-    cfg = DetectorConfig.for_memory("rgbd", image_size=64, memory={"local_k": 0, "scales": (1.0,)})
-    train = synthetic_class("rgbd", n=3, seed=1)
-    memory = fit_memory(train.x, "rgbd", cfg.memory)
-    return Detector(cfg, memory=memory, memory_calibration=MapCalibration(0.0, 1.0))
+    return plain_memory_detector()
 
 
 def nodes(path) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import vqcore
-from threedsr import DetectorConfig, TrainData
+from threedsr import Detector, DetectorConfig, MapCalibration, TrainData, fit_memory
 
 TINY = dict(hidden=16, res_hidden=8, num_res_layers=1, num_embeddings=32, embedding_dim=8)
 
@@ -86,3 +86,11 @@ def random_parts(g: torch.Generator, n_parts: int, c: int) -> torch.Tensor:
     parts = torch.rand(n_parts, c, generator=g) < 0.5
     parts[torch.arange(n_parts), torch.randint(0, c, (n_parts,), generator=g)] = True
     return parts
+
+
+def plain_memory_detector() -> Detector:
+    """An rgbd memory detector of three synthetic scans at 64 px: one scale, plain distances,
+    a unit calibration (nothing fitted beyond the bank)."""
+    cfg = DetectorConfig.for_memory("rgbd", image_size=64, memory={"local_k": 0, "scales": (1.0,)})
+    memory = fit_memory(synthetic_class("rgbd", n=3, seed=1).x, "rgbd", cfg.memory)
+    return Detector(cfg, memory=memory, memory_calibration=MapCalibration(0.0, 1.0))
