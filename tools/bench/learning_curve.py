@@ -146,6 +146,10 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
         r = r[args.category]
         by_precision[precision] = {k: r[k] for k in ("image_auroc", "pixel_auroc", "aupro")}
         print(json.dumps({"precision": precision, **by_precision[precision]}), flush=True)
+    # The heads take their widths from the backbone: their size says whether a figure is the
+    # paper's network (about 55 M on a paper-width backbone) or narrow heads on the shipped one.
+    network = threedsr.Detector.load(args.out / "detector", device="cpu", method="3dsr").network
+    heads = sum(p.numel() for n, p in network.named_parameters() if not n.startswith("backbone."))
     result = {
         "data": str(data),
         "category": args.category,
@@ -154,6 +158,7 @@ def run_curve(args: argparse.Namespace) -> dict[str, Any]:
         "method": cfg.method,
         "device": str(vqcore.resolve_device(args.device)),
         "backbone": args.dada or "pretrained",
+        "heads_parameters": heads,
         "threads": args.threads,
         "options": extra,
         "points": points,

@@ -75,6 +75,8 @@ def test_gpu_session_curve_dry_run(tmp_path) -> None:
     assert len(curve["points"]) == 2
     assert all(set(p["by_method"]) == {"fused", "3dsr", "memory"} for p in curve["points"])
     assert set(curve["final_by_precision"]) == {"fp32", "tf32", "bf16"}
+    # which network a figure is: the heads' size follows the backbone's widths
+    assert curve["backbone"] == "pretrained" and curve["heads_parameters"] > 0
 
 
 def test_gpu_session_rejects_unknown_parts(tmp_path) -> None:
