@@ -392,6 +392,27 @@ def test_predict_directory_and_fixed_threshold(bad_input, cli, run_rgbd, tiny_da
     assert len(scores["samples"]) == 5 and scores["threshold"] == 0.5
 
 
+def test_predict_raw_maps_are_the_native_maps(bad_input, cli, run_rgbd, tiny_data, tmp_path):
+    import pcprep
+    import threedsr
+
+    folder = tiny_data / CATEGORY / "test" / "crack"
+    args = ("predict", "--run", run_rgbd, folder, "--device", "cpu", "-q", "--out", tmp_path)
+    res = cli(*args, "--raw-maps")
+    assert res.exit_code == 0, res.stderr
+    (record,) = json.loads((tmp_path / "scores.json").read_text())["samples"]
+    with tifffile.TiffFile(tmp_path / record["map_tiff"]) as tif:
+        raw, description = tif.asarray(), tif.pages[0].description
+    det = threedsr.Detector.load(run_rgbd, device="cpu")
+    (pred,) = threedsr.predict_samples(det, [pcprep.read_mvtec3d(folder / "xyz" / "000.tiff")])
+    assert raw.dtype == np.float32 and raw.shape == tuple(record["native_shape"])
+    np.testing.assert_allclose(raw, pred.native_map, atol=1e-6)
+    assert description == f"threedsr {det.method} anomaly map"
+    # A later prediction without them replaces the earlier one's TIFFs too: they were its files.
+    assert cli(*args, "--overwrite").exit_code == 0
+    assert not list(tmp_path.glob("*.tiff"))
+
+
 def test_predict_real_mvtec_sample(bad_input, cli, run_rgbd, real_data, tmp_path):
     folder = real_data / "mvtec3d_ad" / "cable_gland" / "test" / "bent"
     res = cli("predict", "--run", run_rgbd, folder, "--out", tmp_path, "--device", "cpu", "-q")

@@ -192,6 +192,17 @@ def predict(
         bool,
         typer.Option("--overwrite", help="Replace the predictions already in --out.", metavar=""),
     ] = False,
+    raw_maps: Annotated[
+        bool,
+        typer.Option(
+            "--raw-maps",
+            help=(
+                "Also write each map's values as a float32 TIFF at the scan's own height and "
+                "width (<name>_map.tiff), for your own measurements."
+            ),
+            metavar="",
+        ),
+    ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     method: MethodOpt = None,
@@ -222,6 +233,7 @@ def predict(
             seed=seed,
             ui=UI(quiet, verbose),
             overwrite=overwrite,
+            raw_maps=raw_maps,
         )
 
 

@@ -101,6 +101,7 @@ def predict_command(
     seed: int,
     ui: UI,
     overwrite: bool = False,
+    raw_maps: bool = False,
 ) -> dict[str, Any]:
     from threedsr_cli.libs import load_detector, load_exported, seed_everything
 
@@ -130,7 +131,18 @@ def predict_command(
         recover_outputs(out)
         replaced = check_prediction_target(out, overwrite)
         return _predict(
-            detector, items, run, out, replaced, thr, data, category, batch_size, backend, ui
+            detector,
+            items,
+            run,
+            out,
+            replaced,
+            thr,
+            data,
+            category,
+            batch_size,
+            backend,
+            ui,
+            raw_maps,
         )
 
 
@@ -146,6 +158,7 @@ def _predict(
     batch_size: int | None,
     backend: str,
     ui: UI,
+    raw_maps: bool = False,
 ) -> dict[str, Any]:
     import threedsr
 
@@ -208,7 +221,9 @@ def _predict(
         with ui.stage("write overlays", len(results)) as progress:
             for k, (it, p, sp) in enumerate(results, 1):
                 t = thr if thr is None else float(thr)
-                records.append(save_prediction(it, p, sp, staging, t, scale, detector))
+                records.append(
+                    save_prediction(it, p, sp, staging, t, scale, detector, raw_maps=raw_maps)
+                )
                 progress(k, len(results))
         summary = {
             "run": printable(str(run)),

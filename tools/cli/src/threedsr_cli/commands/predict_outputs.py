@@ -16,6 +16,7 @@ from threedsr_cli.path_checks import check_outside_data
 from threedsr_cli.ui import UI
 
 if TYPE_CHECKING:
+    import numpy as np
     from pcprep import Prepared
     from threedsr import Detector, OnnxDetector, SamplePrediction
 
@@ -130,9 +131,12 @@ def save_prediction(
     threshold: float | None,
     scale: MapScale,
     detector: Any = None,
+    *,
+    raw_maps: bool = False,
 ) -> dict[str, Any]:
     """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
-    do not depend on the other scans of the call); ``threshold`` is marked on the colour bar."""
+    do not depend on the other scans of the call); ``threshold`` is marked on the colour bar.
+    ``raw_maps`` adds the native map's values as a float32 TIFF (``<name>_map.tiff``)."""
     from threedsr_cli.overlays import overlay_figure, save_map_png
 
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
@@ -166,9 +170,27 @@ def save_prediction(
         "map": map_png.name,
         "native_shape": list(prepared.native_shape),
     }
+    if raw_maps:
+        record["map_tiff"] = _save_map_tiff(native, out / f"{item.name}_map.tiff", method).name
     if threshold is not None:
         record["anomalous"] = bool(score > threshold)
     return record
+
+
+def _save_map_tiff(native: np.ndarray, path: Path, method: str | None) -> Path:
+    """The map's values as they are (no colour scale), (H, W) float32, which method made them in
+    the TIFF's description, so a file read without its scores.json still says."""
+    import numpy as np
+    import tifffile
+
+    what = f"threedsr {method} anomaly map" if method else "threedsr anomaly map"
+    tifffile.imwrite(
+        path,
+        np.ascontiguousarray(native, dtype=np.float32),
+        description=what,
+        metadata=None,
+    )
+    return path
 
 
 def print_scores(
