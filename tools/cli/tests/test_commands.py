@@ -392,25 +392,36 @@ def test_predict_directory_and_fixed_threshold(bad_input, cli, run_rgbd, tiny_da
     assert len(scores["samples"]) == 5 and scores["threshold"] == 0.5
 
 
-def test_predict_raw_maps_are_the_native_maps(bad_input, cli, run_rgbd, tiny_data, tmp_path):
+def test_predict_raw_maps_and_point_clouds_hold_the_native_maps(
+    bad_input, cli, run_rgbd, tiny_data, tmp_path
+):
     import pcprep
     import threedsr
 
     folder = tiny_data / CATEGORY / "test" / "crack"
     args = ("predict", "--run", run_rgbd, folder, "--device", "cpu", "-q", "--out", tmp_path)
-    res = cli(*args, "--raw-maps")
+    res = cli(*args, "--raw-maps", "--point-clouds")
     assert res.exit_code == 0, res.stderr
     (record,) = json.loads((tmp_path / "scores.json").read_text())["samples"]
     with tifffile.TiffFile(tmp_path / record["map_tiff"]) as tif:
         raw, description = tif.asarray(), tif.pages[0].description
+    scan = pcprep.read_mvtec3d(folder / "xyz" / "000.tiff")
     det = threedsr.Detector.load(run_rgbd, device="cpu")
-    (pred,) = threedsr.predict_samples(det, [pcprep.read_mvtec3d(folder / "xyz" / "000.tiff")])
+    (pred,) = threedsr.predict_samples(det, [scan])
     assert raw.dtype == np.float32 and raw.shape == tuple(record["native_shape"])
     np.testing.assert_allclose(raw, pred.native_map, atol=1e-6)
     assert description == f"threedsr {det.method} anomaly map"
-    # A later prediction without them replaces the earlier one's TIFFs too: they were its files.
+    # The point cloud: the scan's valid points, each with its pixel's map value.
+    ply = (tmp_path / record["map_ply"]).read_bytes()
+    assert f"comment threedsr {det.method} anomaly map\n".encode() in ply
+    valid = (scan.xyz != 0).any(-1)
+    values = np.frombuffer(ply[ply.index(b"end_header\n") + 11 :], np.uint8).reshape(-1, 19)
+    assert len(values) == valid.sum()
+    np.testing.assert_array_equal(values[:, 15:].copy().view("<f4")[:, 0], raw[valid])
+    np.testing.assert_array_equal(values[:, :12].copy().view("<f4"), scan.xyz[valid])
+    # A later prediction without them replaces the earlier one's files too: they were its own.
     assert cli(*args, "--overwrite").exit_code == 0
-    assert not list(tmp_path.glob("*.tiff"))
+    assert not list(tmp_path.glob("*.tiff")) and not list(tmp_path.glob("*.ply"))
 
 
 def test_predict_real_mvtec_sample(bad_input, cli, run_rgbd, real_data, tmp_path):

@@ -203,6 +203,17 @@ def predict(
             metavar="",
         ),
     ] = False,
+    point_clouds: Annotated[
+        bool,
+        typer.Option(
+            "--point-clouds",
+            help=(
+                "Also write each scan's points coloured by its map, with the map's value per "
+                "point, as a PLY (<name>_map.ply) for 3D viewers such as CloudCompare."
+            ),
+            metavar="",
+        ),
+    ] = False,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     method: MethodOpt = None,
@@ -234,6 +245,7 @@ def predict(
             ui=UI(quiet, verbose),
             overwrite=overwrite,
             raw_maps=raw_maps,
+            point_clouds=point_clouds,
         )
 
 

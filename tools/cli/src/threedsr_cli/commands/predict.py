@@ -102,6 +102,7 @@ def predict_command(
     ui: UI,
     overwrite: bool = False,
     raw_maps: bool = False,
+    point_clouds: bool = False,
 ) -> dict[str, Any]:
     from threedsr_cli.libs import load_detector, load_exported, seed_everything
 
@@ -142,7 +143,8 @@ def predict_command(
             batch_size,
             backend,
             ui,
-            raw_maps,
+            raw_maps=raw_maps,
+            point_clouds=point_clouds,
         )
 
 
@@ -158,7 +160,9 @@ def _predict(
     batch_size: int | None,
     backend: str,
     ui: UI,
+    *,
     raw_maps: bool = False,
+    point_clouds: bool = False,
 ) -> dict[str, Any]:
     import threedsr
 
@@ -222,7 +226,17 @@ def _predict(
             for k, (it, p, sp) in enumerate(results, 1):
                 t = thr if thr is None else float(thr)
                 records.append(
-                    save_prediction(it, p, sp, staging, t, scale, detector, raw_maps=raw_maps)
+                    save_prediction(
+                        it,
+                        p,
+                        sp,
+                        staging,
+                        t,
+                        scale,
+                        detector,
+                        raw_maps=raw_maps,
+                        point_clouds=point_clouds,
+                    )
                 )
                 progress(k, len(results))
         summary = {

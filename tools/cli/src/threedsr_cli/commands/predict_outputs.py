@@ -133,10 +133,13 @@ def save_prediction(
     detector: Any = None,
     *,
     raw_maps: bool = False,
+    point_clouds: bool = False,
 ) -> dict[str, Any]:
     """One scan's overlay, map PNG and record, on the detector's fixed ``scale`` (so the files
     do not depend on the other scans of the call); ``threshold`` is marked on the colour bar.
-    ``raw_maps`` adds the native map's values as a float32 TIFF (``<name>_map.tiff``)."""
+    ``raw_maps`` adds the native map's values as a float32 TIFF (``<name>_map.tiff``),
+    ``point_clouds`` the scan's points coloured by the map, with its values, as a PLY
+    (``<name>_map.ply``; the scan is read again, at its own resolution)."""
     from threedsr_cli.overlays import overlay_figure, save_map_png
 
     # pred: threedsr.SamplePrediction (model-resolution map, native-resolution map, score)
@@ -172,6 +175,20 @@ def save_prediction(
     }
     if raw_maps:
         record["map_tiff"] = _save_map_tiff(native, out / f"{item.name}_map.tiff", method).name
+    if point_clouds:
+        from threedsr_cli.point_cloud_map import write_map_ply
+
+        scan = item.load(getattr(detector, "read_options", None))
+        ply = write_map_ply(
+            out / f"{item.name}_map.ply",
+            scan.xyz,
+            scan.rgb,
+            native,
+            *scale.range,
+            method=method,
+            threshold=threshold,
+        )
+        record["map_ply"] = ply.name
     if threshold is not None:
         record["anomalous"] = bool(score > threshold)
     return record
@@ -183,14 +200,13 @@ def _save_map_tiff(native: np.ndarray, path: Path, method: str | None) -> Path:
     import numpy as np
     import tifffile
 
+    from threedsr_cli.atomic import atomic_write_with
+
     what = f"threedsr {method} anomaly map" if method else "threedsr anomaly map"
-    tifffile.imwrite(
-        path,
-        np.ascontiguousarray(native, dtype=np.float32),
-        description=what,
-        metadata=None,
+    values = np.ascontiguousarray(native, dtype=np.float32)
+    return atomic_write_with(
+        path, lambda p: tifffile.imwrite(p, values, description=what, metadata=None)
     )
-    return path
 
 
 def print_scores(
