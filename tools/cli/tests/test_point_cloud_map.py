@@ -57,7 +57,14 @@ def test_plyfile_reads_the_file_back(tmp_path):
     plyfile = pytest.importorskip("plyfile")
     xyz, rgb, m = _scan(1, 6, 7, 0.25)
     path = write_map_ply(
-        tmp_path / "s_map.ply", xyz, rgb, m, 0.1, 0.9, method="memory", threshold=0.7
+        tmp_path / "s_map.ply",
+        xyz,
+        rgb,
+        m,
+        0.1,
+        0.9,
+        description="threedsr memory anomaly map",
+        threshold=0.7,
     )
     ply = plyfile.PlyData.read(str(path))
     assert not ply.text and ply.byte_order == "<"

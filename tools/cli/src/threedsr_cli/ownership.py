@@ -167,7 +167,9 @@ def prediction_files(folder: Path) -> set[str] | None:
         try:
             data = json.loads(scores.read_text(encoding="utf-8"))
             for s in data.get("samples", []):
-                names.update(str(s.get(k)) for k in ("overlay", "map", "map_tiff", "map_ply") if s.get(k))
+                names.update(
+                    str(s.get(k)) for k in ("overlay", "map", "map_tiff", "map_ply") if s.get(k)
+                )
         except (OSError, ValueError, AttributeError):
             return None
     present = {p.name for p in folder.iterdir() if not p.name.startswith(STAGING_PREFIX)}

@@ -70,16 +70,14 @@ def write_map_ply(
     low: float,
     high: float,
     *,
-    method: str | None = None,
+    description: str = "threedsr anomaly map",
     threshold: float | None = None,
 ) -> Path:
     """Write :func:`map_point_cloud`'s points as a binary little-endian PLY, atomically; its
-    comments say which method made the map, its colour scale and the threshold."""
+    comments give ``description`` (which method made the map), the colour scale and the
+    threshold."""
     pts = map_point_cloud(xyz, rgb, native_map, low, high)
-    comments = [
-        f"threedsr {method} anomaly map" if method else "threedsr anomaly map",
-        f"colour scale {float(low)!r} {float(high)!r}",
-    ]
+    comments = [description, f"colour scale {float(low)!r} {float(high)!r}"]
     if threshold is not None:
         comments.append(f"threshold {float(threshold)!r}")
     header = ["ply", "format binary_little_endian 1.0"]

@@ -173,8 +173,10 @@ def save_prediction(
         "map": map_png.name,
         "native_shape": list(prepared.native_shape),
     }
+    # Files read without their scores.json still say which method made them.
+    description = f"threedsr {method} anomaly map" if method else "threedsr anomaly map"
     if raw_maps:
-        record["map_tiff"] = _save_map_tiff(native, out / f"{item.name}_map.tiff", method).name
+        record["map_tiff"] = _save_map_tiff(native, out / f"{item.name}_map.tiff", description)
     if point_clouds:
         from threedsr_cli.point_cloud_map import write_map_ply
 
@@ -185,7 +187,7 @@ def save_prediction(
             scan.rgb,
             native,
             *scale.range,
-            method=method,
+            description=description,
             threshold=threshold,
         )
         record["map_ply"] = ply.name
@@ -194,19 +196,19 @@ def save_prediction(
     return record
 
 
-def _save_map_tiff(native: np.ndarray, path: Path, method: str | None) -> Path:
-    """The map's values as they are (no colour scale), (H, W) float32, which method made them in
-    the TIFF's description, so a file read without its scores.json still says."""
+def _save_map_tiff(native: np.ndarray, path: Path, description: str) -> str:
+    """The map's values as they are (no colour scale), (H, W) float32, with ``description`` (which
+    method made them) in the TIFF's; returns the file's name."""
     import numpy as np
     import tifffile
 
     from threedsr_cli.atomic import atomic_write_with
 
-    what = f"threedsr {method} anomaly map" if method else "threedsr anomaly map"
     values = np.ascontiguousarray(native, dtype=np.float32)
-    return atomic_write_with(
-        path, lambda p: tifffile.imwrite(p, values, description=what, metadata=None)
+    atomic_write_with(
+        path, lambda p: tifffile.imwrite(p, values, description=description, metadata=None)
     )
+    return path.name
 
 
 def print_scores(
