@@ -179,15 +179,22 @@ def measured_rate(history: Path) -> float:
 
 
 def minute_budgets(minutes: list[float], it_per_s: float, done: int) -> list[int]:
-    """Iteration budgets that reach ``minutes`` of training at ``it_per_s``, past ``done``.
+    """Iteration budgets that reach ``minutes`` of training at ``it_per_s``, past ``done``: one
+    per distinct minute, each past the one before, so a slow warm-up (a loaded machine) still
+    gives every point asked for.
 
     Example:
         >>> minute_budgets([2, 5], 10.0, 100)
         [1200, 3000]
         >>> minute_budgets([0.01], 10.0, 100)
         [101]
+        >>> minute_budgets([0.02, 0.04], 0.5, 2)
+        [3, 4]
     """
-    return sorted({max(done + 1, round(m * 60 * it_per_s)) for m in minutes})
+    budgets: list[int] = []
+    for m in sorted(set(minutes)):
+        budgets.append(max(budgets[-1] + 1 if budgets else done + 1, round(m * 60 * it_per_s)))
+    return budgets
 
 
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
