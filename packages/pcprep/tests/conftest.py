@@ -21,3 +21,17 @@ def real_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real samples not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def cloud_bytes():
+    """tests/cloud_bytes.py: tiny PCD / PLY files written from literal headers and numpy (loaded
+    by path: the tests are collected with ``--import-mode=importlib`` in the workspace)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "pcprep_tests_cloud_bytes", Path(__file__).with_name("cloud_bytes.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

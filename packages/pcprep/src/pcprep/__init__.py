@@ -1,6 +1,6 @@
 """pcprep: organized point clouds and depth files to clean anomaly-detection inputs.
 
-Readers for MVTec 3D-AD, Eyecandies and own scans, a robust background-plane removal, the 3DSR
+Readers for MVTec 3D-AD, Eyecandies and own scans (TIFF / NPY / depth images, PCD / PLY clouds), a robust background-plane removal, the 3DSR
 reference preprocessing (spec §4) as small pure numba-backed steps, and a cached parallel
 dataset preprocessor. numpy / numba / scipy only; no torch.
 """
@@ -25,6 +25,12 @@ from pcprep.plane import (
     foreground_mask,
     plane_distance,
     plane_height,
+)
+from pcprep.pointcloud_files import (
+    POINT_CLOUD_EXT,
+    PointCloudFile,
+    point_cloud_has_colour,
+    read_point_cloud,
 )
 from pcprep.readers import (
     EYECANDIES_FOCAL_PX,
@@ -58,8 +64,10 @@ __all__ = [
     "EYECANDIES_FOCAL_PX",
     "PLANE_METHODS",
     "PLAUSIBLE_DISTANCE_M",
+    "POINT_CLOUD_EXT",
     "DatasetIndex",
     "PcprepError",
+    "PointCloudFile",
     "Prepared",
     "Sample",
     "SampleRef",
@@ -88,6 +96,7 @@ __all__ = [
     "parse_simple_yaml",
     "plane_distance",
     "plane_height",
+    "point_cloud_has_colour",
     "preprocess",
     "preprocess_dataset",
     "preprocess_refs",
@@ -95,6 +104,7 @@ __all__ = [
     "read_mask",
     "read_mvtec3d",
     "read_pair",
+    "read_point_cloud",
     "read_rgb",
     "read_simple_yaml",
     "read_xyz",

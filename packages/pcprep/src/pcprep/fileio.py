@@ -1,4 +1,5 @@
-"""Low-level readers for TIFF / PNG / NPY arrays and Eyecandies' tiny YAML files.
+"""Low-level readers for TIFF / PNG / NPY arrays, PCD / PLY point clouds (through
+`pcprep.pointcloud_files`) and Eyecandies' tiny YAML files.
 
 Every failure becomes a one-line `PcprepError` naming the file; user files are only read.
 """
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 _TIFF = {".tif", ".tiff"}
+_CLOUDS = {".pcd", ".ply"}  # pcprep.pointcloud_files.POINT_CLOUD_EXT (which imports this module)
 
 
 def _short(exc: BaseException) -> str:
@@ -83,13 +85,17 @@ def _read_tiff(path: Path) -> np.ndarray:
 
 
 def read_array(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a TIFF, a ``.npy`` or any image file into an array."""
+    """Read a TIFF, a ``.npy``, an organized PCD / PLY cloud (its xyz) or any image file."""
     path = Path(path)
     if path.is_dir():
         raise PcprepError.at(path, "is a folder, not a file")
     if not path.is_file():
         raise PcprepError.at(path, "file not found")
     suffix = path.suffix.lower()
+    if suffix in _CLOUDS:
+        from pcprep.pointcloud_files import read_point_cloud  # it imports this module
+
+        return read_point_cloud(path).xyz
     if suffix in _TIFF:
         return _read_tiff(path)
     if suffix == ".npy":
@@ -126,7 +132,15 @@ def sanitize_xyz(xyz: np.ndarray) -> np.ndarray:
 
 
 def read_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a colour image as ``(H, W, 3)`` uint8 (gray is replicated, alpha dropped, 16 bit scaled)."""
+    """Read a colour image as ``(H, W, 3)`` uint8 (gray is replicated, alpha dropped, 16 bit
+    scaled), or the colour of a PCD / PLY point cloud."""
+    if Path(path).suffix.lower() in _CLOUDS:
+        from pcprep.pointcloud_files import read_point_cloud  # it imports this module
+
+        rgb = read_point_cloud(path).rgb
+        if rgb is None:
+            raise PcprepError.at(path, "the point cloud has no colour (rgb / red green blue)")
+        return rgb
     arr = read_image(path)
     if arr.dtype == np.uint16:
         arr = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
