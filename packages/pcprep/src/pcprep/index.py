@@ -239,7 +239,7 @@ class DatasetIndex:
             defect = folder.name if folder not in (base, split_dir) else "unlabeled"
             for geo, rgb, gt in generic_pairs(folder):
                 label = int(defect not in ("good", "unlabeled"))
-                files = (geo, rgb) if gt is None else (geo, rgb, gt)
+                files = tuple(f for f in (geo, rgb, gt) if f is not None)
                 yield SampleRef(
                     "generic",
                     geo,
@@ -289,6 +289,7 @@ def index_dataset(
     Eyecandies (``<root>/<Class>/{train,val,test_public}/data/NN_*``; ``validation`` and ``test``
     map to ``val`` and ``test_public``), or a generic folder of pairs (``rgb/`` + ``xyz/`` or
     ``depth/`` subfolders, or flat ``<stem>_rgb.png`` + ``<stem>_xyz.tiff``/``<stem>_depth.png``;
+    an organized ``.pcd`` / ``.ply`` cloud with colour may stand without its rgb;
     optionally under ``<category>/[<split>/][<type>/]``; ``validation`` may be ``val/``; a class
     without split folders serves every split, one with them only the splits it holds).
 

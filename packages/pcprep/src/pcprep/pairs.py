@@ -5,30 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 
 from pcprep.errors import PcprepError
+from pcprep.pointcloud_files import POINT_CLOUD_EXT, point_cloud_has_colour
 
 __all__ = ["generic_pairs", "has_generic_pairs"]
 
 IMG_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-GEO_EXT = (".tiff", ".tif", ".npy", ".png")
+GEO_EXT = (".tiff", ".tif", ".npy", ".png", *POINT_CLOUD_EXT)
 
 
-def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
+def generic_pairs(folder: Path) -> list[tuple[Path, Path | None, Path | None]]:
     """(geometry, rgb, gt) triples in ``folder``: ``rgb/`` + ``xyz/`` or ``depth/`` (+ ``gt/``)
     subfolders paired by stem, or flat ``<stem>_rgb.*`` + ``<stem>_xyz.*``/``<stem>_depth.*``.
 
-    A geometry file without its colour image, or a colour image without its geometry, is an
-    error: a scan that lost half of its pair must not drop out of a split unseen."""
-    pairs: list[tuple[Path, Path, Path | None]] = []
+    A PCD / PLY cloud that carries colour needs no colour image (rgb ``None``; ``rgb/`` may be
+    absent); with one, the image wins. Any other geometry file without its colour image, or a
+    colour image without its geometry, is an error: a scan that lost half of its pair must not
+    drop out of a split unseen."""
+    pairs: list[tuple[Path, Path | None, Path | None]] = []
     geo_dir = next((folder / d for d in ("xyz", "depth") if (folder / d).is_dir()), None)
-    if geo_dir is not None and (folder / "rgb").is_dir():
+    clouds_alone = geo_dir is not None and any(
+        p.suffix.lower() in POINT_CLOUD_EXT for p in _files(geo_dir)
+    )
+    if geo_dir is not None and ((folder / "rgb").is_dir() or clouds_alone):
         rgbs = {p.stem: p for p in _files(folder / "rgb") if p.suffix.lower() in IMG_EXT}
         gts = {p.stem: p for p in _files(folder / "gt")}
         geos = [p for p in _files(geo_dir) if p.suffix.lower() in GEO_EXT]
         for geo in geos:
             if geo.stem not in rgbs:
-                _not_a_file(folder / "rgb", geo.stem, geo)
-                raise PcprepError.at(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}")
-            pairs.append((geo, rgbs[geo.stem], gts.get(geo.stem)))
+                if (folder / "rgb").is_dir():
+                    _not_a_file(folder / "rgb", geo.stem, geo)
+                if not _coloured_cloud(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}"):
+                    raise PcprepError.at(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}")
+            pairs.append((geo, rgbs.get(geo.stem), gts.get(geo.stem)))
         lost = _lost(rgbs, {g.stem for g in geos})
         if lost:
             raise PcprepError.at(rgbs[lost[0]], f"no point cloud or depth {lost[0]}.* in {geo_dir}")
@@ -43,8 +51,9 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
                 stem = geo.stem[: -len(tag)]
                 if stem not in rgbs:
                     _not_a_file(folder, f"{stem}_rgb", geo)
-                    raise PcprepError.at(geo, f"no colour image {stem}_rgb.* next to it")
-                pairs.append((geo, rgbs[stem], gts.get(stem)))
+                    if not _coloured_cloud(geo, f"no colour image {stem}_rgb.* next to it"):
+                        raise PcprepError.at(geo, f"no colour image {stem}_rgb.* next to it")
+                pairs.append((geo, rgbs.get(stem), gts.get(stem)))
                 stems.add(stem)
     lost = _lost(rgbs, stems)
     if lost:
@@ -52,6 +61,18 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path, Path | None]]:
             rgbs[lost[0]], f"no point cloud {lost[0]}_xyz.* or depth {lost[0]}_depth.* next to it"
         )
     return pairs
+
+
+def _coloured_cloud(geo: Path, missing: str) -> bool:
+    """Whether ``geo`` is a PCD / PLY cloud that carries its own colour; a cloud without any
+    says so in the error that ``missing`` (no colour image ...) starts."""
+    if geo.suffix.lower() not in POINT_CLOUD_EXT:
+        return False
+    if point_cloud_has_colour(geo):
+        return True
+    raise PcprepError.at(
+        geo, f"{missing}, and the point cloud has no colour (rgb / red green blue)"
+    )
 
 
 def _files(folder: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from pcprep.fileio import (
     read_xyz,
     sanitize_xyz,
 )
+from pcprep.pointcloud_files import is_point_cloud_file, read_point_cloud
 from pcprep.records import Sample
 from pcprep.units import check_plausible_distance, scaled_xyz, unit_scale
 
@@ -235,7 +236,7 @@ def _read_pose(path: Path) -> np.ndarray:
 
 def read_pair(
     xyz_or_depth_path: str | os.PathLike[str],
-    rgb_path: str | os.PathLike[str],
+    rgb_path: str | os.PathLike[str] | None,
     *,
     gt_path: str | os.PathLike[str] | None = None,
     depth_unit: str | None = None,
@@ -243,9 +244,11 @@ def read_pair(
     focal_px: float | None = None,
     pixel_size: float = 1.0,
 ) -> Sample:
-    """Read an own scan: an organized xyz (``(H, W, 3)`` float TIFF/NPY) or a depth map, plus RGB.
+    """Read an own scan: an organized xyz (``(H, W, 3)`` float TIFF/NPY, or an organized PCD /
+    PLY point cloud) or a depth map, plus RGB.
 
-    A single-channel file is depth used as z; x and y come from `depth_to_xyz` (pixel grid, or a
+    A point cloud that carries colour may come without ``rgb_path`` (``None``): its colour is
+    the RGB. With both, the separate colour image wins. A single-channel file is depth used as z; x and y come from `depth_to_xyz` (pixel grid, or a
     pinhole with ``focal_px``). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
     file, depth or xyz; without it float files are taken as metres and integer depth (16-bit PNG,
     ...) as millimetres, the usual sensor conventions. ``depth_scale`` (metres per stored unit)
@@ -256,7 +259,22 @@ def read_pair(
             whose median distance is implausible for its unit (`check_plausible_distance`).
     """
     path = Path(xyz_or_depth_path)
-    arr = read_array(path)
+    cloud_rgb = None
+    if is_point_cloud_file(path):
+        cloud = read_point_cloud(path)
+        arr, cloud_rgb = cloud.xyz, cloud.rgb
+        if rgb_path is None and cloud_rgb is None:
+            raise PcprepError.at(
+                path,
+                "the point cloud has no colour (rgb / red green blue) and no colour image "
+                "was given",
+            )
+    elif rgb_path is None:
+        raise PcprepError.at(
+            path, "no colour image given (only a PCD / PLY point cloud with colour stands alone)"
+        )
+    else:
+        arr = read_array(path)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3:
@@ -264,7 +282,9 @@ def read_pair(
             raise PcprepError.at(
                 path, f"expected (H, W, 3) xyz or (H, W) depth, got shape {arr.shape}"
             )
-        xyz = read_xyz(path) if path.suffix.lower() != ".npy" else _xyz_from_array(path, arr)
+        # a cloud's xyz is read and checked already; a TIFF / PNG is read again by read_xyz
+        own = path.suffix.lower() == ".npy" or is_point_cloud_file(path)
+        xyz = _xyz_from_array(path, arr) if own else read_xyz(path)
         scale = unit_scale(depth_unit) if depth_scale is None else depth_scale
         xyz = scaled_xyz(path, xyz, scale)
     elif arr.ndim == 2:
@@ -282,8 +302,11 @@ def read_pair(
         xyz = depth_to_xyz(depth, focal_px=focal_px, pixel_size=pixel_size)
     else:
         raise PcprepError.at(path, f"expected (H, W, 3) xyz or (H, W) depth, got shape {arr.shape}")
-    rgb = read_rgb(rgb_path)
-    _check_same_size(path, Path(rgb_path), rgb.shape, xyz.shape[:2])
+    if rgb_path is None:
+        rgb = cloud_rgb
+    else:
+        rgb = read_rgb(rgb_path)
+        _check_same_size(path, Path(rgb_path), rgb.shape, xyz.shape[:2])
     gt = None
     if gt_path is not None:
         gt = read_mask(gt_path)

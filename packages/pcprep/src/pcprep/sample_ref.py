@@ -28,7 +28,7 @@ class SampleRef:
     Attributes:
         layout: ``"mvtec3d"``, ``"eyecandies"`` or ``"generic"``.
         path: the geometry file (xyz TIFF, Eyecandies depth PNG, or own depth/xyz file).
-        rgb_path: the colour image.
+        rgb_path: the colour image (``None``: a point cloud's own colour).
         gt_path: the mask, if any.
         category, split, defect_type, label: what the folder layout says.
         files: every file `load` reads (used for content hashing by the cache).
@@ -36,7 +36,7 @@ class SampleRef:
 
     layout: str
     path: Path
-    rgb_path: Path
+    rgb_path: Path | None
     gt_path: Path | None
     category: str
     split: str

@@ -1,0 +1,89 @@
+"""Own scans as PCD / PLY clouds: `read_pair` (a cloud's own colour, units) and the generic
+folder layouts that pair them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pcprep import PcprepError, index_dataset, read_pair
+from pcprep.pairs import generic_pairs
+from PIL import Image
+
+
+def _scan(seed: int = 0, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    v, u = np.mgrid[0:6, 0:8].astype(np.float32) * 0.01
+    xyz = np.stack([u, v, 0.6 + 0.001 * rng.random((6, 8))], -1).astype(np.float32) * scale
+    return xyz, rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+
+
+def test_a_cloud_with_colour_stands_alone_and_an_image_wins(cloud_bytes, tmp_path: Path) -> None:
+    xyz, rgb = _scan()
+    cloud = tmp_path / "scan.pcd"
+    cloud.write_bytes(cloud_bytes.pcd_bytes(xyz, rgb))
+    sample = read_pair(cloud, None)
+    np.testing.assert_array_equal(sample.rgb, rgb)
+    np.testing.assert_array_equal(sample.xyz, xyz)
+    image = tmp_path / "scan.png"
+    Image.fromarray(255 - rgb).save(image)
+    np.testing.assert_array_equal(read_pair(cloud, image).rgb, 255 - rgb)
+
+
+def test_a_lone_file_without_colour_is_refused(cloud_bytes, tmp_path: Path) -> None:
+    xyz, _ = _scan()
+    cloud = tmp_path / "scan.ply"
+    cloud.write_bytes(cloud_bytes.ply_bytes(xyz, None))
+    with pytest.raises(PcprepError, match=r"scan\.ply: the point cloud has no colour"):
+        read_pair(cloud, None)
+    np.save(tmp_path / "scan.npy", xyz)
+    with pytest.raises(PcprepError, match="no colour image given"):
+        read_pair(tmp_path / "scan.npy", None)
+
+
+def test_millimetre_clouds_take_the_unit(cloud_bytes, tmp_path: Path) -> None:
+    xyz, rgb = _scan(scale=1000.0)  # Zivid and Photoneo write millimetres
+    cloud = tmp_path / "scan.pcd"
+    cloud.write_bytes(cloud_bytes.pcd_bytes(xyz, rgb, "binary_compressed"))
+    with pytest.raises(PcprepError, match=r"scan\.pcd: point cloud read as m .*depth-unit mm"):
+        read_pair(cloud, None)
+    np.testing.assert_allclose(read_pair(cloud, None, depth_unit="mm").xyz, xyz / 1000, rtol=1e-6)
+    np.testing.assert_allclose(read_pair(cloud, None, depth_scale=1e-3).xyz, xyz / 1000, rtol=1e-6)
+
+
+def test_generic_folders_pair_clouds(cloud_bytes, tmp_path: Path) -> None:
+    xyz, rgb = _scan()
+    sub = tmp_path / "sub"
+    (sub / "xyz").mkdir(parents=True)  # xyz/ of clouds, no rgb/ at all
+    (sub / "xyz" / "a.pcd").write_bytes(cloud_bytes.pcd_bytes(xyz, rgb))
+    (sub / "xyz" / "b.ply").write_bytes(cloud_bytes.ply_bytes(xyz, rgb, "ascii"))
+    assert [(g.name, r) for g, r, _ in generic_pairs(sub)] == [("a.pcd", None), ("b.ply", None)]
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "c_xyz.ply").write_bytes(cloud_bytes.ply_bytes(xyz, rgb))
+    (flat / "d_xyz.pcd").write_bytes(cloud_bytes.pcd_bytes(xyz, None))
+    Image.fromarray(rgb).save(flat / "d_rgb.png")
+    pairs = [(g.name, r and r.name) for g, r, _ in generic_pairs(flat)]
+    assert pairs == [("c_xyz.ply", None), ("d_xyz.pcd", "d_rgb.png")]
+    (flat / "e_xyz.pcd").write_bytes(cloud_bytes.pcd_bytes(xyz, None))
+    with pytest.raises(PcprepError) as info:
+        generic_pairs(flat)
+    assert str(info.value) == (
+        f"{flat / 'e_xyz.pcd'}: no colour image e_rgb.* next to it, and the point cloud has no "
+        "colour (rgb / red green blue)"
+    )
+
+
+def test_index_reads_a_folder_of_clouds(cloud_bytes, tmp_path: Path) -> None:
+    for split, n in (("train", 3), ("test", 1)):
+        folder = tmp_path / "gland" / split / "xyz"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            xyz, rgb = _scan(i, scale=1000.0)
+            (folder / f"{i:03d}.pcd").write_bytes(cloud_bytes.pcd_bytes(xyz, rgb))
+    refs = index_dataset(tmp_path, "gland", "train", depth_unit="mm")
+    assert len(refs) == 3 and refs[0].rgb_path is None and refs[0].files == (refs[0].path,)
+    sample = refs[1].load()
+    np.testing.assert_array_equal(sample.rgb, _scan(1)[1])
+    assert abs(float(sample.xyz[0, 0, 2]) - 0.6) < 0.01
