@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from pcprep import Sample
 
 __all__ = [
+    "CLOUD_EXT",
     "EYECANDIES_RGB_INDEX",
     "GEOMETRY_EXT",
     "IMAGE_EXT",
     "InputItem",
+    "coloured_cloud",
     "eyecandies_item",
     "eyecandies_prefix",
     "is_eyecandies_image",
@@ -27,7 +29,9 @@ __all__ = [
     "sibling_rgb",
 ]
 
-GEOMETRY_EXT = {".tif", ".tiff", ".npy"}
+GEOMETRY_EXT = {".tif", ".tiff", ".npy", ".pcd", ".ply"}
+#: Point clouds that may carry their own colour (then they need no rgb image).
+CLOUD_EXT = {".pcd", ".ply"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 #: The Eyecandies light that train/eval read (pcprep's default: 5, all lights on); predict reads
 #: the same one whichever ``<id>_image_<k>.png`` names the sample, so its inputs match training.
@@ -59,7 +63,8 @@ def printable(value: Any) -> Any:
 class InputItem:
     """One sample to predict: a display name and how to read it (a pcprep ``Sample``).
 
-    ``layout`` is ``"mvtec3d"`` (``rgb`` found by the reader), ``"pair"`` (own xyz/depth + rgb) or
+    ``layout`` is ``"mvtec3d"`` (``rgb`` found by the reader), ``"pair"`` (own xyz/depth + rgb;
+    ``rgb`` ``None`` for a PCD / PLY cloud with its own colour) or
     ``"eyecandies"`` (``geometry`` is ``<id>_depth.png``, ``rgb`` its ``<id>_image_5.png``).
     """
 
@@ -78,7 +83,7 @@ class InputItem:
             # The call pcprep.SampleRef.load makes for eval's Eyecandies refs (an own-scan unit
             # does not apply): the same metres, back-projection and RGB, hence the same inputs.
             return pcprep.read_eyecandies(eyecandies_prefix(self.geometry))
-        if self.rgb is None:
+        if self.rgb is None and self.layout == "mvtec3d":
             return pcprep.read_mvtec3d(self.geometry, depth_unit=opts.get("depth_unit"))
         # An MVTec sample reads as the pair it is (same xyz, same rgb); so does a depth map that
         # an own-scan xyz/ folder holds, which train's generic reader accepts.
@@ -141,6 +146,19 @@ def sibling_rgb(xyz: Path) -> Path | None:
         if (folder / f"{xyz.stem}{ext}").is_file():
             return folder / f"{xyz.stem}{ext}"
     return None
+
+
+def coloured_cloud(geometry: Path) -> bool:
+    """Whether ``geometry`` is a PCD / PLY cloud whose header declares colour (then it stands
+    alone); a malformed header is reported when the sample is read."""
+    if geometry.suffix.lower() not in CLOUD_EXT:
+        return False
+    import pcprep
+
+    try:
+        return pcprep.point_cloud_has_colour(geometry)
+    except pcprep.PcprepError:
+        return True  # read it: the reader's error names the file and what is wrong
 
 
 def item_name(geometry: Path) -> str:

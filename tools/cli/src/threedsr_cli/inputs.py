@@ -9,10 +9,12 @@ from pathlib import Path
 
 from threedsr_cli.errors import CLIError
 from threedsr_cli.input_items import (
+    CLOUD_EXT,
     EYECANDIES_RGB_INDEX,
     GEOMETRY_EXT,
     IMAGE_EXT,
     InputItem,
+    coloured_cloud,
     eyecandies_item,
     eyecandies_prefix,
     is_eyecandies_image,
@@ -33,10 +35,13 @@ def _from_geometry_folder(geo_dir: Path) -> list[InputItem]:
         if suffix not in GEOMETRY_EXT | {".png"} or not geo.is_file() or geo.name[0] == ".":
             continue
         rgb = sibling_rgb(geo)
+        if rgb is None and coloured_cloud(geo):
+            items.append(InputItem(item_name(geo), geo, None))
+            continue
         if rgb is None:
             raise CLIError(
                 f"{geo}: {geo_dir.name} without its rgb (expected "
-                f"{geo_dir.parent / 'rgb'}/{geo.stem}.png)"
+                f"{geo_dir.parent / 'rgb'}/{geo.stem}.png){_no_colour(geo)}"
             )
         layout = "mvtec3d" if geo_dir.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
         items.append(InputItem(item_name(geo), geo, rgb, layout))
@@ -49,6 +54,12 @@ def _from_geometry_folder(geo_dir: Path) -> list[InputItem]:
                     f"{img}: an rgb image without its xyz (expected {geo_dir}/{img.stem}.*)"
                 )
     return items
+
+
+def _no_colour(geometry: Path) -> str:
+    """What an error about a lone geometry file adds for a point cloud: why it cannot stand
+    alone."""
+    return "; the point cloud has no colour" if geometry.suffix.lower() in CLOUD_EXT else ""
 
 
 def _own_depth_png(depth: Path, stem: str) -> bool:
@@ -69,13 +80,14 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
         for tag in ("_xyz", "_depth"):
             if geo.stem.endswith(tag) and geo.suffix.lower() in GEOMETRY_EXT | {".png"}:
                 stem = geo.stem[: -len(tag)]
-                if stem in rgbs:
-                    items.append(InputItem(printable(stem), geo, rgbs[stem]))
+                if stem in rgbs or coloured_cloud(geo):
+                    items.append(InputItem(printable(stem), geo, rgbs.get(stem)))
                 elif geo.name.endswith("_depth.png") and not _own_depth_png(geo, stem):
                     items.append(eyecandies_item(geo.with_name(stem)))
                 else:
                     raise CLIError(
-                        f"{geo}: {tag[1:]} without its rgb (expected {stem}_rgb.png next to it)"
+                        f"{geo}: {tag[1:]} without its rgb (expected {stem}_rgb.png next to "
+                        f"it){_no_colour(geo)}"
                     )
     paired = {it.rgb for it in items}
     for stem, img in rgbs.items():
@@ -103,7 +115,8 @@ def _from_directory(folder: Path) -> list[InputItem]:
     if not items:
         raise CLIError(
             f"{folder}: no samples found (expected xyz/ or depth/ + rgb/ folders, "
-            "NAME_xyz.tiff | NAME_depth.png + NAME_rgb.png pairs or Eyecandies ID_depth.png files)"
+            "NAME_xyz.tiff | NAME_depth.png + NAME_rgb.png pairs, NAME_xyz.pcd | .ply clouds with "
+            "colour or Eyecandies ID_depth.png files)"
         )
     return items
 
@@ -139,14 +152,16 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
         if p.parent.name in ("xyz", "depth") and sibling_rgb(p) is not None:
             layout = "mvtec3d" if p.parent.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
             return InputItem(item_name(p), p, sibling_rgb(p), layout), 1
+        if coloured_cloud(p):
+            return InputItem(item_name(p), p, None), 1
         what = "depth" if p.stem.endswith("_depth") or p.parent.name == "depth" else "xyz"
         raise CLIError(
             f"{p}: {what} without its rgb (pass '{what.upper()} RGB', or keep the "
-            "layout xyz/NNN.tiff + rgb/NNN.png)"
+            f"layout xyz/NNN.tiff + rgb/NNN.png){_no_colour(p)}"
         )
     if suffix in IMAGE_EXT:
         raise CLIError(f"{p}: an rgb image without its xyz (pass 'XYZ RGB' pairs)")
-    raise CLIError(f"{p}: not a point cloud (.tiff/.npy), image or folder")
+    raise CLIError(f"{p}: not a point cloud (.tiff/.npy/.pcd/.ply), image or folder")
 
 
 def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
