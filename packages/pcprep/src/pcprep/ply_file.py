@@ -9,7 +9,7 @@ import os
 import numba
 import numpy as np
 
-from pcprep.cloud_points import CloudPoints
+from pcprep.cloud_points import CloudPoints, ascii_numbers
 from pcprep.errors import PcprepError
 from pcprep.ply_header import PlyElement, PlyHeader, parse_ply_header
 
@@ -92,10 +92,7 @@ def _elements(h: PlyHeader, buf: bytes, path) -> tuple[dict[str, np.ndarray], np
     cells = None
     ascii_ = h.byte_order == ""
     if ascii_:
-        try:
-            data = np.array(buf[h.data_start :].split()).astype(np.float64)
-        except ValueError:
-            raise PcprepError.at(path, "PLY ASCII data holds a non-number") from None
+        data = ascii_numbers(buf[h.data_start :], path, "PLY")
     else:
         data = np.frombuffer(buf, np.uint8)
     pos = 0 if ascii_ else h.data_start
@@ -165,8 +162,11 @@ def _colour(h: PlyHeader, rows: dict[str, np.ndarray], path) -> np.ndarray | Non
     names = h.element("vertex").names()
     prefix = "" if "red" in names else "diffuse_"
     channels = [_column(h, rows, "vertex", prefix + c) for c in ("red", "green", "blue")]
+    kind = dict(h.element("vertex").properties)[prefix + "red"]
+    if kind == np.uint8 and h.byte_order:  # the common case: bytes as they are
+        return np.stack(channels, axis=-1)
     rgb = np.stack(channels, axis=-1).astype(np.float64)
-    if dict(h.element("vertex").properties)[prefix + "red"].kind == "f":
+    if kind.kind == "f":
         if rgb.size and np.nanmax(rgb) <= 1.0:  # some tools write 0..1, others 0..255
             rgb = rgb * 255.0
     elif rgb.size and (rgb.max() > 255 or rgb.min() < 0):
@@ -184,7 +184,9 @@ def decode_ply(buf: bytes, path: os.PathLike[str] | str) -> CloudPoints:
         if axis not in vertex.names():
             raise PcprepError.at(path, f"PLY vertex without property {axis}")
     rows, cells = _elements(h, buf, path)
-    xyz = np.stack([_column(h, rows, "vertex", a) for a in "xyz"], axis=-1).astype(np.float32)
+    xyz = np.empty((vertex.count, 3), dtype=np.float32)
+    for i, axis in enumerate("xyz"):
+        xyz[:, i] = _column(h, rows, "vertex", axis)
     rgb = _colour(h, rows, path)
     grid, why = h.stated_grid()
     camera = h.element("camera")
