@@ -191,3 +191,25 @@ def test_plane_depth_axis_is_anchored_at_the_plane_not_at_the_lowest_foreground_
     assert camera[keep].max() == pytest.approx(0.9) and prepared.depth[keep].max() < 0.62
     with pytest.raises(ValueError, match="depth_axis"):
         preprocess(sample, size=64, depth_axis="normal")
+
+
+def test_a_scan_without_colour_keeps_its_depth_and_says_so():
+    with_colour = scan_sample()
+    without = Sample(with_colour.xyz, None, path=PATH)
+    a, b = preprocess(with_colour, size=32), preprocess(without, size=32)
+    assert a.colour and not b.colour
+    assert b.rgb.shape == (32, 32, 3) and b.rgb.dtype == np.float32 and not b.rgb.any()
+    for field in ("depth", "valid", "foreground", "plane"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+
+
+def test_the_cache_keeps_whether_a_scan_had_colour(tmp_path):
+    from pcprep.cache import load_prepared, save_prepared
+
+    prepared = preprocess(Sample(scan_sample().xyz, None, path=PATH), size=32)
+    save_prepared(tmp_path / "a.npz", prepared)
+    assert load_prepared(tmp_path / "a.npz").colour is False
+    # An entry written before the field came from a scan with colour.
+    with np.load(tmp_path / "a.npz") as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "colour"})
+    assert load_prepared(tmp_path / "old.npz").colour is True

@@ -57,6 +57,7 @@ def save_prepared(path: Path, prep: Prepared) -> None:
         "plane": np.asarray(prep.plane, dtype=np.float64),
         "defect_type": np.asarray(prep.defect_type),
         "path": np.asarray("" if prep.path is None else str(prep.path)),
+        "colour": np.asarray(bool(prep.colour)),
     }
     if prep.gt is not None:
         arrays["gt"] = prep.gt
@@ -88,6 +89,8 @@ def load_prepared(path: Path) -> Prepared | None:
                 label=int(z["label"]),
                 defect_type=str(z["defect_type"]),
                 plane=z["plane"],
+                # Entries written before the field all came from scans with colour.
+                colour=bool(z["colour"]) if "colour" in z.files else True,
             )
     except (OSError, KeyError, ValueError, EOFError):
         return None

@@ -46,11 +46,13 @@ def check_sample(sample: Sample) -> None:
         raise PcprepError.at(path, f"xyz must be float (metres), got dtype {xyz.dtype}")
     if min(xyz.shape[:2]) < 2:
         raise PcprepError.at(path, f"point cloud too small: {xyz.shape[0]}x{xyz.shape[1]}")
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[-1] != 3:
+    if rgb is None:  # a depth-only scan: nothing to check
+        pass
+    elif not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise PcprepError.at(path, f"rgb must be (H, W, 3), got shape {np.shape(rgb)}")
-    if rgb.dtype != np.uint8:
+    elif rgb.dtype != np.uint8:
         raise PcprepError.at(path, f"rgb must be uint8, got dtype {rgb.dtype}")
-    if rgb.shape[:2] != xyz.shape[:2]:
+    elif rgb.shape[:2] != xyz.shape[:2]:
         raise PcprepError.at(
             path, f"rgb size {rgb.shape[:2]} does not match xyz size {xyz.shape[:2]}"
         )
@@ -136,7 +138,10 @@ def preprocess(
     xyz, valid = resize_xyz(sample.xyz, out_size)
     if not valid.any():
         raise PcprepError.at(path, "all points are invalid (zero or non-finite)")
-    rgb = resize_rgb(sample.rgb, out_size)
+    if sample.rgb is None:  # kept the shape every batch and cache expects; `colour` says why
+        rgb = np.zeros((*out_size, 3), np.float32)
+    else:
+        rgb = resize_rgb(sample.rgb, out_size)
     gt = None if sample.gt is None else resize_mask(sample.gt, out_size, mode=gt_mode)
 
     try:
@@ -179,4 +184,5 @@ def preprocess(
         label=int(sample.label),
         defect_type=str(sample.defect_type),
         plane=plane_eq,
+        colour=sample.rgb is not None,
     )

@@ -17,7 +17,8 @@ class Sample:
     Attributes:
         xyz: ``(H, W, 3)`` float32 organized point cloud in metres; invalid points are exact zeros
             (readers turn NaN/inf points into zeros).
-        rgb: ``(H, W, 3)`` uint8 colour image registered to ``xyz``.
+        rgb: ``(H, W, 3)`` uint8 colour image registered to ``xyz``, or ``None`` for a scan
+            without colour (a depth-only sensor): only a ``depth`` detector takes it.
         gt: ``(H, W)`` bool anomaly mask, or ``None`` when the sample has no ground truth.
         label: 0 for good, 1 for anomalous.
         defect_type: ``"good"``, the defect folder name, or ``"unlabeled"`` for own scans.
@@ -25,7 +26,7 @@ class Sample:
     """
 
     xyz: np.ndarray
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     gt: np.ndarray | None = None
     label: int = 0
     defect_type: str = "good"
@@ -43,7 +44,7 @@ class Prepared:
 
     Attributes:
         depth: ``(S_h, S_w)`` float32, foreground in ``[0.1, 0.9]``, background 0 (hole-filled).
-        rgb: ``(S_h, S_w, 3)`` float32 in ``[0, 1]``.
+        rgb: ``(S_h, S_w, 3)`` float32 in ``[0, 1]``; zeros when the scan has no colour.
         valid: ``(S_h, S_w)`` bool, the point had a measurement.
         foreground: ``(S_h, S_w)`` bool object mask (after closing; may cover invalid points).
         gt: ``(S_h, S_w)`` float32 in ``{0, 1}``, or ``None``.
@@ -53,6 +54,8 @@ class Prepared:
         defect_type: copied from the sample.
         plane: ``(4,)`` float64 ``(a, b, c, d)`` of the background plane ``a x + b y + c z + d = 0``
             with unit normal.
+        colour: False when the scan had no colour image (``Sample.rgb`` None): ``rgb`` is then
+            a placeholder that a detector using colour must refuse.
     """
 
     depth: np.ndarray
@@ -65,6 +68,7 @@ class Prepared:
     label: int = 0
     defect_type: str = "good"
     plane: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    colour: bool = True
 
     def rgbd(self) -> np.ndarray:
         """``(4, S_h, S_w)`` float32 in the model's channel order ``[depth, R, G, B]``."""

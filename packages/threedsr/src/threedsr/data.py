@@ -30,7 +30,29 @@ __all__ = [
 
 
 def model_input(prepared: Any, setup: str) -> np.ndarray:
-    """``(C, S_h, S_w)`` float32 in the backbone's channel order: [D, R, G, B] / [D] / [R, G, B]."""
+    """``(C, S_h, S_w)`` float32 in the backbone's channel order: [D, R, G, B] / [D] / [R, G, B].
+
+    A scan without colour (``prepared.colour`` False: pcprep's placeholder RGB) is refused by the
+    setups that read colour, rather than scored as black.
+
+    Example:
+        >>> import pcprep
+        >>> z = np.full((16, 16), 0.6); z[5:11, 5:11] = 0.58  # a 2 cm box on a table, in metres
+        >>> xyz = pcprep.depth_to_xyz(z, focal_px=500.0)
+        >>> p = pcprep.preprocess(pcprep.Sample(xyz, None, path="scan.tiff"), size=16)
+        >>> model_input(p, "depth").shape
+        (1, 16, 16)
+        >>> model_input(p, "rgbd")
+        Traceback (most recent call last):
+        ...
+        threedsr.errors.ThreedsrError: scan.tiff: the scan has no colour image; an rgbd detector needs one (a depth detector, setup depth, takes scans without colour)
+    """
+    if setup in ("rgbd", "rgb") and not getattr(prepared, "colour", True):
+        raise ThreedsrError(
+            f"{getattr(prepared, 'path', None) or 'a scan'}: the scan has no colour image; an "
+            f"{setup} detector needs one (a depth detector, setup depth, takes scans without "
+            "colour)"
+        )
     depth = np.asarray(prepared.depth, dtype=np.float32)[None]
     rgb = np.moveaxis(np.asarray(prepared.rgb, dtype=np.float32), -1, 0)
     if setup == "rgbd":

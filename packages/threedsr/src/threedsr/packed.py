@@ -185,7 +185,9 @@ def decode_sample(
     """One sample's ``Prepared`` record from its blobs (``data(key)``: one, decompressed):
     what :class:`Pack` reads and what :func:`~threedsr.packed_write.write_pack` checks."""
     shape = (side, side)
-    if rgb_codec == "exact":
+    if "rgb" not in s.blobs:  # a scan without colour (pcprep's placeholder)
+        rgb = np.zeros((side, side, 3), np.float32)
+    elif rgb_codec == "exact":
         h, w = s.native_shape
         rows, cols = read_lines(h, side), read_lines(w, side)
         canvas = np.zeros((h, w, 3), np.uint8)
@@ -205,4 +207,5 @@ def decode_sample(
         label=s.label,
         defect_type=s.defect_type,
         plane=np.asarray(s.plane, dtype=np.float64),
+        colour="rgb" in s.blobs,
     )

@@ -33,17 +33,17 @@ def _encode(
     sample = ref.load()
     prep = pcprep.preprocess(sample, **params)
     side = prep.depth.shape[0]
-    if rgb_codec == "exact":
-        h, w = sample.shape
-        rgb = colour_planes(sample.rgb[np.ix_(read_lines(h, side), read_lines(w, side))])
-    else:
-        rgb = colour_planes(np.rint(prep.rgb * 255).astype(np.uint8))
     raw = {
         "depth": byte_planes(prep.depth.astype(np.float32, copy=False)),
-        "rgb": rgb,
         "valid": pack_bits(prep.valid),
         "foreground": pack_bits(prep.foreground),
     }
+    # A scan without colour has no "rgb" blob: that is how the pack says so.
+    if sample.rgb is not None and rgb_codec == "exact":
+        h, w = sample.shape
+        raw["rgb"] = colour_planes(sample.rgb[np.ix_(read_lines(h, side), read_lines(w, side))])
+    elif sample.rgb is not None:
+        raw["rgb"] = colour_planes(np.rint(prep.rgb * 255).astype(np.uint8))
     if prep.gt is not None:
         if not np.isin(prep.gt, (0.0, 1.0)).all():
             raise ThreedsrError(f"{ref.path}: resized mask is not binary; cannot pack it")
@@ -70,7 +70,7 @@ def _encode(
     tol = 0.0 if rgb_codec == "exact" else 0.5 / 255 + 1e-6
     same = all(
         np.array_equal(getattr(got, k), getattr(prep, k))
-        for k in ("depth", "valid", "foreground", "gt", "plane")
+        for k in ("depth", "valid", "foreground", "gt", "plane", "colour")
     )
     if not same or float(np.abs(got.rgb - prep.rgb).max()) > tol:
         raise ThreedsrError(f"{ref.path}: does not read back from the pack as preprocessed")
