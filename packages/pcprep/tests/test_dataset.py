@@ -90,8 +90,9 @@ def test_mvtec_layout_and_errors(mvtec_root):
     with pytest.raises(PcprepError, match=r"cup: no samples for split 'test'"):
         index_dataset(mvtec_root, "cup", "test")
     (mvtec_root / "box/test/dent/rgb/001.png").unlink()
-    with pytest.raises(PcprepError, match=r"dent/xyz/001\.tiff: no colour image 001\.png"):
-        index_dataset(mvtec_root, "box", "test")
+    # A scan without its colour image stays in the split, without colour.
+    lone = [r for r in index_dataset(mvtec_root, "box", "test") if r.path.name == "001.tiff"]
+    assert [r.rgb_path for r in lone if r.defect_type == "dent"] == [None]
 
 
 def test_mvtec_rgb_without_its_xyz_is_an_error(mvtec_root):
@@ -153,8 +154,9 @@ def test_generic_layouts(tmp_path):
     Image.fromarray(scan.rgb).save(flat / "a_rgb.png")
     tifffile.imwrite(flat / "b_xyz.tiff", scan.xyz, photometric="minisblack")
     assert list_categories(flat) == ["flat"]
-    with pytest.raises(PcprepError, match=r"b_xyz\.tiff: no colour image b_rgb\.\* next to it"):
-        index_dataset(flat, None, "test")
+    # A scan without its colour image stays in the split, as a scan without colour.
+    lone = index_dataset(flat, None, "test")[1]
+    assert lone.path.name == "b_xyz.tiff" and lone.rgb_path is None and lone.load().rgb is None
     Image.fromarray(scan.rgb[:20]).save(flat / "b_rgb.png")
     refs = index_dataset(flat, None, "test")
     assert [r.path.name for r in refs] == ["a_xyz.tiff", "b_xyz.tiff"]

@@ -31,15 +31,17 @@ def test_a_cloud_with_colour_stands_alone_and_an_image_wins(cloud_bytes, tmp_pat
     np.testing.assert_array_equal(read_pair(cloud, image).rgb, 255 - rgb)
 
 
-def test_a_lone_file_without_colour_is_refused(cloud_bytes, tmp_path: Path) -> None:
+def test_a_lone_file_without_colour_reads_as_a_scan_without_colour(
+    cloud_bytes, tmp_path: Path
+) -> None:
     xyz, _ = _scan()
     cloud = tmp_path / "scan.ply"
     cloud.write_bytes(cloud_bytes.ply_bytes(xyz, None))
-    with pytest.raises(PcprepError, match=r"scan\.ply: the point cloud has no colour"):
-        read_pair(cloud, None)
     np.save(tmp_path / "scan.npy", xyz)
-    with pytest.raises(PcprepError, match="no colour image given"):
-        read_pair(tmp_path / "scan.npy", None)
+    for path in (cloud, tmp_path / "scan.npy"):
+        sample = read_pair(path, None)
+        assert sample.rgb is None, path
+        np.testing.assert_array_equal(sample.xyz, xyz, str(path))
 
 
 def test_millimetre_clouds_take_the_unit(cloud_bytes, tmp_path: Path) -> None:
@@ -67,12 +69,10 @@ def test_generic_folders_pair_clouds(cloud_bytes, tmp_path: Path) -> None:
     pairs = [(g.name, r and r.name) for g, r, _ in generic_pairs(flat)]
     assert pairs == [("c_xyz.ply", None), ("d_xyz.pcd", "d_rgb.png")]
     (flat / "e_xyz.pcd").write_bytes(cloud_bytes.pcd_bytes(xyz, None))
-    with pytest.raises(PcprepError) as info:
-        generic_pairs(flat)
-    assert str(info.value) == (
-        f"{flat / 'e_xyz.pcd'}: no colour image e_rgb.* next to it, and the point cloud has no "
-        "colour (rgb / red green blue)"
-    )
+    # No colour anywhere: a scan without colour, which only a depth detector takes.
+    (_, _, _), (_, _, _), (e, e_rgb, _) = generic_pairs(flat)
+    assert e.name == "e_xyz.pcd" and e_rgb is None
+    assert read_pair(e, None).rgb is None
 
 
 def test_index_reads_a_folder_of_clouds(cloud_bytes, tmp_path: Path) -> None:

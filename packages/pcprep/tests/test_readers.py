@@ -214,10 +214,10 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
         read_rgb(tmp_path / "missing.png")
 
 
-def test_mvtec_xyz_without_rgb(tmp_path):
+def test_mvtec_xyz_without_rgb_is_a_scan_without_colour(tmp_path):
     xyz = write_tiff(tmp_path / "cls/test/good/xyz/000.tiff", np.ones((4, 4, 3), np.float32))
-    with pytest.raises(PcprepError, match=r"000\.tiff: no colour image 000\.png"):
-        read_mvtec3d(xyz)
+    sample = read_mvtec3d(xyz)
+    assert sample.rgb is None and sample.xyz.shape == (4, 4, 3)
 
 
 def test_mvtec_gt_size_mismatch(tmp_path):

@@ -47,6 +47,14 @@ def test_below_the_scale_a_point_keeps_the_scans_colour():
     )
 
 
+def test_a_scan_without_colour_is_painted_over_grey():
+    xyz, _, m = _scan(0, 4, 5, 0.0)
+    grey = np.full((4, 5, 3), 128, np.uint8)
+    np.testing.assert_array_equal(
+        map_point_cloud(xyz, None, m, 0.2, 0.8), map_point_cloud(xyz, grey, m, 0.2, 0.8)
+    )
+
+
 def test_shapes_that_disagree_are_named():
     xyz, rgb, m = _scan(0, 4, 5, 0.0)
     with pytest.raises(ValueError, match=r"\(H, W\) = \(5, 4\)"):

@@ -175,13 +175,11 @@ class DatasetIndex:
                     ),
                     None,
                 )
-                if rgb is None:
-                    raise PcprepError.at(
-                        xyz, f"no colour image {xyz.stem}.png in {type_dir / 'rgb'}"
-                    )
+                # Without it the scan has no colour (a depth-only sensor in this layout): it
+                # stays in its split, and only a depth detector takes it.
                 gt = type_dir / "gt" / f"{xyz.stem}.png"
                 gt_path = gt if gt.is_file() else None
-                files = (xyz, rgb) if gt_path is None else (xyz, rgb, gt_path)
+                files = tuple(f for f in (xyz, rgb, gt_path) if f is not None)
                 yield SampleRef(
                     "mvtec3d",
                     xyz,

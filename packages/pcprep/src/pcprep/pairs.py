@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pcprep.errors import PcprepError
-from pcprep.pointcloud_files import POINT_CLOUD_EXT, point_cloud_has_colour
+from pcprep.pointcloud_files import POINT_CLOUD_EXT
 
 __all__ = ["generic_pairs", "has_generic_pairs"]
 
@@ -17,25 +17,20 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path | None, Path | None]]:
     """(geometry, rgb, gt) triples in ``folder``: ``rgb/`` + ``xyz/`` or ``depth/`` (+ ``gt/``)
     subfolders paired by stem, or flat ``<stem>_rgb.*`` + ``<stem>_xyz.*``/``<stem>_depth.*``.
 
-    A PCD / PLY cloud that carries colour needs no colour image (rgb ``None``; ``rgb/`` may be
-    absent); with one, the image wins. Any other geometry file without its colour image, or a
-    colour image without its geometry, is an error: a scan that lost half of its pair must not
-    drop out of a split unseen."""
+    A geometry file without a colour image gets rgb ``None`` (``rgb/`` may be absent): a PCD /
+    PLY cloud's own colour is then its colour, and any other scan has none, which only a
+    ``depth`` detector takes (the others refuse it, naming the file). So a scan that lost its
+    colour image stays in its split, and says so. A colour image without its geometry is an
+    error: it must not drop out of a split unseen."""
     pairs: list[tuple[Path, Path | None, Path | None]] = []
     geo_dir = next((folder / d for d in ("xyz", "depth") if (folder / d).is_dir()), None)
-    clouds_alone = geo_dir is not None and any(
-        p.suffix.lower() in POINT_CLOUD_EXT for p in _files(geo_dir)
-    )
-    if geo_dir is not None and ((folder / "rgb").is_dir() or clouds_alone):
+    if geo_dir is not None:
         rgbs = {p.stem: p for p in _files(folder / "rgb") if p.suffix.lower() in IMG_EXT}
         gts = {p.stem: p for p in _files(folder / "gt")}
         geos = [p for p in _files(geo_dir) if p.suffix.lower() in GEO_EXT]
         for geo in geos:
-            if geo.stem not in rgbs:
-                if (folder / "rgb").is_dir():
-                    _not_a_file(folder / "rgb", geo.stem, geo)
-                if not _coloured_cloud(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}"):
-                    raise PcprepError.at(geo, f"no colour image {geo.stem}.* in {folder / 'rgb'}")
+            if geo.stem not in rgbs and (folder / "rgb").is_dir():
+                _not_a_file(folder / "rgb", geo.stem, geo)
             pairs.append((geo, rgbs.get(geo.stem), gts.get(geo.stem)))
         lost = _lost(rgbs, {g.stem for g in geos})
         if lost:
@@ -51,8 +46,6 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path | None, Path | None]]:
                 stem = geo.stem[: -len(tag)]
                 if stem not in rgbs:
                     _not_a_file(folder, f"{stem}_rgb", geo)
-                    if not _coloured_cloud(geo, f"no colour image {stem}_rgb.* next to it"):
-                        raise PcprepError.at(geo, f"no colour image {stem}_rgb.* next to it")
                 pairs.append((geo, rgbs.get(stem), gts.get(stem)))
                 stems.add(stem)
     lost = _lost(rgbs, stems)
@@ -61,18 +54,6 @@ def generic_pairs(folder: Path) -> list[tuple[Path, Path | None, Path | None]]:
             rgbs[lost[0]], f"no point cloud {lost[0]}_xyz.* or depth {lost[0]}_depth.* next to it"
         )
     return pairs
-
-
-def _coloured_cloud(geo: Path, missing: str) -> bool:
-    """Whether ``geo`` is a PCD / PLY cloud that carries its own colour; a cloud without any
-    says so in the error that ``missing`` (no colour image ...) starts."""
-    if geo.suffix.lower() not in POINT_CLOUD_EXT:
-        return False
-    if point_cloud_has_colour(geo):
-        return True
-    raise PcprepError.at(
-        geo, f"{missing}, and the point cloud has no colour (rgb / red green blue)"
-    )
 
 
 def _files(folder: Path) -> list[Path]:

@@ -60,7 +60,8 @@ def _find_sibling(folder: Path, stem: str) -> Path | None:
 def read_mvtec3d(xyz_path: str | os.PathLike[str], *, depth_unit: str | None = None) -> Sample:
     """Read one MVTec 3D-AD sample from its ``.../<type>/xyz/NNN.tiff``.
 
-    The colour image is the sibling ``../rgb/NNN.png`` and the mask ``../gt/NNN.png`` (optional;
+    The colour image is the sibling ``../rgb/NNN.png`` (without it the scan has no colour,
+    ``Sample.rgb`` None, which only a ``depth`` detector takes) and the mask ``../gt/NNN.png`` (optional;
     values are defect-class ids, binarised with ``> 0``). The defect type is the name of the
     folder above ``xyz/``; ``label`` is 0 for ``good`` and 1 otherwise. Non-square images are fine.
 
@@ -72,19 +73,17 @@ def read_mvtec3d(xyz_path: str | os.PathLike[str], *, depth_unit: str | None = N
         The `Sample`.
 
     Raises:
-        PcprepError: a missing rgb sibling, a size mismatch, an unreadable / malformed file, or
+        PcprepError: a size mismatch, an unreadable / malformed file, or
             points at an implausible distance for the unit (`check_plausible_distance`).
     """
     xyz_path = Path(xyz_path)
     xyz = scaled_xyz(xyz_path, read_xyz(xyz_path), unit_scale(depth_unit))
     sample_dir = xyz_path.parent.parent
     rgb_path = _find_sibling(sample_dir / "rgb", xyz_path.stem)
-    if rgb_path is None:
-        raise PcprepError.at(
-            xyz_path, f"no colour image {xyz_path.stem}.png in {sample_dir / 'rgb'}"
-        )
-    rgb = read_rgb(rgb_path)
-    _check_same_size(xyz_path, rgb_path, rgb.shape, xyz.shape[:2])
+    rgb = None
+    if rgb_path is not None:
+        rgb = read_rgb(rgb_path)
+        _check_same_size(xyz_path, rgb_path, rgb.shape, xyz.shape[:2])
     defect_type = sample_dir.name
     gt = None
     gt_path = _find_sibling(sample_dir / "gt", xyz_path.stem)
@@ -247,9 +246,10 @@ def read_pair(
     """Read an own scan: an organized xyz (``(H, W, 3)`` float TIFF/NPY, or an organized PCD /
     PLY point cloud) or a depth map, plus RGB.
 
-    A point cloud that carries colour may come without ``rgb_path`` (``None``): its colour is
-    the RGB. With both, the separate colour image wins. A single-channel file is depth used as z; x and y come from `depth_to_xyz` (pixel grid, or a
-    pinhole with ``focal_px``). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
+    Without ``rgb_path`` (``None``) a point cloud's own colour is the RGB; a scan with neither
+    has no colour (``Sample.rgb`` None: only a ``depth`` detector takes it). With both, the
+    separate colour image wins. A single-channel file is depth used as z; x and y come from
+    `depth_to_xyz` (pixel grid, or a pinhole with ``focal_px``). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
     file, depth or xyz; without it float files are taken as metres and integer depth (16-bit PNG,
     ...) as millimetres, the usual sensor conventions. ``depth_scale`` (metres per stored unit)
     overrides both. Zero and non-finite values are invalid.
@@ -263,16 +263,6 @@ def read_pair(
     if is_point_cloud_file(path):
         cloud = read_point_cloud(path)
         arr, cloud_rgb = cloud.xyz, cloud.rgb
-        if rgb_path is None and cloud_rgb is None:
-            raise PcprepError.at(
-                path,
-                "the point cloud has no colour (rgb / red green blue) and no colour image "
-                "was given",
-            )
-    elif rgb_path is None:
-        raise PcprepError.at(
-            path, "no colour image given (only a PCD / PLY point cloud with colour stands alone)"
-        )
     else:
         arr = read_array(path)
     if arr.ndim == 3 and arr.shape[-1] == 1:

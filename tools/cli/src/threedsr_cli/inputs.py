@@ -26,16 +26,17 @@ from threedsr_cli.input_items import (
 __all__ = ["EYECANDIES_RGB_INDEX", "InputItem", "eyecandies_prefix", "printable", "resolve_inputs"]
 
 
-def _from_geometry_folder(geo_dir: Path) -> list[InputItem]:
+def _from_geometry_folder(geo_dir: Path, colour: bool) -> list[InputItem]:
     """An ``xyz/`` (MVTec 3D-AD, own scans) or ``depth/`` folder, paired by stem with ``../rgb/``:
-    the generic layout that ``train`` reads, so a class's own test folder predicts as it trains."""
+    the generic layout that ``train`` reads, so a class's own test folder predicts as it trains.
+    Without ``colour`` a file without its rgb is a scan without colour."""
     items = []
     for geo in sorted(geo_dir.iterdir()):
         suffix = geo.suffix.lower()
         if suffix not in GEOMETRY_EXT | {".png"} or not geo.is_file() or geo.name[0] == ".":
             continue
         rgb = sibling_rgb(geo)
-        if rgb is None and coloured_cloud(geo):
+        if rgb is None and (not colour or coloured_cloud(geo)):
             items.append(InputItem(item_name(geo), geo, None))
             continue
         if rgb is None:
@@ -70,7 +71,7 @@ def _own_depth_png(depth: Path, stem: str) -> bool:
     return not any(is_eyecandies_image(p.stem) for p in depth.parent.glob(f"{stem}_image_*.png"))
 
 
-def _flat_pairs(folder: Path) -> list[InputItem]:
+def _flat_pairs(folder: Path, colour: bool) -> list[InputItem]:
     """``NAME_xyz``/``NAME_depth`` + ``NAME_rgb`` pairs, and Eyecandies samples: a
     ``<id>_depth.png`` without ``<id>_rgb`` (one item per sample, whatever else lies next to it)."""
     files = sorted(p for p in folder.iterdir() if p.is_file())
@@ -84,6 +85,8 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
                     items.append(InputItem(printable(stem), geo, rgbs.get(stem)))
                 elif geo.name.endswith("_depth.png") and not _own_depth_png(geo, stem):
                     items.append(eyecandies_item(geo.with_name(stem)))
+                elif not colour:
+                    items.append(InputItem(printable(stem), geo, None))
                 else:
                     raise CLIError(
                         f"{geo}: {tag[1:]} without its rgb (expected {stem}_rgb.png next to "
@@ -99,7 +102,7 @@ def _flat_pairs(folder: Path) -> list[InputItem]:
     return items
 
 
-def _from_directory(folder: Path) -> list[InputItem]:
+def _from_directory(folder: Path, colour: bool) -> list[InputItem]:
     # Every folder below is searched: own scans sorted into <type>/ folders hold their pairs
     # flat (NAME_depth.png + NAME_rgb.png) or in xyz/ | depth/ + rgb/, and Eyecandies keeps a
     # split's samples flat in <Class>/<split>/data/.
@@ -108,10 +111,10 @@ def _from_directory(folder: Path) -> list[InputItem]:
     for d in folders:
         if any(part.startswith(".") for part in d.relative_to(folder).parts):
             continue  # e.g. an .incomplete-* staging folder of an earlier predict
-        if d.name == "xyz" or (d.name == "depth" and (d.parent / "rgb").is_dir()):
-            items += _from_geometry_folder(d)
+        if d.name == "xyz" or (d.name == "depth" and (not colour or (d.parent / "rgb").is_dir())):
+            items += _from_geometry_folder(d, colour)
         elif d.name not in ("rgb", "gt"):
-            items += _flat_pairs(d)
+            items += _flat_pairs(d, colour)
     if not items:
         raise CLIError(
             f"{folder}: no samples found (expected xyz/ or depth/ + rgb/ folders, "
@@ -121,7 +124,7 @@ def _from_directory(folder: Path) -> list[InputItem]:
     return items
 
 
-def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
+def _from_file(p: Path, nxt: Path | None, colour: bool) -> tuple[InputItem, int]:
     """The sample that argument ``p`` (and perhaps the next one, its rgb) names; how many
     arguments it used."""
     suffix = p.suffix.lower()
@@ -152,7 +155,7 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
         if p.parent.name in ("xyz", "depth") and sibling_rgb(p) is not None:
             layout = "mvtec3d" if p.parent.name == "xyz" and suffix in (".tif", ".tiff") else "pair"
             return InputItem(item_name(p), p, sibling_rgb(p), layout), 1
-        if coloured_cloud(p):
+        if not colour or coloured_cloud(p):
             return InputItem(item_name(p), p, None), 1
         what = "depth" if p.stem.endswith("_depth") or p.parent.name == "depth" else "xyz"
         raise CLIError(
@@ -164,7 +167,7 @@ def _from_file(p: Path, nxt: Path | None) -> tuple[InputItem, int]:
     raise CLIError(f"{p}: not a point cloud (.tiff/.npy/.pcd/.ply), image or folder")
 
 
-def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
+def resolve_inputs(args: Sequence[Path], *, colour: bool = True) -> list[InputItem]:
     """Turn ``predict``'s INPUT arguments into samples, in order, with unique names.
 
     An MVTec sample folder (``.../test/dent`` holding ``xyz/`` and ``rgb/``) or any directory
@@ -172,7 +175,9 @@ def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
     ``data/`` folders); an xyz file followed by its rgb image (``XYZ RGB`` pairs); an xyz file
     inside the MVTec layout alone; an Eyecandies sample named by its ``<id>_depth.png``, any
     ``<id>_image_<k>.png`` (the model still reads image 5, as in training) or its prefix
-    ``.../data/<id>``. An Eyecandies sample named several times is predicted once.
+    ``.../data/<id>``. An Eyecandies sample named several times is predicted once. Without
+    ``colour`` (a ``depth`` detector) an xyz or depth file without its rgb is a scan without
+    colour rather than an error.
 
     Raises:
         CLIError: a missing path, an xyz without its rgb, an rgb without its xyz, an Eyecandies
@@ -190,10 +195,10 @@ def resolve_inputs(args: Sequence[Path]) -> list[InputItem]:
     while i < len(args):
         p = args[i]
         if p.is_dir():
-            items += _from_directory(p)
+            items += _from_directory(p, colour)
             i += 1
             continue
-        item, used = _from_file(p, args[i + 1] if i + 1 < len(args) else None)
+        item, used = _from_file(p, args[i + 1] if i + 1 < len(args) else None, colour)
         items.append(item)
         i += used
     seen_eye: set[Path] = set()

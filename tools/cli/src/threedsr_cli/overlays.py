@@ -100,7 +100,7 @@ class OverlayRow:
     """One scan of an overlay figure: its RGB and depth, named maps, optional ground truth and
     image scores (``overlay_figure(good=...)`` takes one as the reference row)."""
 
-    rgb: np.ndarray
+    rgb: np.ndarray | None  # None: a scan without colour
     depth: np.ndarray
     maps: Mapping[str, np.ndarray]
     gt: np.ndarray | None = None
@@ -117,8 +117,12 @@ def _per_map(value: Any, names: Sequence[str]) -> dict[str, Any]:
 def _row_panels(
     row: Any, names: Sequence[str], scales: Mapping[str, tuple[float, float]], with_gt: bool
 ) -> list[tuple[str, np.ndarray, bool]]:
-    """(title, image, is a map panel) of one row: RGB, depth, gt, each map over RGB and depth."""
-    panels = [("RGB", _base(row.rgb), False), ("depth", _base(row.depth), False)]
+    """(title, image, is a map panel) of one row: RGB, depth, gt, each map over RGB and depth.
+    A scan without colour (``rgb`` None) shows mid-grey under a title that says so."""
+    rgb, rgb_title = row.rgb, "RGB"
+    if rgb is None:
+        rgb, rgb_title = np.full((*np.shape(row.depth)[:2], 3), 0.5), "RGB: none (depth-only scan)"
+    panels = [(rgb_title, _base(rgb), False), ("depth", _base(row.depth), False)]
     if with_gt:
         gt = getattr(row, "gt", None)
         gt = np.zeros(np.shape(row.depth)[:2]) if gt is None else np.asarray(gt, np.float64)
@@ -127,7 +131,7 @@ def _row_panels(
     for name in names:
         m, (lo, hi) = row.maps[name], scales[name]
         score = f" {scores[name]:.3f}" if name in scores else ""
-        panels.append((f"{name}{score} on RGB", blend(row.rgb, m, lo, hi), True))
+        panels.append((f"{name}{score} on RGB", blend(rgb, m, lo, hi), True))
         panels.append((f"{name} on depth", blend(row.depth, m, lo, hi), True))
     return panels
 
@@ -217,7 +221,7 @@ def overlay_layout(
 
 
 def overlay_figure(
-    rgb: np.ndarray,
+    rgb: np.ndarray | None,
     depth: np.ndarray,
     maps: Mapping[str, np.ndarray],
     path: Path,

@@ -31,10 +31,11 @@ _VERTEX = np.dtype(
 
 
 def map_point_cloud(
-    xyz: np.ndarray, rgb: np.ndarray, native_map: np.ndarray, low: float, high: float
+    xyz: np.ndarray, rgb: np.ndarray | None, native_map: np.ndarray, low: float, high: float
 ) -> np.ndarray:
     """The valid points of an organized scan as a structured array (x, y, z, red, green, blue,
-    anomaly), in row-major pixel order; a point is valid when any coordinate is non-zero.
+    anomaly), in row-major pixel order; a point is valid when any coordinate is non-zero. A scan
+    without colour (``rgb`` None) is painted over mid-grey.
 
     Example:
         >>> xyz = np.zeros((1, 2, 3), np.float32); xyz[0, 1] = (0.1, 0.2, 0.6)
@@ -46,6 +47,8 @@ def map_point_cloud(
     from threedsr_cli.overlays import blend
 
     h, w = native_map.shape
+    if rgb is None:
+        rgb = np.full((h, w, 3), 128, np.uint8)
     if xyz.shape != (h, w, 3) or rgb.shape != (h, w, 3):
         raise ValueError(
             f"map_point_cloud: xyz {xyz.shape} and rgb {rgb.shape} must be (H, W, 3) with the "
@@ -65,7 +68,7 @@ def map_point_cloud(
 def write_map_ply(
     path: Path,
     xyz: np.ndarray,
-    rgb: np.ndarray,
+    rgb: np.ndarray | None,
     native_map: np.ndarray,
     low: float,
     high: float,

@@ -113,12 +113,16 @@ def predict_command(
             "Eyecandies sample or directory)"
         )
     thr = parse_threshold(threshold)
-    items = resolve_inputs(inputs)
+    # Every path is checked before the detector loads; whether a scan may come without its
+    # colour image is the detector's to say (only a depth detector takes one).
+    items = resolve_inputs(inputs, colour=False)
     recover_run(Path(run) if Path(run).is_dir() else Path(run).parent)
     if backend == "onnxruntime":
         detector = load_exported(run, device, precision, method)
     else:
         detector = load_detector(run, device, precision, method, batch_size=batch_size)
+    if detector.setup != "depth":
+        items = resolve_inputs(inputs)
     out = (
         Path(out)
         if out is not None

@@ -152,7 +152,7 @@ def save_prediction(
     if threshold is not None:
         title += " ANOMALOUS" if score > threshold else " normal"
     overlay_figure(
-        prepared.rgb,
+        prepared.rgb if getattr(prepared, "colour", True) else None,
         prepared.depth,
         {f"{method} anomaly map" if method else "anomaly map": m},
         overlay,
