@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pcprep import PcprepError, read_point_cloud, read_rgb, read_xyz
+from pcprep import PcprepError, read_cloud_points, read_point_cloud, read_rgb, read_xyz
 from pcprep.fileio import read_array
 from pcprep.lzf import lzf_decompress, lzf_decompress_kernel
 from pcprep.ply_file import walk_ascii_rows, walk_binary_rows
@@ -385,3 +385,23 @@ def test_missing_and_folder(tmp_path: Path) -> None:
     (tmp_path / "dir.ply").mkdir()
     with pytest.raises(PcprepError, match="is a folder"):
         read_point_cloud(tmp_path / "dir.ply")
+
+
+def test_read_cloud_points_in_file_order_organized_or_not(cloud_bytes, tmp_path) -> None:
+    xyz = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
+    xyz[1, 1] = np.nan
+    path = tmp_path / "scan.pcd"
+    path.write_bytes(cloud_bytes.pcd_bytes(xyz, None, "ascii"))
+    points, colours = read_cloud_points(path)
+    np.testing.assert_array_equal(points, xyz.reshape(-1, 3))  # NaN kept, as stored
+    assert points.dtype == np.float32 and colours is None
+    # an unorganized cloud, which read_point_cloud refuses: its points and colours as stored
+    rgb = np.arange(24, dtype=np.uint8).reshape(1, 8, 3)
+    path.write_bytes(cloud_bytes.pcd_bytes(xyz.reshape(1, 8, 3), rgb, "binary_compressed"))
+    points, colours = read_cloud_points(path)
+    np.testing.assert_array_equal(points, xyz.reshape(-1, 3))
+    np.testing.assert_array_equal(colours, rgb.reshape(-1, 3))
+    with pytest.raises(PcprepError, match="unorganized"):
+        read_point_cloud(path)
+    with pytest.raises(PcprepError, match="file not found"):
+        read_cloud_points(tmp_path / "none.ply")

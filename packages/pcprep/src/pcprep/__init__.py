@@ -30,6 +30,7 @@ from pcprep.pointcloud_files import (
     POINT_CLOUD_EXT,
     PointCloudFile,
     point_cloud_has_colour,
+    read_cloud_points,
     read_point_cloud,
 )
 from pcprep.readers import (
@@ -100,6 +101,7 @@ __all__ = [
     "preprocess",
     "preprocess_dataset",
     "preprocess_refs",
+    "read_cloud_points",
     "read_eyecandies",
     "read_mask",
     "read_mvtec3d",

@@ -1,7 +1,8 @@
 """Organized point-cloud files that 3D cameras and PCL / ROS pipelines write: PCD and PLY.
 
 `read_point_cloud` gives the ``(H, W, 3)`` xyz (as stored: metres unless the reader is told
-another unit) and the colour the file carries; formats in `pcprep.pcd_file` and
+another unit) and the colour the file carries; `read_cloud_points` the points in file order,
+organized or not (for `pcprep.organize_points`); formats in `pcprep.pcd_file` and
 `pcprep.ply_file`.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcprep.cloud_points import organized
+from pcprep.cloud_points import CloudPoints, organized
 from pcprep.errors import PcprepError
 from pcprep.pcd_file import decode_pcd, parse_pcd_header
 from pcprep.ply_file import decode_ply
@@ -24,6 +25,7 @@ __all__ = [
     "PointCloudFile",
     "is_point_cloud_file",
     "point_cloud_has_colour",
+    "read_cloud_points",
     "read_point_cloud",
 ]
 
@@ -76,6 +78,35 @@ def read_point_cloud(path: str | os.PathLike[str]) -> PointCloudFile:
         ((2, 2, 3), [0.0, 0.0, 0.0], [[255, 0, 0], [0, 255, 0]])
     """
     path = Path(path)
+    xyz, rgb = organized(_decode(path), path)
+    return PointCloudFile(xyz, rgb)
+
+
+def read_cloud_points(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The points of any PCD / PLY file, organized or not, in file order: ``(points, colours)``,
+    ``(N, 3)`` float32 as stored (NaN / inf points kept) and ``(N, 3)`` uint8 or ``None``.
+
+    For an unorganized cloud, which `read_point_cloud` refuses: `pcprep.organize_points`
+    projects the points onto the camera's pixel grid. A PLY ``range_grid`` gives its vertices.
+
+    Raises:
+        PcprepError: a one-line message naming the file: a malformed or truncated file,
+            missing x / y / z.
+
+    Example:
+        >>> import tempfile
+        >>> head = b"FIELDS x y z\\nSIZE 4 4 4\\nTYPE F F F\\nWIDTH 3\\nHEIGHT 1\\nDATA ascii\\n"
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     _ = Path(d, "scan.pcd").write_bytes(head + b"0 0 1\\n1 0 2\\nnan 0 1\\n")
+        ...     points, colours = read_cloud_points(Path(d, "scan.pcd"))
+        >>> points.shape, points[1].tolist(), colours
+        ((3, 3), [1.0, 0.0, 2.0], None)
+    """
+    cloud = _decode(Path(path))
+    return cloud.xyz, cloud.rgb
+
+
+def _decode(path: Path) -> CloudPoints:
     suffix = path.suffix.lower()
     if suffix not in POINT_CLOUD_EXT:
         raise PcprepError.at(path, f"not a point-cloud file ({', '.join(POINT_CLOUD_EXT)})")
@@ -90,8 +121,7 @@ def read_point_cloud(path: str | os.PathLike[str]) -> PointCloudFile:
     except (ValueError, IndexError, TypeError, OverflowError) as exc:  # a case the checks missed
         text = " ".join(str(exc).split())[:120]
         raise PcprepError.at(path, f"corrupt {suffix[1:].upper()} ({text})") from None
-    xyz, rgb = organized(points, path)
-    return PointCloudFile(xyz, rgb)
+    return points
 
 
 def point_cloud_has_colour(path: str | os.PathLike[str]) -> bool:
