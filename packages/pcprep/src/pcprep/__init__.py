@@ -1,8 +1,9 @@
 """pcprep: organized point clouds and depth files to clean anomaly-detection inputs.
 
-Readers for MVTec 3D-AD, Eyecandies and own scans (TIFF / NPY / depth images, PCD / PLY clouds), a robust background-plane removal, the 3DSR
-reference preprocessing (spec §4) as small pure numba-backed steps, and a cached parallel
-dataset preprocessor. numpy / numba / scipy only; no torch.
+Readers for MVTec 3D-AD, Eyecandies and own scans (TIFF / NPY / depth images, PCD / PLY clouds;
+unorganized clouds projected onto a grid with `organize_points`), a robust background-plane
+removal, the 3DSR reference preprocessing (spec §4) as small pure numba-backed steps, and a
+cached parallel dataset preprocessor. numpy / numba / scipy only; no torch.
 """
 
 from pcprep.cache import cache_key, load_prepared, save_prepared
@@ -16,6 +17,7 @@ from pcprep.index import (
     index_dataset,
     list_categories,
 )
+from pcprep.organize import organize_points
 from pcprep.pipeline import DEPTH_AXES, PLANE_METHODS, check_sample, preprocess
 from pcprep.plane import (
     border_points,
@@ -94,6 +96,7 @@ __all__ = [
     "load_prepared",
     "normalize_depth",
     "normalize_height",
+    "organize_points",
     "parse_simple_yaml",
     "plane_distance",
     "plane_height",

@@ -1,0 +1,138 @@
+"""Unorganized points to the organized ``(H, W, 3)`` grid the detectors work on: a pinhole
+projection with a z-buffer (the nearest point per pixel)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["organize_points", "zbuffer_kernel"]
+
+# serial and GIL-free like pcprep.kernels*; also runs through .py_func
+_JIT = {"nopython": True, "nogil": True, "cache": True}
+
+
+@numba.jit(**_JIT)
+def zbuffer_kernel(points, fx, fy, cx, cy, h, w):  # pragma: no cover - exercised via py_func too
+    """Index of the point kept on each pixel of an ``(h, w)`` grid, -1 where none lands.
+
+    ``points`` ``(N, 3)`` float64 in the camera frame. A point lands on the nearest pixel of
+    ``u = fx * x / z + cx``, ``v = fy * y / z + cy`` (``floor(u + 0.5)``: halves round up); the
+    pixel keeps the smallest z, the first in input order on a tie. Points with a non-finite
+    coordinate, ``z <= 0`` or off the grid are dropped.
+    """
+    index = np.full((h, w), -1, dtype=np.int64)
+    nearest = np.full((h, w), np.inf, dtype=np.float64)
+    for k in range(points.shape[0]):
+        x = points[k, 0]
+        y = points[k, 1]
+        z = points[k, 2]
+        # v - v == 0 is False exactly for inf and NaN; z > 0 is False for NaN
+        if not (z > 0.0 and z - z == 0.0 and x - x == 0.0 and y - y == 0.0):
+            continue
+        u = fx * x / z + cx + 0.5
+        v = fy * y / z + cy + 0.5
+        if not (u >= 0.0 and u < w and v >= 0.0 and v < h):  # also False for NaN
+            continue
+        row = int(np.floor(v))
+        col = int(np.floor(u))
+        if z < nearest[row, col]:  # strict: the first of equal depths stays
+            nearest[row, col] = z
+            index[row, col] = k
+    return index
+
+
+def organize_points(
+    points: np.ndarray,
+    colours: np.ndarray | None = None,
+    *,
+    shape: tuple[int, int],
+    focal_px: float | tuple[float, float],
+    principal_point: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Project camera-frame points onto an organized ``(H, W)`` grid, keeping the nearest.
+
+    The inverse of `pcprep.depth_to_xyz` with a pinhole: each point (z > 0 looking forward, any
+    unit) lands on the pixel nearest to ``u = fx * x / z + cx``, ``v = fy * y / z + cy``; where
+    several land on one pixel the smallest z wins (a z-buffer), and of equal z the first in
+    input order, so the result is deterministic. Points with a NaN / inf coordinate, ``z <= 0``
+    or off the grid are dropped. The points themselves are stored, not re-derived from the pixel.
+
+    Args:
+        points: ``(N, 3)`` x, y, z in the camera frame (e.g. from `pcprep.read_cloud_points`).
+        colours: ``(N, 3)`` uint8 colour of each point, or ``None``.
+        shape: the grid ``(H, W)``, the camera's resolution.
+        focal_px: the focal length in pixels, ``f`` or ``(fx, fy)``.
+        principal_point: ``(cx, cy)`` in pixels; default ``(W / 2, H / 2)``, as `depth_to_xyz`
+            assumes.
+
+    Returns:
+        ``(xyz, rgb)``: ``(H, W, 3)`` float32 with exact zeros where no point landed (pcprep's
+        invalid points), and ``(H, W, 3)`` uint8 (zeros there too) or ``None`` without colours.
+
+    Raises:
+        ValueError: a one-line message naming the bad argument.
+
+    Example:
+        >>> pts = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+        >>> xyz, rgb = organize_points(pts, shape=(2, 3), focal_px=1.0, principal_point=(1, 0))
+        >>> xyz[0].tolist()  # the nearer of the two points on pixel (0, 1) is kept
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 1.0]]
+        >>> bool(xyz[1].any()), rgb
+        (False, None)
+    """
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3), got {pts.shape}")
+    if pts.dtype.kind not in "fiu":
+        raise ValueError(f"points must be real numbers, got dtype {pts.dtype}")
+    pts = np.ascontiguousarray(pts, dtype=np.float64)
+    h, w = _grid_shape(shape)
+    fx, fy = _pair(focal_px, "focal_px", positive=True)
+    if principal_point is None:
+        cx, cy = w / 2.0, h / 2.0
+    else:
+        cx, cy = _pair(principal_point, "principal_point", positive=False)
+    rgb_in = None
+    if colours is not None:
+        rgb_in = np.asarray(colours)
+        if rgb_in.shape != (len(pts), 3):
+            raise ValueError(f"colours must be (N, 3) with N = {len(pts)}, got {rgb_in.shape}")
+        if rgb_in.dtype != np.uint8:
+            raise ValueError(f"colours must be uint8, got dtype {rgb_in.dtype}")
+    index = zbuffer_kernel(pts, fx, fy, cx, cy, h, w)
+    taken = index >= 0
+    kept = index[taken]
+    xyz = np.zeros((h, w, 3), dtype=np.float32)
+    xyz[taken] = pts[kept]
+    rgb = None
+    if rgb_in is not None:
+        rgb = np.zeros((h, w, 3), dtype=np.uint8)
+        rgb[taken] = rgb_in[kept]
+    return xyz, rgb
+
+
+def _grid_shape(shape: object) -> tuple[int, int]:
+    try:
+        h, w = shape  # type: ignore[misc]
+        ok = all(isinstance(s, int | np.integer) and not isinstance(s, bool) for s in (h, w))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or h <= 0 or w <= 0:
+        raise ValueError(f"shape must be (H, W) of positive integers, got {shape!r}")
+    return int(h), int(w)
+
+
+def _pair(value: object, name: str, *, positive: bool) -> tuple[float, float]:
+    """``value`` as two finite floats; a single number stands for both when ``positive``
+    (a focal length; a principal point needs both coordinates)."""
+    try:
+        pair = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        pair = np.empty(0)
+    if positive and pair.ndim == 0:
+        pair = np.array([pair, pair])
+    if pair.shape != (2,) or not np.isfinite(pair).all() or (positive and (pair <= 0).any()):
+        form = "a positive finite number or (fx, fy) of them" if positive else "(cx, cy) finite"
+        raise ValueError(f"{name} must be {form}, got {value!r}")
+    return float(pair[0]), float(pair[1])

@@ -1,0 +1,149 @@
+"""organize_points: unorganized points back onto the pixel grid (pinhole + z-buffer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pcprep import depth_to_xyz, organize_points
+from pcprep.organize import zbuffer_kernel
+
+
+def _scan(h: int, w: int, seed: int, holes: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """A depth map in metres with holes (zeros) and a colour image."""
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.2, 3.0, (h, w))
+    depth[rng.random((h, w)) < holes] = 0.0
+    return depth, rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _shuffled(xyz: np.ndarray, rgb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The valid points of a grid and their colours, flattened in a random order."""
+    valid = xyz[..., 2] > 0
+    order = np.random.default_rng(seed).permutation(int(valid.sum()))
+    return xyz[valid][order], rgb[valid][order]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    focal=st.floats(0.5, 3000.0),
+    aspect=st.floats(0.5, 2.0),
+    centre=st.sampled_from(["default", "pixel-centre", "random"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_back_projected_grid_reorganizes_exactly(h, w, focal, aspect, centre, seed) -> None:
+    depth, rgb = _scan(h, w, seed)
+    focal_px = (focal, focal * aspect)
+    principal = {
+        "default": None,  # both default to (W / 2, H / 2)
+        "pixel-centre": ((w - 1) / 2, (h - 1) / 2),
+        "random": tuple(np.random.default_rng(seed).uniform(-w, 2 * w, 2).tolist()),
+    }[centre]
+    xyz = depth_to_xyz(depth, focal_px=focal_px, principal_point=principal)
+    points, colours = _shuffled(xyz, rgb, seed)
+    out, out_rgb = organize_points(
+        points, colours, shape=(h, w), focal_px=focal_px, principal_point=principal
+    )
+    assert out.dtype == np.float32 and out_rgb.dtype == np.uint8
+    np.testing.assert_array_equal(out, xyz)  # the holes are zeros in both
+    valid = depth > 0
+    np.testing.assert_array_equal(out_rgb[valid], rgb[valid])
+    assert not out_rgb[~valid].any()
+
+
+ONE_PIXEL = {"shape": (1, 1), "focal_px": 1.0, "principal_point": (0.0, 0.0)}
+
+
+def test_zbuffer_keeps_the_nearer_point_and_the_first_of_equal_depths() -> None:
+    near, far = [0.0, 0.0, 1.0], [0.0, 0.0, 2.0]
+    colours = np.array([[1, 1, 1], [2, 2, 2]], dtype=np.uint8)
+    for pts in ([near, far], [far, near]):
+        xyz, rgb = organize_points(np.array(pts), colours, **ONE_PIXEL)
+        assert xyz[0, 0].tolist() == near
+        assert rgb[0, 0].tolist() == colours[pts.index(near)].tolist()
+    # the same z: the first in input order, whatever its x (both round to the pixel)
+    tie = np.array([[0.2, 0.0, 1.0], [-0.2, 0.0, 1.0]])
+    for order in ([0, 1], [1, 0]):
+        xyz, rgb = organize_points(tie[order], colours[order], **ONE_PIXEL)
+        assert xyz[0, 0].tolist() == np.float32(tie[order[0]]).tolist()
+        assert rgb[0, 0, 0] == order[0] + 1
+
+
+def test_invalid_and_off_grid_points_are_dropped() -> None:
+    dropped = [
+        [np.nan, 0.0, 1.0],
+        [0.0, np.inf, 1.0],
+        [0.0, 0.0, np.nan],
+        [0.0, 0.0, np.inf],
+        [0.0, 0.0, 0.0],
+        [0.0, 0.0, -1.0],
+        [1.0, 0.0, 1.0],  # u = 2.5: right of the 3 columns (the last ends before 2.5)
+        [-2.1, 0.0, 1.0],  # u = -0.6: left of the first (from -0.5)
+        [0.0, 0.5, 1.0],  # v = 1.5: below the 2 rows
+        [1e300, 0.0, 1e-300],  # u overflows to inf
+    ]
+    # (u, v): (1.5, 1) and (2.4, 1) both on pixel (1, 2); (-0.5, -0.5) on (0, 0)
+    kept = [[0.0, 0.0, 1.0], [0.9, 0.0, 1.0], [-2.0, -1.5, 1.0]]
+    xyz, _ = organize_points(
+        np.array(dropped + kept), shape=(2, 3), focal_px=1.0, principal_point=(1.5, 1.0)
+    )
+    assert np.count_nonzero(xyz[..., 2]) == 2  # three points kept, two on one pixel
+    assert xyz[1, 2].tolist() == np.float32(kept[0]).tolist()  # halves round up: u 1.5 -> 2
+    assert xyz[1, 2].tolist() != np.float32(kept[1]).tolist()  # the first of equal z stays
+    assert xyz[0, 0].tolist() == np.float32(kept[2]).tolist()  # u = v = -0.5: the corner
+    # nothing valid: an all-zero grid, as an all-invalid organized cloud
+    xyz, rgb = organize_points(np.array(dropped), shape=(2, 3), focal_px=1.0)
+    assert not xyz.any() and rgb is None
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 300),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    focal=st.floats(0.1, 50.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_kernel_py_func_matches_compiled(n, h, w, focal, seed) -> None:
+    rng = np.random.default_rng(seed)
+    pts = rng.normal(0.0, 1.0, (n, 3))
+    pts[:, 2] += 1.0  # some behind the camera
+    pts[rng.random((n, 3)) < 0.05] = np.nan
+    pts[rng.random(n) < 0.2, 2] = 1.0  # many equal depths: ties
+    args = (np.ascontiguousarray(pts), focal, focal * 1.5, w / 3, h / 2, h, w)
+    compiled = zbuffer_kernel(*args)
+    np.testing.assert_array_equal(compiled, zbuffer_kernel.py_func(*args))
+    assert compiled.shape == (h, w) and compiled.min() >= -1
+
+
+BAD_ARGUMENTS = {
+    "points 2 columns": ({"points": np.zeros((5, 2))}, "points must be (N, 3), got (5, 2)"),
+    "points flat": ({"points": np.zeros(3)}, "points must be (N, 3), got (3,)"),
+    "points strings": ({"points": np.array([["a", "b", "c"]])}, "points must be real numbers"),
+    "colours count": (
+        {"colours": np.zeros((4, 3), np.uint8)},
+        "colours must be (N, 3) with N = 5, got (4, 3)",
+    ),
+    "colours dtype": ({"colours": np.zeros((5, 3))}, "colours must be uint8, got dtype float64"),
+    "shape zero": ({"shape": (0, 4)}, "shape must be (H, W) of positive integers, got (0, 4)"),
+    "shape float": ({"shape": (2.0, 4)}, "shape must be (H, W) of positive integers"),
+    "shape one dim": ({"shape": (4,)}, "shape must be (H, W) of positive integers"),
+    "focal negative": ({"focal_px": -1.0}, "focal_px must be a positive finite number"),
+    "focal zero fy": ({"focal_px": (1.0, 0.0)}, "focal_px must be a positive finite number"),
+    "focal three": ({"focal_px": (1.0, 2.0, 3.0)}, "focal_px must be"),
+    "focal nan": ({"focal_px": float("nan")}, "focal_px must be"),
+    "principal one": ({"principal_point": 3.0}, "principal_point must be (cx, cy) finite"),
+    "principal inf": ({"principal_point": (np.inf, 1.0)}, "principal_point must be (cx, cy)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_give_one_line_value_errors(name: str) -> None:
+    change, expected = BAD_ARGUMENTS[name]
+    kwargs = {"points": np.ones((5, 3)), "shape": (3, 4), "focal_px": 2.0, **change}
+    with pytest.raises(ValueError) as info:
+        organize_points(**kwargs)
+    assert "\n" not in str(info.value) and str(info.value).startswith(expected), info.value
