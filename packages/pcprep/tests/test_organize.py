@@ -1,13 +1,21 @@
-"""organize_points: unorganized points back onto the pixel grid (pinhole + z-buffer)."""
+"""organize_points: unorganized points back onto the pixel grid (pinhole + z-buffer), the raw
+points of an unorganized cloud (read_cloud_points), and the README's "Unorganized clouds"
+example run on a generated cloud."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
+import pcprep
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pcprep import depth_to_xyz, organize_points
+from pcprep import PcprepError, depth_to_xyz, organize_points, read_cloud_points
 from pcprep.organize import zbuffer_kernel
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _scan(h: int, w: int, seed: int, holes: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -147,3 +155,48 @@ def test_bad_arguments_give_one_line_value_errors(name: str) -> None:
     with pytest.raises(ValueError) as info:
         organize_points(**kwargs)
     assert "\n" not in str(info.value) and str(info.value).startswith(expected), info.value
+
+
+def _unorganized_pcd(cloud_bytes, path: Path, points: np.ndarray, colours) -> None:
+    path.write_bytes(cloud_bytes.pcd_bytes(points.reshape(1, -1, 3), colours, "binary"))
+
+
+@pytest.mark.parametrize("suffix", [".pcd", ".ply"])
+def test_unorganized_cloud_error_names_the_way_out(cloud_bytes, tmp_path, suffix) -> None:
+    depth, rgb = _scan(4, 5, 0, holes=0.0)
+    xyz = depth_to_xyz(depth, focal_px=4.0)
+    path = tmp_path / f"scan{suffix}"
+    if suffix == ".pcd":
+        _unorganized_pcd(cloud_bytes, path, xyz, rgb)
+    else:
+        path.write_bytes(cloud_bytes.ply_bytes(xyz, rgb, grid="none"))
+    with pytest.raises(PcprepError) as info:
+        pcprep.read_point_cloud(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: unorganized point cloud")
+    assert "pcprep.read_cloud_points" in message and "pcprep.organize_points(" in message
+    # ... and the way out works: the file's points back onto the grid
+    points, colours = read_cloud_points(path)
+    assert points.shape == (20, 3) and colours.shape == (20, 3)
+    out, out_rgb = organize_points(points, colours, shape=(4, 5), focal_px=4.0)
+    np.testing.assert_array_equal(out, xyz)
+    np.testing.assert_array_equal(out_rgb, rgb)
+
+
+def test_readme_unorganized_example_runs(cloud_bytes, tmp_path, monkeypatch) -> None:
+    """The README's example, on a generated 480x640 cloud at its focal length: the .npy and
+    .png it saves read back through read_pair as the grid the cloud came from."""
+    text = README.read_text()
+    section = text[text.index("## Unorganized clouds") :]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    focal = float(re.search(r"focal_px=([0-9.]+)", block).group(1))
+    depth, rgb = _scan(480, 640, 1)
+    xyz = depth_to_xyz(depth, focal_px=focal)
+    points, colours = _shuffled(xyz, rgb, 1)
+    monkeypatch.chdir(tmp_path)
+    _unorganized_pcd(cloud_bytes, tmp_path / "scan.pcd", points, colours)
+    exec(compile(block, str(README), "exec"), {})
+    sample = pcprep.read_pair("scan_xyz.npy", "scan_rgb.png")
+    np.testing.assert_array_equal(sample.xyz, xyz)
+    valid = depth > 0
+    np.testing.assert_array_equal(sample.rgb[valid], rgb[valid])

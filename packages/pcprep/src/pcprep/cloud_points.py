@@ -82,8 +82,10 @@ def organized(
         raise PcprepError.at(
             path,
             f"unorganized point cloud ({points.why_unorganized}): the detector needs an "
-            "organized grid, one point per camera pixel; export the scan organized (ordered) "
-            "or as an (H, W, 3) xyz TIFF",
+            "organized grid, one point per camera pixel; export the scan organized (ordered), "
+            "or project it onto the camera's pixels with pcprep.organize_points("
+            "*pcprep.read_cloud_points(path), shape=(H, W), focal_px=...) and save the xyz "
+            "as an .npy",
         )
     rows, cols = points.grid
     if min(rows, cols) < 2:
