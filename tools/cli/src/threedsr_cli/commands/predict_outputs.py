@@ -180,6 +180,8 @@ def save_prediction(
     if point_clouds:
         from threedsr_cli.point_cloud_map import write_map_ply
 
+        # Read again rather than held from prediction: every scan of the call would otherwise
+        # stay in memory at full resolution until the writing starts.
         scan = item.load(getattr(detector, "read_options", None))
         ply = write_map_ply(
             out / f"{item.name}_map.ply",
