@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 GEOMETRY_EXT = {".tif", ".tiff", ".npy", ".pcd", ".ply"}
-#: Point clouds that may carry their own colour (then they need no rgb image).
+#: Point clouds that may carry their own colour (then they need no rgb image): pcprep's
+#: POINT_CLOUD_EXT, copied because importing pcprep here would load numba at start-up.
 CLOUD_EXT = {".pcd", ".ply"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp"}
 #: The Eyecandies light that train/eval read (pcprep's default: 5, all lights on); predict reads

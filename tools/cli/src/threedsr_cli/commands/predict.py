@@ -22,6 +22,7 @@ from threedsr_cli.commands.predict_outputs import (
     training_data,
 )
 from threedsr_cli.errors import CLIError, is_bad_input, one_line
+from threedsr_cli.input_items import coloured_cloud
 from threedsr_cli.inputs import InputItem, printable, resolve_inputs
 from threedsr_cli.locks import folder_lock
 from threedsr_cli.options import parse_threshold
@@ -121,8 +122,10 @@ def predict_command(
         detector = load_exported(run, device, precision, method)
     else:
         detector = load_detector(run, device, precision, method, batch_size=batch_size)
-    if detector.setup != "depth":
-        items = resolve_inputs(inputs)
+    if detector.setup != "depth" and any(
+        it.rgb is None and it.layout == "pair" and not coloured_cloud(it.geometry) for it in items
+    ):
+        resolve_inputs(inputs)  # raises the error that names the first scan without its rgb
     out = (
         Path(out)
         if out is not None
