@@ -174,13 +174,106 @@ def test_unorganized_cloud_error_names_the_way_out(cloud_bytes, tmp_path, suffix
         pcprep.read_point_cloud(path)
     message = str(info.value)
     assert "\n" not in message and message.startswith(f"{path}: unorganized point cloud")
-    assert "pcprep.read_cloud_points" in message and "pcprep.organize_points(" in message
-    # ... and the way out works: the file's points back onto the grid
+    assert "--grid WxH --focal-px F" in message and "grid_shape=(H, W), focal_px=F" in message
+    # ... and both ways out work: the file's points back onto the grid
     points, colours = read_cloud_points(path)
     assert points.shape == (20, 3) and colours.shape == (20, 3)
     out, out_rgb = organize_points(points, colours, shape=(4, 5), focal_px=4.0)
     np.testing.assert_array_equal(out, xyz)
     np.testing.assert_array_equal(out_rgb, rgb)
+    cloud = pcprep.read_point_cloud(path, grid_shape=(4, 5), focal_px=4.0)
+    np.testing.assert_array_equal(cloud.xyz, xyz)
+    np.testing.assert_array_equal(cloud.rgb, rgb)
+
+
+@pytest.mark.parametrize("suffix", [".pcd", ".ply"])
+def test_read_pair_projects_an_unorganized_cloud_onto_the_grid(cloud_bytes, tmp_path, suffix):
+    """An unorganized cloud in millimetres from a camera with its principal point off centre:
+    read_pair gives the organized scan in metres that its depth map gives."""
+    depth, rgb = _scan(12, 16, 3)
+    focal, centre = (20.0, 22.0), (7.25, 5.5)
+    xyz_mm = depth_to_xyz(depth * 1000.0, focal_px=focal, principal_point=centre)
+    points, colours = _shuffled(xyz_mm, rgb, 3)
+    path = tmp_path / f"scan{suffix}"
+    if suffix == ".pcd":
+        _unorganized_pcd(cloud_bytes, path, points, colours)
+    else:
+        path.write_bytes(cloud_bytes.ply_bytes(points.reshape(1, -1, 3), colours, grid="none"))
+    opts = {"grid_shape": (12, 16), "focal_px": focal, "principal_point": centre}
+    sample = pcprep.read_pair(path, None, depth_unit="mm", **opts)
+    expected = depth_to_xyz(depth, focal_px=focal, principal_point=centre)
+    np.testing.assert_allclose(sample.xyz, expected, rtol=1e-6, atol=1e-9)
+    valid = depth > 0
+    np.testing.assert_array_equal(sample.rgb[valid], rgb[valid])
+    assert not sample.rgb[~valid].any()
+    # the depth map itself reads the same through the same camera
+    np.save(tmp_path / "depth.npy", depth.astype(np.float32))
+    from_depth = pcprep.read_pair(tmp_path / "depth.npy", None, **opts)
+    np.testing.assert_allclose(from_depth.xyz, expected, rtol=1e-6)
+
+
+def test_an_organized_cloud_keeps_its_own_grid(cloud_bytes, tmp_path) -> None:
+    depth, rgb = _scan(4, 5, 2)
+    xyz = depth_to_xyz(depth, focal_px=4.0)
+    path = tmp_path / "scan.pcd"
+    path.write_bytes(cloud_bytes.pcd_bytes(xyz, rgb, "binary"))
+    cloud = pcprep.read_point_cloud(path, grid_shape=(40, 50), focal_px=1.0)
+    np.testing.assert_array_equal(cloud.xyz, xyz)
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ({"grid_shape": (4, 5)}, "unorganized point cloud: projecting it onto a grid needs"),
+        ({"grid_shape": (5, 4), "focal_px": 4.0}, "3 of its 20 points (15%) fall off the 4x5"),
+        ({"grid_shape": (4, 5), "focal_px": 40.0}, "of its 20 points"),
+        ({"grid_shape": (4, 5), "focal_px": 4.0, "principal_point": (9, 9)}, "20 of its 20"),
+        ({"grid_shape": (4, 0), "focal_px": 4.0}, "shape must be (H, W) of positive integers"),
+        ({"grid_shape": (1, 5), "focal_px": 4.0}, "grid too small: 5x1"),
+        ({"grid_shape": (4, 5), "focal_px": -1.0}, "focal_px must be a positive"),
+    ],
+)
+def test_a_projection_that_loses_the_cloud_is_refused(cloud_bytes, tmp_path, opts, expected):
+    depth, rgb = _scan(4, 5, 0, holes=0.0)
+    path = tmp_path / "scan.pcd"
+    _unorganized_pcd(cloud_bytes, path, depth_to_xyz(depth, focal_px=4.0), rgb)
+    with pytest.raises(PcprepError) as info:
+        pcprep.read_pair(path, None, **opts)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{path}: "), message
+    assert expected in message, message
+
+
+def test_a_cloud_behind_the_camera_is_refused(cloud_bytes, tmp_path) -> None:
+    """A cloud in a world frame (z up, half of it below z = 0) is not a camera's view."""
+    depth, rgb = _scan(4, 5, 0, holes=0.0)
+    xyz = depth_to_xyz(depth, focal_px=4.0)
+    xyz[..., 2] -= np.median(xyz[..., 2])
+    path = tmp_path / "scan.pcd"
+    _unorganized_pcd(cloud_bytes, path, xyz, rgb)
+    with pytest.raises(PcprepError, match="behind the camera"):
+        pcprep.read_point_cloud(path, grid_shape=(4, 5), focal_px=4.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    focal=st.floats(0.1, 50.0),
+    centre=st.none() | st.tuples(st.floats(-10, 20), st.floats(-10, 20)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_project_to_pixels_is_where_the_kernel_puts_a_point(n, h, w, focal, centre, seed):
+    rng = np.random.default_rng(seed)
+    points = rng.normal(0.0, 2.0, (n, 3))
+    points[rng.random(n) < 0.1] = np.nan
+    points[rng.random(n) < 0.1, 0] = np.inf
+    lands = pcprep.organize.project_to_pixels(points, (h, w), focal, centre)
+    cx, cy = (w / 2.0, h / 2.0) if centre is None else centre
+    for k in range(n):
+        index = zbuffer_kernel(points[k : k + 1], focal, focal, cx, cy, h, w)
+        assert lands[k] == bool((index >= 0).any()), points[k]
 
 
 def test_readme_unorganized_example_runs(cloud_bytes, tmp_path, monkeypatch) -> None:

@@ -10,8 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcprep.errors import PcprepError
+from pcprep.organize import organize_points, project_to_pixels
 
-__all__ = ["CloudPoints", "ascii_numbers", "organized", "unpack_rgb"]
+__all__ = ["CloudPoints", "ascii_numbers", "organized", "projected", "unpack_rgb"]
+
+#: `projected` refuses a cloud of which more of the valid points fall off the grid or behind the
+#: camera: the sign of points outside the camera's frame or of another camera's intrinsics. A
+#: camera's own cloud lies inside its view; a principal point a few pixels off loses border rows.
+MAX_LOST_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,8 @@ def organized(
             path,
             f"unorganized point cloud ({points.why_unorganized}): the detector needs an "
             "organized grid, one point per camera pixel; export the scan organized (ordered), "
-            "or project it onto the camera's pixels with pcprep.organize_points("
-            "*pcprep.read_cloud_points(path), shape=(H, W), focal_px=...) and save the xyz "
-            "as an .npy",
+            "or project it onto the camera's pixels with its resolution and focal length "
+            "(threedsr-cli --grid WxH --focal-px F; pcprep grid_shape=(H, W), focal_px=F)",
         )
     rows, cols = points.grid
     if min(rows, cols) < 2:
@@ -110,6 +115,58 @@ def organized(
         rgb[taken] = points.rgb[cells[taken]]
         rgb = rgb.reshape(rows, cols, 3)
     return _zero_invalid(xyz.reshape(rows, cols, 3)), rgb
+
+
+def projected(
+    points: CloudPoints,
+    path: str | os.PathLike[str],
+    grid_shape: object,
+    focal_px: object,
+    principal_point: object = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """An unorganized cloud's points projected onto the camera's ``grid_shape`` ``(H, W)``
+    pixels (`pcprep.organize_points`), as `organized` gives an organized cloud's.
+
+    Raises:
+        PcprepError: no focal length, a bad grid or camera, no valid point, or more than
+            `MAX_LOST_FRACTION` of the valid points off the grid or behind the camera.
+    """
+    if focal_px is None:
+        raise PcprepError.at(
+            path,
+            "unorganized point cloud: projecting it onto a grid needs the camera's focal "
+            "length (threedsr-cli --focal-px; pcprep focal_px)",
+        )
+    try:
+        xyz, rgb = organize_points(
+            points.xyz,
+            points.rgb,
+            shape=grid_shape,  # type: ignore[arg-type]
+            focal_px=focal_px,  # type: ignore[arg-type]
+            principal_point=principal_point,  # type: ignore[arg-type]
+        )
+        pts = np.asarray(points.xyz, dtype=np.float64)
+        # a point at exact zeros or with a non-finite coordinate is a sensor's invalid point
+        valid = np.isfinite(pts).all(axis=1) & (pts[:, 2] != 0)
+        on_grid = project_to_pixels(pts[valid], xyz.shape[:2], focal_px, principal_point)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise PcprepError.at(path, str(exc)) from None
+    h, w = xyz.shape[:2]
+    if min(h, w) < 2:
+        raise PcprepError.at(path, f"grid too small: {w}x{h}")
+    n_valid = int(on_grid.size)
+    if n_valid == 0:
+        raise PcprepError.at(path, "point cloud has no valid point")
+    lost = n_valid - int(on_grid.sum())
+    if lost > MAX_LOST_FRACTION * n_valid:
+        raise PcprepError.at(
+            path,
+            f"{lost} of its {n_valid} points ({100.0 * lost / n_valid:.0f}%) fall off the "
+            f"{w}x{h} grid or behind the camera: the points must be in the camera's frame (z "
+            "forward) and the grid, focal length and principal point the camera's "
+            "(threedsr-cli --grid, --focal-px, --principal-point)",
+        )
+    return _zero_invalid(xyz), rgb
 
 
 def _zero_invalid(xyz: np.ndarray) -> np.ndarray:

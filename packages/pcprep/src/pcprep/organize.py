@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["organize_points", "zbuffer_kernel"]
+__all__ = ["organize_points", "project_to_pixels", "zbuffer_kernel"]
 
 # serial and GIL-free like pcprep.kernels*; also runs through .py_func
 _JIT = {"nopython": True, "nogil": True, "cache": True}
@@ -110,6 +110,35 @@ def organize_points(
         rgb = np.zeros((h, w, 3), dtype=np.uint8)
         rgb[taken] = rgb_in[kept]
     return xyz, rgb
+
+
+def project_to_pixels(
+    points: np.ndarray,
+    shape: tuple[int, int],
+    focal_px: float | tuple[float, float],
+    principal_point: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Whether each point lands on the ``(H, W)`` grid as `organize_points` projects it (in
+    front of the camera, its pixel on the grid): ``(N,)`` bool, False for non-finite points.
+
+    Example:
+        >>> pts = np.array([[0.0, 0.0, 1.0], [5.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+        >>> project_to_pixels(pts, (4, 4), focal_px=1.0).tolist()
+        [True, False, False]
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    h, w = _grid_shape(shape)
+    fx, fy = _pair(focal_px, "focal_px", positive=True)
+    if principal_point is None:
+        cx, cy = w / 2.0, h / 2.0
+    else:
+        cx, cy = _pair(principal_point, "principal_point", positive=False)
+    x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        u = fx * x / z + cx + 0.5  # the kernel's rounding: floor(u + 0.5)
+        v = fy * y / z + cy + 0.5
+        # comparisons are False for NaN, as the kernel's
+        return (z > 0) & np.isfinite(z) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
 
 
 def _grid_shape(shape: object) -> tuple[int, int]:

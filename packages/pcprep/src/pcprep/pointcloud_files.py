@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pcprep.cloud_points import CloudPoints, organized
+from pcprep.cloud_points import CloudPoints, organized, projected
 from pcprep.errors import PcprepError
 from pcprep.pcd_file import decode_pcd, parse_pcd_header
 from pcprep.ply_file import decode_ply
@@ -60,12 +60,24 @@ def _read_bytes(path: Path, limit: int = -1) -> bytes:
         raise PcprepError.at(path, f"cannot read ({exc.strerror or exc})") from None
 
 
-def read_point_cloud(path: str | os.PathLike[str]) -> PointCloudFile:
+def read_point_cloud(
+    path: str | os.PathLike[str],
+    *,
+    grid_shape: tuple[int, int] | None = None,
+    focal_px: float | tuple[float, float] | None = None,
+    principal_point: tuple[float, float] | None = None,
+) -> PointCloudFile:
     """Read an organized PCD (PCL: HEIGHT > 1) or PLY (a grid stated in its header) file.
 
+    An unorganized cloud is refused unless ``grid_shape`` ``(H, W)`` and ``focal_px`` (the
+    camera's resolution and focal length in pixels, ``principal_point`` ``(cx, cy)`` by default
+    the grid's centre) say how to project its camera-frame points onto the pixels
+    (`pcprep.organize_points`); an organized cloud keeps its own grid and ignores them.
+
     Raises:
-        PcprepError: a one-line message naming the file: an unorganized cloud, a malformed or
-            truncated file, missing x / y / z.
+        PcprepError: a one-line message naming the file: an unorganized cloud without a grid to
+            project onto, or one whose points mostly miss it (`pcprep.cloud_points.projected`);
+            a malformed or truncated file, missing x / y / z.
 
     Example:
         >>> import tempfile
@@ -78,7 +90,11 @@ def read_point_cloud(path: str | os.PathLike[str]) -> PointCloudFile:
         ((2, 2, 3), [0.0, 0.0, 0.0], [[255, 0, 0], [0, 255, 0]])
     """
     path = Path(path)
-    xyz, rgb = organized(_decode(path), path)
+    points = _decode(path)
+    if points.grid is None and grid_shape is not None:
+        xyz, rgb = projected(points, path, grid_shape, focal_px, principal_point)
+    else:
+        xyz, rgb = organized(points, path)
     return PointCloudFile(xyz, rgb)
 
 

@@ -241,6 +241,8 @@ def read_pair(
     depth_unit: str | None = None,
     depth_scale: float | None = None,
     focal_px: float | None = None,
+    principal_point: tuple[float, float] | None = None,
+    grid_shape: tuple[int, int] | None = None,
     pixel_size: float = 1.0,
 ) -> Sample:
     """Read an own scan: an organized xyz (``(H, W, 3)`` float TIFF/NPY, or an organized PCD /
@@ -249,7 +251,9 @@ def read_pair(
     Without ``rgb_path`` (``None``) a point cloud's own colour is the RGB; a scan with neither
     has no colour (``Sample.rgb`` None: only a ``depth`` detector takes it). With both, the
     separate colour image wins. A single-channel file is depth used as z; x and y come from
-    `depth_to_xyz` (pixel grid, or a pinhole with ``focal_px``). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
+    `depth_to_xyz` (pixel grid, or a pinhole with ``focal_px`` and ``principal_point``). An
+    unorganized cloud is projected onto the camera's ``grid_shape`` ``(H, W)`` pixels through
+    the same pinhole (`read_point_cloud`). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
     file, depth or xyz; without it float files are taken as metres and integer depth (16-bit PNG,
     ...) as millimetres, the usual sensor conventions. ``depth_scale`` (metres per stored unit)
     overrides both. Zero and non-finite values are invalid.
@@ -261,7 +265,9 @@ def read_pair(
     path = Path(xyz_or_depth_path)
     cloud_rgb = None
     if is_point_cloud_file(path):
-        cloud = read_point_cloud(path)
+        cloud = read_point_cloud(
+            path, grid_shape=grid_shape, focal_px=focal_px, principal_point=principal_point
+        )
         arr, cloud_rgb = cloud.xyz, cloud.rgb
     else:
         arr = read_array(path)
@@ -289,7 +295,9 @@ def read_pair(
         scale = unit_scale(depth_unit, default) if depth_scale is None else depth_scale
         depth = arr.astype(np.float64) * scale
         check_plausible_distance(path, depth, scale, "depth")
-        xyz = depth_to_xyz(depth, focal_px=focal_px, pixel_size=pixel_size)
+        xyz = depth_to_xyz(
+            depth, focal_px=focal_px, principal_point=principal_point, pixel_size=pixel_size
+        )
     else:
         raise PcprepError.at(path, f"expected (H, W, 3) xyz or (H, W) depth, got shape {arr.shape}")
     if rgb_path is None:

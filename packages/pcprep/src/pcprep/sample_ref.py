@@ -17,7 +17,14 @@ __all__ = ["SampleRef"]
 _READ_OPTIONS = {
     "mvtec3d": ("depth_unit",),
     "eyecandies": ("image_index", "world"),
-    "generic": ("depth_unit", "depth_scale", "focal_px", "pixel_size"),
+    "generic": (
+        "depth_unit",
+        "depth_scale",
+        "focal_px",
+        "principal_point",
+        "grid_shape",
+        "pixel_size",
+    ),
 }
 
 

@@ -216,7 +216,11 @@ def _check_fields(meta: dict[str, Any], side: Path) -> None:
             raise TypeError
         PreprocessConfig(**opts)
     except (TypeError, ThreedsrError) as exc:
-        why = str(exc) if isinstance(exc, ThreedsrError) else "expected depth_unit / focal_px"
+        why = (
+            str(exc)
+            if isinstance(exc, ThreedsrError)
+            else "expected PreprocessConfig.read_options() keywords"
+        )
         raise bad("read_options", why) from None
     if meta.get("threshold") is not None and not is_finite_real(meta["threshold"]):
         raise bad("threshold", f"expected a finite number, got {meta['threshold']!r}")

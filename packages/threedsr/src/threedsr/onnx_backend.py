@@ -20,6 +20,7 @@ from threedsr.calibration import DisplayScale
 from threedsr.data import check_finite_inputs, check_float_dtype, prepared_inputs
 from threedsr.errors import ThreedsrError
 from threedsr.export_sidecar import read_sidecar
+from threedsr.preprocess_config import PreprocessConfig
 
 __all__ = ["ExportedPrediction", "OnnxDetector", "import_onnxruntime"]
 
@@ -84,7 +85,10 @@ class OnnxDetector:
         self.category: str | None = self.meta.get("category")
         self.preprocess: dict[str, Any] = dict(self.meta["preprocess"])
         # absent from sidecars written before own scans had a unit: pcprep's defaults
-        self.read_options: dict[str, Any] = dict(self.meta.get("read_options") or {})
+        # (checked by the sidecar's reader; the config turns json's lists back into tuples)
+        self.read_options: dict[str, Any] = PreprocessConfig(
+            **(self.meta.get("read_options") or {})
+        ).read_options()
         self.threshold: float | None = self.meta.get("threshold")
         self.method: str = str(self.meta.get("method"))
         self.display = DisplayScale.from_state(self.meta.get("display"))

@@ -33,7 +33,7 @@ RGB_CODECS = ("exact", "uint8")
 MAGIC = b"3DSRPACK"
 VERSION = 1
 #: what `threedsr-cli pack` sets by option (the other preprocessing follows the layout)
-_PACK_OPTIONS = ("size", "depth_unit", "focal_px")
+_PACK_OPTIONS = ("size", "depth_unit", "focal_px", "principal_point", "grid_shape")
 HEAD = struct.Struct("<8sIQ")
 _DIGEST = 32
 
@@ -52,6 +52,20 @@ def is_pack(path: str | os.PathLike[str] | None) -> bool:
             return fh.read(len(MAGIC)) == MAGIC
     except OSError:
         return False
+
+
+def _pack_flag(key: str, value: Any) -> str:
+    """The `threedsr-cli pack` option that sets ``key`` to ``value`` (json's lists for pairs).
+
+    Example:
+        >>> _pack_flag("grid_shape", [480, 640]), _pack_flag("principal_point", [320.5, 240])
+        ('--grid 640x480', '--principal-point 320.5,240')
+    """
+    if key == "grid_shape":
+        return f"--grid {value[1]}x{value[0]}"
+    if key == "principal_point":
+        return f"--principal-point {value[0]},{value[1]}"
+    return f"--{key.replace('_', '-')} {value}"
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,7 @@ class Pack:
         if want != have:
             diff = sorted(k for k in {*want, *have} if want.get(k) != have.get(k))
             said = ", ".join(f"{k} {have.get(k)!r} (asked {want.get(k)!r})" for k in diff)
-            flags = [f"--{k.replace('_', '-')} {want[k]}" for k in diff if k in _PACK_OPTIONS]
+            flags = [_pack_flag(k, want[k]) for k in diff if k in _PACK_OPTIONS and k in want]
             hint = f" (threedsr-cli pack {' '.join(flags)} ...)" if flags else ""
             raise ThreedsrError(
                 f"{self.path}: packed with other preprocessing: {said}; pack again with those "

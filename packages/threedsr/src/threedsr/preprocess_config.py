@@ -7,13 +7,14 @@ as the training scans were; the model side is not among them (it is
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import pcprep
 from vqcore import ConfigMixin
 
-from threedsr.config_checks import check_bool, check_int, check_number
+from threedsr.config_checks import check_bool, check_int, check_number, is_finite_real
 from threedsr.errors import ThreedsrError
 
 __all__ = ["PreprocessConfig"]
@@ -40,7 +41,11 @@ class PreprocessConfig(ConfigMixin):
             :data:`pcprep.DEPTH_UNITS`). None = pcprep's default (float metres, integer
             millimetres), what a file written before the field was read with.
         focal_px: back-project own depth maps through a pinhole of this focal length (pixels);
-            None = the pixel grid.
+            None = the pixel grid. Also projects unorganized clouds onto ``grid_shape``.
+        principal_point: the pinhole's ``(cx, cy)`` in pixels; None = the image centre.
+        grid_shape: ``(H, W)``, the camera's pixels that unorganized PCD / PLY clouds are
+            projected onto (:func:`pcprep.read_point_cloud`; needs ``focal_px``); None = such
+            clouds are refused. Organized clouds keep their own grid.
 
     Example:
         >>> PreprocessConfig().kwargs(256)
@@ -62,6 +67,8 @@ class PreprocessConfig(ConfigMixin):
     depth_axis: str = "camera"
     depth_unit: str | None = None
     focal_px: float | None = None
+    principal_point: tuple[float, float] | None = None
+    grid_shape: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         # pcprep.preprocess refuses these too, but only when a scan is read, after training
@@ -86,6 +93,33 @@ class PreprocessConfig(ConfigMixin):
             )
         if self.focal_px is not None and not (math.isfinite(self.focal_px) and self.focal_px > 0):
             raise ThreedsrError(f"focal_px must be a positive number, got {self.focal_px!r}")
+        self._check_camera()
+
+    def _check_camera(self) -> None:
+        # stored as tuples whatever sequence came in (a run's json gives lists)
+        point, grid = self.principal_point, self.grid_shape
+        if point is not None:
+            if not (
+                isinstance(point, list | tuple)
+                and len(point) == 2
+                and all(is_finite_real(v) for v in point)
+            ):
+                raise ThreedsrError(f"principal_point must be (cx, cy) finite, got {point!r}")
+            object.__setattr__(self, "principal_point", (float(point[0]), float(point[1])))
+        if grid is not None:
+            if not (
+                isinstance(grid, list | tuple)
+                and len(grid) == 2
+                and all(
+                    isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 2
+                    for v in grid
+                )
+            ):
+                raise ThreedsrError(f"grid_shape must be (H, W) of integers >= 2, got {grid!r}")
+            object.__setattr__(self, "grid_shape", (int(grid[0]), int(grid[1])))
+        for name in ("principal_point", "grid_shape"):
+            if getattr(self, name) is not None and self.focal_px is None:
+                raise ThreedsrError(f"{name} needs focal_px (the camera's focal length)")
 
     def read_options(self) -> dict[str, Any]:
         """Keywords of the pcprep readers (:func:`pcprep.index_dataset`, :func:`pcprep.read_pair`)
@@ -95,6 +129,10 @@ class PreprocessConfig(ConfigMixin):
             out["depth_unit"] = self.depth_unit
         if self.focal_px is not None:
             out["focal_px"] = float(self.focal_px)
+        if self.principal_point is not None:
+            out["principal_point"] = self.principal_point
+        if self.grid_shape is not None:
+            out["grid_shape"] = self.grid_shape
         return out
 
     def kwargs(self, size: int | None = None, layout: str | None = None) -> dict[str, Any]:

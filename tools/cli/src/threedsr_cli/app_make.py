@@ -32,7 +32,7 @@ from threedsr_cli.options import (
     option_value,
     stage1_size,
 )
-from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt
+from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt, GridOpt, PrincipalPointOpt
 from threedsr_cli.ui import UI
 
 __all__ = ["demo", "train", "train_dada"]
@@ -223,6 +223,8 @@ def train(
     cache_dir: CacheDirOpt = None,
     depth_unit: DepthUnitOpt = None,
     focal_px: FocalPxOpt = None,
+    principal_point: PrincipalPointOpt = None,
+    grid: GridOpt = None,
     precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -256,6 +258,8 @@ def train(
             precision=None if precision is None else option_value(precision),
             depth_unit=None if depth_unit is None else option_value(depth_unit),
             focal_px=focal_px,
+            principal_point=principal_point,
+            grid=grid,
             device=option_value(device),
             seed=seed,
             ui=UI(quiet, verbose),

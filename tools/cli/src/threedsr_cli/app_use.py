@@ -34,7 +34,7 @@ from threedsr_cli.options import (
     model_size,
     option_value,
 )
-from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt
+from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt, GridOpt, PrincipalPointOpt
 from threedsr_cli.ui import UI
 
 __all__ = ["evaluate", "export", "pack", "predict"]
@@ -123,6 +123,8 @@ def pack(
     ] = RgbCodec.exact,
     depth_unit: DepthUnitOpt = None,
     focal_px: FocalPxOpt = None,
+    principal_point: PrincipalPointOpt = None,
+    grid: GridOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier pack at --out.", metavar="")
     ] = False,
@@ -145,6 +147,8 @@ def pack(
             rgb=option_value(rgb),
             depth_unit=None if depth_unit is None else option_value(depth_unit),
             focal_px=focal_px,
+            principal_point=principal_point,
+            grid=grid,
             overwrite=overwrite,
             ui=UI(quiet, verbose),
         )

@@ -84,6 +84,8 @@ def pack_command(
     ui: UI,
     depth_unit: str | None = None,
     focal_px: float | None = None,
+    principal_point: str | None = None,
+    grid: str | None = None,
 ) -> Pack:
     import pcprep
     import threedsr
@@ -96,7 +98,7 @@ def pack_command(
     check_category(data, category)
     out = Path(out)
     check_pack_target(out, Path(data), overwrite)
-    read_options = scan_read_options(Path(data), depth_unit, focal_px, None)
+    read_options = scan_read_options(Path(data), depth_unit, focal_px, None, principal_point, grid)
     side = DEFAULT_PACK_SIZE if size is None else size
     # The keywords train and eval would use on this folder (detector.pt's "preprocess").
     params = threedsr.PreprocessConfig(**read_options).kwargs(side, pcprep.detect_layout(data))

@@ -115,6 +115,8 @@ def _train(
     precision: str | None = None,
     depth_unit: str | None = None,
     focal_px: float | None = None,
+    principal_point: str | None = None,
+    grid: str | None = None,
     seed: int,
     ui: UI,
 ) -> None:
@@ -143,7 +145,7 @@ def _train(
         backbone = str(backbone_file)
     dev = resolve_device(device)
     pack = open_pack(data)
-    read_options = scan_read_options(data, depth_unit, focal_px, pack)
+    read_options = scan_read_options(data, depth_unit, focal_px, pack, principal_point, grid)
     if method != "memory" and preset is None:
         preset = default_preset(dev)
     config = build_config(
