@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pcprep import PcprepError, index_dataset, read_pair
+from pcprep import DatasetIndex, PcprepError, index_dataset, read_pair
 from pcprep.pairs import generic_pairs
 from PIL import Image
 
@@ -87,3 +87,27 @@ def test_index_reads_a_folder_of_clouds(cloud_bytes, tmp_path: Path) -> None:
     sample = refs[1].load()
     np.testing.assert_array_equal(sample.rgb, _scan(1)[1])
     assert abs(float(sample.xyz[0, 0, 2]) - 0.6) < 0.01
+
+
+def test_clouds_sorted_as_mvtec_sorts_its_tiffs_are_own_scans(cloud_bytes, tmp_path: Path) -> None:
+    """``<split>/<type>/xyz/NNN.pcd`` (+ gt/): MVTec 3D-AD's tree holding clouds, as a converted
+    copy of it would. It read as MVTec 3D-AD, which takes TIFFs only: "no samples"."""
+    for split, kind, n in (("train", "good", 2), ("test", "good", 1), ("test", "dent", 1)):
+        folder = tmp_path / "gland" / split / kind
+        (folder / "xyz").mkdir(parents=True)
+        for i in range(n):
+            xyz, rgb = _scan(i)
+            (folder / "xyz" / f"{i:03d}.pcd").write_bytes(cloud_bytes.pcd_bytes(xyz, rgb))
+            if kind == "dent":
+                (folder / "gt").mkdir()
+                mask = np.zeros(rgb.shape[:2], dtype=np.uint8)
+                mask[2:4, 3:5] = 255
+                Image.fromarray(mask).save(folder / "gt" / f"{i:03d}.png")
+    assert DatasetIndex(tmp_path).layout == "generic"
+    assert len(index_dataset(tmp_path, "gland", "train")) == 2
+    refs = index_dataset(tmp_path, "gland", "test")
+    assert [(r.defect_type, r.label, r.gt_path is not None) for r in refs] == [
+        ("dent", 1, True),
+        ("good", 0, False),
+    ]
+    assert refs[0].load().gt.sum() == 4

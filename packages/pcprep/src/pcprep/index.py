@@ -58,8 +58,12 @@ def detect_layout(root: str | os.PathLike[str]) -> str:
         # type folders look like MVTec 3D-AD, but MVTec never holds pairs in a split itself.
         if any(has_generic_pairs(cls / s) for s in ("train", "validation", "test")):
             return "generic"
+        # MVTec 3D-AD's xyz/ folders hold TIFFs; the same tree of clouds (xyz/NNN.pcd, their
+        # colour inside) or depth maps is own scans sorted as MVTec sorts them
         if any(
-            (t / "xyz").is_dir() for s in ("train", "validation", "test") for t in _subdirs(cls / s)
+            any((t / "xyz").glob("*.tiff"))
+            for s in ("train", "validation", "test")
+            for t in _subdirs(cls / s)
         ):
             return "mvtec3d"
     return "generic"
