@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pcprep import PcprepError, depth_to_xyz, organize_points, read_cloud_points
-from pcprep.organize import zbuffer_kernel
+from pcprep.organize import gather_rows_kernel, landing_kernel, zbuffer_kernel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -125,6 +125,13 @@ def test_kernel_py_func_matches_compiled(n, h, w, focal, seed) -> None:
     compiled = zbuffer_kernel(*args)
     np.testing.assert_array_equal(compiled, zbuffer_kernel.py_func(*args))
     assert compiled.shape == (h, w) and compiled.min() >= -1
+
+    # the gather that lays the kept points out, compiled and through py_func, as numpy's
+    want = np.zeros((h, w, 3))
+    want[compiled >= 0] = args[0][compiled[compiled >= 0]]
+    for kernel in (gather_rows_kernel, gather_rows_kernel.py_func):
+        got = kernel(args[0], compiled, np.zeros((h, w, 3), dtype=np.float32))
+        np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
 BAD_ARGUMENTS = {
@@ -264,16 +271,22 @@ def test_a_cloud_behind_the_camera_is_refused(cloud_bytes, tmp_path) -> None:
     centre=st.none() | st.tuples(st.floats(-10, 20), st.floats(-10, 20)),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_project_to_pixels_is_where_the_kernel_puts_a_point(n, h, w, focal, centre, seed):
+def test_count_landing_counts_where_the_kernel_puts_points(n, h, w, focal, centre, seed):
     rng = np.random.default_rng(seed)
     points = rng.normal(0.0, 2.0, (n, 3))
     points[rng.random(n) < 0.1] = np.nan
     points[rng.random(n) < 0.1, 0] = np.inf
-    lands = pcprep.organize.project_to_pixels(points, (h, w), focal, centre)
+    points[rng.random(n) < 0.1] = 0.0  # a sensor's invalid points
     cx, cy = (w / 2.0, h / 2.0) if centre is None else centre
-    for k in range(n):
-        index = zbuffer_kernel(points[k : k + 1], focal, focal, cx, cy, h, w)
-        assert lands[k] == bool((index >= 0).any()), points[k]
+    landed = sum(
+        bool((zbuffer_kernel(points[k : k + 1], focal, focal, cx, cy, h, w) >= 0).any())
+        for k in range(n)
+    )
+    valid = int((np.isfinite(points).all(1) & (points[:, 2] != 0)).sum())
+    assert pcprep.organize.count_landing(points, (h, w), focal, centre) == (valid, landed)
+    args = (np.ascontiguousarray(points), focal, focal, cx, cy, h, w)
+    with np.errstate(invalid="ignore"):  # inf - inf in Python floats
+        assert landing_kernel.py_func(*args) == (valid, landed)
 
 
 def test_readme_unorganized_example_runs(cloud_bytes, tmp_path, monkeypatch) -> None:

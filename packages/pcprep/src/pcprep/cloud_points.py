@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcprep.errors import PcprepError
-from pcprep.organize import organize_points, project_to_pixels
+from pcprep.organize import count_landing, organize_points
 
 __all__ = ["CloudPoints", "ascii_numbers", "organized", "projected", "unpack_rgb"]
 
@@ -145,19 +145,15 @@ def projected(
             focal_px=focal_px,  # type: ignore[arg-type]
             principal_point=principal_point,  # type: ignore[arg-type]
         )
-        pts = np.asarray(points.xyz, dtype=np.float64)
-        # a point at exact zeros or with a non-finite coordinate is a sensor's invalid point
-        valid = np.isfinite(pts).all(axis=1) & (pts[:, 2] != 0)
-        on_grid = project_to_pixels(pts[valid], xyz.shape[:2], focal_px, principal_point)  # type: ignore[arg-type]
+        n_valid, landed = count_landing(points.xyz, xyz.shape[:2], focal_px, principal_point)  # type: ignore[arg-type]
     except ValueError as exc:
         raise PcprepError.at(path, str(exc)) from None
     h, w = xyz.shape[:2]
     if min(h, w) < 2:
         raise PcprepError.at(path, f"grid too small: {w}x{h}")
-    n_valid = int(on_grid.size)
     if n_valid == 0:
         raise PcprepError.at(path, "point cloud has no valid point")
-    lost = n_valid - int(on_grid.sum())
+    lost = n_valid - landed
     if lost > MAX_LOST_FRACTION * n_valid:
         raise PcprepError.at(
             path,
