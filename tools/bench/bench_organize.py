@@ -31,7 +31,7 @@ _WRITERS = Path(__file__).resolve().parents[2] / "packages" / "pcprep" / "tests"
 def _cloud(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """An organized scan (xyz, rgb) and its valid points + colours shuffled."""
     rng = np.random.default_rng(0)
-    v, u = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    _, u = np.mgrid[0:rows, 0:cols].astype(np.float64)
     z = 0.6 + 0.02 * np.sin(u / 40) + rng.normal(0, 5e-5, (rows, cols))
     z[rng.random((rows, cols)) < 0.05] = 0.0
     xyz = pcprep.depth_to_xyz(z, focal_px=FOCAL)
