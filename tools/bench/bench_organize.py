@@ -96,39 +96,42 @@ def main() -> None:
     print("|---|---:|---|---:|---:|---:|")
     for size in args.sizes.split(","):
         rows, cols = map(int, size.split("x"))
-        xyz, rgb, points, colours = _cloud(rows, cols)
-        shape = (rows, cols)
-        ours_xyz, ours_rgb = pcprep.organize_points(points, colours, shape=shape, focal_px=FOCAL)
-        ref_xyz, ref_rgb = numpy_zbuffer(points, colours, shape, FOCAL)
-        np.testing.assert_array_equal(ours_xyz, ref_xyz)
-        np.testing.assert_array_equal(ours_rgb, ref_rgb)
-        np.testing.assert_array_equal(ours_xyz, xyz)  # each point back on its own pixel
-        ours = _median(
-            lambda: pcprep.organize_points(points, colours, shape=shape, focal_px=FOCAL),
-            args.repeat,
-        )
-        row = f"| {rows}x{cols} | {len(points):,} "
-        ref = _median(lambda: numpy_zbuffer(points, colours, shape, FOCAL), args.repeat)
-        print(f"{row}| organize_points | {ours * 1e3:.1f} | {ref * 1e3:.1f} (numpy) | "
-              f"{ref / ours:.2f}x |", flush=True)  # fmt: skip
-        if o3d is not None:
-            t = o3d.t.geometry.PointCloud(o3d.core.Tensor(points.astype(np.float32)))
-            k = o3d.core.Tensor([[FOCAL, 0, cols / 2], [0, FOCAL, rows / 2], [0, 0, 1]])
-            eye = o3d.core.Tensor(np.eye(4))
-            ref = _median(
-                lambda: t.project_to_depth_image(cols, rows, k, eye, 1.0, 10.0), args.repeat
-            )
-            print(f"{row}| organize_points | {ours * 1e3:.1f} | {ref * 1e3:.1f} (Open3D depth "
-                  f"only) | {ref / ours:.2f}x |", flush=True)  # fmt: skip
-        with tempfile.TemporaryDirectory() as d:
-            organized, loose = Path(d, "organized.pcd"), Path(d, "unorganized.pcd")
-            organized.write_bytes(writers.pcd_bytes(xyz, rgb, "binary"))
-            loose.write_bytes(writers.pcd_bytes(points.reshape(1, -1, 3), colours, "binary"))
-            opts = {"grid_shape": shape, "focal_px": FOCAL}
-            ours = _median(lambda: pcprep.read_point_cloud(loose, **opts), args.repeat)
-            ref = _median(lambda: pcprep.read_point_cloud(organized), args.repeat)
-            print(f"{row}| read_point_cloud, unorganized vs organized file | {ours * 1e3:.1f} | "
-                  f"{ref * 1e3:.1f} (organized) | {ref / ours:.2f}x |", flush=True)  # fmt: skip
+        bench_size(rows, cols, args.repeat, o3d, writers)
+
+
+def bench_size(rows: int, cols: int, repeat: int, o3d, writers) -> None:
+    """Print the rows of one grid (the closures below bind this call's arrays)."""
+    xyz, rgb, points, colours = _cloud(rows, cols)
+    shape = (rows, cols)
+    ours_xyz, ours_rgb = pcprep.organize_points(points, colours, shape=shape, focal_px=FOCAL)
+    ref_xyz, ref_rgb = numpy_zbuffer(points, colours, shape, FOCAL)
+    np.testing.assert_array_equal(ours_xyz, ref_xyz)
+    np.testing.assert_array_equal(ours_rgb, ref_rgb)
+    np.testing.assert_array_equal(ours_xyz, xyz)  # each point back on its own pixel
+    ours = _median(
+        lambda: pcprep.organize_points(points, colours, shape=shape, focal_px=FOCAL),
+        repeat,
+    )
+    row = f"| {rows}x{cols} | {len(points):,} "
+    ref = _median(lambda: numpy_zbuffer(points, colours, shape, FOCAL), repeat)
+    print(f"{row}| organize_points | {ours * 1e3:.1f} | {ref * 1e3:.1f} (numpy) | "
+          f"{ref / ours:.2f}x |", flush=True)  # fmt: skip
+    if o3d is not None:
+        t = o3d.t.geometry.PointCloud(o3d.core.Tensor(points.astype(np.float32)))
+        k = o3d.core.Tensor([[FOCAL, 0, cols / 2], [0, FOCAL, rows / 2], [0, 0, 1]])
+        eye = o3d.core.Tensor(np.eye(4))
+        ref = _median(lambda: t.project_to_depth_image(cols, rows, k, eye, 1.0, 10.0), repeat)
+        print(f"{row}| organize_points | {ours * 1e3:.1f} | {ref * 1e3:.1f} (Open3D depth "
+              f"only) | {ref / ours:.2f}x |", flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory() as d:
+        organized, loose = Path(d, "organized.pcd"), Path(d, "unorganized.pcd")
+        organized.write_bytes(writers.pcd_bytes(xyz, rgb, "binary"))
+        loose.write_bytes(writers.pcd_bytes(points.reshape(1, -1, 3), colours, "binary"))
+        opts = {"grid_shape": shape, "focal_px": FOCAL}
+        ours = _median(lambda: pcprep.read_point_cloud(loose, **opts), repeat)
+        ref = _median(lambda: pcprep.read_point_cloud(organized), repeat)
+        print(f"{row}| read_point_cloud, unorganized vs organized file | {ours * 1e3:.1f} | "
+              f"{ref * 1e3:.1f} (organized) | {ref / ours:.2f}x |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

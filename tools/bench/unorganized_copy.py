@@ -21,7 +21,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pcprep
 import tifffile
 from PIL import Image
 
