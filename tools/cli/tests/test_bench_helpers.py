@@ -146,3 +146,22 @@ def test_threshold_rules_held_out_rates() -> None:
         assert largest["promised"] == pytest.approx(1 / 201)
         assert largest["held_out"] == pytest.approx(largest["promised"], rel=0.35)
         assert (robust["held_out"] < 2 * robust["promised"]) == robust_keeps, robust
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bench_organize_numpy_reference_is_pcprep_s_zbuffer(seed: int) -> None:
+    """The numpy z-buffer the projection benchmark times pcprep against places the same points:
+    nearest on each pixel, the first of equal depths, off-grid and invalid points dropped."""
+    import numpy as np
+    import pcprep
+
+    bench = _load("bench_organize")
+    rng = np.random.default_rng(seed)
+    points = rng.normal(0.0, 1.0, (400, 3))
+    points[:, 2] = rng.choice([0.5, 1.0, 2.0, -1.0, np.nan], 400)  # ties, behind, invalid
+    colours = rng.integers(0, 256, (400, 3), dtype=np.uint8)
+    want = pcprep.organize_points(points, colours, shape=(9, 13), focal_px=4.0)
+    got = bench.numpy_zbuffer(points, colours, (9, 13), 4.0)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert (want[0][..., 2] > 0).sum() > 20
