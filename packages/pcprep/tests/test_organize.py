@@ -243,7 +243,9 @@ def test_an_organized_cloud_keeps_its_own_grid(cloud_bytes, tmp_path) -> None:
 def test_a_projection_that_loses_the_cloud_is_refused(cloud_bytes, tmp_path, opts, expected):
     depth, rgb = _scan(4, 5, 0, holes=0.0)
     path = tmp_path / "scan.pcd"
-    _unorganized_pcd(cloud_bytes, path, depth_to_xyz(depth, focal_px=4.0), rgb)
+    # shuffled: 20 points in row-major order would read as an ordered 4x5 or 5x4 cloud
+    points, colours = _shuffled(depth_to_xyz(depth, focal_px=4.0), rgb, 0)
+    _unorganized_pcd(cloud_bytes, path, points, colours)
     with pytest.raises(PcprepError) as info:
         pcprep.read_pair(path, None, **opts)
     message = str(info.value)
@@ -306,3 +308,53 @@ def test_readme_unorganized_example_runs(cloud_bytes, tmp_path, monkeypatch) -> 
     np.testing.assert_array_equal(sample.xyz, xyz)
     valid = depth > 0
     np.testing.assert_array_equal(sample.rgb[valid], rgb[valid])
+
+
+def _distorted(xyz: np.ndarray, k: float) -> np.ndarray:
+    """``xyz`` with a radial lens distortion (x, y scaled by 1 + k r^2 about the optical axis):
+    what a pinhole does not model, so projecting moves points off their pixels."""
+    out = xyz.copy()
+    r2 = (out[..., 0] ** 2 + out[..., 1] ** 2) / np.maximum(out[..., 2], 1e-9) ** 2
+    out[..., :2] *= (1.0 + k * r2)[..., None]
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".pcd", ".ply"])
+def test_an_ordered_cloud_without_a_stated_grid_is_laid_out_as_written(
+    cloud_bytes, tmp_path, suffix
+) -> None:
+    """An "ordered" export (every pixel's point, NaN where invalid, in row-major order) whose
+    header states no grid: read exactly as written, not through the pinhole, which would
+    shuffle the points a distorting lens moved (here by up to ~1.5 px)."""
+    depth, rgb = _scan(30, 40, 5)
+    xyz = _distorted(depth_to_xyz(depth, focal_px=35.0), 0.08)
+    xyz[depth == 0] = np.nan
+    flat = xyz.reshape(1, -1, 3)
+    path = tmp_path / f"scan{suffix}"
+    if suffix == ".pcd":
+        _unorganized_pcd(cloud_bytes, path, flat, rgb.reshape(-1, 3))
+    else:
+        path.write_bytes(cloud_bytes.ply_bytes(flat, rgb.reshape(1, -1, 3), grid="none"))
+    cloud = pcprep.read_point_cloud(path, grid_shape=(30, 40), focal_px=35.0)
+    want = np.where(np.isnan(xyz), 0.0, xyz).astype(np.float32)
+    np.testing.assert_array_equal(cloud.xyz, want)
+    np.testing.assert_array_equal(cloud.rgb, rgb)
+    projected, _ = organize_points(flat[0], None, shape=(30, 40), focal_px=35.0)
+    assert (projected != want).any()  # the pinhole alone would have moved points
+    # the same points in another order are projected
+    points, colours = _shuffled(np.where(np.isnan(xyz), 0.0, xyz), rgb, 5)
+    shuffled = tmp_path / "shuffled.pcd"
+    _unorganized_pcd(cloud_bytes, shuffled, points, colours)
+    got = pcprep.read_point_cloud(shuffled, grid_shape=(30, 40), focal_px=35.0)
+    np.testing.assert_array_equal(got.xyz, projected)
+
+
+def test_a_cloud_of_h_times_w_points_out_of_order_is_projected(cloud_bytes, tmp_path) -> None:
+    """H x W valid points in random order (no NaN): as many points as pixels by chance."""
+    depth, rgb = _scan(30, 40, 6, holes=0.0)
+    points, colours = _shuffled(depth_to_xyz(depth, focal_px=35.0), rgb, 6)
+    assert len(points) == 30 * 40
+    path = tmp_path / "scan.pcd"
+    _unorganized_pcd(cloud_bytes, path, points, colours)
+    cloud = pcprep.read_point_cloud(path, grid_shape=(30, 40), focal_px=35.0)
+    np.testing.assert_array_equal(cloud.xyz, depth_to_xyz(depth, focal_px=35.0))

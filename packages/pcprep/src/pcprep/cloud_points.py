@@ -3,6 +3,7 @@ the step that lays it out as the organized ``(H, W, 3)`` arrays pcprep works on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcprep.errors import PcprepError
-from pcprep.organize import count_landing, organize_points
+from pcprep.organize import _grid_shape, _pair, count_landing, organize_points
 
 __all__ = ["CloudPoints", "ascii_numbers", "organized", "projected", "unpack_rgb"]
 
@@ -18,6 +19,11 @@ __all__ = ["CloudPoints", "ascii_numbers", "organized", "projected", "unpack_rgb
 #: camera: the sign of points outside the camera's frame or of another camera's intrinsics. A
 #: camera's own cloud lies inside its view; a principal point a few pixels off loses border rows.
 MAX_LOST_FRACTION = 0.05
+#: A cloud of exactly H x W points that the pinhole puts within this many pixels (median) of
+#: their row-major places is an ordered export whose header states no grid (an "ordered" PLY):
+#: it is laid out as written, exactly, not projected (a lens's distortion, which a pinhole
+#: lacks, moves points by a pixel or two, and a projection would shuffle them).
+ORDERED_SHIFT_PX = 2.0
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,8 @@ def projected(
     principal_point: object = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """An unorganized cloud's points projected onto the camera's ``grid_shape`` ``(H, W)``
-    pixels (`pcprep.organize_points`), as `organized` gives an organized cloud's.
+    pixels (`pcprep.organize_points`), as `organized` gives an organized cloud's; a cloud that
+    is in the grid's row-major order already (`ORDERED_SHIFT_PX`) is laid out as written.
 
     Raises:
         PcprepError: no focal length, a bad grid or camera, no valid point, or more than
@@ -138,6 +145,11 @@ def projected(
             "length (threedsr-cli train --focal-px; pcprep focal_px)",
         )
     try:
+        if points.cells is None and _in_grid_order(
+            points.xyz, grid_shape, focal_px, principal_point
+        ):
+            h, w = _grid_shape(grid_shape)
+            return organized(dataclasses.replace(points, grid=(h, w)), path)
         xyz, rgb = organize_points(
             points.xyz,
             points.rgb,
@@ -163,6 +175,30 @@ def projected(
             "(threedsr-cli train --grid, --focal-px, --principal-point)",
         )
     return _zero_invalid(xyz), rgb
+
+
+def _in_grid_order(
+    xyz: np.ndarray, grid_shape: object, focal_px: object, principal_point: object
+) -> bool:
+    """Whether ``H * W`` points lie in the grid's row-major order: the pinhole puts (a sample of
+    up to 20,000 of) the valid ones within `ORDERED_SHIFT_PX` of their places, in median."""
+    h, w = _grid_shape(grid_shape)
+    if len(xyz) != h * w:
+        return False
+    fx, fy = _pair(focal_px, "focal_px", positive=True)
+    if principal_point is None:
+        cx, cy = w / 2.0, h / 2.0
+    else:
+        cx, cy = _pair(principal_point, "principal_point", positive=False)
+    at = np.arange(0, h * w, max(1, (h * w) // 20_000))
+    pts = np.asarray(xyz[at], dtype=np.float64)
+    ok = np.isfinite(pts).all(axis=1) & (pts[:, 2] > 0)
+    if ok.sum() < min(10, h * w):
+        return False
+    at, pts = at[ok], pts[ok]
+    u = fx * pts[:, 0] / pts[:, 2] + cx
+    v = fy * pts[:, 1] / pts[:, 2] + cy
+    return float(np.median(np.hypot(u - at % w, v - at // w))) <= ORDERED_SHIFT_PX
 
 
 def _zero_invalid(xyz: np.ndarray) -> np.ndarray:
