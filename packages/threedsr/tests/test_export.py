@@ -386,6 +386,28 @@ def test_without_onnxruntime_the_backend_says_which_extra(monkeypatch, tmp_path)
         OnnxDetector(tmp_path / "d.onnx")
 
 
+def test_a_sidecar_s_camera_reads_back_as_the_detector_s(exported, tmp_path) -> None:
+    """An export of a detector trained with a camera (unorganized clouds) keeps it: json's
+    lists come back as the tuples pcprep's readers take."""
+    from threedsr import OnnxDetector
+
+    cam = _copy_with(exported, tmp_path / "cam.onnx", focal_px=600.0, grid_shape=[480, 640],
+                     principal_point=[321.5, 240.0])  # fmt: skip
+    assert OnnxDetector(cam).read_options == {
+        "focal_px": 600.0,
+        "principal_point": (321.5, 240.0),
+        "grid_shape": (480, 640),
+    }
+
+
+def _copy_with(exported, path, **read_options):
+    _copy(exported, path)
+    meta = json.loads(sidecar_path(exported).read_text())
+    meta["read_options"] = read_options
+    sidecar_path(path).write_text(json.dumps(meta))
+    return path
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -395,6 +417,12 @@ def test_without_onnxruntime_the_backend_says_which_extra(monkeypatch, tmp_path)
         ("preprocess", {"size": 64, "foo": 1}, r"preprocess: not pcprep.preprocess keywords"),
         ("preprocess", {"size": 128}, "preprocess: size 128 is not the export's 64"),
         ("read_options", {"depth_unit": "furlong"}, "read_options: depth_unit must be one of"),
+        ("read_options", {"grid_shape": [480, 640]}, "read_options: grid_shape needs focal_px"),
+        (
+            "read_options",
+            {"focal_px": 600.0, "grid_shape": [480]},
+            r"read_options: grid_shape must be \(H, W\)",
+        ),
         ("setup", "xyz", "setup: expected one of"),
         ("method", "weird", "method: expected memory, 3dsr or fused"),
         ("input", {"name": "input", "shape": [1, 3, 64, 64]}, r"input: shape \[1, 3, 64, 64\]"),
