@@ -358,3 +358,33 @@ def test_a_cloud_of_h_times_w_points_out_of_order_is_projected(cloud_bytes, tmp_
     _unorganized_pcd(cloud_bytes, path, points, colours)
     cloud = pcprep.read_point_cloud(path, grid_shape=(30, 40), focal_px=35.0)
     np.testing.assert_array_equal(cloud.xyz, depth_to_xyz(depth, focal_px=35.0))
+
+
+def test_a_real_scan_exported_ordered_or_unordered(real_data, cloud_bytes, tmp_path) -> None:
+    """A real MVTec 3D-AD scan (Zivid-class camera, 400 x 400 crop) written as a one-row cloud,
+    read with its class's calibration as a pinhole (focal = focus / sx; the division model's
+    distortion has no place in it): in row order it reads back exactly; shuffled it is
+    projected, the lens's distortion moving points by about a pixel, and keeps its pixels."""
+    import json
+
+    import tifffile
+
+    root = real_data / "mvtec3d_ad" / "cable_gland"
+    cal = json.loads((root / "calibration" / "camera_parameters.json").read_text())
+    camera = {
+        "grid_shape": (400, 400),
+        "focal_px": cal["focus"] / cal["sx"],
+        "principal_point": (cal["cx"], cal["cy"]),
+    }
+    xyz = tifffile.imread(sorted(root.glob("test/*/xyz/*.tiff"))[0]).astype(np.float32)
+    valid = xyz[..., 2] > 0
+    ordered = tmp_path / "ordered.pcd"
+    _unorganized_pcd(cloud_bytes, ordered, xyz.reshape(1, -1, 3), None)
+    np.testing.assert_array_equal(pcprep.read_point_cloud(ordered, **camera).xyz, xyz)
+    shuffled = tmp_path / "shuffled.pcd"
+    points = xyz[valid][np.random.default_rng(0).permutation(int(valid.sum()))]
+    _unorganized_pcd(cloud_bytes, shuffled, points, None)
+    got = pcprep.read_point_cloud(shuffled, **camera).xyz
+    filled = got[..., 2] > 0
+    assert filled.sum() > 0.95 * valid.sum()  # points that share a pixel leave others empty
+    assert (got[valid & filled] != xyz[valid & filled]).any(axis=-1).mean() > 0.5  # moved
