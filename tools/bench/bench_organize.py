@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pcprep
+from bench_pointcloud_files import median_time
 
 FOCAL = 1000.0
 _WRITERS = Path(__file__).resolve().parents[2] / "packages" / "pcprep" / "tests" / "cloud_bytes.py"
+
+
+def cloud_writers():
+    """pcprep's tests/cloud_bytes.py: PCD / PLY files from numpy (loaded by path)."""
+    spec = importlib.util.spec_from_file_location("bench_cloud_bytes", _WRITERS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _cloud(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -73,25 +80,13 @@ def _open3d():
         return None
 
 
-def _median(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--sizes", default="400x400,1200x1600")
     args = ap.parse_args()
     o3d = _open3d()
-    spec = importlib.util.spec_from_file_location("bench_cloud_bytes", _WRITERS)
-    writers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(writers)
+    writers = cloud_writers()
     print("| grid | points | step | pcprep ms | reference ms | ratio |")
     print("|---|---:|---|---:|---:|---:|")
     for size in args.sizes.split(","):
@@ -108,19 +103,19 @@ def bench_size(rows: int, cols: int, repeat: int, o3d, writers) -> None:
     np.testing.assert_array_equal(ours_xyz, ref_xyz)
     np.testing.assert_array_equal(ours_rgb, ref_rgb)
     np.testing.assert_array_equal(ours_xyz, xyz)  # each point back on its own pixel
-    ours = _median(
+    ours = median_time(
         lambda: pcprep.organize_points(points, colours, shape=shape, focal_px=FOCAL),
         repeat,
     )
     row = f"| {rows}x{cols} | {len(points):,} "
-    ref = _median(lambda: numpy_zbuffer(points, colours, shape, FOCAL), repeat)
+    ref = median_time(lambda: numpy_zbuffer(points, colours, shape, FOCAL), repeat)
     print(f"{row}| organize_points | {ours * 1e3:.1f} | {ref * 1e3:.1f} (numpy) | "
           f"{ref / ours:.2f}x |", flush=True)  # fmt: skip
     if o3d is not None:
         t = o3d.t.geometry.PointCloud(o3d.core.Tensor(points.astype(np.float32)))
         k = o3d.core.Tensor([[FOCAL, 0, cols / 2], [0, FOCAL, rows / 2], [0, 0, 1]])
         eye = o3d.core.Tensor(np.eye(4))
-        ref = _median(lambda: t.project_to_depth_image(cols, rows, k, eye, 1.0, 10.0), repeat)
+        ref = median_time(lambda: t.project_to_depth_image(cols, rows, k, eye, 1.0, 10.0), repeat)
         print(f"{row}| organize_points | {ours * 1e3:.1f} | {ref * 1e3:.1f} (Open3D depth "
               f"only) | {ref / ours:.2f}x |", flush=True)  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
@@ -128,8 +123,8 @@ def bench_size(rows: int, cols: int, repeat: int, o3d, writers) -> None:
         organized.write_bytes(writers.pcd_bytes(xyz, rgb, "binary"))
         loose.write_bytes(writers.pcd_bytes(points.reshape(1, -1, 3), colours, "binary"))
         opts = {"grid_shape": shape, "focal_px": FOCAL}
-        ours = _median(lambda: pcprep.read_point_cloud(loose, **opts), repeat)
-        ref = _median(lambda: pcprep.read_point_cloud(organized), repeat)
+        ours = median_time(lambda: pcprep.read_point_cloud(loose, **opts), repeat)
+        ref = median_time(lambda: pcprep.read_point_cloud(organized), repeat)
         print(f"{row}| read_point_cloud, unorganized vs organized file | {ours * 1e3:.1f} | "
               f"{ref * 1e3:.1f} (organized) | {ref / ours:.2f}x |", flush=True)  # fmt: skip
 

@@ -76,7 +76,8 @@ def _reference(kind: str, path: Path) -> None:
         np.stack([v["x"], v["y"], v["z"]], -1), np.stack([v["red"], v["green"], v["blue"]], -1)
 
 
-def _median(fn, repeat: int) -> float:
+def median_time(fn, repeat: int) -> float:
+    """Median wall time (s) of ``repeat`` calls of ``fn`` after one warm-up call."""
     fn()
     times = []
     for _ in range(repeat):
@@ -97,8 +98,8 @@ def main() -> None:
         rows, cols = map(int, size.split("x"))
         with tempfile.TemporaryDirectory() as d:
             for kind, path in _write(Path(d), rows, cols).items():
-                ours = _median(lambda p=path: pcprep.read_point_cloud(p), args.repeat)
-                ref = _median(lambda k=kind, p=path: _reference(k, p), args.repeat)
+                ours = median_time(lambda p=path: pcprep.read_point_cloud(p), args.repeat)
+                ref = median_time(lambda k=kind, p=path: _reference(k, p), args.repeat)
                 mb = path.stat().st_size / 1e6
                 lib = "pypcd4" if kind.startswith("pcd") else "plyfile"
                 print(f"| {rows}x{cols} | {kind} | {mb:.1f} | {ours * 1e3:.1f} | "

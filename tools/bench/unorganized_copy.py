@@ -15,23 +15,14 @@ how far it moves the points of every tenth scan from their own pixels.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import tifffile
+from bench_organize import cloud_writers
 from PIL import Image
-
-_WRITERS = Path(__file__).resolve().parents[2] / "packages" / "pcprep" / "tests" / "cloud_bytes.py"
-
-
-def _writers():
-    spec = importlib.util.spec_from_file_location("unorganized_copy_cloud_bytes", _WRITERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shift(xyz: np.ndarray, focal: float, centre: tuple[float, float]) -> np.ndarray:
@@ -53,7 +44,7 @@ def main() -> None:
     cal = json.loads((src / "calibration" / "camera_parameters.json").read_text())
     focal, centre = cal["focus"] / cal["sx"], (cal["cx"], cal["cy"])
     print(f"--focal-px {focal:.3f} --principal-point {centre[0]},{centre[1]}")
-    write = _writers()
+    write = cloud_writers()
     shifts = []
     for n, xyz_path in enumerate(sorted(src.glob("*/*/xyz/*.tiff"))):
         type_dir = xyz_path.parent.parent

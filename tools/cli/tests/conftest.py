@@ -178,6 +178,19 @@ def bad_input() -> Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
+def cloud_bytes():
+    """pcprep's tests/cloud_bytes.py: PCD / PLY files from numpy (loaded by path: the package
+    tests are not importable from here)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[3] / "packages" / "pcprep" / "tests" / "cloud_bytes.py"
+    spec = importlib.util.spec_from_file_location("cli_tests_cloud_bytes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from depthsim import scenes
 

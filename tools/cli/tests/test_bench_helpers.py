@@ -16,6 +16,8 @@ BENCH = Path(__file__).resolve().parents[3] / "tools" / "bench"
 
 
 def _load(name: str):
+    if str(BENCH) not in sys.path:  # the scripts import each other, as run from their folder
+        sys.path.append(str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -4,7 +4,6 @@ PLY + image pair; a corrupt cloud is one line and exit code 2."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,21 +17,12 @@ from PIL import Image
 from .conftest import CATEGORY
 
 RUN = ("--size", 64, "--device", "cpu", "--quiet")
-_WRITERS = Path(__file__).resolve().parents[3] / "packages" / "pcprep" / "tests" / "cloud_bytes.py"
-
-
-def _writers():
-    spec = importlib.util.spec_from_file_location("cli_tests_cloud_bytes", _WRITERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
-def clouds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def clouds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory, cloud_bytes) -> Path:
     """The tiny data as ``<class>/<split>/[<type>/]xyz/NNN.pcd`` clouds in mm with their colour
     and no rgb/ folder (+ gt/ masks)."""
-    write = _writers()
     root = tmp_path_factory.mktemp("clouds")
     for xyz_path in sorted((tiny_data / CATEGORY).rglob("xyz/*.tiff")):
         type_dir = xyz_path.parent.parent
@@ -41,7 +31,7 @@ def clouds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         (folder / "xyz").mkdir(parents=True, exist_ok=True)
         xyz = tifffile.imread(xyz_path).astype(np.float32) * np.float32(1000)
         rgb = np.asarray(Image.open(type_dir / "rgb" / f"{xyz_path.stem}.png").convert("RGB"))
-        cloud = write.pcd_bytes(xyz, rgb, "binary_compressed")
+        cloud = cloud_bytes.pcd_bytes(xyz, rgb, "binary_compressed")
         (folder / "xyz" / f"{xyz_path.stem}.pcd").write_bytes(cloud)
         gt = type_dir / "gt" / f"{xyz_path.stem}.png"
         if split == "test" and gt.is_file():
@@ -57,7 +47,9 @@ def _scores(cli, run: Path, out: Path, *inputs: object) -> dict[str, float]:
     return {s["name"]: s["score"] for s in found["samples"]}
 
 
-def test_clouds_train_and_predict(cli, bad_input, clouds: Path, tmp_path: Path) -> None:
+def test_clouds_train_and_predict(
+    cli, bad_input, clouds: Path, tmp_path: Path, cloud_bytes
+) -> None:
     run = tmp_path / "run"
     res = cli("train", "--data", clouds, "--category", CATEGORY, "--depth-unit", "mm",
               "--out", run, *RUN)  # fmt: skip
@@ -67,14 +59,13 @@ def test_clouds_train_and_predict(cli, bad_input, clouds: Path, tmp_path: Path) 
     assert len(by_folder) >= 2
     good = test / "good" / "xyz" / "000.pcd"
     # a lone cloud with colour, and the same scan as a PLY without colour + its image
-    write = _writers()
     lone = tmp_path / "lone" / "scan.pcd"
     lone.parent.mkdir()
     shutil.copy(good, lone)
     cloud = pcprep.read_point_cloud(good)
     ply = tmp_path / "pair" / "scan.ply"
     ply.parent.mkdir()
-    ply.write_bytes(write.ply_bytes(cloud.xyz, None, "binary_big_endian"))
+    ply.write_bytes(cloud_bytes.ply_bytes(cloud.xyz, None, "binary_big_endian"))
     Image.fromarray(cloud.rgb).save(tmp_path / "pair" / "scan.png")
     got = _scores(cli, run, tmp_path / "p2", lone, ply, tmp_path / "pair" / "scan.png")
     assert list(got) == ["scan", "scan-1"]

@@ -4,7 +4,6 @@ the same scans written as organized clouds do, with the camera stored in the run
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from PIL import Image
 from .conftest import CATEGORY
 
 RUN = ("--size", 64, "--device", "cpu", "--quiet")
-_WRITERS = Path(__file__).resolve().parents[3] / "packages" / "pcprep" / "tests" / "cloud_bytes.py"
 # 56 columns of the 64 x 64 tiny scans: a non-square camera, so a swapped --grid shows
 H, W = 64, 56
 FOCAL, CENTRE = 70.0, (W / 2 - 3.5, H / 2 + 2.25)
@@ -25,19 +23,13 @@ POINT = f"{CENTRE[0]},{CENTRE[1]}"
 CAMERA = ("--grid", f"{W}x{H}", "--focal-px", FOCAL, "--principal-point", POINT)
 
 
-def _writers():
-    spec = importlib.util.spec_from_file_location("cli_tests_cloud_bytes_unorg", _WRITERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def clouds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def clouds(
+    tiny_data: Path, tmp_path_factory: pytest.TempPathFactory, cloud_bytes
+) -> dict[str, Path]:
     """The tiny data's depth seen through one pinhole, in millimetres with colour, twice: as
     organized clouds and as the shuffled valid points of each (``<class>/<split>/[<type>/]
     xyz/NNN.pcd`` + gt/)."""
-    write = _writers()
     roots = {k: tmp_path_factory.mktemp(k) for k in ("organized", "unorganized")}
     for n, xyz_path in enumerate(sorted((tiny_data / CATEGORY).rglob("xyz/*.tiff"))):
         type_dir = xyz_path.parent.parent
@@ -54,9 +46,9 @@ def clouds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
             folder = root / CATEGORY / split / (type_dir.name if split == "test" else "")
             (folder / "xyz").mkdir(parents=True, exist_ok=True)
             if kind == "organized":
-                cloud = write.pcd_bytes(xyz, rgb, "binary")
+                cloud = cloud_bytes.pcd_bytes(xyz, rgb, "binary")
             else:
-                cloud = write.pcd_bytes(points.reshape(1, -1, 3), colours, "binary")
+                cloud = cloud_bytes.pcd_bytes(points.reshape(1, -1, 3), colours, "binary")
             (folder / "xyz" / f"{xyz_path.stem}.pcd").write_bytes(cloud)
             if split == "test" and gt.is_file():
                 (folder / "gt").mkdir(exist_ok=True)

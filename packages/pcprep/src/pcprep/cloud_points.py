@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pcprep.errors import PcprepError
-from pcprep.organize import _grid_shape, _pair, count_landing, organize_points
+from pcprep.organize import count_landing, organize_points, pinhole
 
 __all__ = ["CloudPoints", "ascii_numbers", "organized", "projected", "unpack_rgb"]
 
@@ -148,7 +148,7 @@ def projected(
         if points.cells is None and _in_grid_order(
             points.xyz, grid_shape, focal_px, principal_point
         ):
-            h, w = _grid_shape(grid_shape)
+            h, w = pinhole(grid_shape, focal_px)[:2]
             return organized(dataclasses.replace(points, grid=(h, w)), path)
         xyz, rgb = organize_points(
             points.xyz,
@@ -182,14 +182,9 @@ def _in_grid_order(
 ) -> bool:
     """Whether ``H * W`` points lie in the grid's row-major order: the pinhole puts (a sample of
     up to 20,000 of) the valid ones within `ORDERED_SHIFT_PX` of their places, in median."""
-    h, w = _grid_shape(grid_shape)
+    h, w, fx, fy, cx, cy = pinhole(grid_shape, focal_px, principal_point)
     if len(xyz) != h * w:
         return False
-    fx, fy = _pair(focal_px, "focal_px", positive=True)
-    if principal_point is None:
-        cx, cy = w / 2.0, h / 2.0
-    else:
-        cx, cy = _pair(principal_point, "principal_point", positive=False)
     at = np.arange(0, h * w, max(1, (h * w) // 20_000))
     pts = np.asarray(xyz[at], dtype=np.float64)
     ok = np.isfinite(pts).all(axis=1) & (pts[:, 2] > 0)

@@ -11,6 +11,7 @@ __all__ = [
     "gather_rows_kernel",
     "landing_kernel",
     "organize_points",
+    "pinhole",
     "zbuffer_kernel",
 ]
 
@@ -130,12 +131,7 @@ def organize_points(
     if pts.dtype.kind not in "fiu":
         raise ValueError(f"points must be real numbers, got dtype {pts.dtype}")
     pts = np.ascontiguousarray(pts, dtype=np.float64)
-    h, w = _grid_shape(shape)
-    fx, fy = _pair(focal_px, "focal_px", positive=True)
-    if principal_point is None:
-        cx, cy = w / 2.0, h / 2.0
-    else:
-        cx, cy = _pair(principal_point, "principal_point", positive=False)
+    h, w, fx, fy, cx, cy = pinhole(shape, focal_px, principal_point)
     rgb_in = None
     if colours is not None:
         rgb_in = np.asarray(colours)
@@ -167,14 +163,31 @@ def count_landing(
         (3, 1)
     """
     pts = np.ascontiguousarray(np.asarray(points).reshape(-1, 3), dtype=np.float64)
+    h, w, fx, fy, cx, cy = pinhole(shape, focal_px, principal_point)
+    valid, landed = landing_kernel(pts, fx, fy, cx, cy, h, w)
+    return int(valid), int(landed)
+
+
+def pinhole(
+    shape: object, focal_px: object, principal_point: object = None
+) -> tuple[int, int, float, float, float, float]:
+    """``(h, w, fx, fy, cx, cy)`` of a grid and its pinhole, checked; the principal point
+    defaults to ``(W / 2, H / 2)`` as in `pcprep.depth_to_xyz`.
+
+    Raises:
+        ValueError: a one-line message naming the bad argument.
+
+    Example:
+        >>> pinhole((480, 640), 600.0)
+        (480, 640, 600.0, 600.0, 320.0, 240.0)
+    """
     h, w = _grid_shape(shape)
     fx, fy = _pair(focal_px, "focal_px", positive=True)
     if principal_point is None:
         cx, cy = w / 2.0, h / 2.0
     else:
         cx, cy = _pair(principal_point, "principal_point", positive=False)
-    valid, landed = landing_kernel(pts, fx, fy, cx, cy, h, w)
-    return int(valid), int(landed)
+    return h, w, fx, fy, cx, cy
 
 
 def _grid_shape(shape: object) -> tuple[int, int]:
