@@ -72,7 +72,9 @@ def read_point_cloud(
     An unorganized cloud is refused unless ``grid_shape`` ``(H, W)`` and ``focal_px`` (the
     camera's resolution and focal length in pixels, ``principal_point`` ``(cx, cy)`` by default
     the grid's centre) say how to project its camera-frame points onto the pixels
-    (`pcprep.organize_points`); an organized cloud keeps its own grid and ignores them.
+    (`pcprep.organize_points`); one of exactly H x W points already in the grid's row order (an
+    ordered export whose header states no grid) is laid out as written. An organized cloud
+    keeps its own grid and ignores them.
 
     Raises:
         PcprepError: a one-line message naming the file: an unorganized cloud without a grid to
