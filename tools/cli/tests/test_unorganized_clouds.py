@@ -1,5 +1,5 @@
 """``--grid`` / ``--focal-px`` / ``--principal-point``: unorganized clouds (a camera's valid
-points only, in any order, as RealSense and most ROS pipelines write them) train and predict as
+points only, in any order, as many exporters and ROS pipelines write them) train and predict as
 the same scans written as organized clouds do, with the camera stored in the run."""
 
 from __future__ import annotations
