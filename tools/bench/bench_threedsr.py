@@ -26,6 +26,7 @@ import copy
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -290,6 +291,16 @@ def bench_train(setup: str, preset: str, size: int, batch: int, steps: int) -> f
     return steps / (time.perf_counter() - t)
 
 
+def cpu_has_bf16() -> bool | None:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX flags in /proc/cpuinfo; None
+    where that file is absent). Public information only: torch's own check is private."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -330,7 +341,7 @@ def main() -> None:
         bench_alternatives(args.setups[0], args.size, args.images, args.repeats, args.compile)
         print()
     if args.bf16:
-        bf16_native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        bf16_native = cpu_has_bf16()
         print(
             f"CPU bf16 inference at {args.size}², paper widths, random weights ({args.images} "
             f"images, batch 1, best of {args.repeats}; native bf16: {bf16_native})"
