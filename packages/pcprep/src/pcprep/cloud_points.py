@@ -96,7 +96,8 @@ def organized(
             f"unorganized point cloud ({points.why_unorganized}): the detector needs an "
             "organized grid, one point per camera pixel; export the scan organized (ordered), "
             "or project it onto the camera's pixels with its resolution and focal length "
-            "(threedsr-cli train --grid WxH --focal-px F; pcprep grid_shape=(H, W), focal_px=F)",
+            "(threedsr-cli train or pack --grid WxH --focal-px F; pcprep grid_shape=(H, W), "
+            "focal_px=F)",
         )
     rows, cols = points.grid
     if min(rows, cols) < 2:
@@ -142,7 +143,7 @@ def projected(
         raise PcprepError.at(
             path,
             "unorganized point cloud: projecting it onto a grid needs the camera's focal "
-            "length (threedsr-cli train --focal-px; pcprep focal_px)",
+            "length (threedsr-cli train or pack --focal-px; pcprep focal_px)",
         )
     try:
         if points.cells is None and _in_grid_order(
@@ -172,7 +173,7 @@ def projected(
             f"{lost} of its {n_valid} points ({100.0 * lost / n_valid:.0f}%) fall off the "
             f"{w}x{h} grid or behind the camera: the points must be in the camera's frame (z "
             "forward) and the grid, focal length and principal point the camera's "
-            "(threedsr-cli train --grid, --focal-px, --principal-point)",
+            "(threedsr-cli train or pack --grid, --focal-px, --principal-point)",
         )
     return _zero_invalid(xyz), rgb
 
