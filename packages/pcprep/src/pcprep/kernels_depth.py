@@ -5,13 +5,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pcprep.jit_options import JIT
+
 __all__ = ["box_close", "fill_holes_kernel", "normalize_kernel"]
 
-# serial and GIL-free: parallelism is across files; every kernel also runs through .py_func
-_JIT = {"nopython": True, "nogil": True, "cache": True}
 
-
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def _window_any(mask, radius, axis, outside_true):  # pragma: no cover
     """1-D sliding-window OR (``outside_true=False``) or AND (True) of width ``2 radius + 1``
     along ``axis``; pixels outside the image are ignored."""
@@ -43,7 +42,7 @@ def _window_any(mask, radius, axis, outside_true):  # pragma: no cover
     return out
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def box_close(mask, iterations):  # pragma: no cover
     """Binary closing by a 3x3 square repeated ``iterations`` times, with OpenCV border rules.
 
@@ -78,7 +77,7 @@ def box_close(mask, iterations):  # pragma: no cover
     return out
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def normalize_kernel(z, keep, low, high):  # pragma: no cover
     """Per-image min-max of ``z`` over ``keep & z != 0`` mapped to ``[low, high]``; others 0.
 
@@ -112,7 +111,7 @@ def normalize_kernel(z, keep, low, high):  # pragma: no cover
     return out, count
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def fill_holes_kernel(depth, iterations):  # pragma: no cover
     """Each pass sets every zero pixel to the mean of its non-zero 3x3 neighbours (from the previous
     pass); pixels without any stay 0 and non-zero pixels never change.

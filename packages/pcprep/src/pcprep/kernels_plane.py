@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pcprep.jit_options import JIT
+
 __all__ = [
     "border_points_kernel",
     "foreground_kernel",
@@ -13,11 +15,8 @@ __all__ = [
     "smallest_eigvec3",
 ]
 
-# serial and GIL-free: parallelism is across files; every kernel also runs through .py_func
-_JIT = {"nopython": True, "nogil": True, "cache": True}
 
-
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def border_points_kernel(xyz, valid, width):  # pragma: no cover
     """Valid points within ``width`` pixels of the image border, as ``(N, 3)`` float64 (row-major
     order); only the band is visited."""
@@ -46,7 +45,7 @@ def border_points_kernel(xyz, valid, width):  # pragma: no cover
     return pts[:k].copy()
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def inlier_moments(points, plane, threshold):  # pragma: no cover
     """Count, mean and 3x3 centred scatter of the points within ``threshold`` of ``plane``."""
     n = 0
@@ -74,7 +73,7 @@ def inlier_moments(points, plane, threshold):  # pragma: no cover
     return n, mean, scatter
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def ransac_scores(points, triples, threshold, confidence):  # pragma: no cover
     """Inlier count of the plane through each index triple (degenerate triples score -1).
 
@@ -119,7 +118,7 @@ def ransac_scores(points, triples, threshold, confidence):  # pragma: no cover
     return scores
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def foreground_kernel(xyz, valid, plane, threshold):  # pragma: no cover
     """``valid & |plane . (x, y, z, 1)| > threshold`` per pixel (plane has a unit normal)."""
     h, w = valid.shape
@@ -133,7 +132,7 @@ def foreground_kernel(xyz, valid, plane, threshold):  # pragma: no cover
     return fg
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def smallest_eigvec3(a):  # pragma: no cover
     """Unit eigenvector of the smallest eigenvalue of a symmetric 3x3 matrix (cyclic Jacobi).
 

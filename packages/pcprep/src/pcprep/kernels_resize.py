@@ -5,13 +5,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pcprep.jit_options import JIT
+
 __all__ = ["area_mask_kernel", "resize_bilinear_kernel", "resize_nearest_xyz_kernel"]
 
-# serial and GIL-free: parallelism is across files; every kernel also runs through .py_func
-_JIT = {"nopython": True, "nogil": True, "cache": True}
 
-
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def resize_nearest_xyz_kernel(xyz, out_h, out_w):  # pragma: no cover - exercised via py_func too
     """cv2 INTER_NEAREST (``src = floor(dst * in / out)``) plus the validity mask.
 
@@ -44,7 +43,7 @@ def resize_nearest_xyz_kernel(xyz, out_h, out_w):  # pragma: no cover - exercise
     return out, valid
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def resize_bilinear_kernel(img, out_h, out_w, scale, upper):  # pragma: no cover
     """cv2 INTER_LINEAR (half-pixel centres, edge clamp, no antialiasing) to float32 times ``scale``,
     clipped to ``upper`` (float rounding of a convex combination can overshoot by one ulp)."""
@@ -84,7 +83,7 @@ def resize_bilinear_kernel(img, out_h, out_w, scale, upper):  # pragma: no cover
     return out.reshape(out_h, out_w, ch)
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def area_mask_kernel(mask, row_idx, row_w, col_idx, col_w):  # pragma: no cover
     """Fraction of each target pixel's footprint covered by ``mask`` (separable box overlaps).
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pcprep.jit_options import JIT
+
 __all__ = ["lzf_decompress", "lzf_decompress_kernel"]
 
 _CORRUPT = -1
 
 
-@numba.jit(nopython=True, nogil=True, cache=True)
+@numba.jit(**JIT)
 def lzf_decompress_kernel(src, dst):  # pragma: no cover
     """Decompress ``src`` (uint8) into ``dst`` (uint8, its expected size); the number of bytes
     written, or -1 when ``src`` is corrupt or would overflow ``dst``."""

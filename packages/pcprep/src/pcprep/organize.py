@@ -6,6 +6,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pcprep.jit_options import JIT
+
 __all__ = [
     "count_landing",
     "gather_rows_kernel",
@@ -15,11 +17,8 @@ __all__ = [
     "zbuffer_kernel",
 ]
 
-# serial and GIL-free like pcprep.kernels*; also runs through .py_func
-_JIT = {"nopython": True, "nogil": True, "cache": True}
 
-
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def _pixel(x, y, z, fx, fy, cx, cy, h, w):  # pragma: no cover - exercised via py_func too
     """The flat pixel ``row * w + col`` a point lands on, -1 for a point with a non-finite
     coordinate, ``z <= 0`` or off the grid."""
@@ -33,7 +32,7 @@ def _pixel(x, y, z, fx, fy, cx, cy, h, w):  # pragma: no cover - exercised via p
     return int(np.floor(v)) * w + int(np.floor(u))
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def zbuffer_kernel(points, fx, fy, cx, cy, h, w):  # pragma: no cover - exercised via py_func too
     """Index of the point kept on each pixel of an ``(h, w)`` grid, -1 where none lands.
 
@@ -53,7 +52,7 @@ def zbuffer_kernel(points, fx, fy, cx, cy, h, w):  # pragma: no cover - exercise
     return index.reshape(h, w)
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def landing_kernel(points, fx, fy, cx, cy, h, w):  # pragma: no cover - exercised via py_func too
     """``(valid, landed)``: the points with finite coordinates and ``z != 0`` (a sensor's zeros
     are its invalid points), and those of them `zbuffer_kernel` places on the grid."""
@@ -70,7 +69,7 @@ def landing_kernel(points, fx, fy, cx, cy, h, w):  # pragma: no cover - exercise
     return valid, landed
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def gather_rows_kernel(rows, index, out):  # pragma: no cover - exercised via py_func too
     """``out[i, j] = rows[index[i, j]]`` where ``index[i, j] >= 0``; other pixels keep their value.
 

@@ -11,15 +11,15 @@ import numpy as np
 
 from pcprep.cloud_points import CloudPoints, ascii_numbers
 from pcprep.errors import PcprepError
+from pcprep.jit_options import JIT
 from pcprep.ply_header import PlyElement, PlyHeader, parse_ply_header
 
 __all__ = ["decode_ply", "walk_ascii_rows", "walk_binary_rows"]
 
 _TRUNCATED = -1
-_JIT = {"nopython": True, "nogil": True, "cache": True}
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def _read_int(buf, pos, size, big, signed):  # pragma: no cover
     value = 0
     for k in range(size):
@@ -30,7 +30,7 @@ def _read_int(buf, pos, size, big, signed):  # pragma: no cover
     return value
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def walk_binary_rows(
     buf, pos, rows, is_list, sizes, item_sizes, big, want, cells
 ):  # pragma: no cover
@@ -59,7 +59,7 @@ def walk_binary_rows(
     return pos
 
 
-@numba.jit(**_JIT)
+@numba.jit(**JIT)
 def walk_ascii_rows(values, pos, rows, is_list, want, cells):  # pragma: no cover
     """`walk_binary_rows` over ASCII values: a scalar is one value, a list its count then items."""
     n = values.size
