@@ -5,6 +5,7 @@ as training did without them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -39,11 +40,16 @@ def _check_focal(value: float | None) -> float | None:
     return value
 
 
-def _parse_grid(value: str | None) -> str | None:
-    """Checks ``WIDTHxHEIGHT`` (returned as given: typer's str type; `grid_shape` converts)."""
-    if value is not None:
-        grid_shape(value)
-    return value
+def _checked(parse: Callable[[str], object]) -> Callable[[str | None], str | None]:
+    """A typer callback that refuses, while the command line is parsed, what ``parse`` refuses
+    and passes the text on (`scan_read_options` converts it)."""
+
+    def callback(value: str | None) -> str | None:
+        if value is not None:
+            parse(value)
+        return value
+
+    return callback
 
 
 def grid_shape(value: str) -> tuple[int, int]:
@@ -61,12 +67,6 @@ def grid_shape(value: str) -> tuple[int, int]:
     option_error(
         f"--grid: expected the camera's WIDTHxHEIGHT in pixels, e.g. 640x480 (got {value!r})"
     )
-
-
-def _parse_point(value: str | None) -> str | None:
-    if value is not None:
-        principal_point(value)
-    return value
 
 
 def principal_point(value: str) -> tuple[float, float]:
@@ -114,7 +114,7 @@ PrincipalPointOpt = Annotated[
     Optional[str],
     typer.Option(
         "--principal-point",
-        callback=_parse_point,
+        callback=_checked(principal_point),
         metavar="CX,CY",
         help="The pinhole's principal point (pixels) with --focal-px; default: the image "
         "centre. Stored in the run like --depth-unit.",
@@ -125,7 +125,7 @@ GridOpt = Annotated[
     Optional[str],
     typer.Option(
         "--grid",
-        callback=_parse_grid,
+        callback=_checked(grid_shape),
         metavar="WxH",
         help="The camera's resolution (e.g. 640x480) that unorganized PCD / PLY clouds are "
         "projected onto through the --focal-px pinhole; without it they are refused. "
