@@ -109,7 +109,7 @@ def test_depth_unit_is_refused_for_eyecandies_and_checked(cli, bad_input, tmp_pa
               "--out", tmp_path / "r")  # fmt: skip
     bad_input(res, "--depth-unit applies to own scans", "info_depth.yaml")
     res = cli("train", "--data", tmp_path / "eye", "--focal-px", "-3", "--out", tmp_path / "r")
-    bad_input(res, "--focal-px: must be a positive number")
+    bad_input(res, "--focal-px: expected a positive focal length", "F or FX,FY", "'-3'")
 
 
 def test_depth_units_are_pcprep_s():

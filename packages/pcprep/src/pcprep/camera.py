@@ -71,6 +71,23 @@ class Distortion(NamedTuple):
             )
         return cls(str(model), values)
 
+    @classmethod
+    def of(cls, value: object) -> Distortion | None:
+        """``value`` as a checked `Distortion`: one already, or ``(model, coefficients)`` as
+        json gives it back (a list); None stays None.
+
+        Example:
+            >>> Distortion.of(["division", [-0.2]])
+            Distortion(model='division', coefficients=(-0.2,))
+        """
+        if value is None or isinstance(value, Distortion):
+            return value
+        try:
+            model, coefficients = value  # type: ignore[misc]
+        except (TypeError, ValueError):
+            raise ValueError(f"distortion must be (model, coefficients), got {value!r}") from None
+        return cls.checked(model, coefficients)
+
     @property
     def is_identity(self) -> bool:
         return not any(self.coefficients)

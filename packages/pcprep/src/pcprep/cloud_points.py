@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pcprep.camera import Distortion, distort
 from pcprep.errors import PcprepError
 from pcprep.organize import count_landing, organize_points, pinhole
 
@@ -95,9 +96,9 @@ def organized(
             path,
             f"unorganized point cloud ({points.why_unorganized}): the detector needs an "
             "organized grid, one point per camera pixel; export the scan organized (ordered), "
-            "or project it onto the camera's pixels with its resolution and focal length "
-            "(threedsr-cli train or pack --grid WxH --focal-px F; pcprep grid_shape=(H, W), "
-            "focal_px=F)",
+            "or project it onto the camera's pixels with its calibration, or its resolution and "
+            "focal length (threedsr-cli train or pack --camera FILE, or --grid WxH --focal-px F; "
+            "pcprep read_camera, or grid_shape=(H, W), focal_px=F)",
         )
     rows, cols = points.grid
     if min(rows, cols) < 2:
@@ -130,9 +131,11 @@ def projected(
     grid_shape: object,
     focal_px: object,
     principal_point: object = None,
+    distortion: Distortion | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """An unorganized cloud's points projected onto the camera's ``grid_shape`` ``(H, W)``
-    pixels (`pcprep.organize_points`), as `organized` gives an organized cloud's; a cloud that
+    pixels through its lens (`pcprep.organize_points`), as `organized` gives an organized
+    cloud's; a cloud that
     is in the grid's row-major order already (`ORDERED_SHIFT_PX`) is laid out as written.
 
     Raises:
@@ -143,11 +146,12 @@ def projected(
         raise PcprepError.at(
             path,
             "unorganized point cloud: projecting it onto a grid needs the camera's focal "
-            "length (threedsr-cli train or pack --focal-px; pcprep focal_px)",
+            "length (threedsr-cli train or pack --camera or --focal-px; pcprep focal_px)",
         )
     try:
+        distortion = Distortion.of(distortion)
         if points.cells is None and _in_grid_order(
-            points.xyz, grid_shape, focal_px, principal_point
+            points.xyz, grid_shape, focal_px, principal_point, distortion
         ):
             h, w = pinhole(grid_shape, focal_px)[:2]
             return organized(dataclasses.replace(points, grid=(h, w)), path)
@@ -157,8 +161,15 @@ def projected(
             shape=grid_shape,  # type: ignore[arg-type]
             focal_px=focal_px,  # type: ignore[arg-type]
             principal_point=principal_point,  # type: ignore[arg-type]
+            distortion=distortion,
         )
-        n_valid, landed = count_landing(points.xyz, xyz.shape[:2], focal_px, principal_point)  # type: ignore[arg-type]
+        n_valid, landed = count_landing(
+            points.xyz,
+            xyz.shape[:2],
+            focal_px,  # type: ignore[arg-type]
+            principal_point,  # type: ignore[arg-type]
+            distortion,
+        )
     except ValueError as exc:
         raise PcprepError.at(path, str(exc)) from None
     h, w = xyz.shape[:2]
@@ -172,14 +183,18 @@ def projected(
             path,
             f"{lost} of its {n_valid} points ({100.0 * lost / n_valid:.0f}%) fall off the "
             f"{w}x{h} grid or behind the camera: the points must be in the camera's frame (z "
-            "forward) and the grid, focal length and principal point the camera's "
-            "(threedsr-cli train or pack --grid, --focal-px, --principal-point)",
+            "forward) and the grid, focal length, principal point and lens the camera's "
+            "(threedsr-cli train or pack --camera, or --grid, --focal-px, --principal-point)",
         )
     return _zero_invalid(xyz), rgb
 
 
 def _in_grid_order(
-    xyz: np.ndarray, grid_shape: object, focal_px: object, principal_point: object
+    xyz: np.ndarray,
+    grid_shape: object,
+    focal_px: object,
+    principal_point: object,
+    distortion: Distortion | None = None,
 ) -> bool:
     """Whether ``H * W`` points lie in the grid's row-major order: the pinhole puts (a sample of
     up to 20,000 of) the valid ones within `ORDERED_SHIFT_PX` of their places, in median."""
@@ -192,8 +207,9 @@ def _in_grid_order(
     if ok.sum() < min(10, h * w):
         return False
     at, pts = at[ok], pts[ok]
-    u = fx * pts[:, 0] / pts[:, 2] + cx
-    v = fy * pts[:, 1] / pts[:, 2] + cy
+    xd, yd = distort(pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2], distortion)
+    u = fx * xd + cx
+    v = fy * yd + cy
     return float(np.median(np.hypot(u - at % w, v - at // w))) <= ORDERED_SHIFT_PX
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pcprep.camera import Distortion, distort
 from pcprep.jit_options import JIT
 
 __all__ = [
     "count_landing",
     "gather_rows_kernel",
     "landing_kernel",
+    "lens_points",
     "organize_points",
     "pinhole",
     "zbuffer_kernel",
@@ -92,6 +94,7 @@ def organize_points(
     shape: tuple[int, int],
     focal_px: float | tuple[float, float],
     principal_point: tuple[float, float] | None = None,
+    distortion: Distortion | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Project camera-frame points onto an organized ``(H, W)`` grid, keeping the nearest.
 
@@ -108,6 +111,8 @@ def organize_points(
         focal_px: the focal length in pixels, ``f`` or ``(fx, fy)``.
         principal_point: ``(cx, cy)`` in pixels; default ``(W / 2, H / 2)``, as `depth_to_xyz`
             assumes.
+        distortion: the camera's lens (`pcprep.Distortion`); a point lands where the lens
+            images it. None: a pinhole.
 
     Returns:
         ``(xyz, rgb)``: ``(H, W, 3)`` float32 with exact zeros where no point landed (pcprep's
@@ -138,7 +143,7 @@ def organize_points(
             raise ValueError(f"colours must be (N, 3) with N = {len(pts)}, got {rgb_in.shape}")
         if rgb_in.dtype != np.uint8:
             raise ValueError(f"colours must be uint8, got dtype {rgb_in.dtype}")
-    index = zbuffer_kernel(pts, fx, fy, cx, cy, h, w)
+    index = zbuffer_kernel(lens_points(pts, distortion), fx, fy, cx, cy, h, w)
     xyz = gather_rows_kernel(pts, index, np.zeros((h, w, 3), dtype=np.float32))
     rgb = None
     if rgb_in is not None:
@@ -152,6 +157,7 @@ def count_landing(
     shape: tuple[int, int],
     focal_px: float | tuple[float, float],
     principal_point: tuple[float, float] | None = None,
+    distortion: Distortion | None = None,
 ) -> tuple[int, int]:
     """``(valid, landed)``: how many points are valid (finite, ``z != 0``) and how many of them
     `organize_points` projects onto the ``(H, W)`` grid (in front of the camera, on a pixel).
@@ -164,7 +170,35 @@ def count_landing(
     pts = np.ascontiguousarray(np.asarray(points).reshape(-1, 3), dtype=np.float64)
     h, w, fx, fy, cx, cy = pinhole(shape, focal_px, principal_point)
     valid, landed = landing_kernel(pts, fx, fy, cx, cy, h, w)
+    distortion = Distortion.of(distortion)
+    if distortion is not None and not distortion.is_identity:
+        # a point the lens cannot image (past a division lens's fold) is valid but lost
+        landed = landing_kernel(lens_points(pts, distortion), fx, fy, cx, cy, h, w)[1]
     return int(valid), int(landed)
+
+
+def lens_points(points: np.ndarray, distortion: Distortion | None) -> np.ndarray:
+    """``(N, 3)`` float64 points that a pinhole projects where the lens images ``points``:
+    ``(xd * z, yd * z, z)`` with ``(xd, yd)`` the distorted ``(x / z, y / z)`` (`pcprep.distort`),
+    so the z-buffer kernels stay pinhole kernels. Points behind the camera are kept as they
+    are (the kernels drop them); one the lens cannot image gets NaN x.
+
+    Example:
+        >>> lens = Distortion("division", (-0.2,))
+        >>> lens_points(np.array([[0.3, 0.4, 2.0]]), lens).round(4).tolist()
+        [[0.2963, 0.3951, 2.0]]
+    """
+    pts = np.ascontiguousarray(points, dtype=np.float64)
+    distortion = Distortion.of(distortion)
+    if distortion is None or distortion.is_identity:
+        return pts
+    z = pts[:, 2]
+    ahead = z > 0  # False for NaN
+    out = pts.copy()
+    xd, yd = distort(pts[ahead, 0] / z[ahead], pts[ahead, 1] / z[ahead], distortion)
+    out[ahead, 0] = xd * z[ahead]
+    out[ahead, 1] = yd * z[ahead]
+    return out
 
 
 def pinhole(

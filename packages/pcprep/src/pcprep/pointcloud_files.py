@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pcprep.camera import Distortion
 from pcprep.cloud_points import CloudPoints, organized, projected
 from pcprep.errors import PcprepError
 from pcprep.pcd_file import decode_pcd, parse_pcd_header
@@ -66,13 +67,15 @@ def read_point_cloud(
     grid_shape: tuple[int, int] | None = None,
     focal_px: float | tuple[float, float] | None = None,
     principal_point: tuple[float, float] | None = None,
+    distortion: Distortion | None = None,
 ) -> PointCloudFile:
     """Read an organized PCD (PCL: HEIGHT > 1) or PLY (a grid stated in its header) file.
 
     An unorganized cloud is refused unless ``grid_shape`` ``(H, W)`` and ``focal_px`` (the
     camera's resolution and focal length in pixels, ``principal_point`` ``(cx, cy)`` by default
-    the grid's centre) say how to project its camera-frame points onto the pixels
-    (`pcprep.organize_points`); one of exactly H x W points already in the grid's row order (an
+    the grid's centre, ``distortion`` its lens) say how to project its camera-frame points
+    onto the pixels (`pcprep.organize_points`; `pcprep.read_camera` reads all four from a
+    calibration file); one of exactly H x W points already in the grid's row order (an
     ordered export whose header states no grid) is laid out as written. An organized cloud
     keeps its own grid and ignores them.
 
@@ -94,7 +97,7 @@ def read_point_cloud(
     path = Path(path)
     points = _decode(path)
     if points.grid is None and grid_shape is not None:
-        xyz, rgb = projected(points, path, grid_shape, focal_px, principal_point)
+        xyz, rgb = projected(points, path, grid_shape, focal_px, principal_point, distortion)
     else:
         xyz, rgb = organized(points, path)
     return PointCloudFile(xyz, rgb)

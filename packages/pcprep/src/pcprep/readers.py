@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pcprep.camera import Distortion, undistort
 from pcprep.errors import PcprepError
 from pcprep.fileio import (
     read_array,
@@ -99,13 +100,15 @@ def depth_to_xyz(
     *,
     focal_px: float | tuple[float, float] | None = None,
     principal_point: tuple[float, float] | None = None,
+    distortion: Distortion | None = None,
     pixel_size: float = 1.0,
 ) -> np.ndarray:
     """Organized xyz from a metric depth map (z); zero or non-finite depth gives invalid zeros.
 
     With ``focal_px`` it back-projects through a pinhole camera (principal point ``(cx, cy)``,
-    by default ``(W / 2, H / 2)`` as the Eyecandies tools use); without it, x and y are the pixel
-    grid times ``pixel_size``, so plane distances are effectively measured along z.
+    by default ``(W / 2, H / 2)`` as the Eyecandies tools use; ``distortion`` its lens, each
+    pixel's ray undistorted by `pcprep.undistort`); without it, x and y are the pixel grid
+    times ``pixel_size``, so plane distances are effectively measured along z.
 
     Shape:
         depth ``(H, W)`` -> ``(H, W, 3)`` float32.
@@ -125,7 +128,12 @@ def depth_to_xyz(
     else:
         fx, fy = (focal_px, focal_px) if np.isscalar(focal_px) else focal_px
         cx, cy = principal_point if principal_point is not None else (w / 2.0, h / 2.0)
-        x, y = (cols - cx) * z / fx, (rows - cy) * z / fy
+        distortion = Distortion.of(distortion)
+        if distortion is None or distortion.is_identity:
+            x, y = (cols - cx) * z / fx, (rows - cy) * z / fy
+        else:
+            rx, ry = undistort((cols - cx) / fx, (rows - cy) / fy, distortion)
+            x, y = rx * z, ry * z
     xyz = np.stack([x, y, z], axis=-1).astype(np.float32)
     xyz[~ok] = 0.0
     return xyz
@@ -240,9 +248,10 @@ def read_pair(
     gt_path: str | os.PathLike[str] | None = None,
     depth_unit: str | None = None,
     depth_scale: float | None = None,
-    focal_px: float | None = None,
+    focal_px: float | tuple[float, float] | None = None,
     principal_point: tuple[float, float] | None = None,
     grid_shape: tuple[int, int] | None = None,
+    distortion: Distortion | None = None,
     pixel_size: float = 1.0,
 ) -> Sample:
     """Read an own scan: an organized xyz (``(H, W, 3)`` float TIFF/NPY, or an organized PCD /
@@ -251,9 +260,10 @@ def read_pair(
     Without ``rgb_path`` (``None``) a point cloud's own colour is the RGB; a scan with neither
     has no colour (``Sample.rgb`` None: only a ``depth`` detector takes it). With both, the
     separate colour image wins. A single-channel file is depth used as z; x and y come from
-    `depth_to_xyz` (pixel grid, or a pinhole with ``focal_px`` and ``principal_point``). An
-    unorganized cloud is projected onto the camera's ``grid_shape`` ``(H, W)`` pixels through
-    the same pinhole (`read_point_cloud`). ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
+    `depth_to_xyz` (pixel grid, or a camera: ``focal_px``, ``principal_point`` and the lens's
+    ``distortion``). An unorganized cloud is projected onto the camera's ``grid_shape``
+    ``(H, W)`` pixels through the same camera (`read_point_cloud`); `pcprep.read_camera`
+    reads them all from a calibration file. ``depth_unit`` (``"m"``, ``"mm"``, ``"um"``) is the unit of the
     file, depth or xyz; without it float files are taken as metres and integer depth (16-bit PNG,
     ...) as millimetres, the usual sensor conventions. ``depth_scale`` (metres per stored unit)
     overrides both. Zero and non-finite values are invalid.
@@ -266,7 +276,11 @@ def read_pair(
     cloud_rgb = None
     if is_point_cloud_file(path):
         cloud = read_point_cloud(
-            path, grid_shape=grid_shape, focal_px=focal_px, principal_point=principal_point
+            path,
+            grid_shape=grid_shape,
+            focal_px=focal_px,
+            principal_point=principal_point,
+            distortion=distortion,
         )
         arr, cloud_rgb = cloud.xyz, cloud.rgb
     else:
@@ -296,7 +310,11 @@ def read_pair(
         depth = arr.astype(np.float64) * scale
         check_plausible_distance(path, depth, scale, "depth")
         xyz = depth_to_xyz(
-            depth, focal_px=focal_px, principal_point=principal_point, pixel_size=pixel_size
+            depth,
+            focal_px=focal_px,
+            principal_point=principal_point,
+            distortion=distortion,
+            pixel_size=pixel_size,
         )
     else:
         raise PcprepError.at(path, f"expected (H, W, 3) xyz or (H, W) depth, got shape {arr.shape}")

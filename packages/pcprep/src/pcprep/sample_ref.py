@@ -23,6 +23,7 @@ _READ_OPTIONS = {
         "focal_px",
         "principal_point",
         "grid_shape",
+        "distortion",
         "pixel_size",
     ),
 }

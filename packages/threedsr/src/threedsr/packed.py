@@ -33,7 +33,7 @@ RGB_CODECS = ("exact", "uint8")
 MAGIC = b"3DSRPACK"
 VERSION = 1
 #: what `threedsr-cli pack` sets by option (the other preprocessing follows the layout)
-_PACK_OPTIONS = ("size", "depth_unit", "focal_px", "principal_point", "grid_shape")
+_PACK_OPTIONS = ("size", "depth_unit", "focal_px", "principal_point", "grid_shape", "distortion")
 HEAD = struct.Struct("<8sIQ")
 _DIGEST = 32
 
@@ -60,11 +60,15 @@ def _pack_flag(key: str, value: Any) -> str:
     Example:
         >>> _pack_flag("grid_shape", [480, 640]), _pack_flag("principal_point", [320.5, 240])
         ('--grid 640x480', '--principal-point 320.5,240')
+        >>> _pack_flag("focal_px", [600.0, 601.5]), _pack_flag("distortion", ["division", [-0.2]])
+        ('--focal-px 600.0,601.5', '--camera <its calibration file>')
     """
     if key == "grid_shape":
         return f"--grid {value[1]}x{value[0]}"
-    if key == "principal_point":
-        return f"--principal-point {value[0]},{value[1]}"
+    if key in ("principal_point", "focal_px") and isinstance(value, list | tuple):
+        return f"--{key.replace('_', '-')} {value[0]},{value[1]}"
+    if key == "distortion":
+        return "--camera <its calibration file>"
     return f"--{key.replace('_', '-')} {value}"
 
 

@@ -6,12 +6,12 @@ as the training scans were; the model side is not among them (it is
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import pcprep
+from pcprep.camera import Distortion
 from vqcore import ConfigMixin
 
 from threedsr.config_checks import check_bool, check_int, check_number, is_finite_real
@@ -40,12 +40,15 @@ class PreprocessConfig(ConfigMixin):
         depth_unit: the unit own scans' depth / xyz files are written in (``m``, ``mm``, ``um``;
             :data:`pcprep.DEPTH_UNITS`). None = pcprep's default (float metres, integer
             millimetres), what a file written before the field was read with.
-        focal_px: back-project own depth maps through a pinhole of this focal length (pixels);
-            None = the pixel grid. Also projects unorganized clouds onto ``grid_shape``.
-        principal_point: the pinhole's ``(cx, cy)`` in pixels; None = the image centre.
+        focal_px: back-project own depth maps through a camera of this focal length (pixels,
+            ``f`` or ``(fx, fy)``); None = the pixel grid. Also projects unorganized clouds
+            onto ``grid_shape``.
+        principal_point: the camera's ``(cx, cy)`` in pixels; None = the image centre.
         grid_shape: ``(H, W)``, the camera's pixels that unorganized PCD / PLY clouds are
             projected onto (:func:`pcprep.read_point_cloud`; needs ``focal_px``); None = such
             clouds are refused. Organized clouds keep their own grid.
+        distortion: the camera's lens, ``(model, coefficients)`` (:class:`pcprep.Distortion`,
+            e.g. from :func:`pcprep.read_camera`); None = a pinhole. Needs ``focal_px``.
 
     Example:
         >>> PreprocessConfig().kwargs(256)
@@ -66,9 +69,10 @@ class PreprocessConfig(ConfigMixin):
     drop_border_objects: bool | None = None
     depth_axis: str = "camera"
     depth_unit: str | None = None
-    focal_px: float | None = None
+    focal_px: float | tuple[float, float] | None = None
     principal_point: tuple[float, float] | None = None
     grid_shape: tuple[int, int] | None = None
+    distortion: tuple[str, tuple[float, ...]] | None = None
 
     def __post_init__(self) -> None:
         # pcprep.preprocess refuses these too, but only when a scan is read, after training
@@ -91,13 +95,24 @@ class PreprocessConfig(ConfigMixin):
             raise ThreedsrError(
                 f"depth_unit must be one of {sorted(pcprep.DEPTH_UNITS)}, got {self.depth_unit!r}"
             )
-        if self.focal_px is not None and not (math.isfinite(self.focal_px) and self.focal_px > 0):
-            raise ThreedsrError(f"focal_px must be a positive number, got {self.focal_px!r}")
         self._check_camera()
 
     def _check_camera(self) -> None:
         # stored as tuples whatever sequence came in (a run's json gives lists)
-        point, grid = self.principal_point, self.grid_shape
+        focal, point, grid = self.focal_px, self.principal_point, self.grid_shape
+        if focal is not None:
+            pair = isinstance(focal, list | tuple)
+            values = focal if pair else (focal,)
+            if not (
+                len(values) == (2 if pair else 1)
+                and all(is_finite_real(v) and v > 0 for v in values)
+            ):
+                raise ThreedsrError(
+                    f"focal_px must be a positive number or (fx, fy) of them, got {focal!r}"
+                )
+            object.__setattr__(
+                self, "focal_px", (float(focal[0]), float(focal[1])) if pair else float(focal)
+            )
         if point is not None:
             if not (
                 isinstance(point, list | tuple)
@@ -117,7 +132,12 @@ class PreprocessConfig(ConfigMixin):
             ):
                 raise ThreedsrError(f"grid_shape must be (H, W) of integers >= 2, got {grid!r}")
             object.__setattr__(self, "grid_shape", (int(grid[0]), int(grid[1])))
-        for name in ("principal_point", "grid_shape"):
+        if self.distortion is not None:
+            try:
+                object.__setattr__(self, "distortion", Distortion.of(self.distortion))
+            except ValueError as exc:
+                raise ThreedsrError(str(exc)) from None
+        for name in ("principal_point", "grid_shape", "distortion"):
             if getattr(self, name) is not None and self.focal_px is None:
                 raise ThreedsrError(f"{name} needs focal_px (the camera's focal length)")
 
@@ -127,12 +147,9 @@ class PreprocessConfig(ConfigMixin):
         out: dict[str, Any] = {}
         if self.depth_unit is not None:
             out["depth_unit"] = self.depth_unit
-        if self.focal_px is not None:
-            out["focal_px"] = float(self.focal_px)
-        if self.principal_point is not None:
-            out["principal_point"] = self.principal_point
-        if self.grid_shape is not None:
-            out["grid_shape"] = self.grid_shape
+        for name in ("focal_px", "principal_point", "grid_shape", "distortion"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         return out
 
     def kwargs(self, size: int | None = None, layout: str | None = None) -> dict[str, Any]:

@@ -32,7 +32,13 @@ from threedsr_cli.options import (
     option_value,
     stage1_size,
 )
-from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt, GridOpt, PrincipalPointOpt
+from threedsr_cli.scan_units import (
+    CameraOpt,
+    DepthUnitOpt,
+    FocalPxOpt,
+    GridOpt,
+    PrincipalPointOpt,
+)
 from threedsr_cli.ui import UI
 
 __all__ = ["demo", "train", "train_dada"]
@@ -225,6 +231,7 @@ def train(
     focal_px: FocalPxOpt = None,
     principal_point: PrincipalPointOpt = None,
     grid: GridOpt = None,
+    camera: CameraOpt = None,
     precision: TrainPrecisionOpt = None,
     resume: ResumeOpt = False,
     overwrite: OverwriteOpt = False,
@@ -260,6 +267,7 @@ def train(
             focal_px=focal_px,
             principal_point=principal_point,
             grid=grid,
+            camera=camera,
             device=option_value(device),
             seed=seed,
             ui=UI(quiet, verbose),

@@ -34,7 +34,13 @@ from threedsr_cli.options import (
     model_size,
     option_value,
 )
-from threedsr_cli.scan_units import DepthUnitOpt, FocalPxOpt, GridOpt, PrincipalPointOpt
+from threedsr_cli.scan_units import (
+    CameraOpt,
+    DepthUnitOpt,
+    FocalPxOpt,
+    GridOpt,
+    PrincipalPointOpt,
+)
 from threedsr_cli.ui import UI
 
 __all__ = ["evaluate", "export", "pack", "predict"]
@@ -125,6 +131,7 @@ def pack(
     focal_px: FocalPxOpt = None,
     principal_point: PrincipalPointOpt = None,
     grid: GridOpt = None,
+    camera: CameraOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier pack at --out.", metavar="")
     ] = False,
@@ -149,6 +156,7 @@ def pack(
             focal_px=focal_px,
             principal_point=principal_point,
             grid=grid,
+            camera=camera,
             overwrite=overwrite,
             ui=UI(quiet, verbose),
         )

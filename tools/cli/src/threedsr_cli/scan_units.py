@@ -1,6 +1,6 @@
-"""``--depth-unit``, ``--focal-px``, ``--principal-point`` and ``--grid`` of train and pack: how
-own scans are read. train stores them in the detector, so eval, predict and export read scans
-as training did without them."""
+"""``--depth-unit``, ``--focal-px``, ``--principal-point``, ``--grid`` and ``--camera`` of train
+and pack: how own scans are read. train stores them in the detector, so eval, predict and export
+read scans as training did without them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from threedsr import Pack
 
 __all__ = [
+    "CameraOpt",
     "DepthUnit",
     "DepthUnitOpt",
     "FocalPxOpt",
@@ -34,12 +35,6 @@ class DepthUnit(StrEnum):
     um = "um"
 
 
-def _check_focal(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        option_error(f"--focal-px: must be a positive number of pixels (got {value})")
-    return value
-
-
 def _checked(parse: Callable[[str], object]) -> Callable[[str | None], str | None]:
     """A typer callback that refuses, while the command line is parsed, what ``parse`` refuses
     and passes the text on (`scan_read_options` converts it)."""
@@ -52,11 +47,11 @@ def _checked(parse: Callable[[str], object]) -> Callable[[str | None], str | Non
     return callback
 
 
-def grid_shape(value: str) -> tuple[int, int]:
+def parse_grid(value: str) -> tuple[int, int]:
     """``"640x480"`` (a camera's width x height) -> ``(480, 640)``, pcprep's ``(H, W)``.
 
     Example:
-        >>> grid_shape("640x480")
+        >>> parse_grid("640x480")
         (480, 640)
     """
     width, sep, height = value.strip().lower().partition("x")
@@ -69,11 +64,30 @@ def grid_shape(value: str) -> tuple[int, int]:
     )
 
 
-def principal_point(value: str) -> tuple[float, float]:
+def parse_focal(value: str) -> float | tuple[float, float]:
+    """``"600"`` -> ``600.0``; ``"600.2,601.7"`` (fx, fy) -> ``(600.2, 601.7)``.
+
+    Example:
+        >>> parse_focal("2758.3"), parse_focal("600.2, 601.7")
+        (2758.3, (600.2, 601.7))
+    """
+    try:
+        values = [float(v) for v in value.split(",")]
+    except ValueError:
+        values = []
+    if len(values) in (1, 2) and all(math.isfinite(v) and v > 0 for v in values):
+        return values[0] if len(values) == 1 else (values[0], values[1])
+    option_error(
+        "--focal-px: expected a positive focal length in pixels, F or FX,FY, e.g. 600 or "
+        f"600.2,601.7 (got {value!r})"
+    )
+
+
+def parse_principal_point(value: str) -> tuple[float, float]:
     """``"319.5,241.2"`` -> ``(319.5, 241.2)``.
 
     Example:
-        >>> principal_point("319.5, 241")
+        >>> parse_principal_point("319.5, 241")
         (319.5, 241.0)
     """
     parts = value.split(",")
@@ -100,10 +114,11 @@ DepthUnitOpt = Annotated[
     ),
 ]
 FocalPxOpt = Annotated[
-    Optional[float],
+    Optional[str],
     typer.Option(
         "--focal-px",
-        callback=_check_focal,
+        callback=_checked(parse_focal),
+        metavar="F|FX,FY",
         help="Focal length (pixels) to back-project own depth maps through a pinhole (and to "
         "project unorganized clouds onto --grid); default: the pixel grid. Stored in the run "
         "like --depth-unit.",
@@ -114,7 +129,7 @@ PrincipalPointOpt = Annotated[
     Optional[str],
     typer.Option(
         "--principal-point",
-        callback=_checked(principal_point),
+        callback=_checked(parse_principal_point),
         metavar="CX,CY",
         help="The pinhole's principal point (pixels) with --focal-px; default: the image "
         "centre. Stored in the run like --depth-unit.",
@@ -125,7 +140,7 @@ GridOpt = Annotated[
     Optional[str],
     typer.Option(
         "--grid",
-        callback=_checked(grid_shape),
+        callback=_checked(parse_grid),
         metavar="WxH",
         help="The camera's resolution (e.g. 640x480) that unorganized PCD / PLY clouds are "
         "projected onto through the --focal-px pinhole; without it they are refused. "
@@ -135,39 +150,96 @@ GridOpt = Annotated[
 ]
 
 
+CameraOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--camera",
+        help="The camera's calibration file (ROS camera_info or OpenCV YAML, Open3D intrinsic "
+        "JSON, MVTec 3D-AD's calibration/camera_parameters.json): its resolution, focal "
+        "lengths, principal point and lens distortion, in place of --grid, --focal-px and "
+        "--principal-point. Stored in the run like --depth-unit (the values, not the path).",
+        show_default=False,
+        exists=False,
+    ),
+]
+
+
 def scan_read_options(
     data: Path,
-    depth_unit: str | None,
-    focal_px: float | None,
     pack: Pack | None,
-    principal_point_text: str | None = None,
-    grid_text: str | None = None,
+    *,
+    depth_unit: str | None = None,
+    focal_px: str | None = None,
+    principal_point: str | None = None,
+    grid: str | None = None,
+    camera: Path | None = None,
 ) -> dict[str, Any]:
     """The pcprep reader keywords of ``--depth-unit`` / ``--focal-px`` / ``--principal-point``
-    / ``--grid`` for ``data`` (pairs as json's lists: they go to run.json): a pack's own when
-    none is given (it was read with them), refused for Eyecandies (its yaml gives metres and
-    the camera)."""
-    for flag, text in (("--principal-point", principal_point_text), ("--grid", grid_text)):
-        if text is not None and focal_px is None:
-            option_error(f"{flag} needs --focal-px (the camera's focal length in pixels)")
+    / ``--grid`` / ``--camera`` for ``data`` (json's forms: they go to run.json): a pack's own
+    when none is given (it was read with them), refused for Eyecandies (its yaml gives metres
+    and the camera)."""
     given: dict[str, Any] = {}
     if depth_unit is not None:
         given["depth_unit"] = str(depth_unit)
-    if focal_px is not None:
-        given["focal_px"] = float(focal_px)
-    if principal_point_text is not None:
-        given["principal_point"] = list(principal_point(principal_point_text))
-    if grid_text is not None:
-        given["grid_shape"] = list(grid_shape(grid_text))
+    if camera is not None:
+        given.update(_camera_options(camera, focal_px, principal_point, grid))
+    else:
+        for flag, text in (("--principal-point", principal_point), ("--grid", grid)):
+            if text is not None and focal_px is None:
+                option_error(f"{flag} needs --focal-px (the camera's focal length in pixels)")
+        if focal_px is not None:
+            focal = parse_focal(focal_px)
+            given["focal_px"] = list(focal) if isinstance(focal, tuple) else focal
+        if principal_point is not None:
+            given["principal_point"] = list(parse_principal_point(principal_point))
+        if grid is not None:
+            given["grid_shape"] = list(parse_grid(grid))
     if pack is not None:
         return given or dict(pack.read_options)
     if given:
         import pcprep
 
         if pcprep.detect_layout(data) == "eyecandies":
-            flag = "--depth-unit" if depth_unit is not None else "--focal-px"  # one suffices
+            flag = next(
+                f
+                for f, v in (
+                    ("--depth-unit", depth_unit),
+                    ("--camera", camera),
+                    ("--focal-px", focal_px),
+                    ("--principal-point", principal_point),
+                    ("--grid", grid),
+                )
+                if v is not None
+            )
             raise CLIError(
                 f"{data}: {flag} applies to own scans; Eyecandies samples give their metres and "
                 "camera in their info_depth.yaml"
             )
     return given
+
+
+def _camera_options(
+    camera: Path, focal_px: str | None, principal_point: str | None, grid: str | None
+) -> dict[str, Any]:
+    """``--camera``'s reader keywords: the file's values, none of them also given by hand."""
+    import pcprep
+
+    for flag, text in (
+        ("--focal-px", focal_px),
+        ("--principal-point", principal_point),
+        ("--grid", grid),
+    ):
+        if text is not None:
+            option_error(f"{flag}: --camera gives it already (one or the other)")
+    try:
+        cam = pcprep.read_camera(camera)
+    except pcprep.PcprepError as exc:
+        raise CLIError(str(exc)) from None
+    options: dict[str, Any] = {
+        "focal_px": list(cam.focal_px),
+        "principal_point": list(cam.principal_point),
+        "grid_shape": list(cam.grid_shape),
+    }
+    if cam.distortion is not None and not cam.distortion.is_identity:
+        options["distortion"] = [cam.distortion.model, list(cam.distortion.coefficients)]
+    return options

@@ -83,9 +83,10 @@ def pack_command(
     overwrite: bool,
     ui: UI,
     depth_unit: str | None = None,
-    focal_px: float | None = None,
+    focal_px: str | None = None,
     principal_point: str | None = None,
     grid: str | None = None,
+    camera: Path | None = None,
 ) -> Pack:
     import pcprep
     import threedsr
@@ -98,7 +99,15 @@ def pack_command(
     check_category(data, category)
     out = Path(out)
     check_pack_target(out, Path(data), overwrite)
-    read_options = scan_read_options(Path(data), depth_unit, focal_px, None, principal_point, grid)
+    read_options = scan_read_options(
+        Path(data),
+        None,
+        depth_unit=depth_unit,
+        focal_px=focal_px,
+        principal_point=principal_point,
+        grid=grid,
+        camera=camera,
+    )
     side = DEFAULT_PACK_SIZE if size is None else size
     # The keywords train and eval would use on this folder (detector.pt's "preprocess").
     params = threedsr.PreprocessConfig(**read_options).kwargs(side, pcprep.detect_layout(data))

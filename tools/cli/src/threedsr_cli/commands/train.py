@@ -114,9 +114,10 @@ def _train(
     device: str,
     precision: str | None = None,
     depth_unit: str | None = None,
-    focal_px: float | None = None,
+    focal_px: str | None = None,
     principal_point: str | None = None,
     grid: str | None = None,
+    camera: Path | None = None,
     seed: int,
     ui: UI,
 ) -> None:
@@ -145,7 +146,15 @@ def _train(
         backbone = str(backbone_file)
     dev = resolve_device(device)
     pack = open_pack(data)
-    read_options = scan_read_options(data, depth_unit, focal_px, pack, principal_point, grid)
+    read_options = scan_read_options(
+        data,
+        pack,
+        depth_unit=depth_unit,
+        focal_px=focal_px,
+        principal_point=principal_point,
+        grid=grid,
+        camera=camera,
+    )
     if method != "memory" and preset is None:
         preset = default_preset(dev)
     config = build_config(

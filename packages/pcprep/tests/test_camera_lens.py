@@ -1,0 +1,174 @@
+"""Lens distortion (pcprep.camera): the models against their published formulas, distort and
+undistort as inverses, and a distorted camera through depth_to_xyz, organize_points and
+read_point_cloud: a scan back-projected through a lens and shuffled returns to its pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pcprep import PcprepError, depth_to_xyz, organize_points, read_point_cloud
+from pcprep.camera import Distortion, distort, undistort
+from pcprep.organize import count_landing, lens_points
+
+# Coefficients of real lenses (an industrial camera: |k1| < 0.3), on fields of view where
+# each model is one-to-one: the conditions a calibration file describes.
+plumb_bob = st.tuples(
+    st.floats(-0.3, 0.3), st.floats(-0.1, 0.1), st.floats(-0.01, 0.01), st.floats(-0.01, 0.01)
+).map(lambda c: Distortion("plumb_bob", (*c, 0.0)))
+rational = st.tuples(
+    st.floats(-0.3, 0.3),
+    st.floats(-0.1, 0.1),
+    st.floats(-0.01, 0.01),
+    st.floats(-0.01, 0.01),
+    st.floats(-0.05, 0.05),
+    st.floats(0.0, 0.2),
+    st.floats(-0.05, 0.05),
+    st.floats(-0.01, 0.01),
+).map(lambda c: Distortion("rational_polynomial", c))
+division = st.floats(-0.5, 0.5).map(lambda k: Distortion("division", (k,)))
+lenses = st.one_of(plumb_bob, rational, division)
+
+
+def _opencv_distort(x: float, y: float, c: tuple[float, ...]) -> tuple[float, float]:
+    """OpenCV's documented projection model (calib3d), written term by term."""
+    k1, k2, p1, p2, k3, k4, k5, k6 = (*c, 0.0, 0.0, 0.0, 0.0)[:8] if len(c) == 5 else c
+    r2 = x * x + y * y
+    radial = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+    return (
+        x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+        y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(lens=st.one_of(plumb_bob, rational), x=st.floats(-0.6, 0.6), y=st.floats(-0.6, 0.6))
+def test_polynomial_models_follow_opencv(lens, x, y) -> None:
+    xd, yd = distort(np.array([x]), np.array([y]), lens)
+    ex, ey = _opencv_distort(x, y, lens.coefficients)
+    assert xd[0] == pytest.approx(ex, abs=1e-12) and yd[0] == pytest.approx(ey, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kappa=st.floats(-0.5, 0.5), x=st.floats(-0.5, 0.5), y=st.floats(-0.5, 0.5))
+def test_division_model_is_halcons(kappa, x, y) -> None:
+    # HALCON area_scan_division: the undistorted point is the distorted one over 1 + kappa r_d^2
+    xd, yd = distort(np.array([x]), np.array([y]), Distortion("division", (kappa,)))
+    scale = 1 + kappa * (xd[0] ** 2 + yd[0] ** 2)
+    assert xd[0] / scale == pytest.approx(x, abs=1e-12)
+    assert yd[0] / scale == pytest.approx(y, abs=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(lens=lenses, x=st.floats(-0.6, 0.6), y=st.floats(-0.6, 0.6))
+def test_undistort_inverts_distort(lens, x, y) -> None:
+    back = undistort(*distort(np.array([x]), np.array([y]), lens), lens)
+    np.testing.assert_allclose([back[0][0], back[1][0]], [x, y], atol=1e-9)
+
+
+def test_no_lens_and_zero_coefficients_change_nothing() -> None:
+    x, y = np.array([0.1, -0.4]), np.array([0.3, 0.2])
+    for lens in (None, Distortion("plumb_bob", (0.0,) * 5), Distortion("division", (0.0,))):
+        for f in (distort, undistort):
+            out = f(x, y, lens)
+            np.testing.assert_array_equal(out[0], x)
+            np.testing.assert_array_equal(out[1], y)
+
+
+def test_points_a_lens_cannot_image_are_nan_and_lost() -> None:
+    lens = Distortion("division", (1.0,))  # folds at r^2 = 1 / (4 kappa) = 0.25
+    xd, _ = distort(np.array([0.4, 0.6]), np.array([0.0, 0.0]), lens)
+    assert np.isfinite(xd[0]) and np.isnan(xd[1])
+    pts = np.array([[0.0, 0.0, 1.0], [0.6, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    assert np.isnan(lens_points(pts, lens)[1, 0])
+    assert lens_points(pts, lens)[2].tolist() == [0.0, 0.0, -1.0]  # behind: the kernels drop it
+    # the second point lands on the 40x40 grid through a pinhole but not through the lens
+    assert count_landing(pts, (40, 40), 20.0) == (3, 2)
+    assert count_landing(pts, (40, 40), 20.0, distortion=lens) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("model", "coefficients", "message"),
+    [
+        ("fisheye", (0.1,), "distortion model must be one of"),
+        ("plumb_bob", (0.1, 0.2), "plumb_bob distortion takes 4 or 5 finite coefficients"),
+        ("division", (float("nan"),), "division distortion takes 1 finite coefficients"),
+        ("rational_polynomial", "abc", "rational_polynomial distortion takes 8"),
+    ],
+)
+def test_bad_lenses_are_refused_naming_the_model(model, coefficients, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Distortion.checked(model, coefficients)
+
+
+def test_json_form_is_accepted() -> None:
+    assert Distortion.of(["plumb_bob", [0.1, 0, 0, 0]]) == Distortion(
+        "plumb_bob", (0.1, 0.0, 0.0, 0.0)
+    )
+    assert Distortion.of(None) is None
+    with pytest.raises(ValueError, match="distortion must be"):
+        Distortion.of("division")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(2, 30),
+    w=st.integers(2, 30),
+    zoom=st.floats(1.0, 3.0),
+    aspect=st.floats(0.8, 1.25),
+    lens=lenses,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_scan_back_projected_through_a_lens_returns_to_its_pixels(
+    h, w, zoom, aspect, lens, seed
+) -> None:
+    # a focal length of at least the grid's side keeps the image within |x / z| <= 0.5
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.2, 3.0, (h, w))
+    depth[rng.random((h, w)) < 0.2] = 0.0
+    colours = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    focal = (zoom * max(h, w), zoom * max(h, w) * aspect)
+    centre = tuple(rng.uniform(0.3, 0.7, 2) * (w, h))
+    xyz = depth_to_xyz(depth, focal_px=focal, principal_point=centre, distortion=lens)
+    valid = depth > 0
+    order = rng.permutation(int(valid.sum()))
+    out, out_rgb = organize_points(
+        xyz[valid][order],
+        colours[valid][order],
+        shape=(h, w),
+        focal_px=focal,
+        principal_point=centre,
+        distortion=lens,
+    )
+    np.testing.assert_array_equal(out, xyz)
+    np.testing.assert_array_equal(out_rgb[valid], colours[valid])
+
+
+def test_depth_to_xyz_undistorts_each_pixels_ray() -> None:
+    lens = Distortion("plumb_bob", (-0.2, 0.05, 0.001, -0.002, 0.0))
+    depth = np.full((6, 8), 2.0)
+    xyz = depth_to_xyz(depth, focal_px=(10.0, 11.0), principal_point=(3.5, 2.5), distortion=lens)
+    xd, yd = distort(xyz[..., 0] / xyz[..., 2], xyz[..., 1] / xyz[..., 2], lens)
+    rows, cols = np.mgrid[0:6, 0:8]
+    np.testing.assert_allclose(10.0 * xd + 3.5, cols, atol=1e-5)
+    np.testing.assert_allclose(11.0 * yd + 2.5, rows, atol=1e-5)
+
+
+def test_an_unorganized_cloud_file_is_projected_through_the_lens(cloud_bytes, tmp_path) -> None:
+    lens = Distortion("division", (-0.3,))
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 1.0, (12, 16))
+    xyz = depth_to_xyz(depth, focal_px=16.0, principal_point=(7.5, 5.5), distortion=lens)
+    order = rng.permutation(12 * 16)
+    path = tmp_path / "scan.pcd"
+    path.write_bytes(cloud_bytes.pcd_bytes(xyz.reshape(1, -1, 3)[:, order], None, "binary"))
+    camera = dict(grid_shape=(12, 16), focal_px=16.0, principal_point=(7.5, 5.5))
+    np.testing.assert_array_equal(read_point_cloud(path, **camera, distortion=lens).xyz, xyz)
+    # through a pinhole the barrel's corner points miss the grid: refused, not misplaced
+    with pytest.raises(PcprepError, match="fall off the 16x12 grid"):
+        read_point_cloud(path, **camera)
+    # the same points in row order are an ordered export: laid out as written with the lens
+    path.write_bytes(cloud_bytes.pcd_bytes(xyz.reshape(1, -1, 3), None, "binary"))
+    ordered = read_point_cloud(path, **camera, distortion=["division", [-0.3]])
+    np.testing.assert_array_equal(ordered.xyz, xyz)
