@@ -7,6 +7,8 @@ cached parallel dataset preprocessor. numpy / numba / scipy only; no torch.
 """
 
 from pcprep.cache import cache_key, load_prepared, save_prepared
+from pcprep.camera import Camera, Distortion
+from pcprep.camera_files import read_camera
 from pcprep.dataset import preprocess_dataset, preprocess_refs
 from pcprep.errors import PcprepError
 from pcprep.fileio import parse_simple_yaml, read_mask, read_rgb, read_simple_yaml, read_xyz
@@ -68,7 +70,9 @@ __all__ = [
     "PLANE_METHODS",
     "PLAUSIBLE_DISTANCE_M",
     "POINT_CLOUD_EXT",
+    "Camera",
     "DatasetIndex",
+    "Distortion",
     "PcprepError",
     "PointCloudFile",
     "Prepared",
@@ -104,6 +108,7 @@ __all__ = [
     "preprocess",
     "preprocess_dataset",
     "preprocess_refs",
+    "read_camera",
     "read_cloud_points",
     "read_eyecandies",
     "read_mask",
