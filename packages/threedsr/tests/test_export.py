@@ -10,6 +10,7 @@ import sys
 import warnings
 
 import numpy as np
+import pcprep
 import pytest
 import torch
 from threedsr import (
@@ -398,6 +399,12 @@ def test_a_sidecar_s_camera_reads_back_as_the_detector_s(exported, tmp_path) -> 
         "principal_point": (321.5, 240.0),
         "grid_shape": (480, 640),
     }
+    lens = _copy_with(exported, tmp_path / "lens.onnx", focal_px=[600.0, 601.5],
+                      distortion=["plumb_bob", [-0.1, 0.01, 0.0, 0.0, 0.0]])  # fmt: skip
+    assert OnnxDetector(lens).read_options == {
+        "focal_px": (600.0, 601.5),
+        "distortion": pcprep.Distortion("plumb_bob", (-0.1, 0.01, 0.0, 0.0, 0.0)),
+    }
 
 
 def _copy_with(exported, path, **read_options):
@@ -423,6 +430,12 @@ def _copy_with(exported, path, **read_options):
             {"focal_px": 600.0, "grid_shape": [480]},
             r"read_options: grid_shape must be \(H, W\)",
         ),
+        (
+            "read_options",
+            {"focal_px": 600.0, "distortion": ["fisheye", [0.1]]},
+            "read_options: distortion model must be one of",
+        ),
+        ("read_options", {"focal_px": [600.0]}, r"read_options: focal_px must be .* \(fx, fy\)"),
         ("setup", "xyz", "setup: expected one of"),
         ("method", "weird", "method: expected memory, 3dsr or fused"),
         ("input", {"name": "input", "shape": [1, 3, 64, 64]}, r"input: shape \[1, 3, 64, 64\]"),

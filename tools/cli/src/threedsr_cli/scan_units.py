@@ -159,7 +159,6 @@ CameraOpt = Annotated[
         "lengths, principal point and lens distortion, in place of --grid, --focal-px and "
         "--principal-point. Stored in the run like --depth-unit (the values, not the path).",
         show_default=False,
-        exists=False,
     ),
 ]
 
