@@ -62,9 +62,10 @@ def main() -> None:
     ap.add_argument("data", type=Path, help="MVTec 3D-AD root")
     ap.add_argument("--category", required=True)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--camera", type=Path, help="another calibration file (default: the class's)")
     args = ap.parse_args()
     src = args.data / args.category
-    cam = pcprep.read_camera(src / "calibration" / "camera_parameters.json")
+    cam = pcprep.read_camera(args.camera or src / "calibration" / "camera_parameters.json")
     print(f"camera: {cam}")
     paths = sorted(src.glob("*/*/xyz/*.tiff"))[::10]
     print(f"{len(paths)} scans (every tenth)\n")
