@@ -7,7 +7,7 @@ cached parallel dataset preprocessor. numpy / numba / scipy only; no torch.
 """
 
 from pcprep.cache import cache_key, load_prepared, save_prepared
-from pcprep.camera import Camera, Distortion
+from pcprep.camera import Camera, Distortion, distort, undistort
 from pcprep.camera_files import read_camera
 from pcprep.dataset import preprocess_dataset, preprocess_refs
 from pcprep.errors import PcprepError
@@ -86,6 +86,7 @@ __all__ = [
     "close_mask",
     "depth_to_xyz",
     "detect_layout",
+    "distort",
     "drop_border_components",
     "enclosing_dataset",
     "eyecandies_depth_metres",
@@ -122,4 +123,5 @@ __all__ = [
     "resize_rgb",
     "resize_xyz",
     "save_prepared",
+    "undistort",
 ]

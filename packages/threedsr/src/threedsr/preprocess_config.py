@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pcprep
-from pcprep.camera import Distortion
 from vqcore import ConfigMixin
 
 from threedsr.config_checks import check_bool, check_int, check_number, is_finite_real
@@ -134,7 +133,7 @@ class PreprocessConfig(ConfigMixin):
             object.__setattr__(self, "grid_shape", (int(grid[0]), int(grid[1])))
         if self.distortion is not None:
             try:
-                object.__setattr__(self, "distortion", Distortion.of(self.distortion))
+                object.__setattr__(self, "distortion", pcprep.Distortion.of(self.distortion))
             except ValueError as exc:
                 raise ThreedsrError(str(exc)) from None
         for name in ("principal_point", "grid_shape", "distortion"):
