@@ -135,8 +135,8 @@ def projected(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """An unorganized cloud's points projected onto the camera's ``grid_shape`` ``(H, W)``
     pixels through its lens (`pcprep.organize_points`), as `organized` gives an organized
-    cloud's; a cloud that
-    is in the grid's row-major order already (`ORDERED_SHIFT_PX`) is laid out as written.
+    cloud's; a cloud that is in the grid's row-major order already (`ORDERED_SHIFT_PX`) is laid
+    out as written.
 
     Raises:
         PcprepError: no focal length, a bad grid or camera, no valid point, or more than
@@ -196,8 +196,9 @@ def _in_grid_order(
     principal_point: object,
     distortion: Distortion | None = None,
 ) -> bool:
-    """Whether ``H * W`` points lie in the grid's row-major order: the pinhole puts (a sample of
-    up to 20,000 of) the valid ones within `ORDERED_SHIFT_PX` of their places, in median."""
+    """Whether ``H * W`` points lie in the grid's row-major order: the camera (pinhole and lens)
+    puts (a sample of up to 20,000 of) the valid ones within `ORDERED_SHIFT_PX` of their places,
+    in median."""
     h, w, fx, fy, cx, cy = pinhole(grid_shape, focal_px, principal_point)
     if len(xyz) != h * w:
         return False
