@@ -16,12 +16,12 @@ shuffled scan with and without the lens (median of ``--repeat``, after a warm-up
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import pcprep
 import tifffile
+from bench_pointcloud_files import median_time
 from pcprep.camera import distort
 
 
@@ -45,16 +45,6 @@ def _own_pixel_share(xyz: np.ndarray, cam: pcprep.Camera, lens, seed: int) -> fl
         distortion=lens,
     )
     return float(((out == xyz).all(-1) & valid).sum() / valid.sum())
-
-
-def _median_ms(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
 
 
 def main() -> None:
@@ -101,8 +91,8 @@ def main() -> None:
         xyz[valid][np.random.default_rng(0).permutation(int(valid.sum()))]
     )
     kw = dict(shape=cam.grid_shape, focal_px=cam.focal_px, principal_point=cam.principal_point)
-    plain = _median_ms(lambda: pcprep.organize_points(points, **kw), args.repeat)
-    bent = _median_ms(
+    plain = 1e3 * median_time(lambda: pcprep.organize_points(points, **kw), args.repeat)
+    bent = 1e3 * median_time(
         lambda: pcprep.organize_points(points, **kw, distortion=cam.distortion), args.repeat
     )
     print(f"\norganize_points, {len(points):,} points onto {cam.grid_shape}: pinhole {plain:.1f} ms, "

@@ -3,55 +3,11 @@ subset it parses (the formats it reads: test_camera_files.py)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from pcprep import PcprepError, read_camera
 from pcprep.calibration_yaml import parse_calibration_yaml
 
-OPENCV_YAML = """\
-%YAML:1.0
----
-image_width: 640
-image_height: 480
-camera_matrix: !!opencv-matrix
-   rows: 3
-   cols: 3
-   dt: d
-   data: [ 6.57e+02, 0., 3.195e+02, 0., 6.57e+02, 2.395e+02, 0., 0., 1. ]
-distortion_coefficients: !!opencv-matrix
-   rows: 5
-   cols: 1
-   dt: d
-   data: [ -4.18e-01, 5.07e-01, 0., 0.,
-       -5.7843597214487474e-01 ]
-"""
-
-OPEN3D_JSON = {
-    "height": 480,
-    "intrinsic_matrix": [525.0, 0.0, 0.0, 0.0, 526.0, 0.0, 319.5, 239.5, 1.0],
-    "width": 640,
-}
-
-MVTEC_JSON = {
-    "camera_type": "area_scan_division",
-    "focus": 0.0103431,
-    "kappa": -2205.03,
-    "sx": 3.74983e-06,
-    "sy": 3.75e-06,
-    "cx": 54.0458,
-    "cy": 196.07,
-    "image_width": 400,
-    "image_height": 400,
-}
-
-
-def write(tmp_path: Path, name: str, content: str | dict | list) -> Path:
-    path = tmp_path / name
-    path.write_text(content if isinstance(content, str) else json.dumps(content))
-    return path
-
+from .camera_samples import MVTEC_JSON, OPEN3D_JSON, OPENCV_YAML, write
 
 CAMERA_INFO = "height: 480\nwidth: 640\ndistortion_model: plumb_bob\nD: [0, 0, 0, 0, 0]\n"
 K = "K: [500, 0, 320, 0, 500, 240, 0, 0, 1]\n"

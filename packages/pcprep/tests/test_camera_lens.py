@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pcprep import PcprepError, depth_to_xyz, organize_points, read_point_cloud
 from pcprep.camera import Distortion, distort, undistort
-from pcprep.organize import count_landing, lens_points
+from pcprep.organize import count_landing, landing_kernel, lens_arguments, zbuffer_kernel
 
 # Coefficients of real lenses (an industrial camera: |k1| < 0.3), on fields of view where
 # each model is one-to-one: the conditions a calibration file describes.
@@ -81,8 +81,6 @@ def test_points_a_lens_cannot_image_are_nan_and_lost() -> None:
     xd, _ = distort(np.array([0.4, 0.6]), np.array([0.0, 0.0]), lens)
     assert np.isfinite(xd[0]) and np.isnan(xd[1])
     pts = np.array([[0.0, 0.0, 1.0], [0.6, 0.0, 1.0], [0.0, 0.0, -1.0]])
-    assert np.isnan(lens_points(pts, lens)[1, 0])
-    assert lens_points(pts, lens)[2].tolist() == [0.0, 0.0, -1.0]  # behind: the kernels drop it
     # the second point lands on the 40x40 grid through a pinhole but not through the lens
     assert count_landing(pts, (40, 40), 20.0) == (3, 2)
     assert count_landing(pts, (40, 40), 20.0, distortion=lens) == (3, 1)
@@ -172,3 +170,26 @@ def test_an_unorganized_cloud_file_is_projected_through_the_lens(cloud_bytes, tm
     path.write_bytes(cloud_bytes.pcd_bytes(xyz.reshape(1, -1, 3), None, "binary"))
     ordered = read_point_cloud(path, **camera, distortion=["division", [-0.3]])
     np.testing.assert_array_equal(ordered.xyz, xyz)
+
+
+@settings(max_examples=40, deadline=None)
+@given(lens=lenses, n=st.integers(0, 200), seed=st.integers(0, 2**32 - 1))
+def test_the_kernels_lens_is_distort(lens, n, seed) -> None:
+    """The z-buffer's per-point lens (compiled and through py_func) lands each point on the
+    pixel that `distort` gives, and drops the same points."""
+    rng = np.random.default_rng(seed)
+    h, w, fx, fy, cx, cy = 20, 24, 30.0, 31.0, 11.5, 9.5
+    pts = np.column_stack([rng.uniform(-0.8, 0.8, (n, 2)), rng.uniform(0.5, 1.5, n)])
+    pts[rng.random(n) < 0.1, 2] = -1.0
+    args = (pts, fx, fy, cx, cy, h, w, *lens_arguments(lens))
+    index = zbuffer_kernel(*args)
+    np.testing.assert_array_equal(index, zbuffer_kernel.py_func(*args))
+    assert landing_kernel(*args) == landing_kernel.py_func(*args)
+    with np.errstate(invalid="ignore"):
+        xd, yd = distort(pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2], lens)
+    u, v = np.floor(fx * xd + cx + 0.5), np.floor(fy * yd + cy + 0.5)
+    lands = (pts[:, 2] > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    assert landing_kernel(*args) == (n, int(lands.sum()))
+    for k in np.flatnonzero(index.ravel() >= 0):
+        at = index.ravel()[k]
+        assert (v[at], u[at]) == divmod(k, w)

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pcprep import PcprepError, depth_to_xyz, organize_points, read_cloud_points
-from pcprep.organize import gather_rows_kernel, landing_kernel, zbuffer_kernel
+from pcprep.organize import gather_rows_kernel, landing_kernel, lens_arguments, zbuffer_kernel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+NO_LENS = lens_arguments(None)
 
 
 def _scan(h: int, w: int, seed: int, holes: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +122,7 @@ def test_kernel_py_func_matches_compiled(n, h, w, focal, seed) -> None:
     pts[:, 2] += 1.0  # some behind the camera
     pts[rng.random((n, 3)) < 0.05] = np.nan
     pts[rng.random(n) < 0.2, 2] = 1.0  # many equal depths: ties
-    args = (np.ascontiguousarray(pts), focal, focal * 1.5, w / 3, h / 2, h, w)
+    args = (np.ascontiguousarray(pts), focal, focal * 1.5, w / 3, h / 2, h, w, *NO_LENS)
     compiled = zbuffer_kernel(*args)
     np.testing.assert_array_equal(compiled, zbuffer_kernel.py_func(*args))
     assert compiled.shape == (h, w) and compiled.min() >= -1
@@ -281,12 +282,12 @@ def test_count_landing_counts_where_the_kernel_puts_points(n, h, w, focal, centr
     points[rng.random(n) < 0.1] = 0.0  # a sensor's invalid points
     cx, cy = (w / 2.0, h / 2.0) if centre is None else centre
     landed = sum(
-        bool((zbuffer_kernel(points[k : k + 1], focal, focal, cx, cy, h, w) >= 0).any())
+        bool((zbuffer_kernel(points[k : k + 1], focal, focal, cx, cy, h, w, *NO_LENS) >= 0).any())
         for k in range(n)
     )
     valid = int((np.isfinite(points).all(1) & (points[:, 2] != 0)).sum())
     assert pcprep.organize.count_landing(points, (h, w), focal, centre) == (valid, landed)
-    args = (np.ascontiguousarray(points), focal, focal, cx, cy, h, w)
+    args = (np.ascontiguousarray(points), focal, focal, cx, cy, h, w, *NO_LENS)
     with np.errstate(invalid="ignore"):  # inf - inf in Python floats
         assert landing_kernel.py_func(*args) == (valid, landed)
 
