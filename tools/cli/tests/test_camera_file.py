@@ -140,11 +140,11 @@ def test_pack_takes_the_camera_file_and_train_reads_it_back(cli, lens_clouds, tm
     assert "(asked None)" in res.stderr
 
 
-def test_two_focal_lengths_back_project_depth_maps(cli, tiny_data, tmp_path) -> None:
+def test_two_focal_lengths_are_stored_in_the_run(cli, tiny_data, tmp_path) -> None:
+    # (depth_to_xyz's use of (fx, fy): pcprep's tests) tiny_data is MVTec-layout xyz TIFFs,
+    # which take no camera; the run records it all the same, as for own scans
     res = cli("train", "--data", tiny_data, "--category", CATEGORY, "--focal-px", "90,95.5",
               "--out", tmp_path / "r", *RUN)  # fmt: skip
-    # tiny_data is MVTec-layout xyz TIFFs: the camera applies to own scans only, which the
-    # run records all the same (a depth map of the same class would use it)
     assert res.exit_code == 0, res.stderr
     settings = json.loads((tmp_path / "r" / "run.json").read_text())["settings"]
     assert settings["focal_px"] == [90.0, 95.5]
