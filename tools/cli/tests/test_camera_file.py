@@ -155,3 +155,26 @@ def test_eyecandies_takes_no_camera(cli, bad_input, lens_clouds, tmp_path) -> No
     res = cli("train", "--data", tmp_path / "eye", "--category", "Candy",
               "--camera", lens_clouds["camera"], "--out", tmp_path / "r")  # fmt: skip
     bad_input(res, "--camera applies to own scans", "info_depth.yaml")
+
+
+def test_predict_takes_a_camera_for_a_run_trained_without_one(
+    cli, bad_input, lens_clouds, tmp_path
+) -> None:
+    """Trained on organized scans, shown the same camera's unorganized clouds: predict
+    --camera projects them as train --camera would; a run with its camera refuses another."""
+    org_run = tmp_path / "org"
+    assert _train(cli, lens_clouds["organized"], org_run).exit_code == 0
+    test = Path(lens_clouds["unorganized"]) / CATEGORY / "test"
+    want = _scores(cli, org_run, tmp_path / "p-org", Path(lens_clouds["organized"]) / CATEGORY / "test")  # fmt: skip
+    got = _scores(cli, org_run, tmp_path / "p-cam", test, "--camera", lens_clouds["camera"])
+    assert len(want) >= 4 and got == want
+    lone = test / "good" / "xyz" / "000.pcd"
+    res = cli("predict", "--run", org_run, lone, "--out", tmp_path / "p-none", "--device", "cpu")
+    bad_input(res, "000.pcd", "unorganized point cloud", "--camera FILE")
+    cam_run = tmp_path / "cam"
+    res = _train(cli, lens_clouds["unorganized"], cam_run, "--camera", lens_clouds["camera"])
+    assert res.exit_code == 0, res.stderr
+    res = cli("predict", "--run", cam_run, lone, "--camera", lens_clouds["camera"],
+              "--out", tmp_path / "p-two", "--device", "cpu")  # fmt: skip
+    bad_input(res, "the run has its camera", "predict --camera is for runs trained without one")
+    assert not (tmp_path / "p-two").exists()

@@ -97,8 +97,8 @@ def organized(
             f"unorganized point cloud ({points.why_unorganized}): the detector needs an "
             "organized grid, one point per camera pixel; export the scan organized (ordered), "
             "or project it onto the camera's pixels with its calibration, or its resolution and "
-            "focal length (threedsr-cli train or pack --camera FILE, or --grid WxH --focal-px F; "
-            "pcprep read_camera, or grid_shape=(H, W), focal_px=F)",
+            "focal length (threedsr-cli train, pack or predict --camera FILE, or train or pack "
+            "--grid WxH --focal-px F; pcprep read_camera, or grid_shape=(H, W), focal_px=F)",
         )
     rows, cols = points.grid
     if min(rows, cols) < 2:

@@ -226,6 +226,16 @@ def predict(
             metavar="",
         ),
     ] = False,
+    camera: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--camera",
+            help="For a run trained without a camera: the calibration file of the camera whose "
+            "unorganized PCD / PLY clouds are given (as train --camera takes it). Other inputs "
+            "read as training read them; a run that has its camera refuses another.",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.auto,
     method: MethodOpt = None,
@@ -258,6 +268,7 @@ def predict(
             overwrite=overwrite,
             raw_maps=raw_maps,
             point_clouds=point_clouds,
+            camera=camera,
         )
 
 

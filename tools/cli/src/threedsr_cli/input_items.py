@@ -73,13 +73,18 @@ class InputItem:
     geometry: Path
     rgb: Path | None
     layout: str = "pair"
+    #: predict --camera's reader keywords, for a PCD / PLY geometry only
+    cloud_options: tuple[tuple[str, Any], ...] = ()
 
     def load(self, read_options: Mapping[str, Any] | None = None) -> Sample:
         """Read the sample; ``read_options`` are the detector's (own scans' ``depth_unit`` and
-        ``focal_px``), so the scan reads as training read it."""
+        ``focal_px``), so the scan reads as training read it. A cloud also takes
+        ``cloud_options`` (a depth map keeps the back-projection training used)."""
         import pcprep
 
         opts = dict(read_options or {})
+        if self.geometry.suffix.lower() in CLOUD_EXT:
+            opts.update(self.cloud_options)
         if self.layout == "eyecandies":
             # The call pcprep.SampleRef.load makes for eval's Eyecandies refs (an own-scan unit
             # does not apply): the same metres, back-projection and RGB, hence the same inputs.

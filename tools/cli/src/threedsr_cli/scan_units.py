@@ -5,7 +5,7 @@ read scans as training did without them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -24,6 +24,7 @@ __all__ = [
     "FocalPxOpt",
     "GridOpt",
     "PrincipalPointOpt",
+    "cloud_camera",
     "scan_read_options",
 ]
 
@@ -242,3 +243,17 @@ def _camera_options(
     if cam.distortion is not None and not cam.distortion.is_identity:
         options["distortion"] = [cam.distortion.model, list(cam.distortion.coefficients)]
     return options
+
+
+def cloud_camera(
+    camera: Path, run_options: Mapping[str, Any], run: Path
+) -> tuple[tuple[str, Any], ...]:
+    """predict ``--camera``: the reader keywords that project a run's new unorganized clouds,
+    for a run trained without a camera (one that has its camera reads with it: another would
+    read clouds differently from training)."""
+    if any(k in run_options for k in ("grid_shape", "focal_px", "distortion")):
+        raise CLIError(
+            f"{run}: the run has its camera (stored at train) and reads clouds with it; "
+            "predict --camera is for runs trained without one"
+        )
+    return tuple(_camera_options(camera, None, None, None).items())

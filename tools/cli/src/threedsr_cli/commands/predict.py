@@ -6,6 +6,7 @@ the inputs it reads are :mod:`threedsr_cli.inputs`.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,7 @@ def predict_command(
     overwrite: bool = False,
     raw_maps: bool = False,
     point_clouds: bool = False,
+    camera: Path | None = None,
 ) -> dict[str, Any]:
     from threedsr_cli.libs import load_detector, load_exported, seed_everything
 
@@ -122,6 +124,11 @@ def predict_command(
         detector = load_exported(run, device, precision, method)
     else:
         detector = load_detector(run, device, precision, method, batch_size=batch_size)
+    if camera is not None:
+        from threedsr_cli.scan_units import cloud_camera
+
+        own = cloud_camera(camera, detector.read_options, run)
+        items = [dataclasses.replace(it, cloud_options=own) for it in items]
     if detector.setup != "depth" and any(
         it.rgb is None and it.layout == "pair" and not coloured_cloud(it.geometry) for it in items
     ):
@@ -170,6 +177,7 @@ def _predict(
     *,
     raw_maps: bool = False,
     point_clouds: bool = False,
+    camera: Path | None = None,
 ) -> dict[str, Any]:
     import threedsr
 
