@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pcprep import PcprepError, depth_to_xyz, organize_points, read_point_cloud
-from pcprep.camera import Distortion, distort, undistort
-from pcprep.organize import count_landing, landing_kernel, lens_arguments, zbuffer_kernel
+from pcprep.camera import (
+    Distortion,
+    distort,
+    lens_arguments,
+    lens_kernel,
+    lens_point,
+    undistort,
+    unlens_point,
+)
+from pcprep.organize import count_landing, landing_kernel, zbuffer_kernel
 
 # Coefficients of real lenses (an industrial camera: |k1| < 0.3), on fields of view where
 # each model is one-to-one: the conditions a calibration file describes.
@@ -63,8 +71,28 @@ def test_division_model_is_halcons(kappa, x, y) -> None:
 @settings(max_examples=80, deadline=None)
 @given(lens=lenses, x=st.floats(-0.6, 0.6), y=st.floats(-0.6, 0.6))
 def test_undistort_inverts_distort(lens, x, y) -> None:
-    back = undistort(*distort(np.array([x]), np.array([y]), lens), lens)
+    image = distort(np.array([x]), np.array([y]), lens)
+    # a division lens with kappa > 0 folds within this square (1 - 4 kappa r^2 < 0): NaN there
+    assume(np.isfinite(image[0][0]))
+    back = undistort(*image, lens)
     np.testing.assert_allclose([back[0][0], back[1][0]], [x, y], atol=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(lens=lenses, n=st.integers(0, 50), inverse=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_lens_kernel_py_func_matches_compiled(lens, n, inverse, seed) -> None:
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(-1.5, 1.5, (2, n))  # some past a lens's fold: NaN in both
+    x[rng.random(n) < 0.1] = np.nan
+    model, c = lens_arguments(lens)
+    compiled = (np.empty(n), np.empty(n))
+    lens_kernel(x, y, model, c, inverse, *compiled)
+    python = (np.empty(n), np.empty(n))
+    lens_kernel.py_func(x, y, model, c, inverse, *python)
+    np.testing.assert_array_equal(compiled, python)
+    point = (unlens_point if inverse else lens_point).py_func
+    for i in range(n):
+        np.testing.assert_array_equal(point(x[i], y[i], model, c), (python[0][i], python[1][i]))
 
 
 def test_no_lens_and_zero_coefficients_change_nothing() -> None:
@@ -113,7 +141,7 @@ def test_json_form_is_accepted() -> None:
 @given(
     h=st.integers(2, 30),
     w=st.integers(2, 30),
-    zoom=st.floats(1.0, 3.0),
+    zoom=st.floats(2.0, 3.0),
     aspect=st.floats(0.8, 1.25),
     lens=lenses,
     seed=st.integers(0, 2**32 - 1),
@@ -121,13 +149,14 @@ def test_json_form_is_accepted() -> None:
 def test_a_scan_back_projected_through_a_lens_returns_to_its_pixels(
     h, w, zoom, aspect, lens, seed
 ) -> None:
-    # a focal length of at least the grid's side keeps the image within |x / z| <= 0.5
+    # a focal length of twice the grid's side, the principal point near the middle: every
+    # pixel within r < 0.45, where each lens images a point (a barrel folds further out)
     rng = np.random.default_rng(seed)
     depth = rng.uniform(0.2, 3.0, (h, w))
     depth[rng.random((h, w)) < 0.2] = 0.0
     colours = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     focal = (zoom * max(h, w), zoom * max(h, w) * aspect)
-    centre = tuple(rng.uniform(0.3, 0.7, 2) * (w, h))
+    centre = tuple(rng.uniform(0.45, 0.55, 2) * (w, h))
     xyz = depth_to_xyz(depth, focal_px=focal, principal_point=centre, distortion=lens)
     valid = depth > 0
     order = rng.permutation(int(valid.sum()))
@@ -141,6 +170,18 @@ def test_a_scan_back_projected_through_a_lens_returns_to_its_pixels(
     )
     np.testing.assert_array_equal(out, xyz)
     np.testing.assert_array_equal(out_rgb[valid], colours[valid])
+
+
+def test_pixels_beyond_a_barrel_s_reach_have_no_ray() -> None:
+    # r (1 - 0.25 r^2) reaches at most 0.77: a pixel imaged farther out matches no point
+    lens = Distortion("plumb_bob", (-0.25, 0.0, 0.0, 0.0))
+    x, _ = undistort(np.array([0.5, 0.9]), np.array([0.0, 0.0]), lens)
+    assert np.isfinite(x[0]) and np.isnan(x[1])
+    xyz = depth_to_xyz(np.ones((1, 2)), focal_px=1.0, principal_point=(0.0, 0.0), distortion=lens)
+    assert xyz[0, 0].tolist() == [0.0, 0.0, 1.0]
+    assert xyz[0, 1].tolist() == [0.0, 0.0, 0.0]  # rd = 1: invalid, as a pixel without depth
+    division = Distortion("division", (-1.0,))  # 1 + kappa rd^2 <= 0 at rd >= 1
+    assert np.isnan(undistort(np.array([1.2]), np.array([0.0]), division)[0]).all()
 
 
 def test_depth_to_xyz_undistorts_each_pixels_ray() -> None:

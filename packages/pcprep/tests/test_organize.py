@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pcprep import PcprepError, depth_to_xyz, organize_points, read_cloud_points
-from pcprep.organize import gather_rows_kernel, landing_kernel, lens_arguments, zbuffer_kernel
+from pcprep.camera import lens_arguments
+from pcprep.organize import gather_rows_kernel, landing_kernel, zbuffer_kernel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NO_LENS = lens_arguments(None)

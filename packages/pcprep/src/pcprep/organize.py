@@ -6,22 +6,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from pcprep.camera import Distortion
+from pcprep.camera import NO_LENS, Distortion, lens_arguments, lens_point
 from pcprep.jit_options import JIT
 
 __all__ = [
     "count_landing",
     "gather_rows_kernel",
     "landing_kernel",
-    "lens_arguments",
     "organize_points",
     "pinhole",
     "zbuffer_kernel",
 ]
-
-
-#: `lens_arguments`' model codes, as the kernels take them (numba takes no strings cheaply).
-_NO_LENS, _POLYNOMIAL, _DIVISION = 0, 1, 2
 
 
 @numba.jit(**JIT)
@@ -36,27 +31,12 @@ def _pixel(x, y, z, fx, fy, cx, cy, h, w):  # pragma: no cover - exercised via p
 
 @numba.jit(**JIT)
 def _lens_pixel(x, y, z, fx, fy, cx, cy, h, w, model, c):  # pragma: no cover - via py_func too
-    """`_pixel` through a lens (`pcprep.distort` written out per point: its numpy form cost
-    2.3 ms per 88k points, twice the z-buffer); -1 also where the lens images nothing."""
+    """`_pixel` through a lens (`pcprep.camera.lens_point` per point: a numpy pass over the
+    cloud first cost 2.3 ms per 88k points, twice the z-buffer); -1 also where the lens images
+    nothing (NaN)."""
     if not (z > 0.0 and z - z == 0.0 and x - x == 0.0 and y - y == 0.0):
         return -1
-    xn = x / z
-    yn = y / z
-    r2 = xn * xn + yn * yn
-    if model == _DIVISION:
-        root = 1.0 - 4.0 * c[0] * r2
-        if not (root >= 0.0):
-            return -1
-        scale = 2.0 / (1.0 + np.sqrt(root))
-        xd = xn * scale
-        yd = yn * scale
-    else:  # OpenCV's polynomial: k1, k2, p1, p2, k3, k4, k5, k6 (plumb_bob: k4..k6 = 0)
-        radial = 1.0 + r2 * (c[0] + r2 * (c[1] + r2 * c[4]))
-        radial = radial / (1.0 + r2 * (c[5] + r2 * (c[6] + r2 * c[7])))
-        if not (radial > 0.0):
-            return -1
-        xd = xn * radial + (2.0 * c[2] * xn * yn + c[3] * (r2 + 2.0 * xn * xn))
-        yd = yn * radial + (c[2] * (r2 + 2.0 * yn * yn) + 2.0 * c[3] * xn * yn)
+    xd, yd = lens_point(x / z, y / z, model, c)
     return _grid_index(fx * xd + cx + 0.5, fy * yd + cy + 0.5, h, w)
 
 
@@ -65,23 +45,6 @@ def _grid_index(u, v, h, w):  # pragma: no cover - exercised via py_func too
     if not (u >= 0.0 and u < w and v >= 0.0 and v < h):  # also False for NaN
         return -1
     return int(np.floor(v)) * w + int(np.floor(u))
-
-
-def lens_arguments(distortion: Distortion | None) -> tuple[int, np.ndarray]:
-    """The kernels' ``(model, coefficients)`` of a lens: a model code and 8 float64 values.
-
-    Example:
-        >>> lens_arguments(Distortion("plumb_bob", (0.1, 0.0, 0.0, 0.0)))
-        (1, array([0.1, 0. , 0. , 0. , 0. , 0. , 0. , 0. ]))
-        >>> lens_arguments(None)[0]
-        0
-    """
-    distortion = Distortion.of(distortion)
-    c = np.zeros(8, dtype=np.float64)
-    if distortion is None or distortion.is_identity:
-        return _NO_LENS, c
-    c[: len(distortion.coefficients)] = distortion.coefficients
-    return (_DIVISION if distortion.model == "division" else _POLYNOMIAL), c
 
 
 @numba.jit(**JIT)
@@ -98,7 +61,7 @@ def zbuffer_kernel(points, fx, fy, cx, cy, h, w, model, c):  # pragma: no cover 
     nearest = np.full(h * w, np.inf, dtype=np.float64)
     for k in range(points.shape[0]):
         z = points[k, 2]
-        if model == _NO_LENS:  # the pinhole's kernel alone: the lens's branches cost it 35 %
+        if model == NO_LENS:  # the pinhole's kernel alone: the lens's branches cost it 35 %
             at = _pixel(points[k, 0], points[k, 1], z, fx, fy, cx, cy, h, w)
         else:
             at = _lens_pixel(points[k, 0], points[k, 1], z, fx, fy, cx, cy, h, w, model, c)
@@ -120,7 +83,7 @@ def landing_kernel(points, fx, fy, cx, cy, h, w, model, c):  # pragma: no cover 
         z = points[k, 2]
         if z != 0.0 and z - z == 0.0 and x - x == 0.0 and y - y == 0.0:
             valid += 1
-            if model == _NO_LENS:
+            if model == NO_LENS:
                 at = _pixel(x, y, z, fx, fy, cx, cy, h, w)
             else:
                 at = _lens_pixel(x, y, z, fx, fy, cx, cy, h, w, model, c)

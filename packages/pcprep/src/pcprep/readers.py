@@ -107,7 +107,8 @@ def depth_to_xyz(
 
     With ``focal_px`` it back-projects through a pinhole camera (principal point ``(cx, cy)``,
     by default ``(W / 2, H / 2)`` as the Eyecandies tools use; ``distortion`` its lens, each
-    pixel's ray undistorted by `pcprep.undistort`); without it, x and y are the pixel grid
+    pixel's ray undistorted by `pcprep.undistort`; a pixel beyond what a barrel lens reaches
+    has no ray and is invalid); without it, x and y are the pixel grid
     times ``pixel_size``, so plane distances are effectively measured along z.
 
     Shape:
@@ -133,6 +134,7 @@ def depth_to_xyz(
             x, y = (cols - cx) * z / fx, (rows - cy) * z / fy
         else:
             rx, ry = undistort((cols - cx) / fx, (rows - cy) / fy, distortion)
+            ok &= np.isfinite(rx) & np.isfinite(ry)  # a pixel the lens images no ray onto
             x, y = rx * z, ry * z
     xyz = np.stack([x, y, z], axis=-1).astype(np.float32)
     xyz[~ok] = 0.0

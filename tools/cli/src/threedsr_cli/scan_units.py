@@ -231,10 +231,7 @@ def _camera_options(
     ):
         if text is not None:
             option_error(f"{flag}: --camera gives it already (one or the other)")
-    try:
-        cam = pcprep.read_camera(camera)
-    except pcprep.PcprepError as exc:
-        raise CLIError(str(exc)) from None
+    cam = pcprep.read_camera(camera)  # a bad file: PcprepError, one line (errors.guard)
     options: dict[str, Any] = {
         "focal_px": list(cam.focal_px),
         "principal_point": list(cam.principal_point),
